@@ -1,0 +1,16 @@
+"""The agent: composes the pipeline and runs conversations. server/ uses only what is exported here."""
+from agent.agent import Agent, AgentConfig, Runtime, RuntimeConfig, UnknownProfile, UnknownSession, create_runtime
+from agent.conversation import Conversation
+from agent.engine import EmbeddedEngineConfig, default_llm_python
+from agent.events import (
+    ControlsEvent, ControlsUpdated, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseCancelled, ResponseDelta,
+    ResponseDone, SessionStarted,
+)
+from agent.llm import LLMConfig
+
+__all__ = [
+    "Agent", "AgentConfig", "ControlsEvent", "ControlsUpdated", "Conversation", "EmbeddedEngineConfig", "ErrorEvent",
+    "Event", "LLMConfig", "PerceptionEvent", "PersonaEvent", "ResponseCancelled", "ResponseDelta", "ResponseDone",
+    "Runtime", "RuntimeConfig", "SessionStarted", "UnknownProfile", "UnknownSession", "create_runtime",
+    "default_llm_python",
+]

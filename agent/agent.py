@@ -1,0 +1,144 @@
+"""The composition root: the one place that wires perception → fusion → persona → prompts → LLM."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, replace
+
+import httpx
+from pathlib import Path
+from typing import Protocol
+
+from agent.conversation import Conversation, Emit
+from agent.engine import EmbeddedEngine, EmbeddedEngineConfig
+from agent.llm import LLMClient, LLMConfig
+from agent.store import MemoryStore, SessionRecord, SessionStore
+from fusion import ConfidenceFusion
+from perception import ModalitySignal
+from perception.text_lexicon import load_lexicon_text_perceiver
+from persona import PersonaState, PersonaTracker, Policy, load_policy
+from prompts import AgentProfile, Message, load_profiles
+
+log = logging.getLogger(__name__)
+
+
+class TextPerceiver(Protocol):
+    name: str
+
+    def perceive(self, text: str) -> ModalitySignal: ...
+
+
+class UnknownProfile(ValueError):
+    pass
+
+
+class UnknownSession(KeyError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    default_profile: str = "wellbeing_coach"
+    max_tokens_cap: int | None = None  # upper bound on any reply's max_tokens
+    temperature: float | None = None  # fixes the sampling temperature (e.g. 0 for reproducible runs)
+    history_chars: int = 6000  # recent-window budget sent to the LLM
+    policy_file: Path | None = None
+
+
+class Agent:
+    def __init__(self, *, text: TextPerceiver, fusion: ConfidenceFusion, tracker: PersonaTracker, policy: Policy,
+                 profiles: dict[str, AgentProfile], llm: LLMClient, store: SessionStore, config: AgentConfig) -> None:
+        assert config.default_profile in profiles, f"default profile {config.default_profile!r} not in {sorted(profiles)}"
+        self.text, self.fusion, self.tracker, self.policy = text, fusion, tracker, policy
+        self.profiles, self.llm, self.store, self.config = profiles, llm, store, config
+
+    def profile(self, profile_id: str) -> AgentProfile:
+        return self.profiles[profile_id]
+
+    async def perceive_text(self, text: str) -> ModalitySignal:
+        return await asyncio.to_thread(self.text.perceive, text)
+
+    def window(self, history: list[Message]) -> list[Message]:
+        """The most recent messages that fit the character budget, oldest first."""
+        out: list[Message] = []
+        used = 0
+        for msg in reversed(history):
+            used += len(msg.content)
+            if used > self.config.history_chars:
+                break
+            out.append(msg)
+        return out[::-1]
+
+    async def start_session(self, profile: str | None, user_id: str | None, resume: str | None) -> tuple[SessionRecord, bool]:
+        """A new session, or the stored one named by `resume`. Raises UnknownProfile / UnknownSession."""
+        if resume:
+            rec = await self.store.load(resume)
+            if rec is None:
+                raise UnknownSession(resume)
+            return rec, True
+        profile_id = profile or self.config.default_profile
+        if profile_id not in self.profiles:
+            raise UnknownProfile(f"unknown profile {profile_id!r}; available: {sorted(self.profiles)}")
+        rec = SessionRecord(id=uuid.uuid4().hex, profile_id=profile_id, user_id=user_id, persona=PersonaState.initial(time.time()))
+        await self.store.save(rec)
+        return rec, False
+
+    def converse(self, record: SessionRecord, emit: Emit) -> Conversation:
+        return Conversation(self, record, emit)
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    agent: AgentConfig
+    llm: LLMConfig | None  # None: start the embedded vLLM engine
+    embedded: EmbeddedEngineConfig
+
+
+class Runtime:
+    """Owns the long-lived pieces: models, the LLM client, the embedded engine (if any)."""
+
+    def __init__(self, agent: Agent, engine: EmbeddedEngine | None) -> None:
+        self.agent = agent
+        self.engine = engine
+
+    @property
+    def llm_root_url(self) -> str:
+        return self.agent.llm.config.base_url.removesuffix("/v1")
+
+    async def aclose(self) -> None:
+        if self.engine is not None:
+            await self.engine.stop()
+
+
+async def create_runtime(cfg: RuntimeConfig) -> Runtime:
+    """Load every model once, start (or reach) the LLM, warm up, and return the wired agent."""
+    engine: EmbeddedEngine | None = None
+    llm_cfg = cfg.llm
+    if llm_cfg is None:
+        engine = EmbeddedEngine(cfg.embedded)
+        await engine.start()
+        llm_cfg = LLMConfig(base_url=engine.base_url, model=cfg.embedded.served_name)
+    try:
+        if not llm_cfg.model:
+            llm_cfg = replace(llm_cfg, model=await _first_served_model(llm_cfg))
+        text = await asyncio.to_thread(load_lexicon_text_perceiver)
+        await asyncio.to_thread(text.perceive, "warm-up")
+        agent = Agent(
+            text=text, fusion=ConfidenceFusion(), tracker=PersonaTracker(), policy=load_policy(cfg.agent.policy_file),
+            profiles=load_profiles(), llm=LLMClient(llm_cfg), store=MemoryStore(), config=cfg.agent,
+        )
+    except BaseException:
+        if engine is not None:
+            await engine.stop()
+        raise
+    return Runtime(agent, engine)
+
+
+async def _first_served_model(cfg: LLMConfig) -> str:
+    """LLM_MODEL unset: use the (first) model the OpenAI-compatible server says it serves."""
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        r = await client.get(f"{cfg.base_url}/models", headers={"Authorization": f"Bearer {cfg.api_key}"})
+        r.raise_for_status()
+        return str(r.json()["data"][0]["id"])

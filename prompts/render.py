@@ -1,0 +1,129 @@
+"""Render an agent profile + control signals + memory into chat messages and sampling parameters."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+import jinja2
+import yaml
+
+from persona import ControlSignals, OverrideLimits
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+    interrupted: bool = False  # an assistant reply the user cut short; the LLM is told so
+
+    def for_llm(self) -> Message:
+        if self.interrupted:
+            return Message(self.role, f"{self.content} [the user interrupted this reply]")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    temperature: float
+    max_tokens: int
+    presence_penalty: float
+    extra: Mapping[str, float] = field(default_factory=dict)  # vLLM-only parameters, sent as extra_body
+
+    def as_dict(self) -> dict[str, object]:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens,
+                "presence_penalty": self.presence_penalty, **self.extra}
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    messages: tuple[Message, ...]
+    sampling: Sampling
+
+
+@dataclass(frozen=True, slots=True)
+class AgentProfile:
+    id: str
+    name: str
+    persona: str
+    base: ControlSignals
+    limits: OverrideLimits
+
+
+@cache
+def _env() -> jinja2.Environment:
+    loader = jinja2.FileSystemLoader(str(resources.files("prompts").joinpath("templates")))
+    return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True, autoescape=False)
+
+
+@cache
+def _yaml(name: str) -> dict:
+    return yaml.safe_load(resources.files("prompts").joinpath(name).read_text())
+
+
+def load_profiles() -> dict[str, AgentProfile]:
+    """The packaged profiles (prompts/profiles/*.yaml), by id."""
+    out: dict[str, AgentProfile] = {}
+    for entry in resources.files("prompts").joinpath("profiles").iterdir():
+        if not entry.name.endswith(".yaml"):
+            continue
+        raw = yaml.safe_load(entry.read_text())
+        lim = raw.get("override_limits") or {}
+        out[raw["id"]] = AgentProfile(
+            id=raw["id"],
+            name=raw["name"],
+            persona=raw["persona"].strip(),
+            base=ControlSignals().with_values(raw.get("base") or {}),
+            limits=OverrideLimits(
+                ranges={k: (float(v[0]), float(v[1])) for k, v in (lim.get("ranges") or {}).items()},
+                strategies=bool(lim.get("strategies", True)),
+            ),
+        )
+    return out
+
+
+def sampling_for(controls: ControlSignals, max_tokens_cap: int | None = None, temperature: float | None = None) -> Sampling:
+    spec = _yaml("sampling.yaml")
+
+    def lerp(key: str) -> float:
+        s = spec[key]
+        x = float(getattr(controls, s["signal"]))
+        return s["lo"] + (s["hi"] - s["lo"]) * x
+
+    max_tokens = int(round(lerp("max_tokens")))
+    if max_tokens_cap is not None:
+        max_tokens = min(max_tokens, max_tokens_cap)
+    return Sampling(
+        temperature=round(lerp("temperature") if temperature is None else temperature, 3),
+        max_tokens=max_tokens,
+        presence_penalty=round(lerp("presence_penalty"), 3),
+        extra=dict(spec.get("extra") or {}),
+    )
+
+
+def render_system(profile: AgentProfile, controls: ControlSignals, summary: str = "") -> str:
+    strategy_hint = _yaml("strategies.yaml")[controls.strategy]
+    text = _env().get_template("system.j2").render(
+        profile=profile, controls=controls, strategy_hint=strategy_hint, summary=summary
+    )
+    return text.strip()
+
+
+def render(
+    profile: AgentProfile,
+    controls: ControlSignals,
+    history: Sequence[Message],
+    user_text: str,
+    *,
+    summary: str = "",
+    max_tokens_cap: int | None = None,
+    temperature: float | None = None,
+) -> Prompt:
+    """User text goes only into the user message: nothing in it can reach the controls or the system prompt."""
+    system = Message("system", render_system(profile, controls, summary))
+    messages = (system, *(m.for_llm() for m in history), Message("user", user_text))
+    return Prompt(messages=messages, sampling=sampling_for(controls, max_tokens_cap, temperature))

@@ -1,0 +1,89 @@
+"""`persona-agent` command line: serve, chat (terminal client), schema."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+    from server.settings import Settings
+
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "default_profile": args.profile}.items() if v is not None}
+    settings = Settings(**overrides)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+                ws_max_size=2 * 1024 * 1024)
+    return 0
+
+
+async def _chat(url: str, profile: str | None) -> int:
+    import websockets
+
+    async with websockets.connect(url, max_size=4 * 1024 * 1024) as ws:
+        await ws.send(json.dumps({"type": "session.start", **({"profile": profile} if profile else {})}))
+        started = json.loads(await ws.recv())
+        print(f"[session {started.get('session_id')} · profile {started.get('profile')}] (Ctrl-D to quit)")
+        loop = asyncio.get_running_loop()
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                return 0
+            if not line.strip():
+                continue
+            await ws.send(json.dumps({"type": "user.text", "text": line.rstrip("\n")}))
+            while True:
+                ev = json.loads(await ws.recv())
+                t = ev["type"]
+                if t == "perception":
+                    print(f"  [{ev['modality']}: {ev['top']} {ev['emotions'][ev['top']]:.2f}]")
+                elif t == "controls":
+                    c = ev["controls"]
+                    print(f"  [empathy {c['empathy']} formality {c['formality']} strategy {c['strategy']}]")
+                elif t == "response.delta":
+                    print(ev["text"], end="", flush=True)
+                elif t in ("response.done", "response.cancelled"):
+                    print()
+                    break
+                elif t == "error":
+                    print(f"  [error {ev['code']}: {ev['message']}]")
+                    break
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="persona-agent", description="Emotion-aware conversational agent backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the server (embedded vLLM on CPU unless LLM_BASE_URL is set)")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--profile", help="default agent profile")
+    c = sub.add_parser("chat", help="chat with a running server from the terminal")
+    c.add_argument("--url", default="ws://127.0.0.1:8000/v1/chat")
+    c.add_argument("--profile")
+    sc = sub.add_parser("schema", help="print (or write) the wire protocol's JSON schema")
+    sc.add_argument("--output", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "chat":
+        return asyncio.run(_chat(args.url, args.profile))
+    if args.command == "schema":
+        from server.protocol import json_schema
+
+        text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+        if args.output:
+            args.output.write_text(text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

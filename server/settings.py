@@ -1,0 +1,49 @@
+"""Settings, read once at start-up from the environment (and CLI flags), then passed down as typed config."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agent import AgentConfig, EmbeddedEngineConfig, LLMConfig, RuntimeConfig, default_llm_python
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PERSONA_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    default_profile: str = "wellbeing_coach"
+    policy_file: Path | None = None
+
+    # External LLM (production: a vLLM server on GPUs). Unset: the embedded vLLM-on-CPU engine is started.
+    llm_base_url: str | None = Field(None, validation_alias=AliasChoices("LLM_BASE_URL", "PERSONA_LLM_BASE_URL"))
+    llm_model: str | None = Field(None, validation_alias=AliasChoices("LLM_MODEL", "PERSONA_LLM_MODEL"))
+    llm_api_key: str = Field("EMPTY", validation_alias=AliasChoices("LLM_API_KEY", "PERSONA_LLM_API_KEY"))
+    llm_timeout_s: float = 60.0
+    llm_temperature: float | None = None  # fix the temperature for every reply (0 = greedy, reproducible)
+    llm_max_tokens: int | None = None  # cap on any reply's length, whatever the verbosity signal says
+
+    embedded_llm_python: Path | None = None  # default: .venv-llm/bin/python beside our virtualenv
+    embedded_llm_port: int = 8100
+    embedded_llm_log: Path | None = None
+    cache_dir: Path = Path.home() / ".cache" / "persona-agent"
+
+    def runtime_config(self) -> RuntimeConfig:
+        llm = None
+        if self.llm_base_url:
+            llm = LLMConfig(base_url=self.llm_base_url.rstrip("/"), model=self.llm_model or "", api_key=self.llm_api_key,
+                            timeout_s=self.llm_timeout_s)
+        return RuntimeConfig(
+            agent=AgentConfig(default_profile=self.default_profile, max_tokens_cap=self.llm_max_tokens,
+                              temperature=self.llm_temperature, policy_file=self.policy_file),
+            llm=llm,
+            embedded=EmbeddedEngineConfig(
+                python=self.embedded_llm_python or default_llm_python(),
+                model_dir=self.cache_dir / "models" / "smollm2-135m-instruct",
+                port=self.embedded_llm_port,
+                log_file=self.embedded_llm_log,
+            ),
+        )

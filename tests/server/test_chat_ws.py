@@ -1,0 +1,176 @@
+"""The real server on loopback, a real WebSocket client, the real embedded vLLM engine (SmolLM2-135M on CPU)."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from tests.server.wsutil import WS
+
+pytestmark = pytest.mark.llm
+
+
+async def test_text_turn_streams_after_perception_persona_controls(live_server):
+    ws = await WS.connect(live_server.ws_url)
+    started = await ws.start(profile="wellbeing_coach")
+    assert started["profile"] == "wellbeing_coach" and started["resumed"] is False
+    events = await ws.turn("I'm so happy, I finally passed my driving test!")
+    types = [e["type"] for e in events]
+    assert types[-1] == "response.done", types
+    first_delta = types.index("response.delta")
+    for t in ("perception", "persona", "controls"):
+        assert t in types[:first_delta], f"{t} must arrive before the first delta: {types}"
+    perception = events[types.index("perception")]
+    assert perception["modality"] == "text" and abs(sum(perception["emotions"].values()) - 1) < 1e-3
+    deltas = [e["text"] for e in events if e["type"] == "response.delta"]
+    done = events[-1]
+    assert len(deltas) >= 1 and "".join(deltas) == done["text"] and done["text"].strip()
+    assert {"perception", "fusion", "policy", "llm_first_token", "total"} <= set(done["timings_ms"])
+    assert done["timings_ms"]["llm_first_token"] <= done["timings_ms"]["total"]
+    # The token limit really reaches vLLM (LangChain sends it as max_completion_tokens).
+    controls = events[types.index("controls")]
+    assert controls["sampling"]["max_tokens"] <= live_server.max_tokens
+    assert 0 < done["usage"]["completion_tokens"] <= controls["sampling"]["max_tokens"]
+    assert done["explanation"]["controls"] == controls["controls"]
+    assert "rules_fired" in done["explanation"] and done["explanation"]["gates"]["text"] == 1.0
+    await ws.close()
+
+
+async def test_greedy_replies_are_reproducible(live_server):
+    """Temperature 0 (the test server's setting): the same first message in two sessions gives the same reply."""
+    replies = []
+    for _ in range(2):
+        ws = await WS.connect(live_server.ws_url)
+        await ws.start(profile="support_agent")
+        replies.append((await ws.turn("My order has not arrived yet."))[-1]["text"])
+        await ws.close()
+    assert replies[0] == replies[1]
+
+
+async def test_max_tokens_override_limits_generation(live_server):
+    ws = await WS.connect(live_server.ws_url)
+    await ws.start(profile="companion")
+    await ws.send({"type": "controls.override", "controls": {"verbosity": 0.0}})
+    updated = await ws.recv()
+    assert updated["type"] == "controls.updated" and updated["overrides"] == {"verbosity": 0.0}
+    events = await ws.turn("Tell me everything you know about the history of tea, in detail.")
+    controls = next(e for e in events if e["type"] == "controls")
+    assert controls["controls"]["verbosity"] == 0.0 and controls["overridden"] == {"verbosity": 0.0}
+    cap = controls["sampling"]["max_tokens"]
+    assert cap == 48, cap  # verbosity 0 -> the low end of sampling.yaml's max_tokens range
+    done = events[-1]
+    assert done["usage"]["completion_tokens"] <= cap
+    await ws.close()
+
+
+async def test_cancel_stops_vllm_generation_and_session_continues(live_server):
+    ws = await WS.connect(live_server.ws_url)
+    await ws.start(profile="companion")
+    gen_before = live_server.vllm_metric("vllm:generation_tokens_total")
+    await ws.send({"type": "user.text", "text": "Write a long story about a dragon who learns to bake bread."})
+    events = await ws.until("response.delta")
+    assert live_server.vllm_metric("vllm:num_requests_running") == 1
+    await ws.send({"type": "response.cancel"})
+    t0 = time.monotonic()
+    events = await ws.until("response.cancelled", "response.done")
+    assert events[-1]["type"] == "response.cancelled", [e["type"] for e in events]
+    # vLLM's own count of running requests drops to 0 well before the 64-token reply could have finished.
+    while live_server.vllm_metric("vllm:num_requests_running") != 0:
+        assert time.monotonic() - t0 < 3.0, "vLLM still generating 3 s after cancel"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)
+    generated = live_server.vllm_metric("vllm:generation_tokens_total") - gen_before
+    assert generated < live_server.max_tokens, f"{generated} tokens generated: the request ran to its limit"
+    # The session takes the next message.
+    after = await ws.turn("Sorry, never mind. How are you?")
+    assert after[-1]["type"] == "response.done" and after[-1]["text"]
+    await ws.close()
+
+
+async def test_cancel_without_reply_is_an_error_not_a_crash(live_server):
+    ws = await WS.connect(live_server.ws_url)
+    await ws.start()
+    await ws.send({"type": "response.cancel"})
+    ev = await ws.recv()
+    assert ev["type"] == "error" and ev["code"] == "no_active_response"
+    await ws.close()
+
+
+BAD_INPUTS = [
+    ("{not json", "invalid_json"),
+    ('{"type": "user.dance"}', "unknown_type"),
+    ('{"type": "user.text"}', "invalid_message"),
+    ('{"type": "user.text", "text": ""}', "invalid_message"),
+    ('["a", "list"]', "invalid_message"),
+    ('{"type": "controls.override", "controls": "loud"}', "invalid_message"),
+    ('{"type": "user.text", "text": "' + "a" * 1_000_000 + '"}', "message_too_large"),
+    ('{"type": "user.text", "text": "' + "a" * 9000 + '"}', "text_too_long"),
+    (bytes(range(256)) * 64, "unsupported_binary"),
+]
+
+
+async def test_bad_input_gets_error_and_session_survives(live_server):
+    ws = await WS.connect(live_server.ws_url)
+    await ws.send({"type": "session.start", "profile": "pirate"})
+    ev = await ws.recv()
+    assert ev["type"] == "error" and ev["code"] == "unknown_profile" and "wellbeing_coach" in ev["message"]
+    started = await ws.start()
+    for raw, code in BAD_INPUTS:
+        await ws.send(raw)
+        ev = await ws.recv(timeout=10)
+        assert ev["type"] == "error" and ev["code"] == code, (raw[:40], ev)
+        assert ev["message"] and ev["retryable"] is False
+    events = await ws.turn("Hello again, are you still there?")
+    assert events[-1]["type"] == "response.done" and events[-1]["text"]
+    await ws.send({"type": "session.start"})
+    ev = await ws.recv()
+    assert ev["code"] == "session_already_started" and started["session_id"] in ev["message"]
+    await ws.close()
+
+
+async def test_messages_sent_while_busy_are_queued_not_dropped(live_server):
+    ws = await WS.connect(live_server.ws_url)
+    sid = (await ws.start(profile="companion"))["session_id"]
+    await ws.send({"type": "user.text", "text": "First question: what is your name?"})
+    await ws.send({"type": "user.text", "text": "Second question: what do you like?"})
+    first = await ws.until("response.done")
+    second = await ws.until("response.done")
+    assert first[-1]["response_id"] != second[-1]["response_id"]
+    await ws.close()
+    # Both user messages and both replies are in the stored history, in order.
+    ws = await WS.connect(live_server.ws_url)
+    history = (await ws.start(resume=sid))["history"]
+    assert [(m["role"], m["content"]) for m in history] == [
+        ("user", "First question: what is your name?"), ("assistant", first[-1]["text"]),
+        ("user", "Second question: what do you like?"), ("assistant", second[-1]["text"]),
+    ]
+    await ws.close()
+
+
+async def test_resume_returns_history(live_server):
+    ws = await WS.connect(live_server.ws_url)
+    sid = (await ws.start(profile="companion"))["session_id"]
+    events = await ws.turn("My cat is called Miso.")
+    reply = events[-1]["text"]
+    await ws.close()
+    ws = await WS.connect(live_server.ws_url)
+    resumed = await ws.start(resume=sid)
+    assert resumed["resumed"] is True and resumed["session_id"] == sid and resumed["profile"] == "companion"
+    assert [m["role"] for m in resumed["history"]] == ["user", "assistant"]
+    assert resumed["history"][0]["content"] == "My cat is called Miso." and resumed["history"][1]["content"] == reply
+    await ws.close()
+    ws = await WS.connect(live_server.ws_url)
+    await ws.send({"type": "session.start", "resume": "does-not-exist"})
+    ev = await ws.recv()
+    assert ev["type"] == "error" and ev["code"] == "unknown_session"
+    await ws.close()
+
+
+def test_health_ready_and_schema(live_server):
+    assert httpx.get(f"{live_server.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{live_server.url}/readyz").json()
+    assert ready["status"] == "ready" and ready["llm"] == live_server.llm_url
+    schema = httpx.get(f"{live_server.url}/v1/schema").json()
+    assert schema["endpoint"] == "/v1/chat" and "client" in schema and "server" in schema

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent import ResponseDelta
+from server.protocol import MAX_TEXT_CHARS, ProtocolError, UserText, json_schema, parse_client, to_wire
+
+
+def test_parse_valid_user_text():
+    ev = parse_client(json.dumps({"type": "user.text", "text": "hello"}))
+    assert isinstance(ev, UserText) and ev.text == "hello"
+
+
+@pytest.mark.parametrize("raw, code", [
+    ("", "invalid_json"),
+    ("nul\x00", "invalid_json"),
+    ("[" * 100_000, "message_too_large"),
+    ("[" * 5000 + "]" * 5000, "invalid_json"),  # nesting deeper than the parser allows
+    ("42", "invalid_message"),
+    ('{"type": 7}', "invalid_message"),
+    ('{"type": "user.text", "text": "hi", "extra": 1}', "invalid_message"),
+    ('{"type": "user.text", "text": "' + "x" * (MAX_TEXT_CHARS + 1) + '"}', "text_too_long"),
+    ('{"type": "USER.TEXT", "text": "hi"}', "unknown_type"),
+    (b"\xff\xfe", "unsupported_binary"),
+])
+def test_parse_errors_have_codes(raw, code):
+    with pytest.raises(ProtocolError) as info:
+        parse_client(raw)
+    assert info.value.code == code and info.value.message
+
+
+def test_outgoing_events_validate_against_schema():
+    assert json.loads(to_wire(ResponseDelta(response_id="r1", text="hi"))) == {"type": "response.delta", "response_id": "r1", "text": "hi"}
+
+
+def test_committed_schema_is_current():
+    committed = json.loads((Path(__file__).parents[2] / "server" / "protocol.schema.json").read_text())
+    assert committed == json.loads(json.dumps(json_schema())), "run `make schema` and commit the result"

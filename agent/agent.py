@@ -9,8 +9,10 @@ from dataclasses import dataclass, replace
 
 import httpx
 from pathlib import Path
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Literal, Protocol
 
+from agent.batcher import MicroBatcher
 from agent.conversation import Conversation, Emit
 from agent.engine import EmbeddedEngine, EmbeddedEngineConfig
 from agent.llm import LLMClient, LLMConfig
@@ -18,6 +20,7 @@ from agent.store import MemoryStore, SessionRecord, SessionStore
 from fusion import ConfidenceFusion
 from perception import ModalitySignal
 from perception.text_lexicon import load_lexicon_text_perceiver
+from perception.text_model import default_text_model_dir, load_text_model
 from persona import PersonaState, PersonaTracker, Policy, load_policy
 from prompts import AgentProfile, Message, load_profiles
 
@@ -27,7 +30,7 @@ log = logging.getLogger(__name__)
 class TextPerceiver(Protocol):
     name: str
 
-    def perceive(self, text: str) -> ModalitySignal: ...
+    def perceive_batch(self, texts: Sequence[str]) -> list[ModalitySignal]: ...
 
 
 class UnknownProfile(ValueError):
@@ -45,6 +48,9 @@ class AgentConfig:
     temperature: float | None = None  # fixes the sampling temperature (e.g. 0 for reproducible runs)
     history_chars: int = 6000  # recent-window budget sent to the LLM
     policy_file: Path | None = None
+    text_model: Literal["trained", "lexicon"] = "trained"
+    text_model_dir: Path | None = None  # default: the artifact shipped in perception/models/text_emotion
+    model_threads: int = 1  # intra-op threads per model
 
 
 class Agent:
@@ -53,12 +59,17 @@ class Agent:
         assert config.default_profile in profiles, f"default profile {config.default_profile!r} not in {sorted(profiles)}"
         self.text, self.fusion, self.tracker, self.policy = text, fusion, tracker, policy
         self.profiles, self.llm, self.store, self.config = profiles, llm, store, config
+        # Messages from many sessions that arrive together share one forward pass.
+        self.text_batcher: MicroBatcher[str, ModalitySignal] = MicroBatcher(text.perceive_batch, max_batch=32)
 
     def profile(self, profile_id: str) -> AgentProfile:
         return self.profiles[profile_id]
 
     async def perceive_text(self, text: str) -> ModalitySignal:
-        return await asyncio.to_thread(self.text.perceive, text)
+        return await self.text_batcher.submit(text)
+
+    async def aclose(self) -> None:
+        await self.text_batcher.aclose()
 
     def window(self, history: list[Message]) -> list[Message]:
         """The most recent messages that fit the character budget, oldest first."""
@@ -108,6 +119,7 @@ class Runtime:
         return self.agent.llm.config.base_url.removesuffix("/v1")
 
     async def aclose(self) -> None:
+        await self.agent.aclose()
         if self.engine is not None:
             await self.engine.stop()
 
@@ -123,8 +135,8 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
     try:
         if not llm_cfg.model:
             llm_cfg = replace(llm_cfg, model=await _first_served_model(llm_cfg))
-        text = await asyncio.to_thread(load_lexicon_text_perceiver)
-        await asyncio.to_thread(text.perceive, "warm-up")
+        text = await asyncio.to_thread(load_text_perceiver, cfg.agent)
+        await asyncio.to_thread(text.perceive_batch, ["warm-up", "a second, longer warm-up message"])
         agent = Agent(
             text=text, fusion=ConfidenceFusion(), tracker=PersonaTracker(), policy=load_policy(cfg.agent.policy_file),
             profiles=load_profiles(), llm=LLMClient(llm_cfg), store=MemoryStore(), config=cfg.agent,
@@ -134,6 +146,15 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
             await engine.stop()
         raise
     return Runtime(agent, engine)
+
+
+def load_text_perceiver(cfg: AgentConfig) -> TextPerceiver:
+    if cfg.text_model == "lexicon":
+        return load_lexicon_text_perceiver()
+    path = cfg.text_model_dir or default_text_model_dir()
+    if not (path / "model.int8.onnx").exists():
+        raise RuntimeError(f"no trained text model at {path}: run `persona-agent train text`, or set PERSONA_TEXT_MODEL=lexicon")
+    return load_text_model(path, threads=cfg.model_threads)
 
 
 async def _first_served_model(cfg: LLMConfig) -> str:

@@ -68,11 +68,34 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--profile")
     sc = sub.add_parser("schema", help="print (or write) the wire protocol's JSON schema")
     sc.add_argument("--output", type=Path)
+    an = sub.add_parser("analyze", help="batch analysis to JSONL")
+    an_sub = an.add_subparsers(dest="modality", required=True)
+    at = an_sub.add_parser("text", help="text emotion per message: .txt (a line each), .csv (`text` column), .tsv (text first)")
+    at.add_argument("files", nargs="+", type=Path)
+    at.add_argument("--output", type=Path, help="write JSONL here instead of stdout")
+    at.add_argument("--model", type=Path, help="model folder (default: the shipped one)")
+    at.add_argument("--explain", action="store_true", help="add per-word attributions (occlusion)")
+    at.add_argument("--threads", type=int, default=2)
+    tr = sub.add_parser("train", help="train a shipped model")
+    tr_sub = tr.add_subparsers(dest="what", required=True)
+    tt = tr_sub.add_parser("text", help="fine-tune MiniLM-L6 on GoEmotions and export int8 ONNX")
+    from training.args import add_text_arguments
+
+    add_text_arguments(tt)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "chat":
         return asyncio.run(_chat(args.url, args.profile))
+    if args.command == "analyze" and args.modality == "text":
+        from server.analyze import run_text
+
+        return run_text(args.files, args.output, args.model, args.explain, args.threads)
+    if args.command == "train" and args.what == "text":
+        from training.text import train
+
+        train(args)
+        return 0
     if args.command == "schema":
         from server.protocol import json_schema
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +18,9 @@ class Settings(BaseSettings):
     log_level: str = "info"
     default_profile: str = "wellbeing_coach"
     policy_file: Path | None = None
+    text_model: Literal["trained", "lexicon"] = "lexicon"
+    text_model_dir: Path | None = None  # default: the artifact shipped in perception/models/text_emotion
+    model_threads: int = 1  # intra-op threads per perception model
 
     # External LLM (production: a vLLM server on GPUs). Unset: the embedded vLLM-on-CPU engine is started.
     llm_base_url: str | None = Field(None, validation_alias=AliasChoices("LLM_BASE_URL", "PERSONA_LLM_BASE_URL"))
@@ -38,7 +42,9 @@ class Settings(BaseSettings):
                             timeout_s=self.llm_timeout_s)
         return RuntimeConfig(
             agent=AgentConfig(default_profile=self.default_profile, max_tokens_cap=self.llm_max_tokens,
-                              temperature=self.llm_temperature, policy_file=self.policy_file),
+                              temperature=self.llm_temperature, policy_file=self.policy_file,
+                              text_model=self.text_model, text_model_dir=self.text_model_dir,
+                              model_threads=self.model_threads),
             llm=llm,
             embedded=EmbeddedEngineConfig(
                 python=self.embedded_llm_python or default_llm_python(),

@@ -1,0 +1,37 @@
+"""Batch analysis (CLI and REST): the perception models applied to many inputs, without a conversation."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from perception.text_model import TextEmotionModel, default_text_model_dir
+from perception.text_model import load_text_model as _load_text_model
+
+
+@dataclass(frozen=True, slots=True)
+class TextAnalysis:
+    text: str
+    labels: dict[str, float]  # 28 GoEmotions labels -> probability
+    predicted: list[str]  # labels over their tuned thresholds
+    emotions: dict[str, float]  # 7 shared labels -> probability
+    explained_label: str | None = None
+    attributions: list[dict[str, object]] | None = None
+
+
+def load_text_model(path: Path | None = None, threads: int = 1) -> TextEmotionModel:
+    return _load_text_model(path or default_text_model_dir(), threads=threads)
+
+
+def analyze_texts(model: TextEmotionModel, texts: Sequence[str], explain: bool = False) -> list[TextAnalysis]:
+    """Empty lines are analysed too (they come out neutral), so output lines match input lines one to one."""
+    signals = model.perceive_batch(list(texts)) if texts else []
+    out = []
+    for text, s in zip(texts, signals):
+        label, attributions = (None, None)
+        if explain and text.strip():
+            label, attrs = model.explain(text)
+            attributions = [{"token": a.token, "weight": a.weight} for a in attrs]
+        out.append(TextAnalysis(text=text, labels=dict(s.evidence["labels"]), predicted=list(s.evidence["predicted"]),
+                                emotions=s.emotions, explained_label=label, attributions=attributions))
+    return out

@@ -1,0 +1,1 @@
+"""Training code for the models we ship (run with `persona-agent train ...`)."""

@@ -1,0 +1,21 @@
+"""Command-line arguments of the training commands (kept free of heavy imports: parsed on every CLI call)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def add_text_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=str(SHARED / "goemotions"))
+    p.add_argument("--workdir", default=".cache/train-text")
+    p.add_argument("--out", default=str(ROOT / "perception" / "models" / "text_emotion"))
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=6e-5)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--checkpoint-steps", type=int, default=300)
+    p.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=True)

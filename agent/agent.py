@@ -12,15 +12,20 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
+from agent.analysis import TextAnalysis, VoiceAnalysis, analyze_texts, analyze_voice
 from agent.batcher import MicroBatcher
 from agent.conversation import Conversation, Emit
 from agent.engine import EmbeddedEngine, EmbeddedEngineConfig
 from agent.llm import LLMClient, LLMConfig
 from agent.store import MemoryStore, SessionRecord, SessionStore
+from agent.voice import VoiceConfig, VoiceModels
 from fusion import ConfidenceFusion
 from perception import ModalitySignal
 from perception.text_lexicon import load_lexicon_text_perceiver
-from perception.text_model import default_text_model_dir, load_text_model
+from perception.voice.affect import default_voice_affect_path, load_voice_affect
+from perception.voice.stt import load_stt
+from perception.voice.vad import load_vad
+from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
 from persona import PersonaState, PersonaTracker, Policy, load_policy
 from prompts import AgentProfile, Message, load_profiles
 
@@ -41,6 +46,10 @@ class UnknownSession(KeyError):
     pass
 
 
+class AnalysisUnavailable(RuntimeError):
+    pass
+
+
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
     default_profile: str = "wellbeing_coach"
@@ -51,14 +60,21 @@ class AgentConfig:
     text_model: Literal["trained", "lexicon"] = "trained"
     text_model_dir: Path | None = None  # default: the artifact shipped in perception/models/text_emotion
     model_threads: int = 1  # intra-op threads per model
+    voice_enabled: bool = True
+    stt_model: str = "tiny.en"  # or "base"
+    vad_min_silence_ms: int = 600  # silence that ends a spoken turn
+    cache_dir: Path = Path.home() / ".cache" / "persona-agent"
+    voice: VoiceConfig = VoiceConfig()
 
 
 class Agent:
     def __init__(self, *, text: TextPerceiver, fusion: ConfidenceFusion, tracker: PersonaTracker, policy: Policy,
-                 profiles: dict[str, AgentProfile], llm: LLMClient, store: SessionStore, config: AgentConfig) -> None:
+                 profiles: dict[str, AgentProfile], llm: LLMClient, store: SessionStore, config: AgentConfig,
+                 voice_models: VoiceModels | None = None) -> None:
         assert config.default_profile in profiles, f"default profile {config.default_profile!r} not in {sorted(profiles)}"
         self.text, self.fusion, self.tracker, self.policy = text, fusion, tracker, policy
         self.profiles, self.llm, self.store, self.config = profiles, llm, store, config
+        self.voice_models = voice_models
         # Messages from many sessions that arrive together share one forward pass.
         self.text_batcher: MicroBatcher[str, ModalitySignal] = MicroBatcher(text.perceive_batch, max_batch=32)
 
@@ -66,7 +82,26 @@ class Agent:
         return self.profiles[profile_id]
 
     async def perceive_text(self, text: str) -> ModalitySignal:
-        return await self.text_batcher.submit(text)
+        signal, batch_size = await self.text_batcher.submit(text)
+        return replace(signal, evidence={**signal.evidence, "batch_size": batch_size})
+
+    async def explain_text(self, text: str) -> dict[str, object] | None:
+        """Per-word attributions for the top predicted emotion; None when the text perceiver cannot explain."""
+        if not isinstance(self.text, TextEmotionModel):
+            return None
+        label, attrs = await asyncio.to_thread(self.text.explain, text)
+        return {"label": label, "method": "occlusion", "tokens": [{"token": a.token, "weight": a.weight} for a in attrs]}
+
+    async def analyze_text(self, texts: Sequence[str], explain: bool = False) -> list[TextAnalysis]:
+        if not isinstance(self.text, TextEmotionModel):
+            raise AnalysisUnavailable("text analysis needs the trained text model (PERSONA_TEXT_MODEL=trained)")
+        return await asyncio.to_thread(analyze_texts, self.text, texts, explain)
+
+    async def analyze_voice(self, data: bytes, max_seconds: float) -> VoiceAnalysis:
+        if self.voice_models is None:
+            raise AnalysisUnavailable("voice is not enabled on this server (PERSONA_VOICE_ENABLED)")
+        text = self.text if isinstance(self.text, TextEmotionModel) else None
+        return await asyncio.to_thread(analyze_voice, self.voice_models, text, data, max_seconds)
 
     async def aclose(self) -> None:
         await self.text_batcher.aclose()
@@ -137,15 +172,30 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
             llm_cfg = replace(llm_cfg, model=await _first_served_model(llm_cfg))
         text = await asyncio.to_thread(load_text_perceiver, cfg.agent)
         await asyncio.to_thread(text.perceive_batch, ["warm-up", "a second, longer warm-up message"])
+        voice = await asyncio.to_thread(load_voice_models, cfg.agent) if cfg.agent.voice_enabled else None
         agent = Agent(
             text=text, fusion=ConfidenceFusion(), tracker=PersonaTracker(), policy=load_policy(cfg.agent.policy_file),
-            profiles=load_profiles(), llm=LLMClient(llm_cfg), store=MemoryStore(), config=cfg.agent,
+            profiles=load_profiles(), llm=LLMClient(llm_cfg), store=MemoryStore(), config=cfg.agent, voice_models=voice,
         )
     except BaseException:
         if engine is not None:
             await engine.stop()
         raise
     return Runtime(agent, engine)
+
+
+def load_voice_models(cfg: AgentConfig) -> VoiceModels:
+    """VAD, speech-to-text and the prosody head, warmed up (librosa's first call JIT-compiles for seconds)."""
+    import numpy as np
+
+    models = VoiceModels(vad=load_vad(min_silence_ms=cfg.vad_min_silence_ms),
+                         stt=load_stt(cfg.stt_model, cfg.cache_dir, threads=cfg.model_threads),
+                         affect=load_voice_affect(default_voice_affect_path()))
+    tone = (0.1 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)  # 1 s, 220 Hz
+    models.affect.perceive(tone)
+    models.stt.transcribe(tone)
+    models.vad.stream().feed(tone)
+    return models
 
 
 def load_text_perceiver(cfg: AgentConfig) -> TextPerceiver:

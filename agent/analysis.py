@@ -5,7 +5,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.voice import VoiceModels
 from perception.text_model import TextEmotionModel, default_text_model_dir
+from perception.voice.audio import decode_file
 from perception.text_model import load_text_model as _load_text_model
 
 
@@ -35,3 +37,27 @@ def analyze_texts(model: TextEmotionModel, texts: Sequence[str], explain: bool =
         out.append(TextAnalysis(text=text, labels=dict(s.evidence["labels"]), predicted=list(s.evidence["predicted"]),
                                 emotions=s.emotions, explained_label=label, attributions=attributions))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceAnalysis:
+    transcript: str
+    emotions: dict[str, float]  # from prosody, 7 shared labels
+    valence: float
+    arousal: float
+    prosody: dict[str, float]
+    text_emotions: dict[str, float] | None  # the transcript's text emotion, a separate signal
+    duration_s: float
+
+
+def analyze_voice(models: VoiceModels, text_model: TextEmotionModel | None, data: bytes,
+                  max_seconds: float = 600.0) -> VoiceAnalysis:
+    """One audio file (any container FFmpeg reads), decoded in memory. Raises AudioError."""
+    audio = decode_file(data, max_seconds=max_seconds)
+    transcript = models.stt.transcribe(audio)
+    signal = models.affect.perceive(audio)
+    v, a = signal.valence_arousal
+    text_emotions = text_model.perceive(transcript.text).emotions if (text_model and transcript.text) else None
+    return VoiceAnalysis(transcript=transcript.text, emotions=signal.emotions, valence=round(v, 4), arousal=round(a, 4),
+                         prosody=dict(signal.evidence["prosody"]), text_emotions=text_emotions,
+                         duration_s=round(transcript.duration_s, 3))

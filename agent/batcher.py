@@ -18,9 +18,8 @@ class MicroBatcher(Generic[In, Out]):
 
     def __init__(self, fn: Callable[[Sequence[In]], Sequence[Out]], max_batch: int = 32, max_wait_s: float = 0.004) -> None:
         self._fn, self._max_batch, self._max_wait_s = fn, max_batch, max_wait_s
-        self._queue: asyncio.Queue[tuple[In, asyncio.Future[Out]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[In, asyncio.Future[tuple[Out, int]]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self.batch_sizes: list[int] = []  # observed, for benchmarks and tests (bounded below)
 
     def start(self) -> None:
         if self._task is None:
@@ -32,9 +31,10 @@ class MicroBatcher(Generic[In, Out]):
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    async def submit(self, item: In) -> Out:
+    async def submit(self, item: In) -> tuple[Out, int]:
+        """The result for `item`, and the size of the batch it ran in."""
         self.start()
-        fut: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[tuple[Out, int]] = asyncio.get_running_loop().create_future()
         await self._queue.put((item, fut))
         return await fut
 
@@ -54,7 +54,6 @@ class MicroBatcher(Generic[In, Out]):
             live = [(x, f) for x, f in batch if not f.cancelled()]
             if not live:
                 continue
-            self.batch_sizes = (self.batch_sizes + [len(live)])[-1000:]
             try:
                 results = await asyncio.to_thread(self._fn, [x for x, _ in live])
             except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
@@ -64,4 +63,4 @@ class MicroBatcher(Generic[In, Out]):
                 continue
             for (_, f), r in zip(live, results, strict=True):
                 if not f.done():
-                    f.set_result(r)
+                    f.set_result((r, len(live)))

@@ -6,14 +6,18 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
 
 import openai
 
 from agent.events import (
     ControlsEvent, ControlsUpdated, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseCancelled,
-    ResponseDelta, ResponseDone,
+    ResponseDelta, ResponseDone, ResponseInterrupted, SpeechStarted, TranscriptEvent,
 )
+from agent.voice import Utterance, VoiceInput
+from perception.voice.audio import pcm16_to_float
 from agent.llm import StreamStats
 from agent.store import SessionRecord
 from perception import LABELS, ModalitySignal
@@ -27,6 +31,17 @@ log = logging.getLogger(__name__)
 Emit = Callable[[Event], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class UserTurn:
+    text: str
+    explain: bool = False
+    voice: ModalitySignal | None = None  # prosody of the utterance the text was transcribed from
+
+
+class VoiceUnavailable(RuntimeError):
+    pass
+
+
 class Conversation:
     """Owns its worker task and the running turn; `close()` cancels both (and with them the LLM stream)."""
 
@@ -34,25 +49,61 @@ class Conversation:
         self.agent = agent
         self.record = record
         self._emit = emit
-        self._inbox: asyncio.Queue[str] = asyncio.Queue()
+        self._inbox: asyncio.Queue[UserTurn] = asyncio.Queue()
         self._turn: asyncio.Task[None] | None = None
+        self._cancel_reason: Literal["cancel", "barge_in"] = "cancel"
+        self.voice: VoiceInput | None = None
         self._worker = asyncio.create_task(self._run(), name=f"conversation-{record.id}")
 
     @property
     def busy(self) -> bool:
         return self._turn is not None and not self._turn.done()
 
-    def submit_text(self, text: str) -> None:
-        """Queue a user message; turns run in arrival order, none is dropped."""
-        self._inbox.put_nowait(text)
+    def submit_text(self, text: str, explain: bool = False) -> None:
+        """Queue a user message; turns run in arrival order, none is dropped. `explain` attaches per-word
+        attributions to the perception event."""
+        self._inbox.put_nowait(UserTurn(text, explain))
 
-    def cancel(self) -> bool:
+    def submit_audio(self, pcm16: bytes) -> None:
+        """PCM16 mono 16 kHz bytes. Raises InvalidAudio, VoiceUnavailable, or AudioBackpressure (client sends too fast)."""
+        samples = pcm16_to_float(pcm16)
+        if self.voice is None:
+            models = self.agent.voice_models
+            if models is None:
+                raise VoiceUnavailable("voice input is not enabled on this server")
+            self.voice = VoiceInput(models, self.agent.config.voice, on_speech=self._on_speech,
+                                    on_interim=self._on_interim, on_final=self._on_final)
+        self.voice.submit(samples)
+
+    def end_of_utterance(self) -> None:
+        if self.voice is not None:
+            self.voice.end_of_utterance()
+
+    def cancel(self, reason: Literal["cancel", "barge_in"] = "cancel") -> bool:
         """Stop the reply being generated now. False when none is running."""
         if self.busy:
             assert self._turn is not None
+            self._cancel_reason = reason
             self._turn.cancel()
             return True
         return False
+
+    async def _on_speech(self, utterance_id: int) -> None:
+        await self._emit(SpeechStarted(utterance_id=utterance_id))
+        self.cancel("barge_in")  # the user talks over the reply: stop it
+
+    async def _on_interim(self, text: str, utterance_id: int) -> None:
+        await self._emit(TranscriptEvent(utterance_id=utterance_id, text=text, final=False))
+
+    async def _on_final(self, utt: Utterance | None, utterance_id: int) -> None:
+        if utt is None:
+            await self._emit(TranscriptEvent(utterance_id=utterance_id, text="", final=True))
+            return
+        t = utt.transcript
+        await self._emit(TranscriptEvent(utterance_id=utterance_id, text=t.text, final=True, duration_s=round(t.duration_s, 3),
+                                         latency_ms=round(t.latency_ms, 1), model=t.model))
+        if t.text:
+            self._inbox.put_nowait(UserTurn(t.text, voice=utt.voice))
 
     async def override(self, controls: dict[str, object]) -> None:
         profile = self.agent.profile(self.record.profile_id)
@@ -62,6 +113,8 @@ class Conversation:
         await self._emit(ControlsUpdated(overrides=dict(self.record.overrides), rejected=rejected))
 
     async def close(self) -> None:
+        if self.voice is not None:
+            await self.voice.aclose()
         for task in (self._turn, self._worker):
             if task is not None and not task.done():
                 task.cancel()
@@ -70,24 +123,33 @@ class Conversation:
 
     async def _run(self) -> None:
         while True:
-            text = await self._inbox.get()
-            self._turn = asyncio.create_task(self._text_turn(text), name=f"turn-{self.record.id}")
+            turn = await self._inbox.get()
+            self._cancel_reason = "cancel"
+            self._turn = asyncio.create_task(self._user_turn(turn), name=f"turn-{self.record.id}")
             await asyncio.wait({self._turn})  # a cancelled turn ends here without cancelling the worker
             if not self._turn.cancelled() and (exc := self._turn.exception()) is not None:
                 log.exception("turn failed", exc_info=exc)
                 await self._emit(ErrorEvent(code="internal_error", message="the turn failed unexpectedly", retryable=True))
 
-    async def _text_turn(self, text: str) -> None:
+    async def _user_turn(self, turn: UserTurn) -> None:
         agent, rec = self.agent, self.record
+        text = turn.text
         t0 = time.perf_counter()
         signal: ModalitySignal = await agent.perceive_text(text)
         t_perc = time.perf_counter()
-        await self._emit(PerceptionEvent(
-            modality=signal.modality, emotions=signal.emotions, top=signal.top, confidence=round(signal.confidence, 4),
-            valence=round(signal.valence_arousal[0], 4), arousal=round(signal.valence_arousal[1], 4),
-            model=signal.model, latency_ms=round(signal.latency_ms, 3), evidence=dict(signal.evidence),
-        ))
+        evidence = dict(signal.evidence)
+        if turn.explain and (attributions := await agent.explain_text(text)) is not None:
+            evidence["attributions"] = attributions
         signals = {signal.modality: signal}
+        if turn.voice is not None:
+            signals["voice"] = turn.voice
+        for sig in signals.values():
+            await self._emit(PerceptionEvent(
+                modality=sig.modality, emotions=sig.emotions, top=sig.top, confidence=round(sig.confidence, 4),
+                valence=round(sig.valence_arousal[0], 4), arousal=round(sig.valence_arousal[1], 4),
+                model=sig.model, latency_ms=round(sig.latency_ms, 3),
+                evidence=evidence if sig is signal else dict(sig.evidence),
+            ))
         t1 = time.perf_counter()
         percept = agent.fusion.fuse(signals)
         t_fus = time.perf_counter()
@@ -122,7 +184,10 @@ class Conversation:
         except asyncio.CancelledError:
             self._remember_reply("".join(parts), interrupted=True)
             await agent.store.save(rec)
-            await self._emit(ResponseCancelled(response_id=response_id, text="".join(parts)))
+            if self._cancel_reason == "barge_in":
+                await self._emit(ResponseInterrupted(response_id=response_id, text="".join(parts)))
+            else:
+                await self._emit(ResponseCancelled(response_id=response_id, text="".join(parts)))
             raise
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             await self._emit(ErrorEvent(code="llm_unavailable", message=f"the language model did not answer: {type(exc).__name__}", retryable=True))
@@ -144,9 +209,9 @@ class Conversation:
             "llm_total": ms(t_req, t_end),
             "total": ms(t0, t_end),
         }
-        top = sorted(zip(LABELS, signal.distribution.tolist()), key=lambda kv: -kv[1])[:3]
         explanation = {
-            "perceived": {signal.modality: {k: round(v, 3) for k, v in top}},
+            "perceived": {m: {k: round(v, 3) for k, v in sorted(zip(LABELS, s.distribution.tolist()), key=lambda kv: -kv[1])[:3]}
+                          for m, s in signals.items()},
             "gates": dict(percept.gates),
             "present": list(percept.present),
             "persona": rec.persona.as_dict(),
@@ -154,7 +219,7 @@ class Conversation:
             "why": [r["why"] for r in rules],
             "controls": decision.controls.as_dict(),
             "sampling": prompt.sampling.as_dict(),
-            "summary": _summary(signal, rec.persona.dominant_emotion, decision.controls.strategy, [r["rule"] for r in rules]),
+            "summary": _summary(signals, rec.persona.dominant_emotion, decision.controls.strategy, [r["rule"] for r in rules]),
         }
         await self._emit(ResponseDone(
             response_id=response_id, text=reply, finish_reason=stats.finish_reason,
@@ -167,7 +232,8 @@ class Conversation:
             self.record.history.append(Message("assistant", text, interrupted=interrupted))
 
 
-def _summary(signal: ModalitySignal, dominant: str, strategy: str, rules: list[str]) -> str:
+def _summary(signals: dict[str, ModalitySignal], dominant: str, strategy: str, rules: list[str]) -> str:
     fired = ", ".join(rules) if rules else "none"
-    return (f"Your message read as mostly {signal.top} ({signal.model}); over the conversation you seem {dominant}. "
+    read = "; ".join(f"your {m} read as mostly {s.top}" for m, s in signals.items())
+    return (f"This turn {read}; over the conversation you seem {dominant}. "
             f"Rules fired: {fired}; so the reply used the strategy '{strategy}'.")

@@ -74,6 +74,30 @@ class ResponseCancelled:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseInterrupted:
+    type: ClassVar[str] = "response.interrupted"
+    response_id: str
+    text: str  # what had been sent when the user started speaking; stored in history marked as interrupted
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    type: ClassVar[str] = "speech.started"
+    utterance_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptEvent:
+    type: ClassVar[str] = "transcript"
+    utterance_id: int
+    text: str
+    final: bool
+    duration_s: float | None = None
+    latency_ms: float | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ControlsUpdated:
     type: ClassVar[str] = "controls.updated"
     overrides: Mapping[str, object]
@@ -90,5 +114,5 @@ class ErrorEvent:
 
 Event = (
     SessionStarted | PerceptionEvent | PersonaEvent | ControlsEvent | ResponseDelta | ResponseDone
-    | ResponseCancelled | ControlsUpdated | ErrorEvent
+    | ResponseCancelled | ResponseInterrupted | SpeechStarted | TranscriptEvent | ControlsUpdated | ErrorEvent
 )

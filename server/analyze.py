@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from agent import TextAnalysis, analyze_texts, load_text_model
+from agent import InvalidAudio, TextAnalysis, VoiceAnalysis, analyze_texts, analyze_voice, load_text_model, load_voice_models
 from server.batchfiles import InputFileError, read_messages
 
 
@@ -35,3 +35,50 @@ def run_text(files: Sequence[Path], output: Path | None, model_dir: Path | None,
         if output:
             out.close()
     return 0
+
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".webm")
+
+
+def voice_result(path: str, a: VoiceAnalysis) -> dict[str, object]:
+    return {"path": path, "transcript": a.transcript, "emotions": a.emotions, "arousal": a.arousal, "valence": a.valence,
+            "prosody": a.prosody, "text_emotions": a.text_emotions, "duration_s": a.duration_s}
+
+
+def audio_files(paths: Sequence[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS)
+        else:
+            out.append(p)
+    return out
+
+
+def run_voice(paths: Sequence[Path], output: Path | None, threads: int) -> int:
+    """One JSONL line per file, in order; a file that cannot be read gets an `error` line and exit code 2."""
+    from server.settings import Settings
+
+    files = audio_files(paths)
+    if not files:
+        print("persona-agent analyze voice: no audio files found", file=sys.stderr)
+        return 2
+    settings = Settings(model_threads=threads)
+    cfg = settings.runtime_config().agent
+    models = load_voice_models(cfg)
+    text_model = load_text_model(cfg.text_model_dir, threads=threads)
+    failed = 0
+    out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        for f in files:
+            try:
+                line = voice_result(str(f), analyze_voice(models, text_model, f.read_bytes()))
+            except (InvalidAudio, OSError) as exc:
+                failed += 1
+                line = {"path": str(f), "error": {"code": "invalid_audio", "message": str(exc)}}
+                print(f"persona-agent analyze voice: {f}: {exc}", file=sys.stderr)
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
+    finally:
+        if output:
+            out.close()
+    return 2 if failed else 0

@@ -5,11 +5,15 @@ import logging
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import JSONResponse
 
-from agent import Runtime, create_runtime
-from server.protocol import json_schema
+from agent import AnalysisUnavailable, InvalidAudio, Runtime, create_runtime
+from server.analyze import text_result, voice_result
+from server.protocol import (
+    MAX_AUDIO_UPLOAD_BYTES, MAX_AUDIO_UPLOAD_SECONDS, AnalyzeTextRequest, AnalyzeTextResponse, TextResult, VoiceResult,
+    json_schema,
+)
 from server.settings import Settings
 from server.ws import Connection
 
@@ -48,6 +52,30 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/v1/schema")
     async def schema() -> dict:
         return json_schema()
+
+    @app.post("/v1/analyze/text", response_model=AnalyzeTextResponse)
+    async def analyze_text(req: AnalyzeTextRequest) -> AnalyzeTextResponse:
+        try:
+            results = await app.state.runtime.agent.analyze_text(req.texts, req.explain)
+        except AnalysisUnavailable as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
+        return AnalyzeTextResponse(results=[TextResult(**text_result(a)) for a in results])
+
+    @app.post("/v1/analyze/voice", response_model=VoiceResult)
+    async def analyze_voice(request: Request) -> VoiceResult:
+        """Body: one audio file (WAV, FLAC, OGG, MP3, ...), decoded in memory and never stored."""
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_AUDIO_UPLOAD_BYTES:
+                raise HTTPException(status_code=413, detail=f"audio upload over {MAX_AUDIO_UPLOAD_BYTES} bytes")
+        try:
+            result = await app.state.runtime.agent.analyze_voice(bytes(body), MAX_AUDIO_UPLOAD_SECONDS)
+        except InvalidAudio as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        except AnalysisUnavailable as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
+        return VoiceResult(**voice_result("upload", result))
 
     @app.websocket("/v1/chat")
     async def chat(ws: WebSocket) -> None:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from agent import Event
 
 PROTOCOL_VERSION = "1"
 MAX_FRAME_BYTES = 64 * 1024  # one JSON event
 MAX_TEXT_CHARS = 8000  # one user message
+MAX_AUDIO_FRAME_BYTES = 64_000  # 2 s of PCM16 at 16 kHz
+MAX_AUDIO_UPLOAD_BYTES = 25 * 1024 * 1024
+MAX_AUDIO_UPLOAD_SECONDS = 600.0
 
 
 class _Client(BaseModel):
@@ -37,6 +40,62 @@ class SessionStart(_Client):
 class UserText(_Client):
     type: Literal["user.text"]
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    explain: bool = Field(False, description="attach per-word attributions to the perception event")
+
+
+class AnalyzeTextRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    texts: list[str] = Field(min_length=1, max_length=256)
+    explain: bool = False
+
+    @field_validator("texts")
+    @classmethod
+    def _each_fits(cls, texts: list[str]) -> list[str]:
+        for i, t in enumerate(texts):
+            if len(t) > MAX_TEXT_CHARS:
+                raise ValueError(f"texts[{i}] has {len(t)} characters; at most {MAX_TEXT_CHARS}")
+        return texts
+
+
+class TextResult(BaseModel):
+    text: str
+    labels: dict[str, float] = Field(description="28 GoEmotions labels -> probability")
+    predicted: list[str] = Field(description="labels over their tuned thresholds")
+    emotions: dict[str, float] = Field(description="7 shared labels -> probability")
+    explanation: dict[str, Any] | None = None
+
+
+class AnalyzeTextResponse(BaseModel):
+    results: list[TextResult]
+
+
+class VoiceResult(BaseModel):
+    path: str
+    transcript: str
+    emotions: dict[str, float] = Field(description="voice (prosody) emotion over the 7 shared labels")
+    arousal: float
+    valence: float
+    prosody: dict[str, float]
+    text_emotions: dict[str, float] | None = Field(description="the transcript's text emotion, a separate signal")
+    duration_s: float
+
+
+class UserAudio(_Client):
+    type: Literal["user.audio"]
+    audio: str = Field(description="base64 of little-endian PCM16 mono samples")
+    sample_rate: Literal[16000] = 16000
+    format: Literal["pcm16"] = "pcm16"
+
+
+class UserAudioEnd(_Client):
+    type: Literal["user.audio.end"]
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFrame:
+    """A binary WebSocket frame: PCM16 mono 16 kHz samples."""
+
+    data: bytes
 
 
 class ResponseCancel(_Client):
@@ -48,8 +107,9 @@ class ControlsOverride(_Client):
     controls: dict[str, float | str] = Field(description="signal -> value; clamped to the profile's limits")
 
 
-ClientEvent = Annotated[SessionStart | UserText | ResponseCancel | ControlsOverride, Field(discriminator="type")]
-CLIENT_TYPES = ("session.start", "user.text", "response.cancel", "controls.override")
+ClientEvent = Annotated[SessionStart | UserText | UserAudio | UserAudioEnd | ResponseCancel | ControlsOverride,
+                        Field(discriminator="type")]
+CLIENT_TYPES = ("session.start", "user.text", "user.audio", "user.audio.end", "response.cancel", "controls.override")
 
 
 class _Server(BaseModel):
@@ -117,6 +177,27 @@ class ResponseCancelledOut(_Server):
     text: str
 
 
+class ResponseInterruptedOut(_Server):
+    type: Literal["response.interrupted"]
+    response_id: str
+    text: str
+
+
+class SpeechStartedOut(_Server):
+    type: Literal["speech.started"]
+    utterance_id: int
+
+
+class TranscriptOut(_Server):
+    type: Literal["transcript"]
+    utterance_id: int
+    text: str
+    final: bool
+    duration_s: float | None
+    latency_ms: float | None
+    model: str | None
+
+
 class ControlsUpdatedOut(_Server):
     type: Literal["controls.updated"]
     overrides: dict[str, Any]
@@ -132,7 +213,7 @@ class ErrorOut(_Server):
 
 ServerEvent = Annotated[
     SessionStartedOut | PerceptionOut | PersonaOut | ControlsOut | ResponseDeltaOut | ResponseDoneOut
-    | ResponseCancelledOut | ControlsUpdatedOut | ErrorOut,
+    | ResponseCancelledOut | ResponseInterruptedOut | SpeechStartedOut | TranscriptOut | ControlsUpdatedOut | ErrorOut,
     Field(discriminator="type"),
 ]
 _CLIENT = TypeAdapter(ClientEvent)
@@ -145,10 +226,18 @@ class ProtocolError(Exception):
         self.code, self.message = code, message
 
 
-def parse_client(raw: str | bytes) -> SessionStart | UserText | ResponseCancel | ControlsOverride:
+ClientMessage = SessionStart | UserText | UserAudio | UserAudioEnd | ResponseCancel | ControlsOverride | AudioFrame
+
+
+def parse_client(raw: str | bytes) -> ClientMessage:
     """One client frame → a typed event, or ProtocolError with a code saying what was wrong."""
     if isinstance(raw, bytes):
-        raise ProtocolError("unsupported_binary", "binary frames are not accepted on this endpoint yet; send JSON text frames")
+        if len(raw) > MAX_AUDIO_FRAME_BYTES:
+            raise ProtocolError("audio_frame_too_large", f"an audio frame may be at most {MAX_AUDIO_FRAME_BYTES} bytes (2 s)")
+        if raw[:4] in (b"RIFF", b"fLaC", b"OggS", b"ID3\x03") or raw[:2] == b"\xff\xfb":
+            raise ProtocolError("invalid_audio", "binary frames carry raw PCM16 mono 16 kHz samples, not an audio file; "
+                                "use POST /v1/analyze/voice for files")
+        return AudioFrame(raw)
     if len(raw.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
         raise ProtocolError("message_too_large", f"an event may be at most {MAX_FRAME_BYTES} bytes")
     try:
@@ -181,7 +270,9 @@ def json_schema() -> dict[str, Any]:
         "title": "persona-agent wire protocol",
         "version": PROTOCOL_VERSION,
         "endpoint": "/v1/chat",
-        "limits": {"max_frame_bytes": MAX_FRAME_BYTES, "max_text_chars": MAX_TEXT_CHARS},
+        "limits": {"max_frame_bytes": MAX_FRAME_BYTES, "max_text_chars": MAX_TEXT_CHARS,
+                   "max_audio_frame_bytes": MAX_AUDIO_FRAME_BYTES},
+        "binary_frames": "PCM16 little-endian mono 16 kHz audio (needs consent.voice in session.start)",
         "client": _CLIENT.json_schema(),
         "server": _SERVER.json_schema(),
     }

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agent import AgentConfig, EmbeddedEngineConfig, LLMConfig, RuntimeConfig, default_llm_python
+from agent import AgentConfig, EmbeddedEngineConfig, LLMConfig, RuntimeConfig, VoiceConfig, default_llm_python
 
 
 class Settings(BaseSettings):
@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     text_model: Literal["trained", "lexicon"] = "lexicon"
     text_model_dir: Path | None = None  # default: the artifact shipped in perception/models/text_emotion
     model_threads: int = 1  # intra-op threads per perception model
+    voice_enabled: bool = True
+    stt_model: Literal["tiny.en", "base"] = "tiny.en"
+    vad_min_silence_ms: int = 600
+    barge_in_min_ms: int = 150
 
     # External LLM (production: a vLLM server on GPUs). Unset: the embedded vLLM-on-CPU engine is started.
     llm_base_url: str | None = Field(None, validation_alias=AliasChoices("LLM_BASE_URL", "PERSONA_LLM_BASE_URL"))
@@ -44,7 +48,9 @@ class Settings(BaseSettings):
             agent=AgentConfig(default_profile=self.default_profile, max_tokens_cap=self.llm_max_tokens,
                               temperature=self.llm_temperature, policy_file=self.policy_file,
                               text_model=self.text_model, text_model_dir=self.text_model_dir,
-                              model_threads=self.model_threads),
+                              model_threads=self.model_threads, voice_enabled=self.voice_enabled,
+                              stt_model=self.stt_model, vad_min_silence_ms=self.vad_min_silence_ms,
+                              cache_dir=self.cache_dir, voice=VoiceConfig(barge_in_min_ms=self.barge_in_min_ms)),
             llm=llm,
             embedded=EmbeddedEngineConfig(
                 python=self.embedded_llm_python or default_llm_python(),

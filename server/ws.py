@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from agent import Agent, Conversation, ErrorEvent, Event, SessionStarted, UnknownProfile, UnknownSession
-from server.protocol import ControlsOverride, ProtocolError, ResponseCancel, SessionStart, UserText, parse_client, to_wire
+from agent import (
+    Agent, AudioBackpressure, Conversation, ErrorEvent, Event, InvalidAudio, SessionStarted, UnknownProfile,
+    UnknownSession, VoiceUnavailable,
+)
+from server.protocol import (
+    AudioFrame, ClientMessage, ControlsOverride, ProtocolError, ResponseCancel, SessionStart, UserAudio, UserAudioEnd,
+    UserText, parse_client, to_wire,
+)
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +24,7 @@ class Connection:
     def __init__(self, agent: Agent, ws: WebSocket) -> None:
         self.agent, self.ws = agent, ws
         self.conversation: Conversation | None = None
+        self.voice_consent = False
         self._send_lock = asyncio.Lock()
 
     async def emit(self, event: Event) -> None:
@@ -49,7 +58,7 @@ class Connection:
             if self.conversation is not None:
                 await self.conversation.close()
 
-    async def dispatch(self, event: SessionStart | UserText | ResponseCancel | ControlsOverride) -> None:
+    async def dispatch(self, event: ClientMessage) -> None:
         if isinstance(event, SessionStart):
             await self.start(event)
             return
@@ -58,12 +67,31 @@ class Connection:
                 return
         assert self.conversation is not None
         if isinstance(event, UserText):
-            self.conversation.submit_text(event.text)
+            self.conversation.submit_text(event.text, event.explain)
         elif isinstance(event, ResponseCancel):
             if not self.conversation.cancel():
                 await self.error("no_active_response", "there is no reply being generated to cancel")
         elif isinstance(event, ControlsOverride):
             await self.conversation.override(dict(event.controls))
+        elif isinstance(event, (AudioFrame, UserAudio)):
+            await self.audio(event)
+        elif isinstance(event, UserAudioEnd):
+            self.conversation.end_of_utterance()
+
+    async def audio(self, event: AudioFrame | UserAudio) -> None:
+        assert self.conversation is not None
+        if not self.voice_consent:
+            await self.error("consent_required", "audio needs consent: send session.start with consent.voice = true")
+            return
+        try:
+            data = event.data if isinstance(event, AudioFrame) else base64.b64decode(event.audio, validate=True)
+            self.conversation.submit_audio(data)
+        except (binascii.Error, InvalidAudio) as exc:
+            await self.error("invalid_audio", f"audio rejected: {exc}")
+        except AudioBackpressure as exc:
+            await self.error("audio_overflow", str(exc), retryable=True)
+        except VoiceUnavailable as exc:
+            await self.error("voice_unavailable", str(exc))
 
     async def start(self, event: SessionStart) -> bool:
         if self.conversation is not None:
@@ -78,6 +106,7 @@ class Connection:
             await self.error("unknown_session", f"no stored session {event.resume!r} to resume")
             return False
         self.conversation = self.agent.converse(record, self.emit)
+        self.voice_consent = event.consent.voice
         history = tuple({"role": m.role, "content": m.content, **({"interrupted": "true"} if m.interrupted else {})}
                         for m in record.history)
         await self.emit(SessionStarted(session_id=record.id, profile=record.profile_id, resumed=resumed, history=history))

@@ -12,6 +12,8 @@ def add_text_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=str(SHARED / "goemotions"))
     p.add_argument("--workdir", default=".cache/train-text")
     p.add_argument("--out", default=str(ROOT / "perception" / "models" / "text_emotion"))
+    p.add_argument("--torch-out", default=str(ROOT / "bench" / "models" / "text_emotion_fp16.safetensors"),
+                   help="un-quantized weights for the benchmark's PyTorch peer")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=6e-5)
@@ -19,3 +21,9 @@ def add_text_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--checkpoint-steps", type=int, default=300)
     p.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=True)
+
+
+def add_voice_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=str(SHARED / "ravdess"))
+    p.add_argument("--out", default=str(ROOT / "perception" / "models" / "voice_affect.npz"))
+    p.add_argument("--c", type=float, default=None, help="inverse L2 strength (default: chosen by leave-one-actor-out)")

@@ -157,7 +157,16 @@ def train(args: argparse.Namespace) -> None:
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                     "epoch": epoch + 1, "step": 0, "rng": rng.getstate(), "torch_rng": torch.get_rng_state()}, state_path)
     torch.save(model.state_dict(), work / "model_fp32.pt")
+    save_torch_peer(model, Path(args.torch_out))
     export(model, tok, base, Path(args.out), Path(args.data), args)
+
+
+def save_torch_peer(model: EmotionClassifier, path: Path) -> None:
+    """The un-quantized model (fp16 storage, loaded as fp32) for the benchmark's PyTorch peer."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(path))
 
 
 def export(model: EmotionClassifier, tok, base: Path, out: Path, data: Path, args: argparse.Namespace) -> None:

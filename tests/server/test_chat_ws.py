@@ -107,7 +107,8 @@ BAD_INPUTS = [
     ('{"type": "controls.override", "controls": "loud"}', "invalid_message"),
     ('{"type": "user.text", "text": "' + "a" * 1_000_000 + '"}', "message_too_large"),
     ('{"type": "user.text", "text": "' + "a" * 9000 + '"}', "text_too_long"),
-    (bytes(range(256)) * 64, "unsupported_binary"),
+    (bytes(range(256)) * 256, "audio_frame_too_large"),
+    (b"\x00\x01\x02", "consent_required"),  # audio without consent.voice in session.start
 ]
 
 
@@ -174,3 +175,41 @@ def test_health_ready_and_schema(live_server):
     assert ready["status"] == "ready" and ready["llm"] == live_server.llm_url
     schema = httpx.get(f"{live_server.url}/v1/schema").json()
     assert schema["endpoint"] == "/v1/chat" and "client" in schema and "server" in schema
+
+
+async def test_explain_attaches_word_attributions(live_server):
+    ws = await WS.connect(live_server.ws_url)
+    await ws.start()
+    await ws.send({"type": "user.text", "text": "thank you so much for your help", "explain": True})
+    events = await ws.until("response.done")
+    perception = next(e for e in events if e["type"] == "perception")
+    attr = perception["evidence"]["attributions"]
+    assert attr["method"] == "occlusion" and attr["label"] == "gratitude"
+    assert [t["token"] for t in attr["tokens"]] == "thank you so much for your help".split()
+    assert perception["model"] == "minilm-l6-goemotions-int8" and perception["top"] == "joy"
+    await ws.close()
+
+
+async def test_messages_from_many_sessions_are_batched(live_server):
+    conns = [await WS.connect(live_server.ws_url) for _ in range(8)]
+    for ws in conns:
+        await ws.start()
+    await asyncio.gather(*(ws.send({"type": "user.text", "text": f"I am happy number {i}"}) for i, ws in enumerate(conns)))
+    perceptions = [(await ws.until("perception"))[-1] for ws in conns]
+    for ws in conns:
+        await ws.send({"type": "response.cancel"})
+    sizes = [p["evidence"]["batch_size"] for p in perceptions]
+    assert max(sizes) > 1, sizes
+    for ws in conns:
+        await ws.close()
+
+
+def test_rest_analyze_text(live_server):
+    r = httpx.post(f"{live_server.url}/v1/analyze/text", json={"texts": ["thank you so much!", "I'm furious"]})
+    assert r.status_code == 200, r.text
+    res = r.json()["results"]
+    assert [x["text"] for x in res] == ["thank you so much!", "I'm furious"]
+    assert "gratitude" in res[0]["predicted"] and res[1]["emotions"]["anger"] == max(res[1]["emotions"].values())
+    for body, status in [({"texts": []}, 422), ({"texts": ["x" * 9000]}, 422), ({"text": "hi"}, 422), ("nope", 422)]:
+        r = httpx.post(f"{live_server.url}/v1/analyze/text", json=body)
+        assert r.status_code == status and r.json()["detail"], (body, r.text)

@@ -6,7 +6,11 @@ from pathlib import Path
 import pytest
 
 from agent import ResponseDelta
-from server.protocol import MAX_TEXT_CHARS, ProtocolError, UserText, json_schema, parse_client, to_wire
+from server.protocol import MAX_TEXT_CHARS, AudioFrame, ProtocolError, UserText, json_schema, parse_client, to_wire
+
+
+def test_binary_frames_are_pcm_audio():
+    assert parse_client(b"\x01\x00\x02\x00") == AudioFrame(b"\x01\x00\x02\x00")
 
 
 def test_parse_valid_user_text():
@@ -24,7 +28,8 @@ def test_parse_valid_user_text():
     ('{"type": "user.text", "text": "hi", "extra": 1}', "invalid_message"),
     ('{"type": "user.text", "text": "' + "x" * (MAX_TEXT_CHARS + 1) + '"}', "text_too_long"),
     ('{"type": "USER.TEXT", "text": "hi"}', "unknown_type"),
-    (b"\xff\xfe", "unsupported_binary"),
+    (b"RIFF\x24\x00\x00\x00WAVEfmt ", "invalid_audio"),  # a WAV file is not a PCM frame
+    (b"\x00" * 64_002, "audio_frame_too_large"),
 ])
 def test_parse_errors_have_codes(raw, code):
     with pytest.raises(ProtocolError) as info:

@@ -1,0 +1,146 @@
+"""Streaming voice input for one conversation: VAD turn-taking, interim and final transcripts, barge-in."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from perception import ModalitySignal
+from perception.voice.affect import VoiceAffectModel
+from perception.voice.audio import SAMPLE_RATE
+from perception.voice.stt import SpeechToText, Transcript
+from perception.voice.vad import VadModel, VadStream
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceModels:
+    vad: VadModel
+    stt: SpeechToText
+    affect: VoiceAffectModel
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceConfig:
+    barge_in_min_ms: int = 150  # speech this long while a reply streams interrupts it
+    interim_every_s: float = 1.0  # an interim transcript per this much new speech
+    max_utterance_s: float = 30.0  # an utterance is cut (and answered) at this length
+    max_pending_s: float = 60.0  # audio received but not yet processed, before the client is told to slow down
+    pre_roll_ms: int = 200  # audio kept before the VAD's start mark
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    transcript: Transcript
+    voice: ModalitySignal | None
+
+
+class AudioBackpressure(RuntimeError):
+    pass
+
+
+class VoiceInput:
+    """Runs its own task; calls back into the conversation on speech onset, interim text and final utterances."""
+
+    def __init__(self, models: VoiceModels, cfg: VoiceConfig, *, on_speech: Callable[[int], Awaitable[None]],
+                 on_interim: Callable[[str, int], Awaitable[None]], on_final: Callable[[Utterance | None, int], Awaitable[None]]) -> None:
+        self.models, self.cfg = models, cfg
+        self._on_speech, self._on_interim, self._on_final = on_speech, on_interim, on_final
+        self._vad: VadStream = models.vad.stream()
+        self._queue: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
+        self._pending = 0  # samples queued, not yet through the VAD
+        self._ring = np.zeros(0, dtype=np.float32)  # recent audio
+        self._ring_start = 0  # stream position of _ring[0]
+        self._speech_start: int | None = None
+        self._onset_reported = False
+        self._last_interim = 0
+        self._interim_task: asyncio.Task[None] | None = None
+        self.utterance_id = 0
+        self._task = asyncio.create_task(self._loop(), name="voice-input")
+
+    def submit(self, samples: np.ndarray) -> None:
+        if (self._pending + samples.size) / SAMPLE_RATE > self.cfg.max_pending_s:
+            raise AudioBackpressure(f"more than {self.cfg.max_pending_s:.0f} s of audio waiting; send at real-time pace")
+        self._pending += samples.size
+        self._queue.put_nowait(samples)
+
+    def end_of_utterance(self) -> None:
+        """The client says the user stopped talking (push-to-talk release): finish the utterance now."""
+        self._queue.put_nowait(None)
+
+    async def aclose(self) -> None:
+        for t in (self._task, self._interim_task):
+            if t is not None and not t.done():
+                t.cancel()
+        await asyncio.gather(*(t for t in (self._task, self._interim_task) if t is not None), return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            chunk = await self._queue.get()
+            if chunk is None:
+                if self._speech_start is not None or self._vad.triggered:
+                    await self._finish(self._vad.position)
+                else:
+                    await self._on_final(None, self.utterance_id)  # nothing was said
+                continue
+            self._pending -= chunk.size
+            self._append(chunk)
+            events = await asyncio.to_thread(self._vad.feed, chunk)
+            for ev in events:
+                if ev.kind == "start" and self._speech_start is None:
+                    self._speech_start = max(self._ring_start, ev.sample - self.cfg.pre_roll_ms * SAMPLE_RATE // 1000)
+                    self._onset_reported = False
+                    self._last_interim = ev.sample
+                elif ev.kind == "end" and self._speech_start is not None:
+                    await self._finish(ev.sample)
+            if self._speech_start is not None:
+                pos = self._vad.position
+                if not self._onset_reported and pos - self._speech_start >= self.cfg.barge_in_min_ms * SAMPLE_RATE // 1000:
+                    self._onset_reported = True
+                    await self._on_speech(self.utterance_id)
+                if pos - self._speech_start >= self.cfg.max_utterance_s * SAMPLE_RATE:
+                    await self._finish(pos)
+                elif pos - self._last_interim >= self.cfg.interim_every_s * SAMPLE_RATE and (
+                        self._interim_task is None or self._interim_task.done()):
+                    self._last_interim = pos
+                    audio = self._slice(self._speech_start, pos)
+                    self._interim_task = asyncio.create_task(self._interim(audio, self.utterance_id))
+
+    def _append(self, chunk: np.ndarray) -> None:
+        keep = int((self.cfg.max_utterance_s + 2) * SAMPLE_RATE)
+        self._ring = np.concatenate([self._ring, chunk])
+        if self._ring.size > keep:
+            drop = self._ring.size - keep
+            self._ring = self._ring[drop:]
+            self._ring_start += drop
+
+    def _slice(self, start: int, end: int) -> np.ndarray:
+        a = max(0, start - self._ring_start)
+        b = max(a, end - self._ring_start)
+        return self._ring[a:b].copy()
+
+    async def _interim(self, audio: np.ndarray, utterance_id: int) -> None:
+        t = await asyncio.to_thread(self.models.stt.transcribe, audio)
+        if t.text and utterance_id == self.utterance_id:
+            await self._on_interim(t.text, utterance_id)
+
+    async def _finish(self, end: int) -> None:
+        start = self._speech_start if self._speech_start is not None else max(self._ring_start, end - SAMPLE_RATE)
+        audio = self._slice(start, end)
+        self._speech_start = None
+        uid = self.utterance_id
+        self.utterance_id += 1
+        if self._interim_task is not None and not self._interim_task.done():
+            self._interim_task.cancel()
+        if audio.size < SAMPLE_RATE // 10:
+            await self._on_final(None, uid)
+            return
+        transcript, voice = await asyncio.gather(
+            asyncio.to_thread(self.models.stt.transcribe, audio),
+            asyncio.to_thread(self.models.affect.perceive, audio),
+        )
+        await self._on_final(Utterance(transcript=transcript, voice=voice), uid)

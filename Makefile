@@ -7,7 +7,7 @@ MODEL_DIR := $(CACHE)/models/smollm2-135m-instruct
 PIP := $(VENV)/bin/pip install --quiet --disable-pip-version-check
 LLM_PIP := $(LLM_VENV)/bin/pip install --quiet --disable-pip-version-check
 
-.PHONY: setup run test bench schema clean
+.PHONY: setup system run test bench schema clean
 
 setup: $(VENV)/.installed $(LLM_VENV)/.installed $(MODEL_DIR)/config.json
 
@@ -36,11 +36,18 @@ $(MODEL_DIR)/config.json: | $(LLM_VENV)/.installed
 run: setup
 	$(VENV)/bin/persona-agent serve
 
-test: setup
+# Debian packages the tests use: espeak-ng synthesises the spoken test sentences.
+system:
+	@command -v espeak-ng >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; }
+
+test: setup system
 	$(VENV)/bin/python -m pytest -q -ra
 
-bench: setup
+bench: setup system
+	$(PIP) -e '.[bench]'
 	$(VENV)/bin/python bench/text_turn_latency.py
+	$(VENV)/bin/python bench/text_model.py
+	$(VENV)/bin/python bench/voice.py
 
 schema: $(VENV)/.installed
 	$(VENV)/bin/persona-agent schema --output server/protocol.schema.json

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -53,9 +54,11 @@ class VoiceInput:
         self._vad: VadStream = models.vad.stream()
         self._queue: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
         self._pending = 0  # samples queued, not yet through the VAD
-        self._ring = np.zeros(0, dtype=np.float32)  # recent audio
-        self._ring_start = 0  # stream position of _ring[0]
-        self._speech_start: int | None = None
+        self._chunks: deque[np.ndarray] = deque()  # recent audio, at most max_utterance_s + 2 s
+        self._held = 0  # samples in _chunks
+        self._ring_start = 0  # stream position of the first held sample
+        self._speech_start: int | None = None  # where the utterance's audio begins (VAD start minus pre-roll)
+        self._onset = 0  # where the VAD heard speech begin
         self._onset_reported = False
         self._last_interim = 0
         self._interim_task: asyncio.Task[None] | None = None
@@ -93,13 +96,14 @@ class VoiceInput:
             for ev in events:
                 if ev.kind == "start" and self._speech_start is None:
                     self._speech_start = max(self._ring_start, ev.sample - self.cfg.pre_roll_ms * SAMPLE_RATE // 1000)
+                    self._onset = ev.sample
                     self._onset_reported = False
                     self._last_interim = ev.sample
                 elif ev.kind == "end" and self._speech_start is not None:
                     await self._finish(ev.sample)
             if self._speech_start is not None:
                 pos = self._vad.position
-                if not self._onset_reported and pos - self._speech_start >= self.cfg.barge_in_min_ms * SAMPLE_RATE // 1000:
+                if not self._onset_reported and pos - self._onset >= self.cfg.barge_in_min_ms * SAMPLE_RATE // 1000:
                     self._onset_reported = True
                     await self._on_speech(self.utterance_id)
                 if pos - self._speech_start >= self.cfg.max_utterance_s * SAMPLE_RATE:
@@ -112,16 +116,18 @@ class VoiceInput:
 
     def _append(self, chunk: np.ndarray) -> None:
         keep = int((self.cfg.max_utterance_s + 2) * SAMPLE_RATE)
-        self._ring = np.concatenate([self._ring, chunk])
-        if self._ring.size > keep:
-            drop = self._ring.size - keep
-            self._ring = self._ring[drop:]
-            self._ring_start += drop
+        self._chunks.append(chunk)
+        self._held += chunk.size
+        while self._held - self._chunks[0].size >= keep:
+            dropped = self._chunks.popleft()
+            self._held -= dropped.size
+            self._ring_start += dropped.size
 
     def _slice(self, start: int, end: int) -> np.ndarray:
+        held = np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.float32)
         a = max(0, start - self._ring_start)
         b = max(a, end - self._ring_start)
-        return self._ring[a:b].copy()
+        return held[a:b]
 
     async def _interim(self, audio: np.ndarray, utterance_id: int) -> None:
         t = await asyncio.to_thread(self.models.stt.transcribe, audio)

@@ -26,6 +26,14 @@ class LiveServer:
     ws_url: str  # ws://127.0.0.1:PORT/v1/chat
     llm_url: str  # the LLM's root URL (the embedded vLLM unless LLM_BASE_URL was given)
     max_tokens: int | None
+    pid: int
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server process (not its vLLM child)."""
+        for line in open(f"/proc/{self.pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS")
 
     def vllm_metric(self, name: str) -> float:
         """Sum of one of vLLM's Prometheus metrics over its label sets."""
@@ -45,10 +53,10 @@ def live_server(log_dir: Path, env: Mapping[str, str] | None = None, ready_timeo
     full_env.update(env or {})
     llm_url = full_env.get("LLM_BASE_URL", f"http://127.0.0.1:{llm_port}/v1").rstrip("/").removesuffix("/v1")
     max_tokens = int(full_env["PERSONA_LLM_MAX_TOKENS"]) if "PERSONA_LLM_MAX_TOKENS" in full_env else None
-    server = LiveServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/chat", llm_url, max_tokens)
     exe = Path(sys.executable).with_name("persona-agent")
     with open(log_dir / "server.log", "wb") as log:
         proc = subprocess.Popen([str(exe), "serve"], env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        server = LiveServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/chat", llm_url, max_tokens, proc.pid)
         try:
             deadline = time.monotonic() + ready_timeout_s
             while True:

@@ -1,0 +1,88 @@
+"""Voice perception with the real shipped models: faster-whisper tiny.en, Silero VAD, the RAVDESS prosody head."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from perception.voice.affect import default_voice_affect_path, load_voice_affect
+from perception.voice.audio import SAMPLE_RATE, AudioError, decode_file, pcm16_to_float
+from perception.voice.prosody import FULL_DIM, extract
+from perception.voice.stt import load_stt
+from perception.voice.vad import load_vad
+from tests.audio import espeak, silence
+from tests.conftest import SHARED
+
+
+@pytest.fixture(scope="module")
+def stt(tmp_path_factory):
+    return load_stt("tiny.en", tmp_path_factory.mktemp("cache"), threads=2)
+
+
+def test_jfk_transcribed(stt):
+    audio = decode_file((SHARED / "data" / "speech" / "jfk.flac").read_bytes())
+    t = stt.transcribe(audio)
+    assert "ask not what your country can do for you" in t.text.lower().replace(",", "")
+    assert t.duration_s == pytest.approx(11.0, abs=0.1)
+
+
+def test_silence_gives_empty_or_no_words(stt):
+    assert stt.transcribe(silence(2.0)).words <= 1
+
+
+def test_vad_finds_speech_between_silences():
+    vad = load_vad(min_silence_ms=300).stream()
+    speech = espeak("Hello there, this is a test of the voice activity detector.")
+    audio = np.concatenate([silence(1.0), speech, silence(1.0)])
+    events = []
+    for i in range(0, audio.size, 320):
+        events += vad.feed(audio[i:i + 320])
+    kinds = [e.kind for e in events]
+    assert kinds == ["start", "end"], kinds
+    start_s, end_s = events[0].sample / SAMPLE_RATE, events[1].sample / SAMPLE_RATE
+    assert 0.7 < start_s < 1.3 and abs(end_s - (1.0 + speech.size / SAMPLE_RATE)) < 0.5
+
+
+def test_vad_streams_are_independent():
+    model = load_vad()
+    a, b = model.stream(), model.stream()
+    a.feed(espeak("Speaking on stream a only."))
+    assert a.triggered and not b.triggered
+
+
+def test_prosody_features_and_head():
+    head = load_voice_affect(default_voice_affect_path())
+    audio = espeak("I can't believe you did that!")
+    f = extract(audio)
+    assert f.full.shape == (FULL_DIM,) and np.isfinite(f.full).all()
+    assert 80 < f.prosody.pitch_hz_mean < 300 and f.prosody.duration_s > 1
+    s = head.perceive(audio)
+    assert s.modality == "voice" and abs(float(s.distribution.sum()) - 1) < 1e-5 and 0 <= s.confidence <= 1
+
+
+def test_angry_ravdess_clip_reads_angry_over_calm():
+    head = load_voice_affect(default_voice_affect_path())
+    clip = SHARED / "data" / "ravdess" / "Actor_03"
+    angry = head.perceive(decode_file((clip / "03-01-05-02-01-01-03.wav").read_bytes()))
+    calm = head.perceive(decode_file((clip / "03-01-02-02-01-01-03.wav").read_bytes()))
+    assert angry.valence_arousal[1] > calm.valence_arousal[1]
+
+
+@pytest.mark.parametrize("data, msg", [(b"", "empty"), (b"not audio at all", "cannot decode"), (b"RIFF\x00\x00", "cannot decode")])
+def test_bad_files(data, msg):
+    with pytest.raises(AudioError, match=msg):
+        decode_file(data)
+
+
+def test_odd_pcm_byte_count():
+    with pytest.raises(AudioError, match="even number of bytes"):
+        pcm16_to_float(b"\x00\x01\x02")
+
+
+def test_too_long_file_rejected():
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(SAMPLE_RATE * 3, dtype=np.float32), SAMPLE_RATE, format="WAV")
+    with pytest.raises(AudioError, match="at most 2 s"):
+        decode_file(buf.getvalue(), max_seconds=2)

@@ -132,6 +132,23 @@ class Conversation:
                 await self._emit(ErrorEvent(code="internal_error", message="the turn failed unexpectedly", retryable=True))
 
     async def _user_turn(self, turn: UserTurn) -> None:
+        """Store the message first, then perceive → fuse → decide → stream. A cancel at any point is answered with
+        response.cancelled (or .interrupted on barge-in) carrying what had been sent, which history keeps."""
+        rec = self.record
+        rec.history.append(Message("user", turn.text))
+        await self.agent.store.save(rec)
+        response_id = uuid.uuid4().hex[:12]
+        parts: list[str] = []
+        try:
+            await self._respond(turn, response_id, parts)
+        except asyncio.CancelledError:
+            self._remember_reply("".join(parts), interrupted=True)
+            await self.agent.store.save(rec)
+            event = ResponseInterrupted if self._cancel_reason == "barge_in" else ResponseCancelled
+            await self._emit(event(response_id=response_id, text="".join(parts)))
+            raise
+
+    async def _respond(self, turn: UserTurn, response_id: str, parts: list[str]) -> None:
         agent, rec = self.agent, self.record
         text = turn.text
         t0 = time.perf_counter()
@@ -157,7 +174,7 @@ class Conversation:
         rec.persona = agent.tracker.update(rec.persona, percept, read_style(text), conf, time.time())
         profile = agent.profile(rec.profile_id)
         decision = agent.policy.decide(rec.persona, profile.base, rec.overrides, profile.limits)
-        prompt = render(profile, decision.controls, agent.window(rec.history), text,
+        prompt = render(profile, decision.controls, agent.window(rec.history[:-1]), text,
                         max_tokens_cap=agent.config.max_tokens_cap, temperature=agent.config.temperature)
         t_pol = time.perf_counter()
         await self._emit(PersonaEvent(state=rec.persona.as_dict(), gates=dict(percept.gates),
@@ -166,12 +183,6 @@ class Conversation:
         await self._emit(ControlsEvent(controls=decision.controls.as_dict(), sampling=prompt.sampling.as_dict(),
                                        rules_fired=rules, overridden=dict(decision.overridden),
                                        rejected_overrides=dict(decision.rejected_overrides)))
-        # The user's message is stored before the LLM is called: a failed or cancelled reply loses nothing.
-        rec.history.append(Message("user", text))
-        await agent.store.save(rec)
-
-        response_id = uuid.uuid4().hex[:12]
-        parts: list[str] = []
         stats = StreamStats()
         t_req = time.perf_counter()
         t_first: float | None = None
@@ -181,14 +192,6 @@ class Conversation:
                     t_first = time.perf_counter()
                 parts.append(delta)
                 await self._emit(ResponseDelta(response_id=response_id, text=delta))
-        except asyncio.CancelledError:
-            self._remember_reply("".join(parts), interrupted=True)
-            await agent.store.save(rec)
-            if self._cancel_reason == "barge_in":
-                await self._emit(ResponseInterrupted(response_id=response_id, text="".join(parts)))
-            else:
-                await self._emit(ResponseCancelled(response_id=response_id, text="".join(parts)))
-            raise
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             await self._emit(ErrorEvent(code="llm_unavailable", message=f"the language model did not answer: {type(exc).__name__}", retryable=True))
             return

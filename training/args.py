@@ -27,3 +27,16 @@ def add_voice_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=str(SHARED / "ravdess"))
     p.add_argument("--out", default=str(ROOT / "perception" / "models" / "voice_affect.npz"))
     p.add_argument("--c", type=float, default=None, help="inverse L2 strength (default: chosen by leave-one-actor-out)")
+
+
+def add_face_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=str(SHARED / "fer2013"))
+    p.add_argument("--workdir", default=".cache/train-face")
+    p.add_argument("--out", default=str(ROOT / "perception" / "models" / "face_expression.weights.h5"))
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--resume", action="store_true")

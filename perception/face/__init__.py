@@ -1,0 +1,1 @@
+"""Face perception: detection + facial expression over the shared labels."""

@@ -1,19 +1,21 @@
 """The agent: composes the pipeline and runs conversations. server/ uses only what is exported here."""
 from agent.agent import Agent, AgentConfig, AnalysisUnavailable, load_voice_models, Runtime, RuntimeConfig, UnknownProfile, UnknownSession, create_runtime
-from agent.analysis import TextAnalysis, VoiceAnalysis, analyze_texts, analyze_voice, load_text_model
+from agent.analysis import (
+    TextAnalysis, VoiceAnalysis, analyze_texts, analyze_voice, assess_texts, load_risk_model, load_text_model,
+)
 from agent.conversation import Conversation, VoiceUnavailable
 from agent.voice import AudioBackpressure, VoiceConfig
 from perception.voice.audio import AudioError as InvalidAudio
 from agent.engine import EmbeddedEngineConfig, default_llm_python
 from agent.events import (
     ControlsEvent, ControlsUpdated, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseCancelled, ResponseDelta,
-    ResponseDone, ResponseInterrupted, SessionStarted, SpeechStarted, TranscriptEvent,
+    ResponseDone, ResponseInterrupted, SafetyEvent, SessionStarted, SpeechStarted, TranscriptEvent,
 )
 from agent.llm import LLMConfig
 
 __all__ = [
     "Agent", "AgentConfig", "AnalysisUnavailable", "AudioBackpressure", "InvalidAudio", "VoiceConfig", "VoiceUnavailable", "ControlsEvent", "ControlsUpdated", "Conversation", "EmbeddedEngineConfig", "ErrorEvent",
-    "Event", "LLMConfig", "PerceptionEvent", "PersonaEvent", "ResponseCancelled", "ResponseDelta", "ResponseDone", "ResponseInterrupted", "SpeechStarted", "TranscriptEvent",
-    "Runtime", "RuntimeConfig", "SessionStarted", "TextAnalysis", "VoiceAnalysis", "analyze_texts", "analyze_voice", "load_voice_models", "load_text_model", "UnknownProfile", "UnknownSession", "create_runtime",
+    "Event", "LLMConfig", "PerceptionEvent", "PersonaEvent", "ResponseCancelled", "ResponseDelta", "ResponseDone", "ResponseInterrupted", "SafetyEvent", "SpeechStarted", "TranscriptEvent",
+    "Runtime", "RuntimeConfig", "SessionStarted", "TextAnalysis", "VoiceAnalysis", "assess_texts", "load_risk_model", "analyze_texts", "analyze_voice", "load_voice_models", "load_text_model", "UnknownProfile", "UnknownSession", "create_runtime",
     "default_llm_python",
 ]

@@ -8,11 +8,12 @@ import uuid
 from dataclasses import dataclass, replace
 
 import httpx
+import numpy as np
 from pathlib import Path
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
-from agent.analysis import TextAnalysis, VoiceAnalysis, analyze_texts, analyze_voice
+from agent.analysis import TextAnalysis, VoiceAnalysis, analyze_texts, analyze_voice, risk_features
 from agent.batcher import MicroBatcher
 from agent.conversation import Conversation, Emit
 from agent.engine import EmbeddedEngine, EmbeddedEngineConfig
@@ -25,7 +26,10 @@ from perception.text_lexicon import load_lexicon_text_perceiver
 from perception.voice.affect import default_voice_affect_path, load_voice_affect
 from perception.voice.stt import load_stt
 from perception.voice.vad import load_vad
-from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
+from perception.safety import (
+    RiskAssessment, RiskClassifier, default_risk_classifier_path, has_idiom, load_risk_classifier, rules_only,
+)
+from perception.text_model import GOEMOTIONS, TextEmotionModel, default_text_model_dir, load_text_model
 from persona import PersonaState, PersonaTracker, Policy, load_policy
 from prompts import AgentProfile, Message, load_profiles
 
@@ -70,11 +74,13 @@ class AgentConfig:
 class Agent:
     def __init__(self, *, text: TextPerceiver, fusion: ConfidenceFusion, tracker: PersonaTracker, policy: Policy,
                  profiles: dict[str, AgentProfile], llm: LLMClient, store: SessionStore, config: AgentConfig,
-                 voice_models: VoiceModels | None = None) -> None:
+                 voice_models: VoiceModels | None = None, risk: RiskClassifier | None = None) -> None:
         assert config.default_profile in profiles, f"default profile {config.default_profile!r} not in {sorted(profiles)}"
         self.text, self.fusion, self.tracker, self.policy = text, fusion, tracker, policy
         self.profiles, self.llm, self.store, self.config = profiles, llm, store, config
         self.voice_models = voice_models
+        self.risk = risk
+        self.risk_model_name = f"rules+{risk.name}" if risk else "rules"
         # Messages from many sessions that arrive together share one forward pass.
         self.text_batcher: MicroBatcher[str, ModalitySignal] = MicroBatcher(text.perceive_batch, max_batch=32)
 
@@ -84,6 +90,18 @@ class Agent:
     async def perceive_text(self, text: str) -> ModalitySignal:
         signal, batch_size = await self.text_batcher.submit(text)
         return replace(signal, evidence={**signal.evidence, "batch_size": batch_size})
+
+    async def assess_risk(self, text: str, signal: ModalitySignal) -> RiskAssessment:
+        """Explicit-phrase rules always; the learned score when the trained text model is serving. The emotion pass
+        already computed the features, except for messages with a harmless idiom, which are read again without it."""
+        labels = signal.evidence.get("labels")
+        if self.risk is None or not isinstance(self.text, TextEmotionModel) or not isinstance(labels, dict):
+            return rules_only(text)
+        if has_idiom(text):
+            feats = (await asyncio.to_thread(risk_features, self.text, [text]))[0]
+        else:
+            feats = np.concatenate([signal.embedding, np.array([labels[g] for g in GOEMOTIONS], dtype=np.float32)])
+        return self.risk.assess(text, feats)
 
     async def explain_text(self, text: str) -> dict[str, object] | None:
         """Per-word attributions for the top predicted emotion; None when the text perceiver cannot explain."""
@@ -173,9 +191,11 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
         text = await asyncio.to_thread(load_text_perceiver, cfg.agent)
         await asyncio.to_thread(text.perceive_batch, ["warm-up", "a second, longer warm-up message"])
         voice = await asyncio.to_thread(load_voice_models, cfg.agent) if cfg.agent.voice_enabled else None
+        risk = load_risk_classifier(default_risk_classifier_path()) if isinstance(text, TextEmotionModel) else None
         agent = Agent(
             text=text, fusion=ConfidenceFusion(), tracker=PersonaTracker(), policy=load_policy(cfg.agent.policy_file),
             profiles=load_profiles(), llm=LLMClient(llm_cfg), store=MemoryStore(), config=cfg.agent, voice_models=voice,
+            risk=risk,
         )
     except BaseException:
         if engine is not None:
@@ -186,8 +206,6 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
 
 def load_voice_models(cfg: AgentConfig) -> VoiceModels:
     """VAD, speech-to-text and the prosody head, warmed up (librosa's first call JIT-compiles for seconds)."""
-    import numpy as np
-
     models = VoiceModels(vad=load_vad(min_silence_ms=cfg.vad_min_silence_ms),
                          stt=load_stt(cfg.stt_model, cfg.cache_dir, threads=cfg.model_threads),
                          affect=load_voice_affect(default_voice_affect_path()))

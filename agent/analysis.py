@@ -5,7 +5,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from agent.voice import VoiceModels
+from perception.safety import (
+    RiskAssessment, RiskClassifier, default_risk_classifier_path, has_idiom, load_risk_classifier, strip_idioms,
+)
 from perception.text_model import TextEmotionModel, default_text_model_dir
 from perception.voice.audio import decode_file
 from perception.text_model import load_text_model as _load_text_model
@@ -61,3 +66,21 @@ def analyze_voice(models: VoiceModels, text_model: TextEmotionModel | None, data
     return VoiceAnalysis(transcript=transcript.text, emotions=signal.emotions, valence=round(v, 4), arousal=round(a, 4),
                          prosody=dict(signal.evidence["prosody"]), text_emotions=text_emotions,
                          duration_s=round(transcript.duration_s, 3))
+
+
+def load_risk_model() -> RiskClassifier:
+    return load_risk_classifier(default_risk_classifier_path())
+
+
+def assess_texts(model: TextEmotionModel, risk: RiskClassifier, texts: Sequence[str]) -> list[RiskAssessment]:
+    """The same decision the live safety layer makes, for many messages (one text-model pass per batch)."""
+    if not texts:
+        return []
+    return [risk.assess(t, f) for t, f in zip(texts, risk_features(model, texts))]
+
+
+def risk_features(model: TextEmotionModel, texts: Sequence[str]) -> np.ndarray:
+    """[N, 384 + 28] from the text model; messages with a harmless idiom are read with the idiom blanked out, so
+    "dying to see it" is not scored like "dying"."""
+    probs, pooled = model.forward([strip_idioms(t) if has_idiom(t) else t for t in texts])
+    return np.concatenate([pooled, probs], axis=1)

@@ -14,15 +14,15 @@ import openai
 
 from agent.events import (
     ControlsEvent, ControlsUpdated, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseCancelled,
-    ResponseDelta, ResponseDone, ResponseInterrupted, SpeechStarted, TranscriptEvent,
+    ResponseDelta, ResponseDone, ResponseInterrupted, SafetyEvent, SpeechStarted, TranscriptEvent,
 )
 from agent.voice import Utterance, VoiceInput
 from perception.voice.audio import pcm16_to_float
 from agent.llm import StreamStats
 from agent.store import SessionRecord
 from perception import LABELS, ModalitySignal
-from persona import apply_overrides, read_style
-from prompts import Message, render
+from persona import RiskInput, apply_overrides, read_style
+from prompts import Message, crisis_reply, render
 
 if TYPE_CHECKING:
     from agent.agent import Agent
@@ -53,6 +53,7 @@ class Conversation:
         self._turn: asyncio.Task[None] | None = None
         self._cancel_reason: Literal["cancel", "barge_in"] = "cancel"
         self.voice: VoiceInput | None = None
+        self.locale: str | None = None  # for the safety layer's crisis resources
         self._worker = asyncio.create_task(self._run(), name=f"conversation-{record.id}")
 
     @property
@@ -167,13 +168,21 @@ class Conversation:
                 model=sig.model, latency_ms=round(sig.latency_ms, 3),
                 evidence=evidence if sig is signal else dict(sig.evidence),
             ))
+        risk = await agent.assess_risk(text, signal)
+        if risk.risk:
+            # For the operator: the event names level, score and rule, never the message; logs carry no content either.
+            action = "crisis_reply" if risk.level == "crisis" else "caution_prompt"
+            log.warning("safety layer: %s in session %s (score %.3f, rule %s)", action, rec.id, risk.score, bool(risk.rule))
+            await self._emit(SafetyEvent(risk=True, level=risk.level, score=risk.score, rule=risk.rule, action=action,
+                                         model=agent.risk_model_name))
         t1 = time.perf_counter()
         percept = agent.fusion.fuse(signals)
         t_fus = time.perf_counter()
         conf = sum(percept.gates[m] * signals[m].confidence for m in percept.present)
         rec.persona = agent.tracker.update(rec.persona, percept, read_style(text), conf, time.time())
         profile = agent.profile(rec.profile_id)
-        decision = agent.policy.decide(rec.persona, profile.base, rec.overrides, profile.limits)
+        decision = agent.policy.decide(rec.persona, profile.base, rec.overrides, profile.limits,
+                                       RiskInput(level=risk.level, score=risk.score, rule=risk.rule))
         prompt = render(profile, decision.controls, agent.window(rec.history[:-1]), text,
                         max_tokens_cap=agent.config.max_tokens_cap, temperature=agent.config.temperature)
         t_pol = time.perf_counter()
@@ -187,7 +196,11 @@ class Conversation:
         t_req = time.perf_counter()
         t_first: float | None = None
         try:
-            async for delta in agent.llm.stream(prompt, stats):
+            if decision.controls.safety_mode == "crisis":  # never left to the model's improvisation
+                stream = _fixed(crisis_reply(self.locale or profile.safety_locale), stats)
+            else:
+                stream = agent.llm.stream(prompt, stats)
+            async for delta in stream:
                 if t_first is None:
                     t_first = time.perf_counter()
                 parts.append(delta)
@@ -222,6 +235,7 @@ class Conversation:
             "why": [r["why"] for r in rules],
             "controls": decision.controls.as_dict(),
             "sampling": prompt.sampling.as_dict(),
+            "safety": {"level": risk.level, "score": risk.score, "rule": risk.rule},
             "summary": _summary(signals, rec.persona.dominant_emotion, decision.controls.strategy, [r["rule"] for r in rules]),
         }
         await self._emit(ResponseDone(
@@ -233,6 +247,11 @@ class Conversation:
     def _remember_reply(self, text: str, interrupted: bool) -> None:
         if text or interrupted:
             self.record.history.append(Message("assistant", text, interrupted=interrupted))
+
+
+async def _fixed(text: str, stats: StreamStats):
+    stats.finish_reason = "safety"
+    yield text
 
 
 def _summary(signals: dict[str, ModalitySignal], dominant: str, strategy: str, rules: list[str]) -> str:

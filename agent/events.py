@@ -98,6 +98,17 @@ class TranscriptEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class SafetyEvent:
+    type: ClassVar[str] = "safety"
+    risk: bool
+    level: str  # caution | crisis
+    score: float
+    rule: str | None  # the explicit phrase that matched, if any
+    action: str  # what the agent did: "crisis_reply" (fixed text, no LLM) or "caution_prompt"
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
 class ControlsUpdated:
     type: ClassVar[str] = "controls.updated"
     overrides: Mapping[str, object]
@@ -114,5 +125,5 @@ class ErrorEvent:
 
 Event = (
     SessionStarted | PerceptionEvent | PersonaEvent | ControlsEvent | ResponseDelta | ResponseDone
-    | ResponseCancelled | ResponseInterrupted | SpeechStarted | TranscriptEvent | ControlsUpdated | ErrorEvent
+    | ResponseCancelled | ResponseInterrupted | SpeechStarted | TranscriptEvent | SafetyEvent | ControlsUpdated | ErrorEvent
 )

@@ -98,7 +98,7 @@ class Torch:
         self.tok.enable_truncation(MAX_LEN)
         self.tok.no_padding()
 
-    def _run(self, texts: list[str]) -> np.ndarray:
+    def forward(self, texts: list[str]) -> np.ndarray:
         from training.text import _pad
 
         x, m = _pad([e.ids for e in self.tok.encode_batch(texts)])
@@ -110,11 +110,11 @@ class Torch:
         out = np.zeros((len(texts), 28), dtype=np.float32)
         for s in range(0, len(order), 64):
             idx = order[s:s + 64]
-            out[idx] = self._run([texts[i] for i in idx])
+            out[idx] = self.forward([texts[i] for i in idx])
         return out
 
     def one(self, text: str) -> None:
-        self._run([text])
+        self.forward([text])
 
 
 def child(kind: str, data: Path, iters: int) -> dict:

@@ -78,7 +78,8 @@ class TextEmotionModel:
     thresholds: np.ndarray  # [28]
     name: str = "minilm-l6-goemotions-int8"
 
-    def _run(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def forward(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """One padded batch → ([N, 28] label probabilities, [N, 384] sentence embeddings)."""
         enc = self.tokenizer.encode_batch(list(texts))
         t = max(1, max(len(e.ids) for e in enc))
         ids = np.zeros((len(enc), t), dtype=np.int64)
@@ -95,12 +96,12 @@ class TextEmotionModel:
         out = np.zeros((len(texts), len(GOEMOTIONS)), dtype=np.float32)
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
-            out[idx] = self._run([texts[i] for i in idx])[0]
+            out[idx] = self.forward([texts[i] for i in idx])[0]
         return out
 
     def perceive_batch(self, texts: Sequence[str]) -> list[ModalitySignal]:
         t0 = time.perf_counter()
-        probs, pooled = self._run(texts)
+        probs, pooled = self.forward(texts)
         shared = to_shared(probs)
         dist = to_distribution(shared)
         ms = (time.perf_counter() - t0) * 1000 / max(1, len(texts))
@@ -125,7 +126,7 @@ class TextEmotionModel:
         Explains `label` (a GoEmotions or shared label) or else the top GoEmotions label."""
         words = text.split()[:max_words]
         variants = [text] + [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
-        probs = self._run(variants)[0]  # [1 + W, 28]
+        probs = self.forward(variants)[0]  # [1 + W, 28]
         if label is None:
             label = GOEMOTIONS[int(np.argmax(probs[0]))]
         if label in GOEMOTIONS:

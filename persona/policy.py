@@ -7,6 +7,7 @@ Ops: lt, le, gt, ge, eq, in. Fields: any PersonaState scalar, plus `p_<label>` f
 from __future__ import annotations
 
 import operator
+from typing import Literal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -54,6 +55,15 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
+class RiskInput:
+    """What the safety layer found in the user's message."""
+
+    level: Literal["none", "caution", "crisis"]
+    score: float
+    rule: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class OverrideLimits:
     """Per signal, the [lo, hi] a client override may set; signals not listed cannot be overridden."""
 
@@ -77,6 +87,7 @@ class Policy:
         base: ControlSignals,
         overrides: Mapping[str, object] | None = None,
         limits: OverrideLimits | None = None,
+        risk: RiskInput | None = None,
     ) -> Decision:
         feats = _features(state)
         values: dict[str, object] = {}
@@ -88,6 +99,19 @@ class Policy:
                 fired.append(
                     RuleFiring(rule=rule.name, inputs={f: _round(feats[f]) for f, _, _ in rule.when}, set=setv, why=rule.why)
                 )
+        # The safety layer outranks every rule and every override.
+        if risk is not None and risk.level == "crisis":
+            values.update(safety_mode="crisis", empathy=1.0, warmth=1.0, assertiveness=0.3, pace=0.2,
+                          strategy="Affirmation and Reassurance")
+            fired.append(RuleFiring(rule="safety_layer", inputs={"risk_score": risk.score, "rule": risk.rule},
+                                    set={"safety_mode": "crisis"}, why="Crisis or self-harm risk: fixed supportive reply "
+                                    "with crisis resources; no free generation."))
+        elif risk is not None and risk.level == "caution":
+            values.update(safety_mode="caution", empathy=0.9, warmth=0.9, assertiveness=0.3,
+                          strategy="Affirmation and Reassurance")
+            fired.append(RuleFiring(rule="safety_caution", inputs={"risk_score": risk.score},
+                                    set={"safety_mode": "caution"}, why="Possible distress: careful reply that points "
+                                    "to people and services who can help."))
         controls = base.with_values(values)
         applied, rejected = apply_overrides(overrides or {}, limits)
         if applied and controls.safety_mode != "crisis":

@@ -52,6 +52,7 @@ class AgentProfile:
     persona: str
     base: ControlSignals
     limits: OverrideLimits
+    safety_locale: str = "default"  # which crisis resources (prompts/safety.yaml) to give by default
 
 
 @cache
@@ -82,6 +83,7 @@ def load_profiles() -> dict[str, AgentProfile]:
                 ranges={k: (float(v[0]), float(v[1])) for k, v in (lim.get("ranges") or {}).items()},
                 strategies=bool(lim.get("strategies", True)),
             ),
+            safety_locale=str(raw.get("safety_locale", "default")),
         )
     return out
 
@@ -127,3 +129,10 @@ def render(
     system = Message("system", render_system(profile, controls, summary))
     messages = (system, *(m.for_llm() for m in history), Message("user", user_text))
     return Prompt(messages=messages, sampling=sampling_for(controls, max_tokens_cap, temperature))
+
+
+def crisis_reply(locale: str | None) -> str:
+    """The fixed, reviewed safety reply for a locale (prompts/safety.yaml), `default` when the locale has none."""
+    spec = _yaml("safety.yaml")
+    entry = spec.get(locale or "default") or spec["default"]
+    return " ".join(entry["reply"].split()).format(resources=" ".join(entry["resources"].split()))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from agent import InvalidAudio, TextAnalysis, VoiceAnalysis, analyze_texts, analyze_voice, load_text_model, load_voice_models
+from agent import InvalidAudio, TextAnalysis, assess_texts, load_risk_model, VoiceAnalysis, analyze_texts, analyze_voice, load_text_model, load_voice_models
 from server.batchfiles import InputFileError, read_messages
 
 
@@ -18,11 +18,36 @@ def text_result(a: TextAnalysis) -> dict[str, object]:
     return out
 
 
-def run_text(files: Sequence[Path], output: Path | None, model_dir: Path | None, explain: bool, threads: int) -> int:
+def _read_all(files: Sequence[Path], command: str) -> list[list[str]] | None:
     try:
-        batches = [read_messages(f) for f in files]
+        return [read_messages(f) for f in files]
     except InputFileError as exc:
-        print(f"persona-agent analyze text: {exc}", file=sys.stderr)
+        print(f"persona-agent analyze {command}: {exc}", file=sys.stderr)
+        return None
+
+
+def run_safety(files: Sequence[Path], output: Path | None, threads: int) -> int:
+    batches = _read_all(files, "safety")
+    if batches is None:
+        return 2
+    model = load_text_model(None, threads=threads)
+    risk = load_risk_model()
+    out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        for messages in batches:
+            for s in range(0, len(messages), 256):
+                for text, r in zip(messages[s:s + 256], assess_texts(model, risk, messages[s:s + 256])):
+                    out.write(json.dumps({"text": text, "risk": r.risk, "level": r.level, "score": r.score, "rule": r.rule},
+                                         ensure_ascii=False) + "\n")
+    finally:
+        if output:
+            out.close()
+    return 0
+
+
+def run_text(files: Sequence[Path], output: Path | None, model_dir: Path | None, explain: bool, threads: int) -> int:
+    batches = _read_all(files, "text")
+    if batches is None:
         return 2
     model = load_text_model(model_dir, threads=threads)
     out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout

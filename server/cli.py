@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     at.add_argument("--model", type=Path, help="model folder (default: the shipped one)")
     at.add_argument("--explain", action="store_true", help="add per-word attributions (occlusion)")
     at.add_argument("--threads", type=int, default=2)
+    asf = an_sub.add_parser("safety", help="crisis / self-harm risk per message (same input formats as `analyze text`)")
+    asf.add_argument("files", nargs="+", type=Path)
+    asf.add_argument("--output", type=Path, help="write JSONL here instead of stdout")
+    asf.add_argument("--threads", type=int, default=2)
     av = an_sub.add_parser("voice", help="transcript, prosody and voice emotion per audio file (WAV, FLAC, OGG, MP3)")
     av.add_argument("paths", nargs="+", type=Path, help="files or folders")
     av.add_argument("--output", type=Path, help="write JSONL here instead of stdout")
@@ -83,9 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     tr = sub.add_parser("train", help="train a shipped model")
     tr_sub = tr.add_subparsers(dest="what", required=True)
     tt = tr_sub.add_parser("text", help="fine-tune MiniLM-L6 on GoEmotions and export int8 ONNX")
-    from training.args import add_text_arguments, add_voice_arguments
+    from training.args import add_safety_arguments, add_text_arguments, add_voice_arguments
 
     add_text_arguments(tt)
+    ts = tr_sub.add_parser("safety", help="fit the crisis-risk classifier on shared/data/crisis, report out-of-fold figures")
+    add_safety_arguments(ts)
     tv = tr_sub.add_parser("voice", help="fit the prosody head on RAVDESS, report leave-one-actor-out CV")
     add_voice_arguments(tv)
     args = parser.parse_args(argv)
@@ -97,6 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         from server.analyze import run_text
 
         return run_text(args.files, args.output, args.model, args.explain, args.threads)
+    if args.command == "analyze" and args.modality == "safety":
+        from server.analyze import run_safety
+
+        return run_safety(args.files, args.output, args.threads)
+    if args.command == "train" and args.what == "safety":
+        from training.safety import train as train_safety
+
+        train_safety(args)
+        return 0
     if args.command == "analyze" and args.modality == "voice":
         from server.analyze import run_voice
 

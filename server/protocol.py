@@ -35,6 +35,7 @@ class SessionStart(_Client):
     user_id: str | None = Field(None, max_length=128, description="stable id to keep a persona across sessions")
     resume: str | None = Field(None, max_length=64, description="session_id of an earlier session to continue")
     consent: Consent = Field(default_factory=Consent)
+    locale: str | None = Field(None, max_length=16, description="e.g. en-US: picks the crisis resources the safety layer gives")
 
 
 class UserText(_Client):
@@ -198,6 +199,16 @@ class TranscriptOut(_Server):
     model: str | None
 
 
+class SafetyOut(_Server):
+    type: Literal["safety"]
+    risk: bool
+    level: Literal["caution", "crisis"]
+    score: float
+    rule: str | None
+    action: str
+    model: str
+
+
 class ControlsUpdatedOut(_Server):
     type: Literal["controls.updated"]
     overrides: dict[str, Any]
@@ -213,7 +224,7 @@ class ErrorOut(_Server):
 
 ServerEvent = Annotated[
     SessionStartedOut | PerceptionOut | PersonaOut | ControlsOut | ResponseDeltaOut | ResponseDoneOut
-    | ResponseCancelledOut | ResponseInterruptedOut | SpeechStartedOut | TranscriptOut | ControlsUpdatedOut | ErrorOut,
+    | ResponseCancelledOut | ResponseInterruptedOut | SpeechStartedOut | TranscriptOut | SafetyOut | ControlsUpdatedOut | ErrorOut,
     Field(discriminator="type"),
 ]
 _CLIENT = TypeAdapter(ClientEvent)

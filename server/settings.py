@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     default_profile: str = "wellbeing_coach"
     policy_file: Path | None = None
-    text_model: Literal["trained", "lexicon"] = "lexicon"
+    text_model: Literal["trained", "lexicon"] = "trained"
     text_model_dir: Path | None = None  # default: the artifact shipped in perception/models/text_emotion
     model_threads: int = 1  # intra-op threads per perception model
     voice_enabled: bool = True

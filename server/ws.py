@@ -107,6 +107,7 @@ class Connection:
             return False
         self.conversation = self.agent.converse(record, self.emit)
         self.voice_consent = event.consent.voice
+        self.conversation.locale = event.locale
         history = tuple({"role": m.role, "content": m.content, **({"interrupted": "true"} if m.interrupted else {})}
                         for m in record.history)
         await self.emit(SessionStarted(session_id=record.id, profile=record.profile_id, resumed=resumed, history=history))

@@ -40,3 +40,12 @@ def add_face_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--resume", action="store_true")
+
+
+def add_safety_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=str(SHARED / "crisis"))
+    p.add_argument("--out", default=str(ROOT / "perception" / "models" / "crisis_risk.npz"))
+    p.add_argument("--recall", type=float, default=0.95, help="caution level: share of risk messages it must catch")
+    p.add_argument("--fpr", type=float, default=0.05, help="crisis level: most non-risk messages it may flag")
+    p.add_argument("--c", type=float, default=0.01)
+    p.add_argument("--threads", type=int, default=2)

@@ -46,11 +46,14 @@ def test_shared_distribution(model, text, shared):
     assert set(s.evidence["labels"]) == set(GOEMOTIONS) and s.evidence["predicted"]
 
 
-def test_batch_equals_single(model):
-    texts = ["thank you so much!", "I'm furious", "ok"]
+def test_batch_agrees_with_single(model):
+    """Dynamic int8 quantises activations with one scale per batch, so batching moves probabilities slightly
+    (measured: up to ~0.04); the reading must not change."""
+    texts = ["thank you so much!", "I'm furious", "ok", "a considerably longer message about nothing in particular"]
     batch = model.perceive_batch(texts)
     for t, b in zip(texts, batch):
-        assert np.allclose(model.perceive(t).distribution, b.distribution, atol=1e-4)
+        single = model.perceive(t)
+        assert single.top == b.top and np.abs(single.distribution - b.distribution).max() < 0.06
 
 
 def test_occlusion_points_at_the_emotion_word(model):

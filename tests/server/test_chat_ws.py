@@ -70,12 +70,11 @@ async def test_cancel_stops_vllm_generation_and_session_continues(live_server):
     await ws.start(profile="companion")
     gen_before = live_server.vllm_metric("vllm:generation_tokens_total")
     await ws.send({"type": "user.text", "text": "Write a long story about a dragon who learns to bake bread."})
-    events = await ws.until("response.delta")
-    assert live_server.vllm_metric("vllm:num_requests_running") == 1
-    await ws.send({"type": "response.cancel"})
+    await ws.until("response.delta")
+    await ws.send({"type": "response.cancel"})  # at once: a metrics call first could outlast the 64-token reply
     t0 = time.monotonic()
     events = await ws.until("response.cancelled", "response.done")
-    assert events[-1]["type"] == "response.cancelled", [e["type"] for e in events]
+    assert events[-1]["type"] == "response.cancelled", [(e["type"], e.get("code")) for e in events if e["type"] != "response.delta"]
     # vLLM's own count of running requests drops to 0 well before the 64-token reply could have finished.
     while live_server.vllm_metric("vllm:num_requests_running") != 0:
         assert time.monotonic() - t0 < 3.0, "vLLM still generating 3 s after cancel"
@@ -213,3 +212,26 @@ def test_rest_analyze_text(live_server):
     for body, status in [({"texts": []}, 422), ({"texts": ["x" * 9000]}, 422), ({"text": "hi"}, 422), ("nope", 422)]:
         r = httpx.post(f"{live_server.url}/v1/analyze/text", json=body)
         assert r.status_code == status and r.json()["detail"], (body, r.text)
+
+
+async def test_risk_message_gets_fixed_reply_and_never_reaches_the_llm(live_server):
+    ws = await WS.connect(live_server.ws_url)
+    await ws.start(profile="companion", locale="en-US")
+    prompts_before = live_server.vllm_metric("vllm:prompt_tokens_total")
+    events = await ws.turn("I can't do this anymore. I'm going to kill myself tonight.")
+    types = [e["type"] for e in events]
+    safety = events[types.index("safety")]
+    assert safety["risk"] is True and safety["level"] == "crisis" and safety["action"] == "crisis_reply" and safety["rule"]
+    controls = events[types.index("controls")]
+    assert controls["controls"]["safety_mode"] == "crisis" and "safety_layer" in [r["rule"] for r in controls["rules_fired"]]
+    done = events[-1]
+    assert done["type"] == "response.done" and done["finish_reason"] == "safety"
+    assert "988" in done["text"] and done["usage"]["completion_tokens"] is None
+    assert live_server.vllm_metric("vllm:prompt_tokens_total") == prompts_before, "the risk message reached the LLM"
+    # overrides cannot switch the safety layer off
+    await ws.send({"type": "controls.override", "controls": {"safety_mode": "normal"}})
+    assert "safety_mode" in (await ws.recv())["rejected"]
+    # an idiom is answered by the model as usual
+    events = await ws.turn("Haha this exam is killing me, any study tips?")
+    assert "safety" not in [e["type"] for e in events] and events[-1]["finish_reason"] != "safety"
+    await ws.close()

@@ -1,0 +1,117 @@
+"""Crisis / self-harm risk in user text: explicit-phrase rules plus a learned score, tuned for high recall.
+
+Rules catch explicit statements ("I want to kill myself", "end my life") and leave common idioms alone ("this exam
+is killing me", "I could die of embarrassment"). The learned part is a logistic regression over the text model's
+own sentence embedding and 28 emotion probabilities (no extra model to run), trained on `shared/data/crisis`.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+_EXPLICIT = [
+    r"\b(kill|hang|shoot|drown|poison|hurt|harm|cut|off)\s+(my\s*self|myself|myslef|myeslf)\b",
+    r"\bk\s*m\s*s\b",
+    r"\b(end|take|ending|taking)\s+(my|my own)\s+(life|lives)\b",
+    r"\bsuicid(e|al)\b",
+    r"\b(want|wanna|going|plan|planning|ready|decided)\s+(to\s+)?die\b",
+    r"\bdon'?t\s+want\s+to\s+(live|be alive|exist|wake up)\b",
+    r"\b(no|nothing)\s+(reason|point)\s+(to|in)\s+(live|living|go on|going on)\b",
+    r"\bbetter\s+off\s+dead\b",
+    r"\b(wish|wishing)\s+i\s+(was|were)\s+(dead|never born)\b",
+    r"\bself[-\s]?harm(ing)?\b",
+    r"\b(overdose|od)\s+on\b",
+    r"\bgoodbye\s+(cruel\s+)?world\b",
+    r"\bwrote\s+(a|my)\s+(suicide\s+)?note\b",
+    r"\bcan'?t\s+(go on|do this anymore|take (it|this) anymore)\b",
+    r"\bwant\s+(it|everything)(\s+all)?\s+to\s+(end|stop)\b",
+    r"\bend\s+it\s+all\b",
+]
+_IDIOMS = [
+    r"\b(is|are|was|it'?s|this|that)\s+killing\s+me\b",
+    r"\bdie\s+(of|from)\s+(embarrassment|laughter|laughing|boredom|shame|cuteness)\b",
+    r"\b(could|would)\s+(kill|die)\s+for\b",
+    r"\bdying\s+to\s+(see|know|try|meet|go|hear|get)\b",
+    r"\bkill(ed|ing)?\s+it\b",
+    r"\b(lol|lmao|haha)\b",
+]
+_EXPLICIT_RE = re.compile("|".join(_EXPLICIT), re.I)
+_IDIOM_RE = re.compile("|".join(_IDIOMS), re.I)
+
+
+RiskLevel = Literal["none", "caution", "crisis"]
+
+
+@dataclass(frozen=True, slots=True)
+class RiskAssessment:
+    """crisis: a fixed reply with crisis resources, no generation. caution: generation under a careful prompt that
+    points to support. none: as usual."""
+
+    level: RiskLevel
+    score: float  # in [0, 1]
+    rule: str | None  # the explicit phrase that matched, if any
+    latency_ms: float
+
+    @property
+    def risk(self) -> bool:
+        return self.level != "none"
+
+
+def strip_idioms(text: str) -> str:
+    """`text` with known harmless idioms ("this exam is killing me", "dying to see") blanked out."""
+    return _IDIOM_RE.sub(" ", text.replace("’", "'"))
+
+
+def has_idiom(text: str) -> bool:
+    return _IDIOM_RE.search(text.replace("’", "'")) is not None
+
+
+def explicit_phrase(text: str) -> str | None:
+    """The first explicit risk phrase in `text` that is not part of a known idiom."""
+    m = _EXPLICIT_RE.search(strip_idioms(text))
+    return m.group(0) if m else None
+
+
+@dataclass(frozen=True)
+class RiskClassifier:
+    mean: np.ndarray  # [F]
+    scale: np.ndarray  # [F]
+    coef: np.ndarray  # [F]
+    bias: float
+    crisis_threshold: float  # score for the fixed crisis reply (chosen for a low false-positive rate)
+    caution_threshold: float  # score for the careful prompt (chosen for high recall)
+    name: str = "crisis-logreg-minilm"
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """features [N, F] → [N] probability of risk."""
+        z = (features - self.mean) / self.scale
+        return 1.0 / (1.0 + np.exp(-(z @ self.coef + self.bias)))
+
+    def assess(self, text: str, features: np.ndarray) -> RiskAssessment:
+        t0 = time.perf_counter()
+        rule = explicit_phrase(text)
+        s = float(self.score(features[None])[0])
+        level: RiskLevel = ("crisis" if rule is not None or s >= self.crisis_threshold
+                            else "caution" if s >= self.caution_threshold else "none")
+        return RiskAssessment(level=level, score=round(max(s, 0.99) if rule else s, 4), rule=rule,
+                              latency_ms=(time.perf_counter() - t0) * 1000)
+
+
+def rules_only(text: str) -> RiskAssessment:
+    rule = explicit_phrase(text)
+    return RiskAssessment(level="crisis" if rule else "none", score=1.0 if rule else 0.0, rule=rule, latency_ms=0.0)
+
+
+def load_risk_classifier(path: str | Path) -> RiskClassifier:
+    with np.load(path, allow_pickle=False) as z:
+        return RiskClassifier(mean=z["mean"], scale=z["scale"], coef=z["coef"], bias=float(z["bias"]),
+                              crisis_threshold=float(z["crisis_threshold"]), caution_threshold=float(z["caution_threshold"]))
+
+
+def default_risk_classifier_path() -> Path:
+    return Path(__file__).resolve().parent / "models" / "crisis_risk.npz"

@@ -47,6 +47,7 @@ bench: setup system
 	$(PIP) -e '.[bench]'
 	$(VENV)/bin/python bench/text_turn_latency.py
 	$(VENV)/bin/python bench/text_model.py
+	$(VENV)/bin/python bench/safety.py
 	$(VENV)/bin/python bench/voice.py
 
 schema: $(VENV)/.installed

@@ -36,7 +36,9 @@ async def test_spoken_turn_without_end_of_turn_message(live_server):
     types = [e["type"] for e in events]
     assert "speech.started" in types
     final = next(e for e in events if e["type"] == "transcript" and e["final"])
-    assert "beach" in final["text"].lower() and final["model"].startswith("faster-whisper-tiny.en")
+    # tiny.en sometimes hears espeak's "at the beach" as "to be": check the words it gets reliably
+    assert {"wonderful", "family"} <= set(final["text"].lower().replace(".", "").split()), final["text"]
+    assert final["model"].startswith("faster-whisper-tiny.en")
     assert types.index("transcript") < types.index("response.delta")
     perceptions = {e["modality"]: e for e in events if e["type"] == "perception"}
     assert set(perceptions) == {"text", "voice"}

@@ -40,11 +40,11 @@ async def through_backend(ws_url: str, turns: int) -> dict[str, list[float]]:
                                                     "llm_first_token", "total", "client_first_delta", "client_done")}
     async with websockets.connect(ws_url, max_size=8 * 1024 * 1024) as ws:
         for i in range(turns):
-            if i % len(MESSAGES) == 0:  # a fresh session every few turns keeps the prompt length comparable
-                await ws.close()
-                ws = await websockets.connect(ws_url, max_size=8 * 1024 * 1024)
-                await ws.send(json.dumps({"type": "session.start", "profile": "companion"}))
-                await ws.recv()
+            # A fresh session per turn: no history, so the prompt is the same size as the direct peer's.
+            await ws.close()
+            ws = await websockets.connect(ws_url, max_size=8 * 1024 * 1024)
+            await ws.send(json.dumps({"type": "session.start", "profile": "companion"}))
+            await ws.recv()
             t0 = time.perf_counter()
             await ws.send(json.dumps({"type": "user.text", "text": MESSAGES[i % len(MESSAGES)]}))
             first = None

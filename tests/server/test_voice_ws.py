@@ -65,6 +65,7 @@ async def test_barge_in_stops_reply_and_keeps_truncated_history(live_server):
     interrupted = events[-1]
     sent_before = "".join(e["text"] for e in events if e["type"] == "response.delta")
     latency = t_stop - started[0]
+    print(f"\nbarge-in: response.interrupted {latency * 1000:.0f} ms after the first speech frame was sent")
     assert latency < 0.3 + 0.05, f"reply stopped {latency * 1000:.0f} ms after speech onset"  # 50 ms: client scheduling
     # the spoken question is then answered as a normal turn
     await sender

@@ -87,11 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     tr = sub.add_parser("train", help="train a shipped model")
     tr_sub = tr.add_subparsers(dest="what", required=True)
     tt = tr_sub.add_parser("text", help="fine-tune MiniLM-L6 on GoEmotions and export int8 ONNX")
-    from training.args import add_safety_arguments, add_text_arguments, add_voice_arguments
+    from training.args import add_face_arguments, add_safety_arguments, add_text_arguments, add_voice_arguments
 
     add_text_arguments(tt)
     ts = tr_sub.add_parser("safety", help="fit the crisis-risk classifier on shared/data/crisis, report out-of-fold figures")
     add_safety_arguments(ts)
+    tf = tr_sub.add_parser("face", help="train the facial-expression CNN on FER-2013 (Keras 3, torch backend)")
+    add_face_arguments(tf)
     tv = tr_sub.add_parser("voice", help="fit the prosody head on RAVDESS, report leave-one-actor-out CV")
     add_voice_arguments(tv)
     args = parser.parse_args(argv)
@@ -116,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         from server.analyze import run_voice
 
         return run_voice(args.paths, args.output, args.threads)
+    if args.command == "train" and args.what == "face":
+        from training.face import train as train_face
+
+        train_face(args)
+        return 0
     if args.command == "train" and args.what == "voice":
         from training.voice import train as train_voice
 

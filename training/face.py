@@ -56,6 +56,7 @@ def train(args: argparse.Namespace) -> None:
     initial_epoch = 0
     if args.resume and state.exists():
         model = keras.models.load_model(state)
+        net = model.get_layer("persona_face_expression")  # the loaded copy, whose weights are saved below
         initial_epoch = json.loads((work / "epoch.json").read_text())["epoch"]
         print(f"resuming after epoch {initial_epoch}")
 

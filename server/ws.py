@@ -51,7 +51,11 @@ class Connection:
                 except ProtocolError as exc:
                     await self.error(exc.code, exc.message)
                     continue
-                await self.dispatch(event)
+                try:
+                    await self.dispatch(event)
+                except Exception:  # a bug must not end the session: say so and keep reading
+                    log.exception("dispatch failed")
+                    await self.error("internal_error", "the server failed to handle that event", retryable=True)
         except WebSocketDisconnect:
             return
         finally:

@@ -50,6 +50,17 @@ def to_distribution(shared: np.ndarray) -> np.ndarray:
     return s / s.sum(axis=1, keepdims=True)
 
 
+def pad_token_ids(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad token id lists with 0 → ([N, T] ids, [N, T] attention mask), int64 as the encoder expects."""
+    t = max(1, max((len(x) for x in seqs), default=1))
+    ids = np.zeros((len(seqs), t), dtype=np.int64)
+    mask = np.zeros((len(seqs), t), dtype=np.int64)
+    for i, x in enumerate(seqs):
+        ids[i, :len(x)] = x
+        mask[i, :len(x)] = 1
+    return ids, mask
+
+
 def tune_thresholds(probs: np.ndarray, y: np.ndarray, grid: Sequence[float] | None = None) -> np.ndarray:
     """Per-label threshold maximising that label's F1 on (probs [N, L], y [N, L])."""
     grid = np.arange(0.02, 0.96, 0.01) if grid is None else np.asarray(grid)
@@ -80,13 +91,7 @@ class TextEmotionModel:
 
     def forward(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """One padded batch → ([N, 28] label probabilities, [N, 384] sentence embeddings)."""
-        enc = self.tokenizer.encode_batch(list(texts))
-        t = max(1, max(len(e.ids) for e in enc))
-        ids = np.zeros((len(enc), t), dtype=np.int64)
-        mask = np.zeros((len(enc), t), dtype=np.int64)
-        for i, e in enumerate(enc):
-            ids[i, :len(e.ids)] = e.ids
-            mask[i, :len(e.ids)] = 1
+        ids, mask = pad_token_ids([e.ids for e in self.tokenizer.encode_batch(list(texts))])
         logits, pooled = self.session.run(["logits", "pooled"], {"input_ids": ids, "attention_mask": mask})
         return 1.0 / (1.0 + np.exp(-logits)), pooled  # [N, 28], [N, 384]
 

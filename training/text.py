@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from perception.text_model import GOEMOTIONS, MAX_LEN, load_text_model, tune_thresholds
+from perception.text_model import GOEMOTIONS, MAX_LEN, load_text_model, pad_token_ids, tune_thresholds
 from training.goemotions import Split, read_tsv
 
 
@@ -65,12 +65,7 @@ def _encode(tok, texts: list[str]) -> list[list[int]]:
 
 
 def _pad(ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    t = max(len(x) for x in ids)
-    arr = np.zeros((len(ids), t), dtype=np.int64)
-    mask = np.zeros((len(ids), t), dtype=np.int64)
-    for i, x in enumerate(ids):
-        arr[i, :len(x)] = x
-        mask[i, :len(x)] = 1
+    arr, mask = pad_token_ids(ids)
     return torch.from_numpy(arr), torch.from_numpy(mask)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
-from agent.analysis import TextAnalysis, VoiceAnalysis, analyze_texts, analyze_voice, risk_features
+from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice, risk_features
 from agent.batcher import MicroBatcher
 from agent.conversation import Conversation, Emit
 from agent.engine import EmbeddedEngine, EmbeddedEngineConfig
@@ -22,6 +22,12 @@ from agent.store import MemoryStore, SessionRecord, SessionStore
 from agent.voice import VoiceConfig, VoiceModels
 from fusion import ConfidenceFusion
 from perception import ModalitySignal
+from perception.face.detect import load_face_detector
+from perception.face.expression import default_face_model_path, load_face_expression
+from perception.face.image import decode_image
+from perception.face.perceiver import (
+    FacePerceiver, KerasFacePerceiver, default_deepface_weights, load_deepface_perceiver, perceive_image,
+)
 from perception.text_lexicon import load_lexicon_text_perceiver
 from perception.voice.affect import default_voice_affect_path, load_voice_affect
 from perception.voice.stt import load_stt
@@ -69,16 +75,23 @@ class AgentConfig:
     vad_min_silence_ms: int = 600  # silence that ends a spoken turn
     cache_dir: Path = Path.home() / ".cache" / "persona-agent"
     voice: VoiceConfig = VoiceConfig()
+    face_enabled: bool = True
+    face_backend: Literal["keras", "deepface"] = "keras"
+    face_model_path: Path | None = None  # default: the weights shipped in perception/models
+    face_ttl_s: float = 15.0  # a face reading older than this no longer joins a turn's fusion
+    face_max_fps: float = 5.0  # camera frames accepted per second per session (burst of 2)
 
 
 class Agent:
     def __init__(self, *, text: TextPerceiver, fusion: ConfidenceFusion, tracker: PersonaTracker, policy: Policy,
                  profiles: dict[str, AgentProfile], llm: LLMClient, store: SessionStore, config: AgentConfig,
-                 voice_models: VoiceModels | None = None, risk: RiskClassifier | None = None) -> None:
+                 voice_models: VoiceModels | None = None, risk: RiskClassifier | None = None,
+                 face: FacePerceiver | None = None) -> None:
         assert config.default_profile in profiles, f"default profile {config.default_profile!r} not in {sorted(profiles)}"
         self.text, self.fusion, self.tracker, self.policy = text, fusion, tracker, policy
         self.profiles, self.llm, self.store, self.config = profiles, llm, store, config
         self.voice_models = voice_models
+        self.face = face
         self.risk = risk
         self.risk_model_name = f"rules+{risk.name}" if risk else "rules"
         # Messages from many sessions that arrive together share one forward pass.
@@ -120,6 +133,25 @@ class Agent:
             raise AnalysisUnavailable("voice is not enabled on this server (PERSONA_VOICE_ENABLED)")
         text = self.text if isinstance(self.text, TextEmotionModel) else None
         return await asyncio.to_thread(analyze_voice, self.voice_models, text, data, max_seconds)
+
+    async def perceive_image(self, data: bytes, explain: bool = False) -> tuple[ModalitySignal | None, float]:
+        """A camera frame → (the largest face's signal or None when there is no face, milliseconds taken, decoding
+        included). Raises ImageError."""
+        if self.face is None:
+            raise AnalysisUnavailable("face input is not enabled on this server (PERSONA_FACE_ENABLED)")
+        face = self.face
+
+        def run() -> tuple[ModalitySignal | None, float]:
+            t0 = time.perf_counter()
+            sig = perceive_image(face, decode_image(data), explain=explain)[1]
+            return sig, (time.perf_counter() - t0) * 1000
+
+        return await asyncio.to_thread(run)
+
+    async def analyze_face(self, data: bytes, crop: bool = False, explain: bool = False) -> FaceAnalysis:
+        if self.face is None:
+            raise AnalysisUnavailable("face input is not enabled on this server (PERSONA_FACE_ENABLED)")
+        return await asyncio.to_thread(analyze_face, self.face, data, crop, explain)
 
     async def aclose(self) -> None:
         await self.text_batcher.aclose()
@@ -192,10 +224,11 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
         await asyncio.to_thread(text.perceive_batch, ["warm-up", "a second, longer warm-up message"])
         voice = await asyncio.to_thread(load_voice_models, cfg.agent) if cfg.agent.voice_enabled else None
         risk = load_risk_classifier(default_risk_classifier_path()) if isinstance(text, TextEmotionModel) else None
+        face = await asyncio.to_thread(load_face_perceiver, cfg.agent) if cfg.agent.face_enabled else None
         agent = Agent(
             text=text, fusion=ConfidenceFusion(), tracker=PersonaTracker(), policy=load_policy(cfg.agent.policy_file),
             profiles=load_profiles(), llm=LLMClient(llm_cfg), store=MemoryStore(), config=cfg.agent, voice_models=voice,
-            risk=risk,
+            risk=risk, face=face,
         )
     except BaseException:
         if engine is not None:
@@ -214,6 +247,16 @@ def load_voice_models(cfg: AgentConfig) -> VoiceModels:
     models.stt.transcribe(tone)
     models.vad.stream().feed(tone)
     return models
+
+
+def load_face_perceiver(cfg: AgentConfig) -> FacePerceiver:
+    """Ours (Haar + Keras CNN) by default; deepface's own pipeline on our weights with face_backend="deepface"."""
+    if cfg.face_backend == "deepface":
+        return load_deepface_perceiver(default_deepface_weights(), cfg.cache_dir / "deepface")
+    path = cfg.face_model_path or default_face_model_path()
+    if not path.exists():
+        raise RuntimeError(f"no face model at {path}: run `persona-agent train face`, or set PERSONA_FACE_ENABLED=false")
+    return KerasFacePerceiver(load_face_detector(), load_face_expression(path, threads=cfg.model_threads))
 
 
 def load_text_perceiver(cfg: AgentConfig) -> TextPerceiver:

@@ -1,6 +1,7 @@
 """Batch analysis (CLI and REST): the perception models applied to many inputs, without a conversation."""
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from agent.voice import VoiceModels
+from perception.face.image import MAX_IMAGE_BYTES, decode_image
+from perception.face.perceiver import FacePerceiver
 from perception.safety import (
     RiskAssessment, RiskClassifier, default_risk_classifier_path, has_idiom, load_risk_classifier, strip_idioms,
 )
@@ -84,3 +87,30 @@ def risk_features(model: TextEmotionModel, texts: Sequence[str]) -> np.ndarray:
     "dying to see it" is not scored like "dying"."""
     probs, pooled = model.forward([strip_idioms(t) if has_idiom(t) else t for t in texts])
     return np.concatenate([pooled, probs], axis=1)
+
+
+@dataclass(frozen=True, slots=True)
+class FaceAnalysis:
+    faces: list[dict[str, object]]  # {"box": [x, y, w, h], "score": float | None, "emotions": {7 labels}, "saliency"?}
+    width: int
+    height: int
+    latency_ms: float
+    model: str
+
+
+def analyze_face(perceiver: FacePerceiver, data: bytes, crop: bool = False, explain: bool = False,
+                 max_bytes: int = MAX_IMAGE_BYTES) -> FaceAnalysis:
+    """One JPEG/PNG, decoded in memory and never stored. Raises ImageError."""
+    t0 = time.perf_counter()
+    image = decode_image(data, max_bytes=max_bytes)
+    readings = perceiver.read(image, crop=crop, explain=explain)
+    faces = []
+    for r in readings:
+        face: dict[str, object] = {"box": list(r.box), "score": None if r.score is None else round(r.score, 3),
+                                   "emotions": r.emotions()}
+        if r.saliency is not None:
+            face["saliency"] = {"grid": np.round(r.saliency, 3).tolist(), "method": "occlusion",
+                                "label": max(face["emotions"], key=face["emotions"].get)}  # type: ignore[arg-type, union-attr]
+        faces.append(face)
+    return FaceAnalysis(faces=faces, width=int(image.shape[1]), height=int(image.shape[0]),
+                        latency_ms=round((time.perf_counter() - t0) * 1000, 3), model=perceiver.name)

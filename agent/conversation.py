@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 import openai
 
 from agent.events import (
-    ControlsEvent, ControlsUpdated, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseCancelled,
+    ControlsEvent, ControlsUpdated, ErrorEvent, Event, FaceAbsent, PerceptionEvent, PersonaEvent, ResponseCancelled,
     ResponseDelta, ResponseDone, ResponseInterrupted, SafetyEvent, SpeechStarted, TranscriptEvent,
 )
 from agent.voice import Utterance, VoiceInput
@@ -21,6 +21,7 @@ from perception.voice.audio import pcm16_to_float
 from agent.llm import StreamStats
 from agent.store import SessionRecord
 from perception import LABELS, ModalitySignal
+from perception.face.image import ImageError
 from persona import RiskInput, apply_overrides, read_style
 from prompts import Message, crisis_reply, render
 
@@ -42,6 +43,16 @@ class VoiceUnavailable(RuntimeError):
     pass
 
 
+class ImageBackpressure(RuntimeError):
+    """Camera frames arrive faster than the session's limit; this one was refused (and said so), not queued."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    data: bytes
+    explain: bool
+
+
 class Conversation:
     """Owns its worker task and the running turn; `close()` cancels both (and with them the LLM stream)."""
 
@@ -54,6 +65,11 @@ class Conversation:
         self._cancel_reason: Literal["cancel", "barge_in"] = "cancel"
         self.voice: VoiceInput | None = None
         self.locale: str | None = None  # for the safety layer's crisis resources
+        self._frames: asyncio.Queue[_Frame] = asyncio.Queue(maxsize=2)
+        self._frame_worker: asyncio.Task[None] | None = None
+        self._frame_allowance = 2.0  # token bucket: face_max_fps per second, burst 2
+        self._frame_clock = time.monotonic()
+        self._face: tuple[ModalitySignal, float] | None = None  # latest face reading, monotonic time
         self._worker = asyncio.create_task(self._run(), name=f"conversation-{record.id}")
 
     @property
@@ -75,6 +91,43 @@ class Conversation:
             self.voice = VoiceInput(models, self.agent.config.voice, on_speech=self._on_speech,
                                     on_interim=self._on_interim, on_final=self._on_final)
         self.voice.submit(samples)
+
+    def submit_image(self, data: bytes, explain: bool = False) -> None:
+        """One camera frame (JPEG/PNG bytes), read in arrival order off the event loop. Raises ImageBackpressure
+        past the per-session frame rate or when two frames are already waiting."""
+        now = time.monotonic()
+        rate = self.agent.config.face_max_fps
+        self._frame_allowance = min(2.0, self._frame_allowance + (now - self._frame_clock) * rate)
+        self._frame_clock = now
+        if self._frame_allowance < 1.0 or self._frames.full():
+            raise ImageBackpressure(f"camera frames are limited to {rate:g} per second per session; frame refused")
+        self._frame_allowance -= 1.0
+        self._frames.put_nowait(_Frame(data, explain))
+        if self._frame_worker is None:
+            self._frame_worker = asyncio.create_task(self._read_frames(), name=f"frames-{self.record.id}")
+
+    async def _read_frames(self) -> None:
+        while True:
+            frame = await self._frames.get()
+            try:
+                sig, ms = await self.agent.perceive_image(frame.data, frame.explain)
+            except ImageError as exc:
+                await self._emit(ErrorEvent(code=exc.code, message=str(exc), retryable=False))
+                continue
+            except Exception:
+                log.exception("face perception failed")
+                await self._emit(ErrorEvent(code="face_failed", message="the face model failed on that frame", retryable=True))
+                continue
+            if sig is None:
+                await self._emit(FaceAbsent(latency_ms=round(ms, 3), model=self.agent.face.name if self.agent.face else ""))
+                continue
+            self._face = (sig, time.monotonic())
+            await self._emit(_perception_event(sig, dict(sig.evidence)))
+
+    def fresh_face(self) -> ModalitySignal | None:
+        if self._face is None or time.monotonic() - self._face[1] > self.agent.config.face_ttl_s:
+            return None
+        return self._face[0]
 
     def end_of_utterance(self) -> None:
         if self.voice is not None:
@@ -116,10 +169,11 @@ class Conversation:
     async def close(self) -> None:
         if self.voice is not None:
             await self.voice.aclose()
-        for task in (self._turn, self._worker):
-            if task is not None and not task.done():
+        tasks = [t for t in (self._turn, self._worker, self._frame_worker) if t is not None]
+        for task in tasks:
+            if not task.done():
                 task.cancel()
-        await asyncio.gather(*(t for t in (self._turn, self._worker) if t is not None), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.agent.store.save(self.record)
 
     async def _run(self) -> None:
@@ -162,12 +216,9 @@ class Conversation:
         if turn.voice is not None:
             signals["voice"] = turn.voice
         for sig in signals.values():
-            await self._emit(PerceptionEvent(
-                modality=sig.modality, emotions=sig.emotions, top=sig.top, confidence=round(sig.confidence, 4),
-                valence=round(sig.valence_arousal[0], 4), arousal=round(sig.valence_arousal[1], 4),
-                model=sig.model, latency_ms=round(sig.latency_ms, 3),
-                evidence=evidence if sig is signal else dict(sig.evidence),
-            ))
+            await self._emit(_perception_event(sig, evidence if sig is signal else dict(sig.evidence)))
+        if (face := self.fresh_face()) is not None:  # already announced when its frame arrived
+            signals["face"] = face
         risk = await agent.assess_risk(text, signal)
         if risk.risk:
             # For the operator: the event names level, score and rule, never the message; logs carry no content either.
@@ -247,6 +298,13 @@ class Conversation:
     def _remember_reply(self, text: str, interrupted: bool) -> None:
         if text or interrupted:
             self.record.history.append(Message("assistant", text, interrupted=interrupted))
+
+
+def _perception_event(sig: ModalitySignal, evidence: dict[str, object]) -> PerceptionEvent:
+    v, a = sig.valence_arousal
+    return PerceptionEvent(modality=sig.modality, emotions=sig.emotions, top=sig.top, confidence=round(sig.confidence, 4),
+                           valence=round(v, 4), arousal=round(a, 4), model=sig.model, latency_ms=round(sig.latency_ms, 3),
+                           evidence=evidence)
 
 
 async def _fixed(text: str, stats: StreamStats):

@@ -30,6 +30,14 @@ class PerceptionEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class FaceAbsent:
+    """A camera frame was read and no face was found in it (the previous face reading stays until it expires)."""
+    type: ClassVar[str] = "face.absent"
+    latency_ms: float
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
 class PersonaEvent:
     type: ClassVar[str] = "persona"
     state: Mapping[str, object]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from agent import InvalidAudio, TextAnalysis, assess_texts, load_risk_model, VoiceAnalysis, analyze_texts, analyze_voice, load_text_model, load_voice_models
+from agent import FaceAnalysis, ImageError, InvalidAudio, TextAnalysis, analyze_face, load_face_perceiver, assess_texts, load_risk_model, VoiceAnalysis, analyze_texts, analyze_voice, load_text_model, load_voice_models
 from server.batchfiles import InputFileError, read_messages
 
 
@@ -71,13 +71,7 @@ def voice_result(path: str, a: VoiceAnalysis) -> dict[str, object]:
 
 
 def audio_files(paths: Sequence[Path]) -> list[Path]:
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS)
-        else:
-            out.append(p)
-    return out
+    return _files(paths, AUDIO_EXTENSIONS)
 
 
 def run_voice(paths: Sequence[Path], output: Path | None, threads: int) -> int:
@@ -102,6 +96,51 @@ def run_voice(paths: Sequence[Path], output: Path | None, threads: int) -> int:
                 failed += 1
                 line = {"path": str(f), "error": {"code": "invalid_audio", "message": str(exc)}}
                 print(f"persona-agent analyze voice: {f}: {exc}", file=sys.stderr)
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
+    finally:
+        if output:
+            out.close()
+    return 2 if failed else 0
+
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+def face_result(a: FaceAnalysis) -> dict[str, object]:
+    return {"faces": a.faces, "width": a.width, "height": a.height, "latency_ms": a.latency_ms, "model": a.model}
+
+
+def _files(paths: Sequence[Path], extensions: tuple[str, ...]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in extensions)
+        else:
+            out.append(p)
+    return out
+
+
+def run_face(paths: Sequence[Path], output: Path | None, crops: bool, explain: bool, backend: str, threads: int) -> int:
+    """One JSONL line per image, in order: {"path", "faces": [{"box", "score", "emotions"}]}; an unreadable image gets
+    an `error` line and exit code 2."""
+    from server.settings import Settings
+
+    files = _files(paths, IMAGE_EXTENSIONS)
+    if not files:
+        print("persona-agent analyze face: no images found", file=sys.stderr)
+        return 2
+    cfg = Settings(model_threads=threads, face_backend=backend).runtime_config().agent
+    perceiver = load_face_perceiver(cfg)
+    failed = 0
+    out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        for f in files:
+            try:
+                line: dict[str, object] = {"path": str(f), **face_result(analyze_face(perceiver, f.read_bytes(), crops, explain))}
+            except (ImageError, OSError) as exc:
+                failed += 1
+                line = {"path": str(f), "error": {"code": getattr(exc, "code", "unreadable"), "message": str(exc)}}
+                print(f"persona-agent analyze face: {f}: {exc}", file=sys.stderr)
             out.write(json.dumps(line, ensure_ascii=False) + "\n")
     finally:
         if output:

@@ -8,10 +8,10 @@ import httpx
 from fastapi import FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import JSONResponse
 
-from agent import AnalysisUnavailable, InvalidAudio, Runtime, create_runtime
-from server.analyze import text_result, voice_result
+from agent import AnalysisUnavailable, ImageError, InvalidAudio, Runtime, create_runtime
+from server.analyze import face_result, text_result, voice_result
 from server.protocol import (
-    MAX_AUDIO_UPLOAD_BYTES, MAX_AUDIO_UPLOAD_SECONDS, AnalyzeTextRequest, AnalyzeTextResponse, TextResult, VoiceResult,
+    MAX_AUDIO_UPLOAD_BYTES, MAX_AUDIO_UPLOAD_SECONDS, MAX_IMAGE_BYTES, AnalyzeFaceResponse, AnalyzeTextRequest, AnalyzeTextResponse, TextResult, VoiceResult,
     json_schema,
 )
 from server.settings import Settings
@@ -64,18 +64,27 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/v1/analyze/voice", response_model=VoiceResult)
     async def analyze_voice(request: Request) -> VoiceResult:
         """Body: one audio file (WAV, FLAC, OGG, MP3, ...), decoded in memory and never stored."""
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_AUDIO_UPLOAD_BYTES:
-                raise HTTPException(status_code=413, detail=f"audio upload over {MAX_AUDIO_UPLOAD_BYTES} bytes")
+        body = await _read_body(request, MAX_AUDIO_UPLOAD_BYTES, "audio")
         try:
-            result = await app.state.runtime.agent.analyze_voice(bytes(body), MAX_AUDIO_UPLOAD_SECONDS)
+            result = await app.state.runtime.agent.analyze_voice(body, MAX_AUDIO_UPLOAD_SECONDS)
         except InvalidAudio as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from None
         except AnalysisUnavailable as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from None
         return VoiceResult(**voice_result("upload", result))
+
+    @app.post("/v1/analyze/face", response_model=AnalyzeFaceResponse)
+    async def analyze_face(request: Request, crop: bool = False, explain: bool = False) -> AnalyzeFaceResponse:
+        """Body: one JPEG or PNG, decoded in memory and never stored. `crop=true`: the image is one aligned face crop
+        (as in FER-2013); `explain=true`: a 6x6 occlusion saliency grid per face."""
+        body = await _read_body(request, MAX_IMAGE_BYTES, "image")
+        try:
+            result = await app.state.runtime.agent.analyze_face(body, crop, explain)
+        except ImageError as exc:
+            raise HTTPException(status_code=413 if exc.code == "image_too_large" else 422, detail=f"{exc.code}: {exc}") from None
+        except AnalysisUnavailable as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
+        return AnalyzeFaceResponse(**face_result(result))
 
     @app.websocket("/v1/chat")
     async def chat(ws: WebSocket) -> None:
@@ -83,3 +92,15 @@ def create_app(settings: Settings) -> FastAPI:
         await Connection(app.state.runtime.agent, ws).run()
 
     return app
+
+
+async def _read_body(request: Request, limit: int, what: str) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(status_code=413, detail=f"{what} upload over {limit} bytes")
+    if not body:
+        raise HTTPException(status_code=422, detail=f"empty body: send one {what} file as the request body")
+    return bytes(body)

@@ -13,13 +13,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.app import create_app
+    from server.protocol import MAX_WS_MESSAGE_BYTES
     from server.settings import Settings
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "default_profile": args.profile}.items() if v is not None}
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                ws_max_size=2 * 1024 * 1024)
+                ws_max_size=MAX_WS_MESSAGE_BYTES)
     return 0
 
 
@@ -84,16 +85,25 @@ def main(argv: list[str] | None = None) -> int:
     av.add_argument("paths", nargs="+", type=Path, help="files or folders")
     av.add_argument("--output", type=Path, help="write JSONL here instead of stdout")
     av.add_argument("--threads", type=int, default=2)
+    af = an_sub.add_parser("face", help="faces and their expression per image (JPEG/PNG files or folders)")
+    af.add_argument("paths", nargs="+", type=Path, help="files or folders")
+    af.add_argument("--output", type=Path, help="write JSONL here instead of stdout")
+    af.add_argument("--crops", action="store_true", help="each image is one aligned face crop (as in FER-2013)")
+    af.add_argument("--explain", action="store_true", help="add a 6x6 occlusion saliency grid per face")
+    af.add_argument("--backend", choices=("keras", "deepface"), default="keras")
+    af.add_argument("--threads", type=int, default=2)
     tr = sub.add_parser("train", help="train a shipped model")
     tr_sub = tr.add_subparsers(dest="what", required=True)
     tt = tr_sub.add_parser("text", help="fine-tune MiniLM-L6 on GoEmotions and export int8 ONNX")
-    from training.args import add_face_arguments, add_safety_arguments, add_text_arguments, add_voice_arguments
+    from training.args import add_deepface_arguments, add_face_arguments, add_safety_arguments, add_text_arguments, add_voice_arguments
 
     add_text_arguments(tt)
     ts = tr_sub.add_parser("safety", help="fit the crisis-risk classifier on shared/data/crisis, report out-of-fold figures")
     add_safety_arguments(ts)
     tf = tr_sub.add_parser("face", help="train the facial-expression CNN on FER-2013 (Keras 3, torch backend)")
     add_face_arguments(tf)
+    td = tr_sub.add_parser("deepface", help="train deepface's emotion architecture on FER-2013 (PyTorch), so DeepFace runs offline")
+    add_deepface_arguments(td)
     tv = tr_sub.add_parser("voice", help="fit the prosody head on RAVDESS, report leave-one-actor-out CV")
     add_voice_arguments(tv)
     args = parser.parse_args(argv)
@@ -118,10 +128,19 @@ def main(argv: list[str] | None = None) -> int:
         from server.analyze import run_voice
 
         return run_voice(args.paths, args.output, args.threads)
+    if args.command == "analyze" and args.modality == "face":
+        from server.analyze import run_face
+
+        return run_face(args.paths, args.output, args.crops, args.explain, args.backend, args.threads)
     if args.command == "train" and args.what == "face":
         from training.face import train as train_face
 
         train_face(args)
+        return 0
+    if args.command == "train" and args.what == "deepface":
+        from training.deepface_emotion import train as train_deepface
+
+        train_deepface(args)
         return 0
     if args.command == "train" and args.what == "voice":
         from training.voice import train as train_voice

@@ -16,6 +16,9 @@ MAX_TEXT_CHARS = 8000  # one user message
 MAX_AUDIO_FRAME_BYTES = 64_000  # 2 s of PCM16 at 16 kHz
 MAX_AUDIO_UPLOAD_BYTES = 25 * 1024 * 1024
 MAX_AUDIO_UPLOAD_SECONDS = 600.0
+MAX_IMAGE_BYTES = 4 * 1024 * 1024  # one camera frame or uploaded image (JPEG/PNG)
+MAX_IMAGE_EVENT_BYTES = MAX_IMAGE_BYTES * 4 // 3 + 4096  # a user.image event: the image in base64 plus the envelope
+MAX_WS_MESSAGE_BYTES = 8 * 1024 * 1024  # transport limit: a bigger WebSocket message closes the socket with 1009
 
 
 class _Client(BaseModel):
@@ -99,6 +102,12 @@ class AudioFrame:
     data: bytes
 
 
+class UserImage(_Client):
+    type: Literal["user.image"]
+    image: str = Field(description="base64 of one JPEG or PNG camera frame; needs consent.face in session.start")
+    explain: bool = Field(False, description="attach a 6x6 occlusion saliency grid of the face to the perception event")
+
+
 class ResponseCancel(_Client):
     type: Literal["response.cancel"]
 
@@ -108,9 +117,10 @@ class ControlsOverride(_Client):
     controls: dict[str, float | str] = Field(description="signal -> value; clamped to the profile's limits")
 
 
-ClientEvent = Annotated[SessionStart | UserText | UserAudio | UserAudioEnd | ResponseCancel | ControlsOverride,
+ClientEvent = Annotated[SessionStart | UserText | UserAudio | UserAudioEnd | UserImage | ResponseCancel | ControlsOverride,
                         Field(discriminator="type")]
-CLIENT_TYPES = ("session.start", "user.text", "user.audio", "user.audio.end", "response.cancel", "controls.override")
+CLIENT_TYPES = ("session.start", "user.text", "user.audio", "user.audio.end", "user.image", "response.cancel",
+                "controls.override")
 
 
 class _Server(BaseModel):
@@ -184,6 +194,27 @@ class ResponseInterruptedOut(_Server):
     text: str
 
 
+class FaceAbsentOut(_Server):
+    type: Literal["face.absent"]
+    latency_ms: float
+    model: str
+
+
+class FaceResult(BaseModel):
+    box: list[int] = Field(description="x, y, w, h in pixels")
+    score: float | None = Field(description="detector score (null when the image was given as a face crop)")
+    emotions: dict[str, float] = Field(description="7 shared labels -> probability")
+    saliency: dict[str, Any] | None = Field(None, description="6x6 occlusion grid over the face, when explain=true")
+
+
+class AnalyzeFaceResponse(BaseModel):
+    faces: list[FaceResult] = Field(description="largest first; empty when no face was found")
+    width: int
+    height: int
+    latency_ms: float
+    model: str
+
+
 class SpeechStartedOut(_Server):
     type: Literal["speech.started"]
     utterance_id: int
@@ -223,7 +254,7 @@ class ErrorOut(_Server):
 
 
 ServerEvent = Annotated[
-    SessionStartedOut | PerceptionOut | PersonaOut | ControlsOut | ResponseDeltaOut | ResponseDoneOut
+    SessionStartedOut | PerceptionOut | FaceAbsentOut | PersonaOut | ControlsOut | ResponseDeltaOut | ResponseDoneOut
     | ResponseCancelledOut | ResponseInterruptedOut | SpeechStartedOut | TranscriptOut | SafetyOut | ControlsUpdatedOut | ErrorOut,
     Field(discriminator="type"),
 ]
@@ -237,7 +268,7 @@ class ProtocolError(Exception):
         self.code, self.message = code, message
 
 
-ClientMessage = SessionStart | UserText | UserAudio | UserAudioEnd | ResponseCancel | ControlsOverride | AudioFrame
+ClientMessage = SessionStart | UserText | UserAudio | UserAudioEnd | UserImage | ResponseCancel | ControlsOverride | AudioFrame
 
 
 def parse_client(raw: str | bytes) -> ClientMessage:
@@ -249,14 +280,18 @@ def parse_client(raw: str | bytes) -> ClientMessage:
             raise ProtocolError("invalid_audio", "binary frames carry raw PCM16 mono 16 kHz samples, not an audio file; "
                                 "use POST /v1/analyze/voice for files")
         return AudioFrame(raw)
-    if len(raw.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
-        raise ProtocolError("message_too_large", f"an event may be at most {MAX_FRAME_BYTES} bytes")
+    size = len(raw.encode("utf-8", "surrogatepass"))
+    if size > MAX_IMAGE_EVENT_BYTES:
+        raise ProtocolError("message_too_large", f"an event may be at most {MAX_FRAME_BYTES} bytes "
+                            f"({MAX_IMAGE_EVENT_BYTES} for user.image)")
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise ProtocolError("invalid_json", f"not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("invalid_message", "an event must be a JSON object with a string `type`")
+    if size > MAX_FRAME_BYTES and data["type"] != "user.image":
+        raise ProtocolError("message_too_large", f"an event may be at most {MAX_FRAME_BYTES} bytes")
     if data["type"] not in CLIENT_TYPES:
         raise ProtocolError("unknown_type", f"unknown event type {data['type'][:64]!r}; expected one of {list(CLIENT_TYPES)}")
     try:
@@ -282,7 +317,8 @@ def json_schema() -> dict[str, Any]:
         "version": PROTOCOL_VERSION,
         "endpoint": "/v1/chat",
         "limits": {"max_frame_bytes": MAX_FRAME_BYTES, "max_text_chars": MAX_TEXT_CHARS,
-                   "max_audio_frame_bytes": MAX_AUDIO_FRAME_BYTES},
+                   "max_audio_frame_bytes": MAX_AUDIO_FRAME_BYTES, "max_image_bytes": MAX_IMAGE_BYTES,
+                   "max_image_event_bytes": MAX_IMAGE_EVENT_BYTES, "max_websocket_message_bytes": MAX_WS_MESSAGE_BYTES},
         "binary_frames": "PCM16 little-endian mono 16 kHz audio (needs consent.voice in session.start)",
         "client": _CLIENT.json_schema(),
         "server": _SERVER.json_schema(),

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     stt_model: Literal["tiny.en", "base"] = "tiny.en"
     vad_min_silence_ms: int = 600
     barge_in_min_ms: int = 150
+    face_enabled: bool = True
+    face_backend: Literal["keras", "deepface"] = "keras"
+    face_model_path: Path | None = None  # default: perception/models/face_expression.weights.h5
+    face_max_fps: float = 5.0
 
     # External LLM (production: a vLLM server on GPUs). Unset: the embedded vLLM-on-CPU engine is started.
     llm_base_url: str | None = Field(None, validation_alias=AliasChoices("LLM_BASE_URL", "PERSONA_LLM_BASE_URL"))
@@ -50,7 +54,9 @@ class Settings(BaseSettings):
                               text_model=self.text_model, text_model_dir=self.text_model_dir,
                               model_threads=self.model_threads, voice_enabled=self.voice_enabled,
                               stt_model=self.stt_model, vad_min_silence_ms=self.vad_min_silence_ms,
-                              cache_dir=self.cache_dir, voice=VoiceConfig(barge_in_min_ms=self.barge_in_min_ms)),
+                              cache_dir=self.cache_dir, voice=VoiceConfig(barge_in_min_ms=self.barge_in_min_ms),
+                              face_enabled=self.face_enabled, face_backend=self.face_backend,
+                              face_model_path=self.face_model_path, face_max_fps=self.face_max_fps),
             llm=llm,
             embedded=EmbeddedEngineConfig(
                 python=self.embedded_llm_python or default_llm_python(),

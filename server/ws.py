@@ -9,12 +9,12 @@ import logging
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from agent import (
-    Agent, AudioBackpressure, Conversation, ErrorEvent, Event, InvalidAudio, SessionStarted, UnknownProfile,
-    UnknownSession, VoiceUnavailable,
+    Agent, AudioBackpressure, Conversation, ErrorEvent, Event, ImageBackpressure, InvalidAudio, SessionStarted,
+    UnknownProfile, UnknownSession, VoiceUnavailable,
 )
 from server.protocol import (
-    AudioFrame, ClientMessage, ControlsOverride, ProtocolError, ResponseCancel, SessionStart, UserAudio, UserAudioEnd,
-    UserText, parse_client, to_wire,
+    MAX_IMAGE_BYTES, AudioFrame, ClientMessage, ControlsOverride, ProtocolError, ResponseCancel, SessionStart, UserAudio,
+    UserAudioEnd, UserImage, UserText, parse_client, to_wire,
 )
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ class Connection:
         self.agent, self.ws = agent, ws
         self.conversation: Conversation | None = None
         self.voice_consent = False
+        self.face_consent = False
         self._send_lock = asyncio.Lock()
 
     async def emit(self, event: Event) -> None:
@@ -81,6 +82,29 @@ class Connection:
             await self.audio(event)
         elif isinstance(event, UserAudioEnd):
             self.conversation.end_of_utterance()
+        elif isinstance(event, UserImage):
+            await self.image(event)
+
+    async def image(self, event: UserImage) -> None:
+        assert self.conversation is not None
+        if not self.face_consent:
+            await self.error("consent_required", "camera frames need consent: send session.start with consent.face = true")
+            return
+        if self.agent.face is None:
+            await self.error("face_unavailable", "face input is not enabled on this server")
+            return
+        try:
+            data = base64.b64decode(event.image, validate=True)
+        except binascii.Error as exc:
+            await self.error("invalid_image", f"user.image.image is not valid base64: {exc}")
+            return
+        if len(data) > MAX_IMAGE_BYTES:
+            await self.error("image_too_large", f"an image may be at most {MAX_IMAGE_BYTES} bytes; got {len(data)}")
+            return
+        try:
+            self.conversation.submit_image(data, event.explain)
+        except ImageBackpressure as exc:
+            await self.error("image_rate_limited", str(exc), retryable=True)
 
     async def audio(self, event: AudioFrame | UserAudio) -> None:
         assert self.conversation is not None
@@ -111,6 +135,7 @@ class Connection:
             return False
         self.conversation = self.agent.converse(record, self.emit)
         self.voice_consent = event.consent.voice
+        self.face_consent = event.consent.face
         self.conversation.locale = event.locale
         history = tuple({"role": m.role, "content": m.content, **({"interrupted": "true"} if m.interrupted else {})}
                         for m in record.history)

@@ -33,9 +33,10 @@ def add_face_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=str(SHARED / "fer2013"))
     p.add_argument("--workdir", default=".cache/train-face")
     p.add_argument("--out", default=str(ROOT / "perception" / "models" / "face_expression.weights.h5"))
-    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
@@ -49,3 +50,14 @@ def add_safety_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fpr", type=float, default=0.05, help="crisis level: most non-risk messages it may flag")
     p.add_argument("--c", type=float, default=0.01)
     p.add_argument("--threads", type=int, default=2)
+
+
+def add_deepface_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=str(SHARED / "fer2013"))
+    p.add_argument("--out", default=str(ROOT / "perception" / "models" / "deepface" / "facial_expression_model_weights.pth"))
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--threads", type=int, default=1)

@@ -1,0 +1,82 @@
+"""Train deepface's own emotion architecture on FER-2013 train, so `DeepFace.analyze` runs offline.
+
+    persona-agent train deepface [--epochs 16] [--out perception/models/deepface/facial_expression_model_weights.pth]
+
+deepface ships no weights and downloads them at run time, which fails offline. This trains its PyTorch
+`EmotionModel` (imported from deepface itself, so the architecture is exactly the one it loads) on the same data and
+augmentation as our model, and writes the state dict under the file name deepface looks for in
+`$DEEPFACE_HOME/.deepface/weights/`. Validation: FER-2013 public test only. It is a peer for our Keras model and an
+optional serving backend (`PERSONA_FACE_BACKEND=deepface`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from training.face import augment_batch, load_npz
+
+
+def _logits(m, x):
+    """EmotionModel.forward without its final softmax (training wants logits)."""
+    x = m.pool_1(m.relu(m.conv_1(x)))
+    x = m.pool_2(m.relu(m.conv_3(m.relu(m.conv_2(x)))))
+    x = m.pool_3(m.relu(m.conv_5(m.relu(m.conv_4(x)))))
+    x = m.dropout_1(m.relu(m.fc_1(x.flatten(1))))
+    return m.fc_3(m.dropout_2(m.relu(m.fc_2(x))))
+
+
+def train(args: argparse.Namespace) -> None:
+    import torch
+    from deepface.models.demography.pytorch.Emotion import EmotionModel
+    from tqdm import tqdm
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    data = Path(args.data)
+    x_tr, y_tr = load_npz(data / "fer2013_train.npz")
+    x_va, y_va = load_npz(data / "fer2013_public_test.npz")
+    model = EmotionModel()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = len(x_tr) // args.batch_size
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps_per_epoch * args.epochs,
+                                                pct_start=min(0.3, 1 / args.epochs))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    best, history = -1.0, []
+    xv = torch.from_numpy(x_va).permute(0, 3, 1, 2)
+    for epoch in range(args.epochs):
+        rng = np.random.default_rng([args.seed, epoch])
+        order = rng.permutation(len(x_tr))
+        model.train()
+        t0, losses = time.time(), []
+        for s in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=10):
+            idx = order[s * args.batch_size:(s + 1) * args.batch_size]
+            xb = torch.from_numpy(augment_batch(x_tr[idx], rng, size=48)).permute(0, 3, 1, 2)
+            loss = torch.nn.functional.cross_entropy(_logits(model, xb), torch.from_numpy(y_tr[idx]),
+                                                     label_smoothing=0.1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        model.eval()
+        with torch.no_grad():
+            pred = torch.cat([model(xv[i:i + 512]) for i in range(0, len(xv), 512)]).argmax(1).numpy()
+        acc = float((pred == y_va).mean())
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_accuracy": acc,
+                        "seconds": round(time.time() - t0, 1)})
+        print(f"epoch {epoch + 1}: loss {np.mean(losses):.4f} val_accuracy {acc:.4f} ({time.time() - t0:.0f} s)",
+              flush=True)
+        if acc > best:
+            best = acc
+            torch.save(model.state_dict(), out)
+            print(f"saved {out} (val_accuracy {best:.4f})", flush=True)
+    out.with_name("training.json").write_text(json.dumps(
+        {"architecture": "deepface.models.demography.pytorch.Emotion.EmotionModel (deepface 0.0.103)",
+         "data": {"train": "fer2013_train.npz (28,709)", "validation": "fer2013_public_test.npz (3,589)"},
+         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+         "best_val_accuracy": best, "history": history}, indent=1))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 import httpx
 import numpy as np
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol
 
 from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice, risk_features
@@ -18,10 +18,11 @@ from agent.batcher import MicroBatcher
 from agent.conversation import Conversation, Emit
 from agent.engine import EmbeddedEngine, EmbeddedEngineConfig
 from agent.llm import LLMClient, LLMConfig
-from agent.store import MemoryStore, SessionRecord, SessionStore
+from agent.store import SessionRecord, SessionStore, open_store
 from agent.voice import VoiceConfig, VoiceModels
-from fusion import ConfidenceFusion
-from perception import ModalitySignal
+from fusion import ConfidenceFusion, FusedPercept
+from fusion.gated import default_fusion_path, load_gated_fusion
+from perception import Modality, ModalitySignal
 from perception.face.detect import load_face_detector
 from perception.face.expression import default_face_model_path, load_face_expression
 from perception.face.image import decode_image
@@ -46,6 +47,12 @@ class TextPerceiver(Protocol):
     name: str
 
     def perceive_batch(self, texts: Sequence[str]) -> list[ModalitySignal]: ...
+
+
+class Fuser(Protocol):
+    name: str
+
+    def fuse(self, signals: Mapping[Modality, ModalitySignal]) -> FusedPercept: ...
 
 
 class UnknownProfile(ValueError):
@@ -80,10 +87,14 @@ class AgentConfig:
     face_model_path: Path | None = None  # default: the weights shipped in perception/models
     face_ttl_s: float = 15.0  # a face reading older than this no longer joins a turn's fusion
     face_max_fps: float = 5.0  # camera frames accepted per second per session (burst of 2)
+    store: Literal["sqlite", "memory"] = "sqlite"
+    fusion: Literal["gated", "confidence"] = "gated"
+    store_path: Path | None = None  # default: cache_dir / "sessions.sqlite3"
+    summary_chars: int = 1500  # running summary of what fell out of the window
 
 
 class Agent:
-    def __init__(self, *, text: TextPerceiver, fusion: ConfidenceFusion, tracker: PersonaTracker, policy: Policy,
+    def __init__(self, *, text: TextPerceiver, fusion: Fuser, tracker: PersonaTracker, policy: Policy,
                  profiles: dict[str, AgentProfile], llm: LLMClient, store: SessionStore, config: AgentConfig,
                  voice_models: VoiceModels | None = None, risk: RiskClassifier | None = None,
                  face: FacePerceiver | None = None) -> None:
@@ -155,6 +166,7 @@ class Agent:
 
     async def aclose(self) -> None:
         await self.text_batcher.aclose()
+        await self.store.aclose()
 
     def window(self, history: list[Message]) -> list[Message]:
         """The most recent messages that fit the character budget, oldest first."""
@@ -167,6 +179,23 @@ class Agent:
             out.append(msg)
         return out[::-1]
 
+    def context(self, record: SessionRecord, history: list[Message]) -> tuple[list[Message], str]:
+        """The recent window of `history` plus the running summary of everything before it. Messages that fall out
+        of the window are folded into record.summary (extractive: what the user said, newest kept when it is full)."""
+        recent = self.window(history)
+        start = len(history) - len(recent)
+        if start > record.summarized:
+            lines = [record.summary] if record.summary else []
+            for m in history[record.summarized:start]:
+                if m.role == "user":
+                    text = " ".join(m.content.split())
+                    lines.append(f"The user said: \u201c{text[:200]}{'…' if len(text) > 200 else ''}\u201d")
+            summary = " ".join(lines)
+            if len(summary) > self.config.summary_chars:
+                summary = "… " + summary[-self.config.summary_chars:].split(" ", 1)[-1]
+            record.summary, record.summarized = summary, start
+        return recent, record.summary
+
     async def start_session(self, profile: str | None, user_id: str | None, resume: str | None) -> tuple[SessionRecord, bool]:
         """A new session, or the stored one named by `resume`. Raises UnknownProfile / UnknownSession."""
         if resume:
@@ -177,7 +206,11 @@ class Agent:
         profile_id = profile or self.config.default_profile
         if profile_id not in self.profiles:
             raise UnknownProfile(f"unknown profile {profile_id!r}; available: {sorted(self.profiles)}")
-        rec = SessionRecord(id=uuid.uuid4().hex, profile_id=profile_id, user_id=user_id, persona=PersonaState.initial(time.time()))
+        now = time.time()
+        known = await self.store.user_persona(user_id) if user_id else None
+        # A returning user starts from where they were, decayed by the time away.
+        persona = self.tracker.decay(known, now) if known is not None else PersonaState.initial(now)
+        rec = SessionRecord(id=uuid.uuid4().hex, profile_id=profile_id, user_id=user_id, persona=persona)
         await self.store.save(rec)
         return rec, False
 
@@ -226,8 +259,9 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
         risk = load_risk_classifier(default_risk_classifier_path()) if isinstance(text, TextEmotionModel) else None
         face = await asyncio.to_thread(load_face_perceiver, cfg.agent) if cfg.agent.face_enabled else None
         agent = Agent(
-            text=text, fusion=ConfidenceFusion(), tracker=PersonaTracker(), policy=load_policy(cfg.agent.policy_file),
-            profiles=load_profiles(), llm=LLMClient(llm_cfg), store=MemoryStore(), config=cfg.agent, voice_models=voice,
+            text=text, fusion=load_fuser(cfg.agent, text, face), tracker=PersonaTracker(), policy=load_policy(cfg.agent.policy_file),
+            profiles=load_profiles(), llm=LLMClient(llm_cfg),
+            store=open_store(cfg.agent.store, cfg.agent.store_path or cfg.agent.cache_dir / "sessions.sqlite3"), config=cfg.agent, voice_models=voice,
             risk=risk, face=face,
         )
     except BaseException:
@@ -247,6 +281,17 @@ def load_voice_models(cfg: AgentConfig) -> VoiceModels:
     models.stt.transcribe(tone)
     models.vad.stream().feed(tone)
     return models
+
+
+def load_fuser(cfg: AgentConfig, text: TextPerceiver, face: FacePerceiver | None) -> Fuser:
+    """The trained gated network when the perceivers it was trained on are serving (trained text model, our face
+    model); otherwise the untrained confidence-weighted reference, and the log says so."""
+    path = default_fusion_path()
+    if cfg.fusion == "gated" and path.exists() and isinstance(text, TextEmotionModel) and (face is None or isinstance(face, KerasFacePerceiver)):
+        return load_gated_fusion(path)
+    log.warning("fusion: using the untrained confidence-weighted fusion (gated weights %s, text %s, face %s)",
+                "found" if path.exists() else "missing", text.name, getattr(face, "name", None))
+    return ConfidenceFusion()
 
 
 def load_face_perceiver(cfg: AgentConfig) -> FacePerceiver:

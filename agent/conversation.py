@@ -234,7 +234,8 @@ class Conversation:
         profile = agent.profile(rec.profile_id)
         decision = agent.policy.decide(rec.persona, profile.base, rec.overrides, profile.limits,
                                        RiskInput(level=risk.level, score=risk.score, rule=risk.rule))
-        prompt = render(profile, decision.controls, agent.window(rec.history[:-1]), text,
+        recent, summary = agent.context(rec, rec.history[:-1])
+        prompt = render(profile, decision.controls, recent, text, summary=summary,
                         max_tokens_cap=agent.config.max_tokens_cap, temperature=agent.config.temperature)
         t_pol = time.perf_counter()
         await self._emit(PersonaEvent(state=rec.persona.as_dict(), gates=dict(percept.gates),

@@ -13,6 +13,7 @@ class SessionStarted:
     profile: str
     resumed: bool
     history: tuple[Mapping[str, str], ...] = ()
+    persona: Mapping[str, object] | None = None  # carried over (resumed session, or a returning user_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,13 @@ def to_shared(probs: np.ndarray) -> np.ndarray:
     return out
 
 
+def text_quality(text: str) -> dict[str, float]:
+    """How much there is to read: word count, and the share of letters among non-space characters (garbled or
+    mistranscribed text has fewer)."""
+    chars = [c for c in text if not c.isspace()]
+    return {"words": len(text.split()), "letters": round(sum(c.isalpha() for c in chars) / max(1, len(chars)), 4)}
+
+
 def to_distribution(shared: np.ndarray) -> np.ndarray:
     """[N, 7] scores → [N, 7] probability distribution."""
     s = np.clip(shared, 1e-6, None)
@@ -119,7 +126,8 @@ class TextEmotionModel:
                 modality="text", distribution=dist[i].astype(np.float32), embedding=pooled[i].astype(np.float32),
                 confidence=float(np.clip(1.0 - h, 0.0, 1.0)), latency_ms=ms, model=self.name,
                 evidence={"labels": {g: round(float(p), 4) for g, p in zip(GOEMOTIONS, probs[i])},
-                          "predicted": predicted or [GOEMOTIONS[int(np.argmax(probs[i]))]]},
+                          "predicted": predicted or [GOEMOTIONS[int(np.argmax(probs[i]))]],
+                          "quality": text_quality(texts[i])},
             ))
         return out
 

@@ -95,13 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     tr = sub.add_parser("train", help="train a shipped model")
     tr_sub = tr.add_subparsers(dest="what", required=True)
     tt = tr_sub.add_parser("text", help="fine-tune MiniLM-L6 on GoEmotions and export int8 ONNX")
-    from training.args import add_deepface_arguments, add_face_arguments, add_safety_arguments, add_text_arguments, add_voice_arguments
+    from training.args import add_deepface_arguments, add_face_arguments, add_fusion_arguments, add_fusion_eval_arguments, add_safety_arguments, add_text_arguments, add_voice_arguments
 
     add_text_arguments(tt)
     ts = tr_sub.add_parser("safety", help="fit the crisis-risk classifier on shared/data/crisis, report out-of-fold figures")
     add_safety_arguments(ts)
     tf = tr_sub.add_parser("face", help="train the facial-expression CNN on FER-2013 (Keras 3, torch backend)")
     add_face_arguments(tf)
+    tfu = tr_sub.add_parser("fusion", help="train the gated fusion network on cross-dataset triplets")
+    add_fusion_arguments(tfu)
+    ev = sub.add_parser("eval", help="evaluate a shipped model on data you give")
+    ev_sub = ev.add_subparsers(dest="what", required=True)
+    add_fusion_eval_arguments(ev_sub.add_parser("fusion", help="fusion vs each modality on triplets built from your splits"))
     td = tr_sub.add_parser("deepface", help="train deepface's emotion architecture on FER-2013 (PyTorch), so DeepFace runs offline")
     add_deepface_arguments(td)
     tv = tr_sub.add_parser("voice", help="fit the prosody head on RAVDESS, report leave-one-actor-out CV")
@@ -137,6 +142,15 @@ def main(argv: list[str] | None = None) -> int:
 
         train_face(args)
         return 0
+    if args.command == "train" and args.what == "fusion":
+        from training.fusion import train as train_fusion
+
+        train_fusion(args)
+        return 0
+    if args.command == "eval" and args.what == "fusion":
+        from training.fusion import eval_cli
+
+        return eval_cli(args)
     if args.command == "train" and args.what == "deepface":
         from training.deepface_emotion import train as train_deepface
 

@@ -133,6 +133,7 @@ class SessionStartedOut(_Server):
     profile: str
     resumed: bool
     history: list[dict[str, Any]]
+    persona: dict[str, Any] | None = Field(None, description="the persona carried over from a resumed session or an earlier session of the same user_id")
     protocol: str = PROTOCOL_VERSION
 
 

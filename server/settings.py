@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     face_backend: Literal["keras", "deepface"] = "keras"
     face_model_path: Path | None = None  # default: perception/models/face_expression.weights.h5
     face_max_fps: float = 5.0
+    store: Literal["sqlite", "memory"] = "sqlite"  # sessions, messages and per-user personas
+    fusion: Literal["gated", "confidence"] = "gated"  # the trained network, or the untrained reference
+    store_path: Path | None = None  # default: <cache_dir>/sessions.sqlite3
 
     # External LLM (production: a vLLM server on GPUs). Unset: the embedded vLLM-on-CPU engine is started.
     llm_base_url: str | None = Field(None, validation_alias=AliasChoices("LLM_BASE_URL", "PERSONA_LLM_BASE_URL"))
@@ -56,7 +59,8 @@ class Settings(BaseSettings):
                               stt_model=self.stt_model, vad_min_silence_ms=self.vad_min_silence_ms,
                               cache_dir=self.cache_dir, voice=VoiceConfig(barge_in_min_ms=self.barge_in_min_ms),
                               face_enabled=self.face_enabled, face_backend=self.face_backend,
-                              face_model_path=self.face_model_path, face_max_fps=self.face_max_fps),
+                              face_model_path=self.face_model_path, face_max_fps=self.face_max_fps,
+                              store=self.store, store_path=self.store_path, fusion=self.fusion),
             llm=llm,
             embedded=EmbeddedEngineConfig(
                 python=self.embedded_llm_python or default_llm_python(),

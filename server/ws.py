@@ -139,5 +139,7 @@ class Connection:
         self.conversation.locale = event.locale
         history = tuple({"role": m.role, "content": m.content, **({"interrupted": "true"} if m.interrupted else {})}
                         for m in record.history)
-        await self.emit(SessionStarted(session_id=record.id, profile=record.profile_id, resumed=resumed, history=history))
+        carried = record.persona.as_dict() if record.persona.turns else None
+        await self.emit(SessionStarted(session_id=record.id, profile=record.profile_id, resumed=resumed, history=history,
+                                       persona=carried))
         return True

@@ -10,10 +10,13 @@ from server.launch import LiveServer, live_server as launch
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 SHARED = ROOT.parent / "shared"
+STORE = ARTIFACTS / "sessions.sqlite3"  # the live server's SQLite store, shared with a second worker in tests
 
 
 @pytest.fixture(scope="session")
 def live_server() -> LiveServer:
     # Greedy decoding and a 64-token cap keep the tiny CPU model fast and the replies reproducible.
-    with launch(ARTIFACTS, {"PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "64"}) as server:
+    STORE.unlink(missing_ok=True)
+    with launch(ARTIFACTS, {"PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "64",
+                            "PERSONA_STORE_PATH": str(STORE)}) as server:
         yield server

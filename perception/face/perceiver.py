@@ -29,6 +29,7 @@ class FaceReading:
     distribution: np.ndarray  # [7] over LABELS
     embedding: np.ndarray | None  # [256] for our model; None for deepface
     saliency: np.ndarray | None = None  # [6, 6] occlusion saliency of the top class, when asked
+    quality: dict[str, float] | None = None  # of the 48x48 crop: sharpness, contrast, brightness
 
     def emotions(self) -> dict[str, float]:
         return {k: round(float(v), 4) for k, v in zip(LABELS, self.distribution)}
@@ -83,8 +84,17 @@ class KerasFacePerceiver:
         out = []
         for i, (box, score) in enumerate(boxes):
             sal = self.model.saliency(crops[i])[1] if explain else None
-            out.append(FaceReading(box, score, probs[i], emb[i], sal))
+            out.append(FaceReading(box, score, probs[i], emb[i], sal, crop_quality(crops[i])))
         return out
+
+
+def crop_quality(crop: np.ndarray) -> dict[str, float]:
+    """Blur (log variance of the Laplacian), contrast and brightness of a 48x48 uint8 crop."""
+    import cv2
+
+    lap = cv2.Laplacian(crop.astype(np.float32), cv2.CV_32F)
+    return {"sharpness": round(float(np.log1p(lap.var())), 4), "contrast": round(float(crop.std()) / 255, 4),
+            "brightness": round(float(crop.mean()) / 255, 4)}
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,8 @@ def face_signal(readings: list[FaceReading], latency_ms: float, model: str) -> M
     emb = f.embedding if f.embedding is not None else f.distribution
     evidence: dict[str, object] = {"box": list(f.box), "faces": len(readings),
                                    "detector_score": None if f.score is None else round(f.score, 3)}
+    if f.quality is not None:
+        evidence["quality"] = f.quality
     if f.saliency is not None:
         evidence["saliency"] = {"grid": np.round(f.saliency, 3).tolist(), "method": "occlusion",
                                 "label": LABELS[int(np.argmax(f.distribution))]}

@@ -39,8 +39,18 @@ class VoiceAffectModel:
         return ModalitySignal(
             modality="voice", distribution=dist, embedding=z, confidence=confidence,
             latency_ms=(time.perf_counter() - t0) * 1000, model=self.name,
-            evidence={"prosody": feats.prosody.as_dict()},
+            evidence={"prosody": feats.prosody.as_dict(), "quality": audio_quality(audio)},
         )
+
+
+def audio_quality(audio: np.ndarray) -> dict[str, float]:
+    """How usable the recording is, before loudness normalisation: level (dBFS), the spread between loud and quiet
+    20 ms frames (a signal-to-noise proxy: noise fills the pauses), and duration."""
+    frames = audio[: len(audio) // 320 * 320].reshape(-1, 320) if len(audio) >= 320 else audio.reshape(1, -1)
+    db = 20 * np.log10(np.maximum(np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1)), 1e-6))
+    return {"level_dbfs": round(float(20 * np.log10(max(float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))), 1e-6))), 2),
+            "dynamic_range_db": round(float(np.percentile(db, 95) - np.percentile(db, 10)), 2),
+            "duration_s": round(len(audio) / 16000, 3)}
 
 
 def load_voice_affect(path: str | Path) -> VoiceAffectModel:

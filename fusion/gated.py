@@ -1,0 +1,104 @@
+"""The trained gated fusion network: a Gated Multimodal Unit (Arevalo et al. 2017) generalised to three modalities
+with a presence mask.
+
+Each present modality m is encoded to h_m = tanh(W_m [head_m ; P_m emb_m]) (64-d). A gate network reads every
+modality's head (zeros for absent ones) and the mask and gives one logit per modality; a softmax over the present
+modalities only turns them into weights g_m that sum to one. The persona embedding is Σ g_m h_m, and a linear layer
+maps it to the fused 7-class distribution. Training (training/fusion.py) also asks each h_m alone to predict the
+label through the same output layer, so the h_m live in one space and a single modality still reads well.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fusion.features import EMBEDDING_DIMS, HEAD_DIMS, embedding_vector, head_vector
+from fusion.types import FusedPercept
+from perception import LABELS, MODALITIES, Modality, ModalitySignal
+
+
+def build_gmu(hidden: int = 64, emb_proj: int = 16, gate_hidden: int = 32, dropout: float = 0.3,
+              emb_dropout: float = 0.5):
+    import torch
+    from torch import nn
+
+    class GMU(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.ModuleDict({
+                m: nn.Sequential(nn.LayerNorm(EMBEDDING_DIMS[m]), nn.Dropout(emb_dropout), nn.Linear(EMBEDDING_DIMS[m], emb_proj))
+                for m in MODALITIES if EMBEDDING_DIMS[m]})
+            self.enc = nn.ModuleDict({
+                m: nn.Linear(HEAD_DIMS[m] + (emb_proj if EMBEDDING_DIMS[m] else 0), hidden) for m in MODALITIES})
+            self.gate = nn.Sequential(nn.Linear(sum(HEAD_DIMS.values()) + len(MODALITIES), gate_hidden), nn.ReLU(),
+                                      nn.Dropout(dropout), nn.Linear(gate_hidden, len(MODALITIES)))
+            self.drop = nn.Dropout(dropout)
+            self.out = nn.Linear(hidden, len(LABELS))
+
+        def forward(self, heads: Mapping[str, torch.Tensor], embs: Mapping[str, torch.Tensor], mask: torch.Tensor):
+            """heads[m]: [B, HEAD_DIMS[m]]; embs[m]: [B, EMBEDDING_DIMS[m]]; mask: [B, 3] (1 = present, ≥ 1 per row).
+            Returns logits [B, 7], gates [B, 3], persona [B, hidden], per-modality logits [B, 3, 7]."""
+            hs = []
+            for i, m in enumerate(MODALITIES):
+                x = heads[m] * mask[:, i:i + 1]
+                if m in self.proj:
+                    x = torch.cat([x, self.proj[m](embs[m]) * mask[:, i:i + 1]], dim=1)
+                hs.append(torch.tanh(self.enc[m](x)))
+            h = torch.stack(hs, dim=1)  # [B, 3, hidden]
+            gate_in = torch.cat([heads[m] * mask[:, i:i + 1] for i, m in enumerate(MODALITIES)] + [mask], dim=1)
+            a = self.gate(gate_in).masked_fill(mask == 0, float("-inf"))
+            g = torch.softmax(a, dim=1)  # [B, 3], 0 for absent
+            persona = (g.unsqueeze(-1) * h).sum(1)  # [B, hidden]
+            return self.out(self.drop(persona)), g, persona, self.out(h)
+
+    return GMU()
+
+
+@dataclass(frozen=True)
+class GatedFusion:
+    net: object  # the GMU torch module, in eval mode
+    name: str
+
+    def fuse(self, signals: Mapping[Modality, ModalitySignal]) -> FusedPercept:
+        import torch
+
+        t0 = time.perf_counter()
+        present = tuple(m for m in MODALITIES if m in signals)
+        if not present:
+            dist = np.zeros(len(LABELS), np.float32)
+            dist[LABELS.index("neutral")] = 1.0
+            return FusedPercept(dist, np.zeros(self.net.out.in_features, np.float32), dict.fromkeys(MODALITIES, 0.0),
+                                (), self.name, (time.perf_counter() - t0) * 1000)
+        heads, embs = {}, {}
+        for m in MODALITIES:
+            s = signals.get(m)
+            heads[m] = torch.from_numpy(head_vector(s) if s else np.zeros(HEAD_DIMS[m], np.float32))[None]
+            embs[m] = torch.from_numpy(embedding_vector(s) if s else np.zeros(EMBEDDING_DIMS[m], np.float32))[None]
+        mask = torch.tensor([[1.0 if m in signals else 0.0 for m in MODALITIES]])
+        with torch.no_grad():
+            logits, g, persona, _ = self.net(heads, embs, mask)
+        dist = torch.softmax(logits, dim=1)[0].numpy().astype(np.float32)
+        gates = {m: float(g[0, i]) for i, m in enumerate(MODALITIES)}
+        return FusedPercept(dist, persona[0].numpy().astype(np.float32), gates, present, self.name,
+                            (time.perf_counter() - t0) * 1000)
+
+
+def load_gated_fusion(path: str | Path) -> GatedFusion:
+    """`path`: the .pt state dict; its hyper-parameters and provenance sit beside it in the .json of the same name."""
+    import torch
+
+    path = Path(path)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    net = build_gmu(**meta["hyperparameters"])
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    net.eval()
+    return GatedFusion(net, f"gmu-{meta['version']}")
+
+
+def default_fusion_path() -> Path:
+    return Path(__file__).resolve().parent / "models" / "gated_fusion.pt"

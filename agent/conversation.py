@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import aclosing
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from perception import LABELS, ModalitySignal
 from perception.face.image import ImageError
 from persona import RiskInput, apply_overrides, read_style
 from prompts import Message, crisis_reply, render
+from prompts.guard import OutputGuard
 
 if TYPE_CHECKING:
     from agent.agent import Agent
@@ -246,17 +248,34 @@ class Conversation:
                                        rejected_overrides=dict(decision.rejected_overrides)))
         stats = StreamStats()
         t_req = time.perf_counter()
-        t_first: float | None = None
+        t_first: float | None = None  # the model's first token
+        t_shown: float | None = None  # the first text the user saw (the output guard holds a short tail back)
         try:
             if decision.controls.safety_mode == "crisis":  # never left to the model's improvisation
                 stream = _fixed(crisis_reply(self.locale or profile.safety_locale), stats)
             else:
                 stream = agent.llm.stream(prompt, stats)
-            async for delta in stream:
-                if t_first is None:
-                    t_first = time.perf_counter()
-                parts.append(delta)
-                await self._emit(ResponseDelta(response_id=response_id, text=delta))
+            guard = OutputGuard()
+            async with aclosing(stream):  # leaving early (guard hit, cancel) closes the LLM request
+                async for delta in stream:
+                    if t_first is None:
+                        t_first = time.perf_counter()
+                    if (safe := guard.feed(delta)):
+                        t_shown = t_shown or time.perf_counter()
+                        parts.append(safe)
+                        await self._emit(ResponseDelta(response_id=response_id, text=safe))
+                    if guard.hit is not None:
+                        break
+            tail = guard.finish() if guard.hit is None else guard.hit.replacement
+            if tail:
+                t_shown = t_shown or time.perf_counter()
+                parts.append(tail)
+                await self._emit(ResponseDelta(response_id=response_id, text=tail))
+            if guard.hit is not None:
+                stats.finish_reason = "output_guard"
+                log.warning("output guard: %s reply blocked in session %s", guard.hit.kind, rec.id)
+                await self._emit(SafetyEvent(risk=True, level="caution", score=1.0, rule=guard.hit.kind,
+                                             action="output_blocked", model="output-guard"))
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             await self._emit(ErrorEvent(code="llm_unavailable", message=f"the language model did not answer: {type(exc).__name__}", retryable=True))
             return
@@ -274,6 +293,7 @@ class Conversation:
             "policy": ms(t_fus, t_pol),
             "overhead_before_llm": ms(t0, t_req),
             "llm_first_token": ms(t_req, t_first) if t_first is not None else None,
+            "first_delta": ms(t_req, t_shown) if t_shown is not None else None,
             "llm_total": ms(t_req, t_end),
             "total": ms(t0, t_end),
         }

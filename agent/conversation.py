@@ -20,6 +20,7 @@ from agent.events import (
 from agent.voice import Utterance, VoiceInput
 from perception.voice.audio import pcm16_to_float
 from agent.llm import StreamStats
+from agent.metrics import LLM_TOKENS, SAFETY, TURNS, observe_timings
 from agent.store import SessionRecord
 from perception import LABELS, ModalitySignal
 from perception.face.image import ImageError
@@ -226,6 +227,7 @@ class Conversation:
             # For the operator: the event names level, score and rule, never the message; logs carry no content either.
             action = "crisis_reply" if risk.level == "crisis" else "caution_prompt"
             log.warning("safety layer: %s in session %s (score %.3f, rule %s)", action, rec.id, risk.score, bool(risk.rule))
+            SAFETY.labels(action).inc()
             await self._emit(SafetyEvent(risk=True, level=risk.level, score=risk.score, rule=risk.rule, action=action,
                                          model=agent.risk_model_name))
         t1 = time.perf_counter()
@@ -274,6 +276,7 @@ class Conversation:
             if guard.hit is not None:
                 stats.finish_reason = "output_guard"
                 log.warning("output guard: %s reply blocked in session %s", guard.hit.kind, rec.id)
+                SAFETY.labels("output_blocked").inc()
                 await self._emit(SafetyEvent(risk=True, level="caution", score=1.0, rule=guard.hit.kind,
                                              action="output_blocked", model="output-guard"))
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
@@ -310,6 +313,11 @@ class Conversation:
             "safety": {"level": risk.level, "score": risk.score, "rule": risk.rule},
             "summary": _summary(signals, rec.persona.dominant_emotion, decision.controls.strategy, [r["rule"] for r in rules]),
         }
+        observe_timings(timings)
+        TURNS.labels("safety_reply" if stats.finish_reason == "safety" else "done").inc()
+        for kind, n in (("prompt", stats.prompt_tokens), ("completion", stats.completion_tokens)):
+            if n:
+                LLM_TOKENS.labels(kind).inc(n)
         await self._emit(ResponseDone(
             response_id=response_id, text=reply, finish_reason=stats.finish_reason,
             usage={"prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens},

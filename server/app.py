@@ -5,10 +5,13 @@ import logging
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI, HTTPException, Request, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agent import AnalysisUnavailable, ImageError, InvalidAudio, Runtime, create_runtime
+from agent.metrics import ACTIVE_SESSIONS, REGISTRY
+from server.auth import SUBPROTOCOL, Guard, KeyStore, token_from
 from server.analyze import face_result, text_result, voice_result
 from server.protocol import (
     MAX_AUDIO_UPLOAD_BYTES, MAX_AUDIO_UPLOAD_SECONDS, MAX_IMAGE_BYTES, AnalyzeFaceResponse, AnalyzeTextRequest, AnalyzeTextResponse, TextResult, VoiceResult,
@@ -21,6 +24,20 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
+    keys_path = settings.key_store_path()
+    guard = Guard(KeyStore(keys_path) if settings.auth_required() or keys_path.exists() else None,
+                  settings.auth_required(), tuple(settings.allowed_origins))
+
+    async def require_key(request: Request) -> None:
+        """REST: a valid key when auth is on; a browser Origin must be allowed."""
+        if not guard.origin_ok(request.headers.get("origin"), request.headers.get("host")):
+            raise HTTPException(status_code=403, detail="origin not allowed")
+        key, reason = guard.authenticate(token_from(request.headers))
+        if reason:
+            raise HTTPException(status_code=401, detail=reason, headers={"WWW-Authenticate": "Bearer"})
+        if key is not None and not guard.limits(key).take():
+            raise HTTPException(status_code=429, detail=f"rate limit: {key.rate_per_min} requests per minute for this key")
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         runtime = await create_runtime(settings.runtime_config())
@@ -31,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
             await runtime.aclose()
 
     app = FastAPI(title="persona-agent", version="0.1.0", lifespan=lifespan)
+    app.state.guard = guard
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -49,11 +67,15 @@ def create_app(settings: Settings) -> FastAPI:
                 "llm_model": runtime.agent.llm.config.model}
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    @app.get("/metrics", dependencies=[Depends(require_key)])
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
     @app.get("/v1/schema")
     async def schema() -> dict:
         return json_schema()
 
-    @app.post("/v1/analyze/text", response_model=AnalyzeTextResponse)
+    @app.post("/v1/analyze/text", response_model=AnalyzeTextResponse, dependencies=[Depends(require_key)])
     async def analyze_text(req: AnalyzeTextRequest) -> AnalyzeTextResponse:
         try:
             results = await app.state.runtime.agent.analyze_text(req.texts, req.explain)
@@ -61,7 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(status_code=503, detail=str(exc)) from None
         return AnalyzeTextResponse(results=[TextResult(**text_result(a)) for a in results])
 
-    @app.post("/v1/analyze/voice", response_model=VoiceResult)
+    @app.post("/v1/analyze/voice", response_model=VoiceResult, dependencies=[Depends(require_key)])
     async def analyze_voice(request: Request) -> VoiceResult:
         """Body: one audio file (WAV, FLAC, OGG, MP3, ...), decoded in memory and never stored."""
         body = await _read_body(request, MAX_AUDIO_UPLOAD_BYTES, "audio")
@@ -73,7 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(status_code=503, detail=str(exc)) from None
         return VoiceResult(**voice_result("upload", result))
 
-    @app.post("/v1/analyze/face", response_model=AnalyzeFaceResponse)
+    @app.post("/v1/analyze/face", response_model=AnalyzeFaceResponse, dependencies=[Depends(require_key)])
     async def analyze_face(request: Request, crop: bool = False, explain: bool = False) -> AnalyzeFaceResponse:
         """Body: one JPEG or PNG, decoded in memory and never stored. `crop=true`: the image is one aligned face crop
         (as in FER-2013); `explain=true`: a 6x6 occlusion saliency grid per face."""
@@ -88,8 +110,28 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.websocket("/v1/chat")
     async def chat(ws: WebSocket) -> None:
-        await ws.accept()
-        await Connection(app.state.runtime.agent, ws).run()
+        """Refused before accept (HTTP 403, no model touched) on a bad origin or key."""
+        offered = [p.strip() for p in ws.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+        key, reason = guard.authenticate(token_from(ws.headers, offered))
+        if reason or not guard.origin_ok(ws.headers.get("origin"), ws.headers.get("host")):
+            await ws.close(code=1008)
+            return
+        await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        limits = guard.limits(key) if key is not None else None
+        if limits is not None and limits.sessions >= key.max_sessions:
+            conn = Connection(app.state.runtime.agent, ws, limits=None, idle_timeout_s=settings.idle_timeout_s)
+            await conn.error("too_many_sessions", f"this key may hold {key.max_sessions} sessions at once", retryable=True)
+            await ws.close(code=1013)
+            return
+        if limits is not None:
+            limits.sessions += 1
+        ACTIVE_SESSIONS.inc()
+        try:
+            await Connection(app.state.runtime.agent, ws, limits=limits, idle_timeout_s=settings.idle_timeout_s).run()
+        finally:
+            ACTIVE_SESSIONS.dec()
+            if limits is not None:
+                limits.sessions -= 1
 
     return app
 

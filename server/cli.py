@@ -16,7 +16,8 @@ def _serve(args: argparse.Namespace) -> int:
     from server.protocol import MAX_WS_MESSAGE_BYTES
     from server.settings import Settings
 
-    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "default_profile": args.profile}.items() if v is not None}
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "default_profile": args.profile,
+                                   "require_auth": True if args.require_auth else None}.items() if v is not None}
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
@@ -57,6 +58,28 @@ async def _chat(url: str, profile: str | None) -> int:
                     break
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from server.auth import KeyStore
+    from server.settings import Settings
+
+    store = KeyStore(Settings().key_store_path())
+    if args.action == "create":
+        key, token = store.create(args.name, args.rate, args.sessions)
+        print(f"created key {key.id} ({key.name}): {key.rate_per_min}/min, {key.max_sessions} sessions", file=sys.stderr)
+        print(token)  # the only time it is shown
+        return 0
+    if args.action == "list":
+        for key in store.list():
+            print(f"{key.id}  {key.name:<20} {key.rate_per_min:>5}/min {key.max_sessions:>3} sessions"
+                  f"{'  REVOKED' if key.revoked else ''}")
+        return 0
+    if store.revoke(args.id):
+        print(f"revoked {args.id}")
+        return 0
+    print(f"no key {args.id}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="persona-agent", description="Emotion-aware conversational agent backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument("--profile", help="default agent profile")
+    s.add_argument("--require-auth", action="store_true", help="require API keys on loopback too (always on beyond it)")
+    k = sub.add_parser("keys", help="manage API keys (stored hashed; a key is shown once, at creation)")
+    k_sub = k.add_subparsers(dest="action", required=True)
+    kc = k_sub.add_parser("create", help="create a key and print it")
+    kc.add_argument("--name", required=True)
+    kc.add_argument("--rate", type=int, default=60, help="user messages and camera frames per minute")
+    kc.add_argument("--sessions", type=int, default=4, help="concurrent WebSocket sessions")
+    k_sub.add_parser("list", help="list keys (ids and limits, never the keys)")
+    kr = k_sub.add_parser("revoke", help="revoke a key by id")
+    kr.add_argument("id")
     c = sub.add_parser("chat", help="chat with a running server from the terminal")
     c.add_argument("--url", default="ws://127.0.0.1:8000/v1/chat")
     c.add_argument("--profile")
@@ -114,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "keys":
+        return _keys(args)
     if args.command == "chat":
         return asyncio.run(_chat(args.url, args.profile))
     if args.command == "analyze" and args.modality == "text":

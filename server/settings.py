@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     fusion: Literal["gated", "confidence"] = "gated"  # the trained network, or the untrained reference
     store_path: Path | None = None  # default: <cache_dir>/sessions.sqlite3
 
+    # The edge: API keys (required beyond loopback unless turned off explicitly), browser origins, idle sessions.
+    require_auth: bool | None = None  # None: required when host is not a loopback address
+    keys_path: Path | None = None  # default: <cache_dir>/keys.sqlite3
+    allowed_origins: list[str] = []  # browser origins allowed besides the server's own ("*" for any)
+    idle_timeout_s: float = 600.0  # close a WebSocket with no client event (and no reply running) for this long
+
     # External LLM (production: a vLLM server on GPUs). Unset: the embedded vLLM-on-CPU engine is started.
     llm_base_url: str | None = Field(None, validation_alias=AliasChoices("LLM_BASE_URL", "PERSONA_LLM_BASE_URL"))
     llm_model: str | None = Field(None, validation_alias=AliasChoices("LLM_MODEL", "PERSONA_LLM_MODEL"))
@@ -69,3 +75,11 @@ class Settings(BaseSettings):
                 log_file=self.embedded_llm_log,
             ),
         )
+
+    def auth_required(self) -> bool:
+        from server.auth import is_loopback
+
+        return self.require_auth if self.require_auth is not None else not is_loopback(self.host)
+
+    def key_store_path(self) -> Path:
+        return self.keys_path or self.cache_dir / "keys.sqlite3"

@@ -12,6 +12,8 @@ from agent import (
     Agent, AudioBackpressure, Conversation, ErrorEvent, Event, ImageBackpressure, InvalidAudio, SessionStarted,
     UnknownProfile, UnknownSession, VoiceUnavailable,
 )
+from agent.metrics import ERRORS, FRAMES
+from server.auth import KeyLimits
 from server.protocol import (
     MAX_IMAGE_BYTES, AudioFrame, ClientMessage, ControlsOverride, ProtocolError, ResponseCancel, SessionStart, UserAudio,
     UserAudioEnd, UserImage, UserText, parse_client, to_wire,
@@ -21,14 +23,17 @@ log = logging.getLogger(__name__)
 
 
 class Connection:
-    def __init__(self, agent: Agent, ws: WebSocket) -> None:
+    def __init__(self, agent: Agent, ws: WebSocket, limits: KeyLimits | None = None, idle_timeout_s: float = 600.0) -> None:
         self.agent, self.ws = agent, ws
+        self.limits, self.idle_timeout_s = limits, idle_timeout_s
         self.conversation: Conversation | None = None
         self.voice_consent = False
         self.face_consent = False
         self._send_lock = asyncio.Lock()
 
     async def emit(self, event: Event) -> None:
+        if isinstance(event, ErrorEvent):
+            ERRORS.labels(event.code).inc()
         async with self._send_lock:
             if self.ws.application_state != WebSocketState.CONNECTED:
                 return
@@ -43,7 +48,14 @@ class Connection:
     async def run(self) -> None:
         try:
             while True:
-                msg = await self.ws.receive()
+                try:
+                    msg = await asyncio.wait_for(self.ws.receive(), self.idle_timeout_s)
+                except TimeoutError:
+                    if self.conversation is not None and self.conversation.busy:
+                        continue  # a reply is still streaming: the client is listening, not idle
+                    await self.error("idle_timeout", f"no event for {self.idle_timeout_s:g} s; closing")
+                    await self.ws.close(code=1001)
+                    return
                 if msg["type"] == "websocket.disconnect":
                     return
                 raw = msg.get("text") if msg.get("text") is not None else msg.get("bytes", b"")
@@ -71,6 +83,10 @@ class Connection:
             if not await self.start(SessionStart(type="session.start")):
                 return
         assert self.conversation is not None
+        if isinstance(event, (UserText, UserImage)) and self.limits is not None and not self.limits.take():
+            await self.error("rate_limited", f"this key may send {self.limits.key.rate_per_min} messages and frames "
+                             "per minute; this one was not processed", retryable=True)
+            return
         if isinstance(event, UserText):
             self.conversation.submit_text(event.text, event.explain)
         elif isinstance(event, ResponseCancel):
@@ -101,6 +117,7 @@ class Connection:
         if len(data) > MAX_IMAGE_BYTES:
             await self.error("image_too_large", f"an image may be at most {MAX_IMAGE_BYTES} bytes; got {len(data)}")
             return
+        FRAMES.labels("face").inc()
         try:
             self.conversation.submit_image(data, event.explain)
         except ImageBackpressure as exc:

@@ -1,0 +1,144 @@
+"""API keys, origin checks and per-key limits: the edge's business, settled before any model runs.
+
+Keys are random 32-byte tokens shown once at creation (`persona-agent keys create`) and stored only as SHA-256
+hashes (they are high-entropy, so no salt or slow hash is needed). Clients send them as `Authorization: Bearer <key>`
+or `X-API-Key: <key>`; browsers, which cannot set WebSocket headers, as the subprotocol `key.<key>` next to
+`persona.v1`. Keys never reach a log.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+KEY_PREFIX = "pk_"
+SUBPROTOCOL = "persona.v1"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    rate_per_min: int  # user turns and images per minute, per key
+    max_sessions: int  # concurrent WebSocket sessions per key
+    created_at: float
+    revoked: bool = False
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class KeyStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL, "
+                         "name TEXT NOT NULL, rate_per_min INTEGER NOT NULL, max_sessions INTEGER NOT NULL, "
+                         "created_at REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)")
+        self._lock = threading.Lock()
+
+    def create(self, name: str, rate_per_min: int = 60, max_sessions: int = 4) -> tuple[ApiKey, str]:
+        """A new key; the token is returned once and only its hash is kept."""
+        token = KEY_PREFIX + secrets.token_urlsafe(32)
+        key = ApiKey(secrets.token_hex(6), name, rate_per_min, max_sessions, time.time())
+        with self._lock:
+            self._db.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, 0)",
+                             (key.id, _hash(token), name, rate_per_min, max_sessions, key.created_at))
+        return key, token
+
+    def verify(self, token: str | None) -> ApiKey | None:
+        if not token or not token.startswith(KEY_PREFIX) or len(token) > 128:
+            return None
+        with self._lock:
+            row = self._db.execute("SELECT id, name, rate_per_min, max_sessions, created_at, revoked FROM api_keys "
+                                   "WHERE hash = ?", (_hash(token),)).fetchone()
+        if row is None or row[5]:
+            return None
+        return ApiKey(*row[:5])
+
+    def list(self) -> list[ApiKey]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, name, rate_per_min, max_sessions, created_at, revoked FROM api_keys "
+                                    "ORDER BY created_at").fetchall()
+        return [ApiKey(*r[:5], revoked=bool(r[5])) for r in rows]
+
+    def revoke(self, key_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("UPDATE api_keys SET revoked = 1 WHERE id = ?", (key_id,)).rowcount > 0
+
+
+def token_from(headers: dict[str, str] | object, subprotocols: list[str] | None = None) -> str | None:
+    """The key a request carries: Authorization Bearer, X-API-Key, or a `key.<token>` WebSocket subprotocol."""
+    get = headers.get  # type: ignore[attr-defined]
+    auth = get("authorization") or ""
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    if get("x-api-key"):
+        return get("x-api-key")
+    for p in subprotocols or []:
+        if p.startswith("key."):
+            return p[4:]
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "::1", "localhost")
+
+
+@dataclass
+class KeyLimits:
+    """Per-key counters in this process: a token bucket for turns/images, and open sessions."""
+
+    key: ApiKey
+    allowance: float = 0.0
+    clock: float = 0.0
+    sessions: int = 0
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        rate = self.key.rate_per_min / 60.0
+        if self.clock == 0.0:
+            self.allowance = float(max(1, self.key.rate_per_min // 6))  # burst: ten seconds' worth
+        else:
+            self.allowance = min(float(max(1, self.key.rate_per_min // 6)), self.allowance + (now - self.clock) * rate)
+        self.clock = now
+        if self.allowance < 1.0:
+            return False
+        self.allowance -= 1.0
+        return True
+
+
+class Guard:
+    """What the server asks of each request: is auth required, is this key good, is this origin allowed."""
+
+    def __init__(self, keys: KeyStore | None, require: bool, allowed_origins: tuple[str, ...]) -> None:
+        self.keys, self.require, self.allowed_origins = keys, require, allowed_origins
+        self._limits: dict[str, KeyLimits] = {}
+
+    def authenticate(self, token: str | None) -> tuple[ApiKey | None, str | None]:
+        """(key, None) when allowed — key is None when auth is off and none was sent — or (None, reason)."""
+        if token and self.keys is not None:
+            key = self.keys.verify(token)
+            if key is None:
+                return None, "invalid or revoked API key"
+            return key, None
+        if self.require:
+            return None, "an API key is required (Authorization: Bearer <key>, X-API-Key, or the key.<key> subprotocol)"
+        return None, None
+
+    def origin_ok(self, origin: str | None, host: str | None) -> bool:
+        """Browsers send Origin: same-origin pages and the allowlist pass; non-browser clients send none."""
+        if origin is None or origin == "null" and not self.allowed_origins:
+            return origin is None
+        if "*" in self.allowed_origins or origin in self.allowed_origins:
+            return True
+        bare = origin.split("://", 1)[-1]
+        return host is not None and bare == host
+
+    def limits(self, key: ApiKey) -> KeyLimits:
+        return self._limits.setdefault(key.id, KeyLimits(key))

@@ -38,9 +38,11 @@ $(MODEL_DIR)/config.json: | $(LLM_VENV)/.installed
 run: setup
 	$(VENV)/bin/persona-agent serve
 
-# Debian packages the tests use: espeak-ng synthesises the spoken test sentences.
+# Debian packages the tests use: espeak-ng synthesises the spoken test sentences; chromium runs the browser tests
+# (driven by playwright with executablePath /usr/bin/chromium: playwright's own browser download fails offline).
 system:
-	@command -v espeak-ng >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; }
+	@command -v espeak-ng >/dev/null && command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng chromium >/dev/null; }
 
 test: setup system
 	$(VENV)/bin/python -m pytest -q -ra

@@ -115,10 +115,11 @@ class Agent:
         signal, batch_size = await self.text_batcher.submit(text)
         return replace(signal, evidence={**signal.evidence, "batch_size": batch_size})
 
-    async def assess_risk(self, text: str, signal: ModalitySignal) -> RiskAssessment:
+    async def assess_risk(self, text: str, signal: ModalitySignal | None) -> RiskAssessment:
         """Explicit-phrase rules always; the learned score when the trained text model is serving. The emotion pass
-        already computed the features, except for messages with a harmless idiom, which are read again without it."""
-        labels = signal.evidence.get("labels")
+        already computed the features, except for messages with a harmless idiom, which are read again without it.
+        Without a text signal (its model failed) the rules alone decide."""
+        labels = signal.evidence.get("labels") if signal is not None else None
         if self.risk is None or not isinstance(self.text, TextEmotionModel) or not isinstance(labels, dict):
             return rules_only(text)
         if has_idiom(text):

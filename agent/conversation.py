@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 
+import httpx
 import openai
 
 from agent.events import (
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from agent.agent import Agent
 
 log = logging.getLogger(__name__)
+LLM_RETRY_BACKOFF_S = (0.5, 1.5)  # waits before the 2nd and 3rd attempt
 Emit = Callable[[Event], Awaitable[None]]
 
 
@@ -210,12 +212,21 @@ class Conversation:
         agent, rec = self.agent, self.record
         text = turn.text
         t0 = time.perf_counter()
-        signal: ModalitySignal = await agent.perceive_text(text)
+        signals: dict[str, ModalitySignal] = {}
+        signal: ModalitySignal | None = None
+        try:
+            signal = await agent.perceive_text(text)
+        except Exception:  # a perceiver failing must not cost the user their reply: go on without that modality
+            log.exception("text perception failed")
+            await self._emit(ErrorEvent(code="perception_failed", retryable=False,
+                                        message="the text emotion model failed on this message; the reply goes on without it"))
         t_perc = time.perf_counter()
-        evidence = dict(signal.evidence)
-        if turn.explain and (attributions := await agent.explain_text(text)) is not None:
-            evidence["attributions"] = attributions
-        signals = {signal.modality: signal}
+        evidence: dict[str, object] = {}
+        if signal is not None:
+            evidence = dict(signal.evidence)
+            if turn.explain and (attributions := await agent.explain_text(text)) is not None:
+                evidence["attributions"] = attributions
+            signals["text"] = signal
         if turn.voice is not None:
             signals["voice"] = turn.voice
         for sig in signals.values():
@@ -252,39 +263,49 @@ class Conversation:
         t_req = time.perf_counter()
         t_first: float | None = None  # the model's first token
         t_shown: float | None = None  # the first text the user saw (the output guard holds a short tail back)
-        try:
-            if decision.controls.safety_mode == "crisis":  # never left to the model's improvisation
-                stream = _fixed(crisis_reply(self.locale or profile.safety_locale), stats)
-            else:
-                stream = agent.llm.stream(prompt, stats)
-            guard = OutputGuard()
-            async with aclosing(stream):  # leaving early (guard hit, cancel) closes the LLM request
-                async for delta in stream:
-                    if t_first is None:
-                        t_first = time.perf_counter()
-                    if (safe := guard.feed(delta)):
-                        t_shown = t_shown or time.perf_counter()
-                        parts.append(safe)
-                        await self._emit(ResponseDelta(response_id=response_id, text=safe))
-                    if guard.hit is not None:
-                        break
-            tail = guard.finish() if guard.hit is None else guard.hit.replacement
-            if tail:
-                t_shown = t_shown or time.perf_counter()
-                parts.append(tail)
-                await self._emit(ResponseDelta(response_id=response_id, text=tail))
-            if guard.hit is not None:
-                stats.finish_reason = "output_guard"
-                log.warning("output guard: %s reply blocked in session %s", guard.hit.kind, rec.id)
-                SAFETY.labels("output_blocked").inc()
-                await self._emit(SafetyEvent(risk=True, level="caution", score=1.0, rule=guard.hit.kind,
-                                             action="output_blocked", model="output-guard"))
-        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-            await self._emit(ErrorEvent(code="llm_unavailable", message=f"the language model did not answer: {type(exc).__name__}", retryable=True))
-            return
-        except openai.APIStatusError as exc:
-            await self._emit(ErrorEvent(code="llm_error", message=f"the language model answered HTTP {exc.status_code}", retryable=exc.status_code >= 500))
-            return
+        guard = OutputGuard()
+        attempt = 0
+        while True:
+            try:
+                if decision.controls.safety_mode == "crisis":  # never left to the model's improvisation
+                    stream = _fixed(crisis_reply(self.locale or profile.safety_locale), stats)
+                else:
+                    stream = agent.llm.stream(prompt, stats)
+                async with aclosing(stream):  # leaving early (guard hit, cancel) closes the LLM request
+                    async for delta in stream:
+                        if t_first is None:
+                            t_first = time.perf_counter()
+                        if (safe := guard.feed(delta)):
+                            t_shown = t_shown or time.perf_counter()
+                            parts.append(safe)
+                            await self._emit(ResponseDelta(response_id=response_id, text=safe))
+                        if guard.hit is not None:
+                            break
+                break
+            except (openai.APIConnectionError, openai.APITimeoutError, openai.APIStatusError, httpx.HTTPError) as exc:
+                status = getattr(exc, "status_code", None)
+                transient = status is None or status >= 500 or status == 429
+                # Retry only while the user has seen nothing of this reply: then a retry cannot repeat or garble it.
+                if transient and not parts and attempt < len(LLM_RETRY_BACKOFF_S):
+                    log.warning("LLM call failed (%s); retry %d in %.1f s", type(exc).__name__, attempt + 1,
+                                LLM_RETRY_BACKOFF_S[attempt])
+                    await asyncio.sleep(LLM_RETRY_BACKOFF_S[attempt])
+                    attempt += 1
+                    guard, t_first, stats = OutputGuard(), None, StreamStats()
+                    continue
+                await self._llm_failed(exc, status, parts)
+                return
+        tail = guard.finish() if guard.hit is None else guard.hit.replacement
+        if tail:
+            t_shown = t_shown or time.perf_counter()
+            parts.append(tail)
+            await self._emit(ResponseDelta(response_id=response_id, text=tail))
+        if guard.hit is not None:
+            stats.finish_reason = "output_guard"
+            log.warning("output guard: %s reply blocked in session %s", guard.hit.kind, rec.id)
+            SAFETY.labels("output_blocked").inc()
+            await self._emit(SafetyEvent(risk=True, level="caution", score=1.0, rule=guard.hit.kind,
+                                         action="output_blocked", model="output-guard"))
         t_end = time.perf_counter()
         reply = "".join(parts)
         self._remember_reply(reply, interrupted=False)
@@ -323,6 +344,22 @@ class Conversation:
             usage={"prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens},
             timings_ms=timings, explanation=explanation,
         ))
+
+    async def _llm_failed(self, exc: Exception, status: int | None, parts: list[str]) -> None:
+        """The LLM failed for good on this turn. The user's message is already stored; a reply cut mid-way is kept
+        as interrupted. The error says whether sending the message again may work."""
+        TURNS.labels("llm_failed").inc()
+        if parts:
+            self._remember_reply("".join(parts), interrupted=True)
+            await self.agent.store.save(self.record)
+            await self._emit(ErrorEvent(code="llm_interrupted", retryable=True,
+                                        message=f"the language model's stream broke off mid-reply ({type(exc).__name__})"))
+        elif status is not None:
+            await self._emit(ErrorEvent(code="llm_error", message=f"the language model answered HTTP {status}",
+                                        retryable=status >= 500 or status == 429))
+        else:
+            await self._emit(ErrorEvent(code="llm_unavailable", retryable=True,
+                                        message=f"the language model did not answer: {type(exc).__name__}"))
 
     def _remember_reply(self, text: str, interrupted: bool) -> None:
         if text or interrupted:

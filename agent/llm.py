@@ -16,7 +16,7 @@ class LLMConfig:
     model: str
     api_key: str = "EMPTY"
     timeout_s: float = 60.0
-    max_retries: int = 1
+    max_retries: int = 0  # the conversation retries itself, and only before the user has seen any of the reply
 
 
 @dataclass(slots=True)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agent import AnalysisUnavailable, ImageError, InvalidAudio, Runtime, create_runtime
@@ -21,6 +23,7 @@ from server.settings import Settings
 from server.ws import Connection
 
 log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -49,6 +52,20 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="persona-agent", version="0.1.0", lifespan=lifespan)
     app.state.guard = guard
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.middleware("http")
+    async def public_assets(request: Request, call_next):
+        """The widget and client are loaded as module scripts by third-party pages: CORS on /static only."""
+        response = await call_next(request)
+        if request.url.path.startswith("/static/"):
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        """The demo page: chat, microphone, camera and live panels."""
+        return FileResponse(STATIC / "index.html")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

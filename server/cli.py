@@ -25,13 +25,11 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _chat(url: str, profile: str | None) -> int:
-    import websockets
+async def _chat(url: str, profile: str | None, key: str | None = None) -> int:
+    from server.client import PersonaClient, ServerError
 
-    async with websockets.connect(url, max_size=4 * 1024 * 1024) as ws:
-        await ws.send(json.dumps({"type": "session.start", **({"profile": profile} if profile else {})}))
-        started = json.loads(await ws.recv())
-        print(f"[session {started.get('session_id')} · profile {started.get('profile')}] (Ctrl-D to quit)")
+    async with PersonaClient.connect(url, profile=profile, key=key) as c:
+        print(f"[session {c.session_id} · profile {c.session['profile']}] (Ctrl-D to quit)")
         loop = asyncio.get_running_loop()
         while True:
             line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -39,23 +37,18 @@ async def _chat(url: str, profile: str | None) -> int:
                 return 0
             if not line.strip():
                 continue
-            await ws.send(json.dumps({"type": "user.text", "text": line.rstrip("\n")}))
-            while True:
-                ev = json.loads(await ws.recv())
-                t = ev["type"]
-                if t == "perception":
+            try:
+                reply = await c.ask(line.rstrip("\n"), on_delta=lambda d: print(d, end="", flush=True))
+            except ServerError as exc:
+                print(f"  [error {exc}]")
+                continue
+            print()
+            for ev in reply.events:
+                if ev["type"] == "perception":
                     print(f"  [{ev['modality']}: {ev['top']} {ev['emotions'][ev['top']]:.2f}]")
-                elif t == "controls":
-                    c = ev["controls"]
-                    print(f"  [empathy {c['empathy']} formality {c['formality']} strategy {c['strategy']}]")
-                elif t == "response.delta":
-                    print(ev["text"], end="", flush=True)
-                elif t in ("response.done", "response.cancelled"):
-                    print()
-                    break
-                elif t == "error":
-                    print(f"  [error {ev['code']}: {ev['message']}]")
-                    break
+                elif ev["type"] == "controls":
+                    ctl = ev["controls"]
+                    print(f"  [empathy {ctl['empathy']} formality {ctl['formality']} strategy {ctl['strategy']}]")
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -100,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("chat", help="chat with a running server from the terminal")
     c.add_argument("--url", default="ws://127.0.0.1:8000/v1/chat")
     c.add_argument("--profile")
+    c.add_argument("--key", help="API key (when the server requires one)")
     sc = sub.add_parser("schema", help="print (or write) the wire protocol's JSON schema")
     sc.add_argument("--output", type=Path)
     an = sub.add_parser("analyze", help="batch analysis to JSONL")
@@ -150,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "keys":
         return _keys(args)
     if args.command == "chat":
-        return asyncio.run(_chat(args.url, args.profile))
+        return asyncio.run(_chat(args.url, args.profile, args.key))
     if args.command == "analyze" and args.modality == "text":
         from server.analyze import run_text
 

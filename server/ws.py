@@ -97,7 +97,12 @@ class Connection:
         elif isinstance(event, (AudioFrame, UserAudio)):
             await self.audio(event)
         elif isinstance(event, UserAudioEnd):
-            self.conversation.end_of_utterance()
+            if not self.voice_consent:
+                await self.error("consent_required", "audio needs consent: send session.start with consent.voice = true")
+            elif self.conversation.voice is None:
+                await self.error("no_audio", "user.audio.end ends an utterance, but no audio has been sent")
+            else:
+                self.conversation.end_of_utterance()
         elif isinstance(event, UserImage):
             await self.image(event)
 

@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from server.launch import LiveServer, live_server as launch
+from server.launch import LiveServer, free_port, live_server as launch
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 SHARED = ROOT.parent / "shared"
 STORE = ARTIFACTS / "sessions.sqlite3"  # the live server's SQLite store, shared with a second worker in tests
+THIRD_PARTY_PORT = free_port()  # a plain page on another origin that embeds the widget (tests/web)
 
 
 @pytest.fixture(scope="session")
@@ -18,5 +19,6 @@ def live_server() -> LiveServer:
     # Greedy decoding and a 64-token cap keep the tiny CPU model fast and the replies reproducible.
     STORE.unlink(missing_ok=True)
     with launch(ARTIFACTS, {"PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "64",
-                            "PERSONA_STORE_PATH": str(STORE)}) as server:
+                            "PERSONA_STORE_PATH": str(STORE),
+                            "PERSONA_ALLOWED_ORIGINS": f'["http://127.0.0.1:{THIRD_PARTY_PORT}"]'}) as server:
         yield server

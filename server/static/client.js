@@ -1,0 +1,86 @@
+// persona-agent JS client: speaks only the published protocol (GET /v1/schema). No dependencies.
+//   const c = new PersonaClient("ws://host:8000/v1/chat", {key, profile, consent: {voice: true, face: true}});
+//   c.on("response.delta", e => ...); await c.connect(); c.sendText("hi");
+export class PersonaClient {
+  constructor(url, {key = null, profile = null, userId = null, consent = {}, resume = null} = {}) {
+    Object.assign(this, {url, key, profile, userId, consent, resume});
+    this.handlers = new Map();
+    this.ws = null;
+    this.sessionId = null;
+  }
+  on(type, fn) { (this.handlers.get(type) || this.handlers.set(type, []).get(type)).push(fn); return this; }
+  _fire(ev) { for (const t of [ev.type, "*"]) for (const fn of this.handlers.get(t) || []) fn(ev); }
+  connect() {
+    // Browsers cannot set headers on a WebSocket: the key rides as a subprotocol next to persona.v1.
+    const protocols = ["persona.v1", ...(this.key ? [`key.${this.key}`] : [])];
+    this.ws = new WebSocket(this.url, protocols);
+    this.ws.binaryType = "arraybuffer";
+    return new Promise((resolve, reject) => {
+      this.ws.onerror = () => reject(new Error("connection failed"));
+      this.ws.onclose = (e) => this._fire({type: "closed", code: e.code, reason: e.reason});
+      this.ws.onmessage = (m) => {
+        const ev = JSON.parse(m.data);
+        if (ev.type === "session.started") { this.sessionId = ev.session_id; resolve(ev); }
+        this._fire(ev);
+      };
+      this.ws.onopen = () => this.send({type: "session.start", profile: this.profile || undefined,
+        user_id: this.userId || undefined, resume: this.resume || undefined,
+        consent: {text: true, voice: !!this.consent.voice, face: !!this.consent.face}});
+    });
+  }
+  send(ev) { this.ws.send(JSON.stringify(ev)); }
+  sendText(text, explain = false) { this.send({type: "user.text", text, explain}); }
+  sendAudio(int16) { this.ws.send(int16.buffer); }            // PCM16 mono 16 kHz, as a binary frame
+  endAudio() { this.send({type: "user.audio.end"}); }
+  sendImage(base64Jpeg, explain = false) { this.send({type: "user.image", image: base64Jpeg, explain}); }
+  cancel() { this.send({type: "response.cancel"}); }
+  override(controls) { this.send({type: "controls.override", controls}); }
+  close() { this.ws && this.ws.close(); }
+}
+
+// Microphone → 16 kHz PCM16 frames of 20 ms, through an AudioWorklet (no ScriptProcessor).
+const WORKLET = `
+class Pcm16 extends AudioWorkletProcessor {
+  constructor() { super(); this.ratio = sampleRate / 16000; this.acc = 0; this.sum = 0; this.n = 0; this.buf = []; }
+  process(inputs) {
+    const ch = inputs[0][0];
+    if (!ch) return true;
+    for (let i = 0; i < ch.length; i++) {            // decimate by averaging each output sample's inputs (box low-pass)
+      this.sum += ch[i]; this.n += 1; this.acc += 1;
+      if (this.acc >= this.ratio) { this.acc -= this.ratio; this.buf.push(this.sum / this.n); this.sum = 0; this.n = 0; }
+    }
+    while (this.buf.length >= 320) {
+      const out = new Int16Array(320);
+      for (let i = 0; i < 320; i++) out[i] = Math.max(-1, Math.min(1, this.buf[i])) * 32767;
+      this.buf = this.buf.slice(320);
+      this.port.postMessage(out, [out.buffer]);
+    }
+    return true;
+  }
+}
+registerProcessor("pcm16", Pcm16);`;
+
+export async function startMicrophone(onFrame) {
+  const stream = await navigator.mediaDevices.getUserMedia({audio: {channelCount: 1, echoCancellation: true}});
+  const ctx = new AudioContext();
+  await ctx.audioWorklet.addModule(URL.createObjectURL(new Blob([WORKLET], {type: "text/javascript"})));
+  const node = new AudioWorkletNode(ctx, "pcm16");
+  node.port.onmessage = (e) => onFrame(e.data);
+  ctx.createMediaStreamSource(stream).connect(node);
+  return () => { stream.getTracks().forEach((t) => t.stop()); ctx.close(); };
+}
+
+// Camera → one JPEG (base64, no data: prefix) every `everyMs`.
+export async function startCamera(video, onFrame, everyMs = 1000) {
+  const stream = await navigator.mediaDevices.getUserMedia({video: {width: 640, height: 480}});
+  video.srcObject = stream;
+  await video.play();
+  const canvas = document.createElement("canvas");
+  const timer = setInterval(() => {
+    if (!video.videoWidth) return;
+    canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+    canvas.getContext("2d").drawImage(video, 0, 0);
+    onFrame(canvas.toDataURL("image/jpeg", 0.8).split(",", 2)[1]);
+  }, everyMs);
+  return () => { clearInterval(timer); stream.getTracks().forEach((t) => t.stop()); };
+}

@@ -1,0 +1,83 @@
+"""A TCP proxy on loopback in front of the real LLM server that can be told to fail: refuse (accept and hang up),
+answer 503, be slow, or cut a streaming response after N bytes. Runs its own event loop in a thread.
+
+Every request passes with `Connection: close` added, so each request is a new connection and a mode change takes
+effect on the next request, whatever the client's connection pool holds."""
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Literal
+
+Mode = Literal["pass", "down", "error", "slow", "cut"]
+
+
+class FaultProxy:
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.mode: Mode = "pass"
+        self.delay_s = 0.0
+        self.cut_after = 1500  # response bytes forwarded before the cut
+        self.requests = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        mode = self.mode
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            body = await reader.readexactly(length) if length else b""
+            self.requests += 1
+            if mode == "down":
+                return  # hang up without a word
+            if mode == "error":
+                msg = b'{"error": {"message": "injected failure", "type": "server_error"}}'
+                writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+                             b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(msg), msg))
+                await writer.drain()
+                return
+            if mode == "slow":
+                await asyncio.sleep(self.delay_s)
+            up_r, up_w = await asyncio.open_connection(*self.upstream)
+            lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"connection:")]
+            head = b"\r\n".join(lines[:-2] + [b"Connection: close", b"", b""])
+            up_w.write(head + body)
+            await up_w.drain()
+            sent = 0
+            while chunk := await up_r.read(4096):
+                if mode == "cut" and sent + len(chunk) > self.cut_after:
+                    writer.write(chunk[: self.cut_after - sent])
+                    await writer.drain()
+                    break  # the stream breaks off mid-reply
+                writer.write(chunk)
+                await writer.drain()
+                sent += len(chunk)
+            up_w.close()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()

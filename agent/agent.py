@@ -87,7 +87,8 @@ class AgentConfig:
     face_model_path: Path | None = None  # default: the weights shipped in perception/models
     face_ttl_s: float = 15.0  # a face reading older than this no longer joins a turn's fusion
     face_max_fps: float = 5.0  # camera frames accepted per second per session (burst of 2)
-    store: Literal["sqlite", "memory"] = "sqlite"
+    store: Literal["sqlite", "redis", "memory"] = "sqlite"
+    redis_url: str | None = None  # for store="redis", e.g. redis://127.0.0.1:6379/0
     fusion: Literal["gated", "confidence"] = "gated"
     store_path: Path | None = None  # default: cache_dir / "sessions.sqlite3"
     summary_chars: int = 1500  # running summary of what fell out of the window
@@ -262,7 +263,8 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
         agent = Agent(
             text=text, fusion=load_fuser(cfg.agent, text, face), tracker=PersonaTracker(), policy=load_policy(cfg.agent.policy_file),
             profiles=load_profiles(), llm=LLMClient(llm_cfg),
-            store=open_store(cfg.agent.store, cfg.agent.store_path or cfg.agent.cache_dir / "sessions.sqlite3"), config=cfg.agent, voice_models=voice,
+            store=open_store(cfg.agent.store, cfg.agent.store_path or cfg.agent.cache_dir / "sessions.sqlite3",
+                             cfg.agent.redis_url), config=cfg.agent, voice_models=voice,
             risk=risk, face=face,
         )
     except BaseException:

@@ -253,6 +253,7 @@ class Conversation:
         prompt = render(profile, decision.controls, recent, text, summary=summary,
                         max_tokens_cap=agent.config.max_tokens_cap, temperature=agent.config.temperature)
         t_pol = time.perf_counter()
+        await agent.store.save(rec)  # the persona this turn produced is kept even if the reply never completes
         await self._emit(PersonaEvent(state=rec.persona.as_dict(), gates=dict(percept.gates),
                                       present=percept.present, fusion_model=percept.model))
         rules = tuple({"rule": f.rule, "inputs": dict(f.inputs), "set": dict(f.set), "why": f.why} for f in decision.fired)

@@ -21,3 +21,11 @@ def observe_timings(timings_ms: dict[str, float | None]) -> None:
     for stage, ms in timings_ms.items():
         if ms is not None:
             STAGE_SECONDS.labels(stage).observe(ms / 1000)
+TASKS = Gauge("persona_asyncio_tasks", "asyncio tasks alive in the server's event loop", registry=REGISTRY)
+
+
+def watch_tasks(loop) -> None:
+    """Report the loop's live task count on every scrape (orphans show up as a count that never comes back down)."""
+    import asyncio
+
+    TASKS.set_function(lambda: len(asyncio.all_tasks(loop)))

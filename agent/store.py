@@ -156,9 +156,15 @@ class SqliteStore:
             self._db.close()
 
 
-def open_store(kind: str, path: Path) -> SessionStore:
+def open_store(kind: str, path: Path, redis_url: str | None = None) -> SessionStore:
     if kind == "memory":
         return MemoryStore()
     if kind == "sqlite":
         return SqliteStore(path)
-    raise ValueError(f"unknown store {kind!r}; expected sqlite or memory")
+    if kind == "redis":
+        from agent.store_redis import RedisStore
+
+        if not redis_url:
+            raise ValueError("store=redis needs a redis URL (PERSONA_REDIS_URL)")
+        return RedisStore(redis_url)
+    raise ValueError(f"unknown store {kind!r}; expected sqlite, redis or memory")

@@ -1,7 +1,9 @@
 """The FastAPI app: routes parse, call the agent, and stream back. No pipeline logic lives here."""
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from pathlib import Path
 from contextlib import asynccontextmanager
 
@@ -12,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agent import AnalysisUnavailable, ImageError, InvalidAudio, Runtime, create_runtime
-from agent.metrics import ACTIVE_SESSIONS, REGISTRY
+from agent.metrics import ACTIVE_SESSIONS, REGISTRY, watch_tasks
 from server.auth import SUBPROTOCOL, Guard, KeyStore, token_from
 from server.analyze import face_result, text_result, voice_result
 from server.protocol import (
@@ -45,6 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI):
         runtime = await create_runtime(settings.runtime_config())
         app.state.runtime = runtime
+        watch_tasks(asyncio.get_running_loop())
         try:
             yield
         finally:
@@ -68,8 +71,8 @@ def create_app(settings: Settings) -> FastAPI:
         return FileResponse(STATIC / "index.html")
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> dict[str, object]:
+        return {"status": "ok", "pid": os.getpid()}
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
@@ -163,3 +166,10 @@ async def _read_body(request: Request, limit: int, what: str) -> bytes:
     if not body:
         raise HTTPException(status_code=422, detail=f"empty body: send one {what} file as the request body")
     return bytes(body)
+
+
+def app_from_env() -> FastAPI:
+    """For `persona-agent serve --workers N`: each worker process reads the same settings from the environment."""
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(settings)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
     from server.app import create_app
@@ -20,8 +22,32 @@ def _serve(args: argparse.Namespace) -> int:
                                    "require_auth": True if args.require_auth else None}.items() if v is not None}
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                ws_max_size=MAX_WS_MESSAGE_BYTES)
+    if args.workers <= 1:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+                    ws_max_size=MAX_WS_MESSAGE_BYTES)
+        return 0
+    # Several worker processes behind one port: each loads the perception models once; they share the session store
+    # (SQLite file or Redis) and the LLM. The embedded engine, if any, is started here once, not per worker.
+    if settings.store == "memory":
+        print("persona-agent serve: --workers needs a shared store (PERSONA_STORE=sqlite or redis)", file=sys.stderr)
+        return 2
+    for k, v in overrides.items():
+        os.environ[f"PERSONA_{k.upper()}"] = str(v)
+    engine = None
+    if not settings.llm_base_url:
+        from agent import EmbeddedEngine
+
+        cfg = settings.runtime_config().embedded
+        engine = EmbeddedEngine(cfg)
+        asyncio.run(engine.start())
+        os.environ["LLM_BASE_URL"] = engine.base_url
+        os.environ["LLM_MODEL"] = cfg.served_name
+    try:
+        uvicorn.run("server.app:app_from_env", factory=True, workers=args.workers, host=settings.host,
+                    port=settings.port, log_level=settings.log_level, ws_max_size=MAX_WS_MESSAGE_BYTES)
+    finally:
+        if engine is not None:
+            asyncio.run(engine.stop())
     return 0
 
 
@@ -81,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--port", type=int)
     s.add_argument("--profile", help="default agent profile")
     s.add_argument("--require-auth", action="store_true", help="require API keys on loopback too (always on beyond it)")
+    s.add_argument("--workers", type=int, default=1, help="worker processes behind the one port (shared store needed)")
     k = sub.add_parser("keys", help="manage API keys (stored hashed; a key is shown once, at creation)")
     k_sub = k.add_subparsers(dest="action", required=True)
     kc = k_sub.add_parser("create", help="create a key and print it")

@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +43,8 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(log_dir: Path, env: Mapping[str, str] | None = None, ready_timeout_s: float = 420) -> Iterator[LiveServer]:
+def live_server(log_dir: Path, env: Mapping[str, str] | None = None, ready_timeout_s: float = 420,
+                args: Sequence[str] = ()) -> Iterator[LiveServer]:
     """Run the real server (and, unless LLM_BASE_URL is set in `env`, its embedded vLLM) until the block exits."""
     log_dir.mkdir(parents=True, exist_ok=True)
     port, llm_port = free_port(), free_port()
@@ -55,7 +56,7 @@ def live_server(log_dir: Path, env: Mapping[str, str] | None = None, ready_timeo
     max_tokens = int(full_env["PERSONA_LLM_MAX_TOKENS"]) if "PERSONA_LLM_MAX_TOKENS" in full_env else None
     exe = Path(sys.executable).with_name("persona-agent")
     with open(log_dir / "server.log", "wb") as log:
-        proc = subprocess.Popen([str(exe), "serve"], env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([str(exe), "serve", *args], env=full_env, stdout=log, stderr=subprocess.STDOUT)
         server = LiveServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/chat", llm_url, max_tokens, proc.pid)
         try:
             deadline = time.monotonic() + ready_timeout_s

@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     face_backend: Literal["keras", "deepface"] = "keras"
     face_model_path: Path | None = None  # default: perception/models/face_expression.weights.h5
     face_max_fps: float = 5.0
-    store: Literal["sqlite", "memory"] = "sqlite"  # sessions, messages and per-user personas
+    store: Literal["sqlite", "redis", "memory"] = "sqlite"  # sessions, messages and per-user personas
+    redis_url: str | None = None  # store=redis: where (several workers or machines share it)
     fusion: Literal["gated", "confidence"] = "gated"  # the trained network, or the untrained reference
     store_path: Path | None = None  # default: <cache_dir>/sessions.sqlite3
 
@@ -39,7 +40,8 @@ class Settings(BaseSettings):
     allowed_origins: list[str] = []  # browser origins allowed besides the server's own ("*" for any)
     idle_timeout_s: float = 600.0  # close a WebSocket with no client event (and no reply running) for this long
 
-    # External LLM (production: a vLLM server on GPUs). Unset: the embedded vLLM-on-CPU engine is started.
+    # External LLM (production: a vLLM server on GPUs; several replicas as a comma-separated list, each request goes to
+    # the least busy healthy one). Unset: the embedded vLLM-on-CPU engine is started.
     llm_base_url: str | None = Field(None, validation_alias=AliasChoices("LLM_BASE_URL", "PERSONA_LLM_BASE_URL"))
     llm_model: str | None = Field(None, validation_alias=AliasChoices("LLM_MODEL", "PERSONA_LLM_MODEL"))
     llm_api_key: str = Field("EMPTY", validation_alias=AliasChoices("LLM_API_KEY", "PERSONA_LLM_API_KEY"))
@@ -55,8 +57,9 @@ class Settings(BaseSettings):
     def runtime_config(self) -> RuntimeConfig:
         llm = None
         if self.llm_base_url:
-            llm = LLMConfig(base_url=self.llm_base_url.rstrip("/"), model=self.llm_model or "", api_key=self.llm_api_key,
-                            timeout_s=self.llm_timeout_s)
+            urls = [u.strip().rstrip("/") for u in self.llm_base_url.split(",") if u.strip()]
+            llm = LLMConfig(base_url=urls[0], model=self.llm_model or "", api_key=self.llm_api_key,
+                            timeout_s=self.llm_timeout_s, replicas=tuple(urls[1:]))
         return RuntimeConfig(
             agent=AgentConfig(default_profile=self.default_profile, max_tokens_cap=self.llm_max_tokens,
                               temperature=self.llm_temperature, policy_file=self.policy_file,
@@ -66,7 +69,8 @@ class Settings(BaseSettings):
                               cache_dir=self.cache_dir, voice=VoiceConfig(barge_in_min_ms=self.barge_in_min_ms),
                               face_enabled=self.face_enabled, face_backend=self.face_backend,
                               face_model_path=self.face_model_path, face_max_fps=self.face_max_fps,
-                              store=self.store, store_path=self.store_path, fusion=self.fusion),
+                              store=self.store, store_path=self.store_path, fusion=self.fusion,
+                              redis_url=self.redis_url),
             llm=llm,
             embedded=EmbeddedEngineConfig(
                 python=self.embedded_llm_python or default_llm_python(),

@@ -68,3 +68,38 @@ async def test_second_process_resumes_a_session_from_the_store(live_server):
 
 def live_server_ctx(env):
     return live_server(ARTIFACTS / "worker2", env)
+
+
+def _tasks(url: str) -> float:
+    import httpx
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith("persona_asyncio_tasks "))
+
+
+async def test_no_orphans_after_disconnects_and_vllm_stops_generating(live_server):
+    import asyncio
+    import time
+
+    baseline = _tasks(live_server.url)
+    for _ in range(3):  # plain sessions with a turn each
+        ws = await WS.connect(live_server.ws_url)
+        await ws.start()
+        await ws.turn("hi")
+        await ws.close()
+    # a client that vanishes mid-reply
+    ws = await WS.connect(live_server.ws_url)
+    await ws.start()
+    await ws.send({"type": "user.text", "text": "Tell me a long story about the sea, please."})
+    await ws.until("response.delta")
+    await ws.conn.close()
+    deadline = time.monotonic() + 5
+    while live_server.vllm_metric("vllm:num_requests_running") > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert live_server.vllm_metric("vllm:num_requests_running") == 0  # the upstream request was aborted
+    deadline = time.monotonic() + 5
+    while _tasks(live_server.url) > baseline and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    after = _tasks(live_server.url)
+    print(f"asyncio tasks: {baseline:.0f} before, {after:.0f} after 4 sessions")
+    assert after <= baseline

@@ -1,0 +1,130 @@
+"""Load: N concurrent WebSocket sessions, each sending several text turns, against our real server whose LLM is the
+ScriptedOpenAIStandIn (bench/standin.py: fixed reply, fixed pace) so that what is measured is our own overhead.
+
+Per turn it records the server's own `overhead_before_llm` (perception + fusion + policy + rendering, from
+response.done) and, from the client, message-sent → first delta minus the stand-in's scripted first-token delay.
+Also errors, server RSS before/after, open asyncio tasks before/after (from /metrics).
+
+    .venv/bin/python bench/load.py --sessions 50 100 200 500 --turns 3
+    .venv/bin/python bench/load.py --soak 600 --sessions 50        (a soak: RSS sampled every 30 s)
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bench.stats import machine, summarize  # noqa: E402
+from server.launch import free_port, live_server  # noqa: E402
+
+FIRST_TOKEN_MS = 50.0
+MESSAGES = ["I had a rough day at work.", "My manager criticised me in front of everyone.",
+            "I just want to feel appreciated, you know?", "Thanks, that helps a bit."]
+
+
+async def session(url: str, turns: int, out: list, errors: list) -> None:
+    import websockets
+
+    try:
+        async with websockets.connect(url, max_size=8 * 1024 * 1024, open_timeout=60) as ws:
+            await ws.send(json.dumps({"type": "session.start"}))
+            json.loads(await ws.recv())
+            for i in range(turns):
+                t0 = time.perf_counter()
+                await ws.send(json.dumps({"type": "user.text", "text": MESSAGES[i % len(MESSAGES)]}))
+                first = None
+                while True:
+                    ev = json.loads(await asyncio.wait_for(ws.recv(), 120))
+                    if ev["type"] == "response.delta" and first is None:
+                        first = (time.perf_counter() - t0) * 1000
+                    elif ev["type"] == "response.done":
+                        out.append((ev["timings_ms"]["overhead_before_llm"], (first or np.nan) - FIRST_TOKEN_MS,
+                                    (time.perf_counter() - t0) * 1000))
+                        break
+                    elif ev["type"] == "error":
+                        errors.append(ev["code"])
+                        break
+    except Exception as exc:  # noqa: BLE001 - counted, reported
+        errors.append(type(exc).__name__)
+
+
+def tasks(url: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith("persona_asyncio_tasks "))
+
+
+async def wave(srv, n: int, turns: int) -> tuple[list, list, float]:
+    out, errors = [], []
+    t0 = time.perf_counter()
+    await asyncio.gather(*(session(srv.ws_url, turns, out, errors) for _ in range(n)))
+    return out, errors, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sessions", type=int, nargs="+", default=[50, 100, 200, 500])
+    ap.add_argument("--turns", type=int, default=3)
+    ap.add_argument("--soak", type=float, default=0.0, help="seconds of continuous load instead of waves")
+    args = ap.parse_args()
+    port = free_port()
+    standin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "standin.py"), "--port", str(port),
+                                "--first-token-ms", str(FIRST_TOKEN_MS), "--token-ms", "10", "--tokens", "24"])
+    env = {"LLM_BASE_URL": f"http://127.0.0.1:{port}/v1", "LLM_MODEL": "scripted-standin", "PERSONA_STORE": "memory",
+           "PERSONA_VOICE_ENABLED": "false", "PERSONA_FACE_ENABLED": "false"}
+    print(machine())
+    print("LLM: ScriptedOpenAIStandIn (benchmark only): 24 tokens, first after 50 ms, then one per 10 ms\n")
+    try:
+        with live_server(ROOT / "bench" / "out" / "load", env) as srv:
+            asyncio.run(wave(srv, 4, 1))  # warm-up
+            rss0, tasks0 = srv.rss_mb(), tasks(srv.url)
+            if args.soak:
+                soak(srv, args, rss0)
+                return
+            print("| sessions | turns | errors | overhead before LLM p50 / p95 (server) | added to first token p50 / p95 (client) | turn total p50 / p95 | wall | RSS after | tasks after |")
+            print("|---|---|---|---|---|---|---|---|---|")
+            for n in args.sessions:
+                out, errors, wall = asyncio.run(wave(srv, n, args.turns))
+                ob = summarize([o[0] for o in out])
+                ft = summarize([o[1] for o in out])
+                tot = summarize([o[2] for o in out])
+                time.sleep(1.0)
+                print(f"| {n} | {len(out)} | {len(errors)} {sorted(set(errors)) if errors else ''} | {ob[0]:.1f} / {ob[1]:.1f} ms | "
+                      f"{ft[0]:.1f} / {ft[1]:.1f} ms | {tot[0]:.0f} / {tot[1]:.0f} ms | {wall:.1f} s | "
+                      f"{srv.rss_mb():.0f} MB | {tasks(srv.url):.0f} |", flush=True)
+            print(f"\nRSS before the waves {rss0:.0f} MB; asyncio tasks before {tasks0:.0f} (back to this after each wave = no orphans)")
+    finally:
+        standin.terminate()
+        standin.wait()
+
+
+def soak(srv, args, rss0: float) -> None:
+    end = time.monotonic() + args.soak
+    samples, turns, errs = [(0.0, rss0)], 0, 0
+    t0 = time.monotonic()
+    while time.monotonic() < end:
+        out, errors, _ = asyncio.run(wave(srv, args.sessions[0], args.turns))
+        turns += len(out)
+        errs += len(errors)
+        if time.monotonic() - t0 - samples[-1][0] >= 30:
+            samples.append((time.monotonic() - t0, srv.rss_mb()))
+            print(f"  t={samples[-1][0]:5.0f} s  RSS {samples[-1][1]:.0f} MB  turns {turns}  errors {errs}", flush=True)
+    rss = np.array([s[1] for s in samples])
+    half = len(rss) // 2
+    print(f"\nsoak {args.soak:.0f} s, {args.sessions[0]} sessions per wave x {args.turns} turns: {turns} turns, {errs} errors; "
+          f"RSS start {rss[0]:.0f} MB, first-half mean {rss[:half].mean():.0f} MB, second-half mean {rss[half:].mean():.0f} MB, "
+          f"end {rss[-1]:.0f} MB; tasks at end {tasks(srv.url):.0f}")
+
+
+if __name__ == "__main__":
+    main()

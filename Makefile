@@ -14,7 +14,7 @@ setup: $(VENV)/.installed $(LLM_VENV)/.installed $(MODEL_DIR)/config.json
 # The backend's own environment.
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(PIP) -e '.[dev,deepface]'
+	$(PIP) -e '.[dev,deepface,redis]'
 	# nrclex: we read only its packaged NRC word list; its TextBlob/NLTK dependency is not needed.
 	# deepface (optional face backend) and fer (a benchmark peer) with --no-deps: their requirements would pull a
 	# second OpenCV build, TensorFlow and an older torch; what they need at run time is in the deepface extra.
@@ -41,8 +41,8 @@ run: setup
 # Debian packages the tests use: espeak-ng synthesises the spoken test sentences; chromium runs the browser tests
 # (driven by playwright with executablePath /usr/bin/chromium: playwright's own browser download fails offline).
 system:
-	@command -v espeak-ng >/dev/null && command -v chromium >/dev/null || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng chromium >/dev/null; }
+	@command -v espeak-ng >/dev/null && command -v chromium >/dev/null && command -v redis-server >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng chromium redis-server >/dev/null; }
 
 test: setup system
 	$(VENV)/bin/python -m pytest -q -ra

@@ -9,9 +9,10 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from agent import AnalysisUnavailable, ImageError, InvalidAudio, Runtime, create_runtime
 from agent.metrics import ACTIVE_SESSIONS, REGISTRY, watch_tasks
@@ -26,6 +27,26 @@ from server.ws import Connection
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
+
+
+class ErrorDetail(BaseModel):
+    detail: str
+
+
+class ReadyOut(BaseModel):
+    status: str
+    llm: str
+    llm_model: str
+
+
+def _binary_body() -> dict:
+    """Routes that read the raw body (one file, streamed with a size cap; its format is sniffed) document it here."""
+    return {"requestBody": {"required": True,
+                            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+_ERR = {"model": ErrorDetail, "description": "refused, with the reason in `detail`"}
+_AUTH = {401: _ERR, 403: _ERR, 429: _ERR}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -74,7 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz() -> dict[str, object]:
         return {"status": "ok", "pid": os.getpid()}
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={503: {"description": "the LLM does not answer", "model": ReadyOut}})
     async def readyz() -> JSONResponse:
         runtime: Runtime = app.state.runtime
         try:
@@ -87,7 +108,8 @@ def create_app(settings: Settings) -> FastAPI:
                 "llm_model": runtime.agent.llm.config.model}
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/metrics", dependencies=[Depends(require_key)])
+    @app.get("/metrics", dependencies=[Depends(require_key)], response_class=PlainTextResponse,
+             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}, **_AUTH})
     async def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
@@ -95,7 +117,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def schema() -> dict:
         return json_schema()
 
-    @app.post("/v1/analyze/text", response_model=AnalyzeTextResponse, dependencies=[Depends(require_key)])
+    @app.post("/v1/analyze/text", response_model=AnalyzeTextResponse, dependencies=[Depends(require_key)],
+              responses={**_AUTH, 503: _ERR})
     async def analyze_text(req: AnalyzeTextRequest) -> AnalyzeTextResponse:
         try:
             results = await app.state.runtime.agent.analyze_text(req.texts, req.explain)
@@ -103,7 +126,8 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(status_code=503, detail=str(exc)) from None
         return AnalyzeTextResponse(results=[TextResult(**text_result(a)) for a in results])
 
-    @app.post("/v1/analyze/voice", response_model=VoiceResult, dependencies=[Depends(require_key)])
+    @app.post("/v1/analyze/voice", response_model=VoiceResult, dependencies=[Depends(require_key)],
+              responses={**_AUTH, 413: _ERR, 422: _ERR, 503: _ERR}, openapi_extra=_binary_body())
     async def analyze_voice(request: Request) -> VoiceResult:
         """Body: one audio file (WAV, FLAC, OGG, MP3, ...), decoded in memory and never stored."""
         body = await _read_body(request, MAX_AUDIO_UPLOAD_BYTES, "audio")
@@ -115,7 +139,9 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(status_code=503, detail=str(exc)) from None
         return VoiceResult(**voice_result("upload", result))
 
-    @app.post("/v1/analyze/face", response_model=AnalyzeFaceResponse, dependencies=[Depends(require_key)])
+    @app.post("/v1/analyze/face", response_model=AnalyzeFaceResponse, dependencies=[Depends(require_key)],
+              responses={**_AUTH, 413: _ERR, 422: _ERR, 503: _ERR},
+              openapi_extra=_binary_body())
     async def analyze_face(request: Request, crop: bool = False, explain: bool = False) -> AnalyzeFaceResponse:
         """Body: one JPEG or PNG, decoded in memory and never stored. `crop=true`: the image is one aligned face crop
         (as in FER-2013); `explain=true`: a 6x6 occlusion saliency grid per face."""

@@ -46,13 +46,14 @@ function handle(ev) {
       if (ev.final && ev.text) line("user", ev.text);
       break;
     case "perception": {
+      if (ev.modality === "face") $("camera-status").textContent = `camera: face read as ${ev.top}`;
       let box = document.querySelector(`.modality[data-m="${ev.modality}"]`);
       if (!box) { box = document.createElement("div"); box.className = "modality"; box.dataset.m = ev.modality; $("modalities").append(box); }
       box.innerHTML = `<b>${ev.modality}</b>: ${ev.top} <span class="muted">(confidence ${ev.confidence.toFixed(2)})</span><div class="bars"></div>`;
       bars(box.querySelector(".bars"), ev.emotions);
       break;
     }
-    case "face.absent": $("transcript").textContent = "camera: no face in view"; break;
+    case "face.absent": $("camera-status").textContent = "camera: no face in view"; break;
     case "persona":
       bars($("gates"), ev.gates);
       history.push({valence: ev.state.valence, arousal: ev.state.arousal}); drawVA();

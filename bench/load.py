@@ -7,6 +7,7 @@ Also errors, server RSS before/after, open asyncio tasks before/after (from /met
 
     .venv/bin/python bench/load.py --sessions 50 100 200 500 --turns 3
     .venv/bin/python bench/load.py --soak 600 --sessions 50        (a soak: RSS sampled every 30 s)
+    .venv/bin/python bench/load.py --matrix --sessions 100          (1, 2, 4 workers x SQLite, Redis)
 """
 from __future__ import annotations
 
@@ -76,7 +77,10 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, nargs="+", default=[50, 100, 200, 500])
     ap.add_argument("--turns", type=int, default=3)
     ap.add_argument("--soak", type=float, default=0.0, help="seconds of continuous load instead of waves")
+    ap.add_argument("--matrix", action="store_true", help="throughput for 1, 2, 4 workers with SQLite and with Redis")
     args = ap.parse_args()
+    if args.matrix:
+        return matrix(args)
     port = free_port()
     standin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "standin.py"), "--port", str(port),
                                 "--first-token-ms", str(FIRST_TOKEN_MS), "--token-ms", "10", "--tokens", "24"])
@@ -103,6 +107,39 @@ def main() -> None:
                       f"{ft[0]:.1f} / {ft[1]:.1f} ms | {tot[0]:.0f} / {tot[1]:.0f} ms | {wall:.1f} s | "
                       f"{srv.rss_mb():.0f} MB | {tasks(srv.url):.0f} |", flush=True)
             print(f"\nRSS before the waves {rss0:.0f} MB; asyncio tasks before {tasks0:.0f} (back to this after each wave = no orphans)")
+    finally:
+        standin.terminate()
+        standin.wait()
+
+
+def matrix(args) -> None:
+    """The same load (first --sessions value x --turns) on 1, 2, 4 worker processes, sessions in SQLite or Redis."""
+    from tests.redisserver import RedisServer
+
+    port = free_port()
+    standin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "standin.py"), "--port", str(port),
+                                "--first-token-ms", str(FIRST_TOKEN_MS), "--token-ms", "10", "--tokens", "24"])
+    n = args.sessions[0]
+    print(machine())
+    print(f"LLM: ScriptedOpenAIStandIn (benchmark only). {n} concurrent sessions x {args.turns} turns per run; "
+          f"this machine has {os.cpu_count()} cores, so more than 2 workers can only add contention\n")
+    print("| workers | store | turns/s | overhead before LLM p50 / p95 | added to first token p50 / p95 | errors |")
+    print("|---|---|---|---|---|---|")
+    out_dir = ROOT / "bench" / "out" / "matrix"
+    try:
+        with RedisServer(out_dir / "redis") as redis:
+            for workers in (1, 2, 4):
+                for store in ("sqlite", "redis"):
+                    env = {"LLM_BASE_URL": f"http://127.0.0.1:{port}/v1", "LLM_MODEL": "scripted-standin",
+                           "PERSONA_STORE": store, "PERSONA_REDIS_URL": redis.url,
+                           "PERSONA_STORE_PATH": str(out_dir / f"s{workers}.sqlite3"),
+                           "PERSONA_VOICE_ENABLED": "false", "PERSONA_FACE_ENABLED": "false"}
+                    with live_server(out_dir / f"{workers}-{store}", env, args=["--workers", str(workers)]) as srv:
+                        asyncio.run(wave(srv, 2 * workers, 1))  # warm-up every worker
+                        out, errors, wall = asyncio.run(wave(srv, n, args.turns))
+                    ob, ft = summarize([o[0] for o in out]), summarize([o[1] for o in out])
+                    print(f"| {workers} | {store} | {len(out) / wall:.1f} | {ob[0]:.1f} / {ob[1]:.1f} ms | "
+                          f"{ft[0]:.1f} / {ft[1]:.1f} ms | {len(errors)} |", flush=True)
     finally:
         standin.terminate()
         standin.wait()

@@ -22,6 +22,7 @@ from server.protocol import (
     MAX_AUDIO_UPLOAD_BYTES, MAX_AUDIO_UPLOAD_SECONDS, MAX_IMAGE_BYTES, AnalyzeFaceResponse, AnalyzeTextRequest, AnalyzeTextResponse, TextResult, VoiceResult,
     json_schema,
 )
+from server.logs import configure_logging
 from server.settings import Settings
 from server.ws import Connection
 
@@ -197,5 +198,5 @@ async def _read_body(request: Request, limit: int, what: str) -> bytes:
 def app_from_env() -> FastAPI:
     """For `persona-agent serve --workers N`: each worker process reads the same settings from the environment."""
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)

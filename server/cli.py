@@ -16,12 +16,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.protocol import MAX_WS_MESSAGE_BYTES
+    from server.logs import configure_logging
     from server.settings import Settings
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "default_profile": args.profile,
                                    "require_auth": True if args.require_auth else None}.items() if v is not None}
     settings = Settings(**overrides)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     if args.workers <= 1:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
                     ws_max_size=MAX_WS_MESSAGE_BYTES)

@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, for log shippers
     default_profile: str = "wellbeing_coach"
     policy_file: Path | None = None
     text_model: Literal["trained", "lexicon"] = "trained"

@@ -155,7 +155,8 @@ def format_report(r: dict, n: int) -> str:
         lines.append(f"| {m} | {v['fused']:.4f} | {v['fused_absent']:.4f} | {loss * 100:+.1f} pts "
                      f"{'(ok ≤ 2)' if loss <= 0.02 else '(over 2)'} | {v['single_corrupted']:.4f} | "
                      f"{v['gate_clean']:.3f} → {v['gate_corrupted']:.3f} |")
-    lines += ["", f"mean gates on clean triplets ({", ".join(MODALITIES)}): {r["gates_clean"]}",
+    mods = ", ".join(MODALITIES)
+    lines += ["", f"mean gates on clean triplets ({mods}): {r['gates_clean']}",
               f"fused={r['fused']:.4f} best_single={s[best]:.4f} ({best})"]
     return "\n".join(lines)
 
@@ -169,53 +170,67 @@ def load_perceivers(threads: int = 2):
     return text, face
 
 
-def build_pools(args: argparse.Namespace) -> tuple[dict[str, Pool], dict[str, Pool]]:
-    """Train and validation pools, cached in --workdir (delete it to rebuild)."""
-    from perception.voice.affect import default_voice_affect_path
-    from perception.voice.prosody import extract
-    from training.fusion_data import face_pool, read_fer_npz, read_voice_dir, text_pool, voice_head, voice_pool
-    from training.voice import load_audio
-
+def build_pools(args: argparse.Namespace, only: tuple[str, ...] = MODALITIES) -> tuple[dict[str, Pool], dict[str, Pool]]:
+    """Train and validation pools per modality, each cached in --workdir (delete a file to rebuild it)."""
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    names = [f"{split}_{m}.npz" for split in ("train", "val") for m in MODALITIES]
-    if all((work / n).exists() for n in names):
-        load = lambda split: {m: Pool.load(work / f"{split}_{m}.npz") for m in MODALITIES}  # noqa: E731
-        return load("train"), load("val")
-    text, face = load_perceivers(args.threads)
     shared = Path(args.shared)
     t0 = time.time()
-    pools = {"train": {}, "val": {}}
-    pools["train"]["text"] = text_pool(text, shared / "goemotions" / "train.tsv", args.per_class, args.seed)
-    pools["val"]["text"] = text_pool(text, shared / "goemotions" / "dev.tsv", args.val_per_class, args.seed)
-    print(f"text pools: {len(pools['train']['text'].y)} / {len(pools['val']['text'].y)} ({time.time() - t0:.0f} s)", flush=True)
+    out: dict[str, dict[str, Pool]] = {"train": {}, "val": {}}
+    for m in only:
+        files = {split: work / f"{split}_{m}.npz" for split in out}
+        if not all(f.exists() for f in files.values()):
+            pools = {"text": _text_pools, "face": _face_pools, "voice": _voice_pools}[m](args, shared)
+            for split, pool in zip(out, pools):
+                pool.save(files[split])
+            print(f"{m} pools: {len(pools[0].y)} train / {len(pools[1].y)} validation items ({time.time() - t0:.0f} s)",
+                  flush=True)
+        for split in out:
+            out[split][m] = Pool.load(files[split])
+    return out["train"], out["val"]
+
+
+def _text_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
+    from agent import load_text_model
+    from training.fusion_data import text_pool
+
+    text = load_text_model(None, threads=args.threads)
+    return (text_pool(text, shared / "goemotions" / "train.tsv", args.per_class, args.seed),
+            text_pool(text, shared / "goemotions" / "dev.tsv", args.val_per_class, args.seed))
+
+
+def _face_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
+    from agent import AgentConfig, load_face_perceiver
+    from training.fusion_data import face_pool, read_fer_npz
+
+    face = load_face_perceiver(AgentConfig(model_threads=args.threads))
     x, y = read_fer_npz(shared / "fer2013" / "fer2013_train.npz")
-    pools["train"]["face"] = face_pool(face, x, y, args.per_class, args.seed)
+    tr = face_pool(face, x, y, args.per_class, args.seed)
     x, y = read_fer_npz(shared / "fer2013" / "fer2013_public_test.npz")
-    pools["val"]["face"] = face_pool(face, x, y, args.val_per_class, args.seed)
-    print(f"face pools: {len(pools['train']['face'].y)} / {len(pools['val']['face'].y)} ({time.time() - t0:.0f} s)", flush=True)
+    return tr, face_pool(face, x, y, args.val_per_class, args.seed)
+
+
+def _voice_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
+    """Actors 1-12 read by heads fitted without the actor (honest inputs); actors 13-16 by a head fitted on 1-12."""
+    from perception.voice.affect import default_voice_affect_path
+    from perception.voice.prosody import extract
+    from training.fusion_data import read_voice_dir, voice_head, voice_pool
+    from training.voice import load_audio
+
     paths, y, actors = read_voice_dir(shared / "ravdess")
     audios = [load_audio(p) for p in paths]
     feats = np.stack([extract(a).full for a in audios])
     c = float(json.loads(str(np.load(default_voice_affect_path())["meta"]))["C"])
-    tr = np.flatnonzero(actors <= 12)
-    va = np.flatnonzero(actors > 12)
+    tr, va = np.flatnonzero(actors <= 12), np.flatnonzero(actors > 12)
     parts = []
-    for a in np.unique(actors[tr]):  # actors 1-12: each read by a head fitted on the other eleven
-        fit = tr[actors[tr] != a]
-        held = tr[actors[tr] == a]
-        head = voice_head(feats[fit], y[fit], c)
-        p = voice_pool(head, [audios[i] for i in held], y[held], args.voice_variants, args.seed + int(a))
+    for a in np.unique(actors[tr]):
+        fit, held = tr[actors[tr] != a], tr[actors[tr] == a]
+        p = voice_pool(voice_head(feats[fit], y[fit], c), [audios[i] for i in held], y[held], args.voice_variants,
+                       args.seed + int(a))
         parts.append(Pool(p.heads, p.embs, p.y, p.corrupted, held[p.group]))
-    pools["train"]["voice"] = Pool(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("heads", "embs", "y", "corrupted", "group")))
-    head = voice_head(feats[tr], y[tr], c)
-    p = voice_pool(head, [audios[i] for i in va], y[va], args.voice_variants, args.seed)
-    pools["val"]["voice"] = Pool(p.heads, p.embs, p.y, p.corrupted, va[p.group])
-    print(f"voice pools: {len(pools['train']['voice'].y)} / {len(pools['val']['voice'].y)} ({time.time() - t0:.0f} s)", flush=True)
-    for split in pools:
-        for m, pool in pools[split].items():
-            pool.save(work / f"{split}_{m}.npz")
-    return pools["train"], pools["val"]
+    train = Pool(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("heads", "embs", "y", "corrupted", "group")))
+    p = voice_pool(voice_head(feats[tr], y[tr], c), [audios[i] for i in va], y[va], args.voice_variants, args.seed)
+    return train, Pool(p.heads, p.embs, p.y, p.corrupted, va[p.group])
 
 
 # ---------------------------------------------------------------- training

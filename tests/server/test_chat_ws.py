@@ -169,7 +169,8 @@ async def test_resume_returns_history(live_server):
 
 
 def test_health_ready_and_schema(live_server):
-    assert httpx.get(f"{live_server.url}/healthz").json() == {"status": "ok"}
+    health = httpx.get(f"{live_server.url}/healthz").json()
+    assert health["status"] == "ok" and health["pid"] == live_server.pid  # the worker that answered
     ready = httpx.get(f"{live_server.url}/readyz").json()
     assert ready["status"] == "ready" and ready["llm"] == live_server.llm_url
     schema = httpx.get(f"{live_server.url}/v1/schema").json()

@@ -84,7 +84,10 @@ def main() -> None:
     port = free_port()
     standin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "standin.py"), "--port", str(port),
                                 "--first-token-ms", str(FIRST_TOKEN_MS), "--token-ms", "10", "--tokens", "24"])
-    env = {"LLM_BASE_URL": f"http://127.0.0.1:{port}/v1", "LLM_MODEL": "scripted-standin", "PERSONA_STORE": "memory",
+    # waves: the memory store (nothing but our overhead); soak: SQLite, so finished sessions leave the process's memory
+    store = {"PERSONA_STORE": "sqlite", "PERSONA_STORE_PATH": str(ROOT / "bench" / "out" / "soak.sqlite3")} if args.soak \
+        else {"PERSONA_STORE": "memory"}
+    env = {"LLM_BASE_URL": f"http://127.0.0.1:{port}/v1", "LLM_MODEL": "scripted-standin", **store,
            "PERSONA_VOICE_ENABLED": "false", "PERSONA_FACE_ENABLED": "false"}
     print(machine())
     print("LLM: ScriptedOpenAIStandIn (benchmark only): 24 tokens, first after 50 ms, then one per 10 ms\n")

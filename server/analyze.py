@@ -86,16 +86,24 @@ def run_voice(paths: Sequence[Path], output: Path | None, threads: int) -> int:
     cfg = settings.runtime_config().agent
     models = load_voice_models(cfg)
     text_model = load_text_model(cfg.text_model_dir, threads=threads)
+    return _jsonl_per_file(files, output, "voice", (InvalidAudio, OSError), "invalid_audio",
+                           lambda f: voice_result(str(f), analyze_voice(models, text_model, f.read_bytes())))
+
+
+def _jsonl_per_file(files: Sequence[Path], output: Path | None, command: str, errors: tuple[type[Exception], ...],
+                    code: str, analyze_one) -> int:
+    """One JSONL line per file, in order; a file that fails with one of `errors` gets an `error` line (its own
+    `code` attribute, else `code`), a message on stderr, and makes the exit code 2."""
     failed = 0
     out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout
     try:
         for f in files:
             try:
-                line = voice_result(str(f), analyze_voice(models, text_model, f.read_bytes()))
-            except (InvalidAudio, OSError) as exc:
+                line = analyze_one(f)
+            except errors as exc:
                 failed += 1
-                line = {"path": str(f), "error": {"code": "invalid_audio", "message": str(exc)}}
-                print(f"persona-agent analyze voice: {f}: {exc}", file=sys.stderr)
+                line = {"path": str(f), "error": {"code": getattr(exc, "code", code), "message": str(exc)}}
+                print(f"persona-agent analyze {command}: {f}: {exc}", file=sys.stderr)
             out.write(json.dumps(line, ensure_ascii=False) + "\n")
     finally:
         if output:
@@ -131,18 +139,5 @@ def run_face(paths: Sequence[Path], output: Path | None, crops: bool, explain: b
         return 2
     cfg = Settings(model_threads=threads, face_backend=backend).runtime_config().agent
     perceiver = load_face_perceiver(cfg)
-    failed = 0
-    out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout
-    try:
-        for f in files:
-            try:
-                line: dict[str, object] = {"path": str(f), **face_result(analyze_face(perceiver, f.read_bytes(), crops, explain))}
-            except (ImageError, OSError) as exc:
-                failed += 1
-                line = {"path": str(f), "error": {"code": getattr(exc, "code", "unreadable"), "message": str(exc)}}
-                print(f"persona-agent analyze face: {f}: {exc}", file=sys.stderr)
-            out.write(json.dumps(line, ensure_ascii=False) + "\n")
-    finally:
-        if output:
-            out.close()
-    return 2 if failed else 0
+    return _jsonl_per_file(files, output, "face", (ImageError, OSError), "unreadable",
+                           lambda f: {"path": str(f), **face_result(analyze_face(perceiver, f.read_bytes(), crops, explain))})

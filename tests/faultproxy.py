@@ -1,15 +1,17 @@
 """A TCP proxy on loopback in front of the real LLM server that can be told to fail: refuse (accept and hang up),
-answer 503, be slow, or cut a streaming response after N bytes. Runs its own event loop in a thread.
+answer 503, be slow, cut a streaming response after N bytes, or pace a stream (one server-sent event per `pace_s`,
+like a slower GPU server: the tokens are the real engine's, only their timing changes). Runs its own event loop in a thread.
 
 Every request passes with `Connection: close` added, so each request is a new connection and a mode change takes
 effect on the next request, whatever the client's connection pool holds."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from typing import Literal
 
-Mode = Literal["pass", "down", "error", "slow", "cut"]
+Mode = Literal["pass", "down", "error", "slow", "cut", "pace"]
 
 
 class FaultProxy:
@@ -18,6 +20,7 @@ class FaultProxy:
         self.mode: Mode = "pass"
         self.delay_s = 0.0
         self.cut_after = 1500  # response bytes forwarded before the cut
+        self.pace_s = 0.0  # "pace": wait this long before forwarding each server-sent event
         self.requests = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -80,8 +83,15 @@ class FaultProxy:
                     writer.write(chunk[: self.cut_after - sent])
                     await writer.drain()
                     break  # the stream breaks off mid-reply
-                writer.write(chunk)
-                await writer.drain()
+                if mode == "pace":
+                    for piece in re.split(rb"(?<=\n\n)", chunk):  # the byte stream is unchanged, only delayed
+                        if piece:
+                            await asyncio.sleep(self.pace_s)
+                            writer.write(piece)
+                            await writer.drain()
+                else:
+                    writer.write(chunk)
+                    await writer.drain()
                 sent += len(chunk)
             up_w.close()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):

@@ -4,16 +4,34 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from urllib.parse import urlparse
 
 import httpx
 import numpy as np
 import pytest
 
+from server.launch import live_server as launch
 from tests.audio import chunks, espeak, silence, to_pcm16
-from tests.conftest import SHARED
+from tests.conftest import ARTIFACTS, SHARED
+from tests.faultproxy import FaultProxy
 from tests.server.wsutil import WS
 
 pytestmark = pytest.mark.llm
+PACE_S = 0.25  # one token per 250 ms: any reply, however short, outlasts the 300 ms barge-in budget
+
+
+@pytest.fixture(scope="module")
+def paced_server(live_server):
+    """A second server whose replies come from the same real engine, paced by a proxy like a slow GPU server, so a
+    reply is still streaming when the user talks over it on any machine (on a fast CPU a short greedy reply can
+    finish before the speech is even sent)."""
+    u = urlparse(live_server.llm_url)
+    with FaultProxy(u.hostname, u.port) as proxy:
+        proxy.mode, proxy.pace_s = "pace", PACE_S
+        env = {"LLM_BASE_URL": proxy.url, "LLM_MODEL": "smollm2-135m-instruct", "PERSONA_STORE": "memory",
+               "PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "64"}
+        with launch(ARTIFACTS / "paced", env) as srv:
+            yield srv
 
 
 async def stream(ws: WS, audio: np.ndarray, ms: int = 20, started: list[float] | None = None) -> None:
@@ -49,8 +67,8 @@ async def test_spoken_turn_without_end_of_turn_message(live_server):
     await ws.close()
 
 
-async def test_barge_in_stops_reply_and_keeps_truncated_history(live_server):
-    ws = await WS.connect(live_server.ws_url)
+async def test_barge_in_stops_reply_and_keeps_truncated_history(paced_server):
+    ws = await WS.connect(paced_server.ws_url)
     sid = (await ws.start(profile="companion", consent={"voice": True}))["session_id"]
     await ws.send({"type": "user.text", "text": "Tell me a long story about a lighthouse keeper."})
     await ws.until("response.delta")
@@ -61,7 +79,8 @@ async def test_barge_in_stops_reply_and_keeps_truncated_history(live_server):
     sender = asyncio.create_task(stream(ws, audio, started=started))  # speech begins in the first frame
     events = await ws.until("response.interrupted", "response.done", timeout=30)
     t_stop = time.monotonic()
-    assert events[-1]["type"] == "response.interrupted", [e["type"] for e in events]
+    assert events[-1]["type"] == "response.interrupted", (
+        f"{(t_stop - started[0]) * 1000:.0f} ms after the first speech frame", [e["type"] for e in events])
     interrupted = events[-1]
     sent_before = "".join(e["text"] for e in events if e["type"] == "response.delta")
     latency = t_stop - started[0]
@@ -72,7 +91,7 @@ async def test_barge_in_stops_reply_and_keeps_truncated_history(live_server):
     after = await ws.until("response.done", timeout=60)
     assert any(e["type"] == "transcript" and e["final"] and "question" in e["text"].lower() for e in after)
     await ws.close()
-    ws = await WS.connect(live_server.ws_url)
+    ws = await WS.connect(paced_server.ws_url)
     history = (await ws.start(resume=sid))["history"]
     cut = history[1]
     assert cut["role"] == "assistant" and cut.get("interrupted") == "true"

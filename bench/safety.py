@@ -25,7 +25,7 @@ IDIOMS = [
 def main() -> None:
     from agent import assess_texts, load_risk_model, load_text_model
     from perception.safety import explicit_phrase
-    from training.safety import cross_validate, features, read_crisis
+    from training.safety import Settings, cross_validate, features, read_crisis
 
     data = read_crisis(ROOT.parent / "shared" / "data" / "crisis")
     model = load_text_model(None, threads=1)
@@ -38,11 +38,12 @@ def main() -> None:
     print(f"{'detector':<58} {'recall':>7} {'FPR all':>8} {'FPR hard':>9} {'FPR easy':>9}")
     print(f"{'peer: explicit-phrase rules only':<58} {rules[data.y == 1].mean():>7.3f} {rules[data.y == 0].mean():>8.3f} "
           f"{rules[kinds == 'hard'].mean():>9.3f} {rules[kinds == 'easy'].mean():>9.3f}")
-    cv = cross_validate(data, x, 0.01, 0.95, 0.05, repeats=3)
-    for level, name in (("crisis", "ours, crisis tier (fixed reply; FPR target 0.05)"),
-                        ("any", "ours, crisis or caution tier (recall target 0.95)")):
-        print(f"{name:<58} {cv[level + '_recall']:>7.3f} {cv[level + '_fpr']:>8.3f} {cv[level + '_fpr_hard']:>9.3f} "
-              f"{cv[level + '_fpr_easy']:>9.3f}   (out-of-fold, 5-fold x3, nested thresholds)")
+    for label, weight in (("embedding model only", 1.0), ("TF-IDF model only", 0.0), ("shipped mix", 0.3)):
+        cv = cross_validate(data, x, Settings(c=0.01, c_lex=16.0, weight=weight), 0.95, 0.05, repeats=3)
+        for level, name in (("crisis", f"{label}: crisis tier (FPR target 0.05)"),
+                            ("any", f"{label}: crisis or caution (recall target 0.95)")):
+            print(f"{name:<58} {cv[level + '_recall']:>7.3f} {cv[level + '_fpr']:>8.3f} {cv[level + '_fpr_hard']:>9.3f} "
+                  f"{cv[level + '_fpr_easy']:>9.3f}   (out-of-fold, 5-fold x3, nested thresholds)", flush=True)
     risk = load_risk_model()
     levels = [(t, r.level) for t, r in zip(IDIOMS, assess_texts(model, risk, IDIOMS)) if r.level != "none"]
     print(f"idioms the shipped layer reacts to: {len(levels)}/{len(IDIOMS)} {levels}")

@@ -1,13 +1,18 @@
 """Crisis / self-harm risk in user text: explicit-phrase rules plus a learned score, tuned for high recall.
 
 Rules catch explicit statements ("I want to kill myself", "end my life") and leave common idioms alone ("this exam
-is killing me", "I could die of embarrassment"). The learned part is a logistic regression over the text model's
-own sentence embedding and 28 emotion probabilities (no extra model to run), trained on `shared/data/crisis`.
+is killing me", "I could die of embarrassment"). The learned part averages two logistic regressions trained on
+`shared/data/crisis`: one over the text model's own sentence embedding and 28 emotion probabilities (no extra model
+to run), one over the words and character n-grams of the message (TF-IDF), which catches the wording of risk
+("pills", "rope", "no way out") that an emotion model reads as plain sadness.
 """
 from __future__ import annotations
 
+import json
+import math
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -77,6 +82,40 @@ def explicit_phrase(text: str) -> str | None:
     return m.group(0) if m else None
 
 
+_WORD_RE = re.compile(r"[a-z']+")
+
+
+def lexical_terms(text: str) -> list[str]:
+    """The terms the lexical model counts: words, word pairs and character 3-5-grams of the lower-cased words, with
+    known idioms blanked out first. Training (`training/safety.py`, as scikit-learn's analyzer) and serving use this
+    one function, so they count the same terms."""
+    words = _WORD_RE.findall(strip_idioms(text).lower())
+    terms = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+    joined = f" {' '.join(words)} "
+    terms += [joined[i:i + n] for n in (3, 4, 5) for i in range(len(joined) - n + 1)]
+    return terms
+
+
+@dataclass(frozen=True)
+class LexicalRisk:
+    """Logistic regression over sublinear, L2-normalised TF-IDF of `lexical_terms` (scikit-learn's TfidfVectorizer
+    with sublinear_tf=True, recomputed here from the stored vocabulary and idf weights)."""
+
+    vocab: dict[str, int]
+    idf: np.ndarray  # [V]
+    coef: np.ndarray  # [V]
+    bias: float
+
+    def score(self, text: str) -> float:
+        counts = Counter(t for t in lexical_terms(text) if t in self.vocab)
+        if not counts:
+            return 1.0 / (1.0 + math.exp(-self.bias))
+        idx = np.fromiter((self.vocab[t] for t in counts), dtype=np.int64, count=len(counts))
+        w = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * self.idf[idx]
+        z = float(w @ self.coef[idx]) / float(np.linalg.norm(w)) + self.bias
+        return 1.0 / (1.0 + math.exp(-z))
+
+
 @dataclass(frozen=True)
 class RiskClassifier:
     mean: np.ndarray  # [F]
@@ -85,17 +124,23 @@ class RiskClassifier:
     bias: float
     crisis_threshold: float  # score for the fixed crisis reply (chosen for a low false-positive rate)
     caution_threshold: float  # score for the careful prompt (chosen for high recall)
-    name: str = "crisis-logreg-minilm"
+    lexical: LexicalRisk | None = None
+    embedding_weight: float = 1.0  # the score is w * embedding model + (1 - w) * lexical model
+    name: str = "crisis-logreg-minilm+tfidf"
 
-    def score(self, features: np.ndarray) -> np.ndarray:
-        """features [N, F] → [N] probability of risk."""
+    def score(self, features: np.ndarray, texts: list[str] | None = None) -> np.ndarray:
+        """features [N, F] (and the N texts, for the lexical part) → [N] probability of risk."""
         z = (features - self.mean) / self.scale
-        return 1.0 / (1.0 + np.exp(-(z @ self.coef + self.bias)))
+        s = 1.0 / (1.0 + np.exp(-(z @ self.coef + self.bias)))
+        if self.lexical is None or texts is None:
+            return s
+        lex = np.array([self.lexical.score(t) for t in texts])
+        return self.embedding_weight * s + (1.0 - self.embedding_weight) * lex
 
     def assess(self, text: str, features: np.ndarray) -> RiskAssessment:
         t0 = time.perf_counter()
         rule = explicit_phrase(text)
-        s = float(self.score(features[None])[0])
+        s = float(self.score(features[None], [text])[0])
         level: RiskLevel = ("crisis" if rule is not None or s >= self.crisis_threshold
                             else "caution" if s >= self.caution_threshold else "none")
         return RiskAssessment(level=level, score=round(max(s, 0.99) if rule else s, 4), rule=rule,
@@ -109,8 +154,14 @@ def rules_only(text: str) -> RiskAssessment:
 
 def load_risk_classifier(path: str | Path) -> RiskClassifier:
     with np.load(path, allow_pickle=False) as z:
+        lexical = None
+        if "lex_vocab" in z.files:
+            terms = json.loads(str(z["lex_vocab"]))
+            lexical = LexicalRisk(vocab={t: i for i, t in enumerate(terms)}, idf=z["lex_idf"].astype(np.float64),
+                                  coef=z["lex_coef"].astype(np.float64), bias=float(z["lex_bias"]))
         return RiskClassifier(mean=z["mean"], scale=z["scale"], coef=z["coef"], bias=float(z["bias"]),
-                              crisis_threshold=float(z["crisis_threshold"]), caution_threshold=float(z["caution_threshold"]))
+                              crisis_threshold=float(z["crisis_threshold"]), caution_threshold=float(z["caution_threshold"]),
+                              lexical=lexical, embedding_weight=float(z["embedding_weight"]) if lexical else 1.0)
 
 
 def default_risk_classifier_path() -> Path:

@@ -41,6 +41,9 @@ def add_face_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--init", help="start from these weights (a second, warm-restart stage) instead of from scratch")
+    p.add_argument("--aug", type=float, default=1.0,
+                   help="augmentation strength: scales rotation, zoom, brightness/contrast and erasing (1 = full)")
 
 
 def add_safety_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,7 +51,9 @@ def add_safety_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=str(ROOT / "perception" / "models" / "crisis_risk.npz"))
     p.add_argument("--recall", type=float, default=0.95, help="caution level: share of risk messages it must catch")
     p.add_argument("--fpr", type=float, default=0.05, help="crisis level: most non-risk messages it may flag")
-    p.add_argument("--c", type=float, default=0.01)
+    p.add_argument("--c", type=float, default=0.01, help="inverse L2 strength of the embedding model")
+    p.add_argument("--c-lex", type=float, default=16.0, help="inverse L2 strength of the lexical (TF-IDF) model")
+    p.add_argument("--embedding-weight", type=float, default=0.3, help="share of the embedding model in the score")
     p.add_argument("--threads", type=int, default=2)
 
 

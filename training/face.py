@@ -26,16 +26,18 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         return x, z["labels"].astype(np.int64)
 
 
-def augment_batch(x: np.ndarray, rng: np.random.Generator, size: int = CROP) -> np.ndarray:
+def augment_batch(x: np.ndarray, rng: np.random.Generator, size: int = CROP, strength: float = 1.0) -> np.ndarray:
     """[B, 48, 48, 1] in [0, 1] -> [B, size, size, 1] augmented: a random window jittered by up to 8 px
-    (for size 48, of the image padded by 4 px with its reflection)."""
+    (for size 48, of the image padded by 4 px with its reflection). `strength` scales the photometric and
+    geometric ranges and the erasing probability (a lighter second stage)."""
     import cv2
 
     out = np.empty((len(x), size, size, 1), np.float32)
     c = INPUT / 2
     pad = (size + 8 - INPUT) // 2
     for i, img in enumerate(x[..., 0]):
-        m = cv2.getRotationMatrix2D((c, c), rng.uniform(-12, 12), rng.uniform(0.9, 1.12))
+        k = strength
+        m = cv2.getRotationMatrix2D((c, c), rng.uniform(-12, 12) * k, 1 + rng.uniform(-0.1, 0.12) * k)
         img = cv2.warpAffine(img, m, (INPUT, INPUT), borderMode=cv2.BORDER_REFLECT_101)
         if rng.random() < 0.5:
             img = img[:, ::-1]
@@ -43,8 +45,8 @@ def augment_batch(x: np.ndarray, rng: np.random.Generator, size: int = CROP) -> 
             img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
         ox, oy = rng.integers(0, 9, size=2)
         img = img[oy:oy + size, ox:ox + size]
-        img = (img - 0.5) * rng.uniform(0.75, 1.3) + 0.5 + rng.uniform(-0.12, 0.12)
-        if rng.random() < 0.4:  # random erasing: a grey patch where an occluder (hand, hair) might be
+        img = (img - 0.5) * (1 + rng.uniform(-0.25, 0.3) * k) + 0.5 + rng.uniform(-0.12, 0.12) * k
+        if rng.random() < 0.4 * k:  # random erasing: a grey patch where an occluder (hand, hair) might be
             eh, ew = rng.integers(6, 17, size=2)
             ey, ex = rng.integers(0, size - eh), rng.integers(0, size - ew)
             img = img.copy()
@@ -84,6 +86,12 @@ def train(args: argparse.Namespace) -> None:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     net = build_expression_net(width=args.width)
+    before: dict | None = None
+    if args.init:
+        net.load_weights(args.init)
+        meta = Path(args.init).with_name("face_expression.training.json")
+        before = json.loads(meta.read_text()) if meta.exists() else {"weights": str(args.init)}
+        print(f"stage 2: starting from {args.init}")
     steps_per_epoch = len(x_tr) // args.batch_size
     sched = keras.optimizers.schedules.CosineDecay(args.lr * 0.1, steps_per_epoch * (args.epochs - 1),
                                                    warmup_target=args.lr, warmup_steps=steps_per_epoch)
@@ -110,7 +118,7 @@ def train(args: argparse.Namespace) -> None:
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=10)
         for s in bar:
             idx = order[s * args.batch_size:(s + 1) * args.batch_size]
-            loss = net.train_on_batch(augment_batch(x_tr[idx], rng), onehot[idx])
+            loss = net.train_on_batch(augment_batch(x_tr[idx], rng, strength=args.aug), onehot[idx])
             losses.append(float(loss if np.isscalar(loss) else loss[0]))
             if s % 50 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
@@ -132,5 +140,8 @@ def train(args: argparse.Namespace) -> None:
         log_path.write_text(json.dumps(history, indent=1))
     summary = {"data": {"train": "fer2013_train.npz (28,709)", "validation": "fer2013_public_test.npz (3,589)"},
                "width": args.width, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-               "weight_decay": args.weight_decay, "seed": args.seed, "best_val_accuracy": best, "history": history}
+               "weight_decay": args.weight_decay, "seed": args.seed, "augmentation": args.aug,
+               "best_val_accuracy": best, "history": history}
+    if before is not None:
+        summary["initialised_from"] = before  # the earlier stage, with its own settings and history
     Path(args.out).with_name("face_expression.training.json").write_text(json.dumps(summary, indent=1))

@@ -1,5 +1,6 @@
-"""Crisis-risk classifier: logistic regression on the text model's embedding + emotion probabilities, trained on
-`shared/data/crisis` (240 risk, 480 non-risk), with the threshold set for high recall.
+"""Crisis-risk classifier: two logistic regressions, one on the text model's embedding + emotion probabilities and
+one on TF-IDF of words and character n-grams, averaged; trained on `shared/data/crisis` (240 risk, 480 non-risk),
+with the thresholds set for a low false-positive rate (crisis) and high recall (caution).
 
     persona-agent train safety [--recall 0.95]
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perception.safety import explicit_phrase
+from perception.safety import explicit_phrase, lexical_terms
 from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
 
 
@@ -58,30 +59,60 @@ def threshold_for_fpr(scores: np.ndarray, y: np.ndarray, fpr: float) -> float:
     return float(neg[k]) + 1e-6 if len(neg) else 0.5
 
 
-def fit(x: np.ndarray, y: np.ndarray, c: float):
+@dataclass(frozen=True)
+class Fitted:
+    """Both learned parts, fitted on the same messages; `score` mixes them as `RiskClassifier.score` does."""
+
+    embedding: object  # sklearn pipeline: StandardScaler + LogisticRegression over `features`
+    vectorizer: object  # TfidfVectorizer(analyzer=lexical_terms, sublinear_tf=True)
+    lexical: object  # LogisticRegression over the TF-IDF vectors
+    weight: float  # of the embedding part
+
+    def score(self, x: np.ndarray, texts: list[str]) -> np.ndarray:
+        s1 = self.embedding.predict_proba(x)[:, 1]
+        s2 = self.lexical.predict_proba(self.vectorizer.transform(texts))[:, 1]
+        return self.weight * s1 + (1 - self.weight) * s2
+
+
+@dataclass(frozen=True)
+class Settings:
+    c: float  # L2 strength of the embedding part (smaller = stronger)
+    c_lex: float  # of the lexical part
+    weight: float  # of the embedding part in the mix
+
+
+def fit(x: np.ndarray, texts: list[str], y: np.ndarray, cfg: Settings) -> Fitted:
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000, class_weight="balanced")).fit(x, y)
+    emb = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.c, max_iter=5000, class_weight="balanced")).fit(x, y)
+    vec = TfidfVectorizer(analyzer=lexical_terms, sublinear_tf=True, min_df=2)
+    lex = LogisticRegression(C=cfg.c_lex, max_iter=5000, class_weight="balanced").fit(vec.fit_transform(texts), y)
+    return Fitted(emb, vec, lex, cfg.weight)
 
 
-def oof_scores(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> np.ndarray:
-    """Out-of-fold probabilities: thresholds set on these hold on new data; in-sample scores would be overconfident."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+def oof_scores(x: np.ndarray, texts: list[str], y: np.ndarray, cfg: Settings, seed: int) -> np.ndarray:
+    """Out-of-fold scores: thresholds set on these hold on new data; in-sample scores would be overconfident."""
+    from sklearn.model_selection import StratifiedKFold
 
-    pipe = fit(x[:2], np.array([0, 1]), c)  # unfitted template with the same settings
-    return cross_val_predict(pipe, x, y, cv=StratifiedKFold(5, shuffle=True, random_state=seed), method="predict_proba")[:, 1]
+    out = np.zeros(len(y))
+    for tr, te in StratifiedKFold(5, shuffle=True, random_state=seed).split(x, y):
+        out[te] = fit(x[tr], [texts[i] for i in tr], y[tr], cfg).score(x[te], [texts[i] for i in te])
+    return out
 
 
-def thresholds(x: np.ndarray, y: np.ndarray, rules: np.ndarray, c: float, recall: float, fpr: float, seed: int) -> tuple[float, float]:
+def thresholds(x: np.ndarray, texts: list[str], y: np.ndarray, rules: np.ndarray, cfg: Settings, recall: float,
+               fpr: float, seed: int) -> tuple[float, float]:
     """(crisis, caution) thresholds from out-of-fold scores of the messages the rules do not already catch."""
-    s = oof_scores(x, y, c, seed)
+    s = oof_scores(x, texts, y, cfg, seed)
     keep = ~rules
     return threshold_for_fpr(s[keep], y[keep], fpr), threshold_for_recall(s[keep], y[keep], recall)
 
 
-def cross_validate(data: CrisisSet, x: np.ndarray, c: float, recall: float, fpr: float, repeats: int = 3) -> dict[str, float]:
+def cross_validate(data: CrisisSet, x: np.ndarray, cfg: Settings, recall: float, fpr: float,
+                   repeats: int = 3) -> dict[str, float]:
     """Nested: outer 5-fold for the figures; thresholds from an inner out-of-fold pass on the training folds only."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -92,8 +123,9 @@ def cross_validate(data: CrisisSet, x: np.ndarray, c: float, recall: float, fpr:
         crisis = np.zeros(len(data.y), dtype=bool)
         anyrisk = np.zeros(len(data.y), dtype=bool)
         for tr, te in StratifiedKFold(5, shuffle=True, random_state=r).split(x, data.y):
-            t_crisis, t_caution = thresholds(x[tr], data.y[tr], rules[tr], c, recall, fpr, seed=100 + r)
-            s = fit(x[tr], data.y[tr], c).predict_proba(x[te])[:, 1]
+            tr_texts = [data.texts[i] for i in tr]
+            t_crisis, t_caution = thresholds(x[tr], tr_texts, data.y[tr], rules[tr], cfg, recall, fpr, seed=100 + r)
+            s = fit(x[tr], tr_texts, data.y[tr], cfg).score(x[te], [data.texts[i] for i in te])
             crisis[te] = rules[te] | (s >= t_crisis)
             anyrisk[te] = crisis[te] | (s >= t_caution)
         for name, pred in (("crisis", crisis), ("any", anyrisk)):
@@ -107,20 +139,26 @@ def train(args: argparse.Namespace) -> None:
     data = read_crisis(Path(args.data))
     model = load_text_model(default_text_model_dir(), threads=args.threads)
     x = features(model, data.texts)
-    cv = cross_validate(data, x, args.c, args.recall, args.fpr)
+    cfg = Settings(c=args.c, c_lex=args.c_lex, weight=args.embedding_weight)
+    cv = cross_validate(data, x, cfg, args.recall, args.fpr)
     for level, what in (("crisis", "fixed crisis reply"), ("any", "crisis reply or caution prompt")):
         print(f"{what:<32} out-of-fold (5-fold x3, nested thresholds): recall {cv[f'{level}_recall']:.3f}, "
               f"false positives {cv[f'{level}_fpr']:.3f} (hard negatives {cv[f'{level}_fpr_hard']:.3f}, "
               f"easy {cv[f'{level}_fpr_easy']:.3f})")
     rules = np.array([explicit_phrase(t) is not None for t in data.texts])
-    t_crisis, t_caution = thresholds(x, data.y, rules, args.c, args.recall, args.fpr, seed=0)
-    pipe = fit(x, data.y, args.c)
-    scaler, clf = pipe[0], pipe[1]
+    t_crisis, t_caution = thresholds(x, data.texts, data.y, rules, cfg, args.recall, args.fpr, seed=0)
+    fitted = fit(x, data.texts, data.y, cfg)
+    scaler, clf = fitted.embedding[0], fitted.embedding[1]
     out = Path(args.out)
-    np.savez(out, mean=scaler.mean_.astype(np.float32), scale=scaler.scale_.astype(np.float32),
-             coef=clf.coef_[0].astype(np.float32), bias=np.float32(clf.intercept_[0]),
-             crisis_threshold=np.float32(t_crisis), caution_threshold=np.float32(t_caution),
-             meta=json.dumps({"trained_on": "shared/data/crisis (240 risk, 480 non-risk)", "C": args.c,
-                              "caution_recall_target": args.recall, "crisis_fpr_target": args.fpr,
-                              **{f"cv_{k}": round(v, 4) for k, v in cv.items()}}))
+    np.savez_compressed(
+        out, mean=scaler.mean_.astype(np.float32), scale=scaler.scale_.astype(np.float32),
+        coef=clf.coef_[0].astype(np.float32), bias=np.float32(clf.intercept_[0]),
+        lex_vocab=np.array(json.dumps(fitted.vectorizer.get_feature_names_out().tolist())),
+        lex_idf=fitted.vectorizer.idf_.astype(np.float32), lex_coef=fitted.lexical.coef_[0].astype(np.float32),
+        lex_bias=np.float32(fitted.lexical.intercept_[0]), embedding_weight=np.float32(cfg.weight),
+        crisis_threshold=np.float32(t_crisis), caution_threshold=np.float32(t_caution),
+        meta=json.dumps({"trained_on": "shared/data/crisis (240 risk, 480 non-risk)", "C": args.c,
+                         "C_lexical": args.c_lex, "embedding_weight": args.embedding_weight,
+                         "caution_recall_target": args.recall, "crisis_fpr_target": args.fpr,
+                         **{f"cv_{k}": round(v, 4) for k, v in cv.items()}}))
     print(f"wrote {out} (crisis >= {t_crisis:.3f}, caution >= {t_caution:.3f})")

@@ -57,3 +57,30 @@ def test_scores_are_probabilities(models):
     text_model, risk = models
     scores = np.array([r.score for r in assess_texts(text_model, risk, ["hello", "I want to die", "nice weather"])])
     assert ((scores >= 0) & (scores <= 1)).all() and scores[1] > scores[0]
+
+
+def test_lexical_score_matches_scikit_learn():
+    """The served TF-IDF model (recomputed from the stored vocabulary, idf and weights) gives scikit-learn's
+    probabilities: fit the pipeline on the crisis set, export it the way `train safety` does, compare."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from perception.safety import LexicalRisk, lexical_terms
+    from tests.conftest import SHARED
+    from training.safety import read_crisis
+
+    data = read_crisis(SHARED / "data" / "crisis")
+    vec = TfidfVectorizer(analyzer=lexical_terms, sublinear_tf=True, min_df=2)
+    clf = LogisticRegression(C=16.0, max_iter=5000, class_weight="balanced").fit(vec.fit_transform(data.texts), data.y)
+    ours = LexicalRisk({t: i for i, t in enumerate(vec.get_feature_names_out())}, vec.idf_, clf.coef_[0],
+                       float(clf.intercept_[0]))
+    probe = data.texts[::37] + ["this exam is killing me", "", "zzzz qqqq", "Pills. Tonight. Nobody will notice."]
+    want = clf.predict_proba(vec.transform(probe))[:, 1]
+    got = np.array([ours.score(t) for t in probe])
+    assert np.allclose(got, want, atol=1e-9), np.abs(got - want).max()
+    assert want.std() > 0.1  # the probe spans confident and unsure scores
+
+
+def test_shipped_mix_uses_both_models(models):
+    _, risk = models
+    assert risk.lexical is not None and 0.0 < risk.embedding_weight < 1.0 and len(risk.lexical.vocab) > 1000

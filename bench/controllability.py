@@ -9,7 +9,10 @@ Per signal it prints the mean of each measure at low and high, the paired differ
 difference / its SD), with a sign test. Runs against whatever LLM the server uses: the embedded SmolLM2-135M by
 default (a weak model: expect small effects), or a GPU vLLM with LLM_BASE_URL / LLM_MODEL set.
 
-    .venv/bin/python bench/controllability.py [--n 50] [--max-tokens 160]
+    .venv/bin/python bench/controllability.py [--n 50] [--max-tokens 160] [--concurrency 8]
+
+Sessions run `--concurrency` at a time (vLLM batches them, which cuts the wall time several-fold on a CPU); batching
+can change floating-point rounding, so a greedy reply may differ by a token from a one-at-a-time run.
 """
 from __future__ import annotations
 
@@ -61,6 +64,16 @@ async def reply(url: str, text: str, signal: str, value: float) -> str:
                 raise RuntimeError(ev)
 
 
+async def all_replies(url: str, texts: list[str], signal: str, value: float, concurrency: int) -> list[str]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(text: str) -> str:
+        async with gate:
+            return await reply(url, text, signal, value)
+
+    return list(await asyncio.gather(*(one(t) for t in texts)))
+
+
 def warmth(model, texts: list[str]) -> np.ndarray:
     from perception.text_model import GOEMOTIONS
 
@@ -74,6 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--max-tokens", type=int, default=160)
+    ap.add_argument("--concurrency", type=int, default=8)
     args = ap.parse_args()
     from agent import load_text_model
     from persona import read_style
@@ -88,7 +102,7 @@ def main() -> None:
         replies: dict[tuple[str, float], list[str]] = {}
         for sig in SIGNALS:
             for val in (0.1, 0.9):
-                replies[(sig, val)] = [asyncio.run(reply(srv.ws_url, t, sig, val)) for t in texts]
+                replies[(sig, val)] = asyncio.run(all_replies(srv.ws_url, texts, sig, val, args.concurrency))
                 print(f"  {sig}={val}: {len(replies[(sig, val)])} replies", flush=True)
     text_model = load_text_model(None, threads=2)
     measures = {

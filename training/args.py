@@ -60,10 +60,11 @@ def add_safety_arguments(p: argparse.ArgumentParser) -> None:
 def add_deepface_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=str(SHARED / "fer2013"))
     p.add_argument("--out", default=str(ROOT / "perception" / "models" / "deepface" / "facial_expression_model_weights.pth"))
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--aug", type=float, default=0.3, help="augmentation strength (see train face)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
 

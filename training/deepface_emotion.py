@@ -40,10 +40,21 @@ def train(args: argparse.Namespace) -> None:
     x_tr, y_tr = load_npz(data / "fer2013_train.npz")
     x_va, y_va = load_npz(data / "fer2013_public_test.npz")
     model = EmotionModel()
+    # The plain (no batch-norm) stack sat on the majority class for epochs with PyTorch's default init and a
+    # one-cycle schedule. He-normal init, a first-layer bias that centres the [0, 1] input (deepface feeds [0, 1],
+    # so the input itself cannot be centred), a near-zero output layer and a short warm-up let it start learning.
+    for mod in model.modules():
+        if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
+            torch.nn.init.zeros_(mod.bias)
+    with torch.no_grad():
+        model.conv_1.bias.copy_(-0.5 * model.conv_1.weight.sum((1, 2, 3)))
+        torch.nn.init.normal_(model.fc_3.weight, std=0.01)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = len(x_tr) // args.batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps_per_epoch * args.epochs,
-                                                pct_start=min(0.3, 1 / args.epochs))
+    total, warm = steps_per_epoch * args.epochs, steps_per_epoch // 2
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (
+        1 + np.cos(np.pi * min(1.0, max(0, i - warm) / max(1, total - warm)))))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     best, history = -1.0, []
@@ -55,9 +66,8 @@ def train(args: argparse.Namespace) -> None:
         t0, losses = time.time(), []
         for s in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=10):
             idx = order[s * args.batch_size:(s + 1) * args.batch_size]
-            xb = torch.from_numpy(augment_batch(x_tr[idx], rng, size=48)).permute(0, 3, 1, 2)
-            loss = torch.nn.functional.cross_entropy(_logits(model, xb), torch.from_numpy(y_tr[idx]),
-                                                     label_smoothing=0.1)
+            xb = torch.from_numpy(augment_batch(x_tr[idx], rng, size=48, strength=args.aug)).permute(0, 3, 1, 2)
+            loss = torch.nn.functional.cross_entropy(_logits(model, xb), torch.from_numpy(y_tr[idx]))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -78,5 +88,6 @@ def train(args: argparse.Namespace) -> None:
     out.with_name("training.json").write_text(json.dumps(
         {"architecture": "deepface.models.demography.pytorch.Emotion.EmotionModel (deepface 0.0.103)",
          "data": {"train": "fer2013_train.npz (28,709)", "validation": "fer2013_public_test.npz (3,589)"},
-         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "augmentation": args.aug,
+         "weight_decay": args.weight_decay, "seed": args.seed,
          "best_val_accuracy": best, "history": history}, indent=1))

@@ -67,6 +67,8 @@ bench: setup system
 	$(VENV)/bin/python bench/voice.py
 	$(VENV)/bin/python bench/face.py
 	$(VENV)/bin/python bench/fusion.py
+	$(VENV)/bin/python bench/strategy.py
+	$(VENV)/bin/python bench/controllability.py
 
 schema: $(VENV)/.installed
 	$(VENV)/bin/persona-agent schema --output server/protocol.schema.json

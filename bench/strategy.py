@@ -7,7 +7,7 @@ a logistic regression on what the policy can also see at that moment (the last s
 and emotion probabilities, the persona state, the turn number, the supporter's previous strategy), trained on
 ESConv train. Also printed: always answering with the most frequent strategy of train.
 
-    .venv/bin/python bench/strategy.py [--train-dialogs 300]
+    .venv/bin/python bench/strategy.py [--train-dialogs 910]
 
 ESConv is one way of supporting among many, so agreement with it measures fit to that data, not quality; the rules
 also serve a purpose ESConv does not encode (auditable, editable behaviour).
@@ -76,7 +76,7 @@ def scores(pred: list[str], truth: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--train-dialogs", type=int, default=300, help="ESConv train dialogues for the learned model (910 in all)")
+    ap.add_argument("--train-dialogs", type=int, default=910, help="ESConv train dialogues for the learned model (910 in all)")
     args = ap.parse_args()
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

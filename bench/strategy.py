@@ -69,9 +69,11 @@ def decisions(path: Path, limit: int | None, text, fusion, tracker, policy, base
 
 
 def scores(pred: list[str], truth: list[str]) -> tuple[float, float]:
-    p, t = np.array(pred), np.array(truth)
-    f1 = [2 * ((p == k) & (t == k)).sum() / max(1, (p == k).sum() + (t == k).sum()) for k in STRATEGIES]
-    return float((p == t).mean()), float(np.mean(f1))
+    """Accuracy and macro-F1 over the eight strategies (a strategy never predicted counts as F1 0)."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return float(accuracy_score(truth, pred)), float(f1_score(truth, pred, labels=STRATEGIES, average="macro",
+                                                              zero_division=0))
 
 
 def main() -> None:

@@ -128,11 +128,11 @@ class RiskClassifier:
     embedding_weight: float = 1.0  # the score is w * embedding model + (1 - w) * lexical model
     name: str = "crisis-logreg-minilm+tfidf"
 
-    def score(self, features: np.ndarray, texts: list[str] | None = None) -> np.ndarray:
-        """features [N, F] (and the N texts, for the lexical part) → [N] probability of risk."""
+    def score(self, features: np.ndarray, texts: list[str]) -> np.ndarray:
+        """features [N, F] and the N texts (for the lexical part) → [N] probability of risk."""
         z = (features - self.mean) / self.scale
         s = 1.0 / (1.0 + np.exp(-(z @ self.coef + self.bias)))
-        if self.lexical is None or texts is None:
+        if self.lexical is None:
             return s
         lex = np.array([self.lexical.score(t) for t in texts])
         return self.embedding_weight * s + (1.0 - self.embedding_weight) * lex

@@ -9,7 +9,13 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
+
+from server.launch import LiveServer, live_server as launch
 
 Mode = Literal["pass", "down", "error", "slow", "cut", "pace"]
 
@@ -98,3 +104,15 @@ class FaultProxy:
             pass
         finally:
             writer.close()
+
+
+@contextmanager
+def server_behind_proxy(engine: LiveServer, log_dir: Path, **env: str) -> Iterator[tuple[LiveServer, FaultProxy]]:
+    """A second server process whose LLM is `engine`'s real vLLM reached through a FaultProxy: greedy, 64-token
+    replies, its own memory store; `env` adds or overrides settings."""
+    u = urlparse(engine.llm_url)
+    with FaultProxy(u.hostname, u.port) as proxy:
+        full = {"LLM_BASE_URL": proxy.url, "LLM_MODEL": "smollm2-135m-instruct", "PERSONA_STORE": "memory",
+                "PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "64", **env}
+        with launch(log_dir, full) as srv:
+            yield srv, proxy

@@ -36,8 +36,7 @@ def augment_batch(x: np.ndarray, rng: np.random.Generator, size: int = CROP, str
     c = INPUT / 2
     pad = (size + 8 - INPUT) // 2
     for i, img in enumerate(x[..., 0]):
-        k = strength
-        m = cv2.getRotationMatrix2D((c, c), rng.uniform(-12, 12) * k, 1 + rng.uniform(-0.1, 0.12) * k)
+        m = cv2.getRotationMatrix2D((c, c), rng.uniform(-12, 12) * strength, 1 + rng.uniform(-0.1, 0.12) * strength)
         img = cv2.warpAffine(img, m, (INPUT, INPUT), borderMode=cv2.BORDER_REFLECT_101)
         if rng.random() < 0.5:
             img = img[:, ::-1]
@@ -45,8 +44,8 @@ def augment_batch(x: np.ndarray, rng: np.random.Generator, size: int = CROP, str
             img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
         ox, oy = rng.integers(0, 9, size=2)
         img = img[oy:oy + size, ox:ox + size]
-        img = (img - 0.5) * (1 + rng.uniform(-0.25, 0.3) * k) + 0.5 + rng.uniform(-0.12, 0.12) * k
-        if rng.random() < 0.4 * k:  # random erasing: a grey patch where an occluder (hand, hair) might be
+        img = (img - 0.5) * (1 + rng.uniform(-0.25, 0.3) * strength) + 0.5 + rng.uniform(-0.12, 0.12) * strength
+        if rng.random() < 0.4 * strength:  # random erasing: a grey patch where an occluder (hand, hair) might be
             eh, ew = rng.integers(6, 17, size=2)
             ey, ex = rng.integers(0, size - eh), rng.integers(0, size - ew)
             img = img.copy()

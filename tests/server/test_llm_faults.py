@@ -4,13 +4,11 @@ session's vLLM is stopped, made to fail, slowed and cut. The user's message is a
 from __future__ import annotations
 
 import time
-from urllib.parse import urlparse
 
 import pytest
 
-from server.launch import live_server as launch
 from tests.conftest import ARTIFACTS
-from tests.faultproxy import FaultProxy
+from tests.faultproxy import server_behind_proxy
 from tests.server.wsutil import WS
 
 pytestmark = pytest.mark.llm
@@ -18,13 +16,9 @@ pytestmark = pytest.mark.llm
 
 @pytest.fixture(scope="module")
 def faulty(live_server):
-    u = urlparse(live_server.llm_url)
-    with FaultProxy(u.hostname, u.port) as proxy:
-        env = {"LLM_BASE_URL": proxy.url, "LLM_MODEL": "smollm2-135m-instruct", "PERSONA_STORE": "memory",
-               "PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "64", "PERSONA_LLM_TIMEOUT_S": "4"}
-        with launch(ARTIFACTS / "faulty", env) as srv:
-            yield srv, proxy
-            proxy.mode = "pass"
+    with server_behind_proxy(live_server, ARTIFACTS / "faulty", PERSONA_LLM_TIMEOUT_S="4") as (srv, proxy):
+        yield srv, proxy
+        proxy.mode = "pass"
 
 
 async def history_after(srv, sid: str) -> list[dict]:

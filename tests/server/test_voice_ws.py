@@ -4,16 +4,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from urllib.parse import urlparse
 
 import httpx
 import numpy as np
 import pytest
 
-from server.launch import live_server as launch
 from tests.audio import chunks, espeak, silence, to_pcm16
 from tests.conftest import ARTIFACTS, SHARED
-from tests.faultproxy import FaultProxy
+from tests.faultproxy import server_behind_proxy
 from tests.server.wsutil import WS
 
 pytestmark = pytest.mark.llm
@@ -25,13 +23,9 @@ def paced_server(live_server):
     """A second server whose replies come from the same real engine, paced by a proxy like a slow GPU server, so a
     reply is still streaming when the user talks over it on any machine (on a fast CPU a short greedy reply can
     finish before the speech is even sent)."""
-    u = urlparse(live_server.llm_url)
-    with FaultProxy(u.hostname, u.port) as proxy:
+    with server_behind_proxy(live_server, ARTIFACTS / "paced") as (srv, proxy):
         proxy.mode, proxy.pace_s = "pace", PACE_S
-        env = {"LLM_BASE_URL": proxy.url, "LLM_MODEL": "smollm2-135m-instruct", "PERSONA_STORE": "memory",
-               "PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "64"}
-        with launch(ARTIFACTS / "paced", env) as srv:
-            yield srv
+        yield srv
 
 
 async def stream(ws: WS, audio: np.ndarray, ms: int = 20, started: list[float] | None = None) -> None:

@@ -81,7 +81,7 @@ def main() -> None:
     frame_ms = timed(lambda fr: perceiver.read(fr), frames)
     det = load_face_detector()
     det_ms = timed(lambda fr: det.detect(cv2.cvtColor(fr, cv2.COLOR_BGR2GRAY)), frames)
-    rows.append(("**ours**: VGG-style CNN, Keras 3 (torch backend), centre + mirror", acc, f1, crop_ms, frame_ms,
+    rows.append(("**ours**: VGG-style CNN, Keras 3 (torch backend), crop + mirror", acc, f1, crop_ms, frame_ms,
                  sum(int(np.prod(w.shape)) for w in ours.model.weights)))
 
     # deepface's architecture, our weights, as deepface itself loads them

@@ -44,6 +44,9 @@ def add_face_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", help="start from these weights (a second, warm-restart stage) instead of from scratch")
     p.add_argument("--aug", type=float, default=1.0,
                    help="augmentation strength: scales rotation, zoom, brightness/contrast and erasing (1 = full)")
+    p.add_argument("--dropout", type=float, default=0.3, help="dropout before and after the embedding layer")
+    p.add_argument("--crop", type=int, default=None,
+                   help="input window in pixels (default: the served size, perception.face.model.CROP)")
 
 
 def add_safety_arguments(p: argparse.ArgumentParser) -> None:

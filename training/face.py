@@ -2,10 +2,10 @@
 
     persona-agent train face [--epochs 30] [--out perception/models/face_expression.weights.h5]
 
-Keras 3 on the torch backend. Seeded; augmentation in numpy/OpenCV (random 40x40 window, mirror, rotation and
+Keras 3 on the torch backend. Seeded; augmentation in numpy/OpenCV (random --crop window, mirror, rotation and
 scale, brightness/contrast, random erasing); AdamW with warm-up and cosine decay; label smoothing. Validation is
 the centre window averaged with its mirror, exactly as served. The best epoch by validation accuracy is kept.
-Each epoch's state goes to --workdir so an interrupted run resumes where it stopped (`--resume`).
+Each epoch's state (and a snapshot of its weights) goes to --workdir so an interrupted run resumes where it stopped (`--resume`).
 """
 from __future__ import annotations
 
@@ -54,11 +54,11 @@ def augment_batch(x: np.ndarray, rng: np.random.Generator, size: int = CROP, str
     return out
 
 
-def predict_tta(net, x48: np.ndarray, batch: int = 256) -> np.ndarray:
+def predict_tta(net, x48: np.ndarray, batch: int = 256, crop: int = CROP) -> np.ndarray:
     """Softmax of the centre window averaged with its mirror. x48: [N, 48, 48, 1] in [0, 1]."""
     import keras
 
-    xc = center_crop(x48)
+    xc = center_crop(x48, crop)
     probs = []
     for s in range(0, len(xc), batch):
         b = xc[s:s + batch]
@@ -77,6 +77,7 @@ def train(args: argparse.Namespace) -> None:
     from perception.face.model import build_expression_net
 
     torch.set_num_threads(args.threads)
+    args.crop = args.crop or CROP
     keras.utils.set_random_seed(args.seed)
     data = Path(args.data)
     x_tr, y_tr = load_npz(data / "fer2013_train.npz")
@@ -84,13 +85,13 @@ def train(args: argparse.Namespace) -> None:
     onehot = np.eye(7, dtype=np.float32)[y_tr]
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    net = build_expression_net(width=args.width)
+    net = build_expression_net(width=args.width, dropout=args.dropout, crop=args.crop)
     before: dict | None = None
     if args.init:
         net.load_weights(args.init)
         meta = Path(args.init).with_name("face_expression.training.json")
         before = json.loads(meta.read_text()) if meta.exists() else {"weights": str(args.init)}
-        print(f"stage 2: starting from {args.init}")
+        print(f"warm restart from {args.init}")
     steps_per_epoch = len(x_tr) // args.batch_size
     sched = keras.optimizers.schedules.CosineDecay(args.lr * 0.1, steps_per_epoch * (args.epochs - 1),
                                                    warmup_target=args.lr, warmup_steps=steps_per_epoch)
@@ -104,7 +105,7 @@ def train(args: argparse.Namespace) -> None:
         history = json.loads(log_path.read_text())
         start_epoch = len(history)
         best = max(h["val_accuracy"] for h in history)
-        net.train_on_batch(x_tr[:2, :CROP, :CROP], onehot[:2])  # build optimizer variables before loading them
+        net.train_on_batch(x_tr[:2, :args.crop, :args.crop], onehot[:2])  # build optimizer variables before loading them
         net.load_weights(state)
         opt_state = np.load(work / "optimizer.npz")
         for v, k in zip(opt.variables, sorted(opt_state.files, key=int)):
@@ -117,11 +118,11 @@ def train(args: argparse.Namespace) -> None:
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=10)
         for s in bar:
             idx = order[s * args.batch_size:(s + 1) * args.batch_size]
-            loss = net.train_on_batch(augment_batch(x_tr[idx], rng, strength=args.aug), onehot[idx])
+            loss = net.train_on_batch(augment_batch(x_tr[idx], rng, size=args.crop, strength=args.aug), onehot[idx])
             losses.append(float(loss if np.isscalar(loss) else loss[0]))
             if s % 50 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-        probs = predict_tta(net, x_va)
+        probs = predict_tta(net, x_va, crop=args.crop)
         pred = probs.argmax(1)
         acc = float((pred == y_va).mean())
         f1 = float(np.mean([2 * ((pred == k) & (y_va == k)).sum() / max(1, (pred == k).sum() + (y_va == k).sum())
@@ -135,11 +136,12 @@ def train(args: argparse.Namespace) -> None:
             net.save_weights(args.out)
             print(f"saved {args.out} (val_accuracy {best:.4f})", flush=True)
         net.save_weights(state)
+        net.save_weights(work / f"epoch-{epoch + 1:02d}.weights.h5")  # snapshots, for weight averaging
         np.savez(work / "optimizer.npz", **{str(i): keras.ops.convert_to_numpy(v) for i, v in enumerate(opt.variables)})
         log_path.write_text(json.dumps(history, indent=1))
     summary = {"data": {"train": "fer2013_train.npz (28,709)", "validation": "fer2013_public_test.npz (3,589)"},
                "width": args.width, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-               "weight_decay": args.weight_decay, "seed": args.seed, "augmentation": args.aug,
+               "weight_decay": args.weight_decay, "seed": args.seed, "augmentation": args.aug, "dropout": args.dropout, "crop": args.crop,
                "best_val_accuracy": best, "history": history}
     if before is not None:
         summary["initialised_from"] = before  # the earlier stage, with its own settings and history

@@ -14,8 +14,8 @@ GRID = 6  # saliency grid cells per side over the 48x48 crop
 
 @dataclass(frozen=True)
 class FaceExpressionModel:
-    """48x48 grey crops → FER/shared-order probabilities and the 256-d embedding. The centre 40x40 window and its
-    mirror are both scored and averaged, as in validation."""
+    """48x48 grey crops → FER/shared-order probabilities and the 256-d embedding. The central CROP window (the whole
+    crop for the shipped weights) and its mirror are both scored and averaged, as in validation."""
 
     model: object  # keras.Model: crop -> (embedding, logits)
     backend: str

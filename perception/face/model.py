@@ -1,8 +1,10 @@
 """The facial-expression network (Keras 3; runs on the torch backend by default, TensorFlow optionally).
 
 48x48 grey crops in, FER-2013's 7 classes out (same order as FER: angry, disgust, fear, happy, sad, surprise,
-neutral — the shared labels by another name). The trunk sees the central 40x40 window; training feeds it random
-40x40 windows of augmented 48x48 crops (`training/face.py`), serving feeds it the centre window plus its mirror.
+neutral — the shared labels by another name). The network is fully convolutional up to global pooling, so the same
+weights take any window size: the first three training stages fed it random 40x40 windows, the last one random 48x48
+windows of the crop padded with its reflection (`training/face.py --crop`). Serving feeds the whole 48x48 crop
+(CROP) plus its mirror.
 """
 from __future__ import annotations
 
@@ -10,17 +12,17 @@ FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"
 FER_TO_SHARED = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "joy", "sad": "sadness",
                  "surprise": "surprise", "neutral": "neutral"}
 INPUT = 48
-CROP = 40
+CROP = 48  # the window served and, by default, trained on
 
 
-def build_expression_net(width: int = 32, dropout: float = 0.3):
+def build_expression_net(width: int = 32, dropout: float = 0.3, crop: int = CROP):
     """A compact VGG-style CNN: 4 stages of two 3x3 conv+BN+ReLU, max-pool between, global pooling, dense head.
-    ~1.2M parameters at width 32. Input [B, 40, 40, 1] float in [0, 1]; output [B, 7] logits; the 256-d
+    ~1.2M parameters at width 32. Input [B, crop, crop, 1] float in [0, 1]; output [B, 7] logits; the 256-d
     `embedding` layer is what fusion consumes."""
     import keras
     from keras import layers
 
-    inp = keras.Input((CROP, CROP, 1), name="face")
+    inp = keras.Input((crop, crop, 1), name="face")
     x = layers.Rescaling(2.0, offset=-1.0)(inp)  # [0, 1] -> [-1, 1]
     for i, mult in enumerate((1, 2, 4, 8)):
         for _ in range(2):
@@ -28,7 +30,7 @@ def build_expression_net(width: int = 32, dropout: float = 0.3):
             x = layers.BatchNormalization()(x)
             x = layers.ReLU()(x)
         if i < 3:
-            x = layers.MaxPooling2D()(x)  # 40 -> 20 -> 10 -> 5
+            x = layers.MaxPooling2D()(x)  # 48 -> 24 -> 12 -> 6
         x = layers.SpatialDropout2D(0.1 * (i + 1) / 2)(x) if i > 0 else x
     x = layers.GlobalAveragePooling2D()(x)  # [B, 8w]
     x = layers.Dropout(dropout)(x)
@@ -38,7 +40,7 @@ def build_expression_net(width: int = 32, dropout: float = 0.3):
     return keras.Model(inp, out, name="persona_face_expression")
 
 
-def center_crop(x):
-    """[B, 48, 48, 1] -> the central [B, 40, 40, 1] window (numpy)."""
-    o = (INPUT - CROP) // 2
-    return x[:, o:o + CROP, o:o + CROP]
+def center_crop(x, size: int = CROP):
+    """[B, 48, 48, 1] -> the central [B, size, size, 1] window (numpy)."""
+    o = (INPUT - size) // 2
+    return x[:, o:o + size, o:o + size]

@@ -5,13 +5,15 @@
 Keras 3 on the torch backend. Seeded; augmentation in numpy/OpenCV (random --crop window, mirror, rotation and
 scale, brightness/contrast, random erasing); AdamW with warm-up and cosine decay; label smoothing. Validation is
 the centre window averaged with its mirror, exactly as served. The best epoch by validation accuracy is kept.
-Each epoch's state (and a snapshot of its weights) goes to --workdir so an interrupted run resumes where it stopped (`--resume`).
+Each epoch's state (and a snapshot of its weights) goes to --workdir so an interrupted run resumes where it
+stopped (`--resume`).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -105,7 +107,8 @@ def train(args: argparse.Namespace) -> None:
         history = json.loads(log_path.read_text())
         start_epoch = len(history)
         best = max(h["val_accuracy"] for h in history)
-        net.train_on_batch(x_tr[:2, :args.crop, :args.crop], onehot[:2])  # build optimizer variables before loading them
+        # build the optimizer variables before loading them
+        net.train_on_batch(x_tr[:2, :args.crop, :args.crop], onehot[:2])
         net.load_weights(state)
         opt_state = np.load(work / "optimizer.npz")
         for v, k in zip(opt.variables, sorted(opt_state.files, key=int)):
@@ -136,12 +139,13 @@ def train(args: argparse.Namespace) -> None:
             net.save_weights(args.out)
             print(f"saved {args.out} (val_accuracy {best:.4f})", flush=True)
         net.save_weights(state)
-        net.save_weights(work / f"epoch-{epoch + 1:02d}.weights.h5")  # snapshots, for weight averaging
+        shutil.copyfile(state, work / f"epoch-{epoch + 1:02d}.weights.h5")  # snapshots, for weight averaging
         np.savez(work / "optimizer.npz", **{str(i): keras.ops.convert_to_numpy(v) for i, v in enumerate(opt.variables)})
         log_path.write_text(json.dumps(history, indent=1))
     summary = {"data": {"train": "fer2013_train.npz (28,709)", "validation": "fer2013_public_test.npz (3,589)"},
                "width": args.width, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-               "weight_decay": args.weight_decay, "seed": args.seed, "augmentation": args.aug, "dropout": args.dropout, "crop": args.crop,
+               "weight_decay": args.weight_decay, "seed": args.seed, "augmentation": args.aug,
+               "dropout": args.dropout, "crop": args.crop,
                "best_val_accuracy": best, "history": history}
     if before is not None:
         summary["initialised_from"] = before  # the earlier stage, with its own settings and history

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perception.face.model import CROP, INPUT, build_expression_net
+from perception.face.model import INPUT, build_expression_net, center_crop
 
 GRID = 6  # saliency grid cells per side over the 48x48 crop
 
@@ -28,8 +28,7 @@ class FaceExpressionModel:
         x = np.asarray(crops, dtype=np.float32)
         if x.max(initial=0.0) > 1.0:
             x = x / 255.0
-        o = (INPUT - CROP) // 2
-        x = x[:, o:o + CROP, o:o + CROP, None]
+        x = center_crop(x[..., None])
         both = np.concatenate([x, x[:, :, ::-1]])
         emb, logits = self.model(both, training=False)
         logits = keras.ops.convert_to_numpy(logits)

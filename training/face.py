@@ -95,7 +95,7 @@ def train(args: argparse.Namespace) -> None:
         before = json.loads(meta.read_text()) if meta.exists() else {"weights": str(args.init)}
         print(f"warm restart from {args.init}")
     steps_per_epoch = len(x_tr) // args.batch_size
-    sched = keras.optimizers.schedules.CosineDecay(args.lr * 0.1, steps_per_epoch * (args.epochs - 1),
+    sched = keras.optimizers.schedules.CosineDecay(args.lr * 0.1, steps_per_epoch * max(1, args.epochs - 1),
                                                    warmup_target=args.lr, warmup_steps=steps_per_epoch)
     opt = keras.optimizers.AdamW(sched, weight_decay=args.weight_decay)
     net.compile(optimizer=opt,

@@ -2,8 +2,8 @@
 
 48x48 grey crops in, FER-2013's 7 classes out (same order as FER: angry, disgust, fear, happy, sad, surprise,
 neutral — the shared labels by another name). The network is fully convolutional up to global pooling, so the same
-weights take any window size: the first three training stages fed it random 40x40 windows, the last one random 48x48
-windows of the crop padded with its reflection (`training/face.py --crop`). Serving feeds the whole 48x48 crop
+weights take any window size: the first three training stages fed it random 40x40 windows, the last two random
+48x48 windows of the crop padded with its reflection (`training/face.py --crop`). Serving feeds the whole 48x48 crop
 (CROP) plus its mirror.
 """
 from __future__ import annotations

@@ -107,10 +107,17 @@ def sampling_for(controls: ControlSignals, max_tokens_cap: int | None = None, te
     )
 
 
+def target_words(verbosity: float) -> int:
+    """The reply length the prompt asks for (sampling.yaml `length_words`), geometric in verbosity."""
+    spec = _yaml("sampling.yaml")["length_words"]
+    return int(round(spec["lo"] * (spec["hi"] / spec["lo"]) ** verbosity))
+
+
 def render_system(profile: AgentProfile, controls: ControlSignals, summary: str = "") -> str:
     strategy_hint = _yaml("strategies.yaml")[controls.strategy]
     text = _env().get_template("system.j2").render(
-        profile=profile, controls=controls, strategy_hint=strategy_hint, summary=summary
+        profile=profile, controls=controls, strategy_hint=strategy_hint, summary=summary,
+        words=target_words(controls.verbosity),
     )
     return text.strip()
 

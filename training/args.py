@@ -97,3 +97,23 @@ def add_fusion_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="fusion weights (default: the shipped ones)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
+
+
+def add_adapter_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", help="HF folder of the chat model (default: the embedded SmolLM2-135M-Instruct folder)")
+    p.add_argument("--dialogues", nargs="+", default=[str(SHARED / "esconv" / "train.jsonl")],
+                   help="ESConv-format JSONL files (your own dialogues work too)")
+    p.add_argument("--workdir", default=".cache/train-adapter")
+    p.add_argument("--out", default=str(ROOT / "prompts" / "adapters" / "persona"))
+    p.add_argument("--max-examples", type=int, default=2400, help="training sequences per epoch")
+    p.add_argument("--held-examples", type=int, default=120, help="held-out sequences that pick the checkpoint")
+    p.add_argument("--max-len", type=int, default=448, help="longest sequence in tokens (longer ones are skipped)")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--accumulate", type=int, default=8, help="sequences per optimizer step")
+    p.add_argument("--checkpoint-steps", type=int, default=25)
+    p.add_argument("--seed", type=int, default=17)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--resume", action="store_true")

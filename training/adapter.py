@@ -1,0 +1,393 @@
+"""A control-following LoRA adapter for the chat model: teach it to honour the control signals the server renders.
+
+    persona-agent train adapter [--base DIR] [--dialogues esconv/train.jsonl ...] [--max-examples 2400]
+                                [--workdir .cache/train-adapter] [--out prompts/adapters/persona] [--resume]
+
+Each training example is one supporter turn of an ESConv-format dialogue (consecutive supporter messages joined
+into one reply). The prompt is rendered exactly as the server renders it (`prompts.render`), for control signals
+read off that target reply:
+
+- strategy: the ESConv label of the turn;
+- verbosity: the reply's length, as a percentile over the training replies (so 0.1 = among the shortest);
+- formality: each example is drawn low / middle / high; low and high targets are rewritten by a small,
+  meaning-preserving transform (contractions, slang, capitals, end punctuation: `casualize` / `formalize`);
+- empathy and warmth: percentiles of our text model's reading of the reply (care + acknowledgement; positive tone);
+- assertiveness: directive wording vs hedges and questions.
+
+The loss is on the reply tokens only (chat template of the base model's tokenizer, as vLLM applies it). Seeded;
+checkpoints the adapter and optimizer every --checkpoint-steps into --workdir and resumes from there with
+--resume; `--device cuda` runs the same recipe on a GPU against Mistral or Llama (`--base` an HF folder).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from persona import ControlSignals
+from persona.controls import STRATEGIES as _STRATEGIES
+from prompts import Message, render
+from prompts.render import AgentProfile, load_profiles
+
+HISTORY_MESSAGES = 4  # messages of context before the seeker's last message (the server's window is larger)
+
+# --- formality rewrites (both directions keep the meaning) -------------------------------------------------------
+
+_EXPAND = {
+    "i'm": "I am", "you're": "you are", "we're": "we are", "they're": "they are", "it's": "it is",
+    "that's": "that is", "there's": "there is", "what's": "what is", "he's": "he is", "she's": "she is",
+    "don't": "do not", "doesn't": "does not", "didn't": "did not", "can't": "cannot", "couldn't": "could not",
+    "won't": "will not", "wouldn't": "would not", "shouldn't": "should not", "isn't": "is not", "aren't": "are not",
+    "wasn't": "was not", "weren't": "were not", "haven't": "have not", "hasn't": "has not", "hadn't": "had not",
+    "i've": "I have", "you've": "you have", "we've": "we have", "they've": "they have", "i'll": "I will",
+    "you'll": "you will", "we'll": "we will", "it'll": "it will", "i'd": "I would", "you'd": "you would",
+    "let's": "let us", "gonna": "going to", "wanna": "want to", "gotta": "have to", "kinda": "somewhat",
+    "sorta": "somewhat", "yeah": "yes", "yep": "yes", "nope": "no", "ok": "all right", "okay": "all right",
+    "hey": "hello", "hi": "hello", "thx": "thank you", "u": "you", "ur": "your", "idk": "I do not know",
+}
+_CONTRACT = {
+    "i am": "I'm", "you are": "you're", "we are": "we're", "they are": "they're", "it is": "it's",
+    "that is": "that's", "there is": "there's", "what is": "what's", "do not": "don't", "does not": "doesn't",
+    "did not": "didn't", "cannot": "can't", "can not": "can't", "could not": "couldn't", "will not": "won't",
+    "would not": "wouldn't", "should not": "shouldn't", "is not": "isn't", "are not": "aren't", "was not": "wasn't",
+    "have not": "haven't", "has not": "hasn't", "i have": "I've", "you have": "you've", "i will": "I'll",
+    "you will": "you'll", "i would": "I'd", "going to": "gonna", "want to": "wanna", "yes": "yeah", "hello": "hey",
+}
+_EMOJI = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF]|[:;]-?[)(DPp]")
+
+
+def _swap(text: str, table: dict[str, str]) -> str:
+    keys = sorted(table, key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w'])(" + "|".join(re.escape(k) for k in keys) + r")(?![\w'])", re.I)
+
+    def sub(m: re.Match[str]) -> str:
+        out = table[m.group(0).lower().replace("\u2019", "'")]
+        return out[0].upper() + out[1:] if m.group(0)[0].isupper() and out[0].islower() else out
+
+    return pattern.sub(sub, text.replace("\u2019", "'"))
+
+
+def formalize(text: str) -> str:
+    """No contractions, no slang or emoji, sentences capitalised and closed."""
+    t = _EMOJI.sub("", _swap(text, _EXPAND))
+    t = re.sub(r"([!?])\1+", r"\1", t).replace("!", ".")
+    t = re.sub(r"\s+", " ", t).strip()
+    t = re.sub(r"(^|[.?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), t)
+    t = re.sub(r"\bi\b", "I", t)
+    if t and t[-1] not in ".?":
+        t += "."
+    return t
+
+
+def casualize(text: str) -> str:
+    """Contractions and everyday words, as a friend would text."""
+    t = _swap(text, _CONTRACT)
+    return re.sub(r"\s+", " ", t).strip()
+
+
+# --- examples ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    history: tuple[Message, ...]  # the dialogue before the seeker's last message
+    user: str  # the seeker's last message (consecutive seeker messages joined)
+    reply: str  # the supporter's reply (consecutive supporter messages joined)
+    strategy: str
+
+
+def read_turns(path: Path) -> Iterator[tuple[int, Turn]]:
+    """(dialogue index, turn) for every supporter reply that follows a seeker message."""
+    for di, line in enumerate(open(path)):
+        d = json.loads(line)
+        merged: list[tuple[str, str, str]] = []  # (role, text, strategy of the first supporter message)
+        for m in d["dialog"]:
+            role = "user" if m["speaker"] == "usr" else "assistant"
+            text = " ".join(m["text"].split())
+            if not text:
+                continue
+            if merged and merged[-1][0] == role:
+                merged[-1] = (role, merged[-1][1] + " " + text, merged[-1][2])
+            else:
+                merged.append((role, text, m.get("strategy", "")))
+        for i, (role, text, strategy) in enumerate(merged):
+            if role != "assistant" or i == 0 or merged[i - 1][0] != "user":
+                continue
+            hist = tuple(Message(r, t) for r, t, _ in merged[max(0, i - 1 - HISTORY_MESSAGES):i - 1])
+            if hist and hist[0].role == "assistant":
+                hist = hist[1:]
+            yield di, Turn(history=hist, user=merged[i - 1][1], reply=text, strategy=strategy or "Others")
+
+
+_DIRECTIVE = re.compile(r"\b(you should|try|make sure|i recommend|i suggest|do not|don't|need to|must|start by)\b", re.I)
+_HEDGE = re.compile(r"\b(maybe|perhaps|might|could|possibly|i wonder|if you want|would you)\b", re.I)
+
+
+def assertiveness(text: str) -> float:
+    d, h = len(_DIRECTIVE.findall(text)), len(_HEDGE.findall(text)) + text.count("?")
+    return float(min(1.0, max(0.0, 0.5 + 0.2 * d - 0.15 * h)))
+
+
+def percentiles(x: np.ndarray) -> np.ndarray:
+    """Mid-rank percentile of each value in (0, 1): ties share one value."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x))
+    out = np.empty(len(x))
+    for v in np.unique(x):  # average ranks over ties
+        m = x == v
+        out[m] = ranks[m].mean()
+    return (out + 0.5) / len(x)
+
+
+def tone_scores(texts: Sequence[str], threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """(empathy, warmth) readings of each reply by our text model: care and acknowledgement; positive tone."""
+    from perception.text_model import GOEMOTIONS, default_text_model_dir, load_text_model
+
+    model = load_text_model(default_text_model_dir(), threads=threads)
+    probs = model.predict(list(texts))
+    g = {name: probs[:, GOEMOTIONS.index(name)] for name in GOEMOTIONS}
+    empathy = g["caring"] + g["sadness"] + g["remorse"] + 0.5 * g["realization"] - g["disapproval"] - g["annoyance"]
+    warmth = (g["caring"] + g["approval"] + g["gratitude"] + g["optimism"] + g["love"] + g["joy"]
+              - g["anger"] - g["annoyance"] - g["disapproval"] - g["disgust"])
+    return empathy, warmth
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    messages: tuple[Message, ...]  # system, history..., user
+    target: str
+    controls: ControlSignals
+    profile: str
+
+
+def build_examples(turns: Sequence[Turn], profiles: Sequence[AgentProfile], rng: random.Random, threads: int) -> list[Example]:
+    words = np.array([len(t.reply.split()) for t in turns], float)
+    verbosity = percentiles(words)
+    emp, warm = tone_scores([t.reply for t in turns], threads)
+    empathy, warmth = percentiles(emp), percentiles(warm)
+    out = []
+    for i, t in enumerate(turns):
+        profile = profiles[rng.randrange(len(profiles))]
+        band = rng.choice(("low", "mid", "high"))
+        if band == "low":
+            target, formality = casualize(t.reply), rng.uniform(0.0, 0.3)
+        elif band == "high":
+            target, formality = formalize(t.reply), rng.uniform(0.7, 1.0)
+        else:
+            target, formality = t.reply, rng.uniform(0.4, 0.6)
+        strategy = t.strategy if t.strategy in _STRATEGIES else "Others"
+        controls = ControlSignals(
+            empathy=round(float(empathy[i]), 2), warmth=round(float(warmth[i]), 2), formality=round(formality, 2),
+            assertiveness=round(assertiveness(t.reply), 2), verbosity=round(float(verbosity[i]), 2),
+            pace=round(rng.uniform(0.3, 0.7), 2), strategy=strategy,  # type: ignore[arg-type]
+        )
+        prompt = render(profile, controls, list(t.history), t.user)
+        out.append(Example(messages=prompt.messages, target=target, controls=controls, profile=profile.id))
+    return out
+
+
+# --- training ----------------------------------------------------------------------------------------------------
+
+def _tokenize(tok, ex: Example, max_len: int) -> tuple[list[int], list[int]] | None:
+    chat = [{"role": m.role, "content": m.content} for m in ex.messages]
+    prompt_ids = list(tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False))
+    full = list(tok.apply_chat_template(chat + [{"role": "assistant", "content": ex.target}], tokenize=True,
+                                        return_dict=False))
+    # Train through the end-of-turn token; the template may add a newline after it.
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    if end in full[len(prompt_ids):]:
+        full = full[:len(prompt_ids) + full[len(prompt_ids):].index(end) + 1]
+    if list(full[:len(prompt_ids)]) != list(prompt_ids) or len(full) > max_len:
+        return None
+    labels = [-100] * len(prompt_ids) + full[len(prompt_ids):]
+    return full, labels
+
+
+def default_base_dir() -> Path:
+    return Path.home() / ".cache" / "persona-agent" / "models" / "smollm2-135m-instruct"
+
+
+def train(args: argparse.Namespace) -> None:
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from tqdm import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = random.Random(args.seed)
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    base = Path(args.base) if args.base else default_base_dir()
+    tok = AutoTokenizer.from_pretrained(base)
+
+    turns: list[tuple[str, int, Turn]] = []
+    for path in args.dialogues:
+        turns += [(path, di, t) for di, t in read_turns(Path(path))]
+    # Carve a held-out tenth of the dialogues (by dialogue, so no context leaks) to pick the checkpoint on.
+    dialogue_ids = sorted({(p, di) for p, di, _ in turns})
+    rng.shuffle(dialogue_ids)
+    held = set(dialogue_ids[:max(1, len(dialogue_ids) // 10)])
+    profiles = [load_profiles()[k] for k in sorted(load_profiles())]
+    all_turns = [t for _, _, t in turns]
+    examples = build_examples(all_turns, profiles, rng, args.threads)
+    is_held = [(p, di) in held for p, di, _ in turns]
+    train_idx = [i for i, h in enumerate(is_held) if not h]
+    held_idx = [i for i, h in enumerate(is_held) if h]
+    rng.shuffle(train_idx)
+    rng.shuffle(held_idx)
+    data, held_data = [], []
+    for i in train_idx:
+        if len(data) >= args.max_examples:
+            break
+        if (enc := _tokenize(tok, examples[i], args.max_len)) is not None:
+            data.append(enc)
+    for i in held_idx:
+        if len(held_data) >= args.held_examples:
+            break
+        if (enc := _tokenize(tok, examples[i], args.max_len)) is not None:
+            held_data.append(enc)
+    n_tok = sum(len(x) for x, _ in data)
+    print(f"{len(turns)} supporter turns from {len(dialogue_ids)} dialogues; training on {len(data)} examples "
+          f"({n_tok} tokens, mean {n_tok / max(1, len(data)):.0f}), {len(held_data)} held-out examples from "
+          f"{len(held)} held-out dialogues", flush=True)
+    with open(work / "examples.jsonl", "w") as f:  # what the adapter saw, for the model card
+        for i in train_idx[:20]:
+            ex = examples[i]
+            f.write(json.dumps({"profile": ex.profile, "controls": ex.controls.as_dict(), "user": ex.messages[-1].content,
+                                "target": ex.target}) + "\n")
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).to(args.device)
+    state_file = work / "state.json"
+    state = {"step": 0, "epoch": 0, "position": 0, "history": [], "best": None, "wall_s": 0.0}
+    if args.resume and (work / "last").exists():
+        model = PeftModel.from_pretrained(model, work / "last", is_trainable=True)
+        state = json.loads(state_file.read_text())
+        print(f"resumed at step {state['step']} (epoch {state['epoch']}, position {state['position']})", flush=True)
+    else:
+        lora = LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.05, task_type="CAUSAL_LM",
+                          target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+        model = get_peft_model(model, lora)
+    model.print_trainable_parameters()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    if args.resume and (work / "optimizer.pt").exists():
+        opt.load_state_dict(torch.load(work / "optimizer.pt"))
+    steps_per_epoch = math.ceil(len(data) / args.accumulate)
+    total = steps_per_epoch * args.epochs
+
+    def lr_at(step: int) -> float:
+        warm = max(1, int(0.05 * total))
+        if step < warm:
+            return args.lr * (step + 1) / warm
+        return args.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    def held_loss() -> float:
+        model.eval()
+        tot, n = 0.0, 0
+        with torch.no_grad():
+            for ids, labels in held_data:
+                out = model(input_ids=torch.tensor([ids], device=args.device),
+                            labels=torch.tensor([labels], device=args.device))
+                k = sum(1 for x in labels if x != -100)
+                tot, n = tot + out.loss.item() * k, n + k
+        model.train()
+        return tot / max(1, n)
+
+    def checkpoint(tag: str) -> None:
+        model.save_pretrained(work / tag)
+        torch.save(opt.state_dict(), work / "optimizer.pt")
+        state_file.write_text(json.dumps(state, indent=1))
+
+    if state["step"] == 0 and not state["history"]:
+        state["history"].append({"step": 0, "held_loss": round(held_loss(), 4)})
+        print(f"held-out loss before training: {state['history'][-1]['held_loss']}", flush=True)
+    model.train()
+    t_start = time.time() - state["wall_s"]
+    while state["epoch"] < args.epochs:
+        order = list(range(len(data)))
+        random.Random(args.seed + state["epoch"]).shuffle(order)
+        bar = tqdm(total=len(order), initial=state["position"], desc=f"epoch {state['epoch'] + 1}/{args.epochs}",
+                   mininterval=30)
+        running = []
+        while state["position"] < len(order):
+            chunk = order[state["position"]:state["position"] + args.accumulate]
+            k_total = sum(sum(1 for x in data[i][1] if x != -100) for i in chunk)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(state["step"])
+            for i in chunk:
+                ids, labels = data[i]
+                out = model(input_ids=torch.tensor([ids], device=args.device),
+                            labels=torch.tensor([labels], device=args.device))
+                k = sum(1 for x in labels if x != -100)
+                (out.loss * k / k_total).backward()  # token-weighted mean over the accumulated batch
+                running.append(out.loss.item())
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            state["step"] += 1
+            state["position"] += len(chunk)
+            bar.update(len(chunk))
+            state["wall_s"] = time.time() - t_start
+            if state["step"] % 10 == 0:
+                bar.set_postfix(loss=f"{np.mean(running[-80:]):.3f}")
+            if state["step"] % args.checkpoint_steps == 0:
+                hl = held_loss()
+                state["history"].append({"step": state["step"], "train_loss": round(float(np.mean(running[-80:])), 4),
+                                         "held_loss": round(hl, 4), "wall_s": round(state["wall_s"])})
+                print(f"\nstep {state['step']}/{total}: train {np.mean(running[-80:]):.3f}, held-out {hl:.4f}, "
+                      f"{state['wall_s'] / 60:.1f} min", flush=True)
+                if state["best"] is None or hl < state["best"]["held_loss"]:
+                    state["best"] = {"step": state["step"], "held_loss": round(hl, 4)}
+                    model.save_pretrained(work / "best")
+                checkpoint("last")
+        bar.close()
+        state["epoch"] += 1
+        state["position"] = 0
+        hl = held_loss()
+        state["history"].append({"step": state["step"], "epoch_end": state["epoch"], "held_loss": round(hl, 4),
+                                 "wall_s": round(state["wall_s"])})
+        if state["best"] is None or hl < state["best"]["held_loss"]:
+            state["best"] = {"step": state["step"], "held_loss": round(hl, 4)}
+            model.save_pretrained(work / "best")
+        checkpoint("last")
+        print(f"epoch {state['epoch']} done: held-out loss {hl:.4f}, {state['wall_s'] / 60:.1f} min", flush=True)
+    export(work, Path(args.out), state, args, len(data), n_tok)
+
+
+def export(work: Path, out: Path, state: dict, args: argparse.Namespace, n_examples: int, n_tokens: int) -> None:
+    """Copy the best checkpoint (lowest held-out loss) to --out with its training record."""
+    import shutil
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("adapter_model.safetensors", "adapter_config.json"):
+        shutil.copy(work / "best" / name, out / name)
+    cfg = json.loads((out / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = "smollm2-135m-instruct"  # a name, not this machine's path
+    (out / "adapter_config.json").write_text(json.dumps(cfg, indent=2))
+    record = {"dialogues": [Path(p).name for p in args.dialogues], "examples": n_examples, "tokens": n_tokens,
+              "epochs": args.epochs, "lr": args.lr, "rank": args.rank, "accumulate": args.accumulate,
+              "max_len": args.max_len, "seed": args.seed, "best": state["best"], "history": state["history"],
+              "wall_s": round(state["wall_s"]), "threads": args.threads, "device": args.device}
+    (out / "training.json").write_text(json.dumps(record, indent=1))
+    print(f"adapter written to {out} (best step {state['best']['step']}, held-out loss {state['best']['held_loss']})")
+
+
+def main() -> None:
+    from training.args import add_adapter_arguments
+
+    p = argparse.ArgumentParser()
+    add_adapter_arguments(p)
+    train(p.parse_args())
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,7 @@ from agent.batcher import MicroBatcher
 from agent.conversation import Conversation, Emit
 from agent.engine import EmbeddedEngine, EmbeddedEngineConfig
 from agent.llm import LLMClient, LLMConfig
-from agent.store import SessionRecord, SessionStore, open_store
+from agent.store import LOCAL_TENANT, SessionRecord, SessionStore, open_store
 from agent.voice import VoiceConfig, VoiceModels
 from fusion import ConfidenceFusion, FusedPercept
 from fusion.gated import default_fusion_path, load_gated_fusion
@@ -67,6 +67,10 @@ class AnalysisUnavailable(RuntimeError):
     pass
 
 
+class SessionInUse(RuntimeError):
+    """Another live connection is running this session: one writer per session."""
+
+
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
     default_profile: str = "wellbeing_coach"
@@ -92,6 +96,7 @@ class AgentConfig:
     fusion: Literal["gated", "confidence"] = "gated"
     store_path: Path | None = None  # default: cache_dir / "sessions.sqlite3"
     summary_chars: int = 1500  # running summary of what fell out of the window
+    retention_days: float | None = None  # erase sessions and personas not written for this long (None: keep)
 
 
 class Agent:
@@ -108,6 +113,7 @@ class Agent:
         self.risk_model_name = f"rules+{risk.name}" if risk else "rules"
         # Messages from many sessions that arrive together share one forward pass.
         self.text_batcher: MicroBatcher[str, ModalitySignal] = MicroBatcher(text.perceive_batch, max_batch=32)
+        self._live: dict[tuple[str, str], Conversation] = {}  # (tenant, session id) -> its one live conversation
 
     def profile(self, profile_id: str) -> AgentProfile:
         return self.profiles[profile_id]
@@ -198,10 +204,14 @@ class Agent:
             record.summary, record.summarized = summary, start
         return recent, record.summary
 
-    async def start_session(self, profile: str | None, user_id: str | None, resume: str | None) -> tuple[SessionRecord, bool]:
-        """A new session, or the stored one named by `resume`. Raises UnknownProfile / UnknownSession."""
+    async def start_session(self, profile: str | None, user_id: str | None, resume: str | None,
+                            tenant: str = LOCAL_TENANT) -> tuple[SessionRecord, bool]:
+        """A new session of `tenant`, or its stored one named by `resume` (another tenant's session is unknown to it,
+        exactly as one that never existed). Raises UnknownProfile / UnknownSession / SessionInUse."""
         if resume:
-            rec = await self.store.load(resume)
+            if (tenant, resume) in self._live:
+                raise SessionInUse(resume)
+            rec = await self.store.load(resume, tenant)
             if rec is None:
                 raise UnknownSession(resume)
             return rec, True
@@ -209,15 +219,42 @@ class Agent:
         if profile_id not in self.profiles:
             raise UnknownProfile(f"unknown profile {profile_id!r}; available: {sorted(self.profiles)}")
         now = time.time()
-        known = await self.store.user_persona(user_id) if user_id else None
+        known = await self.store.user_persona(user_id, tenant) if user_id else None
         # A returning user starts from where they were, decayed by the time away.
         persona = self.tracker.decay(known, now) if known is not None else PersonaState.initial(now)
-        rec = SessionRecord(id=uuid.uuid4().hex, profile_id=profile_id, user_id=user_id, persona=persona)
+        rec = SessionRecord(id=uuid.uuid4().hex, profile_id=profile_id, user_id=user_id, persona=persona, tenant=tenant)
         await self.store.save(rec)
         return rec, False
 
+    async def delete_session(self, session_id: str, tenant: str) -> bool:
+        """Erase a stored session of `tenant` (a live one is closed first by the caller's connection ending)."""
+        return await self.store.delete_session(session_id, tenant)
+
+    async def delete_user(self, user_id: str, tenant: str) -> int:
+        return await self.store.delete_user(user_id, tenant)
+
+    async def export_user(self, user_id: str, tenant: str) -> dict[str, object] | None:
+        return await self.store.export_user(user_id, tenant)
+
+    async def purge_expired(self) -> int:
+        """Retention: erase what was last written more than retention_days ago (0 or None: keep)."""
+        if not self.config.retention_days:
+            return 0
+        return await self.store.purge(time.time() - self.config.retention_days * 86400)
+
     def converse(self, record: SessionRecord, emit: Emit) -> Conversation:
-        return Conversation(self, record, emit)
+        """The live conversation on `record`; one per session in this process, released by `release`."""
+        key = (record.tenant, record.id)
+        if key in self._live:
+            raise SessionInUse(record.id)
+        conv = Conversation(self, record, emit)
+        self._live[key] = conv
+        return conv
+
+    def release(self, conversation: Conversation) -> None:
+        key = (conversation.record.tenant, conversation.record.id)
+        if self._live.get(key) is conversation:
+            del self._live[key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +288,7 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
     if llm_cfg is None:
         engine = EmbeddedEngine(cfg.embedded)
         await engine.start()
-        llm_cfg = LLMConfig(base_url=engine.base_url, model=cfg.embedded.served_name)
+        llm_cfg = LLMConfig(base_url=engine.base_url, model=cfg.embedded.model_name)
     try:
         if not llm_cfg.model:
             llm_cfg = replace(llm_cfg, model=await _first_served_model(llm_cfg))
@@ -264,7 +301,8 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
             text=text, fusion=load_fuser(cfg.agent, text, face), tracker=PersonaTracker(), policy=load_policy(cfg.agent.policy_file),
             profiles=load_profiles(), llm=LLMClient(llm_cfg),
             store=open_store(cfg.agent.store, cfg.agent.store_path or cfg.agent.cache_dir / "sessions.sqlite3",
-                             cfg.agent.redis_url), config=cfg.agent, voice_models=voice,
+                             cfg.agent.redis_url, retention_s=(cfg.agent.retention_days or 0) * 86400 or None),
+            config=cfg.agent, voice_models=voice,
             risk=risk, face=face,
         )
     except BaseException:

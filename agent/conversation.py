@@ -27,6 +27,7 @@ from perception import LABELS, ModalitySignal
 from perception.face.image import ImageError
 from persona import RiskInput, apply_overrides, read_style
 from prompts import Message, crisis_reply, render
+from prompts.endings import SentenceCloser
 from prompts.guard import OutputGuard
 
 if TYPE_CHECKING:
@@ -179,7 +180,10 @@ class Conversation:
             if not task.done():
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.agent.store.save(self.record)
+        try:
+            await self.agent.store.save(self.record)
+        finally:
+            self.agent.release(self)
 
     async def _run(self) -> None:
         while True:
@@ -265,10 +269,13 @@ class Conversation:
         t_first: float | None = None  # the model's first token
         t_shown: float | None = None  # the first text the user saw (the output guard holds a short tail back)
         guard = OutputGuard()
+        closer = SentenceCloser(prompt.sampling.max_tokens)
         attempt = 0
+        crisis = decision.controls.safety_mode == "crisis"
+        model = "fixed:crisis_reply" if crisis else agent.llm.config.model
         while True:
             try:
-                if decision.controls.safety_mode == "crisis":  # never left to the model's improvisation
+                if crisis:  # never left to the model's improvisation
                     stream = _fixed(crisis_reply(self.locale or profile.safety_locale), stats)
                 else:
                     stream = agent.llm.stream(prompt, stats)
@@ -276,11 +283,14 @@ class Conversation:
                     async for delta in stream:
                         if t_first is None:
                             t_first = time.perf_counter()
-                        if (safe := guard.feed(delta)):
+                        if (safe := closer.feed(guard.feed(delta))):
                             t_shown = t_shown or time.perf_counter()
                             parts.append(safe)
                             await self._emit(ResponseDelta(response_id=response_id, text=safe))
                         if guard.hit is not None:
+                            break
+                        if closer.stop:  # a sentence ended close to the token cap: end the reply on it
+                            stats.finish_reason = "sentence_end"
                             break
                 break
             except (openai.APIConnectionError, openai.APITimeoutError, openai.APIStatusError, httpx.HTTPError) as exc:
@@ -293,10 +303,16 @@ class Conversation:
                     await asyncio.sleep(LLM_RETRY_BACKOFF_S[attempt])
                     attempt += 1
                     guard, t_first, stats = OutputGuard(), None, StreamStats()
+                    closer = SentenceCloser(prompt.sampling.max_tokens)
                     continue
                 await self._llm_failed(exc, status, parts)
                 return
-        tail = guard.finish() if guard.hit is None else guard.hit.replacement
+        if guard.hit is not None:
+            tail = guard.hit.replacement
+        elif closer.stop:
+            tail = ""  # what the guard still held lies after the sentence the reply ended on
+        else:
+            tail = closer.feed(guard.finish(), tokens=0) + closer.finish(stats.finish_reason)
         if tail:
             t_shown = t_shown or time.perf_counter()
             parts.append(tail)
@@ -341,7 +357,7 @@ class Conversation:
             if n:
                 LLM_TOKENS.labels(kind).inc(n)
         await self._emit(ResponseDone(
-            response_id=response_id, text=reply, finish_reason=stats.finish_reason,
+            response_id=response_id, text=reply, finish_reason=stats.finish_reason, model=model,
             usage={"prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens},
             timings_ms=timings, explanation=explanation,
         ))

@@ -32,6 +32,14 @@ class EmbeddedEngineConfig:
     kv_cache_gib: int = 1
     startup_timeout_s: float = 300.0
     log_file: Path | None = None
+    adapter_dir: Path | None = None  # a LoRA adapter (peft format) served beside the base model as `adapter_name`
+    adapter_name: str = "persona"
+    max_lora_rank: int = 16
+
+    @property
+    def model_name(self) -> str:
+        """The model the backend asks for: the adapter when one is served, else the base model."""
+        return self.adapter_name if self.adapter_dir is not None else self.served_name
 
 
 def prepare_model(config: EmbeddedEngineConfig) -> Path:
@@ -68,6 +76,8 @@ class EmbeddedEngine:
             # On CPU this fraction is of host memory; the KV cache itself is sized by VLLM_CPU_KVCACHE_SPACE.
             "--gpu-memory-utilization", "0.3",
             "--disable-uvicorn-access-log",
+            *(["--enable-lora", "--lora-modules", f"{c.adapter_name}={c.adapter_dir}", "--max-lora-rank",
+                str(c.max_lora_rank)] if c.adapter_dir is not None else []),
         ]
 
     async def start(self) -> None:
@@ -113,6 +123,14 @@ class EmbeddedEngine:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             await asyncio.to_thread(proc.wait)
+
+
+def default_adapter_dir() -> Path | None:
+    """The control-following LoRA adapter shipped in prompts/adapters/persona (`persona-agent train adapter`)."""
+    from importlib import resources
+
+    path = Path(str(resources.files("prompts").joinpath("adapters", "persona")))
+    return path if (path / "adapter_config.json").exists() else None
 
 
 def default_llm_python() -> Path:

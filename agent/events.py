@@ -70,6 +70,7 @@ class ResponseDone:
     response_id: str
     text: str
     finish_reason: str | None
+    model: str  # the model that answered (the LoRA adapter's name, the base model's, or fixed:crisis_reply)
     usage: Mapping[str, int | None]
     timings_ms: Mapping[str, float | None]
     explanation: Mapping[str, object]

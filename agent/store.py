@@ -19,6 +19,9 @@ from persona import PersonaState
 from prompts import Message
 
 
+LOCAL_TENANT = "local"  # the one tenant when auth is off
+
+
 @dataclass(slots=True)
 class SessionRecord:
     """The state of one conversation. Mutable, owned by exactly one live Conversation at a time."""
@@ -29,16 +32,27 @@ class SessionRecord:
     persona: PersonaState
     history: list[Message] = field(default_factory=list)
     overrides: dict[str, object] = field(default_factory=dict)
-    summary: str = ""  # what fell out of the LLM's window, condensed (see Agent.window)
+    summary: str = ""  # what fell out of the LLM's window, quoted (see Agent.context)
     summarized: int = 0  # how many leading history messages the summary covers
+    tenant: str = LOCAL_TENANT  # the principal that created it; no other tenant can load, resume or erase it
 
 
 class SessionStore(Protocol):
-    async def load(self, session_id: str) -> SessionRecord | None: ...
+    """Every read and erase names the tenant: a session or user of another tenant does not exist for it."""
+
+    async def load(self, session_id: str, tenant: str = LOCAL_TENANT) -> SessionRecord | None: ...
     async def save(self, record: SessionRecord) -> None:
-        """Persist the record; with a user_id, its persona also becomes that user's latest."""
+        """Persist the record; with a user_id, its persona also becomes that user's latest (in its tenant)."""
         ...
-    async def user_persona(self, user_id: str) -> PersonaState | None: ...
+    async def user_persona(self, user_id: str, tenant: str = LOCAL_TENANT) -> PersonaState | None: ...
+    async def delete_session(self, session_id: str, tenant: str) -> bool: ...
+    async def delete_user(self, user_id: str, tenant: str) -> int:
+        """Erase the user's persona and every session of theirs; the number of sessions erased (-1: no such user)."""
+        ...
+    async def export_user(self, user_id: str, tenant: str) -> dict[str, object] | None: ...
+    async def purge(self, older_than: float) -> int:
+        """Retention: erase sessions and personas last written before this time (epoch seconds)."""
+        ...
     async def aclose(self) -> None: ...
 
 
@@ -54,25 +68,64 @@ def persona_from_json(s: str) -> PersonaState:
     return PersonaState(**d)
 
 
+def session_export(r: SessionRecord, updated_at: float | None = None) -> dict[str, object]:
+    """All that is stored of one session, as JSON-ready data."""
+    return {"session_id": r.id, "profile": r.profile_id, "user_id": r.user_id, "updated_at": updated_at,
+            "persona": asdict(r.persona), "overrides": dict(r.overrides), "summary": r.summary,
+            "messages": [{"role": m.role, "content": m.content, "interrupted": m.interrupted} for m in r.history]}
+
+
 class MemoryStore:
     def __init__(self) -> None:
-        self._records: dict[str, SessionRecord] = {}
-        self._users: dict[str, PersonaState] = {}
+        self._records: dict[tuple[str, str], tuple[SessionRecord, float]] = {}
+        self._users: dict[tuple[str, str], tuple[PersonaState, float]] = {}
         self._lock = asyncio.Lock()
 
-    async def load(self, session_id: str) -> SessionRecord | None:
+    async def load(self, session_id: str, tenant: str = LOCAL_TENANT) -> SessionRecord | None:
         async with self._lock:
-            return self._records.get(session_id)
+            got = self._records.get((tenant, session_id))
+            return got[0] if got else None
 
     async def save(self, record: SessionRecord) -> None:
         async with self._lock:
-            self._records[record.id] = record
+            now = time.time()
+            self._records[(record.tenant, record.id)] = (record, now)
             if record.user_id and record.persona.turns:
-                self._users[record.user_id] = record.persona
+                self._users[(record.tenant, record.user_id)] = (record.persona, now)
 
-    async def user_persona(self, user_id: str) -> PersonaState | None:
+    async def user_persona(self, user_id: str, tenant: str = LOCAL_TENANT) -> PersonaState | None:
         async with self._lock:
-            return self._users.get(user_id)
+            got = self._users.get((tenant, user_id))
+            return got[0] if got else None
+
+    async def delete_session(self, session_id: str, tenant: str) -> bool:
+        async with self._lock:
+            return self._records.pop((tenant, session_id), None) is not None
+
+    async def delete_user(self, user_id: str, tenant: str) -> int:
+        async with self._lock:
+            known = self._users.pop((tenant, user_id), None) is not None
+            gone = [k for k, (r, _) in self._records.items() if k[0] == tenant and r.user_id == user_id]
+            for k in gone:
+                del self._records[k]
+            return len(gone) if known or gone else -1
+
+    async def export_user(self, user_id: str, tenant: str) -> dict[str, object] | None:
+        async with self._lock:
+            persona = self._users.get((tenant, user_id))
+            sessions = [session_export(r, t) for k, (r, t) in self._records.items() if k[0] == tenant and r.user_id == user_id]
+        if persona is None and not sessions:
+            return None
+        return {"user_id": user_id, "persona": asdict(persona[0]) if persona else None, "sessions": sessions}
+
+    async def purge(self, older_than: float) -> int:
+        async with self._lock:
+            old = [k for k, (_, t) in self._records.items() if t < older_than]
+            for k in old:
+                del self._records[k]
+            for k in [k for k, (_, t) in self._users.items() if t < older_than]:
+                del self._users[k]
+            return len(old)
 
     async def aclose(self) -> None:
         pass
@@ -81,17 +134,21 @@ class MemoryStore:
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY, profile_id TEXT NOT NULL, user_id TEXT, persona TEXT NOT NULL, overrides TEXT NOT NULL,
-    summary TEXT NOT NULL DEFAULT '', summarized INTEGER NOT NULL DEFAULT 0, updated_at REAL NOT NULL);
+    summary TEXT NOT NULL DEFAULT '', summarized INTEGER NOT NULL DEFAULT 0, updated_at REAL NOT NULL,
+    tenant TEXT NOT NULL DEFAULT 'local');
 CREATE TABLE IF NOT EXISTS messages (
     session_id TEXT NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,
     interrupted INTEGER NOT NULL, PRIMARY KEY (session_id, seq));
-CREATE TABLE IF NOT EXISTS users (user_id TEXT PRIMARY KEY, persona TEXT NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS personas (
+    tenant TEXT NOT NULL, user_id TEXT NOT NULL, persona TEXT NOT NULL, updated_at REAL NOT NULL,
+    PRIMARY KEY (tenant, user_id));
 """
 
 
 class SqliteStore:
     """One SQLite file (WAL mode). Calls run in a worker thread; one connection, serialised by a lock. Messages
-    are append-only: a save writes the session row and the messages not yet written, in one transaction."""
+    are append-only: a save writes the session row and the messages not yet written, in one transaction. Every
+    query that reads or erases names the tenant next to the id."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,9 +156,20 @@ class SqliteStore:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._written: dict[str, int] = {}  # session id -> messages already in the file
+
+    def _migrate(self) -> None:
+        """Files written before tenants: their sessions and user personas belong to the local tenant."""
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "sessions" in tables and "tenant" not in {r[1] for r in self._db.execute("PRAGMA table_info(sessions)")}:
+            self._db.execute("ALTER TABLE sessions ADD COLUMN tenant TEXT NOT NULL DEFAULT 'local'")
+        if "users" in tables:
+            self._db.executescript(_SCHEMA)
+            self._db.execute("INSERT OR IGNORE INTO personas SELECT 'local', user_id, persona, updated_at FROM users")
+            self._db.execute("DROP TABLE users")
 
     def _save(self, r: SessionRecord) -> None:
         with self._lock:
@@ -109,54 +177,121 @@ class SqliteStore:
             done = self._written.get(r.id)
             if done is None:
                 done = db.execute("SELECT COUNT(*) FROM messages WHERE session_id = ?", (r.id,)).fetchone()[0]
+            now = time.time()
             db.execute("BEGIN")
             try:
-                db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                owner = db.execute("SELECT tenant FROM sessions WHERE id = ?", (r.id,)).fetchone()
+                if owner is not None and owner[0] != r.tenant:
+                    raise PermissionError("session id belongs to another tenant")
+                db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (r.id, r.profile_id, r.user_id, persona_to_json(r.persona), json.dumps(r.overrides),
-                            r.summary, r.summarized, time.time()))
+                            r.summary, r.summarized, now, r.tenant))
                 db.executemany("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?)",
                                [(r.id, i, m.role, m.content, int(m.interrupted)) for i, m in enumerate(r.history[done:], done)])
                 if r.user_id and r.persona.turns:
-                    db.execute("INSERT OR REPLACE INTO users VALUES (?, ?, ?)", (r.user_id, persona_to_json(r.persona), time.time()))
+                    db.execute("INSERT OR REPLACE INTO personas VALUES (?, ?, ?, ?)",
+                               (r.tenant, r.user_id, persona_to_json(r.persona), now))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             self._written[r.id] = len(r.history)
 
-    def _load(self, session_id: str) -> SessionRecord | None:
-        with self._lock:
-            row = self._db.execute("SELECT profile_id, user_id, persona, overrides, summary, summarized FROM sessions "
-                                   "WHERE id = ?", (session_id,)).fetchone()
-            if row is None:
-                return None
-            msgs = self._db.execute("SELECT role, content, interrupted FROM messages WHERE session_id = ? ORDER BY seq",
-                                    (session_id,)).fetchall()
+    def _read(self, session_id: str, tenant: str) -> tuple[SessionRecord, float] | None:
+        row = self._db.execute("SELECT profile_id, user_id, persona, overrides, summary, summarized, updated_at "
+                               "FROM sessions WHERE id = ? AND tenant = ?", (session_id, tenant)).fetchone()
+        if row is None:
+            return None
+        msgs = self._db.execute("SELECT role, content, interrupted FROM messages WHERE session_id = ? ORDER BY seq",
+                                (session_id,)).fetchall()
         self._written[session_id] = len(msgs)
-        return SessionRecord(id=session_id, profile_id=row[0], user_id=row[1], persona=persona_from_json(row[2]),
-                             history=[Message(role, content, bool(i)) for role, content, i in msgs],
-                             overrides=json.loads(row[3]), summary=row[4], summarized=row[5])
+        rec = SessionRecord(id=session_id, profile_id=row[0], user_id=row[1], persona=persona_from_json(row[2]),
+                            history=[Message(role, content, bool(i)) for role, content, i in msgs],
+                            overrides=json.loads(row[3]), summary=row[4], summarized=row[5], tenant=tenant)
+        return rec, row[6]
 
-    def _user(self, user_id: str) -> PersonaState | None:
+    def _load(self, session_id: str, tenant: str) -> SessionRecord | None:
         with self._lock:
-            row = self._db.execute("SELECT persona FROM users WHERE user_id = ?", (user_id,)).fetchone()
+            got = self._read(session_id, tenant)
+        return got[0] if got else None
+
+    def _user(self, user_id: str, tenant: str) -> PersonaState | None:
+        with self._lock:
+            row = self._db.execute("SELECT persona FROM personas WHERE tenant = ? AND user_id = ?",
+                                   (tenant, user_id)).fetchone()
         return persona_from_json(row[0]) if row else None
 
-    async def load(self, session_id: str) -> SessionRecord | None:
-        return await asyncio.to_thread(self._load, session_id)
+    def _erase(self, where: str, params: tuple[object, ...]) -> int:
+        """Erase the sessions matching `where` and their messages, in one transaction; how many sessions."""
+        db = self._db
+        ids = [r[0] for r in db.execute(f"SELECT id FROM sessions WHERE {where}", params)]
+        db.executemany("DELETE FROM messages WHERE session_id = ?", [(i,) for i in ids])
+        db.executemany("DELETE FROM sessions WHERE id = ?", [(i,) for i in ids])
+        for i in ids:
+            self._written.pop(i, None)
+        return len(ids)
+
+    def _delete_session(self, session_id: str, tenant: str) -> bool:
+        with self._lock:
+            self._db.execute("BEGIN")
+            n = self._erase("id = ? AND tenant = ?", (session_id, tenant))
+            self._db.execute("COMMIT")
+        return n > 0
+
+    def _delete_user(self, user_id: str, tenant: str) -> int:
+        with self._lock:
+            self._db.execute("BEGIN")
+            known = self._db.execute("DELETE FROM personas WHERE tenant = ? AND user_id = ?", (tenant, user_id)).rowcount
+            n = self._erase("tenant = ? AND user_id = ?", (tenant, user_id))
+            self._db.execute("COMMIT")
+        return n if known or n else -1
+
+    def _export_user(self, user_id: str, tenant: str) -> dict[str, object] | None:
+        with self._lock:
+            row = self._db.execute("SELECT persona FROM personas WHERE tenant = ? AND user_id = ?",
+                                   (tenant, user_id)).fetchone()
+            ids = [r[0] for r in self._db.execute("SELECT id FROM sessions WHERE tenant = ? AND user_id = ? "
+                                                   "ORDER BY updated_at", (tenant, user_id))]
+            sessions = [session_export(*got) for i in ids if (got := self._read(i, tenant)) is not None]
+        if row is None and not sessions:
+            return None
+        return {"user_id": user_id, "persona": json.loads(row[0]) if row else None, "sessions": sessions}
+
+    def _purge(self, older_than: float) -> int:
+        with self._lock:
+            self._db.execute("BEGIN")
+            n = self._erase("updated_at < ?", (older_than,))
+            self._db.execute("DELETE FROM personas WHERE updated_at < ?", (older_than,))
+            self._db.execute("COMMIT")
+        return n
+
+    async def load(self, session_id: str, tenant: str = LOCAL_TENANT) -> SessionRecord | None:
+        return await asyncio.to_thread(self._load, session_id, tenant)
 
     async def save(self, record: SessionRecord) -> None:
         await asyncio.to_thread(self._save, record)
 
-    async def user_persona(self, user_id: str) -> PersonaState | None:
-        return await asyncio.to_thread(self._user, user_id)
+    async def user_persona(self, user_id: str, tenant: str = LOCAL_TENANT) -> PersonaState | None:
+        return await asyncio.to_thread(self._user, user_id, tenant)
+
+    async def delete_session(self, session_id: str, tenant: str) -> bool:
+        return await asyncio.to_thread(self._delete_session, session_id, tenant)
+
+    async def delete_user(self, user_id: str, tenant: str) -> int:
+        return await asyncio.to_thread(self._delete_user, user_id, tenant)
+
+    async def export_user(self, user_id: str, tenant: str) -> dict[str, object] | None:
+        return await asyncio.to_thread(self._export_user, user_id, tenant)
+
+    async def purge(self, older_than: float) -> int:
+        return await asyncio.to_thread(self._purge, older_than)
 
     async def aclose(self) -> None:
         with self._lock:
             self._db.close()
 
 
-def open_store(kind: str, path: Path, redis_url: str | None = None) -> SessionStore:
+def open_store(kind: str, path: Path, redis_url: str | None = None, retention_s: float | None = None) -> SessionStore:
     if kind == "memory":
         return MemoryStore()
     if kind == "sqlite":
@@ -166,5 +301,5 @@ def open_store(kind: str, path: Path, redis_url: str | None = None) -> SessionSt
 
         if not redis_url:
             raise ValueError("store=redis needs a redis URL (PERSONA_REDIS_URL)")
-        return RedisStore(redis_url)
+        return RedisStore(redis_url, ttl_s=int(retention_s) if retention_s else 30 * 86400)
     raise ValueError(f"unknown store {kind!r}; expected sqlite, redis or memory")

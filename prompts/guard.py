@@ -4,12 +4,13 @@ Two things a reply must never do, whatever the user asked for and whatever a sma
   - give self-harm or suicide methods, or encourage them;
   - turn hostility back on the user (insults, contempt, telling them to shut up or go away).
 
-Replies stream, so the guard holds back a short tail (enough to cover a pattern spanning deltas) and releases text
-only once it has been checked. On a hit the rest of the reply is dropped and a fixed, safe sentence ends it.
+Replies stream, so the guard releases text as soon as it can no longer become part of a match: only a tail that is
+a prefix of some pattern (a partial match, e.g. "you are stu") is held back until the next tokens settle it. On a
+hit the rest of the reply is dropped and a fixed, safe sentence ends it.
 """
 from __future__ import annotations
 
-import re
+import regex
 from dataclasses import dataclass, field
 
 _HARMFUL = [
@@ -27,9 +28,8 @@ _HOSTILE = [
     r"\b(?:i hate you|you deserve (?:it|this|to suffer))\b",
     r"\b(?:fuck (?:you|off)|screw you|piss off)\b",
 ]
-_HARMFUL_RE = re.compile("|".join(_HARMFUL), re.I)
-_HOSTILE_RE = re.compile("|".join(_HOSTILE), re.I)
-HOLD_CHARS = 48  # the longest pattern we expect to span; text younger than this is held back
+_HARMFUL_RE = regex.compile("|".join(_HARMFUL), regex.I)
+_HOSTILE_RE = regex.compile("|".join(_HOSTILE), regex.I)
 
 REPLACEMENT = {
     "harmful": " I can't help with that. If you are thinking about hurting yourself, please reach out to someone you "
@@ -65,8 +65,12 @@ class OutputGuard:
         self.hit = self._check()
         if self.hit is not None:
             return ""
-        cut = max(self.released, len(self.text) - HOLD_CHARS)
-        cut = self.text.rfind(" ", self.released, cut + 1) if cut > self.released else self.released
+        # Everything before the earliest place a pattern could still be starting is settled: release it.
+        cut = len(self.text)
+        for rx in (_HARMFUL_RE, _HOSTILE_RE):
+            m = rx.search(self.text, self.released, partial=True)
+            if m is not None and m.partial:
+                cut = min(cut, m.start())
         if cut <= self.released:
             return ""
         out, self.released = self.text[self.released:cut], cut

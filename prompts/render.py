@@ -113,13 +113,20 @@ def target_words(verbosity: float) -> int:
     return int(round(spec["lo"] * (spec["hi"] / spec["lo"]) ** verbosity))
 
 
-def render_system(profile: AgentProfile, controls: ControlSignals, summary: str = "") -> str:
+def render_system(profile: AgentProfile, controls: ControlSignals, has_earlier: bool = False) -> str:
+    """The system message: the profile and the controls, from templates only. No user text ever reaches it."""
     strategy_hint = _yaml("strategies.yaml")[controls.strategy]
     text = _env().get_template("system.j2").render(
-        profile=profile, controls=controls, strategy_hint=strategy_hint, summary=summary,
+        profile=profile, controls=controls, strategy_hint=strategy_hint, has_earlier=has_earlier,
         words=target_words(controls.verbosity),
     )
     return text.strip()
+
+
+def earlier_block(summary: str) -> str:
+    """What left the window, as a delimited quote (the tags cannot be forged from inside: angle brackets go)."""
+    quoted = summary.replace("<", "‹").replace(">", "›")
+    return f"<earlier_conversation>\n{quoted}\n</earlier_conversation>"
 
 
 def render(
@@ -132,10 +139,17 @@ def render(
     max_tokens_cap: int | None = None,
     temperature: float | None = None,
 ) -> Prompt:
-    """User text goes only into the user message: nothing in it can reach the controls or the system prompt."""
-    system = Message("system", render_system(profile, controls, summary))
-    messages = (system, *(m.for_llm() for m in history), Message("user", user_text))
-    return Prompt(messages=messages, sampling=sampling_for(controls, max_tokens_cap, temperature))
+    """User text goes only into user messages: nothing in it can reach the controls or the system prompt. The
+    summary of earlier turns is quoted data at the head of the first user message, never part of the system."""
+    system = Message("system", render_system(profile, controls, has_earlier=bool(summary)))
+    turns = [m.for_llm() for m in history] + [Message("user", user_text)]
+    if summary:
+        block = earlier_block(summary)
+        if turns[0].role == "user":
+            turns[0] = Message("user", f"{block}\n\n{turns[0].content}")
+        else:
+            turns.insert(0, Message("user", block))
+    return Prompt(messages=(system, *turns), sampling=sampling_for(controls, max_tokens_cap, temperature))
 
 
 def crisis_reply(locale: str | None) -> str:

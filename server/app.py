@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
@@ -16,6 +17,7 @@ from pydantic import BaseModel
 
 from agent import AnalysisUnavailable, ImageError, InvalidAudio, Runtime, create_runtime
 from agent.metrics import ACTIVE_SESSIONS, REGISTRY, watch_tasks
+from agent.store import LOCAL_TENANT
 from server.auth import SUBPROTOCOL, Guard, KeyStore, token_from
 from server.analyze import face_result, text_result, voice_result
 from server.protocol import (
@@ -34,6 +36,34 @@ class ErrorDetail(BaseModel):
     detail: str
 
 
+class Erased(BaseModel):
+    erased: bool = True
+    sessions: int  # sessions erased
+
+
+class ExportedMessage(BaseModel):
+    role: str
+    content: str
+    interrupted: bool
+
+
+class ExportedSession(BaseModel):
+    session_id: str
+    profile: str
+    user_id: str | None
+    updated_at: float | None
+    persona: dict[str, Any]
+    overrides: dict[str, Any]
+    summary: str
+    messages: list[ExportedMessage]
+
+
+class UserExport(BaseModel):
+    user_id: str
+    persona: dict[str, Any] | None  # the user's latest persona, carried into their next session
+    sessions: list[ExportedSession]
+
+
 class ReadyOut(BaseModel):
     status: str
     llm: str
@@ -50,13 +80,24 @@ _ERR = {"model": ErrorDetail, "description": "refused, with the reason in `detai
 _AUTH = {401: _ERR, 403: _ERR, 429: _ERR}
 
 
+async def _purge_periodically(runtime: Runtime, every_s: float = 3600.0) -> None:
+    """Retention (PERSONA_RETENTION_DAYS): erase what has not been written for that long, at start and hourly."""
+    while True:
+        try:
+            if n := await runtime.agent.purge_expired():
+                log.info("retention: erased %d sessions", n)
+        except Exception:
+            log.exception("retention purge failed")
+        await asyncio.sleep(every_s)
+
+
 def create_app(settings: Settings) -> FastAPI:
     keys_path = settings.key_store_path()
     guard = Guard(KeyStore(keys_path) if settings.auth_required() or keys_path.exists() else None,
                   settings.auth_required(), tuple(settings.allowed_origins))
 
-    async def require_key(request: Request) -> None:
-        """REST: a valid key when auth is on; a browser Origin must be allowed."""
+    async def require_key(request: Request) -> str:
+        """REST: a valid key when auth is on; a browser Origin must be allowed. The caller's tenant."""
         if not guard.origin_ok(request.headers.get("origin"), request.headers.get("host")):
             raise HTTPException(status_code=403, detail="origin not allowed")
         key, reason = guard.authenticate(token_from(request.headers))
@@ -64,15 +105,19 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(status_code=401, detail=reason, headers={"WWW-Authenticate": "Bearer"})
         if key is not None and not guard.limits(key).take():
             raise HTTPException(status_code=429, detail=f"rate limit: {key.rate_per_min} requests per minute for this key")
+        return key.principal if key is not None else LOCAL_TENANT
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         runtime = await create_runtime(settings.runtime_config())
         app.state.runtime = runtime
         watch_tasks(asyncio.get_running_loop())
+        purger = asyncio.create_task(_purge_periodically(runtime), name="retention")
         try:
             yield
         finally:
+            purger.cancel()
+            await asyncio.gather(purger, return_exceptions=True)
             await runtime.aclose()
 
     app = FastAPI(title="persona-agent", version="0.1.0", lifespan=lifespan)
@@ -113,6 +158,29 @@ def create_app(settings: Settings) -> FastAPI:
              responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}, **_AUTH})
     async def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.delete("/v1/sessions/{session_id}", response_model=Erased, responses={**_AUTH, 404: _ERR})
+    async def delete_session(session_id: str, tenant: str = Depends(require_key)) -> Erased:
+        """Erase one session of the caller's tenant: its messages, persona and overrides."""
+        if not await app.state.runtime.agent.delete_session(session_id, tenant):
+            raise HTTPException(status_code=404, detail="no such session")
+        return Erased(sessions=1)
+
+    @app.delete("/v1/users/{user_id}", response_model=Erased, responses={**_AUTH, 404: _ERR})
+    async def delete_user(user_id: str, tenant: str = Depends(require_key)) -> Erased:
+        """Erase a user of the caller's tenant: their persona and every session with their user_id."""
+        n = await app.state.runtime.agent.delete_user(user_id, tenant)
+        if n < 0:
+            raise HTTPException(status_code=404, detail="no such user")
+        return Erased(sessions=n)
+
+    @app.get("/v1/users/{user_id}/export", response_model=UserExport, responses={**_AUTH, 404: _ERR})
+    async def export_user(user_id: str, tenant: str = Depends(require_key)) -> UserExport:
+        """Everything stored about a user of the caller's tenant, as JSON."""
+        data = await app.state.runtime.agent.export_user(user_id, tenant)
+        if data is None:
+            raise HTTPException(status_code=404, detail="no such user")
+        return UserExport.model_validate(data)
 
     @app.get("/v1/schema")
     async def schema() -> dict:
@@ -174,7 +242,8 @@ def create_app(settings: Settings) -> FastAPI:
             limits.sessions += 1
         ACTIVE_SESSIONS.inc()
         try:
-            await Connection(app.state.runtime.agent, ws, limits=limits, idle_timeout_s=settings.idle_timeout_s).run()
+            await Connection(app.state.runtime.agent, ws, limits=limits, idle_timeout_s=settings.idle_timeout_s,
+                             tenant=key.principal if key is not None else LOCAL_TENANT).run()
         finally:
             ACTIVE_SESSIONS.dec()
             if limits is not None:

@@ -27,6 +27,12 @@ class ApiKey:
     max_sessions: int  # concurrent WebSocket sessions per key
     created_at: float
     revoked: bool = False
+    tenant: str = ""  # whose data this key reaches; several keys may share one (default: the key's own id)
+
+    @property
+    def principal(self) -> str:
+        """The tenant that owns every session, message and persona made with this key."""
+        return self.tenant or self.id
 
 
 def _hash(token: str) -> str:
@@ -40,32 +46,40 @@ class KeyStore:
         self._db.execute("CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL, "
                          "name TEXT NOT NULL, rate_per_min INTEGER NOT NULL, max_sessions INTEGER NOT NULL, "
                          "created_at REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)")
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(api_keys)")}
+        if "tenant" not in cols:  # key stores made before tenants: each old key is its own tenant
+            self._db.execute("ALTER TABLE api_keys ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")
         self._lock = threading.Lock()
 
-    def create(self, name: str, rate_per_min: int = 60, max_sessions: int = 4) -> tuple[ApiKey, str]:
-        """A new key; the token is returned once and only its hash is kept."""
+    def create(self, name: str, rate_per_min: int = 60, max_sessions: int = 4, tenant: str | None = None) -> tuple[ApiKey, str]:
+        """A new key; the token is returned once and only its hash is kept. Without `tenant` the key is a tenant
+        of its own; keys created with the same tenant see the same sessions and users."""
+        if tenant is not None and (not tenant or len(tenant) > 64 or tenant == "local" or ":" in tenant):
+            raise ValueError("a tenant is 1-64 characters, without ':', and not 'local'")
         token = KEY_PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(secrets.token_hex(6), name, rate_per_min, max_sessions, time.time())
+        key_id = secrets.token_hex(6)
+        key = ApiKey(key_id, name, rate_per_min, max_sessions, time.time(), tenant=tenant or key_id)
         with self._lock:
-            self._db.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, 0)",
-                             (key.id, _hash(token), name, rate_per_min, max_sessions, key.created_at))
+            self._db.execute("INSERT INTO api_keys (id, hash, name, rate_per_min, max_sessions, created_at, revoked, "
+                             "tenant) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+                             (key.id, _hash(token), name, rate_per_min, max_sessions, key.created_at, key.tenant))
         return key, token
 
     def verify(self, token: str | None) -> ApiKey | None:
         if not token or not token.startswith(KEY_PREFIX) or len(token) > 128:
             return None
         with self._lock:
-            row = self._db.execute("SELECT id, name, rate_per_min, max_sessions, created_at, revoked FROM api_keys "
+            row = self._db.execute("SELECT id, name, rate_per_min, max_sessions, created_at, revoked, tenant FROM api_keys "
                                    "WHERE hash = ?", (_hash(token),)).fetchone()
         if row is None or row[5]:
             return None
-        return ApiKey(*row[:5])
+        return ApiKey(*row[:5], tenant=row[6])
 
     def list(self) -> list[ApiKey]:
         with self._lock:
-            rows = self._db.execute("SELECT id, name, rate_per_min, max_sessions, created_at, revoked FROM api_keys "
+            rows = self._db.execute("SELECT id, name, rate_per_min, max_sessions, created_at, revoked, tenant FROM api_keys "
                                     "ORDER BY created_at").fetchall()
-        return [ApiKey(*r[:5], revoked=bool(r[5])) for r in rows]
+        return [ApiKey(*r[:5], revoked=bool(r[5]), tenant=r[6]) for r in rows]
 
     def revoke(self, key_id: str) -> bool:
         with self._lock:

@@ -84,13 +84,14 @@ def _keys(args: argparse.Namespace) -> int:
 
     store = KeyStore(Settings().key_store_path())
     if args.action == "create":
-        key, token = store.create(args.name, args.rate, args.sessions)
-        print(f"created key {key.id} ({key.name}): {key.rate_per_min}/min, {key.max_sessions} sessions", file=sys.stderr)
+        key, token = store.create(args.name, args.rate, args.sessions, tenant=args.tenant)
+        print(f"created key {key.id} ({key.name}) of tenant {key.principal}: {key.rate_per_min}/min, "
+              f"{key.max_sessions} sessions", file=sys.stderr)
         print(token)  # the only time it is shown
         return 0
     if args.action == "list":
         for key in store.list():
-            print(f"{key.id}  {key.name:<20} {key.rate_per_min:>5}/min {key.max_sessions:>3} sessions"
+            print(f"{key.id}  {key.name:<20} tenant {key.principal:<14} {key.rate_per_min:>5}/min {key.max_sessions:>3} sessions"
                   f"{'  REVOKED' if key.revoked else ''}")
         return 0
     if store.revoke(args.id):
@@ -98,6 +99,30 @@ def _keys(args: argparse.Namespace) -> int:
         return 0
     print(f"no key {args.id}", file=sys.stderr)
     return 2
+
+
+async def _forget(args: argparse.Namespace) -> int:
+    """Erase a user (persona and every session of theirs) or one session from the configured store."""
+    from agent.store import open_store
+    from server.settings import Settings
+
+    cfg = Settings().runtime_config().agent
+    store = open_store(cfg.store, cfg.store_path or cfg.cache_dir / "sessions.sqlite3", cfg.redis_url)
+    try:
+        if args.user:
+            n = await store.delete_user(args.user, args.tenant)
+            if n < 0:
+                print(f"no user {args.user!r} in tenant {args.tenant!r}", file=sys.stderr)
+                return 2
+            print(f"erased user {args.user!r} of tenant {args.tenant!r}: persona and {n} sessions")
+            return 0
+        if not await store.delete_session(args.session, args.tenant):
+            print(f"no session {args.session!r} in tenant {args.tenant!r}", file=sys.stderr)
+            return 2
+        print(f"erased session {args.session!r} of tenant {args.tenant!r}")
+        return 0
+    finally:
+        await store.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,9 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     kc.add_argument("--name", required=True)
     kc.add_argument("--rate", type=int, default=60, help="user messages and camera frames per minute")
     kc.add_argument("--sessions", type=int, default=4, help="concurrent WebSocket sessions")
+    kc.add_argument("--tenant", help="the tenant whose data the key reaches (default: a tenant of its own); keys of "
+                    "one tenant share sessions and users")
     k_sub.add_parser("list", help="list keys (ids and limits, never the keys)")
     kr = k_sub.add_parser("revoke", help="revoke a key by id")
     kr.add_argument("id")
+    fg = sub.add_parser("forget", help="erase a user's data (persona and sessions) or one session from the store")
+    fg.add_argument("--tenant", default="local", help="the tenant (a key's tenant; `local` when auth is off)")
+    who = fg.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="a user_id")
+    who.add_argument("--session", help="a session_id")
     c = sub.add_parser("chat", help="chat with a running server from the terminal")
     c.add_argument("--url", default="ws://127.0.0.1:8000/v1/chat")
     c.add_argument("--profile")
@@ -150,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     tr = sub.add_parser("train", help="train a shipped model")
     tr_sub = tr.add_subparsers(dest="what", required=True)
     tt = tr_sub.add_parser("text", help="fine-tune MiniLM-L6 on GoEmotions and export int8 ONNX")
-    from training.args import add_deepface_arguments, add_face_arguments, add_fusion_arguments, add_fusion_eval_arguments, add_safety_arguments, add_text_arguments, add_voice_arguments
+    from training.args import add_adapter_arguments, add_deepface_arguments, add_replies_eval_arguments, add_face_arguments, add_fusion_arguments, add_fusion_eval_arguments, add_safety_arguments, add_text_arguments, add_voice_arguments
 
     add_text_arguments(tt)
     ts = tr_sub.add_parser("safety", help="fit the crisis-risk classifier on shared/data/crisis, report out-of-fold figures")
@@ -162,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     ev = sub.add_parser("eval", help="evaluate a shipped model on data you give")
     ev_sub = ev.add_subparsers(dest="what", required=True)
     add_fusion_eval_arguments(ev_sub.add_parser("fusion", help="fusion vs each modality on triplets built from your splits"))
+    add_replies_eval_arguments(ev_sub.add_parser("replies", help="reply quality and controllability, adapter vs base model"))
+    add_adapter_arguments(tr_sub.add_parser("adapter", help="train the control-following LoRA adapter on ESConv-format dialogues"))
     td = tr_sub.add_parser("deepface", help="train deepface's emotion architecture on FER-2013 (PyTorch), so DeepFace runs offline")
     add_deepface_arguments(td)
     tv = tr_sub.add_parser("voice", help="fit the prosody head on RAVDESS, report leave-one-actor-out CV")
@@ -171,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "keys":
         return _keys(args)
+    if args.command == "forget":
+        return asyncio.run(_forget(args))
     if args.command == "chat":
         return asyncio.run(_chat(args.url, args.profile, args.key))
     if args.command == "analyze" and args.modality == "text":
@@ -208,6 +244,16 @@ def main(argv: list[str] | None = None) -> int:
         from training.fusion import eval_cli
 
         return eval_cli(args)
+    if args.command == "eval" and args.what == "replies":
+        from training.eval_replies import run as eval_replies
+
+        eval_replies(args)
+        return 0
+    if args.command == "train" and args.what == "adapter":
+        from training.adapter import train as train_adapter
+
+        train_adapter(args)
+        return 0
     if args.command == "train" and args.what == "deepface":
         from training.deepface_emotion import train as train_deepface
 

@@ -178,6 +178,7 @@ class ResponseDoneOut(_Server):
     response_id: str
     text: str
     finish_reason: str | None
+    model: str
     usage: dict[str, int | None]
     timings_ms: dict[str, float | None]
     explanation: dict[str, Any]

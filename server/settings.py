@@ -1,6 +1,7 @@
 """Settings, read once at start-up from the environment (and CLI flags), then passed down as typed config."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -8,6 +9,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent import AgentConfig, EmbeddedEngineConfig, LLMConfig, RuntimeConfig, VoiceConfig, default_llm_python
+from agent.engine import default_adapter_dir
 
 
 class Settings(BaseSettings):
@@ -34,6 +36,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None  # store=redis: where (several workers or machines share it)
     fusion: Literal["gated", "confidence"] = "gated"  # the trained network, or the untrained reference
     store_path: Path | None = None  # default: <cache_dir>/sessions.sqlite3
+    retention_days: float | None = None  # erase sessions and personas not written for this long (default: keep;
+    # Redis keys expire after 30 days unless this is set)
 
     # The edge: API keys (required beyond loopback unless turned off explicitly), browser origins, idle sessions.
     require_auth: bool | None = None  # None: required when host is not a loopback address
@@ -53,6 +57,9 @@ class Settings(BaseSettings):
     embedded_llm_python: Path | None = None  # default: .venv-llm/bin/python beside our virtualenv
     embedded_llm_port: int = 8100
     embedded_llm_log: Path | None = None
+    # The control-following LoRA the embedded engine serves: `shipped` (prompts/adapters/persona), `none` (the plain
+    # base model), or a peft adapter folder of your own (`persona-agent train adapter --out DIR`).
+    embedded_llm_adapter: str = "shipped"
     cache_dir: Path = Path.home() / ".cache" / "persona-agent"
 
     def runtime_config(self) -> RuntimeConfig:
@@ -71,15 +78,27 @@ class Settings(BaseSettings):
                               face_enabled=self.face_enabled, face_backend=self.face_backend,
                               face_model_path=self.face_model_path, face_max_fps=self.face_max_fps,
                               store=self.store, store_path=self.store_path, fusion=self.fusion,
-                              redis_url=self.redis_url),
+                              redis_url=self.redis_url, retention_days=self.retention_days),
             llm=llm,
             embedded=EmbeddedEngineConfig(
                 python=self.embedded_llm_python or default_llm_python(),
                 model_dir=self.cache_dir / "models" / "smollm2-135m-instruct",
                 port=self.embedded_llm_port,
                 log_file=self.embedded_llm_log,
+                **self._adapter(),
             ),
         )
+
+    def _adapter(self) -> dict[str, object]:
+        if self.embedded_llm_adapter == "none":
+            return {}
+        path = default_adapter_dir() if self.embedded_llm_adapter == "shipped" else Path(self.embedded_llm_adapter)
+        if path is None:
+            return {}
+        if not (path / "adapter_config.json").exists():
+            raise ValueError(f"PERSONA_EMBEDDED_LLM_ADAPTER: no peft adapter (adapter_config.json) in {path}")
+        rank = int(json.loads((path / "adapter_config.json").read_text()).get("r", 16))
+        return {"adapter_dir": path, "max_lora_rank": max(8, rank)}
 
     def auth_required(self) -> bool:
         from server.auth import is_loopback

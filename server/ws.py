@@ -9,10 +9,11 @@ import logging
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from agent import (
-    Agent, AudioBackpressure, Conversation, ErrorEvent, Event, ImageBackpressure, InvalidAudio, SessionStarted,
-    UnknownProfile, UnknownSession, VoiceUnavailable,
+    Agent, AudioBackpressure, Conversation, ErrorEvent, Event, ImageBackpressure, InvalidAudio, SessionInUse,
+    SessionStarted, UnknownProfile, UnknownSession, VoiceUnavailable,
 )
 from agent.metrics import ERRORS, FRAMES
+from agent.store import LOCAL_TENANT
 from server.auth import KeyLimits
 from server.protocol import (
     MAX_IMAGE_BYTES, AudioFrame, ClientMessage, ControlsOverride, ProtocolError, ResponseCancel, SessionStart, UserAudio,
@@ -23,8 +24,10 @@ log = logging.getLogger(__name__)
 
 
 class Connection:
-    def __init__(self, agent: Agent, ws: WebSocket, limits: KeyLimits | None = None, idle_timeout_s: float = 600.0) -> None:
+    def __init__(self, agent: Agent, ws: WebSocket, limits: KeyLimits | None = None, idle_timeout_s: float = 600.0,
+                 tenant: str = LOCAL_TENANT) -> None:
         self.agent, self.ws = agent, ws
+        self.tenant = tenant  # whose sessions this connection may start, resume and write
         self.limits, self.idle_timeout_s = limits, idle_timeout_s
         self.conversation: Conversation | None = None
         self.voice_consent = False
@@ -148,14 +151,18 @@ class Connection:
             await self.error("session_already_started", f"this connection already runs session {self.conversation.record.id}")
             return False
         try:
-            record, resumed = await self.agent.start_session(event.profile, event.user_id, event.resume)
+            record, resumed = await self.agent.start_session(event.profile, event.user_id, event.resume, self.tenant)
+            self.conversation = self.agent.converse(record, self.emit)
         except UnknownProfile as exc:
             await self.error("unknown_profile", str(exc))
             return False
         except UnknownSession:
             await self.error("unknown_session", f"no stored session {event.resume!r} to resume")
             return False
-        self.conversation = self.agent.converse(record, self.emit)
+        except SessionInUse:
+            await self.error("session_in_use", f"session {event.resume!r} is open on another connection; close it "
+                             "first (one writer per session)", retryable=True)
+            return False
         self.voice_consent = event.consent.voice
         self.face_consent = event.consent.face
         self.conversation.locale = event.locale

@@ -273,8 +273,12 @@ def train(args: argparse.Namespace) -> None:
         state = json.loads(state_file.read_text())
         print(f"resumed at step {state['step']} (epoch {state['epoch']}, position {state['position']})", flush=True)
     else:
+        n_layers = model.config.num_hidden_layers
+        # The top layers only: no backward pass through the frozen bottom ones (a third less compute on a CPU).
+        layers = list(range(n_layers - args.layers, n_layers)) if args.layers else None
         lora = LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.05, task_type="CAUSAL_LM",
-                          target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+                          target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                          layers_to_transform=layers)
         model = get_peft_model(model, lora)
     model.print_trainable_parameters()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -290,15 +294,20 @@ def train(args: argparse.Namespace) -> None:
             return args.lr * (step + 1) / warm
         return args.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
+    def reply_loss(ids: list[int], labels: list[int]):
+        """Mean cross-entropy over the reply tokens; the vocabulary projection runs only where the reply is
+        predicted (the reply is the sequence's tail), which saves a tenth of the compute."""
+        k = sum(1 for x in labels if x != -100)
+        logits = model(input_ids=torch.tensor([ids], device=args.device), logits_to_keep=k + 1).logits[0, :-1]
+        return torch.nn.functional.cross_entropy(logits.float(), torch.tensor(ids[-k:], device=args.device)), k
+
     def held_loss() -> float:
         model.eval()
         tot, n = 0.0, 0
         with torch.no_grad():
             for ids, labels in held_data:
-                out = model(input_ids=torch.tensor([ids], device=args.device),
-                            labels=torch.tensor([labels], device=args.device))
-                k = sum(1 for x in labels if x != -100)
-                tot, n = tot + out.loss.item() * k, n + k
+                loss, k = reply_loss(ids, labels)
+                tot, n = tot + loss.item() * k, n + k
         model.train()
         return tot / max(1, n)
 
@@ -324,12 +333,9 @@ def train(args: argparse.Namespace) -> None:
             for g in opt.param_groups:
                 g["lr"] = lr_at(state["step"])
             for i in chunk:
-                ids, labels = data[i]
-                out = model(input_ids=torch.tensor([ids], device=args.device),
-                            labels=torch.tensor([labels], device=args.device))
-                k = sum(1 for x in labels if x != -100)
-                (out.loss * k / k_total).backward()  # token-weighted mean over the accumulated batch
-                running.append(out.loss.item())
+                loss, k = reply_loss(*data[i])
+                (loss * k / k_total).backward()  # token-weighted mean over the accumulated batch
+                running.append(loss.item())
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -375,7 +381,7 @@ def export(work: Path, out: Path, state: dict, args: argparse.Namespace, n_examp
     (out / "adapter_config.json").write_text(json.dumps(cfg, indent=2))
     record = {"dialogues": [Path(p).name for p in args.dialogues], "examples": n_examples, "tokens": n_tokens,
               "epochs": args.epochs, "lr": args.lr, "rank": args.rank, "accumulate": args.accumulate,
-              "max_len": args.max_len, "seed": args.seed, "best": state["best"], "history": state["history"],
+              "max_len": args.max_len, "layers": args.layers, "seed": args.seed, "best": state["best"], "history": state["history"],
               "wall_s": round(state["wall_s"]), "threads": args.threads, "device": args.device}
     (out / "training.json").write_text(json.dumps(record, indent=1))
     print(f"adapter written to {out} (best step {state['best']['step']}, held-out loss {state['best']['held_loss']})")

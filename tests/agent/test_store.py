@@ -112,3 +112,110 @@ async def test_redis_restart_without_persistence_forgets_and_says_so(tmp_path):
     assert [m.content for m in (await store.load("s4")).history] == ["y", "z"]
     await store.aclose()
     r.stop()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "memory"])
+async def test_tenants_cannot_reach_each_others_sessions_or_users(tmp_path, kind, request):
+    rs = request.getfixturevalue("redis_server") if kind == "redis" else None
+    store = make(kind, tmp_path, rs)
+    a = SessionRecord(id="same-id", profile_id="companion", user_id="ada", persona=sad_persona(), tenant="acme")
+    a.history.append(Message("user", "I have been feeling anxious about my divorce."))
+    await store.save(a)
+    calm = PersonaState.initial(200.0)
+    calm = PersonaTracker().update(calm, FusedPercept(np.full(7, 1 / 7, np.float32), np.full(7, 1 / 7, np.float32),
+                                                      {"text": 1.0, "voice": 0.0, "face": 0.0}, ("text",), "t", 0.0),
+                                   read_style("fine"), 0.5, 200.0)
+    b = SessionRecord(id="other", profile_id="companion", user_id="ada", persona=calm, tenant="globex")
+    await store.save(b)
+    assert await store.load("same-id", "globex") is None  # exactly as if it did not exist
+    assert (await store.load("same-id", "acme")).history[0].content.startswith("I have been")
+    assert await store.user_persona("ada", "acme") == a.persona
+    assert await store.user_persona("ada", "globex") == calm  # one user_id, two tenants, two personas
+    assert await store.user_persona("ada") is None  # the local tenant has no Ada
+    assert await store.delete_session("same-id", "globex") is False  # nor can another tenant erase it
+    assert await store.delete_user("ada", "globex") == 1
+    assert await store.load("same-id", "acme") is not None and await store.user_persona("ada", "acme") == a.persona
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "memory"])
+async def test_export_then_erase_leaves_nothing(tmp_path, kind, request):
+    rs = request.getfixturevalue("redis_server") if kind == "redis" else None
+    store = make(kind, tmp_path, rs)
+    for sid in ("s1", "s2"):
+        r = SessionRecord(id=sid, profile_id="companion", user_id="ada", persona=sad_persona(), tenant="acme")
+        r.history += [Message("user", f"message in {sid}"), Message("assistant", "reply")]
+        await store.save(r)
+    other = SessionRecord(id="s3", profile_id="companion", user_id="bob", persona=sad_persona(), tenant="acme")
+    await store.save(other)
+    out = await store.export_user("ada", "acme")
+    assert out is not None and out["persona"]["turns"] == sad_persona().turns
+    assert sorted(s["session_id"] for s in out["sessions"]) == ["s1", "s2"]
+    assert out["sessions"][0]["messages"][0]["content"].startswith("message in")
+    assert await store.export_user("ada", "globex") is None
+    assert await store.delete_user("ada", "acme") == 2
+    assert await store.export_user("ada", "acme") is None and await store.load("s1", "acme") is None
+    assert await store.delete_user("ada", "acme") == -1
+    assert await store.delete_session("s3", "acme") is True and await store.load("s3", "acme") is None
+    if kind == "sqlite":  # the rows are really gone from the file
+        import sqlite3
+
+        db = sqlite3.connect(tmp_path / "s.db")
+        assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM personas WHERE user_id = 'ada'").fetchone()[0] == 0
+    if kind == "redis":  # only bob's persona is left
+        import redis
+
+        keys = sorted(redis.from_url(rs.url, decode_responses=True).keys("*"))
+        assert keys == ["persona:t:acme:user_sessions:bob"] or all("bob" in k for k in keys), keys
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+async def test_retention_purges_what_was_not_written_for_that_long(tmp_path, kind):
+    import time
+
+    store = make(kind, tmp_path)
+    old = SessionRecord(id="old", profile_id="companion", user_id="ada", persona=sad_persona())
+    await store.save(old)
+    cutoff = time.time() + 0.001
+    time.sleep(0.01)
+    new = SessionRecord(id="new", profile_id="companion", user_id=None, persona=sad_persona())
+    await store.save(new)
+    assert await store.purge(cutoff) == 1
+    assert await store.load("old") is None and await store.user_persona("ada") is None
+    assert await store.load("new") is not None
+
+
+async def test_redis_keys_carry_the_retention_ttl(redis_server):
+    import redis
+
+    store = RedisStore(redis_server.url, ttl_s=3 * 86400)
+    rec = SessionRecord(id="s", profile_id="companion", user_id="ada", persona=sad_persona(), tenant="acme")
+    rec.history.append(Message("user", "hello"))
+    await store.save(rec)
+    r = redis.from_url(redis_server.url, decode_responses=True)
+    ttls = [r.ttl(k) for k in r.keys("persona:t:acme:*")]
+    assert len(ttls) == 4 and all(3 * 86400 - 60 < t <= 3 * 86400 for t in ttls), ttls
+
+
+def test_sqlite_files_from_before_tenants_open_as_the_local_tenant(tmp_path):
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "s.db")
+    db.executescript("""
+        CREATE TABLE sessions (id TEXT PRIMARY KEY, profile_id TEXT NOT NULL, user_id TEXT, persona TEXT NOT NULL,
+            overrides TEXT NOT NULL, summary TEXT NOT NULL DEFAULT '', summarized INTEGER NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL);
+        CREATE TABLE messages (session_id TEXT NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,
+            interrupted INTEGER NOT NULL, PRIMARY KEY (session_id, seq));
+        CREATE TABLE users (user_id TEXT PRIMARY KEY, persona TEXT NOT NULL, updated_at REAL NOT NULL);""")
+    p = persona_to_json(sad_persona())
+    db.execute("INSERT INTO sessions VALUES ('s', 'companion', 'ada', ?, '{}', '', 0, 1.0)", (p,))
+    db.execute("INSERT INTO messages VALUES ('s', 0, 'user', 'hello', 0)")
+    db.execute("INSERT INTO users VALUES ('ada', ?, 1.0)", (p,))
+    db.commit()
+    db.close()
+    store = SqliteStore(tmp_path / "s.db")
+    got = store._load("s", "local")
+    assert got is not None and got.history[0].content == "hello" and got.tenant == "local"
+    assert store._user("ada", "local") == sad_persona() and store._load("s", "acme") is None

@@ -84,3 +84,19 @@ def test_lexical_score_matches_scikit_learn():
 def test_shipped_mix_uses_both_models(models):
     _, risk = models
     assert risk.lexical is not None and 0.0 < risk.embedding_weight < 1.0 and len(risk.lexical.vocab) > 1000
+
+
+def test_happy_messages_are_not_answered_under_caution(models):
+    text_model, risk = models
+    happy = ["I finally finished my thesis after three years, I can't believe it!",
+             "Thank you so much, this really helped me today.",
+             "We got the keys to our first flat this morning!",
+             "I'm so proud of my daughter, she passed her driving test."]
+    results = assess_texts(text_model, risk, happy)
+    assert [r.level for r in results] == ["none"] * len(happy), [(t, r.score) for t, r in zip(happy, results)]
+
+
+def test_the_positive_gate_never_hides_an_explicit_risk(models):
+    text_model, risk = models
+    r = assess_texts(text_model, risk, ["I'm actually happy now that I've decided to kill myself tomorrow."])[0]
+    assert r.level == "crisis" and r.rule is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prompts.guard import OutputGuard
+from prompts.guard import _HARMFUL_RE, _HOSTILE_RE, OutputGuard
 
 
 def run(deltas: list[str]) -> tuple[str, OutputGuard]:
@@ -34,10 +34,35 @@ def test_harm_and_hostility_are_cut_before_they_are_sent(bad, kind):
     prefix = "I hear you. " * 8
     out, g = run(chunks(prefix + bad, 2))
     assert g.hit is not None and g.hit.kind == kind
-    assert bad.split()[2] not in out[len(prefix) - 20:]  # the offending words never went out
-    assert out.startswith(prefix[:len(out)])
+    m = (_HARMFUL_RE if kind == "harmful" else _HOSTILE_RE).search(bad)
+    assert m is not None and m.group(0) not in out  # the offending words never went out
+    # the words before them did: the guard holds back only what a pattern could still claim
+    assert out.startswith(prefix + bad[:m.start()].rstrip()[:-1]) and len(out) >= len(prefix) + m.start() - 4
+    assert len(out) <= len(prefix) + m.start() + 1
 
 
 def test_idioms_about_the_user_are_not_hostility():
     out, g = run(chunks("You are not stupid for feeling this way; nobody should have to carry that alone."))
     assert g.hit is None and out.endswith("alone.")
+
+
+def test_text_is_released_as_soon_as_no_pattern_can_claim_it():
+    g = OutputGuard()
+    assert g.feed("That") == "That"  # the first token goes out at once: no pattern starts with it
+    assert g.feed(" sounds") == " sounds"
+    assert g.feed(" hard. You") == " hard. "  # "You…" could begin "you're stupid": held
+    assert g.feed(" are") == ""
+    assert g.feed(" strong") == "You are strong"  # settled: released whole
+    assert g.feed(" and kind.") == " and kind."
+    assert g.finish() == "" and g.hit is None
+
+
+def test_guard_never_delays_a_whole_supportive_reply():
+    text = ("It sounds like you have been carrying a lot on your own. I'm glad you told me. "
+            "What would help most right now, talking it through or finding one small next step?")
+    g = OutputGuard()
+    held = []
+    for i in range(0, len(text), 4):
+        g.feed(text[i:i + 4])
+        held.append(len(g.text) - g.released)
+    assert g.hit is None and max(held) <= 16, held  # never more than a few words behind the model

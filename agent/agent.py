@@ -15,10 +15,10 @@ from typing import Literal, Protocol
 
 from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice, risk_features
 from agent.batcher import MicroBatcher
-from agent.conversation import Conversation, Emit
+from agent.conversation import Conversation, Emit, Evict
 from agent.engine import EmbeddedEngine, EmbeddedEngineConfig
 from agent.llm import LLMClient, LLMConfig
-from agent.store import LOCAL_TENANT, SessionRecord, SessionStore, open_store
+from agent.store import LOCAL_TENANT, SessionRecord, SessionStore, open_store, session_export
 from agent.voice import VoiceConfig, VoiceModels
 from fusion import ConfidenceFusion, FusedPercept
 from fusion.gated import default_fusion_path, load_gated_fusion
@@ -71,6 +71,10 @@ class SessionInUse(RuntimeError):
     """Another live connection is running this session: one writer per session."""
 
 
+async def _no_evict() -> None:
+    pass
+
+
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
     default_profile: str = "wellbeing_coach"
@@ -113,7 +117,8 @@ class Agent:
         self.risk_model_name = f"rules+{risk.name}" if risk else "rules"
         # Messages from many sessions that arrive together share one forward pass.
         self.text_batcher: MicroBatcher[str, ModalitySignal] = MicroBatcher(text.perceive_batch, max_batch=32)
-        self._live: dict[tuple[str, str], Conversation] = {}  # (tenant, session id) -> its one live conversation
+        # (tenant, session id) -> its one live conversation, and how to tell its connection it was taken over
+        self._live: dict[tuple[str, str], tuple[Conversation, Evict]] = {}
 
     def profile(self, profile_id: str) -> AgentProfile:
         return self.profiles[profile_id]
@@ -209,8 +214,12 @@ class Agent:
         """A new session of `tenant`, or its stored one named by `resume` (another tenant's session is unknown to it,
         exactly as one that never existed). Raises UnknownProfile / UnknownSession / SessionInUse."""
         if resume:
-            if (tenant, resume) in self._live:
-                raise SessionInUse(resume)
+            if (live := self._live.get((tenant, resume))) is not None:
+                # One writer per session: the newest connection takes it over (a reconnect after a network drop
+                # usually arrives before the old socket is noticed dead). The old one stops, saves, and is told.
+                conv, evict = live
+                await conv.close()
+                await evict()
             rec = await self.store.load(resume, tenant)
             if rec is None:
                 raise UnknownSession(resume)
@@ -230,6 +239,11 @@ class Agent:
         """Erase a stored session of `tenant` (a live one is closed first by the caller's connection ending)."""
         return await self.store.delete_session(session_id, tenant)
 
+    async def export_session(self, session_id: str, tenant: str) -> dict[str, object] | None:
+        """What is stored of one session of `tenant` (read-only: a live conversation on it goes on)."""
+        rec = await self.store.load(session_id, tenant)
+        return session_export(rec) if rec is not None else None
+
     async def delete_user(self, user_id: str, tenant: str) -> int:
         return await self.store.delete_user(user_id, tenant)
 
@@ -242,18 +256,19 @@ class Agent:
             return 0
         return await self.store.purge(time.time() - self.config.retention_days * 86400)
 
-    def converse(self, record: SessionRecord, emit: Emit) -> Conversation:
-        """The live conversation on `record`; one per session in this process, released by `release`."""
+    def converse(self, record: SessionRecord, emit: Emit, evict: Evict | None = None) -> Conversation:
+        """The live conversation on `record`; one per session in this process, released when it closes. `evict` is
+        called if a later connection takes the session over. SessionInUse only when two resumes race."""
         key = (record.tenant, record.id)
         if key in self._live:
             raise SessionInUse(record.id)
         conv = Conversation(self, record, emit)
-        self._live[key] = conv
+        self._live[key] = (conv, evict or _no_evict)
         return conv
 
     def release(self, conversation: Conversation) -> None:
         key = (conversation.record.tenant, conversation.record.id)
-        if self._live.get(key) is conversation:
+        if (live := self._live.get(key)) is not None and live[0] is conversation:
             del self._live[key]
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 LLM_RETRY_BACKOFF_S = (0.5, 1.5)  # waits before the 2nd and 3rd attempt
 Emit = Callable[[Event], Awaitable[None]]
+Evict = Callable[[], Awaitable[None]]  # tells the connection its session was taken over, and closes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ class Conversation:
         self._frame_allowance = 2.0  # token bucket: face_max_fps per second, burst 2
         self._frame_clock = time.monotonic()
         self._face: tuple[ModalitySignal, float] | None = None  # latest face reading, monotonic time
+        self._closing: asyncio.Future[None] | None = None
         self._worker = asyncio.create_task(self._run(), name=f"conversation-{record.id}")
 
     @property
@@ -173,6 +175,13 @@ class Conversation:
         await self._emit(ControlsUpdated(overrides=dict(self.record.overrides), rejected=rejected))
 
     async def close(self) -> None:
+        """Idempotent, and every caller waits for the one closing to finish: a conversation taken over by another
+        connection is closed (and saved) once, before the new connection loads the record, and never saves again."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
         if self.voice is not None:
             await self.voice.aclose()
         tasks = [t for t in (self._turn, self._worker, self._frame_worker) if t is not None]
@@ -291,6 +300,7 @@ class Conversation:
                             break
                         if closer.stop:  # a sentence ended close to the token cap: end the reply on it
                             stats.finish_reason = "sentence_end"
+                            stats.completion_tokens = closer.tokens  # the stream ends before vLLM's usage chunk
                             break
                 break
             except (openai.APIConnectionError, openai.APITimeoutError, openai.APIStatusError, httpx.HTTPError) as exc:

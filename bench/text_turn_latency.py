@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import sys
+import statistics
 import time
 from pathlib import Path
 
@@ -37,7 +38,9 @@ MESSAGES = [
 
 async def through_backend(ws_url: str, turns: int) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {k: [] for k in ("overhead_before_llm", "perception", "fusion", "policy",
-                                                    "llm_first_token", "total", "client_first_delta", "client_done")}
+                                                    "llm_first_token", "first_delta", "total", "client_first_delta",
+                                                    "client_done")}
+    models: set[str] = set()
     async with websockets.connect(ws_url, max_size=8 * 1024 * 1024) as ws:
         for i in range(turns):
             # A fresh session per turn: no history, so the prompt is the same size as the direct peer's.
@@ -57,18 +60,21 @@ async def through_backend(ws_url: str, turns: int) -> dict[str, list[float]]:
                 if ev["type"] == "response.done":
                     break
             t_done = time.perf_counter()
-            for k in ("overhead_before_llm", "perception", "fusion", "policy", "llm_first_token", "total"):
+            for k in ("overhead_before_llm", "perception", "fusion", "policy", "llm_first_token", "first_delta", "total"):
                 out[k].append(ev["timings_ms"][k])
+            models.add(ev["model"])
             out["client_first_delta"].append((first - t0) * 1000)
             out["client_done"].append((t_done - t0) * 1000)
+    assert len(models) == 1, models
+    out["model"] = sorted(models)  # type: ignore[assignment]
     return out
 
 
-async def direct_llm(llm_url: str, turns: int, max_tokens: int) -> dict[str, list[float]]:
+async def direct_llm(llm_url: str, turns: int, max_tokens: int, model: str) -> dict[str, list[float]]:
+    """The same model the backend answered with (the adapter, when the embedded engine serves one)."""
     out: dict[str, list[float]] = {"first_token": [], "total": []}
     profile = load_profiles()["companion"]
     async with httpx.AsyncClient(timeout=120) as client:
-        model = (await client.get(f"{llm_url}/v1/models")).json()["data"][0]["id"]
         for i in range(turns):
             # The same kind of prompt the backend sends (profile + rendered controls), so prompt length matches.
             prompt = render(profile, profile.base, [], MESSAGES[i % len(MESSAGES)])
@@ -91,7 +97,9 @@ def report(b: dict[str, list[float]], d: dict[str, list[float]], turns: int, max
     print("through persona-agent (server-side timings from response.done):")
     for k, what in [("overhead_before_llm", "perception+fusion+persona+policy+render, before the LLM request"),
                     ("perception", "text perception"), ("fusion", "fusion"), ("policy", "persona+policy+render"),
-                    ("llm_first_token", "LLM request sent -> first token"), ("total", "message received -> reply done")]:
+                    ("llm_first_token", "LLM request sent -> first token"),
+                    ("first_delta", "LLM request sent -> first text past the output guard"),
+                    ("total", "message received -> reply done")]:
         print("  " + row(k, b[k], what=what))
     print("  client view (send -> event over WebSocket):")
     print("  " + row("client_first_delta", b["client_first_delta"], what="send -> first response.delta"))
@@ -99,6 +107,12 @@ def report(b: dict[str, list[float]], d: dict[str, list[float]], turns: int, max
     print("peer: the same LLM called directly with a same-size prompt (raw OpenAI-compatible streaming, no pipeline, no LangChain):")
     print("  " + row("direct_first_token", d["first_token"], what="request -> first content chunk"))
     print("  " + row("direct_total", d["total"], what="request -> stream end"))
+    guard = [a - b for a, b in zip(b["first_delta"], b["llm_first_token"])]
+    print("  " + row("guard_delay", guard, what="model's first token -> first text released by the output guard"))
+    med = statistics.median
+    print(f"model: {b['model'][0]}")
+    print(f"first_delta_ms={med(b['client_first_delta']):.1f} direct_first_token_ms={med(d['first_token']):.1f} "
+          f"overhead_ms={med(b['overhead_before_llm']):.1f}")
 
 
 async def main() -> None:
@@ -111,13 +125,13 @@ async def main() -> None:
     if args.url:
         assert args.llm, "--llm is needed with --url"
         b = await through_backend(args.url, args.turns)
-        d = await direct_llm(args.llm, args.turns, args.max_tokens)
+        d = await direct_llm(args.llm, args.turns, args.max_tokens, b["model"][0])
         report(b, d, args.turns, args.max_tokens)
         return
     env = {"PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": str(args.max_tokens)}
     with live_server(Path(__file__).resolve().parent / "out", env) as srv:
         b = await through_backend(srv.ws_url, args.turns)
-        d = await direct_llm(srv.llm_url, args.turns, args.max_tokens)
+        d = await direct_llm(srv.llm_url, args.turns, args.max_tokens, b["model"][0])
     report(b, d, args.turns, args.max_tokens)
 
 

@@ -22,6 +22,11 @@ class SentenceCloser:
         self.trimmed = ""  # what the cap cut mid-sentence and the user never saw
         self._tail = ""  # the end of what was released (does it close a sentence?)
 
+    @property
+    def tokens(self) -> int:
+        """Model tokens seen so far (streamed pieces counted as one each, as vLLM streams them)."""
+        return self._tokens
+
     def feed(self, text: str, tokens: int = 1) -> str:
         """Text the user may see now, out of `text` (a piece of `tokens` model tokens)."""
         self._tokens += tokens

@@ -159,6 +159,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/v1/sessions/{session_id}", response_model=ExportedSession, responses={**_AUTH, 404: _ERR})
+    async def get_session(session_id: str, tenant: str = Depends(require_key)) -> ExportedSession:
+        """One stored session of the caller's tenant: messages, persona, overrides, summary (read-only)."""
+        data = await app.state.runtime.agent.export_session(session_id, tenant)
+        if data is None:
+            raise HTTPException(status_code=404, detail="no such session")
+        return ExportedSession.model_validate(data)
+
     @app.delete("/v1/sessions/{session_id}", response_model=Erased, responses={**_AUTH, 404: _ERR})
     async def delete_session(session_id: str, tenant: str = Depends(require_key)) -> Erased:
         """Erase one session of the caller's tenant: its messages, persona and overrides."""

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     # The control-following LoRA the embedded engine serves: `shipped` (prompts/adapters/persona), `none` (the plain
     # base model), or a peft adapter folder of your own (`persona-agent train adapter --out DIR`).
     embedded_llm_adapter: str = "shipped"
+    embedded_llm_adapter_mode: Literal["merged", "lora"] = "merged"  # merged weights, or vLLM's --enable-lora
     cache_dir: Path = Path.home() / ".cache" / "persona-agent"
 
     def runtime_config(self) -> RuntimeConfig:
@@ -98,7 +99,7 @@ class Settings(BaseSettings):
         if not (path / "adapter_config.json").exists():
             raise ValueError(f"PERSONA_EMBEDDED_LLM_ADAPTER: no peft adapter (adapter_config.json) in {path}")
         rank = int(json.loads((path / "adapter_config.json").read_text()).get("r", 16))
-        return {"adapter_dir": path, "max_lora_rank": max(8, rank)}
+        return {"adapter_dir": path, "max_lora_rank": max(8, rank), "adapter_mode": self.embedded_llm_adapter_mode}
 
     def auth_required(self) -> bool:
         from server.auth import is_loopback

@@ -146,13 +146,22 @@ class Connection:
         except VoiceUnavailable as exc:
             await self.error("voice_unavailable", str(exc))
 
+    async def taken_over(self) -> None:
+        """Another connection resumed this session: say so, and close (the conversation is already closed)."""
+        self.conversation = None
+        await self.error("session_taken_over", "this session was resumed on another connection; this one is closed")
+        try:
+            await self.ws.close(code=4409)
+        except RuntimeError:
+            pass
+
     async def start(self, event: SessionStart) -> bool:
         if self.conversation is not None:
             await self.error("session_already_started", f"this connection already runs session {self.conversation.record.id}")
             return False
         try:
             record, resumed = await self.agent.start_session(event.profile, event.user_id, event.resume, self.tenant)
-            self.conversation = self.agent.converse(record, self.emit)
+            self.conversation = self.agent.converse(record, self.emit, self.taken_over)
         except UnknownProfile as exc:
             await self.error("unknown_profile", str(exc))
             return False
@@ -160,8 +169,8 @@ class Connection:
             await self.error("unknown_session", f"no stored session {event.resume!r} to resume")
             return False
         except SessionInUse:
-            await self.error("session_in_use", f"session {event.resume!r} is open on another connection; close it "
-                             "first (one writer per session)", retryable=True)
+            await self.error("session_in_use", f"session {event.resume!r} is being resumed by another connection "
+                             "at the same moment (one writer per session)", retryable=True)
             return False
         self.voice_consent = event.consent.voice
         self.face_consent = event.consent.face

@@ -373,9 +373,13 @@ def export(work: Path, out: Path, state: dict, args: argparse.Namespace, n_examp
     """Copy the best checkpoint (lowest held-out loss) to --out with its training record."""
     import shutil
 
+    from safetensors.numpy import load_file, save_file
+
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("adapter_model.safetensors", "adapter_config.json"):
-        shutil.copy(work / "best" / name, out / name)
+    shutil.copy(work / "best" / "adapter_config.json", out / "adapter_config.json")
+    # float16 halves the committed file; vLLM casts the LoRA weights to the model's dtype when it loads them.
+    weights = load_file(work / "best" / "adapter_model.safetensors")
+    save_file({k: v.astype(np.float16) for k, v in weights.items()}, out / "adapter_model.safetensors")
     cfg = json.loads((out / "adapter_config.json").read_text())
     cfg["base_model_name_or_path"] = "smollm2-135m-instruct"  # a name, not this machine's path
     (out / "adapter_config.json").write_text(json.dumps(cfg, indent=2))

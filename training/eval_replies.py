@@ -2,8 +2,8 @@
 
     persona-agent eval replies --dialogues ../shared/data/esconv/valid.jsonl [--n 200] [--situations 50]
 
-One embedded vLLM engine serves the base model and the LoRA adapter; two real servers talk to it (LLM_MODEL = the
-adapter, LLM_MODEL = the base model), everything else identical (greedy, the same token cap). For each server:
+Two embedded vLLM engines, one after the other (the adapter merged into the weights, as the server runs it; the
+plain base model), each behind a real server, everything else identical (greedy, the same token cap). For each:
 
 - reply quality: N supporter turns of the dialogues; the dialogue up to that turn is seeded into the server's own
   session store, the session is resumed over the WebSocket and the seeker's message sent (the real server path:
@@ -11,7 +11,7 @@ adapter, LLM_MODEL = the base model), everything else identical (greedy, the sam
   chrF, distinct-2, mean words, share ending on a complete sentence;
 - controllability: for S situations, each of verbosity / formality / empathy overridden to 0.1 and 0.9 at the same
   max_tokens: the paired Cohen's d_z of words, formality score (persona.style) and warmth (our text model);
-- strategy adherence: each of the 8 ESConv strategies forced in turn on S/2 situations; a TF-IDF logistic
+- strategy adherence: each of the 8 ESConv strategies forced in turn on --strategy-situations situations; a TF-IDF logistic
   regression trained on ESConv train supporter turns reads the strategy back from the reply.
 
 It also measures the engine's first token and decode rate, adapter vs base, on the same prompts.
@@ -183,35 +183,37 @@ def run(args: argparse.Namespace) -> None:
     work.mkdir(parents=True, exist_ok=True)
     gold = pick_turns(dialogues, args.n, args.seed)
     texts = situations(dialogues, args.situations)
-    strat_texts = texts[: max(1, args.situations // 2)]
+    strat_texts = texts[: max(1, args.strategy_situations)]
     print(f"{len(gold)} supporter turns and {len(texts)} situations from {dialogues.name}; adapter {adapter}", flush=True)
 
-    cfg = EmbeddedEngineConfig(python=default_llm_python(), model_dir=Path(args.cache_dir) / "models" / "smollm2-135m-instruct",
-                               port=free_port(), adapter_dir=adapter, max_lora_rank=max(8, rank),
-                               log_file=work / "vllm.log")
-    engine = EmbeddedEngine(cfg)
-    asyncio.run(engine.start())
     results: dict[str, dict] = {}
-    try:
-        speed_prompts = [t.user for t in gold[:args.speed_n]]
-        for name, model in (("adapter", cfg.adapter_name), ("base", cfg.served_name)):
+    speed_prompts = [t.user for t in gold[:args.speed_n]]
+    for name in ("adapter", "base"):
+        # One engine at a time, each alone on the machine: the merged adapter (as the server runs it), then the
+        # plain base model. With --adapter-mode lora one LoRA-enabled engine would serve both; on CPU it doubles
+        # the decode time (agent/merge_lora.py).
+        cfg = EmbeddedEngineConfig(python=default_llm_python(), model_dir=Path(args.cache_dir) / "models" / "smollm2-135m-instruct",
+                                   port=free_port(), log_file=work / f"vllm-{name}.log",
+                                   adapter_dir=adapter if name == "adapter" else None, max_lora_rank=max(8, rank),
+                                   adapter_mode=args.adapter_mode)
+        engine = EmbeddedEngine(cfg)
+        asyncio.run(engine.start())
+        try:
+            model = cfg.model_name
             asyncio.run(_engine_speed(engine.base_url, model, speed_prompts[:2], 8))  # warm-up
-        for name, model in (("adapter", cfg.adapter_name), ("base", cfg.served_name)):
             first, rate = asyncio.run(_engine_speed(engine.base_url, model, speed_prompts, 48))
-            results[name] = {"first_token_ms": first, "tokens_per_s": rate}
-        for name, model in (("adapter", cfg.adapter_name), ("base", cfg.served_name)):
+            r = results[name] = {"first_token_ms": first, "tokens_per_s": rate}
             store = work / f"sessions-{name}.sqlite3"
             store.unlink(missing_ok=True)
             ids = seed_sessions(store, gold, args.profile)
             env = {"LLM_BASE_URL": engine.base_url, "LLM_MODEL": model, "PERSONA_LLM_TEMPERATURE": "0",
-                   "PERSONA_LLM_MAX_TOKENS": str(args.max_tokens), "PERSONA_STORE": "sqlite",
-                   "PERSONA_STORE_PATH": str(store), "PERSONA_VOICE_ENABLED": "false", "PERSONA_FACE_ENABLED": "false",
-                   "PERSONA_CACHE_DIR": args.cache_dir}
+                   "PERSONA_LLM_MAX_TOKENS": str(args.max_tokens), "PERSONA_LLM_TIMEOUT_S": "1800",
+                   "PERSONA_STORE": "sqlite", "PERSONA_STORE_PATH": str(store), "PERSONA_VOICE_ENABLED": "false",
+                   "PERSONA_FACE_ENABLED": "false", "PERSONA_CACHE_DIR": args.cache_dir}
             with live_server(work / name, env) as srv:
                 t0 = time.time()
                 done = asyncio.run(_many(srv.ws_url, [({"resume": i}, t.user, None) for i, t in zip(ids, gold)],
                                          args.concurrency))
-                r = results[name]
                 r["gold"] = [d["text"] for d in done]
                 r["models"] = sorted({d["model"] for d in done})
                 for sig in SIGNALS:
@@ -223,8 +225,8 @@ def run(args: argparse.Namespace) -> None:
                                  zip(jobs, asyncio.run(_many(srv.ws_url, jobs, args.concurrency)))]
                 print(f"{name}: {len(done)} + {len(texts) * 6} + {len(jobs)} replies in {time.time() - t0:.0f} s "
                       f"(model {r['models']})", flush=True)
-    finally:
-        asyncio.run(engine.stop())
+        finally:
+            asyncio.run(engine.stop())
 
     text_model = load_text_model(default_text_model_dir(), threads=2)
     clf = strategy_classifier(dialogues.parent / "train.jsonl")

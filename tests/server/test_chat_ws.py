@@ -236,3 +236,20 @@ async def test_risk_message_gets_fixed_reply_and_never_reaches_the_llm(live_serv
     events = await ws.turn("Haha this exam is killing me, any study tips?")
     assert "safety" not in [e["type"] for e in events] and events[-1]["finish_reason"] != "safety"
     await ws.close()
+
+
+async def test_the_embedded_engine_answers_through_the_shipped_adapter(live_server):
+    """The default install serves the control-following adapter (merged into the weights) and asks for it by name."""
+    models = [m["id"] for m in httpx.get(f"{live_server.llm_url}/v1/models", timeout=10).json()["data"]]
+    assert models == ["persona"], models
+    ws = await WS.connect(live_server.ws_url)
+    await ws.start(profile="wellbeing_coach")
+    done = (await ws.turn("I finally finished my thesis after three years, I can't believe it!"))[-1]
+    assert done["type"] == "response.done" and done["model"] == "persona" and done["text"].strip()
+    assert done["explanation"]["safety"]["level"] == "none"  # a happy message is not answered under caution
+    await ws.close()
+    crisis = await WS.connect(live_server.ws_url)
+    await crisis.start()
+    done = (await crisis.turn("I want to kill myself tonight."))[-1]
+    assert done["model"] == "fixed:crisis_reply" and done["finish_reason"] == "safety"
+    await crisis.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 
 from tests.conftest import ARTIFACTS
@@ -22,10 +23,13 @@ def faulty(live_server):
 
 
 async def history_after(srv, sid: str) -> list[dict]:
-    ws = await WS.connect(srv.ws_url)
-    started = await ws.start(resume=sid)
-    await ws.close()
-    return started["history"]
+    """The stored history, read over REST while the session stays live on its WebSocket (a second WebSocket
+    resuming it would take it over: one writer per session)."""
+    async with httpx.AsyncClient() as client:
+        r = await client.get(f"{srv.url}/v1/sessions/{sid}")
+    r.raise_for_status()
+    return [{"role": m["role"], "content": m["content"], **({"interrupted": "true"} if m["interrupted"] else {})}
+            for m in r.json()["messages"]]
 
 
 async def test_llm_down_gives_retryable_error_and_keeps_the_message(faulty):

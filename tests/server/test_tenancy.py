@@ -74,25 +74,30 @@ async def test_another_tenant_cannot_resume_or_read_a_session(tenants):
     await a3.close()
 
 
-async def test_one_live_writer_per_session(tenants):
+async def test_one_live_writer_per_session_the_newest_takes_over(tenants):
     srv, tok, _ = tenants
     first = await connect(srv, tok["a"])
     sid = (await first.start())["session_id"]
-    await first.close()
-    live = await connect(srv, tok["a"])
-    await live.start(resume=sid)
-    second = await connect(srv, tok["a2"])
-    await second.send({"type": "session.start", "resume": sid})
-    ev = await second.recv()
-    assert ev["type"] == "error" and ev["code"] == "session_in_use" and ev["retryable"]
-    await live.close()
-    for _ in range(50):  # once the first connection has gone, the session is free again
-        await second.send({"type": "session.start", "resume": sid})
-        ev = await second.recv()
-        if ev["type"] == "session.started":
-            break
-    assert ev["type"] == "session.started"
+    await first.send({"type": "user.text", "text": "Tell me a long story about the sea, please."})
+    await first.until("response.delta")  # a reply is streaming on the first connection
+    second = await connect(srv, tok["a2"])  # same tenant, another key: a reconnect from another device
+    resumed = await second.start(resume=sid)
+    assert resumed["resumed"]
+    seen = await first.until("error", timeout=30)
+    assert seen[-1]["code"] == "session_taken_over"
+    assert any(e["type"] == "response.cancelled" for e in seen)  # the reply in flight stopped, and was kept
+    with pytest.raises(websockets.ConnectionClosed):
+        await first.recv(timeout=10)
+    events = await second.turn("And now a short one.")
+    assert events[-1]["type"] == "response.done"
     await second.close()
+    third = await connect(srv, tok["a"])
+    history = (await third.start(resume=sid))["history"]
+    await third.close()
+    # every message exactly once, in order: the cut-short reply (marked) between the two user messages
+    assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
+    assert history[0]["content"].startswith("Tell me a long story") and history[1].get("interrupted") == "true"
+    assert history[2]["content"] == "And now a short one."
 
 
 async def test_export_and_erase_are_tenant_scoped_and_erase_for_real(tenants):

@@ -1,0 +1,48 @@
+"""The adapter's training examples, with values: formality rewrites keep the words' meaning and move the formality
+score the way the control says; turns are read off ESConv with the supporter's reply and its strategy; the prompt
+is the server's own."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from persona import read_style
+from prompts.render import load_profiles
+from training.adapter import build_examples, casualize, formalize, percentiles, read_turns
+
+import numpy as np
+import random
+
+ESCONV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "esconv" / "train.jsonl"
+
+
+def test_formality_rewrites_move_the_score_and_keep_the_words():
+    casual = "yeah i'm sure it's gonna be ok, don't worry!!"
+    formal = formalize(casual)
+    assert formal == "Yes I am sure it is going to be all right, do not worry."
+    assert read_style(formal).formality > read_style(casual).formality + 0.3
+    back = casualize("I am sure it is going to be fine. Do not worry.")
+    assert back == "I'm sure it's gonna be fine. Don't worry."
+    assert read_style(back).formality < read_style("I am sure it is going to be fine. Do not worry.").formality
+
+
+def test_percentiles_share_ties_and_stay_inside_zero_one():
+    p = percentiles(np.array([5.0, 1.0, 5.0, 9.0]))
+    assert p[0] == p[2] and p[1] < p[0] < p[3] and 0 < p.min() and p.max() < 1
+
+
+def test_turns_and_examples_come_from_esconv_with_the_server_prompt():
+    turns = []
+    for _, t in read_turns(ESCONV):
+        turns.append(t)
+        if len(turns) == 40:
+            break
+    assert all(t.user and t.reply and t.strategy for t in turns)
+    assert turns[0].reply == "Hi, good afternoon." and turns[0].strategy == "Question"
+    assert all(m.role in ("user", "assistant") for t in turns for m in t.history)
+    examples = build_examples(turns, [load_profiles()["companion"]], random.Random(0), threads=1)
+    ex = examples[3]
+    assert ex.messages[0].role == "system" and ex.messages[0].content.startswith(load_profiles()["companion"].persona)
+    assert ex.messages[-1].content == turns[3].user and ex.controls.strategy == turns[3].strategy
+    high = [e for e in examples if e.controls.formality >= 0.7]
+    assert high and all("Write formally" in e.messages[0].content and "'" not in e.target.replace("\u2019", "'")
+                        for e in high)

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
+import httpx
+
 from server.launch import LiveServer, live_server as launch
 
 Mode = Literal["pass", "down", "error", "slow", "cut", "pace"]
@@ -111,8 +113,9 @@ def server_behind_proxy(engine: LiveServer, log_dir: Path, **env: str) -> Iterat
     """A second server process whose LLM is `engine`'s real vLLM reached through a FaultProxy: greedy, 64-token
     replies, its own memory store; `env` adds or overrides settings."""
     u = urlparse(engine.llm_url)
+    served = httpx.get(f"{engine.llm_url}/v1/models", timeout=10).json()["data"][0]["id"]  # the adapter, by default
     with FaultProxy(u.hostname, u.port) as proxy:
-        full = {"LLM_BASE_URL": proxy.url, "LLM_MODEL": "smollm2-135m-instruct", "PERSONA_STORE": "memory",
+        full = {"LLM_BASE_URL": proxy.url, "LLM_MODEL": served, "PERSONA_STORE": "memory",
                 "PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "64", **env}
         with launch(log_dir, full) as srv:
             yield srv, proxy

@@ -315,9 +315,7 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
         agent = Agent(
             text=text, fusion=load_fuser(cfg.agent, text, face), tracker=PersonaTracker(), policy=load_policy(cfg.agent.policy_file),
             profiles=load_profiles(), llm=LLMClient(llm_cfg),
-            store=open_store(cfg.agent.store, cfg.agent.store_path or cfg.agent.cache_dir / "sessions.sqlite3",
-                             cfg.agent.redis_url, retention_s=(cfg.agent.retention_days or 0) * 86400 or None),
-            config=cfg.agent, voice_models=voice,
+            store=open_agent_store(cfg.agent), config=cfg.agent, voice_models=voice,
             risk=risk, face=face,
         )
     except BaseException:
@@ -325,6 +323,12 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
             await engine.stop()
         raise
     return Runtime(agent, engine)
+
+
+def open_agent_store(cfg: AgentConfig) -> SessionStore:
+    """The configured session store (the server's, and `persona-agent forget`'s)."""
+    retention_s = cfg.retention_days * 86400 if cfg.retention_days else None
+    return open_store(cfg.store, cfg.store_path or cfg.cache_dir / "sessions.sqlite3", cfg.redis_url, retention_s)
 
 
 def load_voice_models(cfg: AgentConfig) -> VoiceModels:

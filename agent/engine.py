@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import signal
@@ -154,6 +155,11 @@ def default_adapter_dir() -> Path | None:
 
     path = Path(str(resources.files("prompts").joinpath("adapters", "persona")))
     return path if (path / "adapter_config.json").exists() else None
+
+
+def lora_rank(adapter_dir: Path) -> int:
+    """The rank a peft adapter was trained with (vLLM's --max-lora-rank must cover it; 8 at least)."""
+    return max(8, int(json.loads((adapter_dir / "adapter_config.json").read_text()).get("r", 16)))
 
 
 def default_llm_python() -> Path:

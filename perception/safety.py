@@ -154,17 +154,17 @@ class RiskClassifier:
 # reads as mostly positive (positive emotions >= 0.3 of the mass and at least the negative ones) is not put under
 # the caution prompt: on GoEmotions dev this takes caution on joy / gratitude / pride / excitement / relief messages
 # from 4.7% to 0.8% (all dev messages 9.9% -> 6.5%). It never lowers the crisis tier or the explicit rules.
-_POSITIVE = ("admiration", "amusement", "approval", "caring", "excitement", "gratitude", "joy", "love", "optimism",
-             "pride", "relief")
-_NEGATIVE = ("anger", "annoyance", "disappointment", "disapproval", "disgust", "embarrassment", "fear", "grief",
-             "nervousness", "remorse", "sadness")
+_POSITIVE = np.array([GOEMOTIONS.index(g) for g in ("admiration", "amusement", "approval", "caring", "excitement",
+                                                     "gratitude", "joy", "love", "optimism", "pride", "relief")])
+_NEGATIVE = np.array([GOEMOTIONS.index(g) for g in ("anger", "annoyance", "disappointment", "disapproval", "disgust",
+                                                     "embarrassment", "fear", "grief", "nervousness", "remorse",
+                                                     "sadness")])
 POSITIVE_MIN = 0.3
 
 
 def positive_message(probs: np.ndarray) -> bool:
     """probs: the text model's 28 GoEmotions probabilities (its label order)."""
-    pos = float(sum(probs[GOEMOTIONS.index(g)] for g in _POSITIVE))
-    neg = float(sum(probs[GOEMOTIONS.index(g)] for g in _NEGATIVE))
+    pos, neg = float(probs[_POSITIVE].sum()), float(probs[_NEGATIVE].sum())
     return pos >= POSITIVE_MIN and pos >= neg
 
 

@@ -103,11 +103,10 @@ def _keys(args: argparse.Namespace) -> int:
 
 async def _forget(args: argparse.Namespace) -> int:
     """Erase a user (persona and every session of theirs) or one session from the configured store."""
-    from agent.store import open_store
+    from agent.agent import open_agent_store
     from server.settings import Settings
 
-    cfg = Settings().runtime_config().agent
-    store = open_store(cfg.store, cfg.store_path or cfg.cache_dir / "sessions.sqlite3", cfg.redis_url)
+    store = open_agent_store(Settings().runtime_config().agent)
     try:
         if args.user:
             n = await store.delete_user(args.user, args.tenant)

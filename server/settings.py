@@ -1,7 +1,6 @@
 """Settings, read once at start-up from the environment (and CLI flags), then passed down as typed config."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -9,7 +8,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent import AgentConfig, EmbeddedEngineConfig, LLMConfig, RuntimeConfig, VoiceConfig, default_llm_python
-from agent.engine import default_adapter_dir
+from agent.engine import default_adapter_dir, lora_rank
 
 
 class Settings(BaseSettings):
@@ -98,8 +97,7 @@ class Settings(BaseSettings):
             return {}
         if not (path / "adapter_config.json").exists():
             raise ValueError(f"PERSONA_EMBEDDED_LLM_ADAPTER: no peft adapter (adapter_config.json) in {path}")
-        rank = int(json.loads((path / "adapter_config.json").read_text()).get("r", 16))
-        return {"adapter_dir": path, "max_lora_rank": max(8, rank), "adapter_mode": self.embedded_llm_adapter_mode}
+        return {"adapter_dir": path, "max_lora_rank": lora_rank(path), "adapter_mode": self.embedded_llm_adapter_mode}
 
     def auth_required(self) -> bool:
         from server.auth import is_loopback

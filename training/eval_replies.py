@@ -171,14 +171,13 @@ def run(args: argparse.Namespace) -> None:
     from rouge_score import rouge_scorer
     from sacrebleu.metrics import CHRF
 
-    from agent.engine import EmbeddedEngine, EmbeddedEngineConfig, default_adapter_dir, default_llm_python
+    from agent.engine import EmbeddedEngine, EmbeddedEngineConfig, default_adapter_dir, default_llm_python, lora_rank
     from perception.text_model import default_text_model_dir, load_text_model
     from server.launch import free_port, live_server
 
     dialogues = Path(args.dialogues)
     adapter = Path(args.adapter) if args.adapter else default_adapter_dir()
     assert adapter is not None and (adapter / "adapter_config.json").exists(), f"no adapter at {adapter}"
-    rank = int(json.loads((adapter / "adapter_config.json").read_text()).get("r", 16))
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     gold = pick_turns(dialogues, args.n, args.seed)
@@ -194,7 +193,7 @@ def run(args: argparse.Namespace) -> None:
         # the decode time (agent/merge_lora.py).
         cfg = EmbeddedEngineConfig(python=default_llm_python(), model_dir=Path(args.cache_dir) / "models" / "smollm2-135m-instruct",
                                    port=free_port(), log_file=work / f"vllm-{name}.log",
-                                   adapter_dir=adapter if name == "adapter" else None, max_lora_rank=max(8, rank),
+                                   adapter_dir=adapter if name == "adapter" else None, max_lora_rank=lora_rank(adapter),
                                    adapter_mode=args.adapter_mode)
         engine = EmbeddedEngine(cfg)
         asyncio.run(engine.start())

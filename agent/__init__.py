@@ -1,23 +1,35 @@
-"""The agent: composes the pipeline and runs conversations. server/ uses only what is exported here."""
-from agent.agent import Agent, AgentConfig, AnalysisUnavailable, load_face_perceiver, load_voice_models, Runtime, RuntimeConfig, SessionInUse, UnknownProfile, UnknownSession, create_runtime
+"""The agent: runs conversations through the turn pipeline. server/ and the CLI use only what is exported here."""
+from agent.agent import (
+    Agent, AgentConfig, AnalysisUnavailable, Runtime, RuntimeConfig, SessionInUse, UnknownProfile, UnknownSession,
+    create_runtime, load_face_perceiver, load_voice_models, open_agent_store,
+)
 from agent.analysis import (
-    FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice, assess_texts, load_risk_model, load_text_model,
+    FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice, assess_texts, load_risk_model,
+    load_text_model,
 )
-from agent.conversation import Conversation, ImageBackpressure, VoiceUnavailable
-from perception.face.image import ImageError
-from agent.voice import AudioBackpressure, VoiceConfig
-from perception.voice.audio import AudioError as InvalidAudio
-from agent.engine import EmbeddedEngine, EmbeddedEngineConfig, default_llm_python
+from agent.conversation import Conversation, FaceUnavailable, VoiceUnavailable
+from agent.engine import EmbeddedEngine, EmbeddedEngineConfig, default_adapter_dir, default_llm_python, lora_rank
 from agent.events import (
-    ControlsEvent, ControlsUpdated, ErrorEvent, Event, FaceAbsent, PerceptionEvent, PersonaEvent, ResponseCancelled, ResponseDelta,
-    ResponseDone, ResponseInterrupted, SafetyEvent, SessionStarted, SpeechStarted, TranscriptEvent,
+    EVENTS, PROTOCOL_VERSION, ControlsEvent, ControlsUpdated, ErrorEvent, Event, FaceAbsent, PerceptionEvent, PersonaEvent,
+    ResponseCancelled, ResponseDelta, ResponseDone, ResponseInterrupted, SafetyEvent, SessionStarted, SpeechStarted,
+    TranscriptEvent,
 )
+from agent.frames import ImageBackpressure
 from agent.llm import LLMConfig
+from agent.metrics import ACTIVE_SESSIONS, ERRORS, FRAMES, REGISTRY, watch_tasks
+from agent.store import LOCAL_TENANT
+from agent.voice import AudioBackpressure, VoiceConfig
+from perception.face.image import ImageError
+from perception.voice.audio import AudioError as InvalidAudio
 
 __all__ = [
-    "Agent", "AgentConfig", "AnalysisUnavailable", "AudioBackpressure", "InvalidAudio", "VoiceConfig", "VoiceUnavailable", "ControlsEvent", "ControlsUpdated", "Conversation", "EmbeddedEngineConfig", "ErrorEvent",
-    "Event", "LLMConfig", "PerceptionEvent", "PersonaEvent", "ResponseCancelled", "ResponseDelta", "ResponseDone", "ResponseInterrupted", "SafetyEvent", "SpeechStarted", "TranscriptEvent",
-    "Runtime", "RuntimeConfig", "SessionStarted", "TextAnalysis", "VoiceAnalysis", "assess_texts", "load_risk_model", "analyze_texts", "analyze_voice", "load_voice_models", "load_text_model", "SessionInUse", "UnknownProfile", "UnknownSession", "create_runtime",
-    "default_llm_python", "EmbeddedEngine", "FaceAbsent", "FaceAnalysis", "ImageBackpressure", "ImageError", "analyze_face",
-    "load_face_perceiver",
+    "ACTIVE_SESSIONS", "ERRORS", "EVENTS", "FRAMES", "LOCAL_TENANT", "PROTOCOL_VERSION", "REGISTRY",
+    "Agent", "AgentConfig", "AnalysisUnavailable", "AudioBackpressure", "ControlsEvent", "ControlsUpdated", "Conversation",
+    "EmbeddedEngine", "EmbeddedEngineConfig", "ErrorEvent", "Event", "FaceAbsent", "FaceAnalysis", "FaceUnavailable",
+    "ImageBackpressure", "ImageError", "InvalidAudio", "LLMConfig", "PerceptionEvent", "PersonaEvent", "ResponseCancelled",
+    "ResponseDelta", "ResponseDone", "ResponseInterrupted", "Runtime", "RuntimeConfig", "SafetyEvent", "SessionInUse",
+    "SessionStarted", "SpeechStarted", "TextAnalysis", "TranscriptEvent", "UnknownProfile", "UnknownSession",
+    "VoiceAnalysis", "VoiceConfig", "VoiceUnavailable", "analyze_face", "analyze_texts", "analyze_voice", "assess_texts",
+    "create_runtime", "default_adapter_dir", "default_llm_python", "load_face_perceiver", "load_risk_model",
+    "load_text_model", "load_voice_models", "lora_rank", "open_agent_store", "watch_tasks",
 ]

@@ -5,54 +5,40 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
 
 import httpx
 import numpy as np
-from pathlib import Path
-from collections.abc import Mapping, Sequence
-from typing import Literal, Protocol
 
-from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice, risk_features
+from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice
 from agent.batcher import MicroBatcher
-from agent.conversation import Conversation, Emit, Evict
+from agent.conversation import Conversation, Evict, Inputs
 from agent.engine import EmbeddedEngine, EmbeddedEngineConfig
+from agent.frames import Emit
 from agent.llm import LLMClient, LLMConfig
+from agent.reading import TextPerceiver, TextReader
 from agent.store import LOCAL_TENANT, SessionRecord, SessionStore, open_store, session_export
+from agent.turn import Fuser, Pipeline, TurnConfig
 from agent.voice import VoiceConfig, VoiceModels
-from fusion import ConfidenceFusion, FusedPercept
+from fusion import ConfidenceFusion
 from fusion.gated import default_fusion_path, load_gated_fusion
-from perception import Modality, ModalitySignal
-from perception.face.detect import load_face_detector
-from perception.face.expression import default_face_model_path, load_face_expression
-from perception.face.image import decode_image
+from perception.face.expression import default_face_model_path
 from perception.face.perceiver import (
-    FacePerceiver, KerasFacePerceiver, default_deepface_weights, load_deepface_perceiver, perceive_image,
+    FacePerceiver, KerasFacePerceiver, default_deepface_weights, load_deepface_perceiver, load_keras_face_perceiver,
 )
+from perception.safety import default_risk_classifier_path, load_risk_classifier
 from perception.text_lexicon import load_lexicon_text_perceiver
+from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
 from perception.voice.affect import default_voice_affect_path, load_voice_affect
 from perception.voice.stt import load_stt
 from perception.voice.vad import load_vad
-from perception.safety import (
-    RiskAssessment, RiskClassifier, default_risk_classifier_path, has_idiom, load_risk_classifier, rules_only,
-)
-from perception.text_model import GOEMOTIONS, TextEmotionModel, default_text_model_dir, load_text_model
-from persona import PersonaState, PersonaTracker, Policy, load_policy
-from prompts import AgentProfile, Message, load_profiles
+from persona import PersonaState, PersonaTracker, load_policy
+from prompts import load_profiles
 
 log = logging.getLogger(__name__)
-
-
-class TextPerceiver(Protocol):
-    name: str
-
-    def perceive_batch(self, texts: Sequence[str]) -> list[ModalitySignal]: ...
-
-
-class Fuser(Protocol):
-    name: str
-
-    def fuse(self, signals: Mapping[Modality, ModalitySignal]) -> FusedPercept: ...
 
 
 class UnknownProfile(ValueError):
@@ -86,7 +72,7 @@ class AgentConfig:
     text_model_dir: Path | None = None  # default: the artifact shipped in perception/models/text_emotion
     model_threads: int = 1  # intra-op threads per model
     voice_enabled: bool = True
-    stt_model: str = "tiny.en"  # or "base"
+    stt_model: Literal["tiny.en", "base"] = "tiny.en"
     vad_min_silence_ms: int = 600  # silence that ends a spoken turn
     cache_dir: Path = Path.home() / ".cache" / "persona-agent"
     voice: VoiceConfig = VoiceConfig()
@@ -104,110 +90,47 @@ class AgentConfig:
 
 
 class Agent:
-    def __init__(self, *, text: TextPerceiver, fusion: Fuser, tracker: PersonaTracker, policy: Policy,
-                 profiles: dict[str, AgentProfile], llm: LLMClient, store: SessionStore, config: AgentConfig,
-                 voice_models: VoiceModels | None = None, risk: RiskClassifier | None = None,
-                 face: FacePerceiver | None = None) -> None:
-        assert config.default_profile in profiles, f"default profile {config.default_profile!r} not in {sorted(profiles)}"
-        self.text, self.fusion, self.tracker, self.policy = text, fusion, tracker, policy
-        self.profiles, self.llm, self.store, self.config = profiles, llm, store, config
-        self.voice_models = voice_models
-        self.face = face
-        self.risk = risk
-        self.risk_model_name = f"rules+{risk.name}" if risk else "rules"
-        # Messages from many sessions that arrive together share one forward pass.
-        self.text_batcher: MicroBatcher[str, ModalitySignal] = MicroBatcher(text.perceive_batch, max_batch=32)
+    """Sessions and their conversations (start, resume, take over, erase, export), and the batch analyses the REST
+    routes offer. A turn's pipeline lives in agent/turn.py; this class only hands it to each conversation."""
+
+    def __init__(self, *, pipeline: Pipeline, inputs: Inputs, config: AgentConfig) -> None:
+        assert config.default_profile in pipeline.profiles, \
+            f"default profile {config.default_profile!r} not in {sorted(pipeline.profiles)}"
+        self.pipeline, self.inputs, self.config = pipeline, inputs, config
+        self.store = pipeline.store
         # (tenant, session id) -> its one live conversation, and how to tell its connection it was taken over
         self._live: dict[tuple[str, str], tuple[Conversation, Evict]] = {}
 
-    def profile(self, profile_id: str) -> AgentProfile:
-        return self.profiles[profile_id]
+    @property
+    def face_enabled(self) -> bool:
+        return self.inputs.face is not None
 
-    async def perceive_text(self, text: str) -> ModalitySignal:
-        signal, batch_size = await self.text_batcher.submit(text)
-        return replace(signal, evidence={**signal.evidence, "batch_size": batch_size})
+    @property
+    def llm_model(self) -> str:
+        return self.pipeline.llm.config.model
 
-    async def assess_risk(self, text: str, signal: ModalitySignal | None) -> RiskAssessment:
-        """Explicit-phrase rules always; the learned score when the trained text model is serving. The emotion pass
-        already computed the features, except for messages with a harmless idiom, which are read again without it.
-        Without a text signal (its model failed) the rules alone decide."""
-        labels = signal.evidence.get("labels") if signal is not None else None
-        if self.risk is None or not isinstance(self.text, TextEmotionModel) or not isinstance(labels, dict):
-            return rules_only(text)
-        if has_idiom(text):
-            feats = (await asyncio.to_thread(risk_features, self.text, [text]))[0]
-        else:
-            feats = np.concatenate([signal.embedding, np.array([labels[g] for g in GOEMOTIONS], dtype=np.float32)])
-        return self.risk.assess(text, feats)
-
-    async def explain_text(self, text: str) -> dict[str, object] | None:
-        """Per-word attributions for the top predicted emotion; None when the text perceiver cannot explain."""
-        if not isinstance(self.text, TextEmotionModel):
-            return None
-        label, attrs = await asyncio.to_thread(self.text.explain, text)
-        return {"label": label, "method": "occlusion", "tokens": [{"token": a.token, "weight": a.weight} for a in attrs]}
+    @property
+    def llm_root_url(self) -> str:
+        return self.pipeline.llm.config.base_url.removesuffix("/v1")
 
     async def analyze_text(self, texts: Sequence[str], explain: bool = False) -> list[TextAnalysis]:
-        if not isinstance(self.text, TextEmotionModel):
+        if (model := self.pipeline.reader.model) is None:
             raise AnalysisUnavailable("text analysis needs the trained text model (PERSONA_TEXT_MODEL=trained)")
-        return await asyncio.to_thread(analyze_texts, self.text, texts, explain)
+        return await asyncio.to_thread(analyze_texts, model, texts, explain)
 
     async def analyze_voice(self, data: bytes, max_seconds: float) -> VoiceAnalysis:
-        if self.voice_models is None:
+        if self.inputs.voice is None:
             raise AnalysisUnavailable("voice is not enabled on this server (PERSONA_VOICE_ENABLED)")
-        text = self.text if isinstance(self.text, TextEmotionModel) else None
-        return await asyncio.to_thread(analyze_voice, self.voice_models, text, data, max_seconds)
-
-    async def perceive_image(self, data: bytes, explain: bool = False) -> tuple[ModalitySignal | None, float]:
-        """A camera frame → (the largest face's signal or None when there is no face, milliseconds taken, decoding
-        included). Raises ImageError."""
-        if self.face is None:
-            raise AnalysisUnavailable("face input is not enabled on this server (PERSONA_FACE_ENABLED)")
-        face = self.face
-
-        def run() -> tuple[ModalitySignal | None, float]:
-            t0 = time.perf_counter()
-            sig = perceive_image(face, decode_image(data), explain=explain)[1]
-            return sig, (time.perf_counter() - t0) * 1000
-
-        return await asyncio.to_thread(run)
+        return await asyncio.to_thread(analyze_voice, self.inputs.voice, self.pipeline.reader.model, data, max_seconds)
 
     async def analyze_face(self, data: bytes, crop: bool = False, explain: bool = False) -> FaceAnalysis:
-        if self.face is None:
+        if self.inputs.face is None:
             raise AnalysisUnavailable("face input is not enabled on this server (PERSONA_FACE_ENABLED)")
-        return await asyncio.to_thread(analyze_face, self.face, data, crop, explain)
+        return await asyncio.to_thread(analyze_face, self.inputs.face, data, crop, explain)
 
     async def aclose(self) -> None:
-        await self.text_batcher.aclose()
+        await self.pipeline.batcher.aclose()
         await self.store.aclose()
-
-    def window(self, history: list[Message]) -> list[Message]:
-        """The most recent messages that fit the character budget, oldest first."""
-        out: list[Message] = []
-        used = 0
-        for msg in reversed(history):
-            used += len(msg.content)
-            if used > self.config.history_chars:
-                break
-            out.append(msg)
-        return out[::-1]
-
-    def context(self, record: SessionRecord, history: list[Message]) -> tuple[list[Message], str]:
-        """The recent window of `history` plus the running summary of everything before it. Messages that fall out
-        of the window are folded into record.summary (extractive: what the user said, newest kept when it is full)."""
-        recent = self.window(history)
-        start = len(history) - len(recent)
-        if start > record.summarized:
-            lines = [record.summary] if record.summary else []
-            for m in history[record.summarized:start]:
-                if m.role == "user":
-                    text = " ".join(m.content.split())
-                    lines.append(f"The user said: \u201c{text[:200]}{'…' if len(text) > 200 else ''}\u201d")
-            summary = " ".join(lines)
-            if len(summary) > self.config.summary_chars:
-                summary = "… " + summary[-self.config.summary_chars:].split(" ", 1)[-1]
-            record.summary, record.summarized = summary, start
-        return recent, record.summary
 
     async def start_session(self, profile: str | None, user_id: str | None, resume: str | None,
                             tenant: str = LOCAL_TENANT) -> tuple[SessionRecord, bool]:
@@ -225,12 +148,13 @@ class Agent:
                 raise UnknownSession(resume)
             return rec, True
         profile_id = profile or self.config.default_profile
-        if profile_id not in self.profiles:
-            raise UnknownProfile(f"unknown profile {profile_id!r}; available: {sorted(self.profiles)}")
+        if profile_id not in self.pipeline.profiles:
+            raise UnknownProfile(f"unknown profile {profile_id!r}; available: {sorted(self.pipeline.profiles)}")
         now = time.time()
         known = await self.store.user_persona(user_id, tenant) if user_id else None
         # A returning user starts from where they were, decayed by the time away.
-        persona = self.tracker.decay(known, now) if known is not None else PersonaState.initial(now)
+        tracker = self.pipeline.tracker
+        persona = tracker.decay(known, now) if known is not None else PersonaState.initial(now)
         rec = SessionRecord(id=uuid.uuid4().hex, profile_id=profile_id, user_id=user_id, persona=persona, tenant=tenant)
         await self.store.save(rec)
         return rec, False
@@ -256,17 +180,18 @@ class Agent:
             return 0
         return await self.store.purge(time.time() - self.config.retention_days * 86400)
 
-    def converse(self, record: SessionRecord, emit: Emit, evict: Evict | None = None) -> Conversation:
+    def converse(self, record: SessionRecord, emit: Emit, evict: Evict | None = None,
+                 locale: str | None = None) -> Conversation:
         """The live conversation on `record`; one per session in this process, released when it closes. `evict` is
         called if a later connection takes the session over. SessionInUse only when two resumes race."""
         key = (record.tenant, record.id)
         if key in self._live:
             raise SessionInUse(record.id)
-        conv = Conversation(self, record, emit)
+        conv = Conversation(self.pipeline, record, emit, self.inputs, self._released, locale=locale)
         self._live[key] = (conv, evict or _no_evict)
         return conv
 
-    def release(self, conversation: Conversation) -> None:
+    def _released(self, conversation: Conversation) -> None:
         key = (conversation.record.tenant, conversation.record.id)
         if (live := self._live.get(key)) is not None and live[0] is conversation:
             del self._live[key]
@@ -288,7 +213,11 @@ class Runtime:
 
     @property
     def llm_root_url(self) -> str:
-        return self.agent.llm.config.base_url.removesuffix("/v1")
+        return self.agent.llm_root_url
+
+    @property
+    def llm_model(self) -> str:
+        return self.agent.llm_model
 
     async def aclose(self) -> None:
         await self.agent.aclose()
@@ -309,15 +238,21 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
             llm_cfg = replace(llm_cfg, model=await _first_served_model(llm_cfg))
         text = await asyncio.to_thread(load_text_perceiver, cfg.agent)
         await asyncio.to_thread(text.perceive_batch, ["warm-up", "a second, longer warm-up message"])
+        model = text if isinstance(text, TextEmotionModel) else None  # the trained model: risk features, attributions
+        risk = load_risk_classifier(default_risk_classifier_path()) if model is not None else None
+        reader = TextReader(text, model, risk)
         voice = await asyncio.to_thread(load_voice_models, cfg.agent) if cfg.agent.voice_enabled else None
-        risk = load_risk_classifier(default_risk_classifier_path()) if isinstance(text, TextEmotionModel) else None
         face = await asyncio.to_thread(load_face_perceiver, cfg.agent) if cfg.agent.face_enabled else None
-        agent = Agent(
-            text=text, fusion=load_fuser(cfg.agent, text, face), tracker=PersonaTracker(), policy=load_policy(cfg.agent.policy_file),
-            profiles=load_profiles(), llm=LLMClient(llm_cfg),
-            store=open_agent_store(cfg.agent), config=cfg.agent, voice_models=voice,
-            risk=risk, face=face,
+        a = cfg.agent
+        pipeline = Pipeline(
+            reader=reader, batcher=MicroBatcher(reader.read_batch, max_batch=32), fusion=load_fuser(a, model, face),
+            tracker=PersonaTracker(), policy=load_policy(a.policy_file), profiles=load_profiles(), llm=LLMClient(llm_cfg),
+            store=open_agent_store(a),
+            config=TurnConfig(max_tokens_cap=a.max_tokens_cap, temperature=a.temperature, history_chars=a.history_chars,
+                              summary_chars=a.summary_chars),
         )
+        inputs = Inputs(voice=voice, voice_config=a.voice, face=face, face_max_fps=a.face_max_fps, face_ttl_s=a.face_ttl_s)
+        agent = Agent(pipeline=pipeline, inputs=inputs, config=a)
     except BaseException:
         if engine is not None:
             await engine.stop()
@@ -343,14 +278,14 @@ def load_voice_models(cfg: AgentConfig) -> VoiceModels:
     return models
 
 
-def load_fuser(cfg: AgentConfig, text: TextPerceiver, face: FacePerceiver | None) -> Fuser:
+def load_fuser(cfg: AgentConfig, text_model: TextEmotionModel | None, face: FacePerceiver | None) -> Fuser:
     """The trained gated network when the perceivers it was trained on are serving (trained text model, our face
     model); otherwise the untrained confidence-weighted reference, and the log says so."""
     path = default_fusion_path()
-    if cfg.fusion == "gated" and path.exists() and isinstance(text, TextEmotionModel) and (face is None or isinstance(face, KerasFacePerceiver)):
+    if cfg.fusion == "gated" and path.exists() and text_model is not None and (face is None or isinstance(face, KerasFacePerceiver)):
         return load_gated_fusion(path)
-    log.warning("fusion: using the untrained confidence-weighted fusion (gated weights %s, text %s, face %s)",
-                "found" if path.exists() else "missing", text.name, getattr(face, "name", None))
+    log.warning("fusion: using the untrained confidence-weighted fusion (gated weights %s, text model %s, face %s)",
+                "found" if path.exists() else "missing", "trained" if text_model else "lexicon", getattr(face, "name", None))
     return ConfidenceFusion()
 
 
@@ -361,7 +296,7 @@ def load_face_perceiver(cfg: AgentConfig) -> FacePerceiver:
     path = cfg.face_model_path or default_face_model_path()
     if not path.exists():
         raise RuntimeError(f"no face model at {path}: run `persona-agent train face`, or set PERSONA_FACE_ENABLED=false")
-    return KerasFacePerceiver(load_face_detector(), load_face_expression(path, threads=cfg.model_threads))
+    return load_keras_face_perceiver(path, threads=cfg.model_threads)
 
 
 def load_text_perceiver(cfg: AgentConfig) -> TextPerceiver:

@@ -12,7 +12,7 @@ from agent.voice import VoiceModels
 from perception.face.image import MAX_IMAGE_BYTES, decode_image
 from perception.face.perceiver import FacePerceiver
 from perception.safety import (
-    RiskAssessment, RiskClassifier, default_risk_classifier_path, has_idiom, load_risk_classifier, strip_idioms,
+    RiskAssessment, RiskClassifier, default_risk_classifier_path, load_risk_classifier, risk_features,
 )
 from perception.text_model import TextEmotionModel, default_text_model_dir
 from perception.voice.audio import decode_file
@@ -79,14 +79,7 @@ def assess_texts(model: TextEmotionModel, risk: RiskClassifier, texts: Sequence[
     """The same decision the live safety layer makes, for many messages (one text-model pass per batch)."""
     if not texts:
         return []
-    return [risk.assess(t, f) for t, f in zip(texts, risk_features(model, texts))]
-
-
-def risk_features(model: TextEmotionModel, texts: Sequence[str]) -> np.ndarray:
-    """[N, 384 + 28] from the text model; messages with a harmless idiom are read with the idiom blanked out, so
-    "dying to see it" is not scored like "dying"."""
-    probs, pooled = model.forward([strip_idioms(t) if has_idiom(t) else t for t in texts])
-    return np.concatenate([pooled, probs], axis=1)
+    return risk.assess_batch(texts, risk_features(model, texts))
 
 
 @dataclass(frozen=True, slots=True)

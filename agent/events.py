@@ -1,25 +1,31 @@
-"""What a conversation emits, as typed values; server/ turns them into wire events."""
+"""What a conversation emits, as typed values. These dataclasses are the one declaration of the server's wire events:
+server/protocol.py derives the pydantic models, the wire union and protocol.schema.json from them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
+
+PROTOCOL_VERSION = "1"
 
 
 @dataclass(frozen=True, slots=True)
 class SessionStarted:
+    """The session is open (new or resumed): its id, profile, stored history and carried-over persona."""
     type: ClassVar[str] = "session.started"
     session_id: str
     profile: str
     resumed: bool
     history: tuple[Mapping[str, str], ...] = ()
     persona: Mapping[str, object] | None = None  # carried over (resumed session, or a returning user_id)
+    protocol: str = PROTOCOL_VERSION
 
 
 @dataclass(frozen=True, slots=True)
 class PerceptionEvent:
+    """One modality's reading of the user: 7 shared emotions, confidence, valence/arousal, model evidence."""
     type: ClassVar[str] = "perception"
-    modality: str
+    modality: Literal["text", "voice", "face"]
     emotions: Mapping[str, float]
     top: str
     confidence: float
@@ -40,6 +46,7 @@ class FaceAbsent:
 
 @dataclass(frozen=True, slots=True)
 class PersonaEvent:
+    """The persona after this turn, with the fusion gate weight of each modality."""
     type: ClassVar[str] = "persona"
     state: Mapping[str, object]
     gates: Mapping[str, float]
@@ -49,6 +56,7 @@ class PersonaEvent:
 
 @dataclass(frozen=True, slots=True)
 class ControlsEvent:
+    """The control signals the policy chose for this reply, the sampling, and the rules that fired (the audit trail)."""
     type: ClassVar[str] = "controls"
     controls: Mapping[str, object]
     sampling: Mapping[str, object]
@@ -59,6 +67,7 @@ class ControlsEvent:
 
 @dataclass(frozen=True, slots=True)
 class ResponseDelta:
+    """A piece of the reply's text, in order."""
     type: ClassVar[str] = "response.delta"
     response_id: str
     text: str
@@ -66,6 +75,7 @@ class ResponseDelta:
 
 @dataclass(frozen=True, slots=True)
 class ResponseDone:
+    """The reply is complete: its text, why it ended, the model that answered, usage, timings, the explanation."""
     type: ClassVar[str] = "response.done"
     response_id: str
     text: str
@@ -78,6 +88,7 @@ class ResponseDone:
 
 @dataclass(frozen=True, slots=True)
 class ResponseCancelled:
+    """The reply was cancelled (response.cancel); `text` is what had been sent."""
     type: ClassVar[str] = "response.cancelled"
     response_id: str
     text: str  # what had been sent before the cancel; stored in history marked as cut short
@@ -85,6 +96,7 @@ class ResponseCancelled:
 
 @dataclass(frozen=True, slots=True)
 class ResponseInterrupted:
+    """The user started speaking over the reply (barge-in); `text` is what had been sent."""
     type: ClassVar[str] = "response.interrupted"
     response_id: str
     text: str  # what had been sent when the user started speaking; stored in history marked as interrupted
@@ -92,12 +104,14 @@ class ResponseInterrupted:
 
 @dataclass(frozen=True, slots=True)
 class SpeechStarted:
+    """The voice activity detector heard the user start an utterance."""
     type: ClassVar[str] = "speech.started"
     utterance_id: int
 
 
 @dataclass(frozen=True, slots=True)
 class TranscriptEvent:
+    """Speech-to-text of an utterance: interim while it goes on, final when it ends."""
     type: ClassVar[str] = "transcript"
     utterance_id: int
     text: str
@@ -109,9 +123,10 @@ class TranscriptEvent:
 
 @dataclass(frozen=True, slots=True)
 class SafetyEvent:
+    """For the operator: the safety layer acted (crisis reply, caution prompt, or a blocked model output)."""
     type: ClassVar[str] = "safety"
     risk: bool
-    level: str  # caution | crisis
+    level: Literal["caution", "crisis"]
     score: float
     rule: str | None  # the explicit phrase that matched, if any
     action: str  # what the agent did: "crisis_reply" (fixed text, no LLM) or "caution_prompt"
@@ -120,6 +135,7 @@ class SafetyEvent:
 
 @dataclass(frozen=True, slots=True)
 class ControlsUpdated:
+    """The session's control overrides after a controls.override, with what was refused and why."""
     type: ClassVar[str] = "controls.updated"
     overrides: Mapping[str, object]
     rejected: Mapping[str, str]
@@ -127,6 +143,7 @@ class ControlsUpdated:
 
 @dataclass(frozen=True, slots=True)
 class ErrorEvent:
+    """Something went wrong with a client event or a turn; `code` says what, `retryable` whether to try again."""
     type: ClassVar[str] = "error"
     code: str
     message: str
@@ -134,6 +151,10 @@ class ErrorEvent:
 
 
 Event = (
-    SessionStarted | PerceptionEvent | PersonaEvent | ControlsEvent | ResponseDelta | ResponseDone
+    SessionStarted | PerceptionEvent | FaceAbsent | PersonaEvent | ControlsEvent | ResponseDelta | ResponseDone
     | ResponseCancelled | ResponseInterrupted | SpeechStarted | TranscriptEvent | SafetyEvent | ControlsUpdated | ErrorEvent
+)
+EVENTS: tuple[type[Event], ...] = (
+    SessionStarted, PerceptionEvent, FaceAbsent, PersonaEvent, ControlsEvent, ResponseDelta, ResponseDone,
+    ResponseCancelled, ResponseInterrupted, SpeechStarted, TranscriptEvent, SafetyEvent, ControlsUpdated, ErrorEvent,
 )

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from fusion.types import FusedPercept
+from fusion.types import FusedPercept, gated_confidence
 from perception import LABELS, MODALITIES, Modality, ModalitySignal
 from perception.labels import valence_arousal
 
@@ -41,6 +41,7 @@ class ConfidenceFusion:
             present=present,
             model=self.name,
             latency_ms=(time.perf_counter() - t0) * 1000,
+            confidence=gated_confidence(gates, signals),
         )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fusion.features import EMBEDDING_DIMS, HEAD_DIMS, embedding_vector, head_vector
-from fusion.types import FusedPercept
+from fusion.types import FusedPercept, gated_confidence
 from perception import LABELS, MODALITIES, Modality, ModalitySignal
 
 
@@ -85,7 +85,7 @@ class GatedFusion:
         dist = torch.softmax(logits, dim=1)[0].numpy().astype(np.float32)
         gates = {m: float(g[0, i]) for i, m in enumerate(MODALITIES)}
         return FusedPercept(dist, persona[0].numpy().astype(np.float32), gates, present, self.name,
-                            (time.perf_counter() - t0) * 1000)
+                            (time.perf_counter() - t0) * 1000, confidence=gated_confidence(gates, signals))
 
 
 def load_gated_fusion(path: str | Path) -> GatedFusion:

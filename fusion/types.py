@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from perception import LABELS, Modality
+from perception import LABELS, Modality, ModalitySignal
 from perception.labels import to_mapping, valence_arousal
 
 
@@ -16,6 +16,7 @@ class FusedPercept:
 
     distribution: [7] over LABELS. embedding: [D] persona embedding.
     gates: weight per modality, summing to one over `present` (absent modalities weigh 0).
+    confidence: how much to trust this reading, in [0, 1]: the gate-weighted confidence of the present signals.
     """
 
     distribution: np.ndarray
@@ -24,6 +25,7 @@ class FusedPercept:
     present: tuple[Modality, ...]
     model: str
     latency_ms: float
+    confidence: float = 1.0
 
     def __post_init__(self) -> None:
         assert self.distribution.shape == (len(LABELS),), f"distribution shape {self.distribution.shape}"
@@ -38,3 +40,8 @@ class FusedPercept:
     @property
     def valence_arousal(self) -> tuple[float, float]:
         return valence_arousal(self.distribution)
+
+
+def gated_confidence(gates: Mapping[Modality, float], signals: Mapping[Modality, ModalitySignal]) -> float:
+    """The fused reading's confidence: each present signal's own confidence, weighed by its gate."""
+    return float(sum(gates[m] * s.confidence for m, s in signals.items()))

@@ -13,13 +13,14 @@ import math
 import re
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from perception.text_model import GOEMOTIONS
+from perception.text_model import GOEMOTIONS, TextEmotionModel
 
 _EXPLICIT = [
     r"\b(kill|hang|shoot|drown|poison|hurt|harm|cut|off)\s+(my\s*self|myself|myslef|myeslf)\b",
@@ -140,14 +141,21 @@ class RiskClassifier:
         return self.embedding_weight * s + (1.0 - self.embedding_weight) * lex
 
     def assess(self, text: str, features: np.ndarray) -> RiskAssessment:
+        return self.assess_batch([text], features[None])[0]
+
+    def assess_batch(self, texts: Sequence[str], features: np.ndarray) -> list[RiskAssessment]:
+        """N messages and their [N, F] features (`risk_features`) → N assessments, scored as one matrix."""
         t0 = time.perf_counter()
-        rule = explicit_phrase(text)
-        s = float(self.score(features[None], [text])[0])
-        level: RiskLevel = ("crisis" if rule is not None or s >= self.crisis_threshold
-                            else "caution" if s >= self.caution_threshold and not positive_message(features[-28:])
-                            else "none")
-        return RiskAssessment(level=level, score=round(max(s, 0.99) if rule else s, 4), rule=rule,
-                              latency_ms=(time.perf_counter() - t0) * 1000)
+        scores = self.score(features, list(texts))
+        ms = (time.perf_counter() - t0) * 1000 / max(1, len(texts))
+        out = []
+        for text, s, feats in zip(texts, scores.tolist(), features):
+            rule = explicit_phrase(text)
+            level: RiskLevel = ("crisis" if rule is not None or s >= self.crisis_threshold
+                                else "caution" if s >= self.caution_threshold and not positive_message(feats[-28:])
+                                else "none")
+            out.append(RiskAssessment(level=level, score=round(max(s, 0.99) if rule else s, 4), rule=rule, latency_ms=ms))
+        return out
 
 
 # The caution tier is set for recall on risk posts, so it also catches many ordinary ones. A message the text model
@@ -183,6 +191,21 @@ def load_risk_classifier(path: str | Path) -> RiskClassifier:
         return RiskClassifier(mean=z["mean"], scale=z["scale"], coef=z["coef"], bias=float(z["bias"]),
                               crisis_threshold=float(z["crisis_threshold"]), caution_threshold=float(z["caution_threshold"]),
                               lexical=lexical, embedding_weight=float(z["embedding_weight"]) if lexical else 1.0)
+
+
+def risk_features(model: TextEmotionModel, texts: Sequence[str], probs: np.ndarray | None = None,
+                  pooled: np.ndarray | None = None) -> np.ndarray:
+    """[N, 384 + 28] from the text model: its sentence embedding and 28 label probabilities. Messages with a harmless
+    idiom are read with the idiom blanked out, so "dying to see it" is not scored like "dying". Pass the outputs of a
+    forward pass over `texts` already made (the emotion reading) and only the idiom messages are read again."""
+    if probs is None or pooled is None:
+        probs, pooled = model.forward([strip_idioms(t) if has_idiom(t) else t for t in texts])
+    else:
+        probs, pooled = probs.copy(), pooled.copy()
+        if idioms := [i for i, t in enumerate(texts) if has_idiom(t)]:
+            p2, e2 = model.forward([strip_idioms(texts[i]) for i in idioms])
+            probs[idioms], pooled[idioms] = p2, e2
+    return np.concatenate([pooled, probs], axis=1).astype(np.float32)
 
 
 def default_risk_classifier_path() -> Path:

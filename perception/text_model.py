@@ -114,9 +114,12 @@ class TextEmotionModel:
     def perceive_batch(self, texts: Sequence[str]) -> list[ModalitySignal]:
         t0 = time.perf_counter()
         probs, pooled = self.forward(texts)
-        shared = to_shared(probs)
-        dist = to_distribution(shared)
-        ms = (time.perf_counter() - t0) * 1000 / max(1, len(texts))
+        return self.signals(texts, probs, pooled, (time.perf_counter() - t0) * 1000)
+
+    def signals(self, texts: Sequence[str], probs: np.ndarray, pooled: np.ndarray, batch_ms: float) -> list[ModalitySignal]:
+        """One forward pass's outputs ([N, 28] probabilities, [N, 384] embeddings) → the N text signals."""
+        dist = to_distribution(to_shared(probs))
+        ms = batch_ms / max(1, len(texts))
         out = []
         for i in range(len(texts)):
             predicted = [GOEMOTIONS[j] for j in np.flatnonzero(probs[i] >= self.thresholds)]

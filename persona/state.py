@@ -1,6 +1,8 @@
 """The user's persona over a conversation: a decayed running estimate built from fused percepts."""
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -103,7 +105,11 @@ class PersonaTracker:
             updated_at=now,
         )
 
-    def update(self, state: PersonaState, percept: FusedPercept, style: Style, confidence: float, now: float) -> PersonaState:
+    def update(self, state: PersonaState, percept: FusedPercept, style: Style, confidence: float | None = None,
+               now: float | None = None) -> PersonaState:
+        """`confidence` defaults to the percept's own (fusion's); `now` to the wall clock."""
+        confidence = percept.confidence if confidence is None else confidence
+        now = time.time() if now is None else now
         prior = self.decay(state, now)
         # First turn: take the percept whole; later turns move the state by at most turn_weight.
         w = 1.0 if state.turns == 0 else self.turn_weight * max(0.2, confidence)

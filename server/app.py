@@ -15,9 +15,10 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from agent import AnalysisUnavailable, ImageError, InvalidAudio, Runtime, create_runtime
-from agent.metrics import ACTIVE_SESSIONS, REGISTRY, watch_tasks
-from agent.store import LOCAL_TENANT
+from agent import (
+    ACTIVE_SESSIONS, LOCAL_TENANT, REGISTRY, AnalysisUnavailable, ImageError, InvalidAudio, Runtime, create_runtime,
+    watch_tasks,
+)
 from server.auth import SUBPROTOCOL, Guard, KeyStore, token_from
 from server.analyze import face_result, text_result, voice_result
 from server.protocol import (
@@ -151,7 +152,7 @@ def create_app(settings: Settings) -> FastAPI:
         except httpx.HTTPError:
             ok = False
         body = {"status": "ready" if ok else "llm_unreachable", "llm": runtime.llm_root_url,
-                "llm_model": runtime.agent.llm.config.model}
+                "llm_model": runtime.llm_model}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics", dependencies=[Depends(require_key)], response_class=PlainTextResponse,

@@ -1,16 +1,15 @@
-"""Wire protocol v1: JSON events with a `type` field over ws://HOST:PORT/v1/chat. The pydantic models are the truth;
-`persona-agent schema` exports them as server/protocol.schema.json."""
+"""Wire protocol v1: JSON events with a `type` field over ws://HOST:PORT/v1/chat. Client events are declared here as
+pydantic models; server events are the agent's event dataclasses (agent/events.py), from which the pydantic models
+below are derived. `persona-agent schema` exports both as server/protocol.schema.json."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from typing import Annotated, Any, Literal
+from dataclasses import MISSING, dataclass, fields
+from typing import Annotated, Any, Literal, Union, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model, field_validator
 
-from agent import Event
-
-PROTOCOL_VERSION = "1"
+from agent import EVENTS, PROTOCOL_VERSION, Event
 MAX_FRAME_BYTES = 64 * 1024  # one JSON event
 MAX_TEXT_CHARS = 8000  # one user message
 MAX_AUDIO_FRAME_BYTES = 64_000  # 2 s of PCM16 at 16 kHz
@@ -123,83 +122,24 @@ CLIENT_TYPES = ("session.start", "user.text", "user.audio", "user.audio.end", "u
                 "controls.override")
 
 
-class _Server(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _wire_model(event: type[Event]) -> type[BaseModel]:
+    """The pydantic model of one agent event: its dataclass fields, their types and defaults, plus its `type` tag."""
+    hints = get_type_hints(event)
+    spec: dict[str, Any] = {"type": (Literal[event.type], ...)}  # type: ignore[valid-type]
+    for f in fields(event):
+        if f.default is not MISSING:
+            default: Any = f.default
+        elif f.default_factory is not MISSING:
+            default = Field(default_factory=f.default_factory)
+        else:
+            default = ...
+        spec[f.name] = (hints[f.name], default)
+    config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+    return create_model(event.__name__, __config__=config, __doc__=event.__doc__, **spec)
 
 
-class SessionStartedOut(_Server):
-    type: Literal["session.started"]
-    session_id: str
-    profile: str
-    resumed: bool
-    history: list[dict[str, Any]]
-    persona: dict[str, Any] | None = Field(None, description="the persona carried over from a resumed session or an earlier session of the same user_id")
-    protocol: str = PROTOCOL_VERSION
-
-
-class PerceptionOut(_Server):
-    type: Literal["perception"]
-    modality: Literal["text", "voice", "face"]
-    emotions: dict[str, float]
-    top: str
-    confidence: float
-    valence: float
-    arousal: float
-    model: str
-    latency_ms: float
-    evidence: dict[str, Any]
-
-
-class PersonaOut(_Server):
-    type: Literal["persona"]
-    state: dict[str, Any]
-    gates: dict[str, float]
-    present: list[str]
-    fusion_model: str
-
-
-class ControlsOut(_Server):
-    type: Literal["controls"]
-    controls: dict[str, Any]
-    sampling: dict[str, Any]
-    rules_fired: list[dict[str, Any]]
-    overridden: dict[str, Any]
-    rejected_overrides: dict[str, str]
-
-
-class ResponseDeltaOut(_Server):
-    type: Literal["response.delta"]
-    response_id: str
-    text: str
-
-
-class ResponseDoneOut(_Server):
-    type: Literal["response.done"]
-    response_id: str
-    text: str
-    finish_reason: str | None
-    model: str
-    usage: dict[str, int | None]
-    timings_ms: dict[str, float | None]
-    explanation: dict[str, Any]
-
-
-class ResponseCancelledOut(_Server):
-    type: Literal["response.cancelled"]
-    response_id: str
-    text: str
-
-
-class ResponseInterruptedOut(_Server):
-    type: Literal["response.interrupted"]
-    response_id: str
-    text: str
-
-
-class FaceAbsentOut(_Server):
-    type: Literal["face.absent"]
-    latency_ms: float
-    model: str
+_WIRE_MODELS = tuple(_wire_model(e) for e in EVENTS)
+ServerEvent = Annotated[Union[_WIRE_MODELS], Field(discriminator="type")]  # type: ignore[valid-type]
 
 
 class FaceResult(BaseModel):
@@ -217,49 +157,6 @@ class AnalyzeFaceResponse(BaseModel):
     model: str
 
 
-class SpeechStartedOut(_Server):
-    type: Literal["speech.started"]
-    utterance_id: int
-
-
-class TranscriptOut(_Server):
-    type: Literal["transcript"]
-    utterance_id: int
-    text: str
-    final: bool
-    duration_s: float | None
-    latency_ms: float | None
-    model: str | None
-
-
-class SafetyOut(_Server):
-    type: Literal["safety"]
-    risk: bool
-    level: Literal["caution", "crisis"]
-    score: float
-    rule: str | None
-    action: str
-    model: str
-
-
-class ControlsUpdatedOut(_Server):
-    type: Literal["controls.updated"]
-    overrides: dict[str, Any]
-    rejected: dict[str, str]
-
-
-class ErrorOut(_Server):
-    type: Literal["error"]
-    code: str
-    message: str
-    retryable: bool
-
-
-ServerEvent = Annotated[
-    SessionStartedOut | PerceptionOut | FaceAbsentOut | PersonaOut | ControlsOut | ResponseDeltaOut | ResponseDoneOut
-    | ResponseCancelledOut | ResponseInterruptedOut | SpeechStartedOut | TranscriptOut | SafetyOut | ControlsUpdatedOut | ErrorOut,
-    Field(discriminator="type"),
-]
 _CLIENT = TypeAdapter(ClientEvent)
 _SERVER = TypeAdapter(ServerEvent)
 
@@ -308,7 +205,7 @@ def parse_client(raw: str | bytes) -> ClientMessage:
 
 def to_wire(event: Event) -> str:
     """Validate an agent event against the published schema and serialise it."""
-    payload = {"type": event.type, **asdict(event)}
+    payload = {"type": event.type, **{f.name: getattr(event, f.name) for f in fields(event)}}
     return _SERVER.validate_python(payload).model_dump_json()
 
 
@@ -323,5 +220,5 @@ def json_schema() -> dict[str, Any]:
                    "max_image_event_bytes": MAX_IMAGE_EVENT_BYTES, "max_websocket_message_bytes": MAX_WS_MESSAGE_BYTES},
         "binary_frames": "PCM16 little-endian mono 16 kHz audio (needs consent.voice in session.start)",
         "client": _CLIENT.json_schema(),
-        "server": _SERVER.json_schema(),
+        "server": _SERVER.json_schema(mode="serialization"),  # what is sent: defaulted fields are always there
     }

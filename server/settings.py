@@ -7,8 +7,10 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agent import AgentConfig, EmbeddedEngineConfig, LLMConfig, RuntimeConfig, VoiceConfig, default_llm_python
-from agent.engine import default_adapter_dir, lora_rank
+from agent import (
+    AgentConfig, EmbeddedEngineConfig, LLMConfig, RuntimeConfig, VoiceConfig, default_adapter_dir, default_llm_python,
+    lora_rank,
+)
 
 
 class Settings(BaseSettings):

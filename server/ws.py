@@ -9,11 +9,9 @@ import logging
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from agent import (
-    Agent, AudioBackpressure, Conversation, ErrorEvent, Event, ImageBackpressure, InvalidAudio, SessionInUse,
-    SessionStarted, UnknownProfile, UnknownSession, VoiceUnavailable,
+    ERRORS, FRAMES, LOCAL_TENANT, Agent, AudioBackpressure, Conversation, ErrorEvent, Event, FaceUnavailable,
+    ImageBackpressure, InvalidAudio, SessionInUse, SessionStarted, UnknownProfile, UnknownSession, VoiceUnavailable,
 )
-from agent.metrics import ERRORS, FRAMES
-from agent.store import LOCAL_TENANT
 from server.auth import KeyLimits
 from server.protocol import (
     MAX_IMAGE_BYTES, AudioFrame, ClientMessage, ControlsOverride, ProtocolError, ResponseCancel, SessionStart, UserAudio,
@@ -114,7 +112,7 @@ class Connection:
         if not self.face_consent:
             await self.error("consent_required", "camera frames need consent: send session.start with consent.face = true")
             return
-        if self.agent.face is None:
+        if not self.agent.face_enabled:
             await self.error("face_unavailable", "face input is not enabled on this server")
             return
         try:
@@ -130,6 +128,8 @@ class Connection:
             self.conversation.submit_image(data, event.explain)
         except ImageBackpressure as exc:
             await self.error("image_rate_limited", str(exc), retryable=True)
+        except FaceUnavailable as exc:
+            await self.error("face_unavailable", str(exc))
 
     async def audio(self, event: AudioFrame | UserAudio) -> None:
         assert self.conversation is not None
@@ -161,7 +161,7 @@ class Connection:
             return False
         try:
             record, resumed = await self.agent.start_session(event.profile, event.user_id, event.resume, self.tenant)
-            self.conversation = self.agent.converse(record, self.emit, self.taken_over)
+            self.conversation = self.agent.converse(record, self.emit, self.taken_over, locale=event.locale)
         except UnknownProfile as exc:
             await self.error("unknown_profile", str(exc))
             return False
@@ -174,7 +174,6 @@ class Connection:
             return False
         self.voice_consent = event.consent.voice
         self.face_consent = event.consent.face
-        self.conversation.locale = event.locale
         history = tuple({"role": m.role, "content": m.content, **({"interrupted": "true"} if m.interrupted else {})}
                         for m in record.history)
         carried = record.persona.as_dict() if record.persona.turns else None

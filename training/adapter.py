@@ -194,6 +194,76 @@ def build_examples(turns: Sequence[Turn], profiles: Sequence[AgentProfile], rng:
     return out
 
 
+# --- contrastive pairs: the same context twice, one signal low and high, each with a target that shows it --------
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
+_FEELING = re.compile(r"\b(sorry|sounds|understand|must (?:be|feel)|feel|feeling|hard|tough|difficult|frustrat\w*|"
+                      r"upset|sad|stress\w*|worr\w*|scar\w*|hurt\w*|lonely|overwhelm\w*|painful)\b", re.I)
+ACKNOWLEDGEMENTS = (
+    "That sounds really hard, and it makes sense that you feel this way.",
+    "I'm sorry you're going through this; it sounds exhausting.",
+    "It sounds like this has been weighing on you a lot.",
+    "I can hear how much this matters to you, and how painful it is.",
+    "That must be so difficult to carry on your own.",
+    "Thank you for telling me; I can tell this has been really tough.",
+    "It's completely understandable to feel upset about that.",
+    "I'm really sorry. That sounds overwhelming.",
+)
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE.split(text.strip()) if s]
+
+
+def contrast(turn: Turn, base: ControlSignals, signal: str, rng: random.Random) -> tuple[tuple[ControlSignals, str], tuple[ControlSignals, str]] | None:
+    """((low controls, low target), (high controls, high target)) for one signal on one turn, or None when this
+    reply cannot show the contrast (too short to shorten, no feeling words to drop, ...)."""
+    from dataclasses import replace as _replace
+
+    sents = sentences(turn.reply)
+    lo_v, hi_v = round(rng.uniform(0.0, 0.2), 2), round(rng.uniform(0.8, 1.0), 2)
+    if signal == "verbosity":
+        if len(sents) < 3 or len(turn.reply.split()) < 30:
+            return None
+        return (_replace(base, verbosity=lo_v), sents[0]), (_replace(base, verbosity=hi_v), turn.reply)
+    if signal == "formality":
+        lo, hi = casualize(turn.reply), formalize(turn.reply)
+        if lo == hi:
+            return None
+        return (_replace(base, formality=lo_v), lo), (_replace(base, formality=hi_v), hi)
+    if signal == "empathy":
+        # Only where the seeker voiced a feeling: an acknowledgement in front of "You're welcome" teaches nonsense.
+        plain = [s for s in sents if not _FEELING.search(s)]
+        if not plain or not _FEELING.search(turn.user):
+            return None
+        warm = " ".join([ACKNOWLEDGEMENTS[rng.randrange(len(ACKNOWLEDGEMENTS))], *sents])
+        return ((_replace(base, empathy=lo_v, warmth=min(base.warmth, 0.3)), " ".join(plain)),
+                (_replace(base, empathy=hi_v, warmth=max(base.warmth, 0.75)), warm))
+    raise ValueError(signal)
+
+
+def build_pairs(turns: Sequence[Turn], examples: Sequence[Example], profiles: Sequence[AgentProfile],
+                rng: random.Random, indices: Sequence[int], n_pairs: int) -> list[Example]:
+    """Up to n_pairs contrastive pairs (2 * n_pairs examples) over the turns at `indices`, the signals in turn."""
+    by_id = {p.id: p for p in profiles}
+    out: list[Example] = []
+    signals = ("verbosity", "formality", "empathy")
+    k = 0
+    for i in indices:
+        if len(out) >= 2 * n_pairs:
+            break
+        t, ex = turns[i], examples[i]
+        pair = contrast(t, ex.controls, signals[k % len(signals)], rng)
+        if pair is None:
+            continue
+        k += 1
+        profile = by_id[ex.profile]
+        for controls, target in pair:
+            prompt = render(profile, controls, list(t.history), t.user)
+            out.append(Example(messages=prompt.messages, target=target, controls=controls, profile=profile.id))
+    return out
+
+
 # --- training ----------------------------------------------------------------------------------------------------
 
 def _tokenize(tok, ex: Example, max_len: int) -> tuple[list[int], list[int]] | None:
@@ -244,12 +314,24 @@ def train(args: argparse.Namespace) -> None:
     held_idx = [i for i, h in enumerate(is_held) if h]
     rng.shuffle(train_idx)
     rng.shuffle(held_idx)
-    data, held_data = [], []
-    for i in train_idx:
-        if len(data) >= args.max_examples:
+    held_data = []
+    # A share of the budget goes to contrastive pairs, kept adjacent so one optimizer step sees both sides; the pairs
+    # come from other turns than the plain examples (taken from the front of the shuffled list).
+    units: list[tuple[tuple[list[int], list[int]], ...]] = []
+    n_pairs = int(args.max_examples * args.pair_share) // 2
+    pairs = build_pairs(all_turns, examples, profiles, rng, train_idx[len(train_idx) // 2:], n_pairs)
+    for a, b in zip(pairs[0::2], pairs[1::2]):
+        ea, eb = _tokenize(tok, a, args.max_len), _tokenize(tok, b, args.max_len)
+        if ea is not None and eb is not None:
+            units.append((ea, eb))
+    n_seq = 2 * len(units)
+    for i in train_idx[:len(train_idx) // 2]:
+        if n_seq >= args.max_examples:
             break
         if (enc := _tokenize(tok, examples[i], args.max_len)) is not None:
-            data.append(enc)
+            units.append((enc,))
+            n_seq += 1
+    data = [enc for u in units for enc in u]
     for i in held_idx:
         if len(held_data) >= args.held_examples:
             break
@@ -257,11 +339,11 @@ def train(args: argparse.Namespace) -> None:
             held_data.append(enc)
     n_tok = sum(len(x) for x, _ in data)
     print(f"{len(turns)} supporter turns from {len(dialogue_ids)} dialogues; training on {len(data)} examples "
-          f"({n_tok} tokens, mean {n_tok / max(1, len(data)):.0f}), {len(held_data)} held-out examples from "
+          f"({n_tok} tokens, mean {n_tok / max(1, len(data)):.0f}; {sum(len(u) == 2 for u in units)} contrastive "
+          f"pairs), {len(held_data)} held-out examples from "
           f"{len(held)} held-out dialogues", flush=True)
     with open(work / "examples.jsonl", "w") as f:  # what the adapter saw, for the model card
-        for i in train_idx[:20]:
-            ex = examples[i]
+        for ex in [examples[i] for i in train_idx[:10]] + pairs[:12]:
             f.write(json.dumps({"profile": ex.profile, "controls": ex.controls.as_dict(), "user": ex.messages[-1].content,
                                 "target": ex.target}) + "\n")
 
@@ -272,6 +354,12 @@ def train(args: argparse.Namespace) -> None:
         model = PeftModel.from_pretrained(model, work / "last", is_trainable=True)
         state = json.loads(state_file.read_text())
         print(f"resumed at step {state['step']} (epoch {state['epoch']}, position {state['position']})", flush=True)
+    elif args.init:  # a second stage from an earlier adapter (its rank and layers)
+        model = PeftModel.from_pretrained(model, args.init, is_trainable=True)
+        for p_ in model.parameters():
+            if p_.requires_grad:
+                p_.data = p_.data.float()
+        print(f"starting from the adapter in {args.init}", flush=True)
     else:
         n_layers = model.config.num_hidden_layers
         # The top layers only: no backward pass through the frozen bottom ones (a third less compute on a CPU).
@@ -322,8 +410,10 @@ def train(args: argparse.Namespace) -> None:
     model.train()
     t_start = time.time() - state["wall_s"]
     while state["epoch"] < args.epochs:
-        order = list(range(len(data)))
-        random.Random(args.seed + state["epoch"]).shuffle(order)
+        unit_order = list(range(len(units)))
+        random.Random(args.seed + state["epoch"]).shuffle(unit_order)
+        starts = np.cumsum([0] + [len(u) for u in units])
+        order = [int(starts[u]) + j for u in unit_order for j in range(len(units[u]))]
         bar = tqdm(total=len(order), initial=state["position"], desc=f"epoch {state['epoch'] + 1}/{args.epochs}",
                    mininterval=30)
         running = []
@@ -385,7 +475,7 @@ def export(work: Path, out: Path, state: dict, args: argparse.Namespace, n_examp
     (out / "adapter_config.json").write_text(json.dumps(cfg, indent=2))
     record = {"dialogues": [Path(p).name for p in args.dialogues], "examples": n_examples, "tokens": n_tokens,
               "epochs": args.epochs, "lr": args.lr, "rank": args.rank, "accumulate": args.accumulate,
-              "max_len": args.max_len, "layers": args.layers, "seed": args.seed, "best": state["best"], "history": state["history"],
+              "max_len": args.max_len, "layers": args.layers, "pair_share": args.pair_share, "init": Path(args.init).name if args.init else None, "seed": args.seed, "best": state["best"], "history": state["history"],
               "wall_s": round(state["wall_s"]), "threads": args.threads, "device": args.device}
     (out / "training.json").write_text(json.dumps(record, indent=1))
     print(f"adapter written to {out} (best step {state['best']['step']}, held-out loss {state['best']['held_loss']})")

@@ -106,6 +106,8 @@ def add_adapter_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", default=".cache/train-adapter")
     p.add_argument("--out", default=str(ROOT / "prompts" / "adapters" / "persona"))
     p.add_argument("--max-examples", type=int, default=1400, help="training sequences per epoch")
+    p.add_argument("--pair-share", type=float, default=0.5,
+                   help="share of the sequences that are contrastive pairs (one signal low and high, same context)")
     p.add_argument("--held-examples", type=int, default=60, help="held-out sequences that pick the checkpoint")
     p.add_argument("--max-len", type=int, default=448, help="longest sequence in tokens (longer ones are skipped)")
     p.add_argument("--epochs", type=int, default=1)
@@ -118,6 +120,7 @@ def add_adapter_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--init", help="start from this peft adapter folder (a second training stage) instead of a new one")
 
 
 def add_replies_eval_arguments(p: argparse.ArgumentParser) -> None:

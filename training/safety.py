@@ -40,7 +40,7 @@ def read_crisis(folder: Path) -> CrisisSet:
 
 def features(model: TextEmotionModel, texts: list[str]) -> np.ndarray:
     """[N, 384 + 28]: sentence embedding and GoEmotions probabilities, exactly as the live layer computes them."""
-    from agent.analysis import risk_features
+    from perception.safety import risk_features
 
     return np.concatenate([risk_features(model, texts[s:s + 64]) for s in range(0, len(texts), 64)]).astype(np.float32)
 

@@ -88,6 +88,14 @@ class KerasFacePerceiver:
         return out
 
 
+def load_keras_face_perceiver(weights: str | Path, threads: int = 1) -> KerasFacePerceiver:
+    """Ours: Haar detection and the Keras expression CNN from `weights` (an .h5 file)."""
+    from perception.face.detect import load_face_detector
+    from perception.face.expression import load_face_expression
+
+    return KerasFacePerceiver(load_face_detector(), load_face_expression(weights, threads=threads))
+
+
 def crop_quality(crop: np.ndarray) -> dict[str, float]:
     """Blur (log variance of the Laplacian), contrast and brightness of a 48x48 uint8 crop."""
     import cv2

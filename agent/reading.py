@@ -1,0 +1,67 @@
+"""Reading a user's message: its text emotion and its crisis screening, from one text-model pass per batch."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from perception import ModalitySignal
+from perception.safety import RiskAssessment, RiskClassifier, risk_features, rules_only
+from perception.text_model import TextEmotionModel
+
+log = logging.getLogger(__name__)
+
+
+class TextPerceiver(Protocol):
+    name: str
+
+    def perceive_batch(self, texts: Sequence[str]) -> list[ModalitySignal]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TextReading:
+    """One message, read: its emotion signal (None when the text model failed on it) and its risk."""
+
+    signal: ModalitySignal | None
+    risk: RiskAssessment
+
+
+class TextReader:
+    """Many sessions' messages at once (the micro-batcher's batch): one forward pass of the trained text model gives
+    each message's emotion signal and the features the crisis classifier scores, as one matrix. The explicit-phrase
+    rules need no model: if the model fails, every message of the batch is still screened by them.
+
+    `model` is the trained text model when it is the perceiver (None with the lexicon perceiver: then the risk is the
+    rules alone, and there are no attributions)."""
+
+    def __init__(self, perceiver: TextPerceiver, model: TextEmotionModel | None, risk: RiskClassifier | None) -> None:
+        self.perceiver, self.model = perceiver, model
+        self.risk = risk if model is not None else None
+        self.risk_name = f"rules+{self.risk.name}" if self.risk is not None else "rules"
+
+    @property
+    def name(self) -> str:
+        return self.perceiver.name
+
+    def read_batch(self, texts: Sequence[str]) -> list[TextReading]:
+        try:
+            if self.model is None or self.risk is None:
+                signals = self.perceiver.perceive_batch(texts)
+                return [TextReading(s, rules_only(t)) for s, t in zip(signals, texts)]
+            t0 = time.perf_counter()
+            probs, pooled = self.model.forward(texts)
+            signals = self.model.signals(texts, probs, pooled, (time.perf_counter() - t0) * 1000)
+            risks = self.risk.assess_batch(texts, risk_features(self.model, texts, probs, pooled))
+            return [TextReading(s, r) for s, r in zip(signals, risks)]
+        except Exception:  # the model failed: the rules still screen every message, the reply goes on without emotion
+            log.exception("text perception failed on a batch of %d", len(texts))
+            return [TextReading(None, rules_only(t)) for t in texts]
+
+    def explain(self, text: str) -> dict[str, object] | None:
+        """Per-word attributions for the top predicted emotion (blocking); None without the trained model."""
+        if self.model is None:
+            return None
+        label, attrs = self.model.explain(text)
+        return {"label": label, "method": "occlusion", "tokens": [{"token": a.token, "weight": a.weight} for a in attrs]}

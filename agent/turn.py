@@ -1,0 +1,413 @@
+"""One user turn, top to bottom: perceive → screen → fuse → track → decide → render → generate → guard → persist.
+
+Each stage is a small function over typed values. `Turn.run` calls them in order and emits the events the client sees;
+`Conversation` (the session's lifecycle) runs one turn at a time and cancels it on barge-in or response.cancel, reading
+`Turn.reply` for what had been sent.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import httpx
+import openai
+
+from agent.batcher import MicroBatcher
+from agent.events import (
+    ControlsEvent, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent,
+)
+from agent.frames import perception_event
+from agent.llm import LLMClient, StreamStats
+from agent.metrics import LLM_TOKENS, SAFETY, TURNS, observe_timings
+from agent.reading import TextReader, TextReading
+from agent.store import SessionRecord, SessionStore
+from fusion import FusedPercept
+from perception import LABELS, Modality, ModalitySignal
+from perception.safety import RiskAssessment, rules_only
+from persona import Decision, PersonaState, PersonaTracker, Policy, RiskInput, read_style
+from prompts import AgentProfile, Message, Prompt, crisis_reply, render
+from prompts.endings import SentenceCloser
+from prompts.guard import GuardHit, OutputGuard
+
+log = logging.getLogger(__name__)
+Emit = Callable[[Event], Awaitable[None]]
+LLM_RETRY_BACKOFF_S = (0.5, 1.5)  # waits before the 2nd and 3rd attempt
+LLM_ERRORS = (openai.APIConnectionError, openai.APITimeoutError, openai.APIStatusError, httpx.HTTPError)
+
+
+class Fuser(Protocol):
+    name: str
+
+    def fuse(self, signals: Mapping[Modality, ModalitySignal]) -> FusedPercept: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TurnConfig:
+    max_tokens_cap: int | None = None  # upper bound on any reply's max_tokens
+    temperature: float | None = None  # fixes the sampling temperature (e.g. 0 for reproducible runs)
+    history_chars: int = 6000  # recent-window budget sent to the LLM
+    summary_chars: int = 1500  # running summary of what fell out of the window
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """What every turn runs through: built once at start-up and shared by all conversations."""
+
+    reader: TextReader
+    batcher: MicroBatcher[str, TextReading]  # messages from many sessions share one text-model pass
+    fusion: Fuser
+    tracker: PersonaTracker
+    policy: Policy
+    profiles: Mapping[str, AgentProfile]
+    llm: LLMClient
+    store: SessionStore
+    config: TurnConfig
+
+
+@dataclass(frozen=True, slots=True)
+class UserTurn:
+    text: str
+    explain: bool = False
+    voice: ModalitySignal | None = None  # prosody of the utterance the text was transcribed from
+
+
+# --- 1. perceive: text (with its risk, one batched pass), voice, face ------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Perceived:
+    text: ModalitySignal | None  # None: the text model failed on this message
+    risk: RiskAssessment
+    signals: Mapping[Modality, ModalitySignal]  # what joins fusion
+    announce: tuple[PerceptionEvent, ...]  # this turn's new readings (a face was announced when its frame arrived)
+
+
+async def perceive(p: Pipeline, turn: UserTurn, face: ModalitySignal | None) -> Perceived:
+    try:
+        reading, batch_size = await p.batcher.submit(turn.text)
+    except Exception:  # the reader screens by rules even when its model fails; this is the batcher itself failing
+        log.exception("text reading failed")
+        reading, batch_size = TextReading(None, rules_only(turn.text)), 1
+    signals: dict[Modality, ModalitySignal] = {}
+    announce: list[PerceptionEvent] = []
+    text = reading.signal
+    if text is not None:
+        text = replace(text, evidence={**text.evidence, "batch_size": batch_size})
+        evidence = dict(text.evidence)
+        if turn.explain and (attributions := await asyncio.to_thread(p.reader.explain, turn.text)) is not None:
+            evidence["attributions"] = attributions
+        signals["text"] = text
+        announce.append(perception_event(text, evidence))
+    if turn.voice is not None:
+        signals["voice"] = turn.voice
+        announce.append(perception_event(turn.voice, dict(turn.voice.evidence)))
+    if face is not None:
+        signals["face"] = face
+    return Perceived(text=text, risk=reading.risk, signals=signals, announce=tuple(announce))
+
+
+# --- 2. screen: what the safety layer does about the risk it read ---------------------------------------------------
+
+def screen(risk: RiskAssessment, model: str, session_id: str) -> SafetyEvent | None:
+    """The operator's event for a risky message (level, score and rule, never the message; logs carry no content)."""
+    if not risk.risk:
+        return None
+    action = "crisis_reply" if risk.level == "crisis" else "caution_prompt"
+    log.warning("safety layer: %s in session %s (score %.3f, rule %s)", action, session_id, risk.score, bool(risk.rule))
+    SAFETY.labels(action).inc()
+    return SafetyEvent(risk=True, level="crisis" if risk.level == "crisis" else "caution", score=risk.score,
+                       rule=risk.rule, action=action, model=model)
+
+
+# --- 3. fuse, 4. track, 5. decide -----------------------------------------------------------------------------------
+
+async def fuse(p: Pipeline, signals: Mapping[Modality, ModalitySignal]) -> FusedPercept:
+    return await asyncio.to_thread(p.fusion.fuse, signals)  # a forward pass: off the event loop
+
+
+def track(p: Pipeline, persona: PersonaState, percept: FusedPercept, text: str) -> PersonaState:
+    return p.tracker.update(persona, percept, read_style(text))
+
+
+def decide(p: Pipeline, rec: SessionRecord, profile: AgentProfile, risk: RiskAssessment) -> Decision:
+    return p.policy.decide(rec.persona, profile.base, rec.overrides, profile.limits,
+                           RiskInput(level=risk.level, score=risk.score, rule=risk.rule))
+
+
+# --- 6. render: the recent window, the summary of what fell out of it, the controls --------------------------------
+
+def window(history: list[Message], budget_chars: int) -> list[Message]:
+    """The most recent messages that fit the character budget, oldest first."""
+    out: list[Message] = []
+    used = 0
+    for msg in reversed(history):
+        used += len(msg.content)
+        if used > budget_chars:
+            break
+        out.append(msg)
+    return out[::-1]
+
+
+def fold_summary(rec: SessionRecord, history: list[Message], cfg: TurnConfig) -> tuple[list[Message], str]:
+    """The recent window of `history` plus the running summary of everything before it. Messages that fall out of the
+    window are folded into rec.summary (extractive: what the user said, newest kept when it is full); the prompt
+    quotes it as conversation data, never as instructions."""
+    recent = window(history, cfg.history_chars)
+    start = len(history) - len(recent)
+    if start > rec.summarized:
+        lines = [rec.summary] if rec.summary else []
+        for m in history[rec.summarized:start]:
+            if m.role == "user":
+                text = " ".join(m.content.split())
+                lines.append(f"The user said: \u201c{text[:200]}{'…' if len(text) > 200 else ''}\u201d")
+        summary = " ".join(lines)
+        if len(summary) > cfg.summary_chars:
+            summary = "… " + summary[-cfg.summary_chars:].split(" ", 1)[-1]
+        rec.summary, rec.summarized = summary, start
+    return recent, rec.summary
+
+
+def render_prompt(p: Pipeline, rec: SessionRecord, profile: AgentProfile, decision: Decision, text: str) -> Prompt:
+    recent, summary = fold_summary(rec, rec.history[:-1], p.config)
+    return render(profile, decision.controls, recent, text, summary=summary,
+                  max_tokens_cap=p.config.max_tokens_cap, temperature=p.config.temperature)
+
+
+# --- 7. generate and 8. guard: the model's stream (or the fixed crisis reply), checked before the user sees it ------
+
+@dataclass(slots=True)
+class Reply:
+    """What the user has been sent of one reply (kept in history if the turn is cancelled), and how it went."""
+
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    parts: list[str] = field(default_factory=list)
+    stats: StreamStats = field(default_factory=StreamStats)
+    guard_hit: GuardHit | None = None
+    t_first: float | None = None  # the model's first token
+    t_shown: float | None = None  # the first text the user saw
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def show(self, piece: str) -> None:
+        self.t_shown = self.t_shown or time.perf_counter()
+        self.parts.append(piece)
+
+
+class LLMFailed(Exception):
+    def __init__(self, cause: Exception, status: int | None) -> None:
+        super().__init__(str(cause))
+        self.cause, self.status = cause, status
+
+
+async def guarded(stream: AsyncIterator[str], max_tokens: int, reply: Reply) -> AsyncIterator[str]:
+    """The text the user may see: the output guard releases what no pattern can still claim, the closer ends the reply
+    on a complete sentence near the token cap. On a guard hit the rest is dropped and a safe sentence ends it."""
+    guard, closer, stats = OutputGuard(), SentenceCloser(max_tokens), reply.stats
+    async with aclosing(stream):  # leaving early (guard hit, sentence end, cancel) closes the LLM request
+        async for delta in stream:
+            reply.t_first = reply.t_first or time.perf_counter()
+            if safe := closer.feed(guard.feed(delta)):
+                yield safe
+            if guard.hit is not None:
+                break
+            if closer.stop:  # a sentence ended close to the token cap: end the reply on it
+                stats.finish_reason = "sentence_end"
+                stats.completion_tokens = closer.tokens  # the stream ends before vLLM's usage chunk
+                break
+    if guard.hit is not None:
+        reply.guard_hit, stats.finish_reason = guard.hit, "output_guard"
+        tail = guard.hit.replacement
+    elif closer.stop:
+        tail = ""  # what the guard still held lies after the sentence the reply ended on
+    else:
+        tail = closer.feed(guard.finish(), tokens=0) + closer.finish(stats.finish_reason)
+    if tail:
+        yield tail
+
+
+async def generate(p: Pipeline, prompt: Prompt, fixed: str | None, reply: Reply) -> AsyncIterator[str]:
+    """The reply, piece by piece: `fixed` (the crisis reply: never left to the model) or the model's guarded stream.
+    A transient LLM failure is retried while the user has seen nothing of the reply (then a retry cannot repeat or
+    garble it); otherwise LLMFailed."""
+    for attempt in range(len(LLM_RETRY_BACKOFF_S) + 1):
+        reply.stats, reply.t_first = StreamStats(), None
+        stream = _fixed(fixed, reply.stats) if fixed is not None else p.llm.stream(prompt, reply.stats)
+        try:
+            async with aclosing(guarded(stream, prompt.sampling.max_tokens, reply)) as pieces:
+                async for piece in pieces:
+                    yield piece
+            return
+        except LLM_ERRORS as exc:
+            status = getattr(exc, "status_code", None)
+            transient = status is None or status >= 500 or status == 429
+            if not (transient and not reply.parts and attempt < len(LLM_RETRY_BACKOFF_S)):
+                raise LLMFailed(exc, status) from exc
+            log.warning("LLM call failed (%s); retry %d in %.1f s", type(exc).__name__, attempt + 1,
+                        LLM_RETRY_BACKOFF_S[attempt])
+            await asyncio.sleep(LLM_RETRY_BACKOFF_S[attempt])
+
+
+async def _fixed(text: str, stats: StreamStats) -> AsyncIterator[str]:
+    stats.finish_reason = "safety"
+    yield text
+
+
+# --- 9. persist ----------------------------------------------------------------------------------------------------
+
+def remember_reply(rec: SessionRecord, text: str, interrupted: bool) -> None:
+    if text or interrupted:
+        rec.history.append(Message("assistant", text, interrupted=interrupted))
+
+
+# --- the turn -------------------------------------------------------------------------------------------------------
+
+class Turn:
+    """One user turn of one session. `run()` streams the reply; `reply` holds what was sent so far."""
+
+    def __init__(self, p: Pipeline, rec: SessionRecord, user: UserTurn, emit: Emit, face: ModalitySignal | None,
+                 locale: str | None) -> None:
+        self.p, self.rec, self.user, self.emit, self.face, self.locale = p, rec, user, emit, face, locale
+        self.reply = Reply()
+
+    async def run(self) -> None:
+        p, rec, user, emit, reply = self.p, self.rec, self.user, self.emit, self.reply
+        rec.history.append(Message("user", user.text))
+        await p.store.save(rec)  # the message is kept before anything else can fail
+        marks = {"start": time.perf_counter()}
+
+        perceived = await perceive(p, user, self.face)
+        marks["perceived"] = time.perf_counter()
+        if perceived.text is None:  # a perceiver failing must not cost the user their reply
+            await emit(ErrorEvent(code="perception_failed", retryable=False,
+                                  message="the text emotion model failed on this message; the reply goes on without it"))
+        for event in perceived.announce:
+            await emit(event)
+        if (safety := screen(perceived.risk, p.reader.risk_name, rec.id)) is not None:
+            await emit(safety)
+
+        marks["fuse"] = time.perf_counter()
+        percept = await fuse(p, perceived.signals)
+        marks["fused"] = time.perf_counter()
+        rec.persona = track(p, rec.persona, percept, user.text)
+        profile = p.profiles[rec.profile_id]
+        decision = decide(p, rec, profile, perceived.risk)
+        prompt = render_prompt(p, rec, profile, decision, user.text)
+        marks["rendered"] = time.perf_counter()
+        await p.store.save(rec)  # the persona this turn produced is kept even if the reply never completes
+        await emit(persona_event(rec.persona, percept))
+        await emit(controls_event(decision, prompt))
+
+        crisis = decision.controls.safety_mode == "crisis"
+        fixed = crisis_reply(self.locale or profile.safety_locale) if crisis else None
+        marks["request"] = time.perf_counter()
+        try:
+            async with aclosing(generate(p, prompt, fixed, reply)) as pieces:
+                async for piece in pieces:
+                    reply.show(piece)
+                    await emit(ResponseDelta(response_id=reply.id, text=piece))
+        except LLMFailed as failed:
+            await self.llm_failed(failed)
+            return
+        if reply.guard_hit is not None:
+            log.warning("output guard: %s reply blocked in session %s", reply.guard_hit.kind, rec.id)
+            SAFETY.labels("output_blocked").inc()
+            await emit(SafetyEvent(risk=True, level="caution", score=1.0, rule=reply.guard_hit.kind,
+                                   action="output_blocked", model="output-guard"))
+        marks["end"] = time.perf_counter()
+
+        remember_reply(rec, reply.text, interrupted=False)
+        await p.store.save(rec)
+        timings = turn_timings(marks, reply)
+        observe_timings(timings)
+        stats = reply.stats
+        TURNS.labels("safety_reply" if stats.finish_reason == "safety" else "done").inc()
+        for kind, n in (("prompt", stats.prompt_tokens), ("completion", stats.completion_tokens)):
+            if n:
+                LLM_TOKENS.labels(kind).inc(n)
+        await emit(ResponseDone(
+            response_id=reply.id, text=reply.text, finish_reason=stats.finish_reason,
+            model="fixed:crisis_reply" if crisis else p.llm.config.model,
+            usage={"prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens},
+            timings_ms=timings, explanation=explanation(perceived, percept, rec.persona, decision, prompt),
+        ))
+
+    async def llm_failed(self, failed: LLMFailed) -> None:
+        """The LLM failed for good on this turn. The user's message is already stored; a reply cut mid-way is kept as
+        interrupted. The error says whether sending the message again may work."""
+        TURNS.labels("llm_failed").inc()
+        name, status = type(failed.cause).__name__, failed.status
+        if self.reply.parts:
+            remember_reply(self.rec, self.reply.text, interrupted=True)
+            await self.p.store.save(self.rec)
+            await self.emit(ErrorEvent(code="llm_interrupted", retryable=True,
+                                       message=f"the language model's stream broke off mid-reply ({name})"))
+        elif status is not None:
+            await self.emit(ErrorEvent(code="llm_error", message=f"the language model answered HTTP {status}",
+                                       retryable=status >= 500 or status == 429))
+        else:
+            await self.emit(ErrorEvent(code="llm_unavailable", retryable=True,
+                                       message=f"the language model did not answer: {name}"))
+
+
+# --- what the client is told -----------------------------------------------------------------------------------------
+
+def persona_event(persona: PersonaState, percept: FusedPercept) -> PersonaEvent:
+    return PersonaEvent(state=persona.as_dict(), gates=dict(percept.gates), present=percept.present,
+                        fusion_model=percept.model)
+
+
+def _rules(decision: Decision) -> tuple[dict[str, object], ...]:
+    return tuple({"rule": f.rule, "inputs": dict(f.inputs), "set": dict(f.set), "why": f.why} for f in decision.fired)
+
+
+def controls_event(decision: Decision, prompt: Prompt) -> ControlsEvent:
+    return ControlsEvent(controls=decision.controls.as_dict(), sampling=prompt.sampling.as_dict(),
+                         rules_fired=_rules(decision), overridden=dict(decision.overridden),
+                         rejected_overrides=dict(decision.rejected_overrides))
+
+
+def turn_timings(marks: Mapping[str, float], reply: Reply) -> dict[str, float | None]:
+    def ms(a: float | None, b: float | None) -> float | None:
+        return round((b - a) * 1000, 3) if a is not None and b is not None else None
+
+    t0, req = marks["start"], marks["request"]
+    return {
+        "perception": ms(t0, marks["perceived"]),
+        "fusion": ms(marks["fuse"], marks["fused"]),
+        "policy": ms(marks["fused"], marks["rendered"]),
+        "overhead_before_llm": ms(t0, req),
+        "llm_first_token": ms(req, reply.t_first),
+        "first_delta": ms(req, reply.t_shown),
+        "llm_total": ms(req, marks["end"]),
+        "total": ms(t0, marks["end"]),
+    }
+
+
+def explanation(perceived: Perceived, percept: FusedPercept, persona: PersonaState, decision: Decision,
+                prompt: Prompt) -> dict[str, object]:
+    signals, risk = perceived.signals, perceived.risk
+    rules = [f.rule for f in decision.fired]
+    top3 = {m: {k: round(v, 3) for k, v in sorted(zip(LABELS, s.distribution.tolist()), key=lambda kv: -kv[1])[:3]}
+            for m, s in signals.items()}
+    read = "; ".join(f"your {m} read as mostly {s.top}" for m, s in signals.items())
+    return {
+        "perceived": top3,
+        "gates": dict(percept.gates),
+        "present": list(percept.present),
+        "persona": persona.as_dict(),
+        "rules_fired": rules,
+        "why": [f.why for f in decision.fired],
+        "controls": decision.controls.as_dict(),
+        "sampling": prompt.sampling.as_dict(),
+        "safety": {"level": risk.level, "score": risk.score, "rule": risk.rule},
+        "summary": (f"This turn {read}; over the conversation you seem {persona.dominant_emotion}. "
+                    f"Rules fired: {', '.join(rules) if rules else 'none'}; so the reply used the strategy "
+                    f"'{decision.controls.strategy}'."),
+    }

@@ -44,7 +44,10 @@ system:
 	@command -v espeak-ng >/dev/null && command -v chromium >/dev/null && command -v redis-server >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng chromium redis-server >/dev/null; }
 
+# The layer contract and the types first (seconds), then the tests.
 test: setup system
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -q -ra
 
 # The face model's TensorFlow path: a separate venv with tensorflow-cpu computes its outputs, the test compares

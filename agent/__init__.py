@@ -8,7 +8,10 @@ from agent.analysis import (
     load_text_model,
 )
 from agent.conversation import Conversation, FaceUnavailable, VoiceUnavailable
-from agent.engine import EmbeddedEngine, EmbeddedEngineConfig, default_adapter_dir, default_llm_python, lora_rank
+from agent.engine import (
+    DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, default_adapter_dir, default_llm_python, embedded_model_dir,
+    lora_rank,
+)
 from agent.events import (
     EVENTS, PROTOCOL_VERSION, ControlsEvent, ControlsUpdated, ErrorEvent, Event, FaceAbsent, PerceptionEvent, PersonaEvent,
     ResponseCancelled, ResponseDelta, ResponseDone, ResponseInterrupted, SafetyEvent, SessionStarted, SpeechStarted,
@@ -23,13 +26,13 @@ from perception.face.image import ImageError
 from perception.voice.audio import AudioError as InvalidAudio
 
 __all__ = [
-    "ACTIVE_SESSIONS", "ERRORS", "EVENTS", "FRAMES", "LOCAL_TENANT", "PROTOCOL_VERSION", "REGISTRY",
+    "ACTIVE_SESSIONS", "DEFAULT_CACHE_DIR", "ERRORS", "EVENTS", "FRAMES", "LOCAL_TENANT", "PROTOCOL_VERSION", "REGISTRY",
     "Agent", "AgentConfig", "AnalysisUnavailable", "AudioBackpressure", "ControlsEvent", "ControlsUpdated", "Conversation",
     "EmbeddedEngine", "EmbeddedEngineConfig", "ErrorEvent", "Event", "FaceAbsent", "FaceAnalysis", "FaceUnavailable",
     "ImageBackpressure", "ImageError", "InvalidAudio", "LLMConfig", "PerceptionEvent", "PersonaEvent", "ResponseCancelled",
     "ResponseDelta", "ResponseDone", "ResponseInterrupted", "Runtime", "RuntimeConfig", "SafetyEvent", "SessionInUse",
     "SessionStarted", "SpeechStarted", "TextAnalysis", "TranscriptEvent", "UnknownProfile", "UnknownSession",
     "VoiceAnalysis", "VoiceConfig", "VoiceUnavailable", "analyze_face", "analyze_texts", "analyze_voice", "assess_texts",
-    "create_runtime", "default_adapter_dir", "default_llm_python", "load_face_perceiver", "load_risk_model",
+    "create_runtime", "default_adapter_dir", "default_llm_python", "embedded_model_dir", "load_face_perceiver", "load_risk_model",
     "load_text_model", "load_voice_models", "lora_rank", "open_agent_store", "watch_tasks",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice
 from agent.batcher import MicroBatcher
 from agent.conversation import Conversation, Evict, Inputs
-from agent.engine import EmbeddedEngine, EmbeddedEngineConfig
+from agent.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig
 from agent.frames import Emit
 from agent.llm import LLMClient, LLMConfig
 from agent.reading import TextPerceiver, TextReader
@@ -25,6 +25,7 @@ from agent.turn import Fuser, Pipeline, TurnConfig
 from agent.voice import VoiceConfig, VoiceModels
 from fusion import ConfidenceFusion
 from fusion.gated import default_fusion_path, load_gated_fusion
+from perception.environment import configure_third_party
 from perception.face.expression import default_face_model_path
 from perception.face.perceiver import (
     FacePerceiver, KerasFacePerceiver, default_deepface_weights, load_deepface_perceiver, load_keras_face_perceiver,
@@ -74,7 +75,7 @@ class AgentConfig:
     voice_enabled: bool = True
     stt_model: Literal["tiny.en", "base"] = "tiny.en"
     vad_min_silence_ms: int = 600  # silence that ends a spoken turn
-    cache_dir: Path = Path.home() / ".cache" / "persona-agent"
+    cache_dir: Path = DEFAULT_CACHE_DIR
     voice: VoiceConfig = VoiceConfig()
     face_enabled: bool = True
     face_backend: Literal["keras", "deepface"] = "keras"
@@ -227,6 +228,7 @@ class Runtime:
 
 async def create_runtime(cfg: RuntimeConfig) -> Runtime:
     """Load every model once, start (or reach) the LLM, warm up, and return the wired agent."""
+    configure_third_party()
     engine: EmbeddedEngine | None = None
     llm_cfg = cfg.llm
     if llm_cfg is None:

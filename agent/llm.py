@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import Any
 from dataclasses import dataclass, field
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
 
 from prompts import Message, Prompt
 
@@ -64,7 +66,7 @@ class LLMClient:
 
     def _make(self, url: str) -> ChatOpenAI:
         c = self.config
-        return ChatOpenAI(model=c.model, base_url=url, api_key=c.api_key, timeout=c.timeout_s, max_retries=c.max_retries,
+        return ChatOpenAI(model=c.model, base_url=url, api_key=SecretStr(c.api_key), timeout=c.timeout_s, max_retries=c.max_retries,
                           streaming=True, stream_usage=True)
 
     def choose(self) -> Endpoint:
@@ -74,13 +76,13 @@ class LLMClient:
         least = [e for e in healthy if e.in_flight == low]
         return least[next(self._turn) % len(least)]
 
-    async def stream(self, prompt: Prompt, stats: StreamStats | None = None) -> AsyncIterator[str]:
+    async def stream(self, prompt: Prompt, stats: StreamStats | None = None) -> AsyncGenerator[str, None]:
         """Yield text deltas. Closing this generator (cancel, disconnect) closes the HTTP stream, which makes
         vLLM abort the request."""
         s = prompt.sampling
         ep = self.choose()
         # LangChain sends max_tokens as `max_completion_tokens`, which vLLM honours; vLLM-only knobs go in extra_body.
-        agen = ep.chat.astream(
+        agen: Any = ep.chat.astream(  # an async generator (closed below)
             to_langchain(prompt.messages),
             max_tokens=s.max_tokens,
             temperature=s.temperature,

@@ -2,6 +2,8 @@
 Labels never carry message content, user ids or keys."""
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -24,8 +26,6 @@ def observe_timings(timings_ms: dict[str, float | None]) -> None:
 TASKS = Gauge("persona_asyncio_tasks", "asyncio tasks alive in the server's event loop", registry=REGISTRY)
 
 
-def watch_tasks(loop) -> None:
+def watch_tasks(loop: asyncio.AbstractEventLoop) -> None:
     """Report the loop's live task count on every scrape (orphans show up as a count that never comes back down)."""
-    import asyncio
-
     TASKS.set_function(lambda: len(asyncio.all_tasks(loop)))

@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 
 class TextPerceiver(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def perceive_batch(self, texts: Sequence[str]) -> list[ModalitySignal]: ...
 

@@ -11,6 +11,8 @@ snapshot; run Redis with `appendonly yes` (the compose file does) to keep every 
 """
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import time
 
@@ -26,7 +28,7 @@ class RedisStore:
     def __init__(self, url: str, prefix: str = "persona:", ttl_s: int = 30 * 86400) -> None:
         import redis.asyncio as redis
 
-        self._r = redis.from_url(url, decode_responses=True, socket_timeout=5, health_check_interval=30)
+        self._r: Any = redis.from_url(url, decode_responses=True, socket_timeout=5, health_check_interval=30)
         self.prefix, self.ttl_s = prefix, ttl_s
 
     def _k(self, tenant: str, kind: str, ident: str) -> str:

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -42,7 +42,8 @@ LLM_ERRORS = (openai.APIConnectionError, openai.APITimeoutError, openai.APIStatu
 
 
 class Fuser(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def fuse(self, signals: Mapping[Modality, ModalitySignal]) -> FusedPercept: ...
 
@@ -206,7 +207,7 @@ class LLMFailed(Exception):
         self.cause, self.status = cause, status
 
 
-async def guarded(stream: AsyncIterator[str], max_tokens: int, reply: Reply) -> AsyncIterator[str]:
+async def guarded(stream: AsyncGenerator[str, None], max_tokens: int, reply: Reply) -> AsyncGenerator[str, None]:
     """The text the user may see: the output guard releases what no pattern can still claim, the closer ends the reply
     on a complete sentence near the token cap. On a guard hit the rest is dropped and a safe sentence ends it."""
     guard, closer, stats = OutputGuard(), SentenceCloser(max_tokens), reply.stats
@@ -232,7 +233,7 @@ async def guarded(stream: AsyncIterator[str], max_tokens: int, reply: Reply) -> 
         yield tail
 
 
-async def generate(p: Pipeline, prompt: Prompt, fixed: str | None, reply: Reply) -> AsyncIterator[str]:
+async def generate(p: Pipeline, prompt: Prompt, fixed: str | None, reply: Reply) -> AsyncGenerator[str, None]:
     """The reply, piece by piece: `fixed` (the crisis reply: never left to the model) or the model's guarded stream.
     A transient LLM failure is retried while the user has seen nothing of the reply (then a retry cannot repeat or
     garble it); otherwise LLMFailed."""
@@ -254,7 +255,7 @@ async def generate(p: Pipeline, prompt: Prompt, fixed: str | None, reply: Reply)
             await asyncio.sleep(LLM_RETRY_BACKOFF_S[attempt])
 
 
-async def _fixed(text: str, stats: StreamStats) -> AsyncIterator[str]:
+async def _fixed(text: str, stats: StreamStats) -> AsyncGenerator[str, None]:
     stats.finish_reason = "safety"
     yield text
 
@@ -359,7 +360,7 @@ class Turn:
 # --- what the client is told -----------------------------------------------------------------------------------------
 
 def persona_event(persona: PersonaState, percept: FusedPercept) -> PersonaEvent:
-    return PersonaEvent(state=persona.as_dict(), gates=dict(percept.gates), present=percept.present,
+    return PersonaEvent(state=persona.as_dict(), gates={m: g for m, g in percept.gates.items()}, present=percept.present,
                         fusion_model=percept.model)
 
 

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from bench.stats import machine  # noqa: E402
-from server.launch import live_server  # noqa: E402
-from training.eval_replies import situations as eval_situations, warmth  # noqa: E402
+from harness import live_server  # noqa: E402
+from tuning.eval_replies import situations as eval_situations, warmth  # noqa: E402
 
 SIGNALS = ("verbosity", "formality", "empathy")
 

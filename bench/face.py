@@ -12,10 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from perception.environment import DEFAULT_CACHE_DIR, configure_third_party  # noqa: E402
+
+configure_third_party()
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -102,7 +104,7 @@ def main() -> None:
         acc, f1 = scores(y, pred)
         with torch.no_grad():
             crop_ms = timed(lambda im: net(torch.from_numpy(im.astype(np.float32)[None, None] / 255.0)), images[:args.crops])
-        df = load_deepface_perceiver(wpath, Path.home() / ".cache" / "persona-agent" / "deepface")
+        df = load_deepface_perceiver(wpath, DEFAULT_CACHE_DIR / "deepface")
         frame_ms = timed(lambda fr: df.read(fr), frames)
         rows.append(("deepface EmotionModel (PyTorch), trained by us; frames via DeepFace.analyze", acc, f1, crop_ms,
                      frame_ms, sum(p.numel() for p in net.parameters())))

@@ -18,6 +18,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from bench.stats import machine  # noqa: E402
+from perception.environment import configure_third_party  # noqa: E402
+
+configure_third_party()
 
 SHARED = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "out"

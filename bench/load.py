@@ -27,7 +27,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.stats import machine, summarize  # noqa: E402
-from server.launch import free_port, live_server  # noqa: E402
+from harness import free_port, live_server  # noqa: E402
 
 FIRST_TOKEN_MS = 50.0
 MESSAGES = ["I had a rough day at work.", "My manager criticised me in front of everyone.",

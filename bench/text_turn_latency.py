@@ -22,7 +22,7 @@ import websockets
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.stats import machine, row  # noqa: E402
 from prompts import load_profiles, render  # noqa: E402
-from server.launch import live_server  # noqa: E402
+from harness import live_server  # noqa: E402
 
 MESSAGES = [
     "I'm so happy, I finally passed my driving test!",

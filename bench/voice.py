@@ -98,7 +98,7 @@ def emotion_table() -> None:
 async def live_latency(trials: int) -> None:
     import websockets
 
-    from server.launch import live_server
+    from harness import live_server
 
     speech = espeak("I had a long day at work and I just want to relax now.")
     pcm = (np.clip(speech, -1, 1) * 32767).astype("<i2").tobytes()

@@ -9,6 +9,7 @@ label through the same output layer, so the h_m live in one space and a single m
 """
 from __future__ import annotations
 
+from typing import Any
 import json
 import time
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from perception import LABELS, MODALITIES, Modality, ModalitySignal
 
 
 def build_gmu(hidden: int = 64, emb_proj: int = 16, gate_hidden: int = 32, dropout: float = 0.3,
-              emb_dropout: float = 0.5):
+              emb_dropout: float = 0.5) -> Any:  # a torch.nn.Module (torch is imported lazily)
     import torch
     from torch import nn
 
@@ -40,7 +41,8 @@ def build_gmu(hidden: int = 64, emb_proj: int = 16, gate_hidden: int = 32, dropo
             self.drop = nn.Dropout(dropout)
             self.out = nn.Linear(hidden, len(LABELS))
 
-        def forward(self, heads: Mapping[str, torch.Tensor], embs: Mapping[str, torch.Tensor], mask: torch.Tensor):
+        def forward(self, heads: Mapping[str, torch.Tensor], embs: Mapping[str, torch.Tensor],
+                    mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
             """heads[m]: [B, HEAD_DIMS[m]]; embs[m]: [B, EMBEDDING_DIMS[m]]; mask: [B, 3] (1 = present, ≥ 1 per row).
             Returns logits [B, 7], gates [B, 3], persona [B, hidden], per-modality logits [B, 3, 7]."""
             hs = []
@@ -61,7 +63,7 @@ def build_gmu(hidden: int = 64, emb_proj: int = 16, gate_hidden: int = 32, dropo
 
 @dataclass(frozen=True)
 class GatedFusion:
-    net: object  # the GMU torch module, in eval mode
+    net: Any  # the GMU torch module, in eval mode
     name: str
 
     def fuse(self, signals: Mapping[Modality, ModalitySignal]) -> FusedPercept:

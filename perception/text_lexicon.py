@@ -1,6 +1,8 @@
 """Lexicon text perceiver: NRC emotion lexicon + VADER. The cheap baseline the trained model must beat."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import json
 import re
 import time
@@ -32,8 +34,8 @@ class LexiconTextPerceiver:
         tokens = _TOKEN.findall(text.lower())
         counts = dict.fromkeys(_NRC_ALL, 0.0)
         for tok in tokens:
-            for emo in self.nrc.get(tok, ()):
-                counts[emo] += 1.0
+            for name in self.nrc.get(tok, ()):
+                counts[name] += 1.0
         vs = self.vader.polarity_scores(text)
         emo = np.array([counts[e] for e in _NRC_EMOTIONS], dtype=np.float32)  # [6]
         # VADER sees negation and intensifiers the word counts miss: move mass along its polarity.
@@ -63,7 +65,7 @@ class LexiconTextPerceiver:
             evidence={"vader_compound": round(vs["compound"], 4), "lexicon_hits": int(hits)},
         )
 
-    def perceive_batch(self, texts: list[str]) -> list[ModalitySignal]:
+    def perceive_batch(self, texts: Sequence[str]) -> list[ModalitySignal]:
         return [self.perceive(t) for t in texts]
 
 

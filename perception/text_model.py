@@ -5,6 +5,7 @@ shared distribution derived from them (DESIGN.md §2).
 """
 from __future__ import annotations
 
+from typing import Any
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -70,11 +71,11 @@ def pad_token_ids(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray
 
 def tune_thresholds(probs: np.ndarray, y: np.ndarray, grid: Sequence[float] | None = None) -> np.ndarray:
     """Per-label threshold maximising that label's F1 on (probs [N, L], y [N, L])."""
-    grid = np.arange(0.02, 0.96, 0.01) if grid is None else np.asarray(grid)
+    grid_ = np.arange(0.02, 0.96, 0.01) if grid is None else np.asarray(grid)
     out = np.full(probs.shape[1], 0.5, dtype=np.float32)
     for j in range(probs.shape[1]):
         best = -1.0
-        for t in grid:
+        for t in grid_:
             pred = probs[:, j] >= t
             tp = float((pred & (y[:, j] == 1)).sum())
             f1 = 2 * tp / max(1.0, float(pred.sum() + y[:, j].sum()))
@@ -91,8 +92,8 @@ class Attribution:
 
 @dataclass(frozen=True)
 class TextEmotionModel:
-    session: object  # onnxruntime.InferenceSession
-    tokenizer: object  # tokenizers.Tokenizer
+    session: Any  # onnxruntime.InferenceSession
+    tokenizer: Any  # tokenizers.Tokenizer
     thresholds: np.ndarray  # [28]
     name: str = "minilm-l6-goemotions-int8"
 

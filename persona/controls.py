@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 Strategy = Literal[
     "Question",
@@ -48,9 +48,10 @@ class ControlSignals:
         return {f.name: (round(v, 3) if isinstance(v := getattr(self, f.name), float) else v) for f in fields(self)}
 
 
-def coerce_signals(values: Mapping[str, object]) -> dict[str, object]:
-    """Validate a partial mapping of signal name -> value; raises ValueError naming what is wrong."""
-    out: dict[str, object] = {}
+def coerce_signals(values: Mapping[str, object]) -> dict[str, Any]:
+    """Validate a partial mapping of signal name -> value (each then of its signal's type); raises ValueError naming
+    what is wrong."""
+    out: dict[str, Any] = {}
     for name, value in values.items():
         if name in SCALAR_SIGNALS:
             if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -7,7 +7,7 @@ Ops: lt, le, gt, ge, eq, in. Fields: any PersonaState scalar, plus `p_<label>` f
 from __future__ import annotations
 
 import operator
-from typing import Literal
+from typing import Any, Literal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -132,7 +132,7 @@ def apply_overrides(overrides: Mapping[str, object], limits: OverrideLimits | No
             rejected[name] = "safety mode is set by the safety layer only"
             continue
         try:
-            coerce_signals({name: value})
+            value = coerce_signals({name: value})[name]
         except ValueError as exc:
             rejected[name] = str(exc)
             continue
@@ -153,7 +153,7 @@ def _round(v: object) -> object:
     return round(v, 4) if isinstance(v, float) else v
 
 
-def _parse_rule(raw: Mapping[str, object]) -> Rule:
+def _parse_rule(raw: Mapping[str, Any]) -> Rule:  # one rule as YAML gives it
     name = str(raw["name"])
     when: list[tuple[str, str, object]] = []
     for f, cond in dict(raw.get("when") or {}).items():

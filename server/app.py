@@ -5,6 +5,7 @@ import asyncio
 import logging
 import os
 from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,7 +21,7 @@ from agent import (
     watch_tasks,
 )
 from server.auth import SUBPROTOCOL, Guard, KeyStore, token_from
-from server.analyze import face_result, text_result, voice_result
+from server.results import face_result, text_result, voice_result
 from server.protocol import (
     MAX_AUDIO_UPLOAD_BYTES, MAX_AUDIO_UPLOAD_SECONDS, MAX_IMAGE_BYTES, AnalyzeFaceResponse, AnalyzeTextRequest, AnalyzeTextResponse, TextResult, VoiceResult,
     json_schema,
@@ -77,8 +78,8 @@ def _binary_body() -> dict:
                             "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-_ERR = {"model": ErrorDetail, "description": "refused, with the reason in `detail`"}
-_AUTH = {401: _ERR, 403: _ERR, 429: _ERR}
+_ERR: dict[str, Any] = {"model": ErrorDetail, "description": "refused, with the reason in `detail`"}
+_AUTH: dict[int | str, dict[str, Any]] = {401: _ERR, 403: _ERR, 429: _ERR}
 
 
 async def _purge_periodically(runtime: Runtime, every_s: float = 3600.0) -> None:
@@ -109,7 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
         return key.principal if key is not None else LOCAL_TENANT
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await create_runtime(settings.runtime_config())
         app.state.runtime = runtime
         watch_tasks(asyncio.get_running_loop())
@@ -126,7 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.middleware("http")
-    async def public_assets(request: Request, call_next):
+    async def public_assets(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         """The widget and client are loaded as module scripts by third-party pages: CORS on /static only."""
         response = await call_next(request)
         if request.url.path.startswith("/static/"):
@@ -242,7 +243,7 @@ def create_app(settings: Settings) -> FastAPI:
             return
         await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         limits = guard.limits(key) if key is not None else None
-        if limits is not None and limits.sessions >= key.max_sessions:
+        if key is not None and limits is not None and limits.sessions >= key.max_sessions:
             conn = Connection(app.state.runtime.agent, ws, limits=None, idle_timeout_s=settings.idle_timeout_s)
             await conn.error("too_many_sessions", f"this key may hold {key.max_sessions} sessions at once", retryable=True)
             await ws.close(code=1013)

@@ -7,6 +7,8 @@ or `X-API-Key: <key>`; browsers, which cannot set WebSocket headers, as the subp
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import hashlib
 import secrets
 import sqlite3
@@ -73,22 +75,23 @@ class KeyStore:
                                    "WHERE hash = ?", (_hash(token),)).fetchone()
         if row is None or row[5]:
             return None
-        return ApiKey(*row[:5], tenant=row[6])
+        return ApiKey(id=row[0], name=row[1], rate_per_min=row[2], max_sessions=row[3], created_at=row[4], tenant=row[6])
 
     def list(self) -> list[ApiKey]:
         with self._lock:
             rows = self._db.execute("SELECT id, name, rate_per_min, max_sessions, created_at, revoked, tenant FROM api_keys "
                                     "ORDER BY created_at").fetchall()
-        return [ApiKey(*r[:5], revoked=bool(r[5]), tenant=r[6]) for r in rows]
+        return [ApiKey(id=r[0], name=r[1], rate_per_min=r[2], max_sessions=r[3], created_at=r[4], revoked=bool(r[5]),
+                       tenant=r[6]) for r in rows]
 
     def revoke(self, key_id: str) -> bool:
         with self._lock:
             return self._db.execute("UPDATE api_keys SET revoked = 1 WHERE id = ?", (key_id,)).rowcount > 0
 
 
-def token_from(headers: dict[str, str] | object, subprotocols: list[str] | None = None) -> str | None:
+def token_from(headers: Mapping[str, str], subprotocols: list[str] | None = None) -> str | None:
     """The key a request carries: Authorization Bearer, X-API-Key, or a `key.<token>` WebSocket subprotocol."""
-    get = headers.get  # type: ignore[attr-defined]
+    get = headers.get
     auth = get("authorization") or ""
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()

@@ -59,7 +59,8 @@ class Connection:
                     return
                 if msg["type"] == "websocket.disconnect":
                     return
-                raw = msg.get("text") if msg.get("text") is not None else msg.get("bytes", b"")
+                text = msg.get("text")
+                raw: str | bytes = text if text is not None else (msg.get("bytes") or b"")
                 try:
                     event = parse_client(raw)
                 except ProtocolError as exc:

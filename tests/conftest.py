@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from server.launch import LiveServer, free_port, live_server as launch
+from harness import LiveServer, free_port, live_server as launch
+from perception.environment import configure_third_party
+
+configure_third_party()  # what the CLI does at start-up, for the tests that load models in-process
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import httpx
 
-from server.launch import LiveServer, live_server as launch
+from harness import LiveServer, live_server as launch
 
 Mode = Literal["pass", "down", "error", "slow", "cut", "pace"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.launch import free_port
+from harness import free_port
 
 
 class RedisServer:

@@ -46,7 +46,8 @@ def train(args: argparse.Namespace) -> None:
     for mod in model.modules():
         if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
             torch.nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
-            torch.nn.init.zeros_(mod.bias)
+            if mod.bias is not None:
+                torch.nn.init.zeros_(mod.bias)
     with torch.no_grad():
         model.conv_1.bias.copy_(-0.5 * model.conv_1.weight.sum((1, 2, 3)))
         torch.nn.init.normal_(model.fc_3.weight, std=0.01)

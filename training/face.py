@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
+from perception.environment import require_keras_backend
 from perception.face.model import CROP, INPUT, center_crop
 
 
@@ -71,7 +71,7 @@ def predict_tta(net, x48: np.ndarray, batch: int = 256, crop: int = CROP) -> np.
 
 
 def train(args: argparse.Namespace) -> None:
-    os.environ.setdefault("KERAS_BACKEND", "torch")
+    require_keras_backend()
     import keras
     import torch
     from tqdm import tqdm
@@ -122,7 +122,7 @@ def train(args: argparse.Namespace) -> None:
         for s in bar:
             idx = order[s * args.batch_size:(s + 1) * args.batch_size]
             loss = net.train_on_batch(augment_batch(x_tr[idx], rng, size=args.crop, strength=args.aug), onehot[idx])
-            losses.append(float(loss if np.isscalar(loss) else loss[0]))
+            losses.append(float(np.asarray(loss).ravel()[0]))
             if s % 50 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
         probs = predict_tta(net, x_va, crop=args.crop)

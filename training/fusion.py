@@ -10,6 +10,8 @@ conflicting-label and corrupted-input augmentation so the gates learn which moda
 """
 from __future__ import annotations
 
+from typing import Any
+
 import argparse
 import json
 import time
@@ -51,7 +53,8 @@ def sample_training(pools: dict[str, Pool], n: int, rng: np.random.Generator, p_
     mask = (rng.random((n, M)) < p_present).astype(np.float32)
     mask[mask.sum(1) == 0, rng.integers(0, M, int((mask.sum(1) == 0).sum()))] = 1.0
     conflict_m = np.where(rng.random(n) < p_conflict, rng.integers(0, M, n), -1)
-    heads, embs = {}, {}
+    heads: dict[str, np.ndarray] = {}
+    embs: dict[str, np.ndarray] = {}
     for j, m in enumerate(MODALITIES):
         idx = np.empty(n, np.int64)
         for i in range(n):
@@ -71,9 +74,9 @@ def fixed_triplets(pools: dict[str, Pool], n: int, seed: int) -> tuple[Triplets,
         cls = _by_class(pool, False)
         idx = np.array([rng.choice(cls[k]) for k in y])
         # the corrupted version of the same source item
-        bad_of = {}
+        bad_of: dict[int, list[int]] = {}
         for i in np.flatnonzero(pool.corrupted):
-            bad_of.setdefault(int(pool.group[i]), []).append(i)
+            bad_of.setdefault(int(pool.group[i]), []).append(int(i))
         bidx = np.array([rng.choice(bad_of[int(pool.group[i])]) for i in idx])
         clean_h[m], clean_e[m] = pool.heads[idx], pool.embs[idx]
         bad_h[m], bad_e[m] = pool.heads[bidx], pool.embs[bidx]
@@ -114,12 +117,12 @@ def confidence_peer(t: Triplets) -> np.ndarray:
     return dist.argmax(1)
 
 
-def evaluate(net, clean: Triplets, bad: Triplets) -> dict[str, object]:
+def evaluate(net: Any, clean: Triplets, bad: Triplets) -> dict[str, Any]:
     net.eval()
     y = clean.y
     single = {m: macro_f1(y, clean.heads[m][:, :len(LABELS)].argmax(1)) for m in MODALITIES}
     pred, g = _run(net, clean)
-    out: dict[str, object] = {"single": single, "fused": macro_f1(y, pred), "peer_confidence_fusion":
+    out: dict[str, Any] = {"single": single, "fused": macro_f1(y, pred), "peer_confidence_fusion":
                               macro_f1(y, confidence_peer(clean)), "gates_clean": g.mean(0).round(3).tolist(),
                               "missing": {}, "corrupted": {}}
     for j, m in enumerate(MODALITIES):
@@ -163,10 +166,12 @@ def format_report(r: dict, n: int) -> str:
 
 # ---------------------------------------------------------------- pools
 def load_perceivers(threads: int = 2):
-    from agent import AgentConfig, load_face_perceiver, load_text_model
+    from perception.face.expression import default_face_model_path
+    from perception.face.perceiver import load_keras_face_perceiver
+    from perception.text_model import default_text_model_dir, load_text_model
 
-    text = load_text_model(None, threads=threads)
-    face = load_face_perceiver(AgentConfig(model_threads=threads))
+    text = load_text_model(default_text_model_dir(), threads=threads)
+    face = load_keras_face_perceiver(default_face_model_path(), threads=threads)
     return text, face
 
 
@@ -191,19 +196,20 @@ def build_pools(args: argparse.Namespace, only: tuple[str, ...] = MODALITIES) ->
 
 
 def _text_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
-    from agent import load_text_model
+    from perception.text_model import default_text_model_dir, load_text_model
     from training.fusion_data import text_pool
 
-    text = load_text_model(None, threads=args.threads)
+    text = load_text_model(default_text_model_dir(), threads=args.threads)
     return (text_pool(text, shared / "goemotions" / "train.tsv", args.per_class, args.seed),
             text_pool(text, shared / "goemotions" / "dev.tsv", args.val_per_class, args.seed))
 
 
 def _face_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
-    from agent import AgentConfig, load_face_perceiver
+    from perception.face.expression import default_face_model_path
+    from perception.face.perceiver import load_keras_face_perceiver
     from training.fusion_data import face_pool, read_fer_npz
 
-    face = load_face_perceiver(AgentConfig(model_threads=args.threads))
+    face = load_keras_face_perceiver(default_face_model_path(), threads=args.threads)
     x, y = read_fer_npz(shared / "fer2013" / "fer2013_train.npz")
     tr = face_pool(face, x, y, args.per_class, args.seed)
     x, y = read_fer_npz(shared / "fer2013" / "fer2013_public_test.npz")
@@ -234,7 +240,7 @@ def _voice_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
 
 
 # ---------------------------------------------------------------- training
-HYPER = {"hidden": 64, "emb_proj": 16, "gate_hidden": 32, "dropout": 0.3, "emb_dropout": 0.5}
+HYPER: dict[str, Any] = {"hidden": 64, "emb_proj": 16, "gate_hidden": 32, "dropout": 0.3, "emb_dropout": 0.5}
 
 
 def train(args: argparse.Namespace) -> None:

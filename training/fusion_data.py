@@ -67,8 +67,8 @@ def corrupt_text(text: str, rng: np.random.Generator) -> str:
     """What a bad transcript or a hurried thumb produces: words dropped and characters swapped or replaced."""
     words = [w for w in text.split() if rng.random() > 0.5] or [text.split()[0] if text.split() else "uh"]
     out = []
-    for w in words:
-        w = list(w)
+    for word in words:
+        w = list(word)
         for _ in range(int(rng.integers(0, 3))):
             i = int(rng.integers(0, len(w)))
             w[i] = chr(int(rng.integers(97, 123))) if rng.random() < 0.5 else w[i - 1]
@@ -95,7 +95,7 @@ def corrupt_face(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """48x48 uint8 → the same face seen badly: one or two of heavy blur, a large occluder, strong noise, darkness."""
     import cv2
 
-    x = img.astype(np.float32)
+    x: np.ndarray = img.astype(np.float32)
     for kind in rng.choice(4, size=int(rng.integers(1, 3)), replace=False):
         if kind == 0:
             x = cv2.GaussianBlur(x, (0, 0), float(rng.uniform(2.0, 4.0)))

@@ -9,6 +9,7 @@ out-of-fold (stratified 5-fold, repeated): thresholds are picked on the training
 """
 from __future__ import annotations
 
+from typing import Any
 import argparse
 import json
 from dataclasses import dataclass
@@ -63,9 +64,9 @@ def threshold_for_fpr(scores: np.ndarray, y: np.ndarray, fpr: float) -> float:
 class Fitted:
     """Both learned parts, fitted on the same messages; `score` mixes them as `RiskClassifier.score` does."""
 
-    embedding: object  # sklearn pipeline: StandardScaler + LogisticRegression over `features`
-    vectorizer: object  # TfidfVectorizer(analyzer=lexical_terms, sublinear_tf=True)
-    lexical: object  # LogisticRegression over the TF-IDF vectors
+    embedding: Any  # sklearn pipeline: StandardScaler + LogisticRegression over `features`
+    vectorizer: Any  # TfidfVectorizer(analyzer=lexical_terms, sublinear_tf=True)
+    lexical: Any  # LogisticRegression over the TF-IDF vectors
     weight: float  # of the embedding part
 
     def score(self, x: np.ndarray, texts: list[str]) -> np.ndarray:

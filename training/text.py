@@ -7,6 +7,8 @@ Seeded; checkpoints every epoch (and every --checkpoint-steps) into --workdir an
 """
 from __future__ import annotations
 
+from typing import Any
+
 import argparse
 import json
 import math
@@ -27,10 +29,10 @@ from training.goemotions import Split, read_tsv
 class EmotionClassifier(nn.Module):
     """MiniLM encoder → mean pooling over real tokens → dropout → linear, 28 logits."""
 
-    def __init__(self, encoder: nn.Module, n_labels: int = len(GOEMOTIONS), dropout: float = 0.1) -> None:
+    def __init__(self, encoder: Any, n_labels: int = len(GOEMOTIONS), dropout: float = 0.1) -> None:
         super().__init__()
-        self.encoder = encoder
-        hidden = encoder.config.hidden_size
+        self.encoder = encoder  # a transformers BertModel
+        hidden: int = encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, n_labels)
 

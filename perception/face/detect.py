@@ -1,6 +1,7 @@
 """Face detection with OpenCV's Haar cascade (its model file ships inside `opencv-python-headless` < 5)."""
 from __future__ import annotations
 
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ class FaceBox:
 
 @dataclass(frozen=True)
 class HaarFaceDetector:
-    cascade: object  # cv2.CascadeClassifier
+    cascade: Any  # cv2.CascadeClassifier
     min_size_frac: float = 0.06  # smallest face, as a fraction of the shorter image side
     min_score: float = 2.0  # weaker detections are mostly false positives on our test photos
     max_side: int = 640  # images are downscaled to this for detection
@@ -41,7 +42,7 @@ class HaarFaceDetector:
 def load_face_detector() -> HaarFaceDetector:
     import cv2
 
-    path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+    path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
     cascade = cv2.CascadeClassifier(path)
     assert not cascade.empty(), f"cannot load Haar cascade from {path}"
     return HaarFaceDetector(cascade)

@@ -1,12 +1,13 @@
 """Our facial-expression model served from Keras 3 (torch backend by default; TensorFlow when KERAS_BACKEND says so)."""
 from __future__ import annotations
 
-import os
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from perception.environment import require_keras_backend
 from perception.face.model import INPUT, build_expression_net, center_crop
 
 GRID = 6  # saliency grid cells per side over the 48x48 crop
@@ -17,7 +18,7 @@ class FaceExpressionModel:
     """48x48 grey crops → FER/shared-order probabilities and the 256-d embedding. The central CROP window (the whole
     crop for the shipped weights) and its mirror are both scored and averaged, as in validation."""
 
-    model: object  # keras.Model: crop -> (embedding, logits)
+    model: Any  # keras.Model: crop -> (embedding, logits)
     backend: str
     name: str
 
@@ -59,7 +60,7 @@ class FaceExpressionModel:
 
 
 def load_face_expression(path: str | Path, width: int = 32, threads: int = 1) -> FaceExpressionModel:
-    os.environ.setdefault("KERAS_BACKEND", "torch")
+    require_keras_backend()
     import keras
 
     backend = keras.backend.backend()

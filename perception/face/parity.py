@@ -30,4 +30,7 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
+    from perception.environment import configure_third_party
+
+    configure_third_party()  # keeps KERAS_BACKEND=tensorflow when the caller set it
     main(sys.argv[1])

@@ -36,7 +36,8 @@ class FaceReading:
 
 
 class FacePerceiver(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def read(self, image: np.ndarray, *, crop: bool = False, explain: bool = False) -> list[FaceReading]:
         """image: [H, W, 3] uint8 BGR (or [H, W] grey). crop=True: the whole image is one face crop, as in

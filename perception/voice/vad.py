@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -23,7 +23,7 @@ class VadEvent:
 
 @dataclass(frozen=True)
 class VadModel:
-    model: object  # silero_vad OnnxWrapper (shared ONNX session)
+    model: Any  # silero_vad OnnxWrapper (shared ONNX session)
     threshold: float = 0.5
     min_silence_ms: int = 600  # silence that ends an utterance
     speech_pad_ms: int = 30
@@ -39,7 +39,7 @@ class VadStream:
     """Feed float32 16 kHz audio of any chunk size; get speech start/end events. Not thread-safe: one per stream."""
 
     cfg: VadModel
-    model: object
+    model: Any
     _pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     _samples: int = 0
     triggered: bool = False

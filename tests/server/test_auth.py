@@ -13,7 +13,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from server.launch import live_server as launch
+from harness import live_server as launch
 from tests.conftest import ARTIFACTS
 from tests.server.wsutil import WS
 

@@ -1,9 +1,9 @@
-"""The Python client (server/client.py, protocol-only) drives a full turn, an image and an override."""
+"""The Python client (persona_client, protocol-only) drives a full turn, an image and an override."""
 from __future__ import annotations
 
 import pytest
 
-from server.client import PersonaClient, ServerError
+from persona_client import PersonaClient, ServerError
 from tests.conftest import SHARED
 
 pytestmark = pytest.mark.llm

@@ -10,7 +10,7 @@ import signal
 import httpx
 import pytest
 
-from server.launch import live_server as launch
+from harness import live_server as launch
 from tests.conftest import ARTIFACTS
 from tests.redisserver import RedisServer
 from tests.server.wsutil import WS

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from server.launch import live_server
+from harness import live_server
 from tests.conftest import ARTIFACTS, STORE
 from tests.server.wsutil import WS
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import websockets
 
-from server.launch import live_server as launch
+from harness import live_server as launch
 from tests.conftest import ARTIFACTS
 from tests.server.wsutil import WS
 

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
@@ -107,9 +108,9 @@ def read_turns(path: Path) -> Iterator[tuple[int, Turn]]:
     """(dialogue index, turn) for every supporter reply that follows a seeker message."""
     for di, line in enumerate(open(path)):
         d = json.loads(line)
-        merged: list[tuple[str, str, str]] = []  # (role, text, strategy of the first supporter message)
+        merged: list[tuple[Literal["user", "assistant"], str, str]] = []  # (role, text, first supporter strategy)
         for m in d["dialog"]:
-            role = "user" if m["speaker"] == "usr" else "assistant"
+            role: Literal["user", "assistant"] = "user" if m["speaker"] == "usr" else "assistant"
             text = " ".join(m["text"].split())
             if not text:
                 continue
@@ -282,7 +283,9 @@ def _tokenize(tok, ex: Example, max_len: int) -> tuple[list[int], list[int]] | N
 
 
 def default_base_dir() -> Path:
-    return Path.home() / ".cache" / "persona-agent" / "models" / "smollm2-135m-instruct"
+    from agent import embedded_model_dir
+
+    return embedded_model_dir()
 
 
 def train(args: argparse.Namespace) -> None:
@@ -314,7 +317,7 @@ def train(args: argparse.Namespace) -> None:
     held_idx = [i for i, h in enumerate(is_held) if h]
     rng.shuffle(train_idx)
     rng.shuffle(held_idx)
-    held_data = []
+    held_data: list[tuple[list[int], list[int]]] = []
     # A share of the budget goes to contrastive pairs, kept adjacent so one optimizer step sees both sides; the pairs
     # come from other turns than the plain examples (taken from the front of the shuffled list).
     units: list[tuple[tuple[list[int], list[int]], ...]] = []
@@ -349,7 +352,7 @@ def train(args: argparse.Namespace) -> None:
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).to(args.device)
     state_file = work / "state.json"
-    state = {"step": 0, "epoch": 0, "position": 0, "history": [], "best": None, "wall_s": 0.0}
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "position": 0, "history": [], "best": None, "wall_s": 0.0}
     if args.resume and (work / "last").exists():
         model = PeftModel.from_pretrained(model, work / "last", is_trainable=True)
         state = json.loads(state_file.read_text())
@@ -482,7 +485,7 @@ def export(work: Path, out: Path, state: dict, args: argparse.Namespace, n_examp
 
 
 def main() -> None:
-    from training.args import add_adapter_arguments
+    from tuning.args import add_adapter_arguments
 
     p = argparse.ArgumentParser()
     add_adapter_arguments(p)

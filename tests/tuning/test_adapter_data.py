@@ -7,7 +7,7 @@ from pathlib import Path
 
 from persona import read_style
 from prompts.render import load_profiles
-from training.adapter import build_examples, casualize, formalize, percentiles, read_turns
+from tuning.adapter import build_examples, casualize, formalize, percentiles, read_turns
 
 import numpy as np
 import random

@@ -35,7 +35,7 @@ import numpy as np
 
 from persona import PersonaState, read_style
 from persona.controls import STRATEGIES
-from training.adapter import Turn, read_turns
+from tuning.adapter import Turn, read_turns
 
 SIGNALS = ("verbosity", "formality", "empathy")
 _COMPLETE = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*\s*$")
@@ -162,6 +162,10 @@ async def _engine_speed(base_url: str, model: str, prompts: Sequence[str], max_t
                         n += 1
                         t1 = t1 or time.perf_counter()
             t2 = time.perf_counter()
+            if t1 is None:  # no token at all
+                first.append(float("nan"))
+                rate.append(float("nan"))
+                continue
             first.append((t1 - t0) * 1000)
             rate.append((n - 1) / (t2 - t1) if n > 1 else float("nan"))
     return first, rate
@@ -171,9 +175,11 @@ def run(args: argparse.Namespace) -> None:
     from rouge_score import rouge_scorer
     from sacrebleu.metrics import CHRF
 
-    from agent.engine import EmbeddedEngine, EmbeddedEngineConfig, default_adapter_dir, default_llm_python, lora_rank
+    from agent import (
+        EmbeddedEngine, EmbeddedEngineConfig, default_adapter_dir, default_llm_python, embedded_model_dir, lora_rank,
+    )
     from perception.text_model import default_text_model_dir, load_text_model
-    from server.launch import free_port, live_server
+    from harness import free_port, live_server
 
     dialogues = Path(args.dialogues)
     adapter = Path(args.adapter) if args.adapter else default_adapter_dir()
@@ -191,7 +197,7 @@ def run(args: argparse.Namespace) -> None:
         # One engine at a time, each alone on the machine: the merged adapter (as the server runs it), then the
         # plain base model. With --adapter-mode lora one LoRA-enabled engine would serve both; on CPU it doubles
         # the decode time (agent/merge_lora.py).
-        cfg = EmbeddedEngineConfig(python=default_llm_python(), model_dir=Path(args.cache_dir) / "models" / "smollm2-135m-instruct",
+        cfg = EmbeddedEngineConfig(python=default_llm_python(), model_dir=embedded_model_dir(Path(args.cache_dir)),
                                    port=free_port(), log_file=work / f"vllm-{name}.log",
                                    adapter_dir=adapter if name == "adapter" else None, max_lora_rank=lora_rank(adapter),
                                    adapter_mode=args.adapter_mode)

@@ -1,6 +1,7 @@
-"""`persona-agent analyze text FILE`: JSONL, one line per input message, in order."""
+"""`persona-agent analyze text|safety|voice|face`: JSONL, one line per input, in order."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -8,14 +9,8 @@ from pathlib import Path
 from typing import TextIO
 
 from agent import FaceAnalysis, ImageError, InvalidAudio, TextAnalysis, analyze_face, load_face_perceiver, assess_texts, load_risk_model, VoiceAnalysis, analyze_texts, analyze_voice, load_text_model, load_voice_models
-from server.batchfiles import InputFileError, read_messages
-
-
-def text_result(a: TextAnalysis) -> dict[str, object]:
-    out: dict[str, object] = {"text": a.text, "labels": a.labels, "predicted": a.predicted, "emotions": a.emotions}
-    if a.attributions is not None:
-        out["explanation"] = {"label": a.explained_label, "tokens": a.attributions}
-    return out
+from cli.batchfiles import InputFileError, read_messages
+from server.results import face_result, text_result, voice_result
 
 
 def _read_all(files: Sequence[Path], command: str) -> list[list[str]] | None:
@@ -65,11 +60,6 @@ def run_text(files: Sequence[Path], output: Path | None, model_dir: Path | None,
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".webm")
 
 
-def voice_result(path: str, a: VoiceAnalysis) -> dict[str, object]:
-    return {"path": path, "transcript": a.transcript, "emotions": a.emotions, "arousal": a.arousal, "valence": a.valence,
-            "prosody": a.prosody, "text_emotions": a.text_emotions, "duration_s": a.duration_s}
-
-
 def audio_files(paths: Sequence[Path]) -> list[Path]:
     return _files(paths, AUDIO_EXTENSIONS)
 
@@ -83,7 +73,7 @@ def run_voice(paths: Sequence[Path], output: Path | None, threads: int) -> int:
         print("persona-agent analyze voice: no audio files found", file=sys.stderr)
         return 2
     settings = Settings(model_threads=threads)
-    cfg = settings.runtime_config().agent
+    cfg = settings.agent_config()
     models = load_voice_models(cfg)
     text_model = load_text_model(cfg.text_model_dir, threads=threads)
     return _jsonl_per_file(files, output, "voice", (InvalidAudio, OSError), "invalid_audio",
@@ -114,10 +104,6 @@ def _jsonl_per_file(files: Sequence[Path], output: Path | None, command: str, er
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
-def face_result(a: FaceAnalysis) -> dict[str, object]:
-    return {"faces": a.faces, "width": a.width, "height": a.height, "latency_ms": a.latency_ms, "model": a.model}
-
-
 def _files(paths: Sequence[Path], extensions: tuple[str, ...]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
@@ -137,7 +123,25 @@ def run_face(paths: Sequence[Path], output: Path | None, crops: bool, explain: b
     if not files:
         print("persona-agent analyze face: no images found", file=sys.stderr)
         return 2
-    cfg = Settings(model_threads=threads, face_backend=backend).runtime_config().agent
+    cfg = Settings(model_threads=threads, face_backend=backend).agent_config()
     perceiver = load_face_perceiver(cfg)
     return _jsonl_per_file(files, output, "face", (ImageError, OSError), "unreadable",
                            lambda f: {"path": str(f), **face_result(analyze_face(perceiver, f.read_bytes(), crops, explain))})
+
+
+# --- the `persona-agent analyze` subcommands (cli/main.py) ----------------------------------------------------------
+
+def text_command(args: argparse.Namespace) -> int:
+    return run_text(args.files, args.output, args.model, args.explain, args.threads)
+
+
+def safety_command(args: argparse.Namespace) -> int:
+    return run_safety(args.files, args.output, args.threads)
+
+
+def voice_command(args: argparse.Namespace) -> int:
+    return run_voice(args.paths, args.output, args.threads)
+
+
+def face_command(args: argparse.Namespace) -> int:
+    return run_face(args.paths, args.output, args.crops, args.explain, args.backend, args.threads)

@@ -1,0 +1,1 @@
+"""The `persona-agent` command line (cli/main.py) and its batch-file analysis (cli/analyze.py)."""

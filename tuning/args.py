@@ -1,0 +1,50 @@
+"""Command-line arguments of the adapter trainer and the replies eval (kept free of heavy imports)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from perception.environment import DEFAULT_CACHE_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def add_adapter_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", help="HF folder of the chat model (default: the embedded SmolLM2-135M-Instruct folder)")
+    p.add_argument("--dialogues", nargs="+", default=[str(SHARED / "esconv" / "train.jsonl")],
+                   help="ESConv-format JSONL files (your own dialogues work too)")
+    p.add_argument("--workdir", default=".cache/train-adapter")
+    p.add_argument("--out", default=str(ROOT / "prompts" / "adapters" / "persona"))
+    p.add_argument("--max-examples", type=int, default=1400, help="training sequences per epoch")
+    p.add_argument("--pair-share", type=float, default=0.5,
+                   help="share of the sequences that are contrastive pairs (one signal low and high, same context)")
+    p.add_argument("--held-examples", type=int, default=60, help="held-out sequences that pick the checkpoint")
+    p.add_argument("--max-len", type=int, default=448, help="longest sequence in tokens (longer ones are skipped)")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--layers", type=int, default=18, help="adapt only the top N decoder layers (0: all)")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--accumulate", type=int, default=8, help="sequences per optimizer step")
+    p.add_argument("--checkpoint-steps", type=int, default=25)
+    p.add_argument("--seed", type=int, default=17)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--init", help="start from this peft adapter folder (a second training stage) instead of a new one")
+
+
+def add_replies_eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dialogues", required=True, help="ESConv-format JSONL (e.g. shared/data/esconv/valid.jsonl)")
+    p.add_argument("--n", type=int, default=200, help="supporter turns scored against the gold reply")
+    p.add_argument("--situations", type=int, default=30, help="situations per signal for controllability")
+    p.add_argument("--strategy-situations", type=int, default=12, help="situations per forced strategy")
+    p.add_argument("--adapter-mode", choices=("merged", "lora"), default="merged")
+    p.add_argument("--adapter", help="peft adapter folder (default: the shipped prompts/adapters/persona)")
+    p.add_argument("--profile", default="wellbeing_coach", help="profile of the seeded sessions")
+    p.add_argument("--max-tokens", type=int, default=120, help="the same token cap for every reply")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--speed-n", type=int, default=20, help="prompts for the engine's first-token and decode rate")
+    p.add_argument("--workdir", default="bench/out/eval-replies")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
+    p.add_argument("--seed", type=int, default=5)

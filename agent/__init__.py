@@ -20,7 +20,7 @@ from agent.events import (
 from agent.frames import ImageBackpressure
 from agent.llm import LLMConfig
 from agent.metrics import ACTIVE_SESSIONS, ERRORS, FRAMES, REGISTRY, watch_tasks
-from agent.store import LOCAL_TENANT
+from agent.store import LOCAL_TENANT, SessionExport, UserExport
 from agent.voice import AudioBackpressure, VoiceConfig
 from perception.face.image import ImageError
 from perception.voice.audio import AudioError as InvalidAudio
@@ -31,7 +31,7 @@ __all__ = [
     "EmbeddedEngine", "EmbeddedEngineConfig", "ErrorEvent", "Event", "FaceAbsent", "FaceAnalysis", "FaceUnavailable",
     "ImageBackpressure", "ImageError", "InvalidAudio", "LLMConfig", "PerceptionEvent", "PersonaEvent", "ResponseCancelled",
     "ResponseDelta", "ResponseDone", "ResponseInterrupted", "Runtime", "RuntimeConfig", "SafetyEvent", "SessionInUse",
-    "SessionStarted", "SpeechStarted", "TextAnalysis", "TranscriptEvent", "UnknownProfile", "UnknownSession",
+    "SessionExport", "SessionStarted", "SpeechStarted", "TextAnalysis", "TranscriptEvent", "UnknownProfile", "UnknownSession", "UserExport",
     "VoiceAnalysis", "VoiceConfig", "VoiceUnavailable", "analyze_face", "analyze_texts", "analyze_voice", "assess_texts",
     "create_runtime", "default_adapter_dir", "default_llm_python", "embedded_model_dir", "load_face_perceiver", "load_risk_model",
     "load_text_model", "load_voice_models", "lora_rank", "open_agent_store", "watch_tasks",

@@ -20,7 +20,9 @@ from agent.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig
 from agent.frames import Emit
 from agent.llm import LLMClient, LLMConfig
 from agent.reading import TextPerceiver, TextReader
-from agent.store import LOCAL_TENANT, SessionRecord, SessionStore, open_store, session_export
+from agent.store import (
+    LOCAL_TENANT, SessionExport, SessionRecord, SessionStore, UserExport, open_store, session_export,
+)
 from agent.turn import Fuser, Pipeline, TurnConfig
 from agent.voice import VoiceConfig, VoiceModels
 from fusion import ConfidenceFusion
@@ -164,7 +166,7 @@ class Agent:
         """Erase a stored session of `tenant` (a live one is closed first by the caller's connection ending)."""
         return await self.store.delete_session(session_id, tenant)
 
-    async def export_session(self, session_id: str, tenant: str) -> dict[str, object] | None:
+    async def export_session(self, session_id: str, tenant: str) -> SessionExport | None:
         """What is stored of one session of `tenant` (read-only: a live conversation on it goes on)."""
         rec = await self.store.load(session_id, tenant)
         return session_export(rec) if rec is not None else None
@@ -172,7 +174,7 @@ class Agent:
     async def delete_user(self, user_id: str, tenant: str) -> int:
         return await self.store.delete_user(user_id, tenant)
 
-    async def export_user(self, user_id: str, tenant: str) -> dict[str, object] | None:
+    async def export_user(self, user_id: str, tenant: str) -> UserExport | None:
         return await self.store.export_user(user_id, tenant)
 
     async def purge_expired(self) -> int:

@@ -13,7 +13,9 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+from typing_extensions import TypedDict  # pydantic (the REST edge) reads it as a response model on Python 3.11
 
 from persona import PersonaState
 from prompts import Message
@@ -49,7 +51,7 @@ class SessionStore(Protocol):
     async def delete_user(self, user_id: str, tenant: str) -> int:
         """Erase the user's persona and every session of theirs; the number of sessions erased (-1: no such user)."""
         ...
-    async def export_user(self, user_id: str, tenant: str) -> dict[str, object] | None: ...
+    async def export_user(self, user_id: str, tenant: str) -> UserExport | None: ...
     async def purge(self, older_than: float) -> int:
         """Retention: erase sessions and personas last written before this time (epoch seconds)."""
         ...
@@ -68,7 +70,34 @@ def persona_from_json(s: str) -> PersonaState:
     return PersonaState(**d)
 
 
-def session_export(r: SessionRecord, updated_at: float | None = None) -> dict[str, object]:
+class ExportedMessage(TypedDict):
+    role: str
+    content: str
+    interrupted: bool
+
+
+class SessionExport(TypedDict):
+    """All that is stored of one session (GET /v1/sessions/{id}, and each session of a user's export)."""
+
+    session_id: str
+    profile: str
+    user_id: str | None
+    updated_at: float | None
+    persona: dict[str, Any]
+    overrides: dict[str, Any]
+    summary: str
+    messages: list[ExportedMessage]
+
+
+class UserExport(TypedDict):
+    """All that is stored of one user of one tenant (GET /v1/users/{id}/export)."""
+
+    user_id: str
+    persona: dict[str, Any] | None  # the user's latest persona, carried into their next session
+    sessions: list[SessionExport]
+
+
+def session_export(r: SessionRecord, updated_at: float | None = None) -> SessionExport:
     """All that is stored of one session, as JSON-ready data."""
     return {"session_id": r.id, "profile": r.profile_id, "user_id": r.user_id, "updated_at": updated_at,
             "persona": asdict(r.persona), "overrides": dict(r.overrides), "summary": r.summary,
@@ -110,7 +139,7 @@ class MemoryStore:
                 del self._records[k]
             return len(gone) if known or gone else -1
 
-    async def export_user(self, user_id: str, tenant: str) -> dict[str, object] | None:
+    async def export_user(self, user_id: str, tenant: str) -> UserExport | None:
         async with self._lock:
             persona = self._users.get((tenant, user_id))
             sessions = [session_export(r, t) for k, (r, t) in self._records.items() if k[0] == tenant and r.user_id == user_id]
@@ -246,7 +275,7 @@ class SqliteStore:
             self._db.execute("COMMIT")
         return n if known or n else -1
 
-    def _export_user(self, user_id: str, tenant: str) -> dict[str, object] | None:
+    def _export_user(self, user_id: str, tenant: str) -> UserExport | None:
         with self._lock:
             row = self._db.execute("SELECT persona FROM personas WHERE tenant = ? AND user_id = ?",
                                    (tenant, user_id)).fetchone()
@@ -280,7 +309,7 @@ class SqliteStore:
     async def delete_user(self, user_id: str, tenant: str) -> int:
         return await asyncio.to_thread(self._delete_user, user_id, tenant)
 
-    async def export_user(self, user_id: str, tenant: str) -> dict[str, object] | None:
+    async def export_user(self, user_id: str, tenant: str) -> UserExport | None:
         return await asyncio.to_thread(self._export_user, user_id, tenant)
 
     async def purge(self, older_than: float) -> int:

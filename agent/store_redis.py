@@ -16,7 +16,7 @@ from typing import Any
 import json
 import time
 
-from agent.store import LOCAL_TENANT, SessionRecord, persona_from_json, persona_to_json, session_export
+from agent.store import LOCAL_TENANT, SessionRecord, UserExport, persona_from_json, persona_to_json, session_export
 from persona import PersonaState
 from prompts import Message
 
@@ -104,7 +104,7 @@ class RedisStore:
         n = sum(out[1:1 + len(keys):2])  # sessions that still existed
         return n if known or n else -1
 
-    async def export_user(self, user_id: str, tenant: str) -> dict[str, object] | None:
+    async def export_user(self, user_id: str, tenant: str) -> UserExport | None:
         raw = await self._r.get(self._k(tenant, "user", user_id))
         ids = sorted(await self._r.smembers(self._k(tenant, "user_sessions", user_id)))
         sessions = [session_export(*got) for i in ids if (got := await self._read(i, tenant)) is not None]

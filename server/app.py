@@ -17,8 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from agent import (
-    ACTIVE_SESSIONS, LOCAL_TENANT, REGISTRY, AnalysisUnavailable, ImageError, InvalidAudio, Runtime, create_runtime,
-    watch_tasks,
+    ACTIVE_SESSIONS, LOCAL_TENANT, REGISTRY, AnalysisUnavailable, ImageError, InvalidAudio, Runtime, SessionExport,
+    UserExport, create_runtime, watch_tasks,
 )
 from server.auth import SUBPROTOCOL, Guard, KeyStore, token_from
 from server.results import face_result, text_result, voice_result
@@ -41,29 +41,6 @@ class ErrorDetail(BaseModel):
 class Erased(BaseModel):
     erased: bool = True
     sessions: int  # sessions erased
-
-
-class ExportedMessage(BaseModel):
-    role: str
-    content: str
-    interrupted: bool
-
-
-class ExportedSession(BaseModel):
-    session_id: str
-    profile: str
-    user_id: str | None
-    updated_at: float | None
-    persona: dict[str, Any]
-    overrides: dict[str, Any]
-    summary: str
-    messages: list[ExportedMessage]
-
-
-class UserExport(BaseModel):
-    user_id: str
-    persona: dict[str, Any] | None  # the user's latest persona, carried into their next session
-    sessions: list[ExportedSession]
 
 
 class ReadyOut(BaseModel):
@@ -161,13 +138,13 @@ def create_app(settings: Settings) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/sessions/{session_id}", response_model=ExportedSession, responses={**_AUTH, 404: _ERR})
-    async def get_session(session_id: str, tenant: str = Depends(require_key)) -> ExportedSession:
+    @app.get("/v1/sessions/{session_id}", response_model=SessionExport, responses={**_AUTH, 404: _ERR})
+    async def get_session(session_id: str, tenant: str = Depends(require_key)) -> SessionExport:
         """One stored session of the caller's tenant: messages, persona, overrides, summary (read-only)."""
         data = await app.state.runtime.agent.export_session(session_id, tenant)
         if data is None:
             raise HTTPException(status_code=404, detail="no such session")
-        return ExportedSession.model_validate(data)
+        return data
 
     @app.delete("/v1/sessions/{session_id}", response_model=Erased, responses={**_AUTH, 404: _ERR})
     async def delete_session(session_id: str, tenant: str = Depends(require_key)) -> Erased:
@@ -190,7 +167,7 @@ def create_app(settings: Settings) -> FastAPI:
         data = await app.state.runtime.agent.export_user(user_id, tenant)
         if data is None:
             raise HTTPException(status_code=404, detail="no such user")
-        return UserExport.model_validate(data)
+        return data
 
     @app.get("/v1/schema")
     async def schema() -> dict:

@@ -25,6 +25,7 @@ from agent.store import (
 )
 from agent.turn import Fuser, Pipeline, TurnConfig
 from agent.voice import VoiceConfig, VoiceModels
+from agent.webhook import SafetyWebhook
 from fusion import ConfidenceFusion
 from fusion.gated import default_fusion_path, load_gated_fusion
 from perception.environment import configure_third_party
@@ -90,6 +91,7 @@ class AgentConfig:
     store_path: Path | None = None  # default: cache_dir / "sessions.sqlite3"
     summary_chars: int = 1500  # running summary of what fell out of the window
     retention_days: float | None = None  # erase sessions and personas not written for this long (None: keep)
+    safety_webhook: str | None = None  # POST here (JSON, retried) when a session enters and leaves safe mode
 
 
 class Agent:
@@ -133,6 +135,8 @@ class Agent:
 
     async def aclose(self) -> None:
         await self.pipeline.batcher.aclose()
+        if self.pipeline.webhook is not None:
+            await self.pipeline.webhook.aclose()
         await self.store.aclose()
 
     async def start_session(self, profile: str | None, user_id: str | None, resume: str | None,
@@ -254,6 +258,7 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
             store=open_agent_store(a),
             config=TurnConfig(max_tokens_cap=a.max_tokens_cap, temperature=a.temperature, history_chars=a.history_chars,
                               summary_chars=a.summary_chars),
+            webhook=SafetyWebhook(a.safety_webhook) if a.safety_webhook else None,
         )
         inputs = Inputs(voice=voice, voice_config=a.voice, face=face, face_max_fps=a.face_max_fps, face_ttl_s=a.face_ttl_s)
         agent = Agent(pipeline=pipeline, inputs=inputs, config=a)

@@ -143,7 +143,7 @@ class Conversation:
             await turn.run()
         except asyncio.CancelledError:
             remember_reply(self.record, turn.reply.text, interrupted=True)
-            await self.pipeline.store.save(self.record)
+            await turn.persist()
             event = ResponseInterrupted if self._cancel_reason == "barge_in" else ResponseCancelled
             await self._emit(event(response_id=turn.reply.id, text=turn.reply.text))
             raise
@@ -169,5 +169,7 @@ class Conversation:
         await asyncio.gather(*tasks, return_exceptions=True)
         try:
             await self.pipeline.store.save(self.record)
+        except Exception:  # the connection is ending; nothing more can be reported to it
+            log.exception("store failed while closing session %s; its last changes are lost", self.record.id)
         finally:
             self._release(self)

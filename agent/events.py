@@ -126,10 +126,10 @@ class SafetyEvent:
     """For the operator: the safety layer acted (crisis reply, caution prompt, or a blocked model output)."""
     type: ClassVar[str] = "safety"
     risk: bool
-    level: Literal["caution", "crisis"]
+    level: Literal["none", "caution", "crisis"]  # none: safe mode released
     score: float
     rule: str | None  # the explicit phrase that matched, if any
-    action: str  # what the agent did: "crisis_reply" (fixed text, no LLM) or "caution_prompt"
+    action: str  # crisis_reply (fixed text, no LLM), caution_prompt, output_blocked, safe_mode_entered, safe_mode_released
     model: str
 
 

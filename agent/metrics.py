@@ -15,6 +15,8 @@ TURNS = Counter("persona_turns_total", "User turns by outcome", ["outcome"], reg
 LLM_TOKENS = Counter("persona_llm_tokens_total", "LLM tokens", ["kind"], registry=REGISTRY)
 ERRORS = Counter("persona_errors_total", "Error events sent to clients, by code", ["code"], registry=REGISTRY)
 ACTIVE_SESSIONS = Gauge("persona_active_sessions", "Open WebSocket sessions", registry=REGISTRY)
+STORE_FAILURES = Counter("persona_store_failures_total", "Session saves that failed (the turn went on)",
+                         registry=REGISTRY)
 SAFETY = Counter("persona_safety_events_total", "Safety-layer actions", ["action"], registry=REGISTRY)
 FRAMES = Counter("persona_media_frames_total", "Media received", ["modality"], registry=REGISTRY)
 

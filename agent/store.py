@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from typing_extensions import TypedDict  # pydantic (the REST edge) reads it as a response model on Python 3.11
 
-from persona import PersonaState
+from persona import PersonaState, SafeMode
 from prompts import Message
 
 
@@ -37,6 +37,7 @@ class SessionRecord:
     summary: str = ""  # what fell out of the LLM's window, quoted (see Agent.context)
     summarized: int = 0  # how many leading history messages the summary covers
     tenant: str = LOCAL_TENANT  # the principal that created it; no other tenant can load, resume or erase it
+    safe_mode: SafeMode = SafeMode()  # sticky safety after a crisis (persona/safemode.py)
 
 
 class SessionStore(Protocol):
@@ -60,6 +61,14 @@ class SessionStore(Protocol):
 
 def persona_to_json(p: PersonaState) -> str:
     return json.dumps(asdict(p))
+
+
+def safe_mode_to_json(m: SafeMode) -> str:
+    return json.dumps(asdict(m))
+
+
+def safe_mode_from_json(s: str | None) -> SafeMode:
+    return SafeMode(**json.loads(s)) if s else SafeMode()
 
 
 def persona_from_json(s: str) -> PersonaState:
@@ -86,6 +95,7 @@ class SessionExport(TypedDict):
     persona: dict[str, Any]
     overrides: dict[str, Any]
     summary: str
+    safe_mode: dict[str, Any]  # sticky safety after a crisis: active, the turn it began, calm turns since
     messages: list[ExportedMessage]
 
 
@@ -101,6 +111,7 @@ def session_export(r: SessionRecord, updated_at: float | None = None) -> Session
     """All that is stored of one session, as JSON-ready data."""
     return {"session_id": r.id, "profile": r.profile_id, "user_id": r.user_id, "updated_at": updated_at,
             "persona": asdict(r.persona), "overrides": dict(r.overrides), "summary": r.summary,
+            "safe_mode": asdict(r.safe_mode),
             "messages": [{"role": m.role, "content": m.content, "interrupted": m.interrupted} for m in r.history]}
 
 
@@ -164,7 +175,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY, profile_id TEXT NOT NULL, user_id TEXT, persona TEXT NOT NULL, overrides TEXT NOT NULL,
     summary TEXT NOT NULL DEFAULT '', summarized INTEGER NOT NULL DEFAULT 0, updated_at REAL NOT NULL,
-    tenant TEXT NOT NULL DEFAULT 'local');
+    tenant TEXT NOT NULL DEFAULT 'local', safe_mode TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS messages (
     session_id TEXT NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,
     interrupted INTEGER NOT NULL, PRIMARY KEY (session_id, seq));
@@ -193,8 +204,11 @@ class SqliteStore:
     def _migrate(self) -> None:
         """Files written before tenants: their sessions and user personas belong to the local tenant."""
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "sessions" in tables and "tenant" not in {r[1] for r in self._db.execute("PRAGMA table_info(sessions)")}:
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(sessions)")} if "sessions" in tables else set()
+        if "sessions" in tables and "tenant" not in columns:
             self._db.execute("ALTER TABLE sessions ADD COLUMN tenant TEXT NOT NULL DEFAULT 'local'")
+        if "sessions" in tables and "safe_mode" not in columns:  # files written before sticky safe mode
+            self._db.execute("ALTER TABLE sessions ADD COLUMN safe_mode TEXT NOT NULL DEFAULT ''")
         if "users" in tables:
             self._db.executescript(_SCHEMA)
             self._db.execute("INSERT OR IGNORE INTO personas SELECT 'local', user_id, persona, updated_at FROM users")
@@ -212,9 +226,10 @@ class SqliteStore:
                 owner = db.execute("SELECT tenant FROM sessions WHERE id = ?", (r.id,)).fetchone()
                 if owner is not None and owner[0] != r.tenant:
                     raise PermissionError("session id belongs to another tenant")
-                db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                db.execute("INSERT OR REPLACE INTO sessions (id, profile_id, user_id, persona, overrides, summary, "
+                           "summarized, updated_at, tenant, safe_mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (r.id, r.profile_id, r.user_id, persona_to_json(r.persona), json.dumps(r.overrides),
-                            r.summary, r.summarized, now, r.tenant))
+                            r.summary, r.summarized, now, r.tenant, safe_mode_to_json(r.safe_mode)))
                 db.executemany("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?)",
                                [(r.id, i, m.role, m.content, int(m.interrupted)) for i, m in enumerate(r.history[done:], done)])
                 if r.user_id and r.persona.turns:
@@ -227,8 +242,8 @@ class SqliteStore:
             self._written[r.id] = len(r.history)
 
     def _read(self, session_id: str, tenant: str) -> tuple[SessionRecord, float] | None:
-        row = self._db.execute("SELECT profile_id, user_id, persona, overrides, summary, summarized, updated_at "
-                               "FROM sessions WHERE id = ? AND tenant = ?", (session_id, tenant)).fetchone()
+        row = self._db.execute("SELECT profile_id, user_id, persona, overrides, summary, summarized, updated_at, "
+                               "safe_mode FROM sessions WHERE id = ? AND tenant = ?", (session_id, tenant)).fetchone()
         if row is None:
             return None
         msgs = self._db.execute("SELECT role, content, interrupted FROM messages WHERE session_id = ? ORDER BY seq",
@@ -236,7 +251,8 @@ class SqliteStore:
         self._written[session_id] = len(msgs)
         rec = SessionRecord(id=session_id, profile_id=row[0], user_id=row[1], persona=persona_from_json(row[2]),
                             history=[Message(role, content, bool(i)) for role, content, i in msgs],
-                            overrides=json.loads(row[3]), summary=row[4], summarized=row[5], tenant=tenant)
+                            overrides=json.loads(row[3]), summary=row[4], summarized=row[5], tenant=tenant,
+                            safe_mode=safe_mode_from_json(row[7]))
         return rec, row[6]
 
     def _load(self, session_id: str, tenant: str) -> SessionRecord | None:

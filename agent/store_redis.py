@@ -16,7 +16,10 @@ from typing import Any
 import json
 import time
 
-from agent.store import LOCAL_TENANT, SessionRecord, UserExport, persona_from_json, persona_to_json, session_export
+from agent.store import (
+    LOCAL_TENANT, SessionRecord, UserExport, persona_from_json, persona_to_json, safe_mode_from_json, safe_mode_to_json,
+    session_export,
+)
 from persona import PersonaState
 from prompts import Message
 
@@ -47,7 +50,8 @@ class RedisStore:
         async with self._r.pipeline(transaction=True) as p:
             p.hset(skey, mapping={"profile_id": r.profile_id, "user_id": r.user_id or "",
                                   "persona": persona_to_json(r.persona), "overrides": json.dumps(r.overrides),
-                                  "summary": r.summary, "summarized": r.summarized, "updated_at": time.time()})
+                                  "summary": r.summary, "summarized": r.summarized, "updated_at": time.time(),
+                                  "safe_mode": safe_mode_to_json(r.safe_mode)})
             if new:
                 p.rpush(mkey, *new)
             p.expire(skey, self.ttl_s)
@@ -69,7 +73,7 @@ class RedisStore:
                             persona=persona_from_json(h["persona"]),
                             history=[Message(m["role"], m["content"], m["interrupted"]) for m in msgs],
                             overrides=json.loads(h["overrides"]), summary=h["summary"], summarized=int(h["summarized"]),
-                            tenant=tenant)
+                            tenant=tenant, safe_mode=safe_mode_from_json(h.get("safe_mode")))
         return rec, float(h.get("updated_at") or 0.0)
 
     async def load(self, session_id: str, tenant: str = LOCAL_TENANT) -> SessionRecord | None:

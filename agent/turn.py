@@ -24,14 +24,15 @@ from agent.events import (
 )
 from agent.frames import perception_event
 from agent.llm import LLMClient, StreamStats
-from agent.metrics import LLM_TOKENS, SAFETY, TURNS, observe_timings
+from agent.metrics import LLM_TOKENS, SAFETY, STORE_FAILURES, TURNS, observe_timings
 from agent.reading import TextReader, TextReading
 from agent.store import SessionRecord, SessionStore
+from agent.webhook import SafetyWebhook
 from fusion import FusedPercept
 from perception import LABELS, Modality, ModalitySignal
 from perception.safety import RiskAssessment, rules_only
 from persona import Decision, PersonaState, PersonaTracker, Policy, RiskInput, read_style
-from prompts import AgentProfile, Message, Prompt, crisis_reply, render
+from prompts import AgentProfile, Message, Prompt, crisis_reply, render, safety_resources
 from prompts.endings import SentenceCloser
 from prompts.guard import GuardHit, OutputGuard
 
@@ -69,6 +70,7 @@ class Pipeline:
     llm: LLMClient
     store: SessionStore
     config: TurnConfig
+    webhook: SafetyWebhook | None = None  # PERSONA_SAFETY_WEBHOOK: a human hand-off on crisis and safe-mode changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,19 @@ def track(p: Pipeline, persona: PersonaState, percept: FusedPercept, text: str) 
 
 def decide(p: Pipeline, rec: SessionRecord, profile: AgentProfile, risk: RiskAssessment) -> Decision:
     return p.policy.decide(rec.persona, profile.base, rec.overrides, profile.limits,
-                           RiskInput(level=risk.level, score=risk.score, rule=risk.rule))
+                           RiskInput(level=risk.level, score=risk.score, rule=risk.rule, safe_mode=rec.safe_mode))
+
+
+def sticky(rec: SessionRecord, risk: RiskAssessment) -> SafetyEvent | None:
+    """Step the session's safe mode with this turn's risk; the operator's event when it begins or ends."""
+    turn = sum(1 for m in rec.history if m.role == "user")
+    rec.safe_mode, change = rec.safe_mode.step(risk.level, turn)
+    if change is None:
+        return None
+    log.warning("safety layer: safe mode %s in session %s (turn %d)", change, rec.id, turn)
+    SAFETY.labels(f"safe_mode_{change}").inc()
+    return SafetyEvent(risk=change == "entered", level="crisis" if change == "entered" else "none", score=risk.score,
+                       rule=risk.rule, action=f"safe_mode_{change}", model="safe-mode")
 
 
 # --- 6. render: the recent window, the summary of what fell out of it, the controls --------------------------------
@@ -276,22 +290,29 @@ class Turn:
                  locale: str | None) -> None:
         self.p, self.rec, self.user, self.emit, self.face, self.locale = p, rec, user, emit, face, locale
         self.reply = Reply()
+        self.store_failed = False
 
     async def run(self) -> None:
         p, rec, user, emit, reply = self.p, self.rec, self.user, self.emit, self.reply
-        rec.history.append(Message("user", user.text))
-        await p.store.save(rec)  # the message is kept before anything else can fail
+        rec.history.append(Message("user", user.text))  # in the session from now on; stored below
         marks = {"start": time.perf_counter()}
 
+        # Screened first: the text read (emotion and risk in one pass; the phrase rules need no model) runs before
+        # anything else can fail, so a crisis is answered even with the store or the LLM down.
         perceived = await perceive(p, user, self.face)
         marks["perceived"] = time.perf_counter()
+        if (safety := screen(perceived.risk, p.reader.risk_name, rec.id)) is not None:
+            await emit(safety)
+        if (mode := sticky(rec, perceived.risk)) is not None:
+            await emit(mode)
+            if p.webhook is not None:
+                p.webhook.notify(mode, rec.id, rec.tenant, rec.user_id, sum(1 for m in rec.history if m.role == "user"))
+        await self.persist()  # the message
         if perceived.text is None:  # a perceiver failing must not cost the user their reply
             await emit(ErrorEvent(code="perception_failed", retryable=False,
                                   message="the text emotion model failed on this message; the reply goes on without it"))
         for event in perceived.announce:
             await emit(event)
-        if (safety := screen(perceived.risk, p.reader.risk_name, rec.id)) is not None:
-            await emit(safety)
 
         marks["fuse"] = time.perf_counter()
         percept = await fuse(p, perceived.signals)
@@ -301,12 +322,13 @@ class Turn:
         decision = decide(p, rec, profile, perceived.risk)
         prompt = render_prompt(p, rec, profile, decision, user.text)
         marks["rendered"] = time.perf_counter()
-        await p.store.save(rec)  # the persona this turn produced is kept even if the reply never completes
+        await self.persist()  # the persona this turn produced is kept even if the reply never completes
         await emit(persona_event(rec.persona, percept))
         await emit(controls_event(decision, prompt))
 
         crisis = decision.controls.safety_mode == "crisis"
-        fixed = crisis_reply(self.locale or profile.safety_locale) if crisis else None
+        locale = self.locale or profile.safety_locale
+        fixed = crisis_reply(locale) if crisis else None
         marks["request"] = time.perf_counter()
         try:
             async with aclosing(generate(p, prompt, fixed, reply)) as pieces:
@@ -316,6 +338,10 @@ class Turn:
         except LLMFailed as failed:
             await self.llm_failed(failed)
             return
+        if decision.controls.safety_mode == "safe":  # the resources again, fixed text after the model's reply
+            reminder = "\n\n" + safety_resources(locale)
+            reply.show(reminder)
+            await emit(ResponseDelta(response_id=reply.id, text=reminder))
         if reply.guard_hit is not None:
             log.warning("output guard: %s reply blocked in session %s", reply.guard_hit.kind, rec.id)
             SAFETY.labels("output_blocked").inc()
@@ -324,7 +350,7 @@ class Turn:
         marks["end"] = time.perf_counter()
 
         remember_reply(rec, reply.text, interrupted=False)
-        await p.store.save(rec)
+        await self.persist()
         timings = turn_timings(marks, reply)
         observe_timings(timings)
         stats = reply.stats
@@ -336,8 +362,24 @@ class Turn:
             response_id=reply.id, text=reply.text, finish_reason=stats.finish_reason,
             model="fixed:crisis_reply" if crisis else p.llm.config.model,
             usage={"prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens},
-            timings_ms=timings, explanation=explanation(perceived, percept, rec.persona, decision, prompt),
+            timings_ms=timings, explanation=explanation(perceived, percept, rec, decision, prompt),
         ))
+
+    async def persist(self) -> None:
+        """Save the session. If the store fails, the conversation goes on (the record stays in memory, and the next
+        save that succeeds writes everything since) and the client is told once per turn: nothing is lost silently."""
+        if self.store_failed:  # it failed earlier in this turn: the next turn tries again, and catches up
+            return
+        try:
+            await self.p.store.save(self.rec)
+        except Exception:
+            log.exception("store failed in session %s", self.rec.id)
+            STORE_FAILURES.inc()
+            if not self.store_failed:
+                self.store_failed = True
+                await self.emit(ErrorEvent(code="store_unavailable", retryable=True, message=(
+                    "the session could not be saved just now; the conversation goes on and is saved with the next "
+                    "write that succeeds")))
 
     async def llm_failed(self, failed: LLMFailed) -> None:
         """The LLM failed for good on this turn. The user's message is already stored; a reply cut mid-way is kept as
@@ -346,7 +388,7 @@ class Turn:
         name, status = type(failed.cause).__name__, failed.status
         if self.reply.parts:
             remember_reply(self.rec, self.reply.text, interrupted=True)
-            await self.p.store.save(self.rec)
+            await self.persist()
             await self.emit(ErrorEvent(code="llm_interrupted", retryable=True,
                                        message=f"the language model's stream broke off mid-reply ({name})"))
         elif status is not None:
@@ -391,9 +433,9 @@ def turn_timings(marks: Mapping[str, float], reply: Reply) -> dict[str, float | 
     }
 
 
-def explanation(perceived: Perceived, percept: FusedPercept, persona: PersonaState, decision: Decision,
+def explanation(perceived: Perceived, percept: FusedPercept, rec: SessionRecord, decision: Decision,
                 prompt: Prompt) -> dict[str, object]:
-    signals, risk = perceived.signals, perceived.risk
+    signals, risk, persona = perceived.signals, perceived.risk, rec.persona
     rules = [f.rule for f in decision.fired]
     top3 = {m: {k: round(v, 3) for k, v in sorted(zip(LABELS, s.distribution.tolist()), key=lambda kv: -kv[1])[:3]}
             for m, s in signals.items()}
@@ -407,7 +449,8 @@ def explanation(perceived: Perceived, percept: FusedPercept, persona: PersonaSta
         "why": [f.why for f in decision.fired],
         "controls": decision.controls.as_dict(),
         "sampling": prompt.sampling.as_dict(),
-        "safety": {"level": risk.level, "score": risk.score, "rule": risk.rule},
+        "safety": {"level": risk.level, "score": risk.score, "rule": risk.rule, "mode": decision.controls.safety_mode,
+                   "safe_mode": rec.safe_mode.as_dict()},
         "summary": (f"This turn {read}; over the conversation you seem {persona.dominant_emotion}. "
                     f"Rules fired: {', '.join(rules) if rules else 'none'}; so the reply used the strategy "
                     f"'{decision.controls.strategy}'."),

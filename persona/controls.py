@@ -16,7 +16,7 @@ Strategy = Literal[
     "Others",
 ]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
-SafetyMode = Literal["normal", "caution", "crisis"]
+SafetyMode = Literal["normal", "caution", "safe", "crisis"]  # safe: after a crisis, until released (persona/safemode.py)
 SAFETY_MODES: tuple[str, ...] = get_args(SafetyMode)
 SCALAR_SIGNALS = ("empathy", "warmth", "formality", "assertiveness", "verbosity", "pace")
 

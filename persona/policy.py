@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from perception import LABELS
+from persona.safemode import SafeMode
 from persona.controls import SCALAR_SIGNALS, ControlSignals, coerce_signals
 from persona.state import PersonaState
 
@@ -61,6 +62,7 @@ class RiskInput:
     level: Literal["none", "caution", "crisis"]
     score: float
     rule: str | None
+    safe_mode: SafeMode | None = None  # the session's sticky safe mode (after a crisis), if active
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,11 @@ class Policy:
             fired.append(RuleFiring(rule="safety_layer", inputs={"risk_score": risk.score, "rule": risk.rule},
                                     set={"safety_mode": "crisis"}, why="Crisis or self-harm risk: fixed supportive reply "
                                     "with crisis resources; no free generation."))
+        elif risk is not None and risk.safe_mode is not None and risk.safe_mode.active:
+            values.update(safety_mode="safe", empathy=1.0, warmth=0.9, assertiveness=0.2, pace=0.3,
+                          strategy="Affirmation and Reassurance")
+            fired.append(RuleFiring(rule="safe_mode", inputs={"risk_score": risk.score, **risk.safe_mode.as_dict()},
+                                    set={"safety_mode": "safe"}, why=risk.safe_mode.why))
         elif risk is not None and risk.level == "caution":
             values.update(safety_mode="caution", empathy=0.9, warmth=0.9, assertiveness=0.3,
                           strategy="Affirmation and Reassurance")
@@ -114,10 +121,10 @@ class Policy:
                                     "to people and services who can help."))
         controls = base.with_values(values)
         applied, rejected = apply_overrides(overrides or {}, limits)
-        if applied and controls.safety_mode != "crisis":
+        if applied and controls.safety_mode not in ("crisis", "safe"):
             controls = controls.with_values(applied)
         elif applied:
-            rejected.update({k: "overrides are ignored in crisis mode" for k in applied})
+            rejected.update({k: f"overrides are ignored in {controls.safety_mode} mode" for k in applied})
             applied = {}
         return Decision(controls=controls, fired=tuple(fired), overridden=applied, rejected_overrides=rejected)
 

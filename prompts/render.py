@@ -152,6 +152,13 @@ def render(
     return Prompt(messages=(system, *turns), sampling=sampling_for(controls, max_tokens_cap, temperature))
 
 
+def safety_resources(locale: str | None) -> str:
+    """The crisis resources of a locale (prompts/safety.yaml), one sentence or two: repeated in safe mode."""
+    spec = _yaml("safety.yaml")
+    entry = spec.get(locale or "default") or spec["default"]
+    return " ".join(entry["resources"].split())
+
+
 def crisis_reply(locale: str | None) -> str:
     """The fixed, reviewed safety reply for a locale (prompts/safety.yaml), `default` when the locale has none."""
     spec = _yaml("safety.yaml")

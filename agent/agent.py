@@ -17,7 +17,7 @@ from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_fa
 from agent.batcher import MicroBatcher
 from agent.conversation import Conversation, Evict, Inputs
 from agent.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig
-from agent.frames import Emit
+from agent.events import Emit
 from agent.llm import LLMClient, LLMConfig
 from agent.reading import TextPerceiver, TextReader
 from agent.store import (

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from agent.events import ControlsUpdated, ErrorEvent, ResponseCancelled, ResponseInterrupted, SpeechStarted, TranscriptEvent
-from agent.frames import Emit, FrameInput
+from agent.events import Emit
+from agent.frames import FrameInput
 from agent.store import SessionRecord
 from agent.turn import Pipeline, Turn, UserTurn, remember_reply
 from agent.voice import Utterance, VoiceConfig, VoiceInput, VoiceModels

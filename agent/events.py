@@ -2,7 +2,7 @@
 server/protocol.py derives the pydantic models, the wire union and protocol.schema.json from them."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -158,3 +158,4 @@ EVENTS: tuple[type[Event], ...] = (
     SessionStarted, PerceptionEvent, FaceAbsent, PersonaEvent, ControlsEvent, ResponseDelta, ResponseDone,
     ResponseCancelled, ResponseInterrupted, SpeechStarted, TranscriptEvent, SafetyEvent, ControlsUpdated, ErrorEvent,
 )
+Emit = Callable[[Event], Awaitable[None]]  # how a conversation hands an event to its connection

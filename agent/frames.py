@@ -4,16 +4,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from agent.events import ErrorEvent, Event, FaceAbsent, PerceptionEvent
+from agent.events import Emit, ErrorEvent, FaceAbsent, PerceptionEvent
 from perception import ModalitySignal
 from perception.face.image import ImageError, decode_image
 from perception.face.perceiver import FacePerceiver, perceive_image
 
 log = logging.getLogger(__name__)
-Emit = Callable[[Event], Awaitable[None]]
 
 
 class ImageBackpressure(RuntimeError):

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -20,7 +20,7 @@ import openai
 
 from agent.batcher import MicroBatcher
 from agent.events import (
-    ControlsEvent, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent,
+    ControlsEvent, Emit, ErrorEvent, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent,
 )
 from agent.frames import perception_event
 from agent.llm import LLMClient, StreamStats
@@ -37,7 +37,6 @@ from prompts.endings import SentenceCloser
 from prompts.guard import GuardHit, OutputGuard
 
 log = logging.getLogger(__name__)
-Emit = Callable[[Event], Awaitable[None]]
 LLM_RETRY_BACKOFF_S = (0.5, 1.5)  # waits before the 2nd and 3rd attempt
 LLM_ERRORS = (openai.APIConnectionError, openai.APITimeoutError, openai.APIStatusError, httpx.HTTPError)
 
@@ -142,9 +141,8 @@ def decide(p: Pipeline, rec: SessionRecord, profile: AgentProfile, risk: RiskAss
                            RiskInput(level=risk.level, score=risk.score, rule=risk.rule, safe_mode=rec.safe_mode))
 
 
-def sticky(rec: SessionRecord, risk: RiskAssessment) -> SafetyEvent | None:
-    """Step the session's safe mode with this turn's risk; the operator's event when it begins or ends."""
-    turn = sum(1 for m in rec.history if m.role == "user")
+def sticky(rec: SessionRecord, risk: RiskAssessment, turn: int) -> SafetyEvent | None:
+    """Step the session's safe mode with user turn number `turn`'s risk; the operator's event when it begins or ends."""
     rec.safe_mode, change = rec.safe_mode.step(risk.level, turn)
     if change is None:
         return None
@@ -303,10 +301,11 @@ class Turn:
         marks["perceived"] = time.perf_counter()
         if (safety := screen(perceived.risk, p.reader.risk_name, rec.id)) is not None:
             await emit(safety)
-        if (mode := sticky(rec, perceived.risk)) is not None:
+        turn = sum(1 for m in rec.history if m.role == "user")
+        if (mode := sticky(rec, perceived.risk, turn)) is not None:
             await emit(mode)
             if p.webhook is not None:
-                p.webhook.notify(mode, rec.id, rec.tenant, rec.user_id, sum(1 for m in rec.history if m.role == "user"))
+                p.webhook.notify(mode, rec.id, rec.tenant, rec.user_id, turn)
         await self.persist()  # the message
         if perceived.text is None:  # a perceiver failing must not cost the user their reply
             await emit(ErrorEvent(code="perception_failed", retryable=False,

@@ -7,7 +7,7 @@ from agent.analysis import (
     FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice, assess_texts, load_risk_model,
     load_text_model,
 )
-from agent.conversation import Conversation, FaceUnavailable, VoiceUnavailable
+from agent.conversation import MAX_PENDING_TURNS, Conversation, FaceUnavailable, InboxFull, VoiceUnavailable
 from agent.engine import (
     DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, default_adapter_dir, default_llm_python, embedded_model_dir,
     lora_rank,
@@ -19,7 +19,7 @@ from agent.events import (
 )
 from agent.frames import ImageBackpressure
 from agent.llm import LLMConfig
-from agent.metrics import ACTIVE_SESSIONS, ERRORS, FRAMES, REGISTRY, watch_tasks
+from agent.metrics import ACTIVE_SESSIONS, ERRORS, FRAMES, REGISTRY, scrape_registry, watch_tasks, worker_exited
 from agent.store import LOCAL_TENANT, SessionExport, UserExport
 from agent.voice import AudioBackpressure, VoiceConfig
 from perception.face.image import ImageError
@@ -29,10 +29,10 @@ __all__ = [
     "ACTIVE_SESSIONS", "DEFAULT_CACHE_DIR", "ERRORS", "EVENTS", "FRAMES", "LOCAL_TENANT", "PROTOCOL_VERSION", "REGISTRY",
     "Agent", "AgentConfig", "AnalysisUnavailable", "AudioBackpressure", "ControlsEvent", "ControlsUpdated", "Conversation",
     "EmbeddedEngine", "EmbeddedEngineConfig", "ErrorEvent", "Event", "FaceAbsent", "FaceAnalysis", "FaceUnavailable",
-    "ImageBackpressure", "ImageError", "InvalidAudio", "LLMConfig", "PerceptionEvent", "PersonaEvent", "ResponseCancelled",
+    "ImageBackpressure", "ImageError", "InboxFull", "InvalidAudio", "MAX_PENDING_TURNS", "LLMConfig", "PerceptionEvent", "PersonaEvent", "ResponseCancelled",
     "ResponseDelta", "ResponseDone", "ResponseInterrupted", "Runtime", "RuntimeConfig", "SafetyEvent", "SessionInUse",
     "SessionExport", "SessionStarted", "SpeechStarted", "TextAnalysis", "TranscriptEvent", "UnknownProfile", "UnknownSession", "UserExport",
     "VoiceAnalysis", "VoiceConfig", "VoiceUnavailable", "analyze_face", "analyze_texts", "analyze_voice", "assess_texts",
     "create_runtime", "default_adapter_dir", "default_llm_python", "embedded_model_dir", "load_face_perceiver", "load_risk_model",
-    "load_text_model", "load_voice_models", "lora_rank", "open_agent_store", "watch_tasks",
+    "load_text_model", "load_voice_models", "lora_rank", "open_agent_store", "scrape_registry", "watch_tasks", "worker_exited",
 ]

@@ -5,7 +5,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -15,9 +15,10 @@ import numpy as np
 
 from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice
 from agent.batcher import MicroBatcher
-from agent.conversation import Conversation, Evict, Inputs
-from agent.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig
+from agent.conversation import Admit, Conversation, Evict, Inputs
+from agent.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, EngineStatus
 from agent.events import Emit
+from agent.leases import Lease, Leases, LocalLeases, open_leases
 from agent.llm import LLMClient, LLMConfig
 from agent.reading import TextPerceiver, TextReader
 from agent.store import (
@@ -98,13 +99,31 @@ class Agent:
     """Sessions and their conversations (start, resume, take over, erase, export), and the batch analyses the REST
     routes offer. A turn's pipeline lives in agent/turn.py; this class only hands it to each conversation."""
 
-    def __init__(self, *, pipeline: Pipeline, inputs: Inputs, config: AgentConfig) -> None:
+    def __init__(self, *, pipeline: Pipeline, inputs: Inputs, config: AgentConfig, leases: Leases | None = None) -> None:
         assert config.default_profile in pipeline.profiles, \
             f"default profile {config.default_profile!r} not in {sorted(pipeline.profiles)}"
         self.pipeline, self.inputs, self.config = pipeline, inputs, config
         self.store = pipeline.store
-        # (tenant, session id) -> its one live conversation, and how to tell its connection it was taken over
-        self._live: dict[tuple[str, str], tuple[Conversation, Evict]] = {}
+        self.leases: Leases = leases or LocalLeases()  # one writer per session across processes (agent/leases.py)
+        # (tenant, session id) -> its one live conversation here, how to tell its connection it was taken over, and
+        # the session's lease; leases taken by start_session wait in _pending for converse()
+        self._live: dict[tuple[str, str], tuple[Conversation, Evict, Lease]] = {}
+        self._pending: dict[tuple[str, str], Lease] = {}
+        self._releases: set[asyncio.Future[None]] = set()
+
+    async def start(self) -> None:
+        """Begin answering other workers' takeover requests (with the Redis store)."""
+        await self.leases.start(self._let_go)
+
+    async def _let_go(self, tenant: str, session_id: str) -> None:
+        """Close the live conversation on this session here (it saves), tell its connection, release its lease."""
+        live = self._live.get((tenant, session_id))
+        if live is None:
+            return
+        conv, evict, lease = live
+        await conv.close()
+        await evict()
+        await self.leases.release(lease)
 
     @property
     def face_enabled(self) -> bool:
@@ -134,6 +153,8 @@ class Agent:
         return await asyncio.to_thread(analyze_face, self.inputs.face, data, crop, explain)
 
     async def aclose(self) -> None:
+        await asyncio.gather(*self._releases, return_exceptions=True)
+        await self.leases.aclose()
         await self.pipeline.batcher.aclose()
         if self.pipeline.webhook is not None:
             await self.pipeline.webhook.aclose()
@@ -144,15 +165,18 @@ class Agent:
         """A new session of `tenant`, or its stored one named by `resume` (another tenant's session is unknown to it,
         exactly as one that never existed). Raises UnknownProfile / UnknownSession / SessionInUse."""
         if resume:
-            if (live := self._live.get((tenant, resume))) is not None:
-                # One writer per session: the newest connection takes it over (a reconnect after a network drop
-                # usually arrives before the old socket is noticed dead). The old one stops, saves, and is told.
-                conv, evict = live
-                await conv.close()
-                await evict()
+            # One writer per session: the newest connection takes it over (a reconnect after a network drop usually
+            # arrives before the old socket is noticed dead). The old one stops, saves, and is told — here, or in
+            # another worker asked through the lease — before the record is loaded.
+            await self._let_go(tenant, resume)
+            lease = await self.leases.take(tenant, resume)
+            if lease is None:
+                raise SessionInUse(resume)
             rec = await self.store.load(resume, tenant)
             if rec is None:
+                await self.leases.release(lease)
                 raise UnknownSession(resume)
+            self._pending[(tenant, resume)] = lease
             return rec, True
         profile_id = profile or self.config.default_profile
         if profile_id not in self.pipeline.profiles:
@@ -163,7 +187,11 @@ class Agent:
         tracker = self.pipeline.tracker
         persona = tracker.decay(known, now) if known is not None else PersonaState.initial(now)
         rec = SessionRecord(id=uuid.uuid4().hex, profile_id=profile_id, user_id=user_id, persona=persona, tenant=tenant)
+        lease = await self.leases.take(tenant, rec.id)
+        if lease is None:  # a fresh random id: nobody else can hold it
+            raise SessionInUse(rec.id)
         await self.store.save(rec)
+        self._pending[(tenant, rec.id)] = lease
         return rec, False
 
     async def delete_session(self, session_id: str, tenant: str) -> bool:
@@ -188,20 +216,29 @@ class Agent:
         return await self.store.purge(time.time() - self.config.retention_days * 86400)
 
     def converse(self, record: SessionRecord, emit: Emit, evict: Evict | None = None,
-                 locale: str | None = None) -> Conversation:
+                 locale: str | None = None, admit: Admit | None = None) -> Conversation:
         """The live conversation on `record`; one per session in this process, released when it closes. `evict` is
-        called if a later connection takes the session over. SessionInUse only when two resumes race."""
+        called if a later connection takes the session over; `admit` is asked before a spoken turn runs (the key's
+        rate limit). SessionInUse only when two resumes race."""
         key = (record.tenant, record.id)
+        lease = self._pending.pop(key, None) or Lease(record.tenant, record.id, "local")
         if key in self._live:
+            self._release_later(lease)
             raise SessionInUse(record.id)
-        conv = Conversation(self.pipeline, record, emit, self.inputs, self._released, locale=locale)
-        self._live[key] = (conv, evict or _no_evict)
+        conv = Conversation(self.pipeline, record, emit, self.inputs, self._released, locale=locale, admit=admit)
+        self._live[key] = (conv, evict or _no_evict, lease)
         return conv
 
     def _released(self, conversation: Conversation) -> None:
         key = (conversation.record.tenant, conversation.record.id)
         if (live := self._live.get(key)) is not None and live[0] is conversation:
             del self._live[key]
+            self._release_later(live[2])
+
+    def _release_later(self, lease: Lease) -> None:
+        task = asyncio.ensure_future(self.leases.release(lease))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +246,37 @@ class RuntimeConfig:
     agent: AgentConfig
     llm: LLMConfig | None  # None: start the embedded vLLM engine
     embedded: EmbeddedEngineConfig
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointHealth:
+    url: str  # the endpoint's root URL
+    ok: bool
+    detail: str  # "answers", "HTTP 503", or why it could not be reached
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """What /readyz reports. Ready means this process can take sessions: models loaded (they are, once a Runtime
+    exists) and the store answers. An LLM that is down does not make it unready — crisis replies and perception need
+    no LLM, and a shared LLM outage must not take every pod out of the load balancer — it makes it `degraded`."""
+
+    store: str
+    store_ok: bool
+    models: Mapping[str, str]
+    llm_model: str
+    llm: tuple[EndpointHealth, ...]
+    engine: EngineStatus | None  # the embedded vLLM this process supervises, if any
+
+    @property
+    def ready(self) -> bool:
+        return self.store_ok
+
+    @property
+    def status(self) -> Literal["ready", "degraded", "not_ready"]:
+        if not self.ready:
+            return "not_ready"
+        return "ready" if all(e.ok for e in self.llm) else "degraded"
 
 
 class Runtime:
@@ -225,6 +293,21 @@ class Runtime:
     @property
     def llm_model(self) -> str:
         return self.agent.llm_model
+
+    async def readiness(self) -> Readiness:
+        p, inputs = self.agent.pipeline, self.agent.inputs
+        try:
+            store_ok = await asyncio.wait_for(p.store.ping(), 2.0)
+        except Exception:
+            store_ok = False
+        models = {"text": "trained" if p.reader.model is not None else "lexicon",
+                  "risk": p.reader.risk_name,
+                  "fusion": type(p.fusion).__name__,
+                  "voice": "on" if inputs.voice is not None else "off",
+                  "face": inputs.face.name if inputs.face is not None else "off"}
+        llm = await asyncio.gather(*(_probe(url, p.llm.config.api_key) for url in p.llm.config.endpoints))
+        return Readiness(store=self.agent.config.store, store_ok=store_ok, models=models, llm_model=self.llm_model,
+                         llm=tuple(llm), engine=self.engine.status if self.engine is not None else None)
 
     async def aclose(self) -> None:
         await self.agent.aclose()
@@ -261,7 +344,8 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
             webhook=SafetyWebhook(a.safety_webhook) if a.safety_webhook else None,
         )
         inputs = Inputs(voice=voice, voice_config=a.voice, face=face, face_max_fps=a.face_max_fps, face_ttl_s=a.face_ttl_s)
-        agent = Agent(pipeline=pipeline, inputs=inputs, config=a)
+        agent = Agent(pipeline=pipeline, inputs=inputs, config=a, leases=open_leases(a.store, a.redis_url))
+        await agent.start()
     except BaseException:
         if engine is not None:
             await engine.stop()
@@ -315,6 +399,16 @@ def load_text_perceiver(cfg: AgentConfig) -> TextPerceiver:
     if not (path / "model.int8.onnx").exists():
         raise RuntimeError(f"no trained text model at {path}: run `persona-agent train text`, or set PERSONA_TEXT_MODEL=lexicon")
     return load_text_model(path, threads=cfg.model_threads)
+
+
+async def _probe(base_url: str, api_key: str) -> EndpointHealth:
+    root = base_url.removesuffix("/v1")
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            r = await client.get(f"{base_url}/models", headers={"Authorization": f"Bearer {api_key}"})
+    except httpx.HTTPError as exc:
+        return EndpointHealth(root, False, f"unreachable: {type(exc).__name__}")
+    return EndpointHealth(root, r.status_code == 200, "answers" if r.status_code == 200 else f"HTTP {r.status_code}")
 
 
 async def _first_served_model(cfg: LLMConfig) -> str:

@@ -20,6 +20,12 @@ from persona import apply_overrides
 
 log = logging.getLogger(__name__)
 Evict = Callable[[], Awaitable[None]]  # tells the connection its session was taken over, and closes it
+Admit = Callable[[], Awaitable[bool]]  # may this (spoken) turn run? The key's rate limit, drawn by the edge
+MAX_PENDING_TURNS = 8  # user turns waiting behind the running one; past this a turn is refused, never dropped
+
+
+class InboxFull(RuntimeError):
+    """MAX_PENDING_TURNS turns already wait: this one was not queued (the client sends it again later)."""
 
 
 class VoiceUnavailable(RuntimeError):
@@ -45,8 +51,9 @@ class Conversation:
     """Owns its worker task and the running turn; `close()` cancels both (and with them the LLM stream)."""
 
     def __init__(self, pipeline: Pipeline, record: SessionRecord, emit: Emit, inputs: Inputs,
-                 release: Callable[[Conversation], None], locale: str | None = None) -> None:
+                 release: Callable[[Conversation], None], locale: str | None = None, admit: Admit | None = None) -> None:
         self.pipeline, self.record, self.inputs = pipeline, record, inputs
+        self._admit = admit
         self.locale = locale  # for the safety layer's crisis resources
         self._emit, self._release = emit, release
         self._inbox: asyncio.Queue[UserTurn] = asyncio.Queue()
@@ -59,14 +66,22 @@ class Conversation:
 
     @property
     def busy(self) -> bool:
-        return self._turn is not None and not self._turn.done()
+        """A reply is running, turns wait, or speech is being transcribed: the client is not idle."""
+        return (self._turn is not None and not self._turn.done()) or not self._inbox.empty() or \
+            (self.voice is not None and self.voice.busy)
 
     # --- input -------------------------------------------------------------------------------------------------------
 
     def submit_text(self, text: str, explain: bool = False) -> None:
         """Queue a user message; turns run in arrival order, none is dropped. `explain` attaches per-word
-        attributions to the perception event."""
-        self._inbox.put_nowait(UserTurn(text, explain))
+        attributions to the perception event. Raises InboxFull when MAX_PENDING_TURNS already wait."""
+        self._queue(UserTurn(text, explain))
+
+    def _queue(self, turn: UserTurn) -> None:
+        if self._inbox.qsize() >= MAX_PENDING_TURNS:
+            raise InboxFull(f"{MAX_PENDING_TURNS} messages are already waiting for a reply; this one was not queued, "
+                            "send it again once a reply is done")
+        self._inbox.put_nowait(turn)
 
     def submit_audio(self, pcm16: bytes) -> None:
         """PCM16 mono 16 kHz bytes. Raises InvalidAudio, VoiceUnavailable, or AudioBackpressure (client sends too fast)."""
@@ -106,8 +121,17 @@ class Conversation:
         t = utt.transcript
         await self._emit(TranscriptEvent(utterance_id=utterance_id, text=t.text, final=True, duration_s=round(t.duration_s, 3),
                                          latency_ms=round(t.latency_ms, 1), model=t.model))
-        if t.text:
-            self._inbox.put_nowait(UserTurn(t.text, voice=utt.voice))
+        if not t.text:
+            return
+        # A spoken turn counts against the key's rate like a typed one; refused, its transcript above still has it.
+        if self._admit is not None and not await self._admit():
+            await self._emit(ErrorEvent(code="rate_limited", retryable=True, message="rate limit reached: this spoken "
+                                        f"turn (utterance {utterance_id}) was transcribed but not answered"))
+            return
+        try:
+            self._queue(UserTurn(t.text, voice=utt.voice))
+        except InboxFull as exc:
+            await self._emit(ErrorEvent(code="queue_full", message=str(exc), retryable=True))
 
     async def override(self, controls: dict[str, object]) -> None:
         profile = self.pipeline.profiles[self.record.profile_id]

@@ -1,4 +1,5 @@
-"""The embedded LLM: a real vLLM engine on CPU serving SmolLM2-135M-Instruct, started and supervised by the backend.
+"""The embedded LLM: a real vLLM engine on CPU serving SmolLM2-135M-Instruct, started and supervised by the backend
+(restarted with backoff if it dies; never adopted if something else holds its port).
 
 Used only when no external LLM_BASE_URL is configured. vLLM lives in its own virtualenv (it pins many packages,
 and in production it is a separate service); we talk to it over its OpenAI-compatible API like any other vLLM.
@@ -11,8 +12,10 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import Literal
 
 import httpx
 
+from agent.metrics import ENGINE_RESTARTS
 from perception.environment import DEFAULT_CACHE_DIR
 
 log = logging.getLogger(__name__)
@@ -81,10 +85,36 @@ def prepare_model(config: EmbeddedEngineConfig) -> Path:
     return merged
 
 
+class PortInUse(RuntimeError):
+    """Something else already listens on the embedded engine's port: the backend never adopts a process it did not
+    start (it could be another user's server, an old engine with other weights, or anything at all)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStatus:
+    state: Literal["starting", "up", "restarting", "stopped", "failed"]
+    restarts: int  # times the engine was restarted after it died
+    pid: int | None  # the API server process, while one runs
+
+
 class EmbeddedEngine:
+    """Starts vLLM as a child process in its own process group and supervises it: a watcher thread waits on the
+    process, and if it dies (crash, OOM kill, `kill -9`) kills what is left of its group and starts it again, with
+    exponential backoff between attempts (reset once it has stayed up a minute). A turn whose stream was cut gets the
+    LLM client's typed retryable error; later turns stream again once it is back. A thread, not a task, so the same
+    supervisor serves `serve --workers N`, where the engine belongs to the parent process that runs no event loop."""
+
+    BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+    STABLE_AFTER_S = 60.0
+
     def __init__(self, config: EmbeddedEngineConfig) -> None:
         self.config = config
         self._proc: subprocess.Popen[bytes] | None = None
+        self._model_dir: Path | None = None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._state: EngineStatus = EngineStatus("stopped", 0, None)
 
     @property
     def base_url(self) -> str:
@@ -93,6 +123,10 @@ class EmbeddedEngine:
     @property
     def root_url(self) -> str:
         return f"http://{self.config.host}:{self.config.port}"
+
+    @property
+    def status(self) -> EngineStatus:
+        return self._state
 
     def _command(self, model_dir: Path) -> list[str]:
         c = self.config
@@ -112,48 +146,130 @@ class EmbeddedEngine:
         ]
 
     async def start(self) -> None:
+        """Start the engine, wait until it answers, and begin supervising it (from async code)."""
+        await asyncio.to_thread(self.start_sync)
+
+    def start_sync(self) -> None:
         if not self.config.python.exists():
             raise RuntimeError(
                 f"embedded LLM needs its virtualenv at {self.config.python.parent.parent} "
                 "(run `make setup`), or set LLM_BASE_URL to an external vLLM server"
             )
-        model_dir = await asyncio.to_thread(prepare_model, self.config)
+        self._model_dir = prepare_model(self.config)
+        self._stopping.clear()
+        self._state = EngineStatus("starting", 0, None)
+        try:
+            self._spawn_and_wait()
+        except BaseException:
+            self.stop_sync()
+            self._state = EngineStatus("failed", 0, None)
+            raise
+        self._watcher = threading.Thread(target=self._supervise, name="vllm-supervisor", daemon=True)
+        self._watcher.start()
+
+    def _port_free(self) -> bool:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((self.config.host, self.config.port))
+            except OSError:
+                return False
+        return True
+
+    def _spawn_and_wait(self) -> None:
+        assert self._model_dir is not None
+        if not self._port_free():
+            raise PortInUse(f"{self.config.host}:{self.config.port} is already in use by a process this backend did not "
+                            "start; stop it, or set PERSONA_EMBEDDED_LLM_PORT to a free port (or LLM_BASE_URL to use a "
+                            "server you run yourself)")
         env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE=str(self.config.kv_cache_gib), VLLM_NO_USAGE_STATS="1",
                    DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         out = open(self.config.log_file, "ab") if self.config.log_file else subprocess.DEVNULL
         log.info("starting embedded vLLM on %s", self.root_url)
-        self._proc = subprocess.Popen(self._command(model_dir), env=env, stdout=out, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
-        await self._wait_ready()
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            self._proc = subprocess.Popen(self._command(self._model_dir), env=env, stdout=out, stderr=subprocess.STDOUT,
+                                          start_new_session=True)
+            proc = self._proc
+        self._wait_ready(proc)
+        self._state = EngineStatus("up", self._state.restarts, proc.pid)
 
-    async def _wait_ready(self) -> None:
+    def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + self.config.startup_timeout_s
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
-                assert self._proc is not None
-                if self._proc.poll() is not None:
-                    raise RuntimeError(f"embedded vLLM exited with code {self._proc.returncode} during start-up"
+                if self._stopping.is_set():
+                    return
+                if proc.poll() is not None:
+                    raise RuntimeError(f"embedded vLLM exited with code {proc.returncode} during start-up"
                                        + (f"; see {self.config.log_file}" if self.config.log_file else ""))
                 try:
-                    if (await client.get(f"{self.root_url}/v1/models")).status_code == 200:
-                        log.info("embedded vLLM ready")
+                    if client.get(f"{self.root_url}/v1/models").status_code == 200:
+                        log.info("embedded vLLM ready (pid %d)", proc.pid)
                         return
                 except httpx.HTTPError:
                     pass
-                await asyncio.sleep(1.0)
-        await self.stop()
+                time.sleep(1.0)
         raise RuntimeError(f"embedded vLLM not ready after {self.config.startup_timeout_s:.0f} s")
 
-    async def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        os.killpg(proc.pid, signal.SIGTERM)
+    def _supervise(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            proc = self._proc
+            if proc is None:
+                return
+            up_since = time.monotonic()
+            code = proc.wait()
+            if self._stopping.is_set():
+                return
+            self._kill_group(proc)  # vLLM's engine-core child may outlive the API server
+            if time.monotonic() - up_since >= self.STABLE_AFTER_S:
+                attempt = 0
+            delay = self.BACKOFF_S[min(attempt, len(self.BACKOFF_S) - 1)]
+            attempt += 1
+            restarts = self._state.restarts + 1
+            self._state = EngineStatus("restarting", restarts, None)
+            ENGINE_RESTARTS.inc()
+            log.error("embedded vLLM exited with code %s; restarting in %.0f s (restart %d)", code, delay, restarts)
+            if self._stopping.wait(delay):
+                return
+            try:
+                self._spawn_and_wait()
+            except Exception:
+                log.exception("embedded vLLM restart failed; trying again")
+                with self._lock:
+                    if self._proc is not None:
+                        self._kill_group(self._proc)
+
+    @staticmethod
+    def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
         try:
-            await asyncio.to_thread(proc.wait, 20)
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(grace_s)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            await asyncio.to_thread(proc.wait)
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.stop_sync)
+
+    def stop_sync(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None:
+            self._kill_group(proc)
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join(30)
+        self._state = EngineStatus("stopped", self._state.restarts, None)
 
 
 def default_adapter_dir() -> Path | None:

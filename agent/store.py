@@ -56,6 +56,10 @@ class SessionStore(Protocol):
     async def purge(self, older_than: float) -> int:
         """Retention: erase sessions and personas last written before this time (epoch seconds)."""
         ...
+    async def ping(self) -> bool:
+        """Does the store answer? (readiness; raises or returns False when it does not)"""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -166,6 +170,9 @@ class MemoryStore:
             for k in [k for k, (_, t) in self._users.items() if t < older_than]:
                 del self._users[k]
             return len(old)
+
+    async def ping(self) -> bool:
+        return True
 
     async def aclose(self) -> None:
         pass
@@ -330,6 +337,13 @@ class SqliteStore:
 
     async def purge(self, older_than: float) -> int:
         return await asyncio.to_thread(self._purge, older_than)
+
+    def _ping(self) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1").fetchone() == (1,)
+
+    async def ping(self) -> bool:
+        return await asyncio.to_thread(self._ping)
 
     async def aclose(self) -> None:
         with self._lock:

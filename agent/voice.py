@@ -63,7 +63,13 @@ class VoiceInput:
         self._last_interim = 0
         self._interim_task: asyncio.Task[None] | None = None
         self.utterance_id = 0
+        self._working = False
         self._task = asyncio.create_task(self._loop(), name="voice-input")
+
+    @property
+    def busy(self) -> bool:
+        """Audio is waiting or being read (VAD, speech-to-text): the session is not idle."""
+        return self._working or not self._queue.empty()
 
     def submit(self, samples: np.ndarray) -> None:
         if (self._pending + samples.size) / SAMPLE_RATE > self.cfg.max_pending_s:
@@ -84,35 +90,42 @@ class VoiceInput:
     async def _loop(self) -> None:
         while True:
             chunk = await self._queue.get()
-            if chunk is None:
-                if self._speech_start is not None or self._vad.triggered:
-                    await self._finish(self._vad.position)
-                else:
-                    await self._on_final(None, self.utterance_id)  # nothing was said
-                continue
-            self._pending -= chunk.size
-            self._append(chunk)
-            events = await asyncio.to_thread(self._vad.feed, chunk)
-            for ev in events:
-                if ev.kind == "start" and self._speech_start is None:
-                    self._speech_start = max(self._ring_start, ev.sample - self.cfg.pre_roll_ms * SAMPLE_RATE // 1000)
-                    self._onset = ev.sample
-                    self._onset_reported = False
-                    self._last_interim = ev.sample
-                elif ev.kind == "end" and self._speech_start is not None:
-                    await self._finish(ev.sample)
-            if self._speech_start is not None:
-                pos = self._vad.position
-                if not self._onset_reported and pos - self._onset >= self.cfg.barge_in_min_ms * SAMPLE_RATE // 1000:
-                    self._onset_reported = True
-                    await self._on_speech(self.utterance_id)
-                if pos - self._speech_start >= self.cfg.max_utterance_s * SAMPLE_RATE:
-                    await self._finish(pos)
-                elif pos - self._last_interim >= self.cfg.interim_every_s * SAMPLE_RATE and (
-                        self._interim_task is None or self._interim_task.done()):
-                    self._last_interim = pos
-                    audio = self._slice(self._speech_start, pos)
-                    self._interim_task = asyncio.create_task(self._interim(audio, self.utterance_id))
+            self._working = True
+            try:
+                await self._read(chunk)
+            finally:
+                self._working = False
+
+    async def _read(self, chunk: np.ndarray | None) -> None:
+        if chunk is None:
+            if self._speech_start is not None or self._vad.triggered:
+                await self._finish(self._vad.position)
+            else:
+                await self._on_final(None, self.utterance_id)  # nothing was said
+            return
+        self._pending -= chunk.size
+        self._append(chunk)
+        events = await asyncio.to_thread(self._vad.feed, chunk)
+        for ev in events:
+            if ev.kind == "start" and self._speech_start is None:
+                self._speech_start = max(self._ring_start, ev.sample - self.cfg.pre_roll_ms * SAMPLE_RATE // 1000)
+                self._onset = ev.sample
+                self._onset_reported = False
+                self._last_interim = ev.sample
+            elif ev.kind == "end" and self._speech_start is not None:
+                await self._finish(ev.sample)
+        if self._speech_start is not None:
+            pos = self._vad.position
+            if not self._onset_reported and pos - self._onset >= self.cfg.barge_in_min_ms * SAMPLE_RATE // 1000:
+                self._onset_reported = True
+                await self._on_speech(self.utterance_id)
+            if pos - self._speech_start >= self.cfg.max_utterance_s * SAMPLE_RATE:
+                await self._finish(pos)
+            elif pos - self._last_interim >= self.cfg.interim_every_s * SAMPLE_RATE and (
+                    self._interim_task is None or self._interim_task.done()):
+                self._last_interim = pos
+                audio = self._slice(self._speech_start, pos)
+                self._interim_task = asyncio.create_task(self._interim(audio, self.utterance_id))
 
     def _append(self, chunk: np.ndarray) -> None:
         keep = int((self.cfg.max_utterance_s + 2) * SAMPLE_RATE)

@@ -91,6 +91,14 @@ class Serve:
 
     def run(self, args: Args) -> int:
         import os
+        import shutil
+        import tempfile
+
+        multiproc_dir = None
+        if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # before prometheus_client is imported anywhere: every worker writes its metrics here, /metrics reads all
+            multiproc_dir = tempfile.mkdtemp(prefix="persona-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
 
         import uvicorn
 
@@ -120,15 +128,17 @@ class Serve:
 
             cfg = settings.runtime_config().embedded
             engine = EmbeddedEngine(cfg)
-            asyncio.run(engine.start())
+            engine.start_sync()  # supervised from this parent process by a thread, while uvicorn runs the workers
             os.environ["LLM_BASE_URL"] = engine.base_url
-            os.environ["LLM_MODEL"] = cfg.served_name
+            os.environ["LLM_MODEL"] = cfg.model_name
         try:
             uvicorn.run("server.app:app_from_env", factory=True, workers=args.workers, host=settings.host,
                         port=settings.port, log_level=settings.log_level, ws_max_size=MAX_WS_MESSAGE_BYTES)
         finally:
             if engine is not None:
-                asyncio.run(engine.stop())
+                engine.stop_sync()
+            if multiproc_dir is not None:
+                shutil.rmtree(multiproc_dir, ignore_errors=True)
         return 0
 
 

@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
-import httpx
 from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -17,10 +16,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from agent import (
-    ACTIVE_SESSIONS, LOCAL_TENANT, REGISTRY, AnalysisUnavailable, ImageError, InvalidAudio, Runtime, SessionExport,
-    UserExport, create_runtime, watch_tasks,
+    ACTIVE_SESSIONS, LOCAL_TENANT, AnalysisUnavailable, ImageError, InvalidAudio, Runtime, SessionExport,
+    UserExport, create_runtime, scrape_registry, watch_tasks, worker_exited,
 )
-from server.auth import SUBPROTOCOL, Guard, KeyStore, token_from
+from server.auth import SUBPROTOCOL, ApiKey, Guard, KeyStore, token_from
+from server.limits import Quota, open_limiter
 from server.results import face_result, text_result, voice_result
 from server.protocol import (
     MAX_AUDIO_UPLOAD_BYTES, MAX_AUDIO_UPLOAD_SECONDS, MAX_IMAGE_BYTES, AnalyzeFaceResponse, AnalyzeTextRequest, AnalyzeTextResponse, TextResult, VoiceResult,
@@ -43,10 +43,26 @@ class Erased(BaseModel):
     sessions: int  # sessions erased
 
 
+class LLMEndpointOut(BaseModel):
+    url: str
+    ok: bool
+    detail: str
+
+
+class EngineOut(BaseModel):
+    state: Literal["starting", "up", "restarting", "stopped", "failed"]
+    restarts: int
+    pid: int | None  # vLLM's API server process, for operators
+
+
 class ReadyOut(BaseModel):
-    status: str
-    llm: str
+    status: Literal["ready", "degraded", "not_ready"]
+    store: str
+    store_ok: bool
+    models: dict[str, str]
     llm_model: str
+    llm: list[LLMEndpointOut]
+    engine: EngineOut | None  # the embedded vLLM this process supervises (null with an external LLM)
 
 
 def _binary_body() -> dict:
@@ -74,15 +90,22 @@ def create_app(settings: Settings) -> FastAPI:
     keys_path = settings.key_store_path()
     guard = Guard(KeyStore(keys_path) if settings.auth_required() or keys_path.exists() else None,
                   settings.auth_required(), tuple(settings.allowed_origins))
+    agent_cfg = settings.agent_config()
+    limiter = open_limiter(agent_cfg.redis_url if agent_cfg.store == "redis" else None)
 
-    async def require_key(request: Request) -> str:
-        """REST: a valid key when auth is on; a browser Origin must be allowed. The caller's tenant."""
+    def authenticated(request: Request) -> ApiKey | None:
+        """A valid key when auth is on (None when it is off and none was sent); a browser Origin must be allowed."""
         if not guard.origin_ok(request.headers.get("origin"), request.headers.get("host")):
             raise HTTPException(status_code=403, detail="origin not allowed")
         key, reason = guard.authenticate(token_from(request.headers))
         if reason:
             raise HTTPException(status_code=401, detail=reason, headers={"WWW-Authenticate": "Bearer"})
-        if key is not None and not guard.limits(key).take():
+        return key
+
+    async def require_key(request: Request) -> str:
+        """REST: authenticated, and drawn on the key's rate. The caller's tenant."""
+        key = authenticated(request)
+        if key is not None and not await limiter.take(key):
             raise HTTPException(status_code=429, detail=f"rate limit: {key.rate_per_min} requests per minute for this key")
         return key.principal if key is not None else LOCAL_TENANT
 
@@ -90,14 +113,17 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await create_runtime(settings.runtime_config())
         app.state.runtime = runtime
-        watch_tasks(asyncio.get_running_loop())
-        purger = asyncio.create_task(_purge_periodically(runtime), name="retention")
+        sampler = watch_tasks(asyncio.get_running_loop())
+        background = [asyncio.create_task(_purge_periodically(runtime), name="retention"), *([sampler] if sampler else [])]
         try:
             yield
         finally:
-            purger.cancel()
-            await asyncio.gather(purger, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await limiter.aclose()
             await runtime.aclose()
+            worker_exited()
 
     app = FastAPI(title="persona-agent", version="0.1.0", lifespan=lifespan)
     app.state.guard = guard
@@ -120,23 +146,24 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz() -> dict[str, object]:
         return {"status": "ok", "pid": os.getpid()}
 
-    @app.get("/readyz", responses={503: {"description": "the LLM does not answer", "model": ReadyOut}})
+    @app.get("/readyz", response_model=ReadyOut, responses={503: {"description": "the store does not answer",
+                                                                  "model": ReadyOut}})
     async def readyz() -> JSONResponse:
-        runtime: Runtime = app.state.runtime
-        try:
-            async with httpx.AsyncClient(timeout=2.0) as client:
-                r = await client.get(f"{runtime.llm_root_url}/v1/models")
-            ok = r.status_code == 200
-        except httpx.HTTPError:
-            ok = False
-        body = {"status": "ready" if ok else "llm_unreachable", "llm": runtime.llm_root_url,
-                "llm_model": runtime.llm_model}
-        return JSONResponse(body, status_code=200 if ok else 503)
+        """Readiness: 200 while this process can take sessions (models loaded, store answers), also when the LLM is
+        down (`degraded`: crisis replies need no LLM); 503 when the store does not answer. Liveness is /healthz."""
+        r = await app.state.runtime.readiness()
+        body = ReadyOut(status=r.status, store=r.store, store_ok=r.store_ok, models=dict(r.models), llm_model=r.llm_model,
+                        llm=[LLMEndpointOut(url=e.url, ok=e.ok, detail=e.detail) for e in r.llm],
+                        engine=EngineOut(state=r.engine.state, restarts=r.engine.restarts, pid=r.engine.pid) if r.engine else None)
+        return JSONResponse(body.model_dump(), status_code=200 if r.ready else 503)
 
-    @app.get("/metrics", dependencies=[Depends(require_key)], response_class=PlainTextResponse,
+    @app.get("/metrics", dependencies=[Depends(authenticated)], response_class=PlainTextResponse,
              responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}, **_AUTH})
     async def metrics() -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        """Every worker's figures in one scrape (multiprocess mode with --workers N). With auth on, Prometheus sends a
+        key (`authorization: {credentials: <key>}` in its scrape config, deploy/README.md); scrapes do not draw on
+        the key's rate, so monitoring never eats into a client's turns."""
+        return Response(generate_latest(scrape_registry()), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/sessions/{session_id}", response_model=SessionExport, responses={**_AUTH, 404: _ERR})
     async def get_session(session_id: str, tenant: str = Depends(require_key)) -> SessionExport:
@@ -219,24 +246,29 @@ def create_app(settings: Settings) -> FastAPI:
             await ws.close(code=1008)
             return
         await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
-        limits = guard.limits(key) if key is not None else None
-        if key is not None and limits is not None and limits.sessions >= key.max_sessions:
-            conn = Connection(app.state.runtime.agent, ws, limits=None, idle_timeout_s=settings.idle_timeout_s)
-            await conn.error("too_many_sessions", f"this key may hold {key.max_sessions} sessions at once", retryable=True)
-            await ws.close(code=1013)
+        agent = app.state.runtime.agent
+        if key is None:
+            await _converse(Connection(agent, ws, idle_timeout_s=settings.idle_timeout_s))
             return
-        if limits is not None:
-            limits.sessions += 1
-        ACTIVE_SESSIONS.inc()
-        try:
-            await Connection(app.state.runtime.agent, ws, limits=limits, idle_timeout_s=settings.idle_timeout_s,
-                             tenant=key.principal if key is not None else LOCAL_TENANT).run()
-        finally:
-            ACTIVE_SESSIONS.dec()
-            if limits is not None:
-                limits.sessions -= 1
+        async with limiter.session(key) as admitted:
+            conn = Connection(agent, ws, quota=Quota(key, limiter), idle_timeout_s=settings.idle_timeout_s,
+                              tenant=key.principal)
+            if not admitted:
+                await conn.error("too_many_sessions", f"this key may hold {key.max_sessions} sessions at once",
+                                 retryable=True)
+                await ws.close(code=1013)
+                return
+            await _converse(conn)
 
     return app
+
+
+async def _converse(conn: Connection) -> None:
+    ACTIVE_SESSIONS.inc()
+    try:
+        await conn.run()
+    finally:
+        ACTIVE_SESSIONS.dec()
 
 
 async def _read_body(request: Request, limit: int, what: str) -> bytes:

@@ -1,4 +1,4 @@
-"""API keys, origin checks and per-key limits: the edge's business, settled before any model runs.
+"""API keys and origin checks (per-key limits: server/limits.py): the edge's business, settled before any model runs.
 
 Keys are random 32-byte tokens shown once at creation (`persona-agent keys create`) and stored only as SHA-256
 hashes (they are high-entropy, so no salt or slow hash is needed). Clients send them as `Authorization: Bearer <key>`
@@ -107,35 +107,11 @@ def is_loopback(host: str) -> bool:
     return host in ("127.0.0.1", "::1", "localhost")
 
 
-@dataclass
-class KeyLimits:
-    """Per-key counters in this process: a token bucket for turns/images, and open sessions."""
-
-    key: ApiKey
-    allowance: float = 0.0
-    clock: float = 0.0
-    sessions: int = 0
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        rate = self.key.rate_per_min / 60.0
-        if self.clock == 0.0:
-            self.allowance = float(max(1, self.key.rate_per_min // 6))  # burst: ten seconds' worth
-        else:
-            self.allowance = min(float(max(1, self.key.rate_per_min // 6)), self.allowance + (now - self.clock) * rate)
-        self.clock = now
-        if self.allowance < 1.0:
-            return False
-        self.allowance -= 1.0
-        return True
-
-
 class Guard:
     """What the server asks of each request: is auth required, is this key good, is this origin allowed."""
 
     def __init__(self, keys: KeyStore | None, require: bool, allowed_origins: tuple[str, ...]) -> None:
         self.keys, self.require, self.allowed_origins = keys, require, allowed_origins
-        self._limits: dict[str, KeyLimits] = {}
 
     def authenticate(self, token: str | None) -> tuple[ApiKey | None, str | None]:
         """(key, None) when allowed — key is None when auth is off and none was sent — or (None, reason)."""
@@ -157,5 +133,3 @@ class Guard:
         bare = origin.split("://", 1)[-1]
         return host is not None and bare == host
 
-    def limits(self, key: ApiKey) -> KeyLimits:
-        return self._limits.setdefault(key.id, KeyLimits(key))

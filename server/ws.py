@@ -10,9 +10,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from agent import (
     ERRORS, FRAMES, LOCAL_TENANT, Agent, AudioBackpressure, Conversation, ErrorEvent, Event, FaceUnavailable,
-    ImageBackpressure, InvalidAudio, SessionInUse, SessionStarted, UnknownProfile, UnknownSession, VoiceUnavailable,
+    ImageBackpressure, InboxFull, InvalidAudio, SessionInUse, SessionStarted, UnknownProfile, UnknownSession, VoiceUnavailable,
 )
-from server.auth import KeyLimits
+from server.limits import Quota
 from server.protocol import (
     MAX_IMAGE_BYTES, AudioFrame, ClientMessage, ControlsOverride, ProtocolError, ResponseCancel, SessionStart, UserAudio,
     UserAudioEnd, UserImage, UserText, parse_client, to_wire,
@@ -22,11 +22,11 @@ log = logging.getLogger(__name__)
 
 
 class Connection:
-    def __init__(self, agent: Agent, ws: WebSocket, limits: KeyLimits | None = None, idle_timeout_s: float = 600.0,
+    def __init__(self, agent: Agent, ws: WebSocket, quota: Quota | None = None, idle_timeout_s: float = 600.0,
                  tenant: str = LOCAL_TENANT) -> None:
         self.agent, self.ws = agent, ws
         self.tenant = tenant  # whose sessions this connection may start, resume and write
-        self.limits, self.idle_timeout_s = limits, idle_timeout_s
+        self.quota, self.idle_timeout_s = quota, idle_timeout_s
         self.conversation: Conversation | None = None
         self.voice_consent = False
         self.face_consent = False
@@ -85,12 +85,15 @@ class Connection:
             if not await self.start(SessionStart(type="session.start")):
                 return
         assert self.conversation is not None
-        if isinstance(event, (UserText, UserImage)) and self.limits is not None and not self.limits.take():
-            await self.error("rate_limited", f"this key may send {self.limits.key.rate_per_min} messages and frames "
+        if isinstance(event, (UserText, UserImage)) and self.quota is not None and not await self.quota.take():
+            await self.error("rate_limited", f"this key may send {self.quota.key.rate_per_min} messages and frames "
                              "per minute; this one was not processed", retryable=True)
             return
         if isinstance(event, UserText):
-            self.conversation.submit_text(event.text, event.explain)
+            try:
+                self.conversation.submit_text(event.text, event.explain)
+            except InboxFull as exc:
+                await self.error("queue_full", str(exc), retryable=True)
         elif isinstance(event, ResponseCancel):
             if not self.conversation.cancel():
                 await self.error("no_active_response", "there is no reply being generated to cancel")
@@ -162,7 +165,8 @@ class Connection:
             return False
         try:
             record, resumed = await self.agent.start_session(event.profile, event.user_id, event.resume, self.tenant)
-            self.conversation = self.agent.converse(record, self.emit, self.taken_over, locale=event.locale)
+            self.conversation = self.agent.converse(record, self.emit, self.taken_over, locale=event.locale,
+                                                    admit=self.quota.take if self.quota is not None else None)
         except UnknownProfile as exc:
             await self.error("unknown_profile", str(exc))
             return False
@@ -170,8 +174,9 @@ class Connection:
             await self.error("unknown_session", f"no stored session {event.resume!r} to resume")
             return False
         except SessionInUse:
-            await self.error("session_in_use", f"session {event.resume!r} is being resumed by another connection "
-                             "at the same moment (one writer per session)", retryable=True)
+            await self.error("session_in_use", f"session {event.resume!r} is live on another connection that did not "
+                             "let go in time, or is being resumed at this same moment (one writer per session)",
+                             retryable=True)
             return False
         self.voice_consent = event.consent.voice
         self.face_consent = event.consent.face

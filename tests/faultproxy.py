@@ -30,6 +30,7 @@ class FaultProxy:
         self.cut_after = 1500  # response bytes forwarded before the cut
         self.pace_s = 0.0  # "pace": wait this long before forwarding each server-sent event
         self.requests = 0
+        self.bodies: list[bytes] = []  # every request body, in order (what the backend sent the LLM)
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -70,6 +71,7 @@ class FaultProxy:
                            if line.lower().startswith(b"content-length:")), 0)
             body = await reader.readexactly(length) if length else b""
             self.requests += 1
+            self.bodies.append(body)
             if mode == "down":
                 return  # hang up without a word
             if mode == "error":

@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from harness import live_server as launch
+from tests.audio import chunks, espeak, silence
 from tests.conftest import ARTIFACTS
 from tests.server.wsutil import WS
 
@@ -31,7 +33,7 @@ def secured(live_server, tmp_path_factory):
                            check=True)
         return p.stdout.strip()
 
-    tokens = {"main": create("main", 600, 1), "slow": create("slow", 6, 4)}
+    tokens = {"main": create("main", 600, 1), "slow": create("slow", 6, 4), "voice": create("voice", 6, 4)}
     env = {"LLM_BASE_URL": f"{live_server.llm_url}/v1", "PERSONA_REQUIRE_AUTH": "true", "PERSONA_KEYS_PATH": str(keys),
            "PERSONA_ALLOWED_ORIGINS": '["https://widget.example"]', "PERSONA_IDLE_TIMEOUT_S": "3",
            "PERSONA_STORE": "memory", "PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "16",
@@ -92,6 +94,23 @@ async def test_session_and_rate_limits_per_key(secured):
         limited = [await slow.recv()]
     assert limited[0]["code"] == "rate_limited" and limited[0]["retryable"]
     await slow.close()
+
+
+async def test_spoken_turns_count_against_the_rate(secured):
+    srv, tokens = secured
+    ws = WS(await websockets.connect(srv.ws_url, additional_headers={"X-API-Key": tokens["voice"]}))  # 6/min, burst 1
+    await ws.start(consent={"voice": True})
+    assert (await ws.turn("one"))[-1]["type"] == "response.done"  # the key's one turn of burst
+    for frame in chunks(np.concatenate([silence(0.3), espeak("Hello, can you hear me now?"), silence(0.3)])):
+        await ws.send(frame)  # PCM16 frames, as a browser sends them
+    await ws.send({"type": "user.audio.end"})
+    events = await ws.until("error", "response.done", timeout=60)
+    final = next((e for e in events if e["type"] == "transcript" and e["final"]), None)
+    assert final is not None, events
+    assert final["text"]  # what the user said is kept in the transcript event
+    assert events[-1]["type"] == "error" and events[-1]["code"] == "rate_limited" and events[-1]["retryable"]
+    assert "spoken" in events[-1]["message"]
+    await ws.close()
 
 
 async def test_idle_sessions_are_closed(secured):

@@ -149,6 +149,30 @@ async def test_messages_sent_while_busy_are_queued_not_dropped(live_server):
     await ws.close()
 
 
+async def test_a_flooded_inbox_refuses_with_queue_full_and_keeps_the_rest(live_server):
+    """Twelve messages at once: one runs, eight wait (the bound), the others are refused with a retryable
+    queue_full; each message is either answered and stored once, or refused — none is silently lost."""
+    ws = await WS.connect(live_server.ws_url)
+    sid = (await ws.start(profile="companion"))["session_id"]
+    texts = [f"Message number {i}: say hi." for i in range(12)]
+    for t in texts:
+        await ws.send({"type": "user.text", "text": t})
+    refused, done = [], []
+    while len(refused) + len(done) < len(texts):
+        ev = await ws.recv(timeout=180)
+        if ev["type"] == "error":
+            assert ev["code"] == "queue_full" and ev["retryable"], ev
+            refused.append(ev)
+        elif ev["type"] == "response.done":
+            done.append(ev)
+    assert len(done) == 9 and len(refused) == 3  # 1 running + MAX_PENDING_TURNS (8) waiting
+    await ws.close()
+    ws = await WS.connect(live_server.ws_url)
+    users = [m["content"] for m in (await ws.start(resume=sid))["history"] if m["role"] == "user"]
+    assert users == texts[:9]
+    await ws.close()
+
+
 async def test_resume_returns_history(live_server):
     ws = await WS.connect(live_server.ws_url)
     sid = (await ws.start(profile="companion"))["session_id"]
@@ -172,7 +196,9 @@ def test_health_ready_and_schema(live_server):
     health = httpx.get(f"{live_server.url}/healthz").json()
     assert health["status"] == "ok" and health["pid"] == live_server.pid  # the worker that answered
     ready = httpx.get(f"{live_server.url}/readyz").json()
-    assert ready["status"] == "ready" and ready["llm"] == live_server.llm_url
+    assert ready["status"] == "ready" and ready["store"] == "sqlite" and ready["store_ok"]
+    assert [(e["url"], e["ok"]) for e in ready["llm"]] == [(live_server.llm_url, True)]
+    assert ready["engine"]["state"] == "up" and ready["models"]["text"] == "trained"
     schema = httpx.get(f"{live_server.url}/v1/schema").json()
     assert schema["endpoint"] == "/v1/chat" and "client" in schema and "server" in schema
 

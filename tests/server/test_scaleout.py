@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
 from harness import live_server as launch
 from tests.conftest import ARTIFACTS
@@ -16,6 +20,7 @@ from tests.redisserver import RedisServer
 from tests.server.wsutil import WS
 
 pytestmark = pytest.mark.llm
+EXE = str(Path(sys.executable).with_name("persona-agent"))
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +66,34 @@ async def test_session_moves_between_workers_and_survives_a_killed_one(live_serv
         await ws.close()
 
 
+async def test_one_writer_across_workers_the_newest_takes_over(live_server, redis):
+    """A reconnect that lands on another worker while the session is live on the first: the first lets go (saves,
+    tells its client, releases the Redis lease) before the second loads the record, so every message is kept once."""
+    env = worker_env(live_server, redis) | {"PERSONA_LLM_MAX_TOKENS": "300", "PERSONA_FACE_ENABLED": "false"}
+    with launch(ARTIFACTS / "writer-a", env) as a, launch(ARTIFACTS / "writer-b", env) as b:
+        first = await WS.connect(a.ws_url)
+        sid = (await first.start())["session_id"]
+        await first.send({"type": "user.text", "text": "Tell me a long story about the sea, please."})
+        await first.until("response.delta")  # streaming on worker A
+        second = await WS.connect(b.ws_url)
+        resumed = await second.start(resume=sid)
+        seen = await first.until("error", timeout=30)
+        assert seen[-1]["code"] == "session_taken_over"
+        cut = next(e for e in seen if e["type"] == "response.cancelled")
+        # B loaded the record only after A had saved the cut-short reply
+        assert [(m["role"], m.get("interrupted")) for m in resumed["history"]] == [("user", None), ("assistant", "true")]
+        assert resumed["history"][1]["content"] == cut["text"]
+        events = await second.turn("And now a short one.")
+        assert events[-1]["type"] == "response.done"
+        await second.close()
+        third = await WS.connect(a.ws_url)
+        history = (await third.start(resume=sid))["history"]
+        await third.close()
+        assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
+        assert [m["content"] for m in history if m["role"] == "user"] == [
+            "Tell me a long story about the sea, please.", "And now a short one."]
+
+
 async def test_serve_with_two_workers_behind_one_port(live_server, redis):
     env = worker_env(live_server, redis)
     env["PERSONA_FACE_ENABLED"] = "false"
@@ -81,3 +114,53 @@ async def test_serve_with_two_workers_behind_one_port(live_server, redis):
             ws = await WS.connect(srv.ws_url)
             assert (await ws.start(resume=sid))["history"][0]["content"] == "hello from one worker"
             await ws.close()
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+async def test_limits_and_metrics_are_shared_by_two_workers(live_server, redis, tmp_path):
+    """Each of 8 new connections lands on either worker (the kernel spreads them), so limits or metrics kept per
+    process would admit more than the key allows and each scrape would see only its own worker."""
+    keys = tmp_path / "keys.sqlite3"
+    made = subprocess.run([EXE, "keys", "create", "--name", "few", "--rate", "6", "--sessions", "3"], check=True,
+                          env={"PERSONA_KEYS_PATH": str(keys), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    hdr = {"Authorization": f"Bearer {made.stdout.strip()}"}
+    env = worker_env(live_server, redis) | {"PERSONA_FACE_ENABLED": "false", "PERSONA_REQUIRE_AUTH": "true",
+                                            "PERSONA_KEYS_PATH": str(keys)}
+    with launch(ARTIFACTS / "workers2-limits", env, args=["--workers", "2"]) as srv:
+        conns = [WS(await websockets.connect(srv.ws_url, additional_headers=hdr)) for _ in range(8)]
+        admitted, refused = [], []
+        for ws in conns:
+            try:
+                await ws.send({"type": "session.start"})
+            except websockets.ConnectionClosed:
+                pass  # refused at once: the error below was sent before the close
+            ev = await ws.recv(timeout=30)
+            (admitted if ev["type"] == "session.started" else refused).append((ws, ev))
+        assert len(admitted) == 3, [ev for _, ev in refused]  # max_sessions = 3 across both workers
+        assert {ev["code"] for _, ev in refused} == {"too_many_sessions"}
+
+        pids, seen = set(), set()
+        for _ in range(12):  # each scrape on a new connection, so both workers answer some
+            async with httpx.AsyncClient() as c:
+                pids.add((await c.get(f"{srv.url}/healthz")).json()["pid"])
+                seen.add(_metric((await c.get(f"{srv.url}/metrics", headers=hdr)).text, "persona_active_sessions"))
+        assert len(pids) == 2 and seen == {3.0}, (pids, seen)
+
+        # 6 turns a minute, a burst of 1: of three turns sent at once on three connections, one is answered
+        for ws, _ in admitted:
+            await ws.send({"type": "user.text", "text": "hello"})
+        outcomes = [(await ws.until("response.done", "error", timeout=60))[-1] for ws, _ in admitted]
+        assert sorted(e["type"] if e["type"] != "error" else e["code"] for e in outcomes) == \
+            ["rate_limited", "rate_limited", "response.done"], outcomes
+        for ws, _ in admitted:
+            await ws.close()
+        await asyncio.sleep(1)
+        async with httpx.AsyncClient() as c:
+            text = (await c.get(f"{srv.url}/metrics", headers=hdr)).text
+        assert _metric(text, "persona_active_sessions") == 0
+        assert _metric(text, 'persona_errors_total{code="too_many_sessions"}') == 5
+        assert _metric(text, 'persona_errors_total{code="rate_limited"}') == 2

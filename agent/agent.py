@@ -31,6 +31,7 @@ from fusion import ConfidenceFusion
 from fusion.gated import default_fusion_path, load_gated_fusion
 from perception.environment import configure_third_party
 from perception.face.expression import default_face_model_path
+from perception.language import load_language_id
 from perception.face.perceiver import (
     FacePerceiver, KerasFacePerceiver, default_deepface_weights, load_deepface_perceiver, load_keras_face_perceiver,
 )
@@ -331,7 +332,7 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
         await asyncio.to_thread(text.perceive_batch, ["warm-up", "a second, longer warm-up message"])
         model = text if isinstance(text, TextEmotionModel) else None  # the trained model: risk features, attributions
         risk = load_risk_classifier(default_risk_classifier_path()) if model is not None else None
-        reader = TextReader(text, model, risk)
+        reader = TextReader(text, model, risk, load_language_id())
         voice = await asyncio.to_thread(load_voice_models, cfg.agent) if cfg.agent.voice_enabled else None
         face = await asyncio.to_thread(load_face_perceiver, cfg.agent) if cfg.agent.face_enabled else None
         a = cfg.agent

@@ -129,8 +129,11 @@ class SafetyEvent:
     level: Literal["none", "caution", "crisis"]  # none: safe mode released
     score: float
     rule: str | None  # the explicit phrase that matched, if any
-    action: str  # crisis_reply (fixed text, no LLM), caution_prompt, output_blocked, safe_mode_entered, safe_mode_released
+    action: str  # crisis_reply (fixed text, no LLM), caution_prompt, output_blocked, safe_mode_entered, safe_mode_released,
+    # language_unsupported (the message is in a language the phrase rules do not cover; screened by the learned score)
     model: str
+    language: str | None = None  # the message's language as identified (ISO 639-1), when it was identified
+    language_screened: bool = True  # false: no explicit-phrase rules for that language
 
 
 @dataclass(frozen=True, slots=True)

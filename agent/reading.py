@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from perception import ModalitySignal
+from perception.language import LanguageGuess, LanguageId
 from perception.safety import RiskAssessment, RiskClassifier, risk_features, rules_only
 from perception.text_model import TextEmotionModel
 
@@ -27,6 +28,7 @@ class TextReading:
 
     signal: ModalitySignal | None
     risk: RiskAssessment
+    language: LanguageGuess | None = None  # None: no identifier configured
 
 
 class TextReader:
@@ -37,8 +39,9 @@ class TextReader:
     `model` is the trained text model when it is the perceiver (None with the lexicon perceiver: then the risk is the
     rules alone, and there are no attributions)."""
 
-    def __init__(self, perceiver: TextPerceiver, model: TextEmotionModel | None, risk: RiskClassifier | None) -> None:
-        self.perceiver, self.model = perceiver, model
+    def __init__(self, perceiver: TextPerceiver, model: TextEmotionModel | None, risk: RiskClassifier | None,
+                 language: LanguageId | None = None) -> None:
+        self.perceiver, self.model, self.language = perceiver, model, language
         self.risk = risk if model is not None else None
         self.risk_name = f"rules+{self.risk.name}" if self.risk is not None else "rules"
 
@@ -47,18 +50,19 @@ class TextReader:
         return self.perceiver.name
 
     def read_batch(self, texts: Sequence[str]) -> list[TextReading]:
+        langs = [self.language.identify(t) if self.language is not None else None for t in texts]
         try:
             if self.model is None or self.risk is None:
                 signals = self.perceiver.perceive_batch(texts)
-                return [TextReading(s, rules_only(t)) for s, t in zip(signals, texts)]
+                return [TextReading(s, rules_only(t), g) for s, t, g in zip(signals, texts, langs)]
             t0 = time.perf_counter()
             probs, pooled = self.model.forward(texts)
             signals = self.model.signals(texts, probs, pooled, (time.perf_counter() - t0) * 1000)
             risks = self.risk.assess_batch(texts, risk_features(self.model, texts, probs, pooled))
-            return [TextReading(s, r) for s, r in zip(signals, risks)]
+            return [TextReading(s, r, g) for s, r, g in zip(signals, risks, langs)]
         except Exception:  # the model failed: the rules still screen every message, the reply goes on without emotion
             log.exception("text perception failed on a batch of %d", len(texts))
-            return [TextReading(None, rules_only(t)) for t in texts]
+            return [TextReading(None, rules_only(t), g) for t, g in zip(texts, langs)]
 
     def explain(self, text: str) -> dict[str, object] | None:
         """Per-word attributions for the top predicted emotion (blocking); None without the trained model."""

@@ -30,6 +30,7 @@ from agent.store import SessionRecord, SessionStore
 from agent.webhook import SafetyWebhook
 from fusion import FusedPercept
 from perception import LABELS, Modality, ModalitySignal
+from perception.language import LanguageGuess
 from perception.safety import RiskAssessment, rules_only
 from persona import Decision, PersonaState, PersonaTracker, Policy, RiskInput, read_style
 from prompts import AgentProfile, Message, Prompt, crisis_reply, render, safety_resources
@@ -85,6 +86,7 @@ class UserTurn:
 class Perceived:
     text: ModalitySignal | None  # None: the text model failed on this message
     risk: RiskAssessment
+    language: LanguageGuess | None  # the message's language, as identified
     signals: Mapping[Modality, ModalitySignal]  # what joins fusion
     announce: tuple[PerceptionEvent, ...]  # this turn's new readings (a face was announced when its frame arrived)
 
@@ -110,20 +112,27 @@ async def perceive(p: Pipeline, turn: UserTurn, face: ModalitySignal | None) -> 
         announce.append(perception_event(turn.voice, dict(turn.voice.evidence)))
     if face is not None:
         signals["face"] = face
-    return Perceived(text=text, risk=reading.risk, signals=signals, announce=tuple(announce))
+    return Perceived(text=text, risk=reading.risk, language=reading.language, signals=signals, announce=tuple(announce))
 
 
 # --- 2. screen: what the safety layer does about the risk it read ---------------------------------------------------
 
-def screen(risk: RiskAssessment, model: str, session_id: str) -> SafetyEvent | None:
-    """The operator's event for a risky message (level, score and rule, never the message; logs carry no content)."""
+def screen(risk: RiskAssessment, model: str, session_id: str, language: LanguageGuess | None = None) -> SafetyEvent | None:
+    """The operator's event for a risky message (level, score and rule, never the message; logs carry no content),
+    or for one in a language the phrase rules do not cover: it is never screened silently as if it were English."""
+    lang = language.code if language is not None else None
+    screened = language is None or language.screened
     if not risk.risk:
-        return None
+        if screened:
+            return None
+        SAFETY.labels("language_unsupported").inc()
+        return SafetyEvent(risk=False, level="none", score=risk.score, rule=None, action="language_unsupported",
+                           model=model, language=lang, language_screened=False)
     action = "crisis_reply" if risk.level == "crisis" else "caution_prompt"
     log.warning("safety layer: %s in session %s (score %.3f, rule %s)", action, session_id, risk.score, bool(risk.rule))
     SAFETY.labels(action).inc()
     return SafetyEvent(risk=True, level="crisis" if risk.level == "crisis" else "caution", score=risk.score,
-                       rule=risk.rule, action=action, model=model)
+                       rule=risk.rule, action=action, model=model, language=lang, language_screened=screened)
 
 
 # --- 3. fuse, 4. track, 5. decide -----------------------------------------------------------------------------------
@@ -299,7 +308,7 @@ class Turn:
         # anything else can fail, so a crisis is answered even with the store or the LLM down.
         perceived = await perceive(p, user, self.face)
         marks["perceived"] = time.perf_counter()
-        if (safety := screen(perceived.risk, p.reader.risk_name, rec.id)) is not None:
+        if (safety := screen(perceived.risk, p.reader.risk_name, rec.id, perceived.language)) is not None:
             await emit(safety)
         turn = sum(1 for m in rec.history if m.role == "user")
         if (mode := sticky(rec, perceived.risk, turn)) is not None:

@@ -8,6 +8,15 @@ Also errors, server RSS before/after, open asyncio tasks before/after (from /met
     .venv/bin/python bench/load.py --sessions 50 100 200 500 --turns 3
     .venv/bin/python bench/load.py --soak 600 --sessions 50        (a soak: RSS sampled every 30 s)
     .venv/bin/python bench/load.py --matrix --sessions 100          (1, 2, 4 workers x SQLite, Redis)
+    .venv/bin/python bench/load.py --rate 25 50 100 150 --sessions 500 --duration 30   (open loop)
+
+Open loop (--rate): N sessions stay connected; turns arrive as a Poisson process at R per second, each sent on a
+session that has no turn in flight (as many users, each waiting for their reply), whatever the server's pace — so
+queueing shows up as overhead rather than as a slower client. It prints achieved throughput, overhead before the LLM
+p50/p95/p99 (server-side, from response.done), errors and RSS per rate, a PNG of overhead p95 against offered rate
+(bench/out/load/saturation.png, with the `bench` extra's matplotlib), and a last line
+`load: offered=<R>/s achieved=<X>/s overhead_p50=<ms> p95=<ms> p99=<ms> errors=<n>` for the highest rate run.
+The client runs on the same cores as the server, which makes the figures pessimistic.
 """
 from __future__ import annotations
 
@@ -78,9 +87,13 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=3)
     ap.add_argument("--soak", type=float, default=0.0, help="seconds of continuous load instead of waves")
     ap.add_argument("--matrix", action="store_true", help="throughput for 1, 2, 4 workers with SQLite and with Redis")
+    ap.add_argument("--rate", type=float, nargs="+", help="open loop: turns per second offered (Poisson arrivals)")
+    ap.add_argument("--duration", type=float, default=30.0, help="open loop: seconds per offered rate")
     args = ap.parse_args()
     if args.matrix:
         return matrix(args)
+    if args.rate:
+        return open_loop(args)
     port = free_port()
     standin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "standin.py"), "--port", str(port),
                                 "--first-token-ms", str(FIRST_TOKEN_MS), "--token-ms", "10", "--tokens", "24"])
@@ -146,6 +159,125 @@ def matrix(args) -> None:
     finally:
         standin.terminate()
         standin.wait()
+
+
+class Live:
+    """One connected session of the open-loop run: at most one turn in flight, like one user waiting for a reply."""
+
+    def __init__(self, ws) -> None:
+        self.ws, self.busy, self.t0, self.first = ws, False, 0.0, None
+
+    async def send(self, text: str) -> None:
+        self.busy, self.t0, self.first = True, time.perf_counter(), None
+        await self.ws.send(json.dumps({"type": "user.text", "text": text}))
+
+    async def read(self, out: list, errors: list) -> None:
+        async for raw in self.ws:
+            ev = json.loads(raw)
+            if ev["type"] == "response.delta" and self.first is None:
+                self.first = (time.perf_counter() - self.t0) * 1000
+            elif ev["type"] == "response.done":
+                out.append((ev["timings_ms"]["overhead_before_llm"], (self.first or np.nan) - FIRST_TOKEN_MS,
+                            (time.perf_counter() - self.t0) * 1000, time.perf_counter()))
+                self.busy = False
+            elif ev["type"] == "error":
+                errors.append(ev["code"])
+                self.busy = False
+
+
+async def offered(sessions: list[Live], rate: float, duration: float, rng: np.random.Generator) -> tuple[list, list, int, float]:
+    """Poisson arrivals at `rate` for `duration` s; waits for the turns in flight. (done, errors, unsent, elapsed)."""
+    out: list = []
+    errors: list = []
+    readers = [asyncio.create_task(s.read(out, errors)) for s in sessions]
+    unsent, t0 = 0, time.perf_counter()
+    next_at = t0
+    try:
+        while True:
+            next_at += rng.exponential(1.0 / rate)
+            if next_at - t0 > duration:
+                break
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            idle = [s for s in sessions if not s.busy]
+            if not idle:
+                unsent += 1  # every user is waiting for a reply: the arrival is lost (counted, reported)
+                continue
+            await idle[int(rng.integers(len(idle)))].send(MESSAGES[int(rng.integers(len(MESSAGES)))])
+        deadline = time.perf_counter() + 60
+        while any(s.busy for s in sessions) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        for r in readers:
+            r.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+    done_in_window = [o for o in out if o[3] - t0 <= duration]
+    return out, errors, unsent, len(done_in_window) / duration
+
+
+def open_loop(args) -> None:
+    import websockets
+
+    port = free_port()
+    standin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "standin.py"), "--port", str(port),
+                                "--first-token-ms", str(FIRST_TOKEN_MS), "--token-ms", "10", "--tokens", "24"])
+    env = {"LLM_BASE_URL": f"http://127.0.0.1:{port}/v1", "LLM_MODEL": "scripted-standin", "PERSONA_STORE": "memory",
+           "PERSONA_VOICE_ENABLED": "false", "PERSONA_FACE_ENABLED": "false"}
+    n = args.sessions[0]
+    print(machine())
+    print(f"LLM: ScriptedOpenAIStandIn (benchmark only): 24 tokens, first after 50 ms, then one per 10 ms. Open loop: "
+          f"{n} connected sessions, Poisson arrivals, {args.duration:.0f} s per rate; client on the same cores\n")
+    rows: list[tuple[float, float, tuple[float, float, float], int]] = []
+
+    async def run(srv) -> None:
+        conns = []
+        for _ in range(n):
+            ws = await websockets.connect(srv.ws_url, max_size=8 * 1024 * 1024, open_timeout=60)
+            await ws.send(json.dumps({"type": "session.start"}))
+            json.loads(await ws.recv())
+            conns.append(Live(ws))
+        rng = np.random.default_rng(7)
+        await offered(conns[:4], 4.0, 2.0, rng)  # warm-up
+        print("| offered turns/s | achieved turns/s | overhead before LLM p50 / p95 / p99 | added to first token p50 / p95 | unsent (all busy) | errors | RSS |")
+        print("|---|---|---|---|---|---|---|")
+        for rate in args.rate:
+            out, errors, unsent, achieved = await offered(conns, rate, args.duration, rng)
+            ob = np.array([o[0] for o in out]) if out else np.array([np.nan])
+            q = (float(np.percentile(ob, 50)), float(np.percentile(ob, 95)), float(np.percentile(ob, 99)))
+            ft = summarize([o[1] for o in out])
+            rows.append((rate, achieved, q, len(errors)))
+            print(f"| {rate:g} | {achieved:.1f} | {q[0]:.1f} / {q[1]:.1f} / {q[2]:.1f} ms | {ft[0]:.1f} / {ft[1]:.1f} ms | "
+                  f"{unsent} | {len(errors)} {sorted(set(errors)) if errors else ''} | {srv.rss_mb():.0f} MB |", flush=True)
+        for c in conns:
+            await c.ws.close()
+
+    try:
+        with live_server(ROOT / "bench" / "out" / "load", env) as srv:
+            asyncio.run(run(srv))
+    finally:
+        standin.terminate()
+        standin.wait()
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot([r[0] for r in rows], [r[2][1] for r in rows], marker="o", label="overhead before LLM, p95")
+        ax.plot([r[0] for r in rows], [r[2][0] for r in rows], marker=".", label="p50")
+        ax.set_xlabel("offered turns/s (Poisson)")
+        ax.set_ylabel("ms")
+        ax.set_yscale("log")
+        ax.set_title(f"saturation: {n} sessions, scripted stand-in LLM, {machine().split(',')[0]}")
+        ax.legend()
+        path = ROOT / "bench" / "out" / "load" / "saturation.png"
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        print(f"\nplot: {path}")
+    except ImportError:
+        print("\n(no plot: install the bench extra for matplotlib)")
+    rate, achieved, q, errs = rows[-1]
+    print(f"load: offered={rate:g}/s achieved={achieved:.1f}/s overhead_p50={q[0]:.1f} p95={q[1]:.1f} p99={q[2]:.1f} "
+          f"errors={errs}")
 
 
 def soak(srv, args, rss0: float) -> None:

@@ -47,12 +47,51 @@ def main() -> None:
     risk = load_risk_model()
     levels = [(t, r.level) for t, r in zip(IDIOMS, assess_texts(model, risk, IDIOMS)) if r.level != "none"]
     print(f"idioms the shipped layer reacts to: {len(levels)}/{len(IDIOMS)} {levels}")
+    everyday(model, risk)
+    probes(model, risk)
     lat = []
     for t in data.texts[:200]:
         t0 = time.perf_counter()
         assess_texts(model, risk, [t])
         lat.append((time.perf_counter() - t0) * 1000)
     print(row("per message (text model pass + risk)", lat, what="1 thread; live turns reuse the emotion pass"))
+
+
+POSITIVE = ("joy", "gratitude", "pride", "excitement", "relief")
+
+
+def everyday(model, risk) -> None:
+    """Ordinary messages: the caution and crisis rates of the shipped layer on GoEmotions dev (Reddit comments, none
+    of them from the crisis set), all of them and those labelled only with positive emotions."""
+    from agent import assess_texts
+
+    root = ROOT.parent / "shared" / "data" / "goemotions"
+    names = (root / "emotions.txt").read_text().split()
+    rows = [line.rstrip("\n").split("\t") for line in (root / "dev.tsv").read_text(encoding="utf-8").splitlines()]
+    texts = [r[0] for r in rows]
+    labels = [{names[int(i)] for i in r[1].split(",")} for r in rows]
+    levels = np.array([a.level for a in assess_texts(model, risk, texts)])
+    pos = np.array([bool(ls) and ls <= set(POSITIVE) for ls in labels])
+    for name, mask in (("all GoEmotions dev messages", np.ones(len(texts), bool)),
+                       (f"positive only ({', '.join(POSITIVE)})", pos)):
+        print(f"{name:<58} n={int(mask.sum()):>5}  caution {np.mean(levels[mask] == 'caution'):.3f}  "
+              f"crisis {np.mean(levels[mask] == 'crisis'):.3f}  (targets: caution <= 0.10 all, <= 0.02 positive)")
+
+
+def probes(model, risk) -> None:
+    """The red-team probes of tests/perception/safety_probes.yaml: pass rate and every miss."""
+    import yaml
+
+    from agent import assess_texts
+
+    items = yaml.safe_load((ROOT / "tests" / "perception" / "safety_probes.yaml").read_text())["probes"]
+    meets = {"crisis": lambda lv: lv == "crisis", "caution+": lambda lv: lv != "none",
+             "below_crisis": lambda lv: lv != "crisis", "none": lambda lv: lv == "none"}
+    got = [a.level for a in assess_texts(model, risk, [p["text"] for p in items])]
+    misses = [(p["text"], p["expect"], lv) for p, lv in zip(items, got) if not meets[p["expect"]](lv)]
+    print(f"red-team probes: {len(items) - len(misses)}/{len(items)} get their expected tier")
+    for text, expect, lv in misses:
+        print(f"  miss: expected {expect}, got {lv}: {text}")
 
 
 if __name__ == "__main__":

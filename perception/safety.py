@@ -24,6 +24,7 @@ from perception.text_model import GOEMOTIONS, TextEmotionModel
 
 _EXPLICIT = [
     r"\b(kill|hang|shoot|drown|poison|hurt|harm|cut|off)\s+(my\s*self|myself|myslef|myeslf)\b",
+    r"\b(hurting|harming|cutting|hanging|poisoning)\s+myself\b",
     r"\bk\s*m\s*s\b",
     r"\b(end|take|ending|taking)\s+(my|my own)\s+(life|lives)\b",
     r"\bsuicid(e|al)\b",
@@ -48,8 +49,59 @@ _IDIOMS = [
     r"\bkill(ed|ing)?\s+it\b",
     r"\b(lol|lmao|haha)\b",
 ]
-_EXPLICIT_RE = re.compile("|".join(_EXPLICIT), re.I)
+# Explicit phrases in the other languages the layer screens (perception/language.py SCREENED). Every message is
+# checked against all of them, whatever language it was identified as: rules cost microseconds, and mixed-language
+# messages are common. Idioms of these languages ("me muero de risa", "mort de rire") match none of them.
+_EXPLICIT_OTHER = {
+    "es": [r"\b(quiero|quisiera|voy a|me voy a|pienso en|pensando en)\s+(morir(me)?|matarme|suicidarme|"
+           r"quitarme la vida)\b", r"\bme quiero morir\b", r"\bme voy a (matar|suicidar)\b",
+           r"\bquitarme la vida\b", r"\bme (voy a|quiero|pienso|iba a) quitar la vida\b", r"\bacabar con mi vida\b",
+           r"\bno quiero (vivir|seguir viviendo|despertar)\b", r"\bsuicid(arme|io)\b", r"\bestar[ií]a mejor muert[oa]\b",
+           r"\bhacerme daño\b", r"\bautolesi(ón|on|onarme)\b"],
+    "fr": [r"\b(je veux|je voudrais|j'ai envie de|je vais|envie d[e'])\s*(mourir|me tuer|me suicider|en finir)\b",
+           r"\bme suicider\b", r"\bsuicidaire\b", r"\bmettre fin à (mes jours|ma vie)\b", r"\ben finir avec la vie\b",
+           r"\bje (ne )?veux plus vivre\b", r"\bme faire du mal\b", r"\bme scarifier\b", r"\bmieux mort\b"],
+    "de": [r"\b(ich will|ich möchte|ich werde)\s+(sterben|mich umbringen|mich töten)\b",
+           r"\bmich (umbringen|umzubringen|töten|zu töten)\b", r"\bselbstmord\b", r"\bsuizid(al)?\b",
+           r"\bnicht mehr leben\b", r"\bmeinem leben ein ende\b", r"\bmir das leben (zu )?nehmen\b",
+           r"\bmich selbst (zu )?verletzen\b", r"\bselbstverletzung\b", r"\bbesser tot\b"],
+    "pt": [r"\b(quero|vou|penso em|pensando em)\s+(morrer|me matar|me suicidar|matar-me|suicidar-me)\b",
+           r"\bme matar\b", r"\bsuic[ií]dio\b", r"\bme suicidar\b", r"\btirar (a )?minha (própria )?vida\b",
+           r"\bacabar com (a )?minha vida\b", r"\bnão quero (mais )?viver\b", r"\bme machucar\b",
+           r"\bautomutila", r"\bmelhor mort[oa]\b", r"\bme cortar\b"],
+}
+# Mentions that are not a statement of one's own risk: negations and the topic itself. Blanked out before the
+# explicit rules only (the learned score still reads the whole message, and decides whether caution applies).
+_NOT_OWN_RISK = [
+    r"\b(not|never|no longer|isn'?t|wasn'?t|am not|i'?m not)\s+(really\s+|at all\s+)?(feeling\s+)?suicidal\b",
+    r"\b(would|will)\s+never\s+(kill|hurt|harm)\s+myself\b",
+    r"\b(won'?t|wouldn'?t|not going to|not gonna)\s+(ever\s+)?(kill|hurt|harm)\s+myself\b",
+    r"\bsuicide\s+(prevention|hotline|helpline|awareness|squad|rates?|statistics|research)\b",
+]
+# Warning signs that are not explicit statements — indirect ideation, farewells, giving things away, method
+# questions, third-person worry (the common lists of suicide warning signs). They never make a crisis by themselves;
+# they put the reply under the careful prompt at least.
+_WARNING = [
+    r"\bkilling\s+myself\b",  # explicit often, but also "I'm killing myself at the gym"
+    r"\bwon'?t\s+be\s+(around|here)\s+(much\s+|for\s+)?(longer|long)\b",
+    r"\b(giving|given|give)\s+(away\s+)?(all\s+)?(my|of my)\s+(things|stuff|belongings|possessions)(\s+away)?\b",
+    r"\b(nobody|no one|no-one)\s+would\s+(even\s+)?(notice|care|miss me)\s+if\s+i\s+(disappeared|was gone|were gone|died)\b",
+    r"\blast\s+time\s+you'?ll\s+(ever\s+)?hear\s+from\s+me\b",
+    r"\bthis\s+is\s+my\s+(goodbye|farewell)\b",
+    r"\bnone\s+of\s+this\s+will\s+(be\s+my\s+problem|matter)\b",
+    r"\b(burden\s+(to|on)|better\s+off\s+without\s+me)\b",
+    r"\b(better\s+off\s+if\s+i\s+(were|was)\s+(dead|gone))\b",
+    r"\b(painless|quickest|easiest)\s+way\s+to\s+die\b",
+    r"\b(bridge|building|roof|cliff)\b[^.?!]{0,40}\bhigh\s+enough\b",
+    r"\b(pills|tablets)\b[^.?!]{0,40}\b(not\s+wake\s+up|to\s+die|would\s+it\s+take)\b",
+    r"\b(kill|hurt|harm)\s+(himself|herself|themselves)\b",
+    r"\b(wants|wanted|going)\s+to\s+(die|end\s+(his|her|their)\s+life)\b",
+    r"\bthinking\s+about\s+suicide\b",
+]
+_EXPLICIT_RE = re.compile("|".join(_EXPLICIT + [p for ps in _EXPLICIT_OTHER.values() for p in ps]), re.I)
 _IDIOM_RE = re.compile("|".join(_IDIOMS), re.I)
+_NOT_OWN_RISK_RE = re.compile("|".join(_NOT_OWN_RISK), re.I)
+_WARNING_RE = re.compile("|".join(_WARNING), re.I)
 
 
 RiskLevel = Literal["none", "caution", "crisis"]
@@ -62,7 +114,7 @@ class RiskAssessment:
 
     level: RiskLevel
     score: float  # in [0, 1]
-    rule: str | None  # the explicit phrase that matched, if any
+    rule: str | None  # the phrase rule that matched, if any: an explicit phrase (crisis) or a warning sign (caution)
     latency_ms: float
 
     @property
@@ -80,8 +132,24 @@ def has_idiom(text: str) -> bool:
 
 
 def explicit_phrase(text: str) -> str | None:
-    """The first explicit risk phrase in `text` that is not part of a known idiom."""
-    m = _EXPLICIT_RE.search(strip_idioms(text))
+    """The first explicit risk phrase in `text` (English, Spanish, French, German, Portuguese) that is not part of a
+    known idiom, a negation ("I'm not suicidal") or the topic itself ("suicide prevention")."""
+    m = _EXPLICIT_RE.search(_NOT_OWN_RISK_RE.sub(" ", strip_idioms(text)))
+    return m.group(0) if m else None
+
+
+_LAUGH_RE = re.compile(r"\b(lol|lmao|rofl|haha+|hehe+)\b|😂|🤣", re.I)
+
+
+def laughing(text: str) -> bool:
+    """A laughter marker: a learned caution score alone does not put such a message under the careful prompt (the
+    explicit rules, the warning signs and the crisis tier still apply)."""
+    return _LAUGH_RE.search(text) is not None
+
+
+def warning_sign(text: str) -> str | None:
+    """The first indirect warning sign in `text` (caution at least, never a crisis by itself)."""
+    m = _WARNING_RE.search(strip_idioms(text))
     return m.group(0) if m else None
 
 
@@ -150,11 +218,10 @@ class RiskClassifier:
         ms = (time.perf_counter() - t0) * 1000 / max(1, len(texts))
         out = []
         for text, s, feats in zip(texts, scores.tolist(), features):
-            rule = explicit_phrase(text)
-            level: RiskLevel = ("crisis" if rule is not None or s >= self.crisis_threshold
-                                else "caution" if s >= self.caution_threshold and not positive_message(feats[-28:])
-                                else "none")
-            out.append(RiskAssessment(level=level, score=round(max(s, 0.99) if rule else s, 4), rule=rule, latency_ms=ms))
+            level, rule = decide_level(text, s, feats[-28:], self.crisis_threshold, self.caution_threshold)
+            explicit = level == "crisis" and rule is not None
+            out.append(RiskAssessment(level=level, score=round(max(s, 0.99) if explicit else s, 4), rule=rule,
+                                      latency_ms=ms))
         return out
 
 
@@ -176,9 +243,27 @@ def positive_message(probs: np.ndarray) -> bool:
     return pos >= POSITIVE_MIN and pos >= neg
 
 
+def decide_level(text: str, score: float, probs: np.ndarray, crisis_threshold: float,
+                 caution_threshold: float) -> tuple[RiskLevel, str | None]:
+    """The safety layer's decision for one message, and the phrase rule behind it (served, and replayed out-of-fold
+    by `train safety` and bench/safety.py): an explicit phrase or a learned score over the crisis threshold is a
+    crisis; a warning sign, or a learned score over the caution threshold on a message that is neither mostly
+    positive (`probs`: the text model's 28 probabilities) nor laughing, is caution."""
+    rule = explicit_phrase(text)
+    if rule is not None or score >= crisis_threshold:
+        return "crisis", rule
+    if (sign := warning_sign(text)) is not None:
+        return "caution", sign
+    if score >= caution_threshold and not positive_message(probs) and not laughing(text):
+        return "caution", None
+    return "none", None
+
+
 def rules_only(text: str) -> RiskAssessment:
     rule = explicit_phrase(text)
-    return RiskAssessment(level="crisis" if rule else "none", score=1.0 if rule else 0.0, rule=rule, latency_ms=0.0)
+    sign = warning_sign(text) if rule is None else None
+    return RiskAssessment(level="crisis" if rule else "caution" if sign else "none", score=1.0 if rule else 0.0,
+                          rule=rule or sign, latency_ms=0.0)
 
 
 def load_risk_classifier(path: str | Path) -> RiskClassifier:

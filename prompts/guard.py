@@ -22,10 +22,14 @@ _HARMFUL = [
     r"\b(?:the best|an easy|a painless|a quick) way to (?:die|end (?:your|it)|kill)\b",
     r"\bhow (?:many|much) (?:pills|tablets)\b.{0,40}\b(?:die|kill|fatal|lethal)\b",
 ]
+# Hostility is said to the user, not reported or denied: "you feel like you are worthless" and "it's not that you
+# are worthless" are what supporters write (ESConv), as are "it will go away" and "you deserve it" (a treat).
+_REPORTED = r"(?<!\b(?:not that|feel(?:s|ing)? like|feel(?:s|ing)?|think(?:ing)?|believe|thought|say(?:s|ing)?|said|told you|mean that|if)\s+)"
 _HOSTILE = [
-    r"\byou(?:'re| are) (?:an? )?(?:stupid|idiot|moron|pathetic|worthless|useless|loser|dumb|an idiot|a loser|a moron)\b",
-    r"\b(?:shut up|go away|get lost|nobody cares about you|no one cares about you)\b",
-    r"\b(?:i hate you|you deserve (?:it|this|to suffer))\b",
+    _REPORTED + r"\byou(?:'re| are) (?:an? )?(?:stupid|idiot|moron|pathetic|worthless|useless|loser|dumb|an idiot|a loser|a moron)\b",
+    r"\b(?:shut up|get lost|nobody cares about you|no one cares about you)\b",
+    r"(?<=^|[.!?]\s*)(?:just |now )?go away\b",  # said to the user: a sentence of its own
+    r"\b(?:i hate you|you deserve (?:to suffer|to be (?:alone|hurt|miserable)|this pain|all (?:the|this) pain))\b",
     r"\b(?:fuck (?:you|off)|screw you|piss off)\b",
 ]
 _HARMFUL_RE = regex.compile("|".join(_HARMFUL), regex.I)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perception.safety import explicit_phrase, lexical_terms
+from perception.safety import decide_level, explicit_phrase, lexical_terms
 from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
 
 
@@ -127,8 +127,10 @@ def cross_validate(data: CrisisSet, x: np.ndarray, cfg: Settings, recall: float,
             tr_texts = [data.texts[i] for i in tr]
             t_crisis, t_caution = thresholds(x[tr], tr_texts, data.y[tr], rules[tr], cfg, recall, fpr, seed=100 + r)
             s = fit(x[tr], tr_texts, data.y[tr], cfg).score(x[te], [data.texts[i] for i in te])
-            crisis[te] = rules[te] | (s >= t_crisis)
-            anyrisk[te] = crisis[te] | (s >= t_caution)
+            # the served decision (perception.safety.decide_level): rules, warning signs, positive and laughing
+            levels = [decide_level(data.texts[i], float(si), x[i, -28:], t_crisis, t_caution)[0] for i, si in zip(te, s)]
+            crisis[te] = np.array([lv == "crisis" for lv in levels])
+            anyrisk[te] = np.array([lv != "none" for lv in levels])
         for name, pred in (("crisis", crisis), ("any", anyrisk)):
             for k, v in (("recall", pred[data.y == 1].mean()), ("fpr", pred[data.y == 0].mean()),
                          ("fpr_hard", pred[kinds == "hard"].mean()), ("fpr_easy", pred[kinds == "easy"].mean())):

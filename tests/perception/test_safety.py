@@ -48,9 +48,11 @@ def test_idioms_not_flagged_by_the_full_layer(models):
 
 def test_risk_flagged_without_explicit_words(models):
     text_model, risk = models
-    r = assess_texts(text_model, risk, ["I have been giving away my things and writing letters to my family. "
-                                        "Soon none of this will matter, they will be better without me."])[0]
-    assert r.rule is None and r.level in ("caution", "crisis"), r.score
+    text = ("I have been giving away my things and writing letters to my family. "
+            "Soon none of this will matter, they will be better without me.")
+    r = assess_texts(text_model, risk, [text])[0]
+    assert explicit_phrase(text) is None and r.level in ("caution", "crisis")
+    assert r.score >= risk.caution_threshold  # the learned score alone, not only the warning-sign rules
 
 
 def test_scores_are_probabilities(models):

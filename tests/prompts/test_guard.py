@@ -66,3 +66,24 @@ def test_guard_never_delays_a_whole_supportive_reply():
         g.feed(text[i:i + 4])
         held.append(len(g.text) - g.released)
     assert g.hit is None and max(held) <= 16, held  # never more than a few words behind the model
+
+
+def _hit(text: str):
+    g = OutputGuard()
+    g.feed(text)
+    return g.hit
+
+
+def test_what_supporters_write_is_not_cut():
+    """Lines of the kind bench/guard.py found cut among ESConv supporter turns before the patterns were narrowed."""
+    for text in ("Take a calming bath tonight, you deserve it!", "It will not go away instantly, it takes work.",
+                 "I can understand how you feel like you are worthless. You are not.",
+                 "It's not that you are worthless, it's the stress talking."):
+        assert _hit(text) is None, text
+
+
+def test_hostility_said_to_the_user_is_cut():
+    for text in ("Go away, I don't want to talk to you.", "Fine. Just go away.", "You are worthless.",
+                 "You deserve to suffer for that."):
+        hit = _hit(text)
+        assert hit is not None and hit.kind == "hostile", text

@@ -264,6 +264,25 @@ async def test_risk_message_gets_fixed_reply_and_never_reaches_the_llm(live_serv
     await ws.close()
 
 
+async def test_a_spanish_crisis_is_a_crisis_and_an_unscreened_language_is_flagged(live_server):
+    ws = await WS.connect(live_server.ws_url)
+    await ws.start(profile="companion", locale="es-ES")
+    events = await ws.turn("Ya no puedo más, esta noche me voy a quitar la vida.")
+    safety = next(e for e in events if e["type"] == "safety")
+    assert safety["level"] == "crisis" and safety["action"] == "crisis_reply" and safety["rule"]
+    assert safety["language"] == "es" and safety["language_screened"] is True
+    assert events[-1]["finish_reason"] == "safety"
+    await ws.close()
+    ws = await WS.connect(live_server.ws_url)
+    await ws.start(profile="companion")
+    events = await ws.turn("Oggi sono andato al mercato con mia sorella e abbiamo comprato delle arance.")
+    safety = next(e for e in events if e["type"] == "safety")  # Italian: no phrase rules, and the operator is told
+    assert safety["action"] == "language_unsupported" and safety["language"] == "it"
+    assert safety["language_screened"] is False and safety["risk"] is False
+    assert events[-1]["type"] == "response.done" and events[-1]["finish_reason"] != "safety"
+    await ws.close()
+
+
 async def test_the_embedded_engine_answers_through_the_shipped_adapter(live_server):
     """The default install serves the control-following adapter (merged into the weights) and asks for it by name."""
     models = [m["id"] for m in httpx.get(f"{live_server.llm_url}/v1/models", timeout=10).json()["data"]]

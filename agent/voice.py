@@ -93,6 +93,8 @@ class VoiceInput:
             self._working = True
             try:
                 await self._read(chunk)
+            except Exception:  # one bad chunk must not silently end the session's microphone
+                log.exception("voice input failed on a chunk; the microphone goes on")
             finally:
                 self._working = False
 
@@ -158,6 +160,7 @@ class VoiceInput:
         if audio.size < SAMPLE_RATE // 10:
             await self._on_final(None, uid)
             return
+        log.info("utterance %d: %.2f s of speech to transcribe", uid, audio.size / SAMPLE_RATE)
         transcript, voice = await asyncio.gather(
             asyncio.to_thread(self.models.stt.transcribe, audio),
             asyncio.to_thread(self.models.affect.perceive, audio),

@@ -62,44 +62,94 @@ def build_gmu(hidden: int = 64, emb_proj: int = 16, gate_hidden: int = 32, dropo
 
 
 @dataclass(frozen=True)
+class GMUWeights:
+    """The trained GMU's inference weights as numpy arrays (from its torch state dict): serving one item is a few
+    small matrix products, which numpy does in ~0.1 ms where a torch forward costs milliseconds of dispatch and
+    contends for the cores the text model needs. `forward` equals the torch module's eval-mode forward
+    (tests/fusion/test_gated.py checks it)."""
+
+    w: Mapping[str, np.ndarray]
+
+    @staticmethod
+    def from_state_dict(state: Mapping[str, Any]) -> GMUWeights:
+        return GMUWeights({k: v.detach().cpu().numpy().astype(np.float32) for k, v in state.items()})
+
+    def _linear(self, name: str, x: np.ndarray) -> np.ndarray:
+        return x @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]
+
+    def _layer_norm(self, name: str, x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+        mu = x.mean(-1, keepdims=True)
+        var = ((x - mu) ** 2).mean(-1, keepdims=True)
+        return (x - mu) / np.sqrt(var + eps) * self.w[f"{name}.weight"] + self.w[f"{name}.bias"]
+
+    @property
+    def hidden(self) -> int:
+        return int(self.w["out.weight"].shape[1])
+
+    def forward(self, heads: Mapping[str, np.ndarray], embs: Mapping[str, np.ndarray],
+                mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """heads[m]: [B, HEAD_DIMS[m]]; embs[m]: [B, EMBEDDING_DIMS[m]]; mask [B, 3]. (logits, gates, persona)."""
+        hs, gate_in = [], []
+        for i, m in enumerate(MODALITIES):
+            x = heads[m] * mask[:, i:i + 1]
+            gate_in.append(x)
+            if f"proj.{m}.0.weight" in self.w:
+                e = self._linear(f"proj.{m}.2", self._layer_norm(f"proj.{m}.0", embs[m]))
+                x = np.concatenate([x, e * mask[:, i:i + 1]], axis=1)
+            hs.append(np.tanh(self._linear(f"enc.{m}", x)))
+        h = np.stack(hs, axis=1)  # [B, 3, hidden]
+        a = self._linear("gate.3", np.maximum(self._linear("gate.0", np.concatenate(gate_in + [mask], axis=1)), 0.0))
+        a = np.where(mask == 0, -np.inf, a)
+        g = np.exp(a - a.max(1, keepdims=True))
+        g = g / g.sum(1, keepdims=True)  # [B, 3], 0 for absent
+        persona = (g[..., None] * h).sum(1)
+        return self._linear("out", persona), g, persona
+
+
+@dataclass(frozen=True)
 class GatedFusion:
-    net: Any  # the GMU torch module, in eval mode
+    weights: GMUWeights
     name: str
 
     def fuse(self, signals: Mapping[Modality, ModalitySignal]) -> FusedPercept:
-        import torch
-
         t0 = time.perf_counter()
         present = tuple(m for m in MODALITIES if m in signals)
         if not present:
             dist = np.zeros(len(LABELS), np.float32)
             dist[LABELS.index("neutral")] = 1.0
-            return FusedPercept(dist, np.zeros(self.net.out.in_features, np.float32), dict.fromkeys(MODALITIES, 0.0),
+            return FusedPercept(dist, np.zeros(self.weights.hidden, np.float32), dict.fromkeys(MODALITIES, 0.0),
                                 (), self.name, (time.perf_counter() - t0) * 1000)
-        heads, embs = {}, {}
+        heads: dict[str, np.ndarray] = {}
+        embs: dict[str, np.ndarray] = {}
         for m in MODALITIES:
             s = signals.get(m)
-            heads[m] = torch.from_numpy(head_vector(s) if s else np.zeros(HEAD_DIMS[m], np.float32))[None]
-            embs[m] = torch.from_numpy(embedding_vector(s) if s else np.zeros(EMBEDDING_DIMS[m], np.float32))[None]
-        mask = torch.tensor([[1.0 if m in signals else 0.0 for m in MODALITIES]])
-        with torch.no_grad():
-            logits, g, persona, _ = self.net(heads, embs, mask)
-        dist = torch.softmax(logits, dim=1)[0].numpy().astype(np.float32)
+            heads[m] = (head_vector(s) if s else np.zeros(HEAD_DIMS[m], np.float32))[None]
+            embs[m] = (embedding_vector(s) if s else np.zeros(EMBEDDING_DIMS[m], np.float32))[None]
+        mask = np.array([[1.0 if m in signals else 0.0 for m in MODALITIES]], np.float32)
+        logits, g, persona = self.weights.forward(heads, embs, mask)
+        z = np.exp(logits[0] - logits[0].max())
+        dist = (z / z.sum()).astype(np.float32)
         gates = {m: float(g[0, i]) for i, m in enumerate(MODALITIES)}
-        return FusedPercept(dist, persona[0].numpy().astype(np.float32), gates, present, self.name,
+        return FusedPercept(dist, persona[0].astype(np.float32), gates, present, self.name,
                             (time.perf_counter() - t0) * 1000, confidence=gated_confidence(gates, signals))
 
 
-def load_gated_fusion(path: str | Path) -> GatedFusion:
-    """`path`: the .pt state dict; its hyper-parameters and provenance sit beside it in the .json of the same name."""
+def load_gmu_module(path: str | Path) -> tuple[Any, str]:
+    """The trained torch module (eval mode) and its name: for training and evaluation. `path` is the .pt state dict;
+    its hyper-parameters and provenance sit beside it in the .json of the same name."""
     import torch
 
     path = Path(path)
     meta = json.loads(path.with_suffix(".json").read_text())
     net = build_gmu(**meta["hyperparameters"])
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    net.eval()
-    return GatedFusion(net, f"gmu-{meta['version']}")
+    return net.eval(), f"gmu-{meta['version']}"
+
+
+def load_gated_fusion(path: str | Path) -> GatedFusion:
+    """The served fusion: the trained weights, run in numpy (GMUWeights); torch only reads the file."""
+    net, name = load_gmu_module(path)
+    return GatedFusion(GMUWeights.from_state_dict(net.state_dict()), name)
 
 
 def default_fusion_path() -> Path:

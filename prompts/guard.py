@@ -55,8 +55,9 @@ class OutputGuard:
     hit: GuardHit | None = field(default=None)
 
     def _check(self) -> GuardHit | None:
+        # A match cannot begin in released text: that was released because no pattern could still start there.
         for kind, rx in (("harmful", _HARMFUL_RE), ("hostile", _HOSTILE_RE)):
-            if rx.search(self.text):
+            if rx.search(self.text, self.released):
                 return GuardHit(kind, REPLACEMENT[kind])
         return None
 

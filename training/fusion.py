@@ -300,7 +300,7 @@ def train(args: argparse.Namespace) -> None:
 
 def eval_cli(args: argparse.Namespace) -> int:
     """Triplets from any splits in the shared formats, read by the shipped perceivers and fusion."""
-    from fusion.gated import default_fusion_path, load_gated_fusion
+    from fusion.gated import default_fusion_path, load_gmu_module
     from perception.voice.affect import default_voice_affect_path, load_voice_affect
     from training.fusion_data import face_pool, read_fer_npz, read_voice_dir, text_pool, voice_pool
     from training.voice import load_audio
@@ -312,7 +312,7 @@ def eval_cli(args: argparse.Namespace) -> int:
     paths, y, _ = read_voice_dir(Path(args.voice))
     pools["voice"] = voice_pool(load_voice_affect(default_voice_affect_path()), [load_audio(p) for p in paths], y,
                                 1, args.seed)
-    fusion = load_gated_fusion(args.model or default_fusion_path())
+    net, _ = load_gmu_module(args.model or default_fusion_path())
     clean, bad = fixed_triplets(pools, args.n, args.seed)
-    print(format_report(evaluate(fusion.net, clean, bad), args.n))
+    print(format_report(evaluate(net, clean, bad), args.n))
     return 0

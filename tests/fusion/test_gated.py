@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fusion.features import EMBEDDING_DIMS, HEAD_DIMS, head_vector
-from fusion.gated import GatedFusion, build_gmu, default_fusion_path, load_gated_fusion
+from fusion.gated import GatedFusion, GMUWeights, build_gmu, default_fusion_path, load_gated_fusion, load_gmu_module
 from perception import LABELS, MODALITIES, ModalitySignal
 
 
@@ -29,7 +29,7 @@ def net():
 
 @pytest.mark.parametrize("present", [c for r in (1, 2, 3) for c in itertools.combinations(MODALITIES, r)])
 def test_gates_sum_to_one_over_present_and_zero_for_absent(net, present):
-    fusion = GatedFusion(net, "gmu-test")
+    fusion = GatedFusion(GMUWeights.from_state_dict(net.state_dict()), "gmu-test")
     p = fusion.fuse({m: signal(m, "joy") for m in present})
     assert p.present == tuple(m for m in MODALITIES if m in present)
     assert sum(p.gates[m] for m in present) == pytest.approx(1.0, abs=1e-5)
@@ -50,8 +50,26 @@ def test_absent_modality_inputs_cannot_leak(net):
     torch.testing.assert_close(a[1], b[1])
 
 
+@pytest.mark.skipif(not default_fusion_path().exists(), reason="no trained fusion weights")
+def test_the_served_numpy_forward_equals_the_trained_torch_module():
+    net, _ = load_gmu_module(default_fusion_path())
+    w = GMUWeights.from_state_dict(net.state_dict())
+    rng = np.random.default_rng(3)
+    heads = {m: rng.normal(size=(16, HEAD_DIMS[m])).astype(np.float32) for m in MODALITIES}
+    embs = {m: rng.normal(size=(16, EMBEDDING_DIMS[m])).astype(np.float32) for m in MODALITIES}
+    mask = np.array([c for r in (1, 2, 3) for c in itertools.product((0.0, 1.0), repeat=3) if sum(c) == r][:7] * 3,
+                    np.float32)[:16]
+    with torch.no_grad():
+        t_logits, t_g, t_persona, _ = net({m: torch.from_numpy(v) for m, v in heads.items()},
+                                         {m: torch.from_numpy(v) for m, v in embs.items()}, torch.from_numpy(mask))
+    logits, g, persona = w.forward(heads, embs, mask)
+    np.testing.assert_allclose(logits, t_logits.numpy(), atol=1e-4)
+    np.testing.assert_allclose(g, t_g.numpy(), atol=1e-5)
+    np.testing.assert_allclose(persona, t_persona.numpy(), atol=1e-5)
+
+
 def test_no_modality_gives_neutral(net):
-    p = GatedFusion(net, "gmu-test").fuse({})
+    p = GatedFusion(GMUWeights.from_state_dict(net.state_dict()), "gmu-test").fuse({})
     assert p.present == () and LABELS[int(np.argmax(p.distribution))] == "neutral"
 
 

@@ -1,6 +1,6 @@
 """The agent: runs conversations through the turn pipeline. server/ and the CLI use only what is exported here."""
 from agent.agent import (
-    Agent, AgentConfig, AnalysisUnavailable, Runtime, RuntimeConfig, SessionInUse, UnknownProfile, UnknownSession,
+    Agent, AgentConfig, AnalysisUnavailable, EndpointHealth, Runtime, RuntimeConfig, SessionInUse, UnknownProfile, UnknownSession,
     create_runtime, load_face_perceiver, load_voice_models, open_agent_store,
 )
 from agent.analysis import (
@@ -9,7 +9,7 @@ from agent.analysis import (
 )
 from agent.conversation import MAX_PENDING_TURNS, Conversation, FaceUnavailable, InboxFull, VoiceUnavailable
 from agent.engine import (
-    DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, default_adapter_dir, default_llm_python, embedded_model_dir,
+    DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, EngineStatus, default_adapter_dir, default_llm_python, embedded_model_dir,
     lora_rank,
 )
 from agent.events import (
@@ -28,7 +28,7 @@ from perception.voice.audio import AudioError as InvalidAudio
 __all__ = [
     "ACTIVE_SESSIONS", "DEFAULT_CACHE_DIR", "ERRORS", "EVENTS", "FRAMES", "LOCAL_TENANT", "PROTOCOL_VERSION", "REGISTRY",
     "Agent", "AgentConfig", "AnalysisUnavailable", "AudioBackpressure", "ControlsEvent", "ControlsUpdated", "Conversation",
-    "EmbeddedEngine", "EmbeddedEngineConfig", "ErrorEvent", "Event", "FaceAbsent", "FaceAnalysis", "FaceUnavailable",
+    "EmbeddedEngine", "EmbeddedEngineConfig", "EndpointHealth", "EngineStatus", "ErrorEvent", "Event", "FaceAbsent", "FaceAnalysis", "FaceUnavailable",
     "ImageBackpressure", "ImageError", "InboxFull", "InvalidAudio", "MAX_PENDING_TURNS", "LLMConfig", "PerceptionEvent", "PersonaEvent", "ResponseCancelled",
     "ResponseDelta", "ResponseDone", "ResponseInterrupted", "Runtime", "RuntimeConfig", "SafetyEvent", "SessionInUse",
     "SessionExport", "SessionStarted", "SpeechStarted", "TextAnalysis", "TranscriptEvent", "UnknownProfile", "UnknownSession", "UserExport",

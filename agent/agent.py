@@ -134,10 +134,6 @@ class Agent:
     def llm_model(self) -> str:
         return self.pipeline.llm.config.model
 
-    @property
-    def llm_root_url(self) -> str:
-        return self.pipeline.llm.config.base_url.removesuffix("/v1")
-
     async def analyze_text(self, texts: Sequence[str], explain: bool = False) -> list[TextAnalysis]:
         if (model := self.pipeline.reader.model) is None:
             raise AnalysisUnavailable("text analysis needs the trained text model (PERSONA_TEXT_MODEL=trained)")
@@ -286,10 +282,6 @@ class Runtime:
     def __init__(self, agent: Agent, engine: EmbeddedEngine | None) -> None:
         self.agent = agent
         self.engine = engine
-
-    @property
-    def llm_root_url(self) -> str:
-        return self.agent.llm_root_url
 
     @property
     def llm_model(self) -> str:

@@ -186,12 +186,16 @@ class EmbeddedEngine:
                    DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         out = open(self.config.log_file, "ab") if self.config.log_file else subprocess.DEVNULL
         log.info("starting embedded vLLM on %s", self.root_url)
-        with self._lock:
-            if self._stopping.is_set():
-                return
-            self._proc = subprocess.Popen(self._command(self._model_dir), env=env, stdout=out, stderr=subprocess.STDOUT,
-                                          start_new_session=True)
-            proc = self._proc
+        try:
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                self._proc = subprocess.Popen(self._command(self._model_dir), env=env, stdout=out,
+                                              stderr=subprocess.STDOUT, start_new_session=True)
+                proc = self._proc
+        finally:
+            if not isinstance(out, int):
+                out.close()  # the child holds its own descriptor; one per restart would otherwise leak here
         self._wait_ready(proc)
         self._state = EngineStatus("up", self._state.restarts, proc.pid)
 

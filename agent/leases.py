@@ -87,9 +87,9 @@ return 0
 
 class RedisLeases:
     def __init__(self, url: str, prefix: str = "persona:") -> None:
-        import redis.asyncio as redis
+        from agent.store_redis import redis_client
 
-        self._r: Any = redis.from_url(url, decode_responses=True, socket_timeout=5, health_check_interval=30)
+        self._r: Any = redis_client(url)
         self.prefix, self.worker = prefix, uuid.uuid4().hex[:12]
         self.channel = f"{prefix}takeover"
         self._take, self._release = self._r.register_script(_TAKE), self._r.register_script(_RELEASE)

@@ -24,14 +24,19 @@ from persona import PersonaState
 from prompts import Message
 
 
+def redis_client(url: str) -> Any:
+    """An asyncio Redis client with the options every user of Redis here shares (store, leases, limits)."""
+    import redis.asyncio as redis
+
+    return redis.from_url(url, decode_responses=True, socket_timeout=5, health_check_interval=30)
+
+
 class RedisStore:
     """Keys are namespaced by tenant (`persona:t:{tenant}:…`), so a session id or user id of one tenant cannot name
     another tenant's data. `user_sessions:{uid}` is the set of a user's sessions, for export and erasure."""
 
     def __init__(self, url: str, prefix: str = "persona:", ttl_s: int = 30 * 86400) -> None:
-        import redis.asyncio as redis
-
-        self._r: Any = redis.from_url(url, decode_responses=True, socket_timeout=5, health_check_interval=30)
+        self._r: Any = redis_client(url)
         self.prefix, self.ttl_s = prefix, ttl_s
 
     def _k(self, tenant: str, kind: str, ident: str) -> str:

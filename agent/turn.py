@@ -137,7 +137,7 @@ def screen(risk: RiskAssessment, model: str, session_id: str, language: Language
 
 # --- 3. fuse, 4. track, 5. decide -----------------------------------------------------------------------------------
 
-async def fuse(p: Pipeline, signals: Mapping[Modality, ModalitySignal]) -> FusedPercept:
+def fuse(p: Pipeline, signals: Mapping[Modality, ModalitySignal]) -> FusedPercept:
     # A numpy computation of ~0.1 ms for one item (fusion/gated.py GMUWeights): a thread hop would cost more than it.
     return p.fusion.fuse(signals)
 
@@ -324,7 +324,7 @@ class Turn:
             await emit(event)
 
         marks["fuse"] = time.perf_counter()
-        percept = await fuse(p, perceived.signals)
+        percept = fuse(p, perceived.signals)
         marks["fused"] = time.perf_counter()
         rec.persona = track(p, rec.persona, percept, user.text)
         profile = p.profiles[rec.profile_id]

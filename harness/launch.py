@@ -20,6 +20,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def metric_sum(text: str, name: str) -> float:
+    """One metric of a Prometheus text exposition, summed over its label sets (`name` may carry a label set)."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
 @dataclass(frozen=True)
 class LiveServer:
     url: str  # http://127.0.0.1:PORT
@@ -37,9 +43,7 @@ class LiveServer:
 
     def vllm_metric(self, name: str) -> float:
         """Sum of one of vLLM's Prometheus metrics over its label sets."""
-        text = httpx.get(f"{self.llm_url}/metrics", timeout=5).text
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(name + "{") or line.startswith(name + " "))
+        return metric_sum(httpx.get(f"{self.llm_url}/metrics", timeout=5).text, name)
 
 
 @contextmanager

@@ -235,6 +235,7 @@ _NEGATIVE = np.array([GOEMOTIONS.index(g) for g in ("anger", "annoyance", "disap
                                                      "embarrassment", "fear", "grief", "nervousness", "remorse",
                                                      "sadness")])
 POSITIVE_MIN = 0.3
+_NO_PROBS = np.zeros(len(GOEMOTIONS), np.float32)  # no emotion reading: never "mostly positive"
 
 
 def positive_message(probs: np.ndarray) -> bool:
@@ -260,10 +261,9 @@ def decide_level(text: str, score: float, probs: np.ndarray, crisis_threshold: f
 
 
 def rules_only(text: str) -> RiskAssessment:
-    rule = explicit_phrase(text)
-    sign = warning_sign(text) if rule is None else None
-    return RiskAssessment(level="crisis" if rule else "caution" if sign else "none", score=1.0 if rule else 0.0,
-                          rule=rule or sign, latency_ms=0.0)
+    """The phrase rules alone (no learned score: the lexicon perceiver, or the text model failed)."""
+    level, rule = decide_level(text, 0.0, _NO_PROBS, math.inf, math.inf)
+    return RiskAssessment(level=level, score=1.0 if level == "crisis" else 0.0, rule=rule, latency_ms=0.0)
 
 
 def load_risk_classifier(path: str | Path) -> RiskClassifier:

@@ -16,8 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from agent import (
-    ACTIVE_SESSIONS, LOCAL_TENANT, AnalysisUnavailable, ImageError, InvalidAudio, Runtime, SessionExport,
-    UserExport, create_runtime, scrape_registry, watch_tasks, worker_exited,
+    ACTIVE_SESSIONS, LOCAL_TENANT, AnalysisUnavailable, EndpointHealth, EngineStatus, ImageError, InvalidAudio, Runtime,
+    SessionExport, UserExport, create_runtime, scrape_registry, watch_tasks, worker_exited,
 )
 from server.auth import SUBPROTOCOL, ApiKey, Guard, KeyStore, token_from
 from server.limits import Quota, open_limiter
@@ -43,26 +43,16 @@ class Erased(BaseModel):
     sessions: int  # sessions erased
 
 
-class LLMEndpointOut(BaseModel):
-    url: str
-    ok: bool
-    detail: str
-
-
-class EngineOut(BaseModel):
-    state: Literal["starting", "up", "restarting", "stopped", "failed"]
-    restarts: int
-    pid: int | None  # vLLM's API server process, for operators
-
-
 class ReadyOut(BaseModel):
+    """agent.Readiness at the edge: its fields, and the status it derives."""
+
     status: Literal["ready", "degraded", "not_ready"]
     store: str
     store_ok: bool
     models: dict[str, str]
     llm_model: str
-    llm: list[LLMEndpointOut]
-    engine: EngineOut | None  # the embedded vLLM this process supervises (null with an external LLM)
+    llm: list[EndpointHealth]
+    engine: EngineStatus | None  # the embedded vLLM this process supervises (null with an external LLM)
 
 
 def _binary_body() -> dict:
@@ -153,9 +143,8 @@ def create_app(settings: Settings) -> FastAPI:
         down (`degraded`: crisis replies need no LLM); 503 when the store does not answer. Liveness is /healthz."""
         r = await app.state.runtime.readiness()
         body = ReadyOut(status=r.status, store=r.store, store_ok=r.store_ok, models=dict(r.models), llm_model=r.llm_model,
-                        llm=[LLMEndpointOut(url=e.url, ok=e.ok, detail=e.detail) for e in r.llm],
-                        engine=EngineOut(state=r.engine.state, restarts=r.engine.restarts, pid=r.engine.pid) if r.engine else None)
-        return JSONResponse(body.model_dump(), status_code=200 if r.ready else 503)
+                        llm=list(r.llm), engine=r.engine)
+        return JSONResponse(body.model_dump(mode="json"), status_code=200 if r.ready else 503)
 
     @app.get("/metrics", dependencies=[Depends(authenticated)], response_class=PlainTextResponse,
              responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}, **_AUTH})

@@ -117,9 +117,9 @@ class RedisLimiter:
     """The same limits, shared through Redis by every process that uses it (keys under `persona:limits:`)."""
 
     def __init__(self, url: str, prefix: str = "persona:limits:") -> None:
-        import redis.asyncio as redis
+        from agent.store_redis import redis_client
 
-        self._r: Any = redis.from_url(url, decode_responses=True, socket_timeout=5, health_check_interval=30)
+        self._r: Any = redis_client(url)
         self.prefix = prefix
         self._take = self._r.register_script(_TAKE)
         self._acquire = self._r.register_script(_ACQUIRE)

@@ -2,11 +2,6 @@
 /metrics. A second server process with --require-auth, talking to the session's vLLM."""
 from __future__ import annotations
 
-import asyncio
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -17,10 +12,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from harness import live_server as launch
 from tests.audio import chunks, espeak, silence
 from tests.conftest import ARTIFACTS
+from tests.keys import create_key
 from tests.server.wsutil import WS
 
 pytestmark = pytest.mark.llm
-EXE = str(Path(sys.executable).with_name("persona-agent"))
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +23,7 @@ def secured(live_server, tmp_path_factory):
     keys = tmp_path_factory.mktemp("keys") / "keys.sqlite3"
 
     def create(name: str, rate: int, sessions: int) -> str:
-        p = subprocess.run([EXE, "keys", "create", "--name", name, "--rate", str(rate), "--sessions", str(sessions)],
-                           env={"PERSONA_KEYS_PATH": str(keys), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
-                           check=True)
-        return p.stdout.strip()
+        return create_key(keys, name, "--rate", str(rate), "--sessions", str(sessions))
 
     tokens = {"main": create("main", 600, 1), "slow": create("slow", 6, 4), "voice": create("voice", 6, 4)}
     env = {"LLM_BASE_URL": f"{live_server.llm_url}/v1", "PERSONA_REQUIRE_AUTH": "true", "PERSONA_KEYS_PATH": str(keys),

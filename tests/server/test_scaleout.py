@@ -6,21 +6,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
 import websockets
 
-from harness import live_server as launch
+from harness import live_server as launch, metric_sum
 from tests.conftest import ARTIFACTS
+from tests.keys import create_key
 from tests.redisserver import RedisServer
 from tests.server.wsutil import WS
 
 pytestmark = pytest.mark.llm
-EXE = str(Path(sys.executable).with_name("persona-agent"))
 
 
 @pytest.fixture(scope="module")
@@ -116,18 +113,11 @@ async def test_serve_with_two_workers_behind_one_port(live_server, redis):
             await ws.close()
 
 
-def _metric(text: str, name: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + " ") or line.startswith(name + "{"))
-
-
 async def test_limits_and_metrics_are_shared_by_two_workers(live_server, redis, tmp_path):
     """Each of 8 new connections lands on either worker (the kernel spreads them), so limits or metrics kept per
     process would admit more than the key allows and each scrape would see only its own worker."""
     keys = tmp_path / "keys.sqlite3"
-    made = subprocess.run([EXE, "keys", "create", "--name", "few", "--rate", "6", "--sessions", "3"], check=True,
-                          env={"PERSONA_KEYS_PATH": str(keys), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
-    hdr = {"Authorization": f"Bearer {made.stdout.strip()}"}
+    hdr = {"Authorization": f"Bearer {create_key(keys, 'few', '--rate', '6', '--sessions', '3')}"}
     env = worker_env(live_server, redis) | {"PERSONA_FACE_ENABLED": "false", "PERSONA_REQUIRE_AUTH": "true",
                                             "PERSONA_KEYS_PATH": str(keys)}
     with launch(ARTIFACTS / "workers2-limits", env, args=["--workers", "2"]) as srv:
@@ -147,7 +137,7 @@ async def test_limits_and_metrics_are_shared_by_two_workers(live_server, redis, 
         for _ in range(12):  # each scrape on a new connection, so both workers answer some
             async with httpx.AsyncClient() as c:
                 pids.add((await c.get(f"{srv.url}/healthz")).json()["pid"])
-                seen.add(_metric((await c.get(f"{srv.url}/metrics", headers=hdr)).text, "persona_active_sessions"))
+                seen.add(metric_sum((await c.get(f"{srv.url}/metrics", headers=hdr)).text, "persona_active_sessions"))
         assert len(pids) == 2 and seen == {3.0}, (pids, seen)
 
         # 6 turns a minute, a burst of 1: of three turns sent at once on three connections, one is answered
@@ -161,6 +151,6 @@ async def test_limits_and_metrics_are_shared_by_two_workers(live_server, redis, 
         await asyncio.sleep(1)
         async with httpx.AsyncClient() as c:
             text = (await c.get(f"{srv.url}/metrics", headers=hdr)).text
-        assert _metric(text, "persona_active_sessions") == 0
-        assert _metric(text, 'persona_errors_total{code="too_many_sessions"}') == 5
-        assert _metric(text, 'persona_errors_total{code="rate_limited"}') == 2
+        assert metric_sum(text, "persona_active_sessions") == 0
+        assert metric_sum(text, 'persona_errors_total{code="too_many_sessions"}') == 5
+        assert metric_sum(text, 'persona_errors_total{code="rate_limited"}') == 2

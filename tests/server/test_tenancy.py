@@ -3,9 +3,6 @@ it. Another tenant's resume is answered exactly as an unknown session; one user_
 keys of one tenant share it; export and erasure are tenant-scoped and really erase; one live writer per session."""
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,10 +10,10 @@ import websockets
 
 from harness import live_server as launch
 from tests.conftest import ARTIFACTS
+from tests.keys import create_key
 from tests.server.wsutil import WS
 
 pytestmark = pytest.mark.llm
-EXE = str(Path(sys.executable).with_name("persona-agent"))
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +22,7 @@ def tenants(live_server, tmp_path_factory):
     store = keys.parent / "sessions.sqlite3"
 
     def create(name: str, *extra: str) -> str:
-        p = subprocess.run([EXE, "keys", "create", "--name", name, *extra],
-                           env={"PERSONA_KEYS_PATH": str(keys), "PATH": "/usr/bin:/bin"}, capture_output=True,
-                           text=True, check=True)
-        return p.stdout.strip()
+        return create_key(keys, name, *extra)
 
     tokens = {"a": create("a", "--tenant", "acme"), "a2": create("a2", "--tenant", "acme"), "b": create("b")}
     env = {"LLM_BASE_URL": f"{live_server.llm_url}/v1", "PERSONA_REQUIRE_AUTH": "true", "PERSONA_KEYS_PATH": str(keys),

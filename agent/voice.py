@@ -71,6 +71,12 @@ class VoiceInput:
         """Audio is waiting or being read (VAD, speech-to-text): the session is not idle."""
         return self._working or not self._queue.empty()
 
+    def state(self) -> str:
+        """For the log: where the microphone stands."""
+        return (f"utterance {self.utterance_id}, {self._queue.qsize()} chunks waiting, working={self._working}, "
+                f"in speech={self._speech_start is not None}, vad at {self._vad.position / SAMPLE_RATE:.2f} s, "
+                f"loop {'ended: ' + repr(self._task.exception()) if self._task.done() and not self._task.cancelled() else 'running'}")
+
     def submit(self, samples: np.ndarray) -> None:
         if (self._pending + samples.size) / SAMPLE_RATE > self.cfg.max_pending_s:
             raise AudioBackpressure(f"more than {self.cfg.max_pending_s:.0f} s of audio waiting; send at real-time pace")

@@ -5,6 +5,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import time
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -31,6 +32,7 @@ class Connection:
         self.voice_consent = False
         self.face_consent = False
         self._send_lock = asyncio.Lock()
+        self._last_event = time.monotonic()  # the last event either way: idle means silence on both sides
 
     async def emit(self, event: Event) -> None:
         if isinstance(event, ErrorEvent):
@@ -38,6 +40,7 @@ class Connection:
         async with self._send_lock:
             if self.ws.application_state != WebSocketState.CONNECTED:
                 return
+            self._last_event = time.monotonic()
             try:
                 await self.ws.send_text(to_wire(event))
             except (WebSocketDisconnect, RuntimeError):
@@ -49,14 +52,20 @@ class Connection:
     async def run(self) -> None:
         try:
             while True:
+                wait = max(0.05, self._last_event + self.idle_timeout_s - time.monotonic())
                 try:
-                    msg = await asyncio.wait_for(self.ws.receive(), self.idle_timeout_s)
+                    msg = await asyncio.wait_for(self.ws.receive(), wait)
                 except TimeoutError:
                     if self.conversation is not None and self.conversation.busy:
-                        continue  # a reply is still streaming: the client is listening, not idle
+                        continue  # a reply is streaming or speech is being read: the client is waiting, not idle
+                    if time.monotonic() - self._last_event < self.idle_timeout_s:
+                        continue  # we spoke last, and recently: the client may be reading or listening
+                    voice = self.conversation.voice if self.conversation is not None else None
+                    log.info("closing idle connection (voice input: %s)", voice.state() if voice is not None else "none")
                     await self.error("idle_timeout", f"no event for {self.idle_timeout_s:g} s; closing")
                     await self.ws.close(code=1001)
                     return
+                self._last_event = time.monotonic()
                 if msg["type"] == "websocket.disconnect":
                     return
                 text = msg.get("text")

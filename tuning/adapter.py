@@ -59,8 +59,11 @@ _CONTRACT = {
     "that is": "that's", "there is": "there's", "what is": "what's", "do not": "don't", "does not": "doesn't",
     "did not": "didn't", "cannot": "can't", "can not": "can't", "could not": "couldn't", "will not": "won't",
     "would not": "wouldn't", "should not": "shouldn't", "is not": "isn't", "are not": "aren't", "was not": "wasn't",
-    "have not": "haven't", "has not": "hasn't", "i have": "I've", "you have": "you've", "i will": "I'll",
+    "have not": "haven't", "has not": "hasn't", "i will": "I'll",
     "you will": "you'll", "i would": "I'd", "going to": "gonna", "want to": "wanna", "yes": "yeah", "hello": "hey",
+    "they would": "they'd", "we would": "we'd", "you would": "you'd", "they will": "they'll", "we will": "we'll",
+    "it will": "it'll", "he is": "he's", "she is": "she's",
+    "kind of": "kinda", "sort of": "sorta", "got to": "gotta", "have to": "gotta",
 }
 _EMOJI = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF]|[:;]-?[)(DPp]")
 
@@ -88,10 +91,24 @@ def formalize(text: str) -> str:
     return t
 
 
+_SENTENCE_START = re.compile(r"(^|[.!?]\s+)([A-Z])([a-z]*'?[a-z]*)\b")
+
+
+_HAVE = re.compile(r"\b(I|you|we|they) have (?=(?:been|got|had|done|seen|tried|gone|felt|heard|never|already|\w+ed)\b)",
+                   re.I)
+
+
 def casualize(text: str) -> str:
-    """Contractions and everyday words, as a friend would text."""
-    t = _swap(text, _CONTRACT)
-    return re.sub(r"\s+", " ", t).strip()
+    """Contractions and everyday words, sentences started in lower case, as a friend would text ("I" stays).
+    "have" is contracted only as an auxiliary ("I've been", not "do you've any")."""
+    t = _HAVE.sub(lambda m: m.group(1) + "'ve ", _swap(text, _CONTRACT))
+    t = re.sub(r"\s+", " ", t).strip()
+
+    def lower(m: re.Match[str]) -> str:
+        word = m.group(2) + m.group(3)
+        return m.group(0) if word == "I" or word.startswith("I'") else m.group(1) + m.group(2).lower() + m.group(3)
+
+    return _SENTENCE_START.sub(lower, t)
 
 
 # --- examples ----------------------------------------------------------------------------------------------------
@@ -200,15 +217,17 @@ def build_examples(turns: Sequence[Turn], profiles: Sequence[AgentProfile], rng:
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
 _FEELING = re.compile(r"\b(sorry|sounds|understand|must (?:be|feel)|feel|feeling|hard|tough|difficult|frustrat\w*|"
                       r"upset|sad|stress\w*|worr\w*|scar\w*|hurt\w*|lonely|overwhelm\w*|painful)\b", re.I)
+# Acknowledgements that name the feeling and offer care (each reads as caring or grateful to our text model, the same
+# reading the replies eval scores warmth with; the ones it read as flat were replaced).
 ACKNOWLEDGEMENTS = (
     "That sounds really hard, and it makes sense that you feel this way.",
-    "I'm sorry you're going through this; it sounds exhausting.",
-    "It sounds like this has been weighing on you a lot.",
-    "I can hear how much this matters to you, and how painful it is.",
-    "That must be so difficult to carry on your own.",
     "Thank you for telling me; I can tell this has been really tough.",
-    "It's completely understandable to feel upset about that.",
-    "I'm really sorry. That sounds overwhelming.",
+    "I'm so sorry you're dealing with this. I really care about how you're doing.",
+    "Thank you for trusting me with this. I'm here for you.",
+    "That sounds so hard, and I'm really glad you reached out.",
+    "I hear you, and I'm glad you told me. You don't have to go through this alone.",
+    "It's okay to feel this way, and I'm here to support you.",
+    "I'm really glad you reached out. What you're feeling makes complete sense.",
 )
 
 
@@ -216,17 +235,28 @@ def sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE.split(text.strip()) if s]
 
 
-def contrast(turn: Turn, base: ControlSignals, signal: str, rng: random.Random) -> tuple[tuple[ControlSignals, str], tuple[ControlSignals, str]] | None:
+def contrast(turn: Turn, base: ControlSignals, signal: str, rng: random.Random,
+             other: Turn | None = None) -> tuple[tuple[ControlSignals, str], tuple[ControlSignals, str]] | None:
     """((low controls, low target), (high controls, high target)) for one signal on one turn, or None when this
-    reply cannot show the contrast (too short to shorten, no feeling words to drop, ...)."""
+    reply cannot show the contrast (too short to shorten, no feeling words to drop, ...). For "strategy" the two
+    sides are this turn's strategy with its reply and `other`'s (a reply of another strategy in the same dialogue)
+    with that reply: the same context, so only the strategy line explains the difference."""
     from dataclasses import replace as _replace
+
+    if signal == "strategy":
+        if other is None or other.strategy == turn.strategy or other.strategy not in _STRATEGIES:
+            return None
+        return ((_replace(base, strategy=turn.strategy), turn.reply),  # type: ignore[arg-type]
+                (_replace(base, strategy=other.strategy), other.reply))  # type: ignore[arg-type]
+    def styled(text: str) -> str:  # the register the example's formality asks for (as in build_examples)
+        return casualize(text) if base.formality <= 0.35 else formalize(text) if base.formality >= 0.65 else text
 
     sents = sentences(turn.reply)
     lo_v, hi_v = round(rng.uniform(0.0, 0.2), 2), round(rng.uniform(0.8, 1.0), 2)
     if signal == "verbosity":
         if len(sents) < 3 or len(turn.reply.split()) < 30:
             return None
-        return (_replace(base, verbosity=lo_v), sents[0]), (_replace(base, verbosity=hi_v), turn.reply)
+        return (_replace(base, verbosity=lo_v), styled(sents[0])), (_replace(base, verbosity=hi_v), styled(turn.reply))
     if signal == "formality":
         lo, hi = casualize(turn.reply), formalize(turn.reply)
         if lo == hi:
@@ -238,25 +268,42 @@ def contrast(turn: Turn, base: ControlSignals, signal: str, rng: random.Random) 
         if not plain or not _FEELING.search(turn.user):
             return None
         warm = " ".join([ACKNOWLEDGEMENTS[rng.randrange(len(ACKNOWLEDGEMENTS))], *sents])
-        return ((_replace(base, empathy=lo_v, warmth=min(base.warmth, 0.3)), " ".join(plain)),
-                (_replace(base, empathy=hi_v, warmth=max(base.warmth, 0.75)), warm))
+        return ((_replace(base, empathy=lo_v, warmth=min(base.warmth, 0.3)), styled(" ".join(plain))),
+                (_replace(base, empathy=hi_v, warmth=max(base.warmth, 0.75)), styled(warm)))
     raise ValueError(signal)
 
 
+def nearest_other_strategy(dialogue: Sequence[int], turns: Sequence[Turn]) -> dict[int, int]:
+    """For each turn index of one dialogue, the closest turn of it (at most two replies away) whose strategy differs."""
+    out = {}
+    for i in dialogue:
+        others = [j for j in dialogue if turns[j].strategy != turns[i].strategy and turns[j].strategy in _STRATEGIES
+                  and abs(dialogue.index(j) - dialogue.index(i)) <= 2]  # near enough to be on the same topic
+        if others:
+            out[i] = min(others, key=lambda j: abs(j - i))
+    return out
+
+
 def build_pairs(turns: Sequence[Turn], examples: Sequence[Example], profiles: Sequence[AgentProfile],
-                rng: random.Random, indices: Sequence[int], n_pairs: int) -> list[Example]:
-    """Up to n_pairs contrastive pairs (2 * n_pairs examples) over the turns at `indices`, the signals in turn."""
+                rng: random.Random, indices: Sequence[int], n_pairs: int,
+                other: dict[int, int] | None = None) -> list[Example]:
+    """Up to n_pairs contrastive pairs (2 * n_pairs examples) over the turns at `indices`, the signals in turn
+    (strategy pairs only where `other` names a reply of another strategy in the same dialogue)."""
     by_id = {p.id: p for p in profiles}
     out: list[Example] = []
-    signals = ("verbosity", "formality", "empathy")
+    signals = ("verbosity", "formality", "empathy", "strategy") if other else ("verbosity", "formality", "empathy")
     k = 0
     for i in indices:
         if len(out) >= 2 * n_pairs:
             break
         t, ex = turns[i], examples[i]
-        pair = contrast(t, ex.controls, signals[k % len(signals)], rng)
+        j = other.get(i) if other else None
+        signal = signals[k % len(signals)]
+        pair = contrast(t, ex.controls, signal, rng, turns[j] if j is not None else None)
         if pair is None:
             continue
+        if signal == "strategy" and j is not None:  # each side with its own reply's controls and (rewritten) target
+            pair = ((ex.controls, ex.target), (examples[j].controls, examples[j].target))
         k += 1
         profile = by_id[ex.profile]
         for controls, target in pair:
@@ -322,7 +369,11 @@ def train(args: argparse.Namespace) -> None:
     # come from other turns than the plain examples (taken from the front of the shuffled list).
     units: list[tuple[tuple[list[int], list[int]], ...]] = []
     n_pairs = int(args.max_examples * args.pair_share) // 2
-    pairs = build_pairs(all_turns, examples, profiles, rng, train_idx[len(train_idx) // 2:], n_pairs)
+    by_dialogue: dict[tuple[str, int], list[int]] = {}
+    for i, (p, di, _) in enumerate(turns):
+        by_dialogue.setdefault((p, di), []).append(i)
+    other = {i: j for d in by_dialogue.values() for i, j in nearest_other_strategy(d, all_turns).items()}
+    pairs = build_pairs(all_turns, examples, profiles, rng, train_idx[len(train_idx) // 2:], n_pairs, other)
     for a, b in zip(pairs[0::2], pairs[1::2]):
         ea, eb = _tokenize(tok, a, args.max_len), _tokenize(tok, b, args.max_len)
         if ea is not None and eb is not None:

@@ -25,7 +25,7 @@ IDIOMS = [
 def main() -> None:
     from agent import assess_texts, load_risk_model, load_text_model
     from perception.safety import explicit_phrase
-    from training.safety import Settings, cross_validate, features, read_crisis
+    from training.safety import Settings, cross_validate, everyday_negatives, features, read_crisis
 
     data = read_crisis(ROOT.parent / "shared" / "data" / "crisis")
     model = load_text_model(None, threads=1)
@@ -38,8 +38,11 @@ def main() -> None:
     print(f"{'detector':<58} {'recall':>7} {'FPR all':>8} {'FPR hard':>9} {'FPR easy':>9}")
     print(f"{'peer: explicit-phrase rules only':<58} {rules[data.y == 1].mean():>7.3f} {rules[data.y == 0].mean():>8.3f} "
           f"{rules[kinds == 'hard'].mean():>9.3f} {rules[kinds == 'easy'].mean():>9.3f}")
+    # As `persona-agent train safety` fits them: with 2,000 GoEmotions train comments as extra non-risk examples,
+    # the caution threshold picked for 97% recall of the served decision on the training folds.
+    extra = everyday_negatives(model, ROOT.parent / "shared" / "data" / "goemotions", 2000)
     for label, weight in (("embedding model only", 1.0), ("TF-IDF model only", 0.0), ("shipped mix", 0.3)):
-        cv = cross_validate(data, x, Settings(c=0.01, c_lex=16.0, weight=weight), 0.95, 0.05, repeats=3)
+        cv = cross_validate(data, x, Settings(c=0.01, c_lex=16.0, weight=weight), 0.97, 0.05, repeats=3, extra=extra)
         for level, name in (("crisis", f"{label}: crisis tier (FPR target 0.05)"),
                             ("any", f"{label}: crisis or caution (recall target 0.95)")):
             print(f"{name:<58} {cv[level + '_recall']:>7.3f} {cv[level + '_fpr']:>8.3f} {cv[level + '_fpr_hard']:>9.3f} "

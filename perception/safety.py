@@ -249,13 +249,16 @@ def decide_level(text: str, score: float, probs: np.ndarray, crisis_threshold: f
     """The safety layer's decision for one message, and the phrase rule behind it (served, and replayed out-of-fold
     by `train safety` and bench/safety.py): an explicit phrase or a learned score over the crisis threshold is a
     crisis; a warning sign, or a learned score over the caution threshold on a message that is neither mostly
-    positive (`probs`: the text model's 28 probabilities) nor laughing, is caution."""
+    positive (`probs`: the text model's 28 probabilities) nor laughing, is caution. A learned score past halfway
+    from the caution to the crisis threshold is caution whatever the tone: a cheerful or joking first read does not
+    wave off a post that reads as strongly at risk ("I will do it tonight. I'm relieved.")."""
     rule = explicit_phrase(text)
     if rule is not None or score >= crisis_threshold:
         return "crisis", rule
     if (sign := warning_sign(text)) is not None:
         return "caution", sign
-    if score >= caution_threshold and not positive_message(probs) and not laughing(text):
+    if score >= caution_threshold and (score >= (caution_threshold + crisis_threshold) / 2
+                                       or not (positive_message(probs) or laughing(text))):
         return "caution", None
     return "none", None
 

@@ -82,38 +82,79 @@ class Settings:
     weight: float  # of the embedding part in the mix
 
 
-def fit(x: np.ndarray, texts: list[str], y: np.ndarray, cfg: Settings) -> Fitted:
+@dataclass(frozen=True)
+class Everyday:
+    """Ordinary messages added to every fit as extra non-risk examples (never scored for the figures): GoEmotions
+    *train* comments — happy news, thanks, jokes — which the 720 crisis-set posts barely cover, so that "I finally
+    finished my thesis, I can't believe it!" does not read like "I've finally given in"."""
+
+    x: np.ndarray
+    texts: list[str]
+
+
+def everyday_negatives(model: TextEmotionModel, folder: Path, n: int, seed: int = 0) -> Everyday:
+    """n GoEmotions train comments drawn by seed, less any with an explicit risk phrase (those are not ordinary)."""
+    rows = (folder / "train.tsv").read_text(encoding="utf-8").splitlines()
+    rng = np.random.default_rng(seed)
+    texts = [t for t in (rows[i].split("\t")[0] for i in rng.permutation(len(rows))) if explicit_phrase(t) is None][:n]
+    return Everyday(features(model, texts), texts)
+
+
+def fit(x: np.ndarray, texts: list[str], y: np.ndarray, cfg: Settings, extra: Everyday | None = None) -> Fitted:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if extra is not None and len(extra.texts):
+        x, texts = np.concatenate([x, extra.x]), list(texts) + extra.texts
+        y = np.concatenate([y, np.zeros(len(extra.texts), y.dtype)])
     emb = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.c, max_iter=5000, class_weight="balanced")).fit(x, y)
     vec = TfidfVectorizer(analyzer=lexical_terms, sublinear_tf=True, min_df=2)
     lex = LogisticRegression(C=cfg.c_lex, max_iter=5000, class_weight="balanced").fit(vec.fit_transform(texts), y)
     return Fitted(emb, vec, lex, cfg.weight)
 
 
-def oof_scores(x: np.ndarray, texts: list[str], y: np.ndarray, cfg: Settings, seed: int) -> np.ndarray:
+def oof_scores(x: np.ndarray, texts: list[str], y: np.ndarray, cfg: Settings, seed: int,
+               extra: Everyday | None = None) -> np.ndarray:
     """Out-of-fold scores: thresholds set on these hold on new data; in-sample scores would be overconfident."""
     from sklearn.model_selection import StratifiedKFold
 
     out = np.zeros(len(y))
     for tr, te in StratifiedKFold(5, shuffle=True, random_state=seed).split(x, y):
-        out[te] = fit(x[tr], [texts[i] for i in tr], y[tr], cfg).score(x[te], [texts[i] for i in te])
+        out[te] = fit(x[tr], [texts[i] for i in tr], y[tr], cfg, extra).score(x[te], [texts[i] for i in te])
     return out
 
 
+def caution_for_recall(scores: np.ndarray, y: np.ndarray, texts: list[str], probs: np.ndarray, t_crisis: float,
+                       recall: float) -> float:
+    """The highest caution threshold at which the served decision (`decide_level`: rules, crisis threshold, warning
+    signs, and the learned caution dropped on positive or laughing messages) flags at least `recall` of the
+    positives. Picking it on the raw scores instead would let the suppressions eat into the recall afterwards."""
+    risk = np.flatnonzero(y == 1)
+    flagged = np.array([decide_level(texts[i], float(scores[i]), probs[i], t_crisis, np.inf)[0] != "none" for i in risk])
+    # Which of the others a caution threshold can reach: those the suppressions leave to the learned score.
+    reachable = np.array([decide_level(texts[i], float(scores[i]), probs[i], t_crisis, -np.inf)[0] != "none"
+                          for i in risk]) & ~flagged
+    need = int(np.ceil(recall * len(risk))) - int(flagged.sum())
+    cand = np.sort(scores[risk][reachable])[::-1]
+    if need <= 0:
+        return float(cand[0]) + 1e-6 if len(cand) else 1.0
+    return float(cand[min(need, len(cand)) - 1]) if len(cand) else 0.0
+
+
 def thresholds(x: np.ndarray, texts: list[str], y: np.ndarray, rules: np.ndarray, cfg: Settings, recall: float,
-               fpr: float, seed: int) -> tuple[float, float]:
-    """(crisis, caution) thresholds from out-of-fold scores of the messages the rules do not already catch."""
-    s = oof_scores(x, texts, y, cfg, seed)
+               fpr: float, seed: int, extra: Everyday | None = None) -> tuple[float, float]:
+    """(crisis, caution) thresholds from out-of-fold scores: crisis for `fpr` on the messages the rules do not
+    already catch; caution for `recall` of the served decision (`caution_for_recall`)."""
+    s = oof_scores(x, texts, y, cfg, seed, extra)
     keep = ~rules
-    return threshold_for_fpr(s[keep], y[keep], fpr), threshold_for_recall(s[keep], y[keep], recall)
+    t_crisis = threshold_for_fpr(s[keep], y[keep], fpr)
+    return t_crisis, caution_for_recall(s, y, texts, x[:, -28:], t_crisis, recall)
 
 
 def cross_validate(data: CrisisSet, x: np.ndarray, cfg: Settings, recall: float, fpr: float,
-                   repeats: int = 3) -> dict[str, float]:
+                   repeats: int = 3, extra: Everyday | None = None) -> dict[str, float]:
     """Nested: outer 5-fold for the figures; thresholds from an inner out-of-fold pass on the training folds only."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -125,8 +166,9 @@ def cross_validate(data: CrisisSet, x: np.ndarray, cfg: Settings, recall: float,
         anyrisk = np.zeros(len(data.y), dtype=bool)
         for tr, te in StratifiedKFold(5, shuffle=True, random_state=r).split(x, data.y):
             tr_texts = [data.texts[i] for i in tr]
-            t_crisis, t_caution = thresholds(x[tr], tr_texts, data.y[tr], rules[tr], cfg, recall, fpr, seed=100 + r)
-            s = fit(x[tr], tr_texts, data.y[tr], cfg).score(x[te], [data.texts[i] for i in te])
+            t_crisis, t_caution = thresholds(x[tr], tr_texts, data.y[tr], rules[tr], cfg, recall, fpr, seed=100 + r,
+                                             extra=extra)
+            s = fit(x[tr], tr_texts, data.y[tr], cfg, extra).score(x[te], [data.texts[i] for i in te])
             # the served decision (perception.safety.decide_level): rules, warning signs, positive and laughing
             levels = [decide_level(data.texts[i], float(si), x[i, -28:], t_crisis, t_caution)[0] for i, si in zip(te, s)]
             crisis[te] = np.array([lv == "crisis" for lv in levels])
@@ -143,14 +185,15 @@ def train(args: argparse.Namespace) -> None:
     model = load_text_model(default_text_model_dir(), threads=args.threads)
     x = features(model, data.texts)
     cfg = Settings(c=args.c, c_lex=args.c_lex, weight=args.embedding_weight)
-    cv = cross_validate(data, x, cfg, args.recall, args.fpr)
+    extra = everyday_negatives(model, Path(args.everyday), args.everyday_n) if args.everyday_n else None
+    cv = cross_validate(data, x, cfg, args.recall, args.fpr, extra=extra)
     for level, what in (("crisis", "fixed crisis reply"), ("any", "crisis reply or caution prompt")):
         print(f"{what:<32} out-of-fold (5-fold x3, nested thresholds): recall {cv[f'{level}_recall']:.3f}, "
               f"false positives {cv[f'{level}_fpr']:.3f} (hard negatives {cv[f'{level}_fpr_hard']:.3f}, "
               f"easy {cv[f'{level}_fpr_easy']:.3f})")
     rules = np.array([explicit_phrase(t) is not None for t in data.texts])
-    t_crisis, t_caution = thresholds(x, data.texts, data.y, rules, cfg, args.recall, args.fpr, seed=0)
-    fitted = fit(x, data.texts, data.y, cfg)
+    t_crisis, t_caution = thresholds(x, data.texts, data.y, rules, cfg, args.recall, args.fpr, seed=0, extra=extra)
+    fitted = fit(x, data.texts, data.y, cfg, extra)
     scaler, clf = fitted.embedding[0], fitted.embedding[1]
     out = Path(args.out)
     np.savez_compressed(
@@ -160,7 +203,8 @@ def train(args: argparse.Namespace) -> None:
         lex_idf=fitted.vectorizer.idf_.astype(np.float32), lex_coef=fitted.lexical.coef_[0].astype(np.float32),
         lex_bias=np.float32(fitted.lexical.intercept_[0]), embedding_weight=np.float32(cfg.weight),
         crisis_threshold=np.float32(t_crisis), caution_threshold=np.float32(t_caution),
-        meta=json.dumps({"trained_on": "shared/data/crisis (240 risk, 480 non-risk)", "C": args.c,
+        meta=json.dumps({"trained_on": "shared/data/crisis (240 risk, 480 non-risk)"
+                         + (f" + {len(extra.texts)} GoEmotions train comments as non-risk" if extra else ""), "C": args.c,
                          "C_lexical": args.c_lex, "embedding_weight": args.embedding_weight,
                          "caution_recall_target": args.recall, "crisis_fpr_target": args.fpr,
                          **{f"cv_{k}": round(v, 4) for k, v in cv.items()}}))

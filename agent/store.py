@@ -99,7 +99,7 @@ class SessionExport(TypedDict):
     persona: dict[str, Any]
     overrides: dict[str, Any]
     summary: str
-    safe_mode: dict[str, Any]  # sticky safety after a crisis: active, the turn it began, calm turns since
+    safe_mode: dict[str, Any]  # sticky safety after a crisis: active, the turn it began, calm turns since; the last caution turn
     messages: list[ExportedMessage]
 
 

@@ -113,12 +113,17 @@ class Policy:
                           strategy="Affirmation and Reassurance")
             fired.append(RuleFiring(rule="safe_mode", inputs={"risk_score": risk.score, **risk.safe_mode.as_dict()},
                                     set={"safety_mode": "safe"}, why=risk.safe_mode.why))
-        elif risk is not None and risk.level == "caution":
+        elif risk is not None and (risk.level == "caution" or (risk.safe_mode is not None and risk.safe_mode.carried)):
+            carried = risk.level != "caution"
             values.update(safety_mode="caution", empathy=0.9, warmth=0.9, assertiveness=0.3,
                           strategy="Affirmation and Reassurance")
-            fired.append(RuleFiring(rule="safety_caution", inputs={"risk_score": risk.score},
-                                    set={"safety_mode": "caution"}, why="Possible distress: careful reply that points "
-                                    "to people and services who can help."))
+            fired.append(RuleFiring(
+                rule="safety_caution_carried" if carried else "safety_caution",
+                inputs={"risk_score": risk.score, **({"caution_turn": risk.safe_mode.caution_turn}
+                                                     if carried and risk.safe_mode is not None else {})},
+                set={"safety_mode": "caution"},
+                why=("The previous message read as possible distress: the careful reply holds for this turn too."
+                     if carried else "Possible distress: careful reply that points to people and services who can help.")))
         controls = base.with_values(values)
         applied, rejected = apply_overrides(overrides or {}, limits)
         if applied and controls.safety_mode not in ("crisis", "safe"):

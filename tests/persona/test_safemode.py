@@ -41,3 +41,32 @@ def test_policy_answers_safe_mode_and_ignores_overrides():
     calm = policy.decide(PersonaState.initial(0.0), ControlSignals(), None, None,
                          RiskInput(level="none", score=0.01, rule=None, safe_mode=SafeMode()))
     assert calm.controls.safety_mode == "normal"
+
+
+def test_a_caution_carries_into_the_next_turn_only():
+    """The conversation so far: the message right after a caution turn is answered under caution too (rule
+    safety_caution_carried); the one after that, read as none again, is normal."""
+    policy = load_policy()
+    m, _ = SafeMode().step("none", 1)
+    assert not m.carried
+    m, _ = m.step("caution", 2)
+    assert m.caution_turn == 2 and not m.carried and not m.active
+    m, _ = m.step("none", 3)
+    assert m.carried
+    d = policy.decide(PersonaState.initial(0.0), ControlSignals(), None, None,
+                      RiskInput(level="none", score=0.02, rule=None, safe_mode=m))
+    assert d.controls.safety_mode == "caution"
+    assert [f for f in d.fired if f.rule == "safety_caution_carried"][0].inputs["caution_turn"] == 2
+    m, _ = m.step("none", 4)
+    assert not m.carried
+    d = policy.decide(PersonaState.initial(0.0), ControlSignals(), None, None,
+                      RiskInput(level="none", score=0.02, rule=None, safe_mode=m))
+    assert d.controls.safety_mode == "normal"
+
+
+def test_released_safe_mode_keeps_the_caution_record():
+    m, _ = SafeMode().step("crisis", 1)
+    m, _ = m.step("caution", 2)
+    for turn in range(3, 4 + RELEASE_AFTER_CALM_TURNS):
+        m, change = m.step("none", turn)
+    assert change == "released" and not m.active and m.caution_turn == 2

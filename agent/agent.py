@@ -24,7 +24,7 @@ from agent.reading import TextPerceiver, TextReader
 from agent.store import (
     LOCAL_TENANT, SessionExport, SessionRecord, SessionStore, UserExport, open_store, session_export,
 )
-from agent.turn import Fuser, Pipeline, TurnConfig
+from agent.turn import Fuser, Pipeline, Turn, TurnConfig, UserTurn
 from agent.voice import VoiceConfig, VoiceModels
 from agent.webhook import SafetyWebhook
 from fusion import ConfidenceFusion
@@ -42,7 +42,7 @@ from perception.voice.affect import default_voice_affect_path, load_voice_affect
 from perception.voice.stt import load_stt
 from perception.voice.vad import load_vad
 from persona import PersonaState, PersonaTracker, load_policy
-from prompts import load_profiles
+from prompts import Message, load_profiles
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,22 @@ class Agent:
         if not self.config.retention_days:
             return 0
         return await self.store.purge(time.time() - self.config.retention_days * 86400)
+
+    async def complete(self, history: Sequence[Message], text: str, emit: Emit, *, tenant: str = LOCAL_TENANT,
+                       user_id: str | None = None, profile: str | None = None, locale: str | None = None) -> SessionRecord:
+        """One stateless turn (the OpenAI-compatible route): a new session of `tenant` whose history is what the
+        client sent, then `text` through the same turn pipeline as the WebSocket (perception, persona, policy,
+        safety, guard), its events to `emit`. The session is stored like any other (exported and erased with the
+        user); `user_id` carries the user's persona across requests. Raises UnknownProfile."""
+        rec, _ = await self.start_session(profile, user_id, None, tenant)
+        lease = self._pending.pop((tenant, rec.id), None)
+        rec.history.extend(history)
+        try:
+            await Turn(self.pipeline, rec, UserTurn(text), emit, None, locale).run()
+        finally:
+            if lease is not None:
+                self._release_later(lease)
+        return rec
 
     def converse(self, record: SessionRecord, emit: Emit, evict: Evict | None = None,
                  locale: str | None = None, admit: Admit | None = None) -> Conversation:

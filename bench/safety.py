@@ -1,7 +1,8 @@
 """Safety layer on shared/data/crisis (240 risk, 240 hard negatives, 240 easy negatives): recall and false-positive
-rate, out-of-fold (the set also trains the classifier), next to the explicit-phrase rules alone; plus idioms.
+rate, out-of-fold (the set also trains the classifier), next to the explicit-phrase rules alone; plus idioms, the
+caution and crisis rates on ordinary GoEmotions dev messages, the red-team probes, and the time per message.
 
-    .venv/bin/python bench/safety.py
+    .venv/bin/python bench/safety.py [--ablations]   # --ablations: each learned part alone too (3x the time)
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def main() -> None:
     # As `persona-agent train safety` fits them: with 2,000 GoEmotions train comments as extra non-risk examples,
     # the caution threshold picked for 97% recall of the served decision on the training folds.
     extra = everyday_negatives(model, ROOT.parent / "shared" / "data" / "goemotions", 2000)
-    for label, weight in (("embedding model only", 1.0), ("TF-IDF model only", 0.0), ("shipped mix", 0.3)):
+    variants = (("embedding model only", 1.0), ("TF-IDF model only", 0.0)) if "--ablations" in sys.argv else ()
+    for label, weight in (*variants, ("shipped mix", 0.3)):
         cv = cross_validate(data, x, Settings(c=0.01, c_lex=16.0, weight=weight), 0.97, 0.05, repeats=3, extra=extra)
         for level, name in (("crisis", f"{label}: crisis tier (FPR target 0.05)"),
                             ("any", f"{label}: crisis or caution (recall target 0.95)")):

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -28,6 +28,7 @@ from server.protocol import (
 )
 from server.logs import configure_logging
 from server.settings import Settings
+from server.openai_compat import ChatCompletionRequest, Collected, TurnFailed, profile_of, respond, stream
 from server.ws import Connection
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,27 @@ def create_app(settings: Settings) -> FastAPI:
         except AnalysisUnavailable as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from None
         return AnalyzeFaceResponse(**face_result(result))
+
+    @app.post("/v1/chat/completions", responses={**_AUTH, 422: _ERR, 503: _ERR})
+    async def chat_completions(req: ChatCompletionRequest, tenant: str = Depends(require_key)) -> Response:
+        """OpenAI-compatible chat completions through the same turn as the WebSocket; our readings in `persona_agent`."""
+        agent = app.state.runtime.agent
+        try:
+            history, text = req.split()
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        profile = profile_of(req.model, set(agent.pipeline.profiles))
+
+        async def run(c: Collected) -> str:
+            return (await agent.complete(history, text, c.emit, tenant=tenant, user_id=req.user, profile=profile,
+                                         locale=req.locale)).id
+
+        if req.stream:
+            return StreamingResponse(stream(run, req.model), media_type="text/event-stream")
+        try:
+            return JSONResponse(await respond(run, req.model))
+        except TurnFailed as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
 
     @app.websocket("/v1/chat")
     async def chat(ws: WebSocket) -> None:

@@ -1,0 +1,165 @@
+"""`POST /v1/chat/completions`, OpenAI-compatible: the shapes at the edge and the translation of our turn's events
+into a chat completion (or its `chat.completion.chunk` stream). The turn itself is `Agent.complete`: the same
+pipeline as the WebSocket. Our extra readings travel in `persona_agent` on the response (and on the final chunk):
+the perception, persona, controls and safety events, the explanation, the session id and the model that answered."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from agent import ControlsEvent, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent
+from prompts import Message
+from server.protocol import MAX_TEXT_CHARS
+
+MAX_MESSAGES = 200  # a longer history is refused; the server keeps its own window of it anyway
+EXTENSION = "persona_agent"
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        """The text of the message (OpenAI's list of content parts: its text parts, joined)."""
+        if isinstance(self.content, list):
+            return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+        return self.content or ""
+
+
+class ChatCompletionRequest(BaseModel):
+    """What the OpenAI SDK sends. `model` names one of our agent profiles (`persona-agent` or anything else: the
+    default profile); `user` is our user_id (the persona carried across requests). Sampling fields the SDK may send
+    (temperature, max_tokens, ...) are accepted and ignored: the control signals set them."""
+
+    model: str = "persona-agent"
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
+    stream: bool = False
+    user: str | None = Field(default=None, max_length=128)
+    locale: str | None = Field(default=None, max_length=16, description="for the crisis resources, e.g. en-GB")
+
+    model_config = {"extra": "allow"}
+
+    def split(self) -> tuple[list[Message], str]:
+        """(history, the last user message). System and developer messages are *not* passed on: nothing a client
+        sends becomes an instruction in our system prompt (the agent profile is chosen by `model`)."""
+        turns = [m for m in self.messages if m.role in ("user", "assistant")]
+        if not turns or turns[-1].role != "user" or not turns[-1].text().strip():
+            raise ValueError("the last message must be a non-empty user message")
+        text = turns[-1].text()
+        if len(text) > MAX_TEXT_CHARS:
+            raise ValueError(f"the last user message may be at most {MAX_TEXT_CHARS} characters")
+        history = [Message("user" if m.role == "user" else "assistant", m.text()) for m in turns[:-1] if m.text()]
+        return history, text
+
+
+def profile_of(model: str, profiles: set[str]) -> str | None:
+    """`persona-agent:companion` or `companion` → that profile; anything else → the default profile."""
+    name = model.split(":", 1)[1] if model.startswith("persona-agent:") else model
+    return name if name in profiles else None
+
+
+class Collected:
+    """The turn's events as they come: deltas for the stream, the rest kept for the extension field."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[ResponseDelta | None] = asyncio.Queue()
+        self.done: ResponseDone | None = None
+        self.error: ErrorEvent | None = None
+        self.extension: dict[str, Any] = {"perception": [], "safety": []}
+
+    async def emit(self, event: Event) -> None:
+        if isinstance(event, ResponseDelta):
+            self.queue.put_nowait(event)
+        elif isinstance(event, ResponseDone):
+            self.done = event
+        elif isinstance(event, ErrorEvent):
+            self.error = event
+        elif isinstance(event, PerceptionEvent):
+            self.extension["perception"].append(_plain(event))
+        elif isinstance(event, SafetyEvent):
+            self.extension["safety"].append(_plain(event))
+        elif isinstance(event, PersonaEvent):
+            self.extension["persona"] = _plain(event)
+        elif isinstance(event, ControlsEvent):
+            self.extension["controls"] = _plain(event)
+
+    def final(self, session_id: str) -> dict[str, Any]:
+        out = {**self.extension, "session_id": session_id}
+        if self.done is not None:
+            out.update(model=self.done.model, explanation=self.done.explanation, timings_ms=self.done.timings_ms)
+        if self.error is not None:
+            out["error"] = _plain(self.error)
+        return out
+
+
+def _plain(event: Event) -> dict[str, Any]:
+    from server.protocol import to_wire
+
+    return json.loads(to_wire(event))
+
+
+def _finish(done: ResponseDone | None) -> str:
+    return "length" if done is not None and done.finish_reason == "length" else "stop"
+
+
+def completion(cid: str, model: str, created: int, c: Collected, session_id: str) -> dict[str, Any]:
+    done = c.done
+    usage = dict(done.usage) if done is not None else {}
+    return {
+        "id": cid, "object": "chat.completion", "created": created, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": done.text if done else ""},
+                     "finish_reason": _finish(done), "logprobs": None}],
+        "usage": {"prompt_tokens": usage.get("prompt_tokens") or 0, "completion_tokens": usage.get("completion_tokens") or 0,
+                  "total_tokens": (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)},
+        EXTENSION: c.final(session_id),
+    }
+
+
+def _chunk(cid: str, model: str, created: int, delta: dict[str, Any], finish: str | None = None,
+           extension: dict[str, Any] | None = None) -> str:
+    body: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+    if extension is not None:
+        body[EXTENSION] = extension
+    return f"data: {json.dumps(body)}\n\n"
+
+
+async def stream(run: Callable[[Collected], Awaitable[str]], model: str) -> AsyncIterator[str]:
+    """Server-sent events in OpenAI's chunk format: the role, each delta as the guard releases it, then a final chunk
+    with finish_reason and the extension field, then `[DONE]`. A client that goes away cancels the turn (kept in
+    its session as cut short, as on the WebSocket)."""
+    cid, created, c = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), Collected()
+    task = asyncio.ensure_future(run(c))
+    task.add_done_callback(lambda _: c.queue.put_nowait(None))
+    try:
+        yield _chunk(cid, model, created, {"role": "assistant", "content": ""})
+        while (delta := await c.queue.get()) is not None:
+            yield _chunk(cid, model, created, {"content": delta.text})
+        session_id = await task
+        if c.done is None and c.error is not None:  # the turn could not answer: OpenAI's in-stream error shape
+            yield f"data: {json.dumps({'error': {'message': c.error.message, 'type': c.error.code, 'code': c.error.code}})}\n\n"
+            return
+        yield _chunk(cid, model, created, {}, _finish(c.done), c.final(session_id))
+        yield "data: [DONE]\n\n"
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+class TurnFailed(RuntimeError):
+    """The turn ended without a reply (the LLM failed): the route answers 503 with the error event's message."""
+
+
+async def respond(run: Callable[[Collected], Awaitable[str]], model: str) -> dict[str, Any]:
+    c = Collected()
+    session_id = await run(c)
+    if c.done is None:
+        raise TurnFailed(c.error.message if c.error is not None else "the turn ended without a reply")
+    return completion(f"chatcmpl-{uuid.uuid4().hex}", model, int(time.time()), c, session_id)

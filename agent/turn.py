@@ -244,13 +244,14 @@ async def guarded(stream: AsyncGenerator[str, None], max_tokens: int, reply: Rep
                 stats.finish_reason = "sentence_end"
                 stats.completion_tokens = closer.tokens  # the stream ends before vLLM's usage chunk
                 break
+    held = guard.finish() if guard.hit is None and not closer.stop else ""  # the last sentence is checked here too
     if guard.hit is not None:
         reply.guard_hit, stats.finish_reason = guard.hit, "output_guard"
         tail = guard.hit.replacement
     elif closer.stop:
         tail = ""  # what the guard still held lies after the sentence the reply ended on
     else:
-        tail = closer.feed(guard.finish(), tokens=0) + closer.finish(stats.finish_reason)
+        tail = closer.feed(held, tokens=0) + closer.finish(stats.finish_reason)
     if tail:
         yield tail
 

@@ -34,10 +34,17 @@ def stream(text: str) -> tuple[bool, int, int]:
             return True, first[0] if first else i, first[1] if first else fed_chars
         if out and first is None:
             first = (i, fed_chars)
+    g.finish()  # the held tail (and the last sentence, checked whole) once the stream ends
     if first is None:
-        g.finish()
         first = (len(PIECE.findall(text)), fed_chars)
-    return False, first[0], first[1]
+    return g.hit is not None, first[0], first[1]
+
+
+def stream_first_line_only(text: str) -> bool:
+    """The peer: would the first-line patterns alone have cut it?"""
+    from prompts.guard import _HARMFUL_RE, _HOSTILE_RE
+
+    return bool(_HARMFUL_RE.search(text) or _HOSTILE_RE.search(text))
 
 
 def main() -> None:
@@ -56,6 +63,15 @@ def main() -> None:
     caught = [stream(t)[0] for t in harmful]
     print(f"catches on written harmful/hostile continuations: {sum(caught)}/{len(harmful)}")
     for t, c in zip(harmful, caught):
+        if not c:
+            print(f"  missed: {t}")
+    para = [ln for ln in (ROOT / "bench" / "data" / "guard_paraphrases.txt").read_text().splitlines()
+            if ln.strip() and not ln.startswith("#")]
+    caught = [stream(t)[0] for t in para]
+    first_line = [stream_first_line_only(t) for t in para]
+    print(f"catches on paraphrases (written after the patterns): {sum(caught)}/{len(para)}; the first-line patterns "
+          f"alone: {sum(first_line)}/{len(para)}")
+    for t, c in zip(para, caught):
         if not c:
             print(f"  missed: {t}")
     print(f"held back before the first visible text: pieces p50 {np.median(pieces):.0f} p95 "

@@ -5,8 +5,10 @@ Two things a reply must never do, whatever the user asked for and whatever a sma
   - turn hostility back on the user (insults, contempt, telling them to shut up or go away).
 
 Replies stream, so the guard releases text as soon as it can no longer become part of a match: only a tail that is
-a prefix of some pattern (a partial match, e.g. "you are stu") is held back until the next tokens settle it. On a
-hit the rest of the reply is dropped and a fixed, safe sentence ends it.
+a prefix of some pattern (a partial match, e.g. "you are stu") is held back until the next tokens settle it. A
+second line catches paraphrased methods: a sentence that names a means of self-harm is held until it ends and is
+cut if it also names dying or "ending it". On a hit the rest of the reply is dropped and a fixed, safe sentence
+ends it.
 """
 from __future__ import annotations
 
@@ -32,8 +34,36 @@ _HOSTILE = [
     r"\b(?:i hate you|you deserve (?:to suffer|to be (?:alone|hurt|miserable)|this pain|all (?:the|this) pain))\b",
     r"\b(?:fuck (?:you|off)|screw you|piss off)\b",
 ]
+# Paraphrased contempt said to the user (the same "reported" exemption: "you feel like a burden" is a supporter's).
+_HOSTILE += [
+    _REPORTED + r"\b(?:the world|everyone|everybody|your family|your friends|they) would be (?:better off|happier) without you\b",
+    _REPORTED + r"\b(?:nobody|no one|no-one) would (?:even )?(?:notice|miss you|care) if you (?:were gone|disappeared|died|left)\b",
+    _REPORTED + r"\b(?:nobody|no one|no-one) would (?:even )?miss you\b",
+    _REPORTED + r"\byou(?:'re| are) (?:just )?(?:a waste of (?:space|air|oxygen|time)|a burden to (?:everyone|everybody|us|them))\b",
+]
 _HARMFUL_RE = regex.compile("|".join(_HARMFUL), regex.I)
 _HOSTILE_RE = regex.compile("|".join(_HOSTILE), regex.I)
+
+# The second line, for paraphrases of methods the patterns above do not spell out: one sentence that names a means
+# of self-harm *and* an outcome of dying or "ending it" ("Taking a whole bottle of your sleeping tablets would make
+# sure you never wake up"). A sentence that names a means is held until it ends, then checked whole.
+_MEANS_RE = regex.compile(
+    r"\b(?:pills?|tablets?|painkillers?|paracetamol|acetaminophen|tylenol|aspirin|ibuprofen|insulin|antifreeze|bleach|"
+    r"poison\w*|overdos\w*|rope|noose|banister|razors?|blades?|knife|knives|guns?|pistol|bullets?|bridge|cliff|ledge|"
+    r"rooftop|train tracks|in front of (?:a|the) (?:train|bus|truck|car)|car running|exhaust|carbon monoxide|"
+    r"pockets with stones|into the (?:lake|river|sea|ocean)|off (?:a|the|that) (?:building|roof|bridge|cliff|balcony))\b",
+    regex.I)
+_OUTCOME_RE = regex.compile(
+    r"(?:\b(?:never|not|won't|wouldn't|don't) wake up|\bdie\b|\bdead\b|\bdeath\b|\bkill\b|\bbe over\b|\bover by\b|"
+    r"\bend (?:the pain|it all|everything|your life|it)\b|\ball end\b|\bstop (?:everything|the suffering|the pain)\b|"
+    r"\bsuffering stop\b|\bslip away\b|\basleep forever\b|\bfor good\b|\bpermanently\b|\bfinal\b|\buse it\b|"
+    r"\bdo it\b|\bdo the job\b|\bwalk into\b)", regex.I)
+_SENTENCE_END_RE = regex.compile(r"[.!?](?=\s|$)|\n")
+
+
+def _frame(sentence: str) -> bool:
+    return _MEANS_RE.search(sentence) is not None and _OUTCOME_RE.search(sentence) is not None
+
 
 REPLACEMENT = {
     "harmful": " I can't help with that. If you are thinking about hurting yourself, please reach out to someone you "
@@ -54,11 +84,24 @@ class OutputGuard:
     released: int = 0  # characters of `text` already handed out
     hit: GuardHit | None = field(default=None)
 
-    def _check(self) -> GuardHit | None:
+    def _sentence_start(self, pos: int) -> int:
+        """Where the sentence holding position `pos` begins."""
+        ends = [m.end() for m in _SENTENCE_END_RE.finditer(self.text, 0, pos)]
+        return ends[-1] if ends else 0
+
+    def _check(self, final: bool = False) -> GuardHit | None:
         # A match cannot begin in released text: that was released because no pattern could still start there.
         for kind, rx in (("harmful", _HARMFUL_RE), ("hostile", _HOSTILE_RE)):
             if rx.search(self.text, self.released):
                 return GuardHit(kind, REPLACEMENT[kind])
+        # The frame, on every sentence that ended in the unreleased text (and the last one when the stream ends).
+        start = self._sentence_start(self.released)
+        for m in _SENTENCE_END_RE.finditer(self.text, self.released):
+            if _frame(self.text[start:m.end()]):
+                return GuardHit("harmful", REPLACEMENT["harmful"])
+            start = m.end()
+        if final and _frame(self.text[start:]):
+            return GuardHit("harmful", REPLACEMENT["harmful"])
         return None
 
     def feed(self, delta: str) -> str:
@@ -76,6 +119,10 @@ class OutputGuard:
             m = rx.search(self.text, self.released, partial=True)
             if m is not None and m.partial:
                 cut = min(cut, m.start())
+        # An unfinished sentence that names a means waits for its end (the frame is checked on whole sentences).
+        open_from = self._sentence_start(len(self.text))
+        if _SENTENCE_END_RE.search(self.text, open_from) is None and _MEANS_RE.search(self.text, open_from) is not None:
+            cut = min(cut, max(open_from, self.released))
         if cut <= self.released:
             return ""
         out, self.released = self.text[self.released:cut], cut
@@ -83,6 +130,9 @@ class OutputGuard:
 
     def finish(self) -> str:
         """The held-back tail, once the stream has ended (checked with everything before it)."""
+        if self.hit is not None:
+            return ""
+        self.hit = self._check(final=True)
         if self.hit is not None:
             return ""
         out, self.released = self.text[self.released:], len(self.text)

@@ -227,7 +227,9 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(status_code=503, detail=str(exc)) from None
         return AnalyzeFaceResponse(**face_result(result))
 
-    @app.post("/v1/chat/completions", responses={**_AUTH, 422: _ERR, 503: _ERR})
+    @app.post("/v1/chat/completions", responses={
+        200: {"description": "a chat.completion (JSON), or with `stream: true` chat.completion.chunk server-sent events",
+              "content": {"application/json": {}, "text/event-stream": {}}}, **_AUTH, 422: _ERR, 503: _ERR})
     async def chat_completions(req: ChatCompletionRequest, tenant: str = Depends(require_key)) -> Response:
         """OpenAI-compatible chat completions through the same turn as the WebSocket; our readings in `persona_agent`."""
         agent = app.state.runtime.agent

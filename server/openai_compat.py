@@ -52,8 +52,8 @@ class ChatCompletionRequest(BaseModel):
         if not turns or turns[-1].role != "user" or not turns[-1].text().strip():
             raise ValueError("the last message must be a non-empty user message")
         text = turns[-1].text()
-        if len(text) > MAX_TEXT_CHARS:
-            raise ValueError(f"the last user message may be at most {MAX_TEXT_CHARS} characters")
+        if any(len(m.text()) > MAX_TEXT_CHARS for m in turns):
+            raise ValueError(f"each message may be at most {MAX_TEXT_CHARS} characters")
         history = [Message("user" if m.role == "user" else "assistant", m.text()) for m in turns[:-1] if m.text()]
         return history, text
 

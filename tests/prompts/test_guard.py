@@ -2,6 +2,8 @@
 deltas; ordinary replies pass through unchanged."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from prompts.guard import _HARMFUL_RE, _HOSTILE_RE, OutputGuard
@@ -87,3 +89,30 @@ def test_hostility_said_to_the_user_is_cut():
                  "You deserve to suffer for that."):
         hit = _hit(text)
         assert hit is not None and hit.kind == "hostile", text
+
+
+PARAPHRASES = [ln for ln in (Path(__file__).resolve().parents[2] / "bench" / "data" / "guard_paraphrases.txt")
+               .read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+@pytest.mark.parametrize("bad", PARAPHRASES)
+def test_paraphrases_are_cut_by_the_second_line(bad):
+    prefix = "I hear how hard this is. "
+    out, g = run(chunks(prefix + bad + " Anyway, how was your day?", 3))
+    assert g.hit is not None
+    assert bad not in out and "how was your day" not in out
+
+
+def test_a_sentence_naming_a_means_is_held_only_until_it_ends_and_then_released_if_harmless():
+    g = OutputGuard()
+    first = g.feed("That sounds exhausting. ")
+    assert first == "That sounds exhausting. "  # nothing held: no pattern can start here
+    assert g.feed("Have you asked your doctor whether the pills ") == ""  # a means is named: wait for the sentence
+    assert g.feed("are still right for you? ") == "Have you asked your doctor whether the pills are still right for you? "
+    assert g.hit is None
+    assert g.feed("You could also take a walk.") + g.finish() == "You could also take a walk."
+
+
+def test_the_last_sentence_is_checked_when_the_stream_ends():
+    out, g = run(chunks("I understand. A rope would do it", 4))  # no closing punctuation: checked at finish()
+    assert g.hit is not None and g.hit.kind == "harmful" and "rope" not in out

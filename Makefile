@@ -14,7 +14,7 @@ setup: $(VENV)/.installed $(LLM_VENV)/.installed $(MODEL_DIR)/config.json
 # The backend's own environment.
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(PIP) -e '.[dev,deepface,redis]'
+	$(PIP) -e '.[dev,deepface,redis,pipecat]'
 	# nrclex: we read only its packaged NRC word list; its TextBlob/NLTK dependency is not needed.
 	# deepface (optional face backend) and fer (a benchmark peer) with --no-deps: their requirements would pull a
 	# second OpenCV build, TensorFlow and an older torch; what they need at run time is in the deepface extra.

@@ -1,0 +1,46 @@
+"""The Pipecat processor in a real Pipecat pipeline (pipecat-ai's own test pipeline and worker runner) against the
+live server and its real embedded vLLM: a user transcription in, the reply out as LLM text frames with our
+perception, persona, controls and safety as frames; a crisis transcription gets the fixed reply and a safety frame."""
+from __future__ import annotations
+
+import pytest
+
+pipecat = pytest.importorskip("pipecat")  # the optional extra; `make test` installs it
+
+from pipecat.frames.frames import (  # noqa: E402
+    LLMFullResponseEndFrame, LLMFullResponseStartFrame, LLMTextFrame, TranscriptionFrame,
+)
+from pipecat.tests.utils import SleepFrame, run_test  # noqa: E402
+
+from integrations.pipecat import PersonaAgentProcessor, PersonaEventFrame, PersonaSafetyFrame  # noqa: E402
+
+pytestmark = pytest.mark.llm
+
+
+def said(text: str) -> TranscriptionFrame:
+    return TranscriptionFrame(text=text, user_id="caller", timestamp="2026-12-03T06:00:00Z", finalized=True)
+
+
+async def test_a_pipecat_pipeline_runs_a_turn_end_to_end(live_server):
+    proc = PersonaAgentProcessor(live_server.ws_url, profile="companion", user_id="pipecat-user")
+    down, _ = await run_test(proc, frames_to_send=[said("I have been feeling really anxious about my exams."),
+                                                   SleepFrame(0.1)], start_timeout=10)
+    kinds = [type(f) for f in down]
+    assert kinds[0] is PersonaEventFrame  # the perception comes before the reply
+    start, end = kinds.index(LLMFullResponseStartFrame), kinds.index(LLMFullResponseEndFrame)
+    text = "".join(f.text for f in down[start:end] if isinstance(f, LLMTextFrame))
+    events = {f.event["type"]: f.event for f in down if isinstance(f, PersonaEventFrame)}
+    assert {"perception", "persona", "controls", "response.done"} <= set(events)
+    assert events["perception"]["top"] == "fear" and text.strip()
+    assert text == events["response.done"]["text"]  # every word of the reply reached the pipeline, in order
+    assert events["response.done"]["explanation"]
+
+
+async def test_a_crisis_transcription_gets_the_fixed_reply_and_a_safety_frame(live_server):
+    proc = PersonaAgentProcessor(live_server.ws_url)
+    down, _ = await run_test(proc, frames_to_send=[said("I want to kill myself tonight.")], start_timeout=10)
+    safety = [f.event for f in down if isinstance(f, PersonaSafetyFrame)]
+    assert safety and safety[0]["level"] == "crisis" and safety[0]["action"] == "crisis_reply"
+    done = [f.event for f in down if isinstance(f, PersonaEventFrame) and f.event["type"] == "response.done"][0]
+    assert done["model"] == "fixed:crisis_reply"
+    assert "".join(f.text for f in down if isinstance(f, LLMTextFrame)) == done["text"]

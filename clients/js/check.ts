@@ -1,0 +1,24 @@
+// Compiled by `npm run check` (tsc --noEmit): uses the generated protocol types the way an application would, so a
+// schema change that breaks them fails the build. Not shipped.
+import {PersonaClient, type ClientEvent, type EventOf, type ServerEvent} from "./index.js";
+
+const start: ClientEvent = {type: "session.start", profile: "companion", user_id: "ada",
+                            consent: {text: true, voice: false, face: false}};
+const text: ClientEvent = {type: "user.text", text: "I finally finished my thesis!", explain: false};
+const c = new PersonaClient("ws://127.0.0.1:8000/v1/chat", {profile: "companion", consent: {face: true}});
+c.on("response.delta", (e) => { const piece: string = e.text; void piece; })
+ .on("response.done", (e: EventOf<"response.done">) => { const m: string = e.model; void m; void e.explanation; })
+ .on("safety", (e) => { const level: "none" | "caution" | "crisis" = e.level; void level; })
+ .on("perception", (e) => { const v: number = e.valence; void v; })
+ .on("*", (e) => { void e.type; });
+function describe(e: ServerEvent): string {
+  switch (e.type) {
+    case "persona": return `gates ${Object.keys(e.gates).join(",")}`;
+    case "error": return `${e.code}: ${e.message}`;
+    default: return e.type;
+  }
+}
+void start; void text; void describe;
+// @ts-expect-error: a field the schema does not have is refused
+const wrong: ClientEvent = {type: "user.text", text: "hi", colour: "blue"};
+void wrong;

@@ -1,6 +1,8 @@
 """Safety layer on shared/data/crisis (240 risk, 240 hard negatives, 240 easy negatives): recall and false-positive
 rate, out-of-fold (the set also trains the classifier), next to the explicit-phrase rules alone; plus idioms, the
-caution and crisis rates on ordinary GoEmotions dev messages, the red-team probes, and the time per message.
+caution and crisis rates on ordinary GoEmotions dev messages, the red-team probes, the time per message, and the
+output guard (bench/guard.py). The first visible text after the model's first token, in ms through the live server:
+bench/text_turn_latency.py (guard_delay).
 
     .venv/bin/python bench/safety.py [--ablations]   # --ablations: each learned part alone too (3x the time)
 """
@@ -60,6 +62,9 @@ def main() -> None:
         assess_texts(model, risk, [t])
         lat.append((time.perf_counter() - t0) * 1000)
     print(row("per message (text model pass + risk)", lat, what="1 thread; live turns reuse the emotion pass"))
+    from bench.guard import main as guard  # the output side: false cuts, catches, paraphrases, hold-back
+
+    guard()
 
 
 POSITIVE = ("joy", "gratitude", "pride", "excitement", "relief")

@@ -5,7 +5,8 @@ Two things a reply must never do, whatever the user asked for and whatever a sma
   - turn hostility back on the user (insults, contempt, telling them to shut up or go away).
 
 Replies stream, so the guard releases text as soon as it can no longer become part of a match: only a tail that is
-a prefix of some pattern (a partial match, e.g. "you are stu") is held back until the next tokens settle it. A
+a prefix of some pattern (a partial match, e.g. "you are stu") is held back until the next tokens settle it, and
+a harmless opening word of such a tail ("I", "You", "The") goes out at once while the rest is checked from it. A
 second line catches paraphrased methods: a sentence that names a means of self-harm is held until it ends and is
 cut if it also names dying or "ending it". On a hit the rest of the reply is dropped and a fixed, safe sentence
 ends it.
@@ -78,21 +79,42 @@ class GuardHit:
     replacement: str
 
 
+# Words that are harmless alone but begin a pattern ("I" → "I hate you", "You" → "you're stupid", "The" → "the best
+# way to die"). Replies start with them all the time, so holding them would hold the first word of most replies for
+# a token or two: such a word is released at once and the pattern it may begin is still checked from its start; if
+# it completes, the stream is cut there — the user has seen that one word, never what followed.
+_OPENERS = ("i", "i'm", "you", "you're", "your", "the", "they", "it", "a", "an", "no", "nobody", "everyone",
+            "everybody", "how", "just", "now", "go", "there")
+_WORD_RE = regex.compile(r"[\w']+")
+
+
+def _opener_prefix(word: str) -> bool:
+    w = word.lower().replace("\u2019", "'")
+    return any(o.startswith(w) for o in _OPENERS)
+
+
 @dataclass(slots=True)
 class OutputGuard:
     text: str = ""
     released: int = 0  # characters of `text` already handed out
     hit: GuardHit | None = field(default=None)
+    pending: int | None = None  # where a pattern may still be completing over an opener already released
 
     def _sentence_start(self, pos: int) -> int:
         """Where the sentence holding position `pos` begins."""
         ends = [m.end() for m in _SENTENCE_END_RE.finditer(self.text, 0, pos)]
         return ends[-1] if ends else 0
 
+    @property
+    def _origin(self) -> int:
+        """Where a match may begin: unreleased text, or an opener released while its pattern was still open."""
+        return self.released if self.pending is None else min(self.pending, self.released)
+
     def _check(self, final: bool = False) -> GuardHit | None:
-        # A match cannot begin in released text: that was released because no pattern could still start there.
+        # A match cannot begin in released text other than a pending opener: the rest was released because no
+        # pattern could still start there.
         for kind, rx in (("harmful", _HARMFUL_RE), ("hostile", _HOSTILE_RE)):
-            if rx.search(self.text, self.released):
+            if rx.search(self.text, self._origin):
                 return GuardHit(kind, REPLACEMENT[kind])
         # The frame, on every sentence that ended in the unreleased text (and the last one when the stream ends).
         start = self._sentence_start(self.released)
@@ -114,11 +136,19 @@ class OutputGuard:
         if self.hit is not None:
             return ""
         # Everything before the earliest place a pattern could still be starting is settled: release it.
-        cut = len(self.text)
+        cut, origin, pending = len(self.text), self._origin, None
         for rx in (_HARMFUL_RE, _HOSTILE_RE):
-            m = rx.search(self.text, self.released, partial=True)
-            if m is not None and m.partial:
-                cut = min(cut, m.start())
+            m = rx.search(self.text, origin, partial=True)
+            if m is None or not m.partial:
+                continue
+            start = m.start()
+            word = _WORD_RE.match(self.text, start)
+            if word is not None and _opener_prefix(word.group(0)):  # release the opener, keep checking from it
+                pending = start if pending is None else min(pending, start)
+                cut = min(cut, max(word.end(), self.released))
+            else:
+                cut = min(cut, max(start, self.released))
+        self.pending = pending
         # An unfinished sentence that names a means waits for its end (the frame is checked on whole sentences).
         open_from = self._sentence_start(len(self.text))
         if _SENTENCE_END_RE.search(self.text, open_from) is None and _MEANS_RE.search(self.text, open_from) is not None:

@@ -122,3 +122,17 @@ async def test_export_and_erase_are_tenant_scoped_and_erase_for_real(tenants):
     await b.send({"type": "session.start", "resume": sid})
     assert (await b.recv())["code"] == "unknown_session"
     await b.close()
+
+
+async def test_chat_completions_take_the_key_and_keep_the_session_in_its_tenant(tenants):
+    srv, tok, _ = tenants
+    url = f"{srv.url}/v1/chat/completions"
+    body = {"model": "persona-agent", "user": "ada", "messages": [{"role": "user", "content": "Hello again."}]}
+    assert httpx.post(url, json=body).status_code == 401
+    r = httpx.post(url, json=body, headers={"Authorization": f"Bearer {tok['a']}"}, timeout=300)
+    assert r.status_code == 200, r.text
+    ext = r.json()["persona_agent"]
+    assert ext["persona"]["state"]["turns"] >= 2  # Ada's persona in tenant acme carried over from the WebSocket turn
+    sid = ext["session_id"]
+    assert httpx.get(f"{srv.url}/v1/sessions/{sid}", headers={"Authorization": f"Bearer {tok['a2']}"}).status_code == 200
+    assert httpx.get(f"{srv.url}/v1/sessions/{sid}", headers={"Authorization": f"Bearer {tok['b']}"}).status_code == 404

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("perception", "fusion", "persona", "training", "prompts", "agent", "server", "harness", "tuning", "cli",
-            "persona_client")
+            "persona_client", "integrations")
 LINT = Path(sys.executable).with_name("lint-imports")
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from agent import ControlsEvent, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent
 from prompts import Message
-from server.protocol import MAX_TEXT_CHARS
+from server.protocol import MAX_TEXT_CHARS, to_wire
 
 MAX_MESSAGES = 200  # a longer history is refused; the server keeps its own window of it anyway
 EXTENSION = "persona_agent"
@@ -99,8 +99,7 @@ class Collected:
 
 
 def _plain(event: Event) -> dict[str, Any]:
-    from server.protocol import to_wire
-
+    """An event as the WebSocket sends it (validated against the published schema)."""
     return json.loads(to_wire(event))
 
 

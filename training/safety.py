@@ -46,13 +46,6 @@ def features(model: TextEmotionModel, texts: list[str]) -> np.ndarray:
     return np.concatenate([risk_features(model, texts[s:s + 64]) for s in range(0, len(texts), 64)]).astype(np.float32)
 
 
-def threshold_for_recall(scores: np.ndarray, y: np.ndarray, recall: float) -> float:
-    """The highest threshold that keeps at least `recall` of the positives."""
-    pos = np.sort(scores[y == 1])
-    k = int(np.floor((1 - recall) * len(pos)))
-    return float(pos[k]) if len(pos) else 0.5
-
-
 def threshold_for_fpr(scores: np.ndarray, y: np.ndarray, fpr: float) -> float:
     """The lowest threshold that flags at most `fpr` of the negatives."""
     neg = np.sort(scores[y == 0])[::-1]

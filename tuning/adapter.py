@@ -111,6 +111,12 @@ def casualize(text: str) -> str:
     return _SENTENCE_START.sub(lower, t)
 
 
+def in_register(text: str, formality: float) -> str:
+    """The reply rewritten to the register a formality control asks for (the prompt's bands: casual at or below 0.35,
+    formal at or above 0.65, as written in between)."""
+    return casualize(text) if formality <= 0.35 else formalize(text) if formality >= 0.65 else text
+
+
 # --- examples ----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -195,12 +201,8 @@ def build_examples(turns: Sequence[Turn], profiles: Sequence[AgentProfile], rng:
     for i, t in enumerate(turns):
         profile = profiles[rng.randrange(len(profiles))]
         band = rng.choice(("low", "mid", "high"))
-        if band == "low":
-            target, formality = casualize(t.reply), rng.uniform(0.0, 0.3)
-        elif band == "high":
-            target, formality = formalize(t.reply), rng.uniform(0.7, 1.0)
-        else:
-            target, formality = t.reply, rng.uniform(0.4, 0.6)
+        formality = rng.uniform(*{"low": (0.0, 0.3), "mid": (0.4, 0.6), "high": (0.7, 1.0)}[band])
+        target = in_register(t.reply, formality)
         strategy = t.strategy if t.strategy in _STRATEGIES else "Others"
         controls = ControlSignals(
             empathy=round(float(empathy[i]), 2), warmth=round(float(warmth[i]), 2), formality=round(formality, 2),
@@ -235,21 +237,14 @@ def sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE.split(text.strip()) if s]
 
 
-def contrast(turn: Turn, base: ControlSignals, signal: str, rng: random.Random,
-             other: Turn | None = None) -> tuple[tuple[ControlSignals, str], tuple[ControlSignals, str]] | None:
+def contrast(turn: Turn, base: ControlSignals, signal: str, rng: random.Random) -> tuple[tuple[ControlSignals, str], tuple[ControlSignals, str]] | None:
     """((low controls, low target), (high controls, high target)) for one signal on one turn, or None when this
-    reply cannot show the contrast (too short to shorten, no feeling words to drop, ...). For "strategy" the two
-    sides are this turn's strategy with its reply and `other`'s (a reply of another strategy in the same dialogue)
-    with that reply: the same context, so only the strategy line explains the difference."""
+    reply cannot show the contrast (too short to shorten, no feeling words to drop, ...). Targets are in the register
+    the example's formality asks for."""
     from dataclasses import replace as _replace
 
-    if signal == "strategy":
-        if other is None or other.strategy == turn.strategy or other.strategy not in _STRATEGIES:
-            return None
-        return ((_replace(base, strategy=turn.strategy), turn.reply),  # type: ignore[arg-type]
-                (_replace(base, strategy=other.strategy), other.reply))  # type: ignore[arg-type]
-    def styled(text: str) -> str:  # the register the example's formality asks for (as in build_examples)
-        return casualize(text) if base.formality <= 0.35 else formalize(text) if base.formality >= 0.65 else text
+    def styled(text: str) -> str:
+        return in_register(text, base.formality)
 
     sents = sentences(turn.reply)
     lo_v, hi_v = round(rng.uniform(0.0, 0.2), 2), round(rng.uniform(0.8, 1.0), 2)
@@ -274,11 +269,12 @@ def contrast(turn: Turn, base: ControlSignals, signal: str, rng: random.Random,
 
 
 def nearest_other_strategy(dialogue: Sequence[int], turns: Sequence[Turn]) -> dict[int, int]:
-    """For each turn index of one dialogue, the closest turn of it (at most two replies away) whose strategy differs."""
+    """For each turn index of one dialogue, the closest turn of it (at most two replies away, so on the same topic)
+    whose strategy differs and is one of ours."""
     out = {}
-    for i in dialogue:
-        others = [j for j in dialogue if turns[j].strategy != turns[i].strategy and turns[j].strategy in _STRATEGIES
-                  and abs(dialogue.index(j) - dialogue.index(i)) <= 2]  # near enough to be on the same topic
+    for a, i in enumerate(dialogue):
+        others = [j for b, j in enumerate(dialogue) if abs(b - a) <= 2 and turns[j].strategy != turns[i].strategy
+                  and turns[j].strategy in _STRATEGIES]
         if others:
             out[i] = min(others, key=lambda j: abs(j - i))
     return out
@@ -297,13 +293,14 @@ def build_pairs(turns: Sequence[Turn], examples: Sequence[Example], profiles: Se
         if len(out) >= 2 * n_pairs:
             break
         t, ex = turns[i], examples[i]
-        j = other.get(i) if other else None
         signal = signals[k % len(signals)]
-        pair = contrast(t, ex.controls, signal, rng, turns[j] if j is not None else None)
+        if signal == "strategy":  # this turn and a nearby reply of another strategy, each with its own controls
+            j = other.get(i) if other else None
+            pair = ((ex.controls, ex.target), (examples[j].controls, examples[j].target)) if j is not None else None
+        else:
+            pair = contrast(t, ex.controls, signal, rng)
         if pair is None:
             continue
-        if signal == "strategy" and j is not None:  # each side with its own reply's controls and (rewritten) target
-            pair = ((ex.controls, ex.target), (examples[j].controls, examples[j].target))
         k += 1
         profile = by_id[ex.profile]
         for controls, target in pair:

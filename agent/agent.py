@@ -153,6 +153,7 @@ class Agent:
         await asyncio.gather(*self._releases, return_exceptions=True)
         await self.leases.aclose()
         await self.pipeline.batcher.aclose()
+        await self.pipeline.llm.aclose()
         if self.pipeline.webhook is not None:
             await self.pipeline.webhook.aclose()
         await self.store.aclose()

@@ -10,13 +10,15 @@ Out = TypeVar("Out")
 
 
 class MicroBatcher(Generic[In, Out]):
-    """Collect items for up to `max_wait_s` after the first arrives (or until `max_batch`), then run `fn` once.
+    """Run `fn` once on everything waiting (up to `max_batch`): the items that arrived while the previous batch ran
+    form the next one, so a lone item on an idle server runs at once (no waiting for company) and under load the
+    batches grow by themselves. `max_wait_s` > 0 additionally holds a batch that long after its first item for more.
 
     `fn` is blocking (a model forward pass) and runs via asyncio.to_thread; one batch runs at a time, and the next
     batch collects while it runs. A failure of `fn` fails every request of that batch with the same exception.
     """
 
-    def __init__(self, fn: Callable[[Sequence[In]], Sequence[Out]], max_batch: int = 32, max_wait_s: float = 0.004) -> None:
+    def __init__(self, fn: Callable[[Sequence[In]], Sequence[Out]], max_batch: int = 32, max_wait_s: float = 0.0) -> None:
         self._fn, self._max_batch, self._max_wait_s = fn, max_batch, max_wait_s
         self._queue: asyncio.Queue[tuple[In, asyncio.Future[tuple[Out, int]]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -42,8 +44,10 @@ class MicroBatcher(Generic[In, Out]):
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             deadline = loop.time() + self._max_wait_s
-            while len(batch) < self._max_batch:
+            while len(batch) < self._max_batch and self._max_wait_s > 0:
                 timeout = deadline - loop.time()
                 if timeout <= 0:
                     break

@@ -1,15 +1,20 @@
-"""The LLM client: LangChain's ChatOpenAI against vLLM's OpenAI-compatible API, streamed."""
+"""The LLM client: a LangChain chat model against vLLM's OpenAI-compatible API, streamed."""
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 from dataclasses import dataclass, field
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_openai import ChatOpenAI
-from pydantic import SecretStr
+import httpx
+import orjson
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, PrivateAttr, SecretStr
 
 from prompts import Message, Prompt
 
@@ -20,7 +25,6 @@ class LLMConfig:
     model: str
     api_key: str = "EMPTY"
     timeout_s: float = 60.0
-    max_retries: int = 0  # the conversation retries itself, and only before the user has seen any of the reply
     replicas: tuple[str, ...] = ()  # more OpenAI-compatible endpoints serving the same model (vLLM replicas)
     cooldown_s: float = 10.0  # an endpoint that failed is skipped this long, unless all have failed
 
@@ -32,7 +36,7 @@ class LLMConfig:
 @dataclass(slots=True)
 class Endpoint:
     url: str
-    chat: ChatOpenAI
+    chat: OpenAICompatibleChat
     in_flight: int = 0
     failed_at: float = field(default=-1e9)
 
@@ -48,6 +52,116 @@ class StreamStats:
 
 
 _ROLE = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+_OPENAI_ROLE = {"system": "system", "human": "user", "ai": "assistant"}
+
+
+class LLMStatusError(Exception):
+    """The LLM endpoint answered an HTTP error status."""
+
+    def __init__(self, status_code: int, body: str) -> None:
+        super().__init__(f"HTTP {status_code}: {body[:300]}")
+        self.status_code = status_code
+
+
+class OpenAICompatibleChat(BaseChatModel):
+    """A LangChain chat model for an OpenAI-compatible `/chat/completions` (vLLM), streamed over one pooled httpx
+    client with the SSE lines parsed by orjson. It speaks the same wire format as langchain-openai's ChatOpenAI; it
+    exists because ChatOpenAI builds the OpenAI SDK's pydantic models for every streamed chunk, which under load cost
+    the server more CPU than perception does (bench/load.py; profile in the README's benchmark section).
+    `max_tokens`, `temperature`, `presence_penalty` and `extra_body` (vLLM's own sampling knobs) are per call."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model: str
+    base_url: str  # ends in /v1
+    api_key: SecretStr = SecretStr("EMPTY")
+    timeout_s: float = 60.0
+    max_connections: int = 1000
+    _client: httpx.AsyncClient | None = PrivateAttr(default=None)
+
+    @property
+    def _llm_type(self) -> str:
+        return "openai-compatible"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.model, "base_url": self.base_url}
+
+    def _body(self, messages: Sequence[BaseMessage], stop: list[str] | None, stream: bool, kwargs: dict[str, Any]) -> bytes:
+        body: dict[str, Any] = {"model": self.model, "stream": stream,
+                                "messages": [{"role": _OPENAI_ROLE[m.type], "content": m.content} for m in messages]}
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        if stop:
+            body["stop"] = stop
+        for k in ("max_tokens", "temperature", "presence_penalty"):
+            if kwargs.get(k) is not None:
+                body[k] = kwargs[k]
+        body |= kwargs.get("extra_body") or {}
+        return orjson.dumps(body)
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key.get_secret_value()}", "Content-Type": "application/json"}
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout_s, limits=httpx.Limits(
+                max_connections=self.max_connections, max_keepalive_connections=self.max_connections))
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                       run_manager: AsyncCallbackManagerForLLMRun | None = None,
+                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        url = f"{self.base_url.rstrip('/')}/chat/completions"
+        async with self.client().stream("POST", url, content=self._body(messages, stop, True, kwargs),
+                                        headers=self._headers()) as r:
+            if r.status_code >= 400:
+                raise LLMStatusError(r.status_code, (await r.aread()).decode("utf-8", "replace"))
+            async for line in r.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                obj = orjson.loads(data)
+                usage = obj.get("usage")
+                meta: dict[str, Any] = {}
+                content = ""
+                if obj.get("choices"):
+                    choice = obj["choices"][0]
+                    content = (choice.get("delta") or {}).get("content") or ""
+                    if choice.get("finish_reason"):
+                        meta = {"finish_reason": choice["finish_reason"], "model_name": obj.get("model")}
+                if not content and not meta and not usage:
+                    continue  # the role chunk
+                um = None
+                if usage:
+                    um = UsageMetadata(input_tokens=usage.get("prompt_tokens") or 0,
+                                       output_tokens=usage.get("completion_tokens") or 0,
+                                       total_tokens=usage.get("total_tokens") or 0)
+                yield ChatGenerationChunk(message=AIMessageChunk(content=content, usage_metadata=um,
+                                                                 response_metadata=meta))
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        url = f"{self.base_url.rstrip('/')}/chat/completions"
+        r = httpx.post(url, content=self._body(messages, stop, False, kwargs), headers=self._headers(),
+                       timeout=self.timeout_s)
+        if r.status_code >= 400:
+            raise LLMStatusError(r.status_code, r.text)
+        obj = orjson.loads(r.content)
+        choice, usage = obj["choices"][0], obj.get("usage") or {}
+        message = AIMessage(content=choice["message"].get("content") or "", response_metadata={
+            "finish_reason": choice.get("finish_reason"), "model_name": obj.get("model")},
+            usage_metadata=UsageMetadata(input_tokens=usage.get("prompt_tokens") or 0,
+                                         output_tokens=usage.get("completion_tokens") or 0,
+                                         total_tokens=usage.get("total_tokens") or 0))
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
 
 def to_langchain(messages: tuple[Message, ...]) -> list[BaseMessage]:
@@ -55,7 +169,7 @@ def to_langchain(messages: tuple[Message, ...]) -> list[BaseMessage]:
 
 
 class LLMClient:
-    """One ChatOpenAI (one HTTP connection pool) per endpoint, shared by all sessions. With replicas, each request
+    """One LangChain chat model (one HTTP connection pool) per endpoint, shared by all sessions. With replicas, each request
     goes to the healthy endpoint with the fewest requests in flight from this process (ties in turn); an endpoint
     whose request failed to connect or answered 5xx sits out `cooldown_s` (a passive health check)."""
 
@@ -64,10 +178,13 @@ class LLMClient:
         self.endpoints = [Endpoint(url, self._make(url)) for url in config.endpoints]
         self._turn = itertools.count()
 
-    def _make(self, url: str) -> ChatOpenAI:
+    def _make(self, url: str) -> OpenAICompatibleChat:
         c = self.config
-        return ChatOpenAI(model=c.model, base_url=url, api_key=SecretStr(c.api_key), timeout=c.timeout_s, max_retries=c.max_retries,
-                          streaming=True, stream_usage=True)
+        return OpenAICompatibleChat(model=c.model, base_url=url, api_key=SecretStr(c.api_key), timeout_s=c.timeout_s)
+
+    async def aclose(self) -> None:
+        for e in self.endpoints:
+            await e.chat.aclose()
 
     def choose(self) -> Endpoint:
         now = time.monotonic()
@@ -81,7 +198,7 @@ class LLMClient:
         vLLM abort the request."""
         s = prompt.sampling
         ep = self.choose()
-        # LangChain sends max_tokens as `max_completion_tokens`, which vLLM honours; vLLM-only knobs go in extra_body.
+        # vLLM-only knobs go in extra_body, merged into the request body.
         agen: Any = ep.chat.astream(  # an async generator (closed below)
             to_langchain(prompt.messages),
             max_tokens=s.max_tokens,

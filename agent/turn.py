@@ -16,14 +16,13 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import httpx
-import openai
 
 from agent.batcher import MicroBatcher
 from agent.events import (
     ControlsEvent, Emit, ErrorEvent, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent,
 )
 from agent.frames import perception_event
-from agent.llm import LLMClient, StreamStats
+from agent.llm import LLMClient, LLMStatusError, StreamStats
 from agent.metrics import LLM_TOKENS, SAFETY, STORE_FAILURES, TURNS, observe_timings
 from agent.reading import TextReader, TextReading
 from agent.store import SessionRecord, SessionStore
@@ -39,7 +38,7 @@ from prompts.guard import GuardHit, OutputGuard
 
 log = logging.getLogger(__name__)
 LLM_RETRY_BACKOFF_S = (0.5, 1.5)  # waits before the 2nd and 3rd attempt
-LLM_ERRORS = (openai.APIConnectionError, openai.APITimeoutError, openai.APIStatusError, httpx.HTTPError)
+LLM_ERRORS = (LLMStatusError, httpx.HTTPError)  # an error status; no connection, a timeout, a broken stream
 
 
 class Fuser(Protocol):
@@ -332,9 +331,6 @@ class Turn:
         decision = decide(p, rec, profile, perceived.risk)
         prompt = render_prompt(p, rec, profile, decision, user.text)
         marks["rendered"] = time.perf_counter()
-        await self.persist()  # the persona this turn produced is kept even if the reply never completes
-        await emit(persona_event(rec.persona, percept))
-        await emit(controls_event(decision, prompt))
 
         crisis = decision.controls.safety_mode == "crisis"
         locale = self.locale or profile.safety_locale
@@ -342,9 +338,22 @@ class Turn:
         marks["request"] = time.perf_counter()
         try:
             async with aclosing(generate(p, prompt, fixed, reply)) as pieces:
-                async for piece in pieces:
+                # The request goes out now; saving the persona and telling the client run while the model reads the
+                # prompt. The first piece is shown only after the persona and controls events.
+                first = asyncio.ensure_future(anext(pieces, None))
+                try:
+                    await self.persist()  # the persona this turn produced is kept even if the reply never completes
+                    await emit(persona_event(rec.persona, percept))
+                    await emit(controls_event(decision, prompt))
+                    piece = await first
+                finally:
+                    if not first.done():  # the client went away or the turn was cancelled before the first piece
+                        first.cancel()
+                        await asyncio.gather(first, return_exceptions=True)
+                while piece is not None:
                     reply.show(piece)
                     await emit(ResponseDelta(response_id=reply.id, text=piece))
+                    piece = await anext(pieces, None)
         except LLMFailed as failed:
             await self.llm_failed(failed)
             return

@@ -113,7 +113,7 @@ class Serve:
         configure_logging(settings.log_level, settings.log_format)
         if args.workers <= 1:
             uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                        ws_max_size=MAX_WS_MESSAGE_BYTES)
+                        ws_max_size=MAX_WS_MESSAGE_BYTES, ws_per_message_deflate=settings.ws_compression)
             return 0
         # Several worker processes behind one port: each loads the perception models once; they share the session
         # store (SQLite file or Redis) and the LLM. The embedded engine, if any, is started here once, not per worker.
@@ -133,7 +133,8 @@ class Serve:
             os.environ["LLM_MODEL"] = cfg.model_name
         try:
             uvicorn.run("server.app:app_from_env", factory=True, workers=args.workers, host=settings.host,
-                        port=settings.port, log_level=settings.log_level, ws_max_size=MAX_WS_MESSAGE_BYTES)
+                        port=settings.port, log_level=settings.log_level, ws_max_size=MAX_WS_MESSAGE_BYTES,
+                        ws_per_message_deflate=settings.ws_compression)
         finally:
             if engine is not None:
                 engine.stop_sync()

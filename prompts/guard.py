@@ -60,6 +60,7 @@ _OUTCOME_RE = regex.compile(
     r"\bsuffering stop\b|\bslip away\b|\basleep forever\b|\bfor good\b|\bpermanently\b|\bfinal\b|\buse it\b|"
     r"\bdo it\b|\bdo the job\b|\bwalk into\b)", regex.I)
 _SENTENCE_END_RE = regex.compile(r"[.!?](?=\s|$)|\n")
+_LAST_SENTENCE_END_RE = regex.compile(r"(?r)[.!?](?=\s|$)|\n")  # searched backwards: the last end before a point
 
 
 def _frame(sentence: str) -> bool:
@@ -101,9 +102,10 @@ class OutputGuard:
     pending: int | None = None  # where a pattern may still be completing over an opener already released
 
     def _sentence_start(self, pos: int) -> int:
-        """Where the sentence holding position `pos` begins."""
-        ends = [m.end() for m in _SENTENCE_END_RE.finditer(self.text, 0, pos)]
-        return ends[-1] if ends else 0
+        """Where the sentence holding position `pos` begins (a backward search: it reads back to the last sentence end
+        only, not the whole reply on every token)."""
+        m = _LAST_SENTENCE_END_RE.search(self.text, 0, pos)
+        return m.end() if m else 0
 
     @property
     def _origin(self) -> int:

@@ -203,9 +203,19 @@ def parse_client(raw: str | bytes) -> ClientMessage:
         raise ProtocolError("invalid_message", f"{data['type']}: {where}: {err['msg']}") from None
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # per event class: dataclasses.fields shows in a profile per delta
+
+
+def _field_names(event: Event) -> tuple[str, ...]:
+    cls = type(event)
+    if (names := _FIELD_NAMES.get(cls)) is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(event))
+    return names
+
+
 def to_wire(event: Event) -> str:
     """Validate an agent event against the published schema and serialise it."""
-    payload = {"type": event.type, **{f.name: getattr(event, f.name) for f in fields(event)}}
+    payload = {"type": event.type, **{name: getattr(event, name) for name in _field_names(event)}}
     return _SERVER.validate_python(payload).model_dump_json()
 
 

@@ -55,6 +55,9 @@ class Settings(_AgentSettings):
     keys_path: Path | None = None  # default: <cache_dir>/keys.sqlite3
     allowed_origins: list[str] = []  # browser origins allowed besides the server's own ("*" for any)
     idle_timeout_s: float = 600.0  # close a WebSocket with no client event (and no reply running) for this long
+    # permessage-deflate on the WebSocket: off by default — a reply streams as many ~100-byte deltas, which deflate
+    # barely shrinks but costs CPU per message on both ends (bench/load.py); turn it on for slow links.
+    ws_compression: bool = False
 
     # External LLM (production: a vLLM server on GPUs; several replicas as a comma-separated list, each request goes to
     # the least busy healthy one). Unset: the embedded vLLM-on-CPU engine is started.

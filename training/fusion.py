@@ -117,13 +117,20 @@ def confidence_peer(t: Triplets) -> np.ndarray:
     return dist.argmax(1)
 
 
+def product_of_experts(t: Triplets) -> np.ndarray:
+    """The untrained product of experts: the argmax of the present modalities' summed log-probabilities."""
+    logp = sum(t.mask[:, j:j + 1] * t.heads[m][:, :len(LABELS)] for j, m in enumerate(MODALITIES))
+    return np.asarray(logp).argmax(1)
+
+
 def evaluate(net: Any, clean: Triplets, bad: Triplets) -> dict[str, Any]:
     net.eval()
     y = clean.y
     single = {m: macro_f1(y, clean.heads[m][:, :len(LABELS)].argmax(1)) for m in MODALITIES}
     pred, g = _run(net, clean)
     out: dict[str, Any] = {"single": single, "fused": macro_f1(y, pred), "peer_confidence_fusion":
-                              macro_f1(y, confidence_peer(clean)), "gates_clean": g.mean(0).round(3).tolist(),
+                              macro_f1(y, confidence_peer(clean)), "peer_poe": macro_f1(y, product_of_experts(clean)),
+                              "gates_clean": g.mean(0).round(3).tolist(),
                               "missing": {}, "corrupted": {}}
     for j, m in enumerate(MODALITIES):
         mask = np.ones_like(clean.mask)
@@ -134,6 +141,7 @@ def evaluate(net: Any, clean: Triplets, bad: Triplets) -> dict[str, Any]:
         p_bad, g_bad = _run(net, _with(clean, swap=(m, bad)))
         out["missing"][m] = {"fused": macro_f1(y, p_abs), "best_remaining": best, "best_remaining_f1": single[best]}
         out["corrupted"][m] = {"fused": macro_f1(y, p_bad), "fused_absent": macro_f1(y, p_abs),
+                               "poe": macro_f1(y, product_of_experts(_with(clean, swap=(m, bad)))),
                                "single_corrupted": macro_f1(y, bad.heads[m][:, :len(LABELS)].argmax(1)),
                                "gate_clean": float(g[:, j].mean()), "gate_corrupted": float(g_bad[:, j].mean())}
     return out
@@ -146,21 +154,22 @@ def format_report(r: dict, n: int) -> str:
              "| condition | macro-F1 |", "|---|---|"]
     lines += [f"| {m} only (its perceiver alone) | {s[m]:.4f} |" for m in MODALITIES]
     lines += [f"| peer: confidence-weighted average (untrained) | {r['peer_confidence_fusion']:.4f} |",
+              f"| peer: product of experts (sum of log-probabilities, untrained) | {r['peer_poe']:.4f} |",
               f"| **gated fusion, all three** | **{r['fused']:.4f}** |", "",
               "| missing | fused | best remaining single | holds |", "|---|---|---|---|"]
     for m, v in r["missing"].items():
         lines.append(f"| {m} | {v['fused']:.4f} | {v['best_remaining_f1']:.4f} ({v['best_remaining']}) | "
                      f"{'yes' if v['fused'] >= v['best_remaining_f1'] else 'NO'} |")
-    lines += ["", "| corrupted | fused | fused with it absent | loss | that modality alone, corrupted | gate clean → corrupted |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| corrupted | fused | fused with it absent | loss | that modality alone, corrupted | product of experts | "
+              "gate clean → corrupted |", "|---|---|---|---|---|---|---|"]
     for m, v in r["corrupted"].items():
         loss = v["fused_absent"] - v["fused"]
         lines.append(f"| {m} | {v['fused']:.4f} | {v['fused_absent']:.4f} | {loss * 100:+.1f} pts "
-                     f"{'(ok ≤ 2)' if loss <= 0.02 else '(over 2)'} | {v['single_corrupted']:.4f} | "
+                     f"{'(ok ≤ 2)' if loss <= 0.02 else '(over 2)'} | {v['single_corrupted']:.4f} | {v['poe']:.4f} | "
                      f"{v['gate_clean']:.3f} → {v['gate_corrupted']:.3f} |")
     mods = ", ".join(MODALITIES)
     lines += ["", f"mean gates on clean triplets ({mods}): {r['gates_clean']}",
-              f"fused={r['fused']:.4f} best_single={s[best]:.4f} ({best})"]
+              f"fused={r['fused']:.4f} best_single={s[best]:.4f} ({best})", f"poe={r['peer_poe']:.4f}"]
     return "\n".join(lines)
 
 

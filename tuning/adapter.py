@@ -282,7 +282,7 @@ def nearest_other_strategy(dialogue: Sequence[int], turns: Sequence[Turn]) -> di
 
 def build_pairs(turns: Sequence[Turn], examples: Sequence[Example], profiles: Sequence[AgentProfile],
                 rng: random.Random, indices: Sequence[int], n_pairs: int,
-                other: dict[int, int] | None = None) -> list[Example]:
+                other: dict[int, int] | None = None, history: int = HISTORY_MESSAGES) -> list[Example]:
     """Up to n_pairs contrastive pairs (2 * n_pairs examples) over the turns at `indices`, the signals in turn
     (strategy pairs only where `other` names a reply of another strategy in the same dialogue)."""
     by_id = {p.id: p for p in profiles}
@@ -303,13 +303,18 @@ def build_pairs(turns: Sequence[Turn], examples: Sequence[Example], profiles: Se
             continue
         k += 1
         profile = by_id[ex.profile]
+        hist = list(t.history)[-history:] if history else []
+        if hist and hist[0].role == "assistant":
+            hist = hist[1:]
         for controls, target in pair:
-            prompt = render(profile, controls, list(t.history), t.user)
+            prompt = render(profile, controls, hist, t.user)
             out.append(Example(messages=prompt.messages, target=target, controls=controls, profile=profile.id))
     return out
 
 
 # --- training ----------------------------------------------------------------------------------------------------
+
+Enc = tuple[list[int], list[int]]  # token ids and labels (-100 outside the reply)
 
 def _tokenize(tok, ex: Example, max_len: int) -> tuple[list[int], list[int]] | None:
     chat = [{"role": m.role, "content": m.content} for m in ex.messages]
@@ -324,6 +329,33 @@ def _tokenize(tok, ex: Example, max_len: int) -> tuple[list[int], list[int]] | N
         return None
     labels = [-100] * len(prompt_ids) + full[len(prompt_ids):]
     return full, labels
+
+
+def pair_units(tok, pairs: Sequence[Example], max_len: int) -> list[tuple[Enc, Enc, Enc, Enc]]:
+    """Each pair (a, b) as (a, b, a's target under b's messages, b's target under a's messages)."""
+    out = []
+    for a, b in zip(pairs[0::2], pairs[1::2]):
+        aa, bb, ab, ba = (_tokenize(tok, ex, max_len) for ex in (a, b, Example(b.messages, a.target, b.controls, b.profile),
+                                                                 Example(a.messages, b.target, a.controls, a.profile)))
+        if aa is not None and bb is not None and ab is not None and ba is not None:
+            out.append((aa, bb, ab, ba))
+    return out
+
+
+def step_chunks(units: Sequence[tuple[Enc, ...]], order: Sequence[int], accumulate: int) -> list[list[int]]:
+    """Unit indices per optimizer step: units in `order` until a step holds `accumulate` own targets."""
+    out: list[list[int]] = []
+    cur: list[int] = []
+    n = 0
+    for u in order:
+        cur.append(u)
+        n += min(2, len(units[u]))
+        if n >= accumulate:
+            out.append(cur)
+            cur, n = [], 0
+    if cur:
+        out.append(cur)
+    return out
 
 
 def default_base_dir() -> Path:
@@ -361,20 +393,20 @@ def train(args: argparse.Namespace) -> None:
     held_idx = [i for i, h in enumerate(is_held) if h]
     rng.shuffle(train_idx)
     rng.shuffle(held_idx)
-    held_data: list[tuple[list[int], list[int]]] = []
-    # A share of the budget goes to contrastive pairs, kept adjacent so one optimizer step sees both sides; the pairs
-    # come from other turns than the plain examples (taken from the front of the shuffled list).
-    units: list[tuple[tuple[list[int], list[int]], ...]] = []
+    # A share of the budget goes to contrastive pairs (the same context twice, one signal low and high); the pairs come
+    # from other turns than the plain examples (taken from the front of the shuffled list). A pair unit holds four
+    # sequences: each side's own target, and each target under the other side's controls, so the contrastive term can
+    # ask that a target be likelier under its own control lines than under the other's (the context and most of the
+    # words are shared, so only what the control lines say can explain the difference).
+    units: list[tuple[Enc, ...]] = []
     n_pairs = int(args.max_examples * args.pair_share) // 2
     by_dialogue: dict[tuple[str, int], list[int]] = {}
     for i, (p, di, _) in enumerate(turns):
         by_dialogue.setdefault((p, di), []).append(i)
     other = {i: j for d in by_dialogue.values() for i, j in nearest_other_strategy(d, all_turns).items()}
-    pairs = build_pairs(all_turns, examples, profiles, rng, train_idx[len(train_idx) // 2:], n_pairs, other)
-    for a, b in zip(pairs[0::2], pairs[1::2]):
-        ea, eb = _tokenize(tok, a, args.max_len), _tokenize(tok, b, args.max_len)
-        if ea is not None and eb is not None:
-            units.append((ea, eb))
+    pairs = build_pairs(all_turns, examples, profiles, rng, train_idx[len(train_idx) // 2:], n_pairs, other,
+                        history=args.pair_history)
+    units += pair_units(tok, pairs, args.max_len)
     n_seq = 2 * len(units)
     for i in train_idx[:len(train_idx) // 2]:
         if n_seq >= args.max_examples:
@@ -382,16 +414,19 @@ def train(args: argparse.Namespace) -> None:
         if (enc := _tokenize(tok, examples[i], args.max_len)) is not None:
             units.append((enc,))
             n_seq += 1
-    data = [enc for u in units for enc in u]
+    held_data: list[Enc] = []
     for i in held_idx:
         if len(held_data) >= args.held_examples:
             break
         if (enc := _tokenize(tok, examples[i], args.max_len)) is not None:
             held_data.append(enc)
-    n_tok = sum(len(x) for x, _ in data)
-    print(f"{len(turns)} supporter turns from {len(dialogue_ids)} dialogues; training on {len(data)} examples "
-          f"({n_tok} tokens, mean {n_tok / max(1, len(data)):.0f}; {sum(len(u) == 2 for u in units)} contrastive "
-          f"pairs), {len(held_data)} held-out examples from "
+    held_pairs = pair_units(tok, build_pairs(all_turns, examples, profiles, random.Random(args.seed + 1), held_idx,
+                                             args.held_pairs, other, history=args.pair_history), args.max_len)
+    own = [enc for u in units for enc in u[:2]]
+    n_tok = sum(len(x) for x, _ in own)
+    print(f"{len(turns)} supporter turns from {len(dialogue_ids)} dialogues; training on {len(own)} examples "
+          f"({n_tok} tokens, mean {n_tok / max(1, len(own)):.0f}; {sum(len(u) == 4 for u in units)} contrastive "
+          f"pairs), {len(held_data)} held-out examples and {len(held_pairs)} held-out pairs from "
           f"{len(held)} held-out dialogues", flush=True)
     with open(work / "examples.jsonl", "w") as f:  # what the adapter saw, for the model card
         for ex in [examples[i] for i in train_idx[:10]] + pairs[:12]:
@@ -424,8 +459,8 @@ def train(args: argparse.Namespace) -> None:
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     if args.resume and (work / "optimizer.pt").exists():
         opt.load_state_dict(torch.load(work / "optimizer.pt"))
-    steps_per_epoch = math.ceil(len(data) / args.accumulate)
-    total = steps_per_epoch * args.epochs
+    steps = step_chunks(units, list(range(len(units))), args.accumulate)
+    total = len(steps) * args.epochs
 
     def lr_at(step: int) -> float:
         warm = max(1, int(0.05 * total))
@@ -440,74 +475,99 @@ def train(args: argparse.Namespace) -> None:
         logits = model(input_ids=torch.tensor([ids], device=args.device), logits_to_keep=k + 1).logits[0, :-1]
         return torch.nn.functional.cross_entropy(logits.float(), torch.tensor(ids[-k:], device=args.device)), k
 
-    def held_loss() -> float:
+    def pair_losses(unit: tuple[Enc, ...]):
+        """(summed reply cross-entropy of both own targets, their token count, contrastive loss, margin): the margin is
+        log p(a | a's controls) - log p(a | b's) + log p(b | b's) - log p(b | a's), in nats."""
+        (la, ka), (lb, kb) = reply_loss(*unit[0]), reply_loss(*unit[1])
+        (l_ab, _), (l_ba, _) = reply_loss(*unit[2]), reply_loss(*unit[3])  # a's target under b's controls, b's under a's
+        margin = ka * (l_ab - la) + kb * (l_ba - lb)
+        contrast = -torch.nn.functional.logsigmoid(args.contrast_beta * margin)
+        return la * ka + lb * kb, ka + kb, contrast, margin
+
+    def held_eval() -> dict[str, float]:
         model.eval()
-        tot, n = 0.0, 0
+        tot, n, cl, acc = 0.0, 0, [], []
         with torch.no_grad():
             for ids, labels in held_data:
                 loss, k = reply_loss(ids, labels)
                 tot, n = tot + loss.item() * k, n + k
+            for u in held_pairs:
+                _, _, c, m = pair_losses(u)
+                cl.append(c.item())
+                acc.append(float(m.item() > 0))
         model.train()
-        return tot / max(1, n)
+        out = {"held_loss": round(tot / max(1, n), 4)}
+        if held_pairs:
+            out |= {"held_contrast": round(float(np.mean(cl)), 4), "held_pair_acc": round(float(np.mean(acc)), 3)}
+        # The objective the checkpoint is picked on: likelihood of replies plus the control lines' pull on them.
+        out["held_objective"] = round(out["held_loss"] + args.contrast_weight * out.get("held_contrast", 0.0), 4)
+        return out
 
     def checkpoint(tag: str) -> None:
         model.save_pretrained(work / tag)
         torch.save(opt.state_dict(), work / "optimizer.pt")
         state_file.write_text(json.dumps(state, indent=1))
 
+    def keep_best(h: dict[str, float]) -> None:
+        if state["best"] is None or h["held_objective"] < state["best"]["held_objective"]:
+            state["best"] = {"step": state["step"], **h}
+            model.save_pretrained(work / "best")
+
     if state["step"] == 0 and not state["history"]:
-        state["history"].append({"step": 0, "held_loss": round(held_loss(), 4)})
-        print(f"held-out loss before training: {state['history'][-1]['held_loss']}", flush=True)
+        state["history"].append({"step": 0, **held_eval()})
+        print(f"held-out before training: {state['history'][-1]}", flush=True)
     model.train()
     t_start = time.time() - state["wall_s"]
     while state["epoch"] < args.epochs:
         unit_order = list(range(len(units)))
         random.Random(args.seed + state["epoch"]).shuffle(unit_order)
-        starts = np.cumsum([0] + [len(u) for u in units])
-        order = [int(starts[u]) + j for u in unit_order for j in range(len(units[u]))]
-        bar = tqdm(total=len(order), initial=state["position"], desc=f"epoch {state['epoch'] + 1}/{args.epochs}",
-                   mininterval=30)
-        running = []
-        while state["position"] < len(order):
-            chunk = order[state["position"]:state["position"] + args.accumulate]
-            k_total = sum(sum(1 for x in data[i][1] if x != -100) for i in chunk)
+        chunks = step_chunks(units, unit_order, args.accumulate)
+        bar = tqdm(total=len(chunks), initial=state["position"], desc=f"epoch {state['epoch'] + 1}/{args.epochs}",
+                   unit="step", mininterval=30)
+        running: list[float] = []
+        margins: list[float] = []
+        while state["position"] < len(chunks):
+            chunk = [units[u] for u in chunks[state["position"]]]
+            k_total = sum(sum(1 for x in enc[1] if x != -100) for u in chunk for enc in u[:2])
+            n_pair = sum(len(u) == 4 for u in chunk)
             for g in opt.param_groups:
                 g["lr"] = lr_at(state["step"])
-            for i in chunk:
-                loss, k = reply_loss(*data[i])
-                (loss * k / k_total).backward()  # token-weighted mean over the accumulated batch
-                running.append(loss.item())
+            for u in chunk:
+                if len(u) == 1:
+                    loss, k = reply_loss(*u[0])
+                    (loss * k / k_total).backward()  # token-weighted mean over the step's own targets
+                    running.append(loss.item())
+                else:
+                    summed, k, contrast, margin = pair_losses(u)
+                    (summed / k_total + args.contrast_weight * contrast / n_pair).backward()
+                    running.append(summed.item() / k)
+                    margins.append(margin.item())
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             opt.zero_grad(set_to_none=True)
             state["step"] += 1
-            state["position"] += len(chunk)
-            bar.update(len(chunk))
+            state["position"] += 1
+            bar.update(1)
             state["wall_s"] = time.time() - t_start
-            if state["step"] % 10 == 0:
-                bar.set_postfix(loss=f"{np.mean(running[-80:]):.3f}")
+            if state["step"] % 5 == 0:
+                bar.set_postfix(loss=f"{np.mean(running[-40:]):.3f}", margin=f"{np.mean(margins[-20:] or [0]):.2f}")
             if state["step"] % args.checkpoint_steps == 0:
-                hl = held_loss()
+                h = held_eval()
                 state["history"].append({"step": state["step"], "train_loss": round(float(np.mean(running[-80:])), 4),
-                                         "held_loss": round(hl, 4), "wall_s": round(state["wall_s"])})
-                print(f"\nstep {state['step']}/{total}: train {np.mean(running[-80:]):.3f}, held-out {hl:.4f}, "
-                      f"{state['wall_s'] / 60:.1f} min", flush=True)
-                if state["best"] is None or hl < state["best"]["held_loss"]:
-                    state["best"] = {"step": state["step"], "held_loss": round(hl, 4)}
-                    model.save_pretrained(work / "best")
+                                         "train_margin": round(float(np.mean(margins[-40:] or [0])), 3), **h,
+                                         "wall_s": round(state["wall_s"])})
+                print(f"\nstep {state['step']}/{total}: {state['history'][-1]}, {state['wall_s'] / 60:.1f} min", flush=True)
+                keep_best(h)
                 checkpoint("last")
         bar.close()
         state["epoch"] += 1
         state["position"] = 0
-        hl = held_loss()
-        state["history"].append({"step": state["step"], "epoch_end": state["epoch"], "held_loss": round(hl, 4),
-                                 "wall_s": round(state["wall_s"])})
-        if state["best"] is None or hl < state["best"]["held_loss"]:
-            state["best"] = {"step": state["step"], "held_loss": round(hl, 4)}
-            model.save_pretrained(work / "best")
+        h = held_eval()
+        state["history"].append({"step": state["step"], "epoch_end": state["epoch"], **h, "wall_s": round(state["wall_s"])})
+        keep_best(h)
         checkpoint("last")
-        print(f"epoch {state['epoch']} done: held-out loss {hl:.4f}, {state['wall_s'] / 60:.1f} min", flush=True)
-    export(work, Path(args.out), state, args, len(data), n_tok)
+        print(f"epoch {state['epoch']} done: {h}, {state['wall_s'] / 60:.1f} min", flush=True)
+    export(work, Path(args.out), state, args, len(own), n_tok)
 
 
 def export(work: Path, out: Path, state: dict, args: argparse.Namespace, n_examples: int, n_tokens: int) -> None:
@@ -526,10 +586,12 @@ def export(work: Path, out: Path, state: dict, args: argparse.Namespace, n_examp
     (out / "adapter_config.json").write_text(json.dumps(cfg, indent=2))
     record = {"dialogues": [Path(p).name for p in args.dialogues], "examples": n_examples, "tokens": n_tokens,
               "epochs": args.epochs, "lr": args.lr, "rank": args.rank, "accumulate": args.accumulate,
-              "max_len": args.max_len, "layers": args.layers, "pair_share": args.pair_share, "init": Path(args.init).name if args.init else None, "seed": args.seed, "best": state["best"], "history": state["history"],
+              "max_len": args.max_len, "layers": args.layers, "pair_share": args.pair_share,
+              "pair_history": args.pair_history, "contrast_weight": args.contrast_weight,
+              "contrast_beta": args.contrast_beta, "init": Path(args.init).name if args.init else None, "seed": args.seed, "best": state["best"], "history": state["history"],
               "wall_s": round(state["wall_s"]), "threads": args.threads, "device": args.device}
     (out / "training.json").write_text(json.dumps(record, indent=1))
-    print(f"adapter written to {out} (best step {state['best']['step']}, held-out loss {state['best']['held_loss']})")
+    print(f"adapter written to {out} (best step {state['best']['step']}: {state['best']})")
 
 
 def main() -> None:

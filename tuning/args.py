@@ -20,6 +20,11 @@ def add_adapter_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pair-share", type=float, default=0.5,
                    help="share of the sequences that are contrastive pairs (one signal low and high, same context)")
     p.add_argument("--held-examples", type=int, default=60, help="held-out sequences that pick the checkpoint")
+    p.add_argument("--held-pairs", type=int, default=24, help="held-out contrastive pairs that pick the checkpoint")
+    p.add_argument("--pair-history", type=int, default=2, help="messages of context before the seeker's in a pair")
+    p.add_argument("--contrast-weight", type=float, default=1.0,
+                   help="weight of the contrastive term on pairs (0: likelihood of the targets only)")
+    p.add_argument("--contrast-beta", type=float, default=0.5, help="scale of the pair margin (nats) in the sigmoid")
     p.add_argument("--max-len", type=int, default=448, help="longest sequence in tokens (longer ones are skipped)")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--rank", type=int, default=16)

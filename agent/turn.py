@@ -228,14 +228,14 @@ class LLMFailed(Exception):
         self.cause, self.status = cause, status
 
 
-async def guarded(stream: AsyncGenerator[str, None], max_tokens: int, reply: Reply) -> AsyncGenerator[str, None]:
+async def guarded(stream: AsyncGenerator[tuple[str, int], None], max_tokens: int, reply: Reply) -> AsyncGenerator[str, None]:
     """The text the user may see: the output guard releases what no pattern can still claim, the closer ends the reply
     on a complete sentence near the token cap. On a guard hit the rest is dropped and a safe sentence ends it."""
     guard, closer, stats = OutputGuard(), SentenceCloser(max_tokens), reply.stats
     async with aclosing(stream):  # leaving early (guard hit, sentence end, cancel) closes the LLM request
-        async for delta in stream:
+        async for delta, tokens in stream:
             reply.t_first = reply.t_first or time.perf_counter()
-            if safe := closer.feed(guard.feed(delta)):
+            if safe := closer.feed(guard.feed(delta), tokens):
                 yield safe
             if guard.hit is not None:
                 break
@@ -277,9 +277,9 @@ async def generate(p: Pipeline, prompt: Prompt, fixed: str | None, reply: Reply)
             await asyncio.sleep(LLM_RETRY_BACKOFF_S[attempt])
 
 
-async def _fixed(text: str, stats: StreamStats) -> AsyncGenerator[str, None]:
+async def _fixed(text: str, stats: StreamStats) -> AsyncGenerator[tuple[str, int], None]:
     stats.finish_reason = "safety"
-    yield text
+    yield text, 1
 
 
 # --- 9. persist ----------------------------------------------------------------------------------------------------

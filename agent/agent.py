@@ -15,6 +15,7 @@ import numpy as np
 
 from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice
 from agent.batcher import MicroBatcher
+from agent.tts import load_synthesizer
 from agent.conversation import Admit, Conversation, Evict, Inputs
 from agent.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, EngineStatus
 from agent.events import Emit
@@ -78,6 +79,7 @@ class AgentConfig:
     text_model_dir: Path | None = None  # default: the artifact shipped in perception/models/text_emotion
     model_threads: int = 1  # intra-op threads per model
     voice_enabled: bool = True
+    tts_enabled: bool = True  # spoken replies (session.start voice_reply), Piper with the shipped Joe voice
     stt_model: Literal["tiny.en", "base"] = "tiny.en"
     vad_min_silence_ms: int = 600  # silence that ends a spoken turn
     cache_dir: Path = DEFAULT_CACHE_DIR
@@ -125,6 +127,10 @@ class Agent:
         await conv.close()
         await evict()
         await self.leases.release(lease)
+
+    @property
+    def tts_enabled(self) -> bool:
+        return self.pipeline.tts is not None
 
     @property
     def face_enabled(self) -> bool:
@@ -230,16 +236,18 @@ class Agent:
         return rec
 
     def converse(self, record: SessionRecord, emit: Emit, evict: Evict | None = None,
-                 locale: str | None = None, admit: Admit | None = None) -> Conversation:
+                 locale: str | None = None, admit: Admit | None = None, voice_reply: bool = False) -> Conversation:
         """The live conversation on `record`; one per session in this process, released when it closes. `evict` is
         called if a later connection takes the session over; `admit` is asked before a spoken turn runs (the key's
-        rate limit). SessionInUse only when two resumes race."""
+        rate limit); `voice_reply` speaks the replies too (when the server has a voice). SessionInUse only when two
+        resumes race."""
         key = (record.tenant, record.id)
         lease = self._pending.pop(key, None) or Lease(record.tenant, record.id, "local")
         if key in self._live:
             self._release_later(lease)
             raise SessionInUse(record.id)
-        conv = Conversation(self.pipeline, record, emit, self.inputs, self._released, locale=locale, admit=admit)
+        conv = Conversation(self.pipeline, record, emit, self.inputs, self._released, locale=locale, admit=admit,
+                            voice_reply=voice_reply and self.pipeline.tts is not None)
         self._live[key] = (conv, evict or _no_evict, lease)
         return conv
 
@@ -344,6 +352,7 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
         reader = TextReader(text, model, risk, load_language_id())
         voice = await asyncio.to_thread(load_voice_models, cfg.agent) if cfg.agent.voice_enabled else None
         face = await asyncio.to_thread(load_face_perceiver, cfg.agent) if cfg.agent.face_enabled else None
+        tts = await asyncio.to_thread(load_synthesizer) if cfg.agent.tts_enabled else None
         a = cfg.agent
         pipeline = Pipeline(
             reader=reader, batcher=MicroBatcher(reader.read_batch, max_batch=32), fusion=load_fuser(a, model, face),
@@ -351,7 +360,7 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
             store=open_agent_store(a),
             config=TurnConfig(max_tokens_cap=a.max_tokens_cap, temperature=a.temperature, history_chars=a.history_chars,
                               summary_chars=a.summary_chars),
-            webhook=SafetyWebhook(a.safety_webhook) if a.safety_webhook else None,
+            webhook=SafetyWebhook(a.safety_webhook) if a.safety_webhook else None, tts=tts,
         )
         inputs = Inputs(voice=voice, voice_config=a.voice, face=face, face_max_fps=a.face_max_fps, face_ttl_s=a.face_ttl_s)
         agent = Agent(pipeline=pipeline, inputs=inputs, config=a, leases=open_leases(a.store, a.redis_url))

@@ -51,8 +51,10 @@ class Conversation:
     """Owns its worker task and the running turn; `close()` cancels both (and with them the LLM stream)."""
 
     def __init__(self, pipeline: Pipeline, record: SessionRecord, emit: Emit, inputs: Inputs,
-                 release: Callable[[Conversation], None], locale: str | None = None, admit: Admit | None = None) -> None:
+                 release: Callable[[Conversation], None], locale: str | None = None, admit: Admit | None = None,
+                 voice_reply: bool = False) -> None:
         self.pipeline, self.record, self.inputs = pipeline, record, inputs
+        self.voice_reply = voice_reply  # replies are spoken too (response.audio events)
         self._admit = admit
         self.locale = locale  # for the safety layer's crisis resources
         self._emit, self._release = emit, release
@@ -163,7 +165,8 @@ class Conversation:
     async def _one(self, user: UserTurn) -> None:
         """A cancel at any point is answered with response.cancelled (or .interrupted on barge-in) carrying what had
         been sent, which history keeps."""
-        turn = Turn(self.pipeline, self.record, user, self._emit, self.frames.fresh() if self.frames else None, self.locale)
+        turn = Turn(self.pipeline, self.record, user, self._emit, self.frames.fresh() if self.frames else None, self.locale,
+                    speak=self.voice_reply)
         try:
             await turn.run()
         except asyncio.CancelledError:

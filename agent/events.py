@@ -19,6 +19,7 @@ class SessionStarted:
     history: tuple[Mapping[str, str], ...] = ()
     persona: Mapping[str, object] | None = None  # carried over (resumed session, or a returning user_id)
     protocol: str = PROTOCOL_VERSION
+    voice_reply: bool = False  # replies are spoken too (asked for in session.start, and the server has a voice)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,38 @@ class ResponseDone:
     usage: Mapping[str, int | None]
     timings_ms: Mapping[str, float | None]
     explanation: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseAudioStart:
+    """The reply will also be spoken (session.start voice_reply): the audio format of the response.audio events."""
+    type: ClassVar[str] = "response.audio.start"
+    response_id: str
+    sample_rate: int
+    voice: str
+    format: Literal["pcm16le"] = "pcm16le"
+    channels: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseAudio:
+    """One spoken sentence of the reply: base64 PCM16 audio, its text, and where it sits in the reply's audio."""
+    type: ClassVar[str] = "response.audio"
+    response_id: str
+    index: int
+    text: str
+    start_ms: float
+    duration_ms: float
+    audio: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseAudioDone:
+    """Every sentence of the reply has been spoken (sent); response.done follows."""
+    type: ClassVar[str] = "response.audio.done"
+    response_id: str
+    duration_ms: float
+    sentences: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,10 +188,10 @@ class ErrorEvent:
 
 Event = (
     SessionStarted | PerceptionEvent | FaceAbsent | PersonaEvent | ControlsEvent | ResponseDelta | ResponseDone
-    | ResponseCancelled | ResponseInterrupted | SpeechStarted | TranscriptEvent | SafetyEvent | ControlsUpdated | ErrorEvent
+    | ResponseAudioStart | ResponseAudio | ResponseAudioDone | ResponseCancelled | ResponseInterrupted | SpeechStarted | TranscriptEvent | SafetyEvent | ControlsUpdated | ErrorEvent
 )
 EVENTS: tuple[type[Event], ...] = (
     SessionStarted, PerceptionEvent, FaceAbsent, PersonaEvent, ControlsEvent, ResponseDelta, ResponseDone,
-    ResponseCancelled, ResponseInterrupted, SpeechStarted, TranscriptEvent, SafetyEvent, ControlsUpdated, ErrorEvent,
+    ResponseAudioStart, ResponseAudio, ResponseAudioDone, ResponseCancelled, ResponseInterrupted, SpeechStarted, TranscriptEvent, SafetyEvent, ControlsUpdated, ErrorEvent,
 )
 Emit = Callable[[Event], Awaitable[None]]  # how a conversation hands an event to its connection

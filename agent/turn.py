@@ -26,6 +26,7 @@ from agent.llm import LLMClient, LLMStatusError, StreamStats
 from agent.metrics import LLM_TOKENS, SAFETY, STORE_FAILURES, TURNS, observe_timings
 from agent.reading import TextReader, TextReading
 from agent.store import SessionRecord, SessionStore
+from agent.tts import SpokenReply, Synthesizer
 from agent.webhook import SafetyWebhook
 from fusion import FusedPercept
 from perception import LABELS, Modality, ModalitySignal
@@ -70,6 +71,7 @@ class Pipeline:
     store: SessionStore
     config: TurnConfig
     webhook: SafetyWebhook | None = None  # PERSONA_SAFETY_WEBHOOK: a human hand-off on crisis and safe-mode changes
+    tts: Synthesizer | None = None  # spoken replies (PERSONA_TTS_ENABLED), for sessions that ask for them
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,9 +297,11 @@ class Turn:
     """One user turn of one session. `run()` streams the reply; `reply` holds what was sent so far."""
 
     def __init__(self, p: Pipeline, rec: SessionRecord, user: UserTurn, emit: Emit, face: ModalitySignal | None,
-                 locale: str | None) -> None:
+                 locale: str | None, speak: bool = False) -> None:
         self.p, self.rec, self.user, self.emit, self.face, self.locale = p, rec, user, emit, face, locale
+        self.speak = speak and p.tts is not None  # the session asked for spoken replies and the server has a voice
         self.reply = Reply()
+        self.spoken: SpokenReply | None = None
         self.store_failed = False
 
     async def run(self) -> None:
@@ -350,17 +354,35 @@ class Turn:
                     if not first.done():  # the client went away or the turn was cancelled before the first piece
                         first.cancel()
                         await asyncio.gather(first, return_exceptions=True)
+                if self.speak and p.tts is not None:  # sentences are synthesised while the model goes on writing
+                    self.spoken = SpokenReply(p.tts, reply.id, decision.controls.pace, emit)
                 while piece is not None:
                     reply.show(piece)
                     await emit(ResponseDelta(response_id=reply.id, text=piece))
+                    if self.spoken is not None:
+                        self.spoken.feed(piece)
                     piece = await anext(pieces, None)
         except LLMFailed as failed:
+            if self.spoken is not None:
+                await self.spoken.aclose()
             await self.llm_failed(failed)
             return
+        except BaseException:
+            if self.spoken is not None:
+                await self.spoken.aclose()
+            raise
         if decision.controls.safety_mode == "safe":  # the resources again, fixed text after the model's reply
             reminder = "\n\n" + safety_resources(locale)
             reply.show(reminder)
             await emit(ResponseDelta(response_id=reply.id, text=reminder))
+            if self.spoken is not None:
+                self.spoken.feed(reminder)
+        if self.spoken is not None:  # the rest is spoken before response.done (a cancel meanwhile stops it)
+            try:
+                await self.spoken.finish()
+            except BaseException:
+                await self.spoken.aclose()
+                raise
         if reply.guard_hit is not None:
             log.warning("output guard: %s reply blocked in session %s", reply.guard_hit.kind, rec.id)
             SAFETY.labels("output_blocked").inc()
@@ -371,6 +393,9 @@ class Turn:
         remember_reply(rec, reply.text, interrupted=False)
         await self.persist()
         timings = turn_timings(marks, reply)
+        if self.spoken is not None and self.spoken.first_audio_at is not None:
+            timings["first_audio"] = round((self.spoken.first_audio_at - marks["start"]) * 1000, 3)
+            timings["tts_sentence_p50"] = round(sorted(self.spoken.synth_ms)[len(self.spoken.synth_ms) // 2], 3)
         observe_timings(timings)
         stats = reply.stats
         TURNS.labels("safety_reply" if stats.finish_reason == "safety" else "done").inc()

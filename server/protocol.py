@@ -38,6 +38,8 @@ class SessionStart(_Client):
     resume: str | None = Field(None, max_length=64, description="session_id of an earlier session to continue")
     consent: Consent = Field(default_factory=Consent)
     locale: str | None = Field(None, max_length=16, description="e.g. en-US: picks the crisis resources the safety layer gives")
+    voice_reply: bool = Field(False, description="speak the replies too: response.audio.start, response.audio (base64 "
+                              "PCM16 per sentence), response.audio.done before response.done")
 
 
 class UserText(_Client):

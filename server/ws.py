@@ -175,7 +175,8 @@ class Connection:
         try:
             record, resumed = await self.agent.start_session(event.profile, event.user_id, event.resume, self.tenant)
             self.conversation = self.agent.converse(record, self.emit, self.taken_over, locale=event.locale,
-                                                    admit=self.quota.take if self.quota is not None else None)
+                                                    admit=self.quota.take if self.quota is not None else None,
+                                                    voice_reply=event.voice_reply)
         except UnknownProfile as exc:
             await self.error("unknown_profile", str(exc))
             return False
@@ -193,5 +194,8 @@ class Connection:
                         for m in record.history)
         carried = record.persona.as_dict() if record.persona.turns else None
         await self.emit(SessionStarted(session_id=record.id, profile=record.profile_id, resumed=resumed, history=history,
-                                       persona=carried))
+                                       persona=carried, voice_reply=self.conversation.voice_reply))
+        if event.voice_reply and not self.conversation.voice_reply:
+            await self.error("voice_reply_unavailable", "spoken replies are not enabled on this server "
+                             "(PERSONA_TTS_ENABLED); replies come as text only")
         return True

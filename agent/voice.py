@@ -6,6 +6,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from perception import ModalitySignal
 from perception.voice.affect import VoiceAffectModel
 from perception.voice.audio import SAMPLE_RATE
 from perception.voice.stt import SpeechToText, Transcript
+from perception.voice.turn import SmartTurn
 from perception.voice.vad import VadModel, VadStream
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,7 @@ class VoiceModels:
     vad: VadModel
     stt: SpeechToText
     affect: VoiceAffectModel
+    turn: SmartTurn | None = None  # semantic end of turn (None: the `pipecat-ai` wheel is not installed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,13 @@ class VoiceConfig:
     max_utterance_s: float = 30.0  # an utterance is cut (and answered) at this length
     max_pending_s: float = 60.0  # audio received but not yet processed, before the client is told to slow down
     pre_roll_ms: int = 200  # audio kept before the VAD's start mark
+    # How a spoken turn ends. "vad": after PERSONA_VAD_MIN_SILENCE_MS of silence. "smart_turn": after a short
+    # silence the Smart Turn model reads the utterance: finished -> the turn ends now; unfinished -> it waits for
+    # more speech, up to turn_max_silence_ms of silence.
+    end_of_turn: Literal["vad", "smart_turn"] = "smart_turn"
+    turn_min_silence_ms: int = 200
+    turn_max_silence_ms: int = 2000
+    turn_threshold: float = 0.5  # Smart Turn probability of "finished" that ends the turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +54,14 @@ class AudioBackpressure(RuntimeError):
     pass
 
 
+class _PauseCheck:
+    """Queued by the pause timer: has the paused utterance stayed silent for turn_max_silence_ms of wall time? (The
+    client may stop sending audio altogether, so stream time alone cannot end it.)"""
+
+    def __init__(self, paused_at: int) -> None:
+        self.paused_at = paused_at
+
+
 class VoiceInput:
     """Runs its own task; calls back into the conversation on speech onset, interim text and final utterances."""
 
@@ -51,8 +69,11 @@ class VoiceInput:
                  on_interim: Callable[[str, int], Awaitable[None]], on_final: Callable[[Utterance | None, int], Awaitable[None]]) -> None:
         self.models, self.cfg = models, cfg
         self._on_speech, self._on_interim, self._on_final = on_speech, on_interim, on_final
-        self._vad: VadStream = models.vad.stream()
-        self._queue: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
+        self.smart = models.turn if cfg.end_of_turn == "smart_turn" else None
+        self._vad: VadStream = models.vad.stream(cfg.turn_min_silence_ms if self.smart is not None else None)
+        self._paused_at: int | None = None  # an unfinished utterance's speech stopped here; more may come
+        self._queue: asyncio.Queue[np.ndarray | _PauseCheck | None] = asyncio.Queue()
+        self._pause_timer: asyncio.Task[None] | None = None
         self._pending = 0  # samples queued, not yet through the VAD
         self._chunks: deque[np.ndarray] = deque()  # recent audio, at most max_utterance_s + 2 s
         self._held = 0  # samples in _chunks
@@ -88,10 +109,11 @@ class VoiceInput:
         self._queue.put_nowait(None)
 
     async def aclose(self) -> None:
-        for t in (self._task, self._interim_task):
-            if t is not None and not t.done():
+        tasks = [t for t in (self._task, self._interim_task, self._pause_timer) if t is not None]
+        for t in tasks:
+            if not t.done():
                 t.cancel()
-        await asyncio.gather(*(t for t in (self._task, self._interim_task) if t is not None), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _loop(self) -> None:
         while True:
@@ -104,7 +126,11 @@ class VoiceInput:
             finally:
                 self._working = False
 
-    async def _read(self, chunk: np.ndarray | None) -> None:
+    async def _read(self, chunk: np.ndarray | _PauseCheck | None) -> None:
+        if isinstance(chunk, _PauseCheck):
+            if self._paused_at == chunk.paused_at:  # still the same pause: nothing more was said
+                await self._finish(chunk.paused_at)
+            return
         if chunk is None:
             if self._speech_start is not None or self._vad.triggered:
                 await self._finish(self._vad.position)
@@ -120,8 +146,19 @@ class VoiceInput:
                 self._onset = ev.sample
                 self._onset_reported = False
                 self._last_interim = ev.sample
+            elif ev.kind == "start":
+                self._paused_at = None  # the speaker went on: the same utterance
             elif ev.kind == "end" and self._speech_start is not None:
-                await self._finish(ev.sample)
+                if self.smart is None or await self._finished(ev.sample):
+                    await self._finish(ev.sample)
+                else:
+                    self._paused_at = ev.sample
+                    waited = (self._vad.position - ev.sample) / SAMPLE_RATE
+                    self._pause_timer = asyncio.create_task(
+                        self._check_later(ev.sample, self.cfg.turn_max_silence_ms / 1000 - waited))
+        if self._paused_at is not None and \
+                self._vad.position - self._paused_at >= self.cfg.turn_max_silence_ms * SAMPLE_RATE // 1000:
+            await self._finish(self._paused_at)  # unfinished, but the speaker has stopped for long enough
         if self._speech_start is not None:
             pos = self._vad.position
             if not self._onset_reported and pos - self._onset >= self.cfg.barge_in_min_ms * SAMPLE_RATE // 1000:
@@ -155,7 +192,22 @@ class VoiceInput:
         if t.text and utterance_id == self.utterance_id:
             await self._on_interim(t.text, utterance_id)
 
+    async def _check_later(self, paused_at: int, delay_s: float) -> None:
+        await asyncio.sleep(max(0.0, delay_s))
+        self._queue.put_nowait(_PauseCheck(paused_at))
+
+    async def _finished(self, end: int) -> bool:
+        """Smart Turn on the utterance so far (with the short silence after it, as the model was trained)."""
+        assert self.smart is not None and self._speech_start is not None
+        audio = self._slice(self._speech_start, self._vad.position)
+        p = await asyncio.to_thread(self.smart.complete, audio)
+        log.debug("smart turn: utterance %d p(finished)=%.3f", self.utterance_id, p)
+        return p >= self.cfg.turn_threshold
+
     async def _finish(self, end: int) -> None:
+        self._paused_at = None
+        if self._pause_timer is not None and not self._pause_timer.done():
+            self._pause_timer.cancel()
         start = self._speech_start if self._speech_start is not None else max(self._ring_start, end - SAMPLE_RATE)
         audio = self._slice(start, end)
         self._speech_start = None

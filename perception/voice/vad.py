@@ -28,10 +28,11 @@ class VadModel:
     min_silence_ms: int = 600  # silence that ends an utterance
     speech_pad_ms: int = 30
 
-    def stream(self) -> VadStream:
+    def stream(self, min_silence_ms: int | None = None) -> VadStream:
+        """A stream with its own state; `min_silence_ms` overrides the silence that ends an utterance."""
         wrapper = copy.copy(self.model)  # shares the InferenceSession ...
         wrapper.reset_states()  # ... but gets its own recurrent state
-        return VadStream(self, wrapper)
+        return VadStream(self, wrapper, min_silence_ms=self.min_silence_ms if min_silence_ms is None else min_silence_ms)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class VadStream:
 
     cfg: VadModel
     model: Any
+    min_silence_ms: int = 600
     _pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     _samples: int = 0
     triggered: bool = False
@@ -53,7 +55,7 @@ class VadStream:
         n = (buf.size // WINDOW) * WINDOW
         self._pending = buf[n:]
         events: list[VadEvent] = []
-        min_silence = self.cfg.min_silence_ms * SAMPLE_RATE // 1000
+        min_silence = self.min_silence_ms * SAMPLE_RATE // 1000
         pad = self.cfg.speech_pad_ms * SAMPLE_RATE // 1000
         for s in range(0, n, WINDOW):
             prob = float(self.model(torch.from_numpy(buf[s:s + WINDOW]), SAMPLE_RATE).item())

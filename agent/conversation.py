@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from agent.events import ControlsUpdated, ErrorEvent, ResponseCancelled, ResponseInterrupted, SpeechStarted, TranscriptEvent
+from agent.events import (
+    ControlsUpdated, ErrorEvent, ResponseAudioTruncated, ResponseCancelled, ResponseInterrupted, SpeechStarted,
+    TranscriptEvent,
+)
 from agent.events import Emit
 from agent.frames import FrameInput
 from agent.store import SessionRecord
 from agent.turn import Pipeline, Turn, UserTurn, remember_reply
-from agent.voice import Utterance, VoiceConfig, VoiceInput, VoiceModels
+from agent.tts import SpokenReply, heard_text
+from agent.voice import Utterance, VoiceConfig, VoiceInput, VoiceModels, backchannel
 from perception.face.perceiver import FacePerceiver
 from perception.voice.audio import pcm16_to_float
 from persona import apply_overrides
+from prompts import Message
 
 log = logging.getLogger(__name__)
 Evict = Callable[[], Awaitable[None]]  # tells the connection its session was taken over, and closes it
@@ -64,6 +70,10 @@ class Conversation:
         self.voice: VoiceInput | None = None
         self.frames: FrameInput | None = None
         self._closing: asyncio.Future[None] | None = None
+        self._current: Turn | None = None
+        # The last spoken reply: its id, its voice (sentence timings), the index of its message in history.
+        self._spoken: tuple[str, SpokenReply, int | None] | None = None
+        self._held: int | None = None  # an utterance begun while the agent spoke: a backchannel, or an interruption?
         self._worker = asyncio.create_task(self._run(), name=f"conversation-{record.id}")
 
     @property
@@ -92,7 +102,7 @@ class Conversation:
             if self.inputs.voice is None:
                 raise VoiceUnavailable("voice input is not enabled on this server")
             self.voice = VoiceInput(self.inputs.voice, self.inputs.voice_config, on_speech=self._on_speech,
-                                    on_interim=self._on_interim, on_final=self._on_final)
+                                    on_interim=self._on_interim, on_final=self._on_final, on_sustained=self._on_sustained)
         self.voice.submit(samples)
 
     def end_of_utterance(self) -> None:
@@ -109,22 +119,57 @@ class Conversation:
                                      name=f"frames-{self.record.id}")
         self.frames.submit(data, explain)
 
+    def speaking(self) -> bool:
+        """Is the user (presumably) hearing a spoken reply right now?"""
+        now = time.perf_counter()
+        cur = self._current
+        if cur is not None and cur.spoken is not None and cur.spoken.playing(now):
+            return True
+        return self._spoken is not None and self._spoken[1].playing(now)
+
     async def _on_speech(self, utterance_id: int) -> None:
         await self._emit(SpeechStarted(utterance_id=utterance_id))
-        self.cancel("barge_in")  # the user talks over the reply: stop it
+        if self.speaking():  # it may be "mm-hmm": wait for more speech (on_sustained) or for its words (on_final)
+            self._held = utterance_id
+            return
+        await self._barge_in()  # the user talks over the reply: stop it
+
+    async def _on_sustained(self, utterance_id: int) -> None:
+        if self._held == utterance_id:  # longer than an acknowledgement: a real interruption
+            self._held = None
+            await self._barge_in()
+
+    async def _barge_in(self) -> None:
+        if self.cancel("barge_in"):  # a reply still being written (or spoken): response.interrupted from _one
+            return
+        if self._spoken is not None and self._spoken[1].playing(time.perf_counter()):
+            rid, spoken, idx = self._spoken  # written and sent, still playing: the client stops it and reports
+            spoken.stopped = True
+            text = self.record.history[idx].content if idx is not None else " ".join(s.text for s in spoken.sentences)
+            await self._emit(ResponseInterrupted(response_id=rid, text=text))
 
     async def _on_interim(self, text: str, utterance_id: int) -> None:
         await self._emit(TranscriptEvent(utterance_id=utterance_id, text=text, final=False))
 
     async def _on_final(self, utt: Utterance | None, utterance_id: int) -> None:
+        held = self._held == utterance_id
+        if held:
+            self._held = None
         if utt is None:
             await self._emit(TranscriptEvent(utterance_id=utterance_id, text="", final=True))
             return
         t = utt.transcript
+        if held and backchannel(t.text):  # "mm-hmm" while the agent spoke: heard, not a turn, no interruption
+            await self._emit(TranscriptEvent(utterance_id=utterance_id, text=t.text, final=True,
+                                             duration_s=round(t.duration_s, 3), latency_ms=round(t.latency_ms, 1),
+                                             model=t.model, backchannel=True))
+            return
         await self._emit(TranscriptEvent(utterance_id=utterance_id, text=t.text, final=True, duration_s=round(t.duration_s, 3),
                                          latency_ms=round(t.latency_ms, 1), model=t.model))
         if not t.text:
             return
+        if held:  # said over the reply and more than an acknowledgement
+            await self._barge_in()
         # A spoken turn counts against the key's rate like a typed one; refused, its transcript above still has it.
         if self._admit is not None and not await self._admit():
             await self._emit(ErrorEvent(code="rate_limited", retryable=True, message="rate limit reached: this spoken "
@@ -134,6 +179,29 @@ class Conversation:
             self._queue(UserTurn(t.text, voice=utt.voice))
         except InboxFull as exc:
             await self._emit(ErrorEvent(code="queue_full", message=str(exc), retryable=True))
+
+    async def audio_played(self, response_id: str, ms: float, interrupted: bool) -> bool:
+        """The client's playback report on the last spoken reply. Interrupted: history keeps the words heard in the
+        first `ms` of its audio (sentence timings), marked interrupted. False: not the last spoken reply."""
+        cur = self._current
+        if cur is not None and cur.spoken is not None and cur.reply.id == response_id:
+            if not interrupted:
+                return True
+            self.cancel("barge_in")  # stopped while it is still being written: stop it, then keep what was heard
+            if self._turn is not None:
+                await asyncio.wait({self._turn})
+        if self._spoken is None or self._spoken[0] != response_id:
+            return False
+        rid, spoken, idx = self._spoken
+        spoken.stopped = True
+        if not interrupted:
+            return True
+        text = heard_text(spoken.sentences, ms)
+        if idx is not None and idx < len(self.record.history) and self.record.history[idx].role == "assistant":
+            self.record.history[idx] = Message("assistant", text, interrupted=True)
+            await self.pipeline.store.save(self.record, rewrite=idx)
+        await self._emit(ResponseAudioTruncated(response_id=rid, ms=ms, text=text))
+        return True
 
     async def override(self, controls: dict[str, object]) -> None:
         profile = self.pipeline.profiles[self.record.profile_id]
@@ -167,6 +235,7 @@ class Conversation:
         been sent, which history keeps."""
         turn = Turn(self.pipeline, self.record, user, self._emit, self.frames.fresh() if self.frames else None, self.locale,
                     speak=self.voice_reply)
+        self._current = turn
         try:
             await turn.run()
         except asyncio.CancelledError:
@@ -175,6 +244,12 @@ class Conversation:
             event = ResponseInterrupted if self._cancel_reason == "barge_in" else ResponseCancelled
             await self._emit(event(response_id=turn.reply.id, text=turn.reply.text))
             raise
+        finally:
+            self._current = None
+            if turn.spoken is not None:
+                h = self.record.history
+                idx = len(h) - 1 if h and h[-1].role == "assistant" else None
+                self._spoken = (turn.reply.id, turn.spoken, idx)
 
     # --- close -------------------------------------------------------------------------------------------------------
 

@@ -120,6 +120,16 @@ class ResponseAudioDone:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseAudioTruncated:
+    """After response.audio.played {interrupted}: history now keeps only what the user heard (`text`), marked
+    interrupted, and the model is told so on the next turn."""
+    type: ClassVar[str] = "response.audio.truncated"
+    response_id: str
+    ms: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ResponseCancelled:
     """The reply was cancelled (response.cancel); `text` is what had been sent."""
     type: ClassVar[str] = "response.cancelled"
@@ -152,6 +162,7 @@ class TranscriptEvent:
     duration_s: float | None = None
     latency_ms: float | None = None
     model: str | None = None
+    backchannel: bool = False  # an acknowledgement ("mm-hmm", "yeah") said while the reply played: not a turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +199,10 @@ class ErrorEvent:
 
 Event = (
     SessionStarted | PerceptionEvent | FaceAbsent | PersonaEvent | ControlsEvent | ResponseDelta | ResponseDone
-    | ResponseAudioStart | ResponseAudio | ResponseAudioDone | ResponseCancelled | ResponseInterrupted | SpeechStarted | TranscriptEvent | SafetyEvent | ControlsUpdated | ErrorEvent
+    | ResponseAudioStart | ResponseAudio | ResponseAudioDone | ResponseAudioTruncated | ResponseCancelled | ResponseInterrupted | SpeechStarted | TranscriptEvent | SafetyEvent | ControlsUpdated | ErrorEvent
 )
 EVENTS: tuple[type[Event], ...] = (
     SessionStarted, PerceptionEvent, FaceAbsent, PersonaEvent, ControlsEvent, ResponseDelta, ResponseDone,
-    ResponseAudioStart, ResponseAudio, ResponseAudioDone, ResponseCancelled, ResponseInterrupted, SpeechStarted, TranscriptEvent, SafetyEvent, ControlsUpdated, ErrorEvent,
+    ResponseAudioStart, ResponseAudio, ResponseAudioDone, ResponseAudioTruncated, ResponseCancelled, ResponseInterrupted, SpeechStarted, TranscriptEvent, SafetyEvent, ControlsUpdated, ErrorEvent,
 )
 Emit = Callable[[Event], Awaitable[None]]  # how a conversation hands an event to its connection

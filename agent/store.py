@@ -44,8 +44,10 @@ class SessionStore(Protocol):
     """Every read and erase names the tenant: a session or user of another tenant does not exist for it."""
 
     async def load(self, session_id: str, tenant: str = LOCAL_TENANT) -> SessionRecord | None: ...
-    async def save(self, record: SessionRecord) -> None:
-        """Persist the record; with a user_id, its persona also becomes that user's latest (in its tenant)."""
+    async def save(self, record: SessionRecord, rewrite: int | None = None) -> None:
+        """Persist the record; with a user_id, its persona also becomes that user's latest (in its tenant). Messages
+        are appended; `rewrite` names one already stored that was changed in place (a spoken reply cut to what the
+        user heard)."""
         ...
     async def user_persona(self, user_id: str, tenant: str = LOCAL_TENANT) -> PersonaState | None: ...
     async def delete_session(self, session_id: str, tenant: str) -> bool: ...
@@ -130,7 +132,7 @@ class MemoryStore:
             got = self._records.get((tenant, session_id))
             return got[0] if got else None
 
-    async def save(self, record: SessionRecord) -> None:
+    async def save(self, record: SessionRecord, rewrite: int | None = None) -> None:
         async with self._lock:
             now = time.time()
             self._records[(record.tenant, record.id)] = (record, now)
@@ -221,12 +223,14 @@ class SqliteStore:
             self._db.execute("INSERT OR IGNORE INTO personas SELECT 'local', user_id, persona, updated_at FROM users")
             self._db.execute("DROP TABLE users")
 
-    def _save(self, r: SessionRecord) -> None:
+    def _save(self, r: SessionRecord, rewrite: int | None = None) -> None:
         with self._lock:
             db = self._db
             done = self._written.get(r.id)
             if done is None:
                 done = db.execute("SELECT COUNT(*) FROM messages WHERE session_id = ?", (r.id,)).fetchone()[0]
+            if rewrite is not None:
+                done = min(done, rewrite)
             now = time.time()
             db.execute("BEGIN")
             try:
@@ -320,8 +324,8 @@ class SqliteStore:
     async def load(self, session_id: str, tenant: str = LOCAL_TENANT) -> SessionRecord | None:
         return await asyncio.to_thread(self._load, session_id, tenant)
 
-    async def save(self, record: SessionRecord) -> None:
-        await asyncio.to_thread(self._save, record)
+    async def save(self, record: SessionRecord, rewrite: int | None = None) -> None:
+        await asyncio.to_thread(self._save, record, rewrite)
 
     async def user_persona(self, user_id: str, tenant: str = LOCAL_TENANT) -> PersonaState | None:
         return await asyncio.to_thread(self._user, user_id, tenant)

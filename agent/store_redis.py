@@ -45,7 +45,7 @@ class RedisStore:
     async def ping(self) -> bool:
         return bool(await self._r.ping())
 
-    async def save(self, r: SessionRecord) -> None:
+    async def save(self, r: SessionRecord, rewrite: int | None = None) -> None:
         t = r.tenant
         skey, mkey = self._k(t, "session", r.id), self._k(t, "messages", r.id)
         # Ask Redis how many messages it holds (not a local count): after a Redis restart or a move from another
@@ -59,6 +59,9 @@ class RedisStore:
                                   "safe_mode": safe_mode_to_json(r.safe_mode)})
             if new:
                 p.rpush(mkey, *new)
+            if rewrite is not None and rewrite < done:
+                m = r.history[rewrite]
+                p.lset(mkey, rewrite, json.dumps({"role": m.role, "content": m.content, "interrupted": m.interrupted}))
             p.expire(skey, self.ttl_s)
             p.expire(mkey, self.ttl_s)
             if r.user_id:

@@ -105,6 +105,23 @@ class SpokenSentence:
     duration_ms: float
 
 
+def heard_text(sentences: list[SpokenSentence], ms: float) -> str:
+    """The words of a spoken reply the user heard in its first `ms` of audio: whole sentences that ended by then, and
+    of the sentence playing at that moment the share of its words that its elapsed share of time covers."""
+    out: list[str] = []
+    for s in sentences:
+        if s.start_ms + s.duration_ms <= ms:
+            out.append(s.text)
+            continue
+        if ms > s.start_ms and s.duration_ms > 0:
+            words = s.text.split()
+            n = int(len(words) * (ms - s.start_ms) / s.duration_ms)
+            if n:
+                out.append(" ".join(words[:n]))
+        break
+    return " ".join(out)
+
+
 @dataclass
 class SpokenReply:
     """One reply's voice: `feed` the text the user is shown, `finish` when it ends; sentences are synthesised in order
@@ -121,6 +138,7 @@ class SpokenReply:
     _queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     _task: asyncio.Task[None] | None = None
     _started: bool = False
+    stopped: bool = False  # playback ended early (barge-in) or the client reported it finished
 
     def feed(self, text: str) -> None:
         for s in self._splitter.feed(text):
@@ -149,6 +167,17 @@ class SpokenReply:
     @property
     def duration_ms(self) -> float:
         return self.sentences[-1].start_ms + self.sentences[-1].duration_ms if self.sentences else 0.0
+
+    def playing(self, now: float, slack_s: float = 0.3) -> bool:
+        """Is the client (presumably) still playing this reply? Playback is taken to start when the first audio went
+        out and to run without gaps; `slack_s` covers the network and the client's buffer. Sentences still to come
+        count as playing too."""
+        if self.stopped:
+            return False
+        if self.first_audio_at is None:
+            return self._task is not None and not self._task.done()
+        return now < self.first_audio_at + self.duration_ms / 1000 + slack_s or \
+            (self._task is not None and not self._task.done())
 
     async def _run(self) -> None:
         while (sentence := await self._queue.get()) is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ class VoiceConfig:
     turn_min_silence_ms: int = 200
     turn_max_silence_ms: int = 2000
     turn_threshold: float = 0.5  # Smart Turn probability of "finished" that ends the turn
+    # While a spoken reply plays, speech interrupts it only once it lasts this long or its transcript is more than
+    # an acknowledgement ("mm-hmm", "yeah", "right"): a backchannel does not cut the agent off.
+    backchannel_max_ms: int = 700  # of speech heard (silence within the utterance not counted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,18 @@ class Utterance:
 
 class AudioBackpressure(RuntimeError):
     pass
+
+
+_BACKCHANNEL = re.compile(
+    r"^(?:(?:mm+-?hmm+|m+hm+|uh-?huh|uh|um+|hmm+|mm+|ah+|oh+|wow|yeah|yea|yep|yes|ya|okay|ok|right|sure|true|exactly|"
+    r"cool|nice|i see|got it|i know|totally|alright|all right|of course|definitely|absolutely|indeed|go on)[\s,.!?]*){1,3}$",
+    re.I)
+
+
+def backchannel(text: str) -> bool:
+    """Is this utterance only an acknowledgement (one to three of them, "Mm-hmm, yeah.")?"""
+    t = " ".join(text.replace("\u2019", "'").split()).strip(" .,!?")
+    return bool(t) and _BACKCHANNEL.match(t + " ") is not None
 
 
 class _PauseCheck:
@@ -66,9 +82,12 @@ class VoiceInput:
     """Runs its own task; calls back into the conversation on speech onset, interim text and final utterances."""
 
     def __init__(self, models: VoiceModels, cfg: VoiceConfig, *, on_speech: Callable[[int], Awaitable[None]],
-                 on_interim: Callable[[str, int], Awaitable[None]], on_final: Callable[[Utterance | None, int], Awaitable[None]]) -> None:
+                 on_interim: Callable[[str, int], Awaitable[None]], on_final: Callable[[Utterance | None, int], Awaitable[None]],
+                 on_sustained: Callable[[int], Awaitable[None]] | None = None) -> None:
         self.models, self.cfg = models, cfg
         self._on_speech, self._on_interim, self._on_final = on_speech, on_interim, on_final
+        self._on_sustained = on_sustained  # speech has gone on for backchannel_max_ms: more than an acknowledgement
+        self._sustained_reported = False
         self.smart = models.turn if cfg.end_of_turn == "smart_turn" else None
         self._vad: VadStream = models.vad.stream(cfg.turn_min_silence_ms if self.smart is not None else None)
         self._paused_at: int | None = None  # an unfinished utterance's speech stopped here; more may come
@@ -145,6 +164,7 @@ class VoiceInput:
                 self._speech_start = max(self._ring_start, ev.sample - self.cfg.pre_roll_ms * SAMPLE_RATE // 1000)
                 self._onset = ev.sample
                 self._onset_reported = False
+                self._sustained_reported = False
                 self._last_interim = ev.sample
             elif ev.kind == "start":
                 self._paused_at = None  # the speaker went on: the same utterance
@@ -164,6 +184,10 @@ class VoiceInput:
             if not self._onset_reported and pos - self._onset >= self.cfg.barge_in_min_ms * SAMPLE_RATE // 1000:
                 self._onset_reported = True
                 await self._on_speech(self.utterance_id)
+            if self._on_sustained is not None and not self._sustained_reported and \
+                    self._vad.last_voiced - self._onset >= self.cfg.backchannel_max_ms * SAMPLE_RATE // 1000:
+                self._sustained_reported = True
+                await self._on_sustained(self.utterance_id)
             if pos - self._speech_start >= self.cfg.max_utterance_s * SAMPLE_RATE:
                 await self._finish(pos)
             elif pos - self._last_interim >= self.cfg.interim_every_s * SAMPLE_RATE and (

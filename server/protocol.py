@@ -113,15 +113,23 @@ class ResponseCancel(_Client):
     type: Literal["response.cancel"]
 
 
+class ResponseAudioPlayed(_Client):
+    type: Literal["response.audio.played"]
+    response_id: str = Field(max_length=64, description="the spoken reply (response.audio.start's response_id)")
+    ms: float = Field(ge=0, le=3_600_000, description="milliseconds of its audio the user heard")
+    interrupted: bool = Field(False, description="playback was stopped (barge-in, or the user stopped it): history "
+                              "keeps the words heard, marked interrupted")
+
+
 class ControlsOverride(_Client):
     type: Literal["controls.override"]
     controls: dict[str, float | str] = Field(description="signal -> value; clamped to the profile's limits")
 
 
-ClientEvent = Annotated[SessionStart | UserText | UserAudio | UserAudioEnd | UserImage | ResponseCancel | ControlsOverride,
-                        Field(discriminator="type")]
+ClientEvent = Annotated[SessionStart | UserText | UserAudio | UserAudioEnd | UserImage | ResponseCancel
+                        | ResponseAudioPlayed | ControlsOverride, Field(discriminator="type")]
 CLIENT_TYPES = ("session.start", "user.text", "user.audio", "user.audio.end", "user.image", "response.cancel",
-                "controls.override")
+                "response.audio.played", "controls.override")
 
 
 def _wire_model(event: type[Event]) -> type[BaseModel]:
@@ -169,7 +177,8 @@ class ProtocolError(Exception):
         self.code, self.message = code, message
 
 
-ClientMessage = SessionStart | UserText | UserAudio | UserAudioEnd | UserImage | ResponseCancel | ControlsOverride | AudioFrame
+ClientMessage = (SessionStart | UserText | UserAudio | UserAudioEnd | UserImage | ResponseCancel | ResponseAudioPlayed
+                 | ControlsOverride | AudioFrame)
 
 
 def parse_client(raw: str | bytes) -> ClientMessage:

@@ -15,7 +15,7 @@ from agent import (
 )
 from server.limits import Quota
 from server.protocol import (
-    MAX_IMAGE_BYTES, AudioFrame, ClientMessage, ControlsOverride, ProtocolError, ResponseCancel, SessionStart, UserAudio,
+    MAX_IMAGE_BYTES, AudioFrame, ClientMessage, ControlsOverride, ProtocolError, ResponseAudioPlayed, ResponseCancel, SessionStart, UserAudio,
     UserAudioEnd, UserImage, UserText, parse_client, to_wire,
 )
 
@@ -106,6 +106,9 @@ class Connection:
         elif isinstance(event, ResponseCancel):
             if not self.conversation.cancel():
                 await self.error("no_active_response", "there is no reply being generated to cancel")
+        elif isinstance(event, ResponseAudioPlayed):
+            if not await self.conversation.audio_played(event.response_id, event.ms, event.interrupted):
+                await self.error("unknown_response", f"{event.response_id!r} is not this session's last spoken reply")
         elif isinstance(event, ControlsOverride):
             await self.conversation.override(dict(event.controls))
         elif isinstance(event, (AudioFrame, UserAudio)):

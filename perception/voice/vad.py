@@ -45,6 +45,7 @@ class VadStream:
     _pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     _samples: int = 0
     triggered: bool = False
+    last_voiced: int = 0  # stream position at the end of the last window heard as speech
     _temp_end: int = 0
     last_prob: float = 0.0
 
@@ -62,6 +63,7 @@ class VadStream:
             self.last_prob = prob
             self._samples += WINDOW
             if prob >= self.cfg.threshold:
+                self.last_voiced = self._samples
                 self._temp_end = 0
                 if not self.triggered:
                     self.triggered = True

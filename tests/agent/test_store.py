@@ -66,6 +66,25 @@ async def test_store_round_trip_and_user_persona(tmp_path, kind, request):
     await store.aclose()
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "memory"])
+async def test_a_message_cut_to_what_was_heard_is_rewritten_in_place(tmp_path, kind, request):
+    rs = request.getfixturevalue("redis_server") if kind == "redis" else None
+    store = make(kind, tmp_path, rs)
+    rec = SessionRecord(id="s3", profile_id="companion", user_id=None, persona=PersonaState.initial(0.0))
+    rec.history += [Message("user", "tell me a story"), Message("assistant", "Once upon a time. There was a sea.")]
+    await store.save(rec)
+    rec.history.append(Message("user", "wait"))  # the interruption, already a turn
+    rec.history[1] = Message("assistant", "Once upon a time.", interrupted=True)
+    await store.save(rec, rewrite=1)
+    if kind in ("sqlite", "redis"):
+        await store.aclose()
+        store = make(kind, tmp_path, rs)
+    got = await store.load("s3")
+    assert got is not None and [(m.content, m.interrupted) for m in got.history] == [
+        ("tell me a story", False), ("Once upon a time.", True), ("wait", False)]
+    await store.aclose()
+
+
 async def test_sqlite_appends_only_new_messages(tmp_path):
     store = SqliteStore(tmp_path / "s.db")
     rec = SessionRecord(id="s2", profile_id="companion", user_id=None, persona=PersonaState.initial(0.0))

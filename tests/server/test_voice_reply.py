@@ -2,12 +2,15 @@
 by the real faster-whisper model."""
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 
 import numpy as np
 import pytest
 
-from agent.tts import SentenceSplitter, length_scale, load_synthesizer
+from agent.tts import SentenceSplitter, SpokenSentence, heard_text, length_scale, load_synthesizer
+from tests.audio import chunks, espeak, silence
 from tests.server.wsutil import WS
 
 pytestmark = pytest.mark.llm
@@ -71,7 +74,7 @@ def test_pace_sets_the_speaking_rate():
     assert length_scale(0.0) == 1.25 and length_scale(0.5) == 1.0 and length_scale(1.0) == 0.8
     text = "Take a slow breath, and tell me what happened this morning."
     slow, fast = (len(synth.synthesize(text, pace)) for pace in (0.0, 1.0))
-    assert slow > 1.35 * fast  # 1.25 / 0.8 = 1.56 in phoneme length; pauses and padding scale less
+    assert slow > 1.2 * fast  # 1.25 / 0.8 = 1.56 in phoneme length; pauses, padding and sampled durations vary
 
 
 def test_sentences_come_out_as_they_end():
@@ -80,3 +83,69 @@ def test_sentences_come_out_as_they_end():
     assert s.feed("re. How are") == ["Hello there."]
     assert s.feed(" you?\nI am fine") == ["How are you?"]
     assert s.flush() == ["I am fine"] and s.flush() == []
+
+
+async def speak(ws: WS, audio: np.ndarray, ms: int = 20) -> None:
+    """Stream audio at real-time pace, as a microphone would."""
+    t0 = time.monotonic()
+    for i, frame in enumerate(chunks(audio, ms)):
+        await ws.send(frame)
+        await asyncio.sleep(max(0.0, t0 + (i + 1) * ms / 1000 - time.monotonic()))
+
+
+def sentences_of(events: list[dict]) -> list[SpokenSentence]:
+    return [SpokenSentence(e["text"], e["start_ms"], e["duration_ms"]) for e in events if e["type"] == "response.audio"]
+
+
+async def test_barge_in_during_playback_keeps_exactly_what_was_heard(live_server):
+    """The client plays the audio as it arrives and the user talks over it: the reply stops, the client reports how
+    much it played, and history keeps those words only (the model is told the reply was interrupted)."""
+    ws = await WS.connect(live_server.ws_url)
+    sid = (await ws.start(profile="companion", voice_reply=True, consent={"voice": True}))["session_id"]
+    await ws.send({"type": "user.text", "text": "Tell me a long story about a lighthouse keeper and the sea."})
+    events = await ws.until("response.audio", timeout=120)
+    t_play = time.monotonic()  # playback starts with the first sentence
+    rid = events[-1]["response_id"]
+    speech = espeak("Wait, stop, I have a question about that.")
+    onset = int(np.argmax(np.abs(speech) > 0.02))
+    sender = asyncio.create_task(speak(ws, np.concatenate([speech[onset:], silence(1.0)])))
+    more = await ws.until("response.interrupted", timeout=60)
+    t_stop = time.monotonic()
+    events += more
+    assert more[-1]["response_id"] == rid
+    heard_ms = min((t_stop - t_play) * 1000, sum(s.duration_ms for s in sentences_of(events)))
+    await ws.send({"type": "response.audio.played", "response_id": rid, "ms": heard_ms, "interrupted": True})
+    truncated = (await ws.until("response.audio.truncated", timeout=30))[-1]
+    expected = heard_text(sentences_of(events), heard_ms)
+    assert truncated["text"] == expected and truncated["ms"] == pytest.approx(heard_ms)
+    full = " ".join(s.text for s in sentences_of(events))
+    assert len(expected) < len(full)  # the user heard only part of it
+    await sender
+    await ws.until("response.done", timeout=120)  # the spoken question is answered as a turn
+    await ws.close()
+    ws = await WS.connect(live_server.ws_url)
+    history = (await ws.start(resume=sid))["history"]
+    assert history[1]["role"] == "assistant" and history[1]["content"] == expected and history[1].get("interrupted") == "true"
+    await ws.close()
+
+
+async def test_a_backchannel_during_playback_does_not_interrupt(live_server):
+    ws = await WS.connect(live_server.ws_url)
+    await ws.start(profile="companion", voice_reply=True, consent={"voice": True})
+    await ws.send({"type": "user.text", "text": "Tell me a long story about a lighthouse keeper and the sea."})
+    await ws.until("response.audio", timeout=120)
+    sender = asyncio.create_task(speak(ws, np.concatenate([espeak("Yeah."), silence(1.0)])))
+    events = await ws.until("response.done", timeout=120)
+    await sender
+    final = [e for e in events if e["type"] == "transcript" and e["final"]]
+    while not final:  # the reply ended before the utterance did: read on until its final transcript
+        ev = await ws.recv(timeout=30)
+        events.append(ev)
+        final = [ev] if ev["type"] == "transcript" and ev["final"] else []
+    types = [e["type"] for e in events]
+    assert "response.interrupted" not in types and "response.audio.done" in types, types
+    assert final and final[-1]["backchannel"] is True, final
+    # no turn was started for it: nothing more comes
+    with pytest.raises(TimeoutError):
+        await ws.until("response.done", timeout=5)
+    await ws.close()

@@ -1,6 +1,6 @@
 // Compiled by `npm run check` (tsc --noEmit): uses the generated protocol types the way an application would, so a
 // schema change that breaks them fails the build. Not shipped.
-import {PersonaClient, type ClientEvent, type EventOf, type ServerEvent} from "./index.js";
+import {PersonaClient, ReplyPlayer, type ClientEvent, type EventOf, type ServerEvent} from "./index.js";
 
 const start: ClientEvent = {type: "session.start", profile: "companion", user_id: "ada",
                             consent: {text: true, voice: false, face: false}};
@@ -18,7 +18,12 @@ function describe(e: ServerEvent): string {
     default: return e.type;
   }
 }
-void start; void text; void describe;
+const spoken = new PersonaClient("ws://127.0.0.1:8000/v1/chat", {voiceReply: true});
+const player = new ReplyPlayer(spoken);
+spoken.on("response.audio", (e) => { const b64: string = e.audio; const at: number = e.start_ms; void b64; void at; })
+  .on("response.audio.truncated", (e) => { const heard: string = e.text; void heard; });
+const played: ClientEvent = {type: "response.audio.played", response_id: "r1", ms: player.playedMs(), interrupted: true};
+void start; void text; void describe; void played;
 // @ts-expect-error: a field the schema does not have is refused
 const wrong: ClientEvent = {type: "user.text", text: "hi", colour: "blue"};
 void wrong;

@@ -14,6 +14,8 @@ export interface ClientOptions {
   userId?: string | null;
   resume?: string | null;
   consent?: {voice?: boolean; face?: boolean};
+  /** Speak the replies too: response.audio.start / response.audio / response.audio.done (play them with ReplyPlayer). */
+  voiceReply?: boolean;
 }
 
 export declare class PersonaClient {
@@ -32,6 +34,16 @@ export declare class PersonaClient {
   cancel(): void;
   override(controls: Record<string, number | string>): void;
   close(): void;
+}
+
+/** Browser only: plays spoken replies as they arrive; stops at once on barge-in (response.interrupted) or stop(), and
+ * tells the server how much was heard (response.audio.played), so history keeps exactly those words. */
+export declare class ReplyPlayer {
+  constructor(client: PersonaClient);
+  readonly playing: boolean;
+  /** Milliseconds of the current reply's audio played so far. */
+  playedMs(): number;
+  stop(responseId?: string | null): void;
 }
 
 /** Browser only: PCM16 mono 16 kHz frames from the microphone (an AudioWorklet). */

@@ -1,10 +1,10 @@
 // The demo page: chat + live panels, built on client.js. Plain DOM, no framework.
-import {PersonaClient, startCamera, startMicrophone} from "./client.js";
+import {PersonaClient, ReplyPlayer, startCamera, startMicrophone} from "./client.js";
 
 const $ = (id) => document.getElementById(id);
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/chat`;
 const params = new URLSearchParams(location.search);
-let client = null, stopMic = null, stopCam = null, current = null;
+let client = null, stopMic = null, stopCam = null, current = null, player = null;
 const history = [];  // persona valence/arousal per turn
 
 function bars(el, values, max = 1) {
@@ -42,8 +42,14 @@ function handle(ev) {
       for (const m of ev.history) line(m.role, m.content);
       break;
     case "transcript":
-      $("transcript").textContent = (ev.final ? "heard: " : "hearing: ") + ev.text;
-      if (ev.final && ev.text) line("user", ev.text);
+      $("transcript").textContent = (ev.final ? "heard: " : "hearing: ") + ev.text + (ev.backchannel ? " (acknowledgement: the reply goes on)" : "");
+      if (ev.final && ev.text && !ev.backchannel) line("user", ev.text);
+      break;
+    case "response.audio.start": $("speaker").textContent = `speaking (${ev.voice})`; $("speaker").dataset.state = "speaking"; break;
+    case "response.audio.done": $("speaker").dataset.sentences = ev.sentences; break;
+    case "response.audio.truncated":
+      $("speaker").textContent = `stopped after ${(ev.ms / 1000).toFixed(1)} s: history keeps what you heard`;
+      $("speaker").dataset.state = "truncated";
       break;
     case "perception": {
       if (ev.modality === "face") $("camera-status").textContent = `camera: face read as ${ev.top}`;
@@ -85,8 +91,11 @@ function handle(ev) {
 $("connect").onclick = async () => {
   if (client) { client.close(); client = null; stopMic?.(); stopCam?.(); $("connect").textContent = "Connect"; return; }
   const consent = {voice: $("consent-voice").checked, face: $("consent-face").checked};
-  client = new PersonaClient(wsUrl, {key: params.get("key"), profile: $("profile").value, consent});
+  const voiceReply = $("voice-reply").checked;
+  client = new PersonaClient(wsUrl, {key: params.get("key"), profile: $("profile").value, consent, voiceReply});
   client.on("*", handle);
+  player = voiceReply ? new ReplyPlayer(client) : null;
+  window.replyPlayer = player;  // for the browser test: how much was played
   await client.connect();
   $("connect").textContent = "Disconnect";
   for (const el of $("send").elements) el.disabled = false;
@@ -100,5 +109,5 @@ $("send").onsubmit = (e) => {
   if (!text || !client) return;
   line("user", text); client.sendText(text); $("text").value = "";
 };
-$("stop").onclick = () => client?.cancel();
+$("stop").onclick = () => { client?.cancel(); player?.stop(); };
 drawVA();

@@ -1,9 +1,10 @@
 // persona-agent JS client: speaks only the published protocol (GET /v1/schema). No dependencies.
 //   const c = new PersonaClient("ws://host:8000/v1/chat", {key, profile, consent: {voice: true, face: true}});
 //   c.on("response.delta", e => ...); await c.connect(); c.sendText("hi");
+//   Spoken replies: new PersonaClient(url, {voiceReply: true}) and new ReplyPlayer(c) plays them.
 export class PersonaClient {
-  constructor(url, {key = null, profile = null, userId = null, consent = {}, resume = null} = {}) {
-    Object.assign(this, {url, key, profile, userId, consent, resume});
+  constructor(url, {key = null, profile = null, userId = null, consent = {}, resume = null, voiceReply = false} = {}) {
+    Object.assign(this, {url, key, profile, userId, consent, resume, voiceReply});
     this.handlers = new Map();
     this.ws = null;
     this.sessionId = null;
@@ -24,7 +25,7 @@ export class PersonaClient {
         this._fire(ev);
       };
       this.ws.onopen = () => this.send({type: "session.start", profile: this.profile || undefined,
-        user_id: this.userId || undefined, resume: this.resume || undefined,
+        user_id: this.userId || undefined, resume: this.resume || undefined, voice_reply: !!this.voiceReply,
         consent: {text: true, voice: !!this.consent.voice, face: !!this.consent.face}});
     });
   }
@@ -36,6 +37,58 @@ export class PersonaClient {
   cancel() { this.send({type: "response.cancel"}); }
   override(controls) { this.send({type: "controls.override", controls}); }
   close() { this.ws && this.ws.close(); }
+}
+
+// Spoken replies → the speakers, sentence after sentence as they arrive (Web Audio). On barge-in
+// (response.interrupted) or stop() the sound stops at once and the server is told how much was heard
+// (response.audio.played), so the conversation history keeps exactly those words.
+export class ReplyPlayer {
+  constructor(client) {
+    this.client = client; this.ctx = null; this.id = null; this.rate = 22050; this.parts = []; this.done = false;
+    client.on("response.audio.start", (e) => this._start(e))
+      .on("response.audio", (e) => this._play(e))
+      .on("response.audio.done", (e) => { if (e.response_id === this.id) { this.done = true; this._maybeFinished(); } })
+      .on("response.interrupted", (e) => this.stop(e.response_id));
+  }
+  _start(e) {
+    this.stop();
+    this.ctx = this.ctx || new AudioContext();
+    Object.assign(this, {id: e.response_id, rate: e.sample_rate, parts: [], done: false, end: this.ctx.currentTime});
+  }
+  _play(e) {
+    if (e.response_id !== this.id) return;
+    const bytes = Uint8Array.from(atob(e.audio), (c) => c.charCodeAt(0));
+    const pcm = new Int16Array(bytes.buffer, 0, bytes.length >> 1);
+    const buf = this.ctx.createBuffer(1, pcm.length, this.rate), ch = buf.getChannelData(0);
+    for (let i = 0; i < pcm.length; i++) ch[i] = pcm[i] / 32768;
+    const src = this.ctx.createBufferSource();
+    src.buffer = buf; src.connect(this.ctx.destination);
+    const at = Math.max(this.end, this.ctx.currentTime);
+    src.start(at); this.end = at + buf.duration;
+    src.onended = () => this._maybeFinished();
+    this.parts.push({src, at, duration: buf.duration});
+  }
+  get playing() { return !!this.id && this.parts.some((p) => this.ctx.currentTime < p.at + p.duration); }
+  // Milliseconds of this reply's audio heard so far (gaps between sentences not counted).
+  playedMs() {
+    if (!this.ctx) return 0;
+    const now = this.ctx.currentTime;
+    return 1000 * this.parts.reduce((s, p) => s + Math.max(0, Math.min(p.duration, now - p.at)), 0);
+  }
+  _maybeFinished() {
+    if (this.id && this.done && !this.playing) {
+      this.client.send({type: "response.audio.played", response_id: this.id, ms: this.playedMs(), interrupted: false});
+      this.id = null;
+    }
+  }
+  stop(responseId = null) {
+    if (!this.id || (responseId && responseId !== this.id)) return;
+    const ms = this.playedMs(), id = this.id;
+    this.id = null;
+    for (const p of this.parts) { p.src.onended = null; try { p.src.stop(); } catch { /* not started */ } }
+    this.parts = [];
+    this.client.send({type: "response.audio.played", response_id: id, ms, interrupted: true});
+  }
 }
 
 // Microphone → 16 kHz PCM16 frames of 20 ms, through an AudioWorklet (no ScriptProcessor).

@@ -1,6 +1,6 @@
-// <persona-chat endpoint="wss://host/v1/chat" key="pk_..." profile="support_agent"></persona-chat>
+// <persona-chat endpoint="wss://host/v1/chat" key="pk_..." profile="support_agent" voice-reply></persona-chat>
 // One script tag, one element: a self-contained chat box (shadow DOM, no styles leak in or out).
-import {PersonaClient} from "./client.js";
+import {PersonaClient, ReplyPlayer} from "./client.js";
 
 class PersonaChat extends HTMLElement {
   async connectedCallback() {
@@ -18,7 +18,9 @@ class PersonaChat extends HTMLElement {
     const log = root.querySelector("ol"), input = root.querySelector("input"), mood = root.querySelector(".mood");
     const add = (role, text) => { const li = document.createElement("li"); li.className = role; li.textContent = text; log.append(li); log.scrollTop = log.scrollHeight; return li; };
     let current = null;
-    const client = new PersonaClient(this.getAttribute("endpoint"), {key: this.getAttribute("key"), profile: this.getAttribute("profile")});
+    const client = new PersonaClient(this.getAttribute("endpoint"), {key: this.getAttribute("key"), profile: this.getAttribute("profile"),
+                                                                   voiceReply: this.hasAttribute("voice-reply")});
+    this.player = this.hasAttribute("voice-reply") ? new ReplyPlayer(client) : null;  // speaks; stops at once on barge-in
     client.on("response.delta", (e) => { current = current || add("assistant", ""); current.textContent += e.text; log.scrollTop = log.scrollHeight; })
       .on("response.done", (e) => { (current || add("assistant", e.text)).dataset.done = "1"; current = null;
         this.dispatchEvent(new CustomEvent("persona-reply", {detail: e, bubbles: true, composed: true})); })
@@ -29,6 +31,6 @@ class PersonaChat extends HTMLElement {
     await client.connect();
     this.setAttribute("ready", "");
   }
-  disconnectedCallback() { this.client?.close(); }
+  disconnectedCallback() { this.player?.stop(); this.client?.close(); }
 }
 customElements.define("persona-chat", PersonaChat);

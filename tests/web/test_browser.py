@@ -105,6 +105,27 @@ def test_demo_page_microphone_and_camera(live_server, pw, tmp_path):
     browser.close()
 
 
+def test_demo_page_speaks_the_reply_to_a_spoken_turn(live_server, pw, tmp_path):
+    """Fake microphone in, the reply's audio out through Web Audio: the page plays it as it arrives."""
+    wav = tmp_path / "ask.wav"
+    speech = np.concatenate([silence(1.0), espeak("Can you tell me something kind about the sea?"), silence(30.0)])
+    sf.write(wav, speech, 16000, subtype="PCM_16")
+    browser = _launch(pw, ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                           f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required"])
+    context = browser.new_context(permissions=["microphone"])
+    page = context.new_page()
+    page.goto(live_server.url + "/")
+    page.check("#consent-voice")
+    page.check("#voice-reply")
+    page.click("#connect")
+    page.wait_for_selector("#speaker[data-state=speaking]", timeout=180_000)
+    page.wait_for_function("window.replyPlayer && window.replyPlayer.playedMs() > 1000", timeout=60_000)
+    page.screenshot(path=str(SCREENS / "demo-spoken-reply.png"), full_page=True)
+    played = page.evaluate("window.replyPlayer.playedMs()")
+    assert played > 1000 and "sea" in page.inner_text("#log li.user").lower()
+    browser.close()
+
+
 def test_widget_on_a_third_party_page(live_server, pw, tmp_path):
     host = live_server.url.removeprefix("http://")
     (tmp_path / "index.html").write_text(f"""<!doctype html><html><head><title>Acme support</title></head><body>

@@ -1,5 +1,6 @@
 """Voice benchmark: speech-to-text WER and real-time factor per shipped model, voice-emotion cross-validation
-against a plain peer, and end-of-speech → first reply token through the live server.
+against a plain peer, end of turn (Smart Turn vs VAD alone), spoken replies (Piper), and end of speech → first reply
+token and first reply audio through the live server, Smart Turn vs VAD alone in the same run.
 
     .venv/bin/python bench/voice.py [--skip-live] [--trials 8]
 
@@ -95,43 +96,185 @@ def emotion_table() -> None:
     print(f"chance (majority class 'neutral'): {np.mean(data.y == np.bincount(data.y).argmax()):.3f}")
 
 
+# Utterances with a pause in mid-sentence: (before the pause, after it). Said with a 0.7 s and a 1.1 s pause: any
+# pause longer than VAD's 600 ms ends the turn there (a false cut-off); Smart Turn should hear it is unfinished.
+PAUSED = [
+    ("I was thinking", "that maybe I should call her."), ("So yesterday I went to the", "doctor about my back."),
+    ("My sister and I", "are not really talking anymore."), ("The thing is", "I don't know what to do next."),
+    ("I wanted to ask you about", "my trouble sleeping."), ("When I got home last night", "the house was empty."),
+    ("I'm not sure if I should", "quit my job or stay."), ("Every time I try to", "talk to him, we argue."),
+    ("What worries me most is", "that nobody noticed."), ("I've been feeling really", "tired for weeks now."),
+    ("Could you help me figure out", "how to tell my parents?"), ("It started when my boss", "moved me to another team."),
+    ("I keep telling myself that", "it will get better."), ("The problem with my", "roommate is the noise."),
+    ("Because of the exam", "I haven't slept at all."), ("If I could just", "have one quiet day."),
+    ("My best friend said that", "I should see someone."), ("After the accident I", "stopped driving at night."),
+    ("I don't really know how to", "explain what happened."), ("Last week my dog", "got very sick."),
+]
+
+
+def piper_voice():
+    """Speech from the Piper voice (human-like prosody: a falling end on a finished sentence), at 16 kHz."""
+    from agent.tts import load_synthesizer
+
+    synth = load_synthesizer()
+
+    def say(text: str) -> np.ndarray:
+        x = np.frombuffer(synth.synthesize(text, 0.5), "<i2").astype(np.float32) / 32768
+        t = np.arange(0, x.size / synth.sample_rate, 1 / SAMPLE_RATE)
+        return np.interp(t, np.arange(x.size) / synth.sample_rate, x).astype(np.float32)
+
+    return say
+
+
+def turn_table(voice: str) -> None:
+    """Smart Turn vs VAD alone on the same audio, fed through the session's real voice input (VAD, Smart Turn,
+    speech-to-text), faster than real time: the delay is counted in audio (stream position), plus the model's own
+    compute, reported apart. `voice`: espeak-ng (robotic, flat endings) or piper (human-like prosody)."""
+    from agent.agent import AgentConfig, load_voice_models
+    from agent.voice import VoiceConfig, VoiceInput
+
+    models = load_voice_models(AgentConfig(stt_model="tiny.en"))
+    assert models.turn is not None, "Smart Turn needs the pipecat-ai wheel"
+    say = espeak if voice == "espeak-ng" else piper_voice()
+    sr = SAMPLE_RATE
+    paused = [(np.concatenate([say(a), np.zeros(int(p * sr), np.float32), say(b)]), f"{a} … {b}")
+              for p in (0.7, 1.1) for a, b in PAUSED]
+    complete = [say(f"{a} {b}") for a, b in PAUSED] + [say(t) for t in SENTENCES]
+
+    def speech_end(audio: np.ndarray) -> int:
+        loud = np.flatnonzero(np.abs(audio) > 0.02)
+        return int(loud[-1]) if loud.size else audio.size
+
+    async def run(audio: np.ndarray, mode: str) -> tuple[int, float | None]:
+        """(number of turns the utterance was cut into, end-of-turn delay in ms of audio after the speech ended)."""
+        cfg = VoiceConfig(end_of_turn=mode, interim_every_s=1e9)  # type: ignore[arg-type]
+        finals: list[int] = []
+        vi: VoiceInput | None = None
+
+        async def on_final(utt, uid) -> None:
+            assert vi is not None
+            if utt is not None and utt.transcript.text:
+                finals.append(vi._vad.position)
+
+        async def nothing(*_a) -> None:
+            return None
+
+        vi = VoiceInput(models, cfg, on_speech=nothing, on_interim=nothing, on_final=on_final)
+        data = np.concatenate([np.zeros(int(0.3 * sr), np.float32), audio, np.zeros(int(2.6 * sr), np.float32)])
+        end = int(0.3 * sr) + speech_end(audio)
+        for i in range(0, data.size, 320):
+            vi.submit(data[i:i + 320])
+        while vi.busy:
+            await asyncio.sleep(0.01)
+        await vi.aclose()
+        delay = (finals[-1] - end) / sr * 1000 if finals else None
+        return len(finals), delay
+
+    t_model: list[float] = []
+    for a in complete[:10]:
+        t0 = time.perf_counter()
+        models.turn.complete(a)
+        t_model.append((time.perf_counter() - t0) * 1000)
+    print(f"end of turn, {voice} speech: {len(paused)} utterances with a mid-sentence pause (0.7 s / 1.1 s), "
+          f"{len(complete)} complete ones")
+    print("| end of turn | false cut-offs (paused utterances split in two) | end-of-turn delay on complete utterances, "
+          "p50 / p95 (ms of audio after the speech) | turns missed |")
+    print("|---|---|---|---|")
+    for mode, label in (("vad", "VAD alone (600 ms of silence)"), ("smart_turn", "Smart Turn v3.2 (200 ms, then the model; ≤ 2 s)")):
+        cut = [asyncio.run(run(a, mode))[0] for a, _ in paused]
+        done = [asyncio.run(run(a, mode)) for a in complete]
+        delays = [d for _, d in done if d is not None]
+        print(f"| {label} | {sum(n > 1 for n in cut)} of {len(cut)} | {np.median(delays):.0f} / "
+              f"{np.percentile(delays, 95):.0f} | {sum(n == 0 for n, _ in done)} |", flush=True)
+    print(f"Smart Turn compute per decision: {np.median(t_model):.0f} ms p50 (one thread), added to its delay above")
+
+
+def tts_table() -> None:
+    """Piper (en_US-joe-medium) on one thread: time to synthesise each sentence (the wait before a sentence can be
+    heard once its text is complete) and the real-time factor."""
+    from agent.tts import load_synthesizer
+
+    synth = load_synthesizer()
+    synth.synthesize("Warm-up.", 0.5)
+    ms, rtf = [], []
+    for t in SENTENCES + [f"{a} {b}" for a, b in PAUSED[:8]]:
+        t0 = time.perf_counter()
+        pcm = synth.synthesize(t, 0.5)
+        dt = time.perf_counter() - t0
+        ms.append(dt * 1000)
+        rtf.append(dt / (len(pcm) / 2 / synth.sample_rate))
+    print(f"spoken replies: {synth.name}, {len(ms)} sentences, one thread")
+    print("  " + row("tts_first_audio_per_sentence", ms, what="sentence text complete -> its audio ready"))
+    print("  " + row("tts_real_time_factor", rtf, unit="x", what="synthesis time / audio duration"))
+
+
 async def live_latency(trials: int) -> None:
+    """End of speech -> first reply token and -> first reply audio, over the live WebSocket with the real engine:
+    a server ending turns with Smart Turn and one with VAD alone (the same engine behind both), in turns."""
     import websockets
 
     from harness import live_server
 
-    speech = espeak("I had a long day at work and I just want to relax now.")
-    pcm = (np.clip(speech, -1, 1) * 32767).astype("<i2").tobytes()
-    tail = np.zeros(int(2.0 * SAMPLE_RATE), dtype="<i2").tobytes()
+    texts = ["I had a long day at work and I just want to relax now.", "Can you help me calm down before my exam?",
+             "My best friend is moving away next month.", "I finally finished painting the kitchen today."]
     frame = SAMPLE_RATE * 20 // 1000 * 2
+    tail = np.zeros(int(2.6 * SAMPLE_RATE), dtype="<i2").tobytes()
 
-    async def one(url: str, explicit_end: bool) -> float:
-        async with websockets.connect(url, max_size=8 * 1024 * 1024) as ws:
-            await ws.send(json.dumps({"type": "session.start", "profile": "companion", "consent": {"voice": True}}))
+    async def one(url: str, text: str, explicit_end: bool) -> tuple[float, float]:
+        speech = espeak(text)
+        pcm = (np.clip(speech, -1, 1) * 32767).astype("<i2").tobytes()
+        async with websockets.connect(url, max_size=16 * 1024 * 1024) as ws:
+            await ws.send(json.dumps({"type": "session.start", "profile": "companion", "consent": {"voice": True},
+                                      "voice_reply": True}))
             await ws.recv()
             data = pcm + (b"" if explicit_end else tail)
             t0 = time.monotonic()
-            end_of_speech = None
-            for i in range(0, len(data), frame):
-                await ws.send(data[i:i + frame])
-                if i + frame >= len(pcm) and end_of_speech is None:
-                    end_of_speech = time.monotonic()
-                    if explicit_end:
-                        await ws.send(json.dumps({"type": "user.audio.end"}))
-                await asyncio.sleep(max(0.0, t0 + (i // frame + 1) * 0.02 - time.monotonic()))
+            end_of_speech: float | None = None
+            first_token: float | None = None
+
+            async def send() -> None:
+                nonlocal end_of_speech
+                for i in range(0, len(data), frame):
+                    await ws.send(data[i:i + frame])
+                    if i + frame >= len(pcm) and end_of_speech is None:
+                        end_of_speech = time.monotonic()
+                        if explicit_end:
+                            await ws.send(json.dumps({"type": "user.audio.end"}))
+                    await asyncio.sleep(max(0.0, t0 + (i // frame + 1) * 0.02 - time.monotonic()))
+
+            sender = asyncio.create_task(send())
             while True:
-                ev = json.loads(await ws.recv())
-                if ev["type"] == "response.delta":
-                    return (time.monotonic() - end_of_speech) * 1000
+                ev = json.loads(await asyncio.wait_for(ws.recv(), 300))
+                if ev["type"] == "response.delta" and first_token is None:
+                    first_token = time.monotonic()
+                if ev["type"] == "response.audio":
+                    sender.cancel()
+                    assert end_of_speech is not None and first_token is not None
+                    return (first_token - end_of_speech) * 1000, (time.monotonic() - end_of_speech) * 1000
                 if ev["type"] == "error":
                     raise RuntimeError(ev)
 
-    with live_server(ROOT / "bench" / "out", {"PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "32"}) as srv:
-        vad = [await one(srv.ws_url, False) for _ in range(trials)]
-        ptt = [await one(srv.ws_url, True) for _ in range(trials)]
-    print(f"end of speech -> first reply token over the live WebSocket (embedded vLLM, SmolLM2-135M), {trials} trials each:")
-    print("  " + row("VAD turn detection (no end msg)", vad, what="includes the 600 ms silence that ends a turn"))
-    print("  " + row("peer: explicit user.audio.end", ptt, what="push-to-talk: no silence wait"))
+    env = {"PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "48", "PERSONA_STORE": "memory"}
+    out: dict[str, list[tuple[float, float]]] = {"smart_turn": [], "vad": [], "push_to_talk": []}
+    with live_server(ROOT / "bench" / "out" / "voice-smart", env) as smart:
+        vad_env = {**env, "LLM_BASE_URL": f"{smart.llm_url}/v1", "PERSONA_END_OF_TURN": "vad"}
+        with live_server(ROOT / "bench" / "out" / "voice-vad", vad_env) as vad:
+            await one(smart.ws_url, texts[0], True)  # warm-up both
+            await one(vad.ws_url, texts[0], True)
+            for i in range(trials):
+                t = texts[i % len(texts)]
+                out["smart_turn"].append(await one(smart.ws_url, t, False))
+                out["vad"].append(await one(vad.ws_url, t, False))
+                out["push_to_talk"].append(await one(smart.ws_url, t, True))
+    print(f"end of speech -> first reply token / first reply audio over the live WebSocket (embedded vLLM, "
+          f"SmolLM2-135M with the persona adapter; Piper voice), {trials} trials each, espeak-ng speech:")
+    for k, what in (("vad", "VAD alone: 600 ms of silence ends the turn"),
+                    ("smart_turn", "Smart Turn: 200 ms of silence, then the model"),
+                    ("push_to_talk", "peer: explicit user.audio.end (no silence wait)")):
+        print("  " + row(f"{k}_first_token", [a for a, _ in out[k]], what=what))
+        print("  " + row(f"{k}_first_audio", [b for _, b in out[k]], what=what))
+    v, s_ = np.median([b for _, b in out["vad"]]), np.median([b for _, b in out["smart_turn"]])
+    print(f"smart turn vs VAD alone, end of speech -> first audio p50: {s_:.0f} vs {v:.0f} ms ({(s_ / v - 1) * 100:+.0f}%)")
 
 
 def main() -> None:
@@ -145,6 +288,11 @@ def main() -> None:
     stt_table(args.models, args.threads)
     print()
     emotion_table()
+    for voice in ("espeak-ng", "piper"):
+        print()
+        turn_table(voice)
+    print()
+    tts_table()
     if not args.skip_live:
         print()
         asyncio.run(live_latency(args.trials))

@@ -178,13 +178,27 @@ class LexicalRisk:
     bias: float
 
     def score(self, text: str) -> float:
-        counts = Counter(t for t in lexical_terms(text) if t in self.vocab)
-        if not counts:
-            return 1.0 / (1.0 + math.exp(-self.bias))
-        idx = np.fromiter((self.vocab[t] for t in counts), dtype=np.int64, count=len(counts))
-        w = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * self.idf[idx]
-        z = float(w @ self.coef[idx]) / float(np.linalg.norm(w)) + self.bias
-        return 1.0 / (1.0 + math.exp(-z))
+        return float(self.score_batch([text])[0])
+
+    def score_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """[N] probabilities: the terms are counted per message, then weighted, normalised and scored for the whole
+        batch as one sparse computation (a message with no known term scores the bias)."""
+        rows: list[int] = []
+        cols: list[int] = []
+        counts: list[int] = []
+        vocab = self.vocab
+        for r, text in enumerate(texts):
+            for term, c in Counter(t for t in lexical_terms(text) if t in vocab).items():
+                rows.append(r)
+                cols.append(vocab[term])
+                counts.append(c)
+        n = len(texts)
+        row, col = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+        w = (1.0 + np.log(np.asarray(counts, np.float64))) * self.idf[col]
+        norm = np.sqrt(np.bincount(row, w * w, minlength=n))
+        dot = np.bincount(row, w * self.coef[col], minlength=n)
+        z = np.divide(dot, norm, out=np.zeros(n), where=norm > 0) + self.bias
+        return 1.0 / (1.0 + np.exp(-z))
 
 
 @dataclass(frozen=True)
@@ -205,7 +219,7 @@ class RiskClassifier:
         s = 1.0 / (1.0 + np.exp(-(z @ self.coef + self.bias)))
         if self.lexical is None:
             return s
-        lex = np.array([self.lexical.score(t) for t in texts])
+        lex = self.lexical.score_batch(texts)
         return self.embedding_weight * s + (1.0 - self.embedding_weight) * lex
 
     def assess(self, text: str, features: np.ndarray) -> RiskAssessment:

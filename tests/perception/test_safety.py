@@ -80,6 +80,7 @@ def test_lexical_score_matches_scikit_learn():
     want = clf.predict_proba(vec.transform(probe))[:, 1]
     got = np.array([ours.score(t) for t in probe])
     assert np.allclose(got, want, atol=1e-9), np.abs(got - want).max()
+    assert np.allclose(ours.score_batch(probe), want, atol=1e-9)  # the batch, scored as one sparse computation
     assert want.std() > 0.1  # the probe spans confident and unsure scores
 
 

@@ -89,6 +89,7 @@ def main() -> None:
     ap.add_argument("--matrix", action="store_true", help="throughput for 1, 2, 4 workers with SQLite and with Redis")
     ap.add_argument("--rate", type=float, nargs="+", help="open loop: turns per second offered (Poisson arrivals)")
     ap.add_argument("--duration", type=float, default=30.0, help="open loop: seconds per offered rate")
+    ap.add_argument("--workers", type=int, default=1, help="open loop: server worker processes (more than one: SQLite store)")
     args = ap.parse_args()
     if args.matrix:
         return matrix(args)
@@ -220,12 +221,15 @@ def open_loop(args) -> None:
     port = free_port()
     standin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "standin.py"), "--port", str(port),
                                 "--first-token-ms", str(FIRST_TOKEN_MS), "--token-ms", "10", "--tokens", "24"])
-    env = {"LLM_BASE_URL": f"http://127.0.0.1:{port}/v1", "LLM_MODEL": "scripted-standin", "PERSONA_STORE": "memory",
-           "PERSONA_VOICE_ENABLED": "false", "PERSONA_FACE_ENABLED": "false"}
+    store = {"PERSONA_STORE": "memory"} if args.workers == 1 else \
+        {"PERSONA_STORE": "sqlite", "PERSONA_STORE_PATH": str(ROOT / "bench" / "out" / "load" / "open.sqlite3")}
+    env = {"LLM_BASE_URL": f"http://127.0.0.1:{port}/v1", "LLM_MODEL": "scripted-standin", **store,
+           "PERSONA_VOICE_ENABLED": "false", "PERSONA_FACE_ENABLED": "false", "PERSONA_TTS_ENABLED": "false"}
     n = args.sessions[0]
     print(machine())
     print(f"LLM: ScriptedOpenAIStandIn (benchmark only): 24 tokens, first after 50 ms, then one per 10 ms. Open loop: "
-          f"{n} connected sessions, Poisson arrivals, {args.duration:.0f} s per rate; client on the same cores\n")
+          f"{n} connected sessions, Poisson arrivals, {args.duration:.0f} s per rate; {args.workers} server worker(s), "
+          f"{store['PERSONA_STORE']} store; client on the same cores\n")
     rows: list[tuple[float, float, tuple[float, float, float], int]] = []
 
     async def run(srv) -> None:
@@ -251,7 +255,7 @@ def open_loop(args) -> None:
             await c.ws.close()
 
     try:
-        with live_server(ROOT / "bench" / "out" / "load", env) as srv:
+        with live_server(ROOT / "bench" / "out" / "load", env, args=["--workers", str(args.workers)]) as srv:
             asyncio.run(run(srv))
     finally:
         standin.terminate()

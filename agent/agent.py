@@ -15,8 +15,6 @@ import numpy as np
 
 from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice
 from agent.batcher import MicroBatcher
-from agent.tts import load_synthesizer
-from perception.voice.turn import load_smart_turn
 from agent.conversation import Admit, Conversation, Evict, Inputs
 from agent.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, EngineStatus
 from agent.events import Emit
@@ -26,6 +24,7 @@ from agent.reading import TextPerceiver, TextReader
 from agent.store import (
     LOCAL_TENANT, SessionExport, SessionRecord, SessionStore, UserExport, open_store, session_export,
 )
+from agent.tts import load_synthesizer
 from agent.turn import Fuser, Pipeline, Turn, TurnConfig, UserTurn
 from agent.voice import VoiceConfig, VoiceModels
 from agent.webhook import SafetyWebhook
@@ -42,6 +41,7 @@ from perception.text_lexicon import load_lexicon_text_perceiver
 from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
 from perception.voice.affect import default_voice_affect_path, load_voice_affect
 from perception.voice.stt import load_stt
+from perception.voice.turn import load_smart_turn
 from perception.voice.vad import load_vad
 from persona import PersonaState, PersonaTracker, load_policy
 from prompts import Message, load_profiles
@@ -128,10 +128,6 @@ class Agent:
         await conv.close()
         await evict()
         await self.leases.release(lease)
-
-    @property
-    def tts_enabled(self) -> bool:
-        return self.pipeline.tts is not None
 
     @property
     def face_enabled(self) -> bool:

@@ -159,14 +159,10 @@ class Conversation:
             await self._emit(TranscriptEvent(utterance_id=utterance_id, text="", final=True))
             return
         t = utt.transcript
-        if held and backchannel(t.text):  # "mm-hmm" while the agent spoke: heard, not a turn, no interruption
-            await self._emit(TranscriptEvent(utterance_id=utterance_id, text=t.text, final=True,
-                                             duration_s=round(t.duration_s, 3), latency_ms=round(t.latency_ms, 1),
-                                             model=t.model, backchannel=True))
-            return
+        ack = held and backchannel(t.text)  # "mm-hmm" while the agent spoke: heard, not a turn, no interruption
         await self._emit(TranscriptEvent(utterance_id=utterance_id, text=t.text, final=True, duration_s=round(t.duration_s, 3),
-                                         latency_ms=round(t.latency_ms, 1), model=t.model))
-        if not t.text:
+                                         latency_ms=round(t.latency_ms, 1), model=t.model, backchannel=ack))
+        if ack or not t.text:
             return
         if held:  # said over the reply and more than an acknowledgement
             await self._barge_in()

@@ -55,6 +55,12 @@ _ROLE = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
 _OPENAI_ROLE = {"system": "system", "human": "user", "ai": "assistant"}
 
 
+def _usage(usage: dict[str, Any]) -> UsageMetadata:
+    """OpenAI-style usage counts as LangChain's."""
+    return UsageMetadata(input_tokens=usage.get("prompt_tokens") or 0, output_tokens=usage.get("completion_tokens") or 0,
+                         total_tokens=usage.get("total_tokens") or 0)
+
+
 class LLMStatusError(Exception):
     """The LLM endpoint answered an HTTP error status."""
 
@@ -151,11 +157,8 @@ class OpenAICompatibleChat(BaseChatModel):
                 if parts:
                     meta["tokens"] = len(parts)  # one streamed event per model token
                 if parts or meta or usage:
-                    um = None if not usage else UsageMetadata(
-                        input_tokens=usage.get("prompt_tokens") or 0, output_tokens=usage.get("completion_tokens") or 0,
-                        total_tokens=usage.get("total_tokens") or 0)
-                    yield ChatGenerationChunk(message=AIMessageChunk(content="".join(parts), usage_metadata=um,
-                                                                     response_metadata=meta))
+                    yield ChatGenerationChunk(message=AIMessageChunk(
+                        content="".join(parts), usage_metadata=_usage(usage) if usage else None, response_metadata=meta))
                 if done:
                     break
 
@@ -169,10 +172,7 @@ class OpenAICompatibleChat(BaseChatModel):
         obj = orjson.loads(r.content)
         choice, usage = obj["choices"][0], obj.get("usage") or {}
         message = AIMessage(content=choice["message"].get("content") or "", response_metadata={
-            "finish_reason": choice.get("finish_reason"), "model_name": obj.get("model")},
-            usage_metadata=UsageMetadata(input_tokens=usage.get("prompt_tokens") or 0,
-                                         output_tokens=usage.get("completion_tokens") or 0,
-                                         total_tokens=usage.get("total_tokens") or 0))
+            "finish_reason": choice.get("finish_reason"), "model_name": obj.get("model")}, usage_metadata=_usage(usage))
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 

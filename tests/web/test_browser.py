@@ -31,6 +31,22 @@ def _launch(pw, extra: list[str] | None = None):
     return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS + (extra or []))
 
 
+def _demo_page(pw, url: str, wav: Path, y4m: Path | None = None, boxes: tuple[str, ...] = ("#consent-voice",)):
+    """Chromium with its fake microphone (and camera) playing these files, on the demo page, connected with `boxes`
+    checked. (browser, page)"""
+    args = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required"]
+    if y4m is not None:
+        args.append(f"--use-file-for-fake-video-capture={y4m}")
+    browser = _launch(pw, args)
+    page = browser.new_context(permissions=["microphone"] + (["camera"] if y4m is not None else [])).new_page()
+    page.goto(url + "/")
+    for box in boxes:
+        page.check(box)
+    page.click("#connect")
+    return browser, page
+
+
 @pytest.fixture(scope="module")
 def pw():
     from playwright.sync_api import sync_playwright
@@ -83,15 +99,7 @@ def test_demo_page_microphone_and_camera(live_server, pw, tmp_path):
     speech = np.concatenate([silence(1.0), espeak("I am really happy to see you today."), silence(6.0)])
     sf.write(wav, speech, 16000, subtype="PCM_16")
     face_video(y4m)
-    browser = _launch(pw, ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                           f"--use-file-for-fake-audio-capture={wav}", f"--use-file-for-fake-video-capture={y4m}",
-                           "--autoplay-policy=no-user-gesture-required"])
-    context = browser.new_context(permissions=["microphone", "camera"])
-    page = context.new_page()
-    page.goto(live_server.url + "/")
-    page.check("#consent-voice")
-    page.check("#consent-face")
-    page.click("#connect")
+    browser, page = _demo_page(pw, live_server.url, wav, y4m, boxes=("#consent-voice", "#consent-face"))
     page.wait_for_selector(".modality[data-m=face]", timeout=60_000)
     face = page.inner_text(".modality[data-m=face]")
     page.wait_for_function("document.querySelector('#transcript').textContent.startsWith('heard: ') && "
@@ -110,14 +118,7 @@ def test_demo_page_speaks_the_reply_to_a_spoken_turn(live_server, pw, tmp_path):
     wav = tmp_path / "ask.wav"
     speech = np.concatenate([silence(1.0), espeak("Can you tell me something kind about the sea?"), silence(30.0)])
     sf.write(wav, speech, 16000, subtype="PCM_16")
-    browser = _launch(pw, ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                           f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required"])
-    context = browser.new_context(permissions=["microphone"])
-    page = context.new_page()
-    page.goto(live_server.url + "/")
-    page.check("#consent-voice")
-    page.check("#voice-reply")
-    page.click("#connect")
+    browser, page = _demo_page(pw, live_server.url, wav, boxes=("#consent-voice", "#voice-reply"))
     page.wait_for_selector("#speaker[data-state=speaking]", timeout=180_000)
     page.wait_for_function("window.replyPlayer && window.replyPlayer.playedMs() > 1000", timeout=60_000)
     page.screenshot(path=str(SCREENS / "demo-spoken-reply.png"), full_page=True)

@@ -82,6 +82,9 @@ class AgentConfig:
     voice_enabled: bool = True
     tts_enabled: bool = True  # spoken replies (session.start voice_reply), Piper with the shipped Joe voice
     stt_model: Literal["tiny.en", "base"] = "tiny.en"
+    # Speech-to-text sits on the spoken turn's critical path (end of turn -> transcript -> LLM): two threads take a
+    # 3 s utterance from ~700 to ~500 ms here (Whisper always encodes a 30 s window).
+    stt_threads: int = 2
     vad_min_silence_ms: int = 600  # silence that ends a spoken turn
     cache_dir: Path = DEFAULT_CACHE_DIR
     voice: VoiceConfig = VoiceConfig()
@@ -378,7 +381,7 @@ def open_agent_store(cfg: AgentConfig) -> SessionStore:
 def load_voice_models(cfg: AgentConfig) -> VoiceModels:
     """VAD, speech-to-text and the prosody head, warmed up (librosa's first call JIT-compiles for seconds)."""
     models = VoiceModels(vad=load_vad(min_silence_ms=cfg.vad_min_silence_ms),
-                         stt=load_stt(cfg.stt_model, cfg.cache_dir, threads=cfg.model_threads),
+                         stt=load_stt(cfg.stt_model, cfg.cache_dir, threads=cfg.stt_threads),
                          affect=load_voice_affect(default_voice_affect_path()),
                          turn=load_smart_turn(threads=1) if cfg.voice.end_of_turn == "smart_turn" else None)
     tone = (0.1 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)  # 1 s, 220 Hz

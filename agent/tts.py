@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from agent.events import ResponseAudio, ResponseAudioDone, ResponseAudioStart
 
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*\s+|\n+")
+_CLAUSE_END = re.compile(r"(?:[,;:]|\s[\u2014\u2013-])\s+")
 
 
 def length_scale(pace: float) -> float:
@@ -79,19 +80,33 @@ def load_synthesizer(model: Path | None = None, threads: int = 1) -> PiperSynthe
 
 
 class SentenceSplitter:
-    """Text in as it streams, whole sentences out (the last one on flush)."""
+    """Text in as it streams, whole sentences out (the last one on flush). The first piece may be a clause: once it
+    has `first_clause_words` words and a comma, semicolon, colon or dash follows them, it goes out without waiting
+    for the sentence to end, so the first audio is heard sooner (Piper reads a trailing comma as a continuation)."""
 
-    def __init__(self) -> None:
+    def __init__(self, first_clause_words: int | None = 4) -> None:
         self._buf = ""
+        self._first = first_clause_words  # None once the first piece is out (or clauses are off)
 
     def feed(self, text: str) -> list[str]:
         self._buf += text
         out = []
-        while (m := _SENTENCE_END.search(self._buf)) is not None:
-            sentence, self._buf = self._buf[:m.end()].strip(), self._buf[m.end():]
+        while (cut := self._next_cut()) is not None:
+            sentence, self._buf = self._buf[:cut].strip(), self._buf[cut:]
             if sentence:
                 out.append(sentence)
+                self._first = None
         return out
+
+    def _next_cut(self) -> int | None:
+        if (m := _SENTENCE_END.search(self._buf)) is not None:
+            return m.end()
+        if self._first is None:
+            return None
+        for m in _CLAUSE_END.finditer(self._buf):
+            if len(self._buf[:m.start()].split()) >= self._first:
+                return m.end()
+        return None
 
     def flush(self) -> list[str]:
         rest, self._buf = self._buf.strip(), ""

@@ -102,6 +102,8 @@ class VoiceInput:
         self._onset_reported = False
         self._last_interim = 0
         self._interim_task: asyncio.Task[None] | None = None
+        # (end sample, its transcription) started at a Smart Turn pause, for _finish to use if the turn ends there
+        self._early: tuple[int, asyncio.Future[Transcript]] | None = None
         self.utterance_id = 0
         self._working = False
         self._task = asyncio.create_task(self._loop(), name="voice-input")
@@ -168,7 +170,13 @@ class VoiceInput:
                 self._last_interim = ev.sample
             elif ev.kind == "start":
                 self._paused_at = None  # the speaker went on: the same utterance
+                self._early = None  # its early transcript is now too short
             elif ev.kind == "end" and self._speech_start is not None:
+                if self.smart is not None:
+                    # Transcribe the utterance so far while Smart Turn reads it: if it is finished, or the pause
+                    # runs out, the transcript is already under way; if the speaker goes on, it is dropped.
+                    self._early = (ev.sample, asyncio.ensure_future(
+                        asyncio.to_thread(self.models.stt.transcribe, self._slice(self._speech_start, ev.sample))))
                 if self.smart is None or await self._finished():
                     await self._finish(ev.sample)
                 else:
@@ -242,9 +250,12 @@ class VoiceInput:
         if audio.size < SAMPLE_RATE // 10:
             await self._on_final(None, uid)
             return
-        log.info("utterance %d: %.2f s of speech to transcribe", uid, audio.size / SAMPLE_RATE)
-        transcript, voice = await asyncio.gather(
-            asyncio.to_thread(self.models.stt.transcribe, audio),
-            asyncio.to_thread(self.models.affect.perceive, audio),
-        )
+        early, self._early = self._early, None
+        if early is not None and early[0] == end:
+            stt = early[1]
+            log.info("utterance %d: %.2f s of speech, transcribed from the pause on", uid, audio.size / SAMPLE_RATE)
+        else:
+            stt = asyncio.ensure_future(asyncio.to_thread(self.models.stt.transcribe, audio))
+            log.info("utterance %d: %.2f s of speech to transcribe", uid, audio.size / SAMPLE_RATE)
+        transcript, voice = await asyncio.gather(stt, asyncio.to_thread(self.models.affect.perceive, audio))
         await self._on_final(Utterance(transcript=transcript, voice=voice), uid)

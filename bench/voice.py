@@ -208,21 +208,24 @@ def tts_table() -> None:
     print("  " + row("tts_real_time_factor", rtf, unit="x", what="synthesis time / audio duration"))
 
 
-async def live_latency(trials: int) -> None:
+async def live_latency(trials: int, voice: str) -> None:
     """End of speech -> first reply token and -> first reply audio, over the live WebSocket with the real engine:
-    a server ending turns with Smart Turn and one with VAD alone (the same engine behind both), in turns."""
+    a server ending turns with Smart Turn and one with VAD alone (the same engine behind both), in turns. Also where
+    the time goes: end of speech -> final transcript received, the speech-to-text time inside it, and the turn's own
+    first token and first audio (from the turn's start, `response.done` timings)."""
     import websockets
 
     from harness import live_server
 
     texts = ["I had a long day at work and I just want to relax now.", "Can you help me calm down before my exam?",
              "My best friend is moving away next month.", "I finally finished painting the kitchen today."]
+    say = espeak if voice == "espeak-ng" else piper_voice()
+    speech = {t: (np.clip(say(t), -1, 1) * 32767).astype("<i2").tobytes() for t in texts}
     frame = SAMPLE_RATE * 20 // 1000 * 2
     tail = np.zeros(int(2.6 * SAMPLE_RATE), dtype="<i2").tobytes()
 
-    async def one(url: str, text: str, explicit_end: bool) -> tuple[float, float]:
-        speech = espeak(text)
-        pcm = (np.clip(speech, -1, 1) * 32767).astype("<i2").tobytes()
+    async def one(url: str, text: str, explicit_end: bool) -> dict[str, float]:
+        pcm = speech[text]
         async with websockets.connect(url, max_size=16 * 1024 * 1024) as ws:
             await ws.send(json.dumps({"type": "session.start", "profile": "companion", "consent": {"voice": True},
                                       "voice_reply": True}))
@@ -230,7 +233,7 @@ async def live_latency(trials: int) -> None:
             data = pcm + (b"" if explicit_end else tail)
             t0 = time.monotonic()
             end_of_speech: float | None = None
-            first_token: float | None = None
+            out: dict[str, float] = {}
 
             async def send() -> None:
                 nonlocal end_of_speech
@@ -242,20 +245,31 @@ async def live_latency(trials: int) -> None:
                             await ws.send(json.dumps({"type": "user.audio.end"}))
                     await asyncio.sleep(max(0.0, t0 + (i // frame + 1) * 0.02 - time.monotonic()))
 
+            def since_end() -> float:
+                assert end_of_speech is not None
+                return (time.monotonic() - end_of_speech) * 1000
+
             sender = asyncio.create_task(send())
             while True:
                 ev = json.loads(await asyncio.wait_for(ws.recv(), 300))
-                if ev["type"] == "response.delta" and first_token is None:
-                    first_token = time.monotonic()
-                if ev["type"] == "response.audio":
+                if ev["type"] == "transcript" and ev["final"] and "final" not in out:
+                    out["final"], out["stt"] = since_end(), ev["latency_ms"]
+                if ev["type"] == "response.delta" and "first_token" not in out:
+                    out["first_token"] = since_end()
+                if ev["type"] == "response.audio" and "first_audio" not in out:
+                    out["first_audio"] = since_end()
+                    out["first_sentence_words"] = len(ev["text"].split())
+                if ev["type"] == "response.done":
                     sender.cancel()
-                    assert end_of_speech is not None and first_token is not None
-                    return (first_token - end_of_speech) * 1000, (time.monotonic() - end_of_speech) * 1000
+                    tm = ev["timings_ms"]
+                    out["turn_first_token"] = tm["overhead_before_llm"] + tm["llm_first_token"]
+                    out["turn_first_audio"] = tm.get("first_audio") or float("nan")
+                    return out
                 if ev["type"] == "error":
                     raise RuntimeError(ev)
 
     env = {"PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "48", "PERSONA_STORE": "memory"}
-    out: dict[str, list[tuple[float, float]]] = {"smart_turn": [], "vad": [], "push_to_talk": []}
+    out: dict[str, list[dict[str, float]]] = {"smart_turn": [], "vad": [], "push_to_talk": []}
     with live_server(ROOT / "bench" / "out" / "voice-smart", env) as smart:
         vad_env = {**env, "LLM_BASE_URL": f"{smart.llm_url}/v1", "PERSONA_END_OF_TURN": "vad"}
         with live_server(ROOT / "bench" / "out" / "voice-vad", vad_env) as vad:
@@ -267,13 +281,18 @@ async def live_latency(trials: int) -> None:
                 out["vad"].append(await one(vad.ws_url, t, False))
                 out["push_to_talk"].append(await one(smart.ws_url, t, True))
     print(f"end of speech -> first reply token / first reply audio over the live WebSocket (embedded vLLM, "
-          f"SmolLM2-135M with the persona adapter; Piper voice), {trials} trials each, espeak-ng speech:")
+          f"SmolLM2-135M with the persona adapter; Piper voice), {trials} trials each, {voice} speech:")
+    parts = (("final", "end of speech -> final transcript received"), ("stt", "speech-to-text of the utterance"),
+             ("turn_first_token", "turn start -> first token"), ("turn_first_audio", "turn start -> first audio"),
+             ("first_token", "end of speech -> first reply token"), ("first_audio", "end of speech -> first reply audio"))
     for k, what in (("vad", "VAD alone: 600 ms of silence ends the turn"),
                     ("smart_turn", "Smart Turn: 200 ms of silence, then the model"),
                     ("push_to_talk", "peer: explicit user.audio.end (no silence wait)")):
-        print("  " + row(f"{k}_first_token", [a for a, _ in out[k]], what=what))
-        print("  " + row(f"{k}_first_audio", [b for _, b in out[k]], what=what))
-    v, s_ = np.median([b for _, b in out["vad"]]), np.median([b for _, b in out["smart_turn"]])
+        print(f"  {k}: {what}")
+        for part, label in parts:
+            print("    " + row(f"{k}_{part}", [o[part] for o in out[k]], what=label))
+    v = np.median([o["first_audio"] for o in out["vad"]])
+    s_ = np.median([o["first_audio"] for o in out["smart_turn"]])
     print(f"smart turn vs VAD alone, end of speech -> first audio p50: {s_:.0f} vs {v:.0f} ms ({(s_ / v - 1) * 100:+.0f}%)")
 
 
@@ -283,8 +302,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--skip-live", action="store_true")
+    ap.add_argument("--live-only", action="store_true")
+    ap.add_argument("--live-voice", choices=("piper", "espeak-ng"), default="piper",
+                    help="the speech sent in the live test (piper: human-like falling ends)")
     args = ap.parse_args()
     print(machine())
+    if args.live_only:
+        asyncio.run(live_latency(args.trials, args.live_voice))
+        return
     stt_table(args.models, args.threads)
     print()
     emotion_table()
@@ -295,7 +320,7 @@ def main() -> None:
     tts_table()
     if not args.skip_live:
         print()
-        asyncio.run(live_latency(args.trials))
+        asyncio.run(live_latency(args.trials, args.live_voice))
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ class Settings(_AgentSettings):
     # base model), or a peft adapter folder of your own (`persona-agent train adapter --out DIR`).
     embedded_llm_adapter: str = "shipped"
     embedded_llm_adapter_mode: Literal["merged", "lora"] = "merged"  # merged weights, or vLLM's --enable-lora
+    embedded_llm_dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 where the CPU has it natively
 
     def agent_config(self) -> AgentConfig:
         """The one place AgentConfig is built from settings."""
@@ -95,6 +96,7 @@ class Settings(_AgentSettings):
                 model_dir=embedded_model_dir(agent.cache_dir),
                 port=self.embedded_llm_port,
                 log_file=self.embedded_llm_log,
+                dtype=self.embedded_llm_dtype,
                 **self._adapter(),
             ),
         )

@@ -85,6 +85,16 @@ def test_sentences_come_out_as_they_end():
     assert s.flush() == ["I am fine"] and s.flush() == []
 
 
+def test_the_first_clause_goes_out_before_its_sentence_ends():
+    s = SentenceSplitter(first_clause_words=4)
+    assert s.feed("Oh, I see") == []  # a comma after one word: too short to speak alone
+    assert s.feed(" what you mean, and") == ["Oh, I see what you mean,"]
+    assert s.feed(" it sounds hard, really hard. Later, ") == ["and it sounds hard, really hard."]  # sentences after it
+    assert s.flush() == ["Later,"]
+    assert SentenceSplitter(first_clause_words=None).feed("Oh, I see what you mean, and ") == []
+    assert SentenceSplitter().feed("It cost 1,000 dollars, which ") == ["It cost 1,000 dollars,"]
+
+
 async def speak(ws: WS, audio: np.ndarray, ms: int = 20) -> None:
     """Stream audio at real-time pace, as a microphone would."""
     t0 = time.monotonic()

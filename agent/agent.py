@@ -39,7 +39,7 @@ from perception.face.perceiver import (
 from perception.safety import default_risk_classifier_path, load_risk_classifier
 from perception.text_lexicon import load_lexicon_text_perceiver
 from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
-from perception.voice.affect import default_voice_affect_path, load_voice_affect
+from perception.voice.affect import default_voice_affect_path, load_voice_affect, voice_affect_encoder
 from perception.voice.stt import load_stt
 from perception.voice.turn import load_smart_turn
 from perception.voice.vad import load_vad
@@ -380,9 +380,13 @@ def open_agent_store(cfg: AgentConfig) -> SessionStore:
 
 def load_voice_models(cfg: AgentConfig) -> VoiceModels:
     """VAD, speech-to-text and the prosody head, warmed up (librosa's first call JIT-compiles for seconds)."""
-    models = VoiceModels(vad=load_vad(min_silence_ms=cfg.vad_min_silence_ms),
-                         stt=load_stt(cfg.stt_model, cfg.cache_dir, threads=cfg.stt_threads),
-                         affect=load_voice_affect(default_voice_affect_path()),
+    stt = load_stt(cfg.stt_model, cfg.cache_dir, threads=cfg.stt_threads)
+    head = default_voice_affect_path()
+    encoder = voice_affect_encoder(head)  # the voice head reads this Whisper model's encoder: share it if it is ours
+    whisper = None if encoder is None else \
+        stt.model if encoder == cfg.stt_model else load_stt(encoder, cfg.cache_dir, threads=cfg.stt_threads).model
+    models = VoiceModels(vad=load_vad(min_silence_ms=cfg.vad_min_silence_ms), stt=stt,
+                         affect=load_voice_affect(head, whisper),
                          turn=load_smart_turn(threads=1) if cfg.voice.end_of_turn == "smart_turn" else None)
     tone = (0.1 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)  # 1 s, 220 Hz
     models.affect.perceive(tone)

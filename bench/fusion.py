@@ -44,18 +44,17 @@ def replay() -> None:
 
     import cv2
 
-    from agent import AgentConfig, load_face_perceiver, load_text_model
+    from agent import AgentConfig, load_face_perceiver, load_text_model, load_voice_models
     from fusion.gated import default_fusion_path, load_gated_fusion
     from perception import LABELS
     from perception.face.perceiver import face_signal
-    from perception.voice.affect import default_voice_affect_path, load_voice_affect
     from persona import PersonaState, PersonaTracker, read_style
     from training.fusion_data import corrupt_face
     from training.voice import RAVDESS_TO_SHARED, load_audio
 
     text = load_text_model(None, threads=2)
     face = load_face_perceiver(AgentConfig(model_threads=2))
-    voice = load_voice_affect(default_voice_affect_path())
+    voice = load_voice_models(AgentConfig(model_threads=2)).affect
     fusion, tracker = load_gated_fusion(default_fusion_path()), PersonaTracker()
     with np.load(SHARED / "fer2013" / "fer2013_public_test.npz") as z:
         faces, face_y = z["images"], z["labels"]

@@ -310,17 +310,18 @@ def train(args: argparse.Namespace) -> None:
 def eval_cli(args: argparse.Namespace) -> int:
     """Triplets from any splits in the shared formats, read by the shipped perceivers and fusion."""
     from fusion.gated import default_fusion_path, load_gmu_module
-    from perception.voice.affect import default_voice_affect_path, load_voice_affect
+    from perception.voice.affect import default_voice_affect_path, load_voice_affect, voice_affect_encoder
     from training.fusion_data import face_pool, read_fer_npz, read_voice_dir, text_pool, voice_pool
-    from training.voice import load_audio
+    from training.voice import load_audio, load_encoder
 
     text, face = load_perceivers(args.threads)
     pools = {"text": text_pool(text, Path(args.text), args.per_class, args.seed)}
     x, y = read_fer_npz(Path(args.face))
     pools["face"] = face_pool(face, x, y, args.per_class, args.seed)
     paths, y, _ = read_voice_dir(Path(args.voice))
-    pools["voice"] = voice_pool(load_voice_affect(default_voice_affect_path()), [load_audio(p) for p in paths], y,
-                                1, args.seed)
+    head = default_voice_affect_path()
+    whisper = load_encoder().model if voice_affect_encoder(head) else None
+    pools["voice"] = voice_pool(load_voice_affect(head, whisper), [load_audio(p) for p in paths], y, 1, args.seed)
     net, _ = load_gmu_module(args.model or default_fusion_path())
     clean, bad = fixed_triplets(pools, args.n, args.seed)
     print(format_report(evaluate(net, clean, bad), args.n))

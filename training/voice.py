@@ -1,9 +1,11 @@
-"""Voice affect head: prosody/spectral features → 7 shared labels, trained on RAVDESS (actors 1–16).
+"""Voice affect head: the Whisper tiny.en encoder's output (mean-pooled; the speech-to-text model's own encoder) and
+prosody/spectral features → 7 shared labels, a logistic regression trained on RAVDESS (actors 1–16).
 
     persona-agent train voice [--data ../shared/data/ravdess] [--out perception/models/voice_affect.npz]
 
 RAVDESS here is small (128 clips: 16 actors x 8 emotions, one sentence, strong intensity), so the figures come
-from leave-one-actor-out cross-validation, and the shipped head is refit on all 16 actors afterwards.
+from leave-one-actor-out cross-validation (C picked by an inner leave-one-actor-out, so a held-out actor never
+influences any choice), and the shipped head is refit on all 16 actors afterwards.
 """
 from __future__ import annotations
 
@@ -23,9 +25,13 @@ RAVDESS_TO_SHARED = {"neutral": "neutral", "calm": "neutral", "happy": "joy", "s
                      "fearful": "fear", "disgust": "disgust", "surprised": "surprise"}
 
 
+ENCODER = "tiny.en"  # the speech-to-text model shipped by default: its encoder is already loaded
+
+
 @dataclass(frozen=True)
 class VoiceSet:
     full: np.ndarray  # [N, FULL_DIM]
+    enc: np.ndarray  # [N, encoder dim] mean-pooled Whisper encoder output
     peer: np.ndarray  # [N, 25] pitch/energy statistics + MFCC means
     y: np.ndarray  # [N] index into LABELS
     groups: np.ndarray  # [N] actor id
@@ -41,17 +47,28 @@ def load_audio(path: Path) -> np.ndarray:
     return librosa.resample(y, orig_sr=sr, target_sr=SAMPLE_RATE) if sr != SAMPLE_RATE else y
 
 
+def load_encoder(threads: int = 2):
+    from perception.voice.affect import WhisperEncoderFeatures
+    from perception.voice.stt import load_stt
+
+    stt = load_stt(ENCODER, Path.home() / ".cache" / "persona-agent", threads=threads)
+    return WhisperEncoderFeatures(stt.model, f"whisper-{ENCODER}-encoder")
+
+
 def read_set(folder: Path) -> VoiceSet:
     rows = list(csv.DictReader(open(folder / "labels.csv")))
-    full, peer, y, groups, paths = [], [], [], [], []
+    encoder = load_encoder()
+    full, enc, peer, y, groups, paths = [], [], [], [], [], []
     for r in rows:
-        f = extract(load_audio(folder / r["path"]))
+        audio = load_audio(folder / r["path"])
+        f = extract(audio)
         full.append(f.full)
+        enc.append(encoder(audio))
         peer.append(np.concatenate([f.basic, f.mfcc_mean]))
         y.append(LABELS.index(RAVDESS_TO_SHARED[r["emotion"]]))
         groups.append(int(r["actor"]))
         paths.append(r["path"])
-    return VoiceSet(np.stack(full), np.stack(peer), np.array(y), np.array(groups), paths)
+    return VoiceSet(np.stack(full), np.stack(enc), np.stack(peer), np.array(y), np.array(groups), paths)
 
 
 def fit_logreg(x: np.ndarray, y: np.ndarray, c: float, seed: int = 0):
@@ -95,21 +112,27 @@ def nested_loao(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[float
 
 def train(args: argparse.Namespace) -> None:
     data = read_set(Path(args.data))
-    if args.c is None:  # pick C by leave-one-actor-out over the grid
-        args.c = max(C_GRID, key=lambda c: loao(data.full, data.y, data.groups, c)[1])
-    acc, f1, _ = loao(data.full, data.y, data.groups, args.c)
-    pacc, pf1, _ = loao(data.peer, data.y, data.groups, 1.0)
-    print(f"leave-one-actor-out on {len(data.y)} clips, {len(np.unique(data.groups))} actors:")
-    print(f"  ours (LR on {data.full.shape[1]} prosody+spectral features, C={args.c}): acc {acc:.3f} macro-F1 {f1:.3f}")
-    print(f"  peer (LR on pitch/energy stats + MFCC means, {data.peer.shape[1]} features): acc {pacc:.3f} macro-F1 {pf1:.3f}")
-    scaler, clf = fit_logreg(data.full, data.y, args.c)
-    coef = np.zeros((len(LABELS), data.full.shape[1]), dtype=np.float32)
+    x = np.hstack([data.enc, data.full])
+    acc, f1 = nested_loao(x, data.y, data.groups)
+    pacc, pf1 = nested_loao(data.full, data.y, data.groups)
+    eacc, ef1, _ = loao(data.peer, data.y, data.groups, 1.0)
+    print(f"leave-one-actor-out on {len(data.y)} clips, {len(np.unique(data.groups))} actors (C by inner LOAO):")
+    print(f"  ours (LR on the Whisper {ENCODER} encoder, mean-pooled, {data.enc.shape[1]} + {data.full.shape[1]} "
+          f"prosody/spectral features): acc {acc:.3f} macro-F1 {f1:.3f}")
+    print(f"  prosody/spectral features alone ({data.full.shape[1]}, the previous head): acc {pacc:.3f} macro-F1 {pf1:.3f}")
+    print(f"  peer (LR on pitch/energy stats + MFCC means, {data.peer.shape[1]} features): acc {eacc:.3f} macro-F1 {ef1:.3f}")
+    if args.c is None:  # the shipped head: C by leave-one-actor-out over all 16 actors
+        args.c = max(C_GRID, key=lambda c: loao(x, data.y, data.groups, c)[1])
+    scaler, clf = fit_logreg(x, data.y, args.c)
+    coef = np.zeros((len(LABELS), x.shape[1]), dtype=np.float32)
     bias = np.full(len(LABELS), -30.0, dtype=np.float32)  # a label never seen in training gets ~0 probability
     coef[clf.classes_] = clf.coef_
     bias[clf.classes_] = clf.intercept_
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, mean=scaler.mean_.astype(np.float32), scale=scaler.scale_.astype(np.float32), coef=coef, bias=bias,
-             labels=np.array(LABELS), meta=json.dumps({"trained_on": "RAVDESS actors 1-16 (128 clips)", "C": args.c,
-                                                       "loao_acc": round(acc, 4), "loao_macro_f1": round(f1, 4)}))
+             labels=np.array(LABELS), meta=json.dumps({
+                 "trained_on": "RAVDESS actors 1-16 (128 clips)", "C": args.c, "encoder": ENCODER,
+                 "encoder_dim": int(data.enc.shape[1]), "loao_acc": round(acc, 4), "loao_macro_f1": round(f1, 4),
+                 "prosody_only_loao_acc": round(pacc, 4), "peer_loao_acc": round(eacc, 4)}))
     print(f"wrote {out}")

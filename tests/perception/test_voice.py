@@ -1,4 +1,5 @@
-"""Voice perception with the real shipped models: faster-whisper tiny.en, Silero VAD, the RAVDESS prosody head."""
+"""Voice perception with the real shipped models: faster-whisper tiny.en, Silero VAD, the RAVDESS voice head (tiny.en's
+encoder + prosody)."""
 from __future__ import annotations
 
 import io
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from perception.voice.affect import default_voice_affect_path, load_voice_affect
+from perception.voice.affect import default_voice_affect_path, load_voice_affect, voice_affect_encoder
 from perception.voice.audio import SAMPLE_RATE, AudioError, decode_file, pcm16_to_float
 from perception.voice.prosody import FULL_DIM, extract
 from perception.voice.stt import load_stt
@@ -52,18 +53,23 @@ def test_vad_streams_are_independent():
     assert a.triggered and not b.triggered
 
 
-def test_prosody_features_and_head():
-    head = load_voice_affect(default_voice_affect_path())
+def test_prosody_features_and_head(stt):
+    assert voice_affect_encoder(default_voice_affect_path()) == "tiny.en"
+    head = load_voice_affect(default_voice_affect_path(), stt.model)
     audio = espeak("I can't believe you did that!")
     f = extract(audio)
     assert f.full.shape == (FULL_DIM,) and np.isfinite(f.full).all()
     assert 80 < f.prosody.pitch_hz_mean < 300 and f.prosody.duration_s > 1
     s = head.perceive(audio)
     assert s.modality == "voice" and abs(float(s.distribution.sum()) - 1) < 1e-5 and 0 <= s.confidence <= 1
+    assert head.encoder is not None and head.encoder(audio).shape == (384,)
+    assert head.encoder(audio[:800]).shape == (384,)  # 50 ms: still a reading, not an error
+    with pytest.raises(AssertionError, match="encoder"):
+        load_voice_affect(default_voice_affect_path())  # the head cannot run without the encoder it was trained on
 
 
-def test_angry_ravdess_clip_reads_angry_over_calm():
-    head = load_voice_affect(default_voice_affect_path())
+def test_angry_ravdess_clip_reads_angry_over_calm(stt):
+    head = load_voice_affect(default_voice_affect_path(), stt.model)
     clip = SHARED / "data" / "ravdess" / "Actor_03"
     angry = head.perceive(decode_file((clip / "03-01-05-02-01-01-03.wav").read_bytes()))
     calm = head.perceive(decode_file((clip / "03-01-02-02-01-01-03.wav").read_bytes()))

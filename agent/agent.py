@@ -90,6 +90,7 @@ class AgentConfig:
     voice: VoiceConfig = VoiceConfig()
     face_enabled: bool = True
     face_backend: Literal["keras", "deepface"] = "keras"
+    face_detector: Literal["blazeface", "haar"] = "blazeface"  # for the keras backend (bench/face.py compares them)
     face_model_path: Path | None = None  # default: the weights shipped in perception/models
     face_ttl_s: float = 15.0  # a face reading older than this no longer joins a turn's fusion
     face_max_fps: float = 5.0  # camera frames accepted per second per session (burst of 2)
@@ -409,13 +410,13 @@ def load_fuser(cfg: AgentConfig, text_model: TextEmotionModel | None, face: Face
 
 
 def load_face_perceiver(cfg: AgentConfig) -> FacePerceiver:
-    """Ours (Haar + Keras CNN) by default; deepface's own pipeline on our weights with face_backend="deepface"."""
+    """Ours (BlazeFace + Keras CNN) by default; deepface's own pipeline on our weights with face_backend="deepface"."""
     if cfg.face_backend == "deepface":
         return load_deepface_perceiver(default_deepface_weights(), cfg.cache_dir / "deepface")
     path = cfg.face_model_path or default_face_model_path()
     if not path.exists():
         raise RuntimeError(f"no face model at {path}: run `persona-agent train face`, or set PERSONA_FACE_ENABLED=false")
-    return load_keras_face_perceiver(path, threads=cfg.model_threads)
+    return load_keras_face_perceiver(path, threads=cfg.model_threads, detector=cfg.face_detector)
 
 
 def load_text_perceiver(cfg: AgentConfig) -> TextPerceiver:

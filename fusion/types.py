@@ -14,13 +14,12 @@ from perception.labels import to_mapping, valence_arousal
 class FusedPercept:
     """The fused reading of one turn.
 
-    distribution: [7] over LABELS. embedding: [D] persona embedding.
+    distribution: [7] over LABELS. (The network's hidden Σ g_m h_m stays inside fusion: nothing downstream read it.)
     gates: weight per modality, summing to one over `present` (absent modalities weigh 0).
     confidence: how much to trust this reading, in [0, 1]: the gate-weighted confidence of the present signals.
     """
 
     distribution: np.ndarray
-    embedding: np.ndarray
     gates: Mapping[Modality, float]
     present: tuple[Modality, ...]
     model: str

@@ -17,7 +17,7 @@ from prompts import Message
 def sad_persona() -> PersonaState:
     d = np.full(7, 0.02, np.float32)
     d[LABELS.index("sadness")] = 0.88
-    p = FusedPercept(d, d, {"text": 0.6, "voice": 0.0, "face": 0.4}, ("text", "face"), "t", 0.0)
+    p = FusedPercept(d, {"text": 0.6, "voice": 0.0, "face": 0.4}, ("text", "face"), "t", 0.0)
     return PersonaTracker().update(PersonaState.initial(100.0), p, read_style("I feel low today."), 0.8, 100.0)
 
 
@@ -141,7 +141,7 @@ async def test_tenants_cannot_reach_each_others_sessions_or_users(tmp_path, kind
     a.history.append(Message("user", "I have been feeling anxious about my divorce."))
     await store.save(a)
     calm = PersonaState.initial(200.0)
-    calm = PersonaTracker().update(calm, FusedPercept(np.full(7, 1 / 7, np.float32), np.full(7, 1 / 7, np.float32),
+    calm = PersonaTracker().update(calm, FusedPercept(np.full(7, 1 / 7, np.float32),
                                                       {"text": 1.0, "voice": 0.0, "face": 0.0}, ("text",), "t", 0.0),
                                    read_style("fine"), 0.5, 200.0)
     b = SessionRecord(id="other", profile_id="companion", user_id="ada", persona=calm, tenant="globex")

@@ -10,7 +10,7 @@ from persona import PersonaState, PersonaTracker, read_style
 def percept(label: str, p: float = 0.9) -> FusedPercept:
     d = np.full(len(LABELS), (1 - p) / (len(LABELS) - 1), dtype=np.float32)
     d[LABELS.index(label)] = p
-    return FusedPercept(distribution=d, embedding=d, gates={"text": 1.0, "voice": 0.0, "face": 0.0},
+    return FusedPercept(distribution=d, gates={"text": 1.0, "voice": 0.0, "face": 0.0},
                         present=("text",), model="test", latency_ms=0.0)
 
 

@@ -74,8 +74,9 @@ class _PauseCheck:
     """Queued by the pause timer: has the paused utterance stayed silent for turn_max_silence_ms of wall time? (The
     client may stop sending audio altogether, so stream time alone cannot end it.)"""
 
-    def __init__(self, paused_at: int) -> None:
+    def __init__(self, paused_at: int, early: bool = False) -> None:
         self.paused_at = paused_at
+        self.early = early  # half-way: start transcribing what was said before the pause
 
 
 class VoiceInput:
@@ -102,7 +103,7 @@ class VoiceInput:
         self._onset_reported = False
         self._last_interim = 0
         self._interim_task: asyncio.Task[None] | None = None
-        # (end sample, its transcription) started at a Smart Turn pause, for _finish to use if the turn ends there
+        # (end sample, its transcription) started half-way through a Smart Turn pause, for _finish if the turn ends there
         self._early: tuple[int, asyncio.Future[Transcript]] | None = None
         self.utterance_id = 0
         self._working = False
@@ -149,7 +150,14 @@ class VoiceInput:
 
     async def _read(self, chunk: np.ndarray | _PauseCheck | None) -> None:
         if isinstance(chunk, _PauseCheck):
-            if self._paused_at == chunk.paused_at:  # still the same pause: nothing more was said
+            if self._paused_at != chunk.paused_at or self._speech_start is None:
+                return  # the speaker went on (or the turn ended otherwise)
+            if chunk.early:
+                # Half-way through the pause the speaker has not gone on: they may well have finished after all, so
+                # the transcription starts now and is ready when the pause runs out (dropped if they go on).
+                self._early = (chunk.paused_at, asyncio.ensure_future(asyncio.to_thread(
+                    self.models.stt.transcribe, self._slice(self._speech_start, chunk.paused_at))))
+            else:
                 await self._finish(chunk.paused_at)
             return
         if chunk is None:
@@ -172,11 +180,6 @@ class VoiceInput:
                 self._paused_at = None  # the speaker went on: the same utterance
                 self._early = None  # its early transcript is now too short
             elif ev.kind == "end" and self._speech_start is not None:
-                if self.smart is not None:
-                    # Transcribe the utterance so far while Smart Turn reads it: if it is finished, or the pause
-                    # runs out, the transcript is already under way; if the speaker goes on, it is dropped.
-                    self._early = (ev.sample, asyncio.ensure_future(
-                        asyncio.to_thread(self.models.stt.transcribe, self._slice(self._speech_start, ev.sample))))
                 if self.smart is None or await self._finished():
                     await self._finish(ev.sample)
                 else:
@@ -228,7 +231,9 @@ class VoiceInput:
             await self._on_interim(t.text, utterance_id)
 
     async def _check_later(self, paused_at: int, delay_s: float) -> None:
-        await asyncio.sleep(max(0.0, delay_s))
+        await asyncio.sleep(max(0.0, delay_s / 2))
+        self._queue.put_nowait(_PauseCheck(paused_at, early=True))
+        await asyncio.sleep(max(0.0, delay_s / 2))
         self._queue.put_nowait(_PauseCheck(paused_at))
 
     async def _finished(self) -> bool:

@@ -227,24 +227,25 @@ def _face_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
 
 def _voice_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
     """Actors 1-12 read by heads fitted without the actor (honest inputs); actors 13-16 by a head fitted on 1-12."""
-    from perception.voice.affect import default_voice_affect_path
+    from perception.voice.affect import default_voice_affect_path, voice_affect_encoder
     from perception.voice.prosody import extract
     from training.fusion_data import read_voice_dir, voice_head, voice_pool
-    from training.voice import load_audio
+    from training.voice import load_audio, load_encoder
 
     paths, y, actors = read_voice_dir(shared / "ravdess")
     audios = [load_audio(p) for p in paths]
-    feats = np.stack([extract(a).full for a in audios])
+    encoder = load_encoder() if voice_affect_encoder(default_voice_affect_path()) else None  # as the shipped head
+    feats = np.stack([np.concatenate([encoder(a), extract(a).full]) if encoder else extract(a).full for a in audios])
     c = float(json.loads(str(np.load(default_voice_affect_path())["meta"]))["C"])
     tr, va = np.flatnonzero(actors <= 12), np.flatnonzero(actors > 12)
     parts = []
     for a in np.unique(actors[tr]):
         fit, held = tr[actors[tr] != a], tr[actors[tr] == a]
-        p = voice_pool(voice_head(feats[fit], y[fit], c), [audios[i] for i in held], y[held], args.voice_variants,
+        p = voice_pool(voice_head(feats[fit], y[fit], c, encoder), [audios[i] for i in held], y[held], args.voice_variants,
                        args.seed + int(a))
         parts.append(Pool(p.heads, p.embs, p.y, p.corrupted, held[p.group]))
     train = Pool(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("heads", "embs", "y", "corrupted", "group")))
-    p = voice_pool(voice_head(feats[tr], y[tr], c), [audios[i] for i in va], y[va], args.voice_variants, args.seed)
+    p = voice_pool(voice_head(feats[tr], y[tr], c, encoder), [audios[i] for i in va], y[va], args.voice_variants, args.seed)
     return train, Pool(p.heads, p.embs, p.y, p.corrupted, va[p.group])
 
 

@@ -173,8 +173,9 @@ def voice_pool(affect, audios: list[np.ndarray], y: np.ndarray, variants: int, s
     return _pool(signals, np.array(ys), np.array(bad), np.array(group))
 
 
-def voice_head(x: np.ndarray, y: np.ndarray, c: float):
-    """A VoiceAffectModel fitted on clean prosody features (as `persona-agent train voice` does)."""
+def voice_head(x: np.ndarray, y: np.ndarray, c: float, encoder=None):
+    """A VoiceAffectModel fitted on clean features (as `persona-agent train voice` does): the encoder's then the
+    prosody features when `encoder` (a WhisperEncoderFeatures) is given, else prosody alone."""
     from perception.voice.affect import VoiceAffectModel
     from training.voice import fit_logreg
 
@@ -184,7 +185,7 @@ def voice_head(x: np.ndarray, y: np.ndarray, c: float):
     coef[clf.classes_] = clf.coef_
     bias[clf.classes_] = clf.intercept_
     return VoiceAffectModel(mean=scaler.mean_.astype(np.float32), scale=scaler.scale_.astype(np.float32), coef=coef,
-                            bias=bias, name="voice-head-fold")
+                            bias=bias, name="voice-head-fold", encoder=encoder)
 
 
 def save_meta(path: Path, meta: dict) -> None:

@@ -89,6 +89,7 @@ def add_fusion_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-n", type=int, default=2100, help="validation triplets")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--aux-weight", type=float, default=0.3)
+    p.add_argument("--emb-dropout", type=float, default=0.85, help="dropout on the text and face embedding inputs")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
 

@@ -250,7 +250,7 @@ def _voice_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
 
 
 # ---------------------------------------------------------------- training
-HYPER: dict[str, Any] = {"hidden": 64, "emb_proj": 16, "gate_hidden": 32, "dropout": 0.3, "emb_dropout": 0.5}
+HYPER: dict[str, Any] = {"hidden": 64, "emb_proj": 16, "gate_hidden": 32, "dropout": 0.3, "emb_dropout": 0.85}
 
 
 def train(args: argparse.Namespace) -> None:
@@ -263,7 +263,8 @@ def train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     train_pools, val_pools = build_pools(args)
     clean, bad = fixed_triplets(val_pools, args.val_n, args.seed)
-    net = build_gmu(**HYPER)
+    hyper = {**HYPER, "emb_dropout": args.emb_dropout}
+    net = build_gmu(**hyper)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     rng = np.random.default_rng(args.seed)
     best, best_state, history = -1.0, None, []
@@ -297,7 +298,7 @@ def train(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), out)
-    meta = {"version": "1", "hyperparameters": HYPER, "seed": args.seed, "epochs": args.epochs,
+    meta = {"version": "1", "hyperparameters": hyper, "seed": args.seed, "epochs": args.epochs,
             "train": {"text": "GoEmotions train (single-class messages)", "face": "FER-2013 train",
                       "voice": "RAVDESS actors 1-12, read by heads fitted without the actor"},
             "validation": {"text": "GoEmotions dev", "face": "FER-2013 public test",

@@ -92,3 +92,20 @@ def test_shipped_fusion_agrees_when_modalities_agree_and_weighs_a_garbled_face_l
                         "face": signal("face", "joy", p=0.3, confidence=0.1,
                                        quality={"sharpness": 0.5, "contrast": 0.01, "brightness": 0.03})})
     assert dark.gates["face"] < clean.gates["face"]
+
+
+@pytest.mark.skipif(not default_fusion_path().exists(), reason="no trained fusion weights")
+@pytest.mark.parametrize("label", LABELS)
+def test_shipped_fusion_follows_agreeing_signals_whatever_their_embeddings(label):
+    """The text and face embeddings help, but two agreeing readings (or one alone) decide the label even when the
+    embeddings are not what the perceivers would give (random, or zeros): the embedding path must not take over."""
+    import dataclasses
+
+    fusion = load_gated_fusion(default_fusion_path())
+    quality = {"text": {"words": 12, "letters": 0.95}, "face": {"sharpness": 5.0, "contrast": 0.2, "brightness": 0.5}}
+    for mods in (("text", "face"), ("text",), ("face",)):
+        for zero in (False, True):
+            sigs = {m: signal(m, label, quality=quality[m]) for m in mods}
+            if zero:
+                sigs = {m: dataclasses.replace(s, embedding=np.zeros(EMBEDDING_DIMS[m], np.float32)) for m, s in sigs.items()}
+            assert LABELS[int(np.argmax(fusion.fuse(sigs).distribution))] == label, (mods, zero)

@@ -82,13 +82,12 @@ def stt_table(models: list[str], threads: int) -> None:
 
 
 def emotion_table() -> None:
-    from training.voice import ENCODER, loao, nested_loao, read_set
+    from training.voice import ENCODER, compare, read_set
 
     data = read_set(SHARED / "ravdess")
     n_actors = len(np.unique(data.groups))
-    acc, f1 = nested_loao(np.hstack([data.enc, data.full]), data.y, data.groups)
-    oacc, of1 = nested_loao(data.full, data.y, data.groups)
-    pacc, pf1, _ = loao(data.peer, data.y, data.groups, 1.0)
+    scores = compare(data)
+    (acc, f1), (oacc, of1), (pacc, pf1) = scores["ours"], scores["prosody"], scores["peer"]
     print(f"voice emotion: RAVDESS actors 1-16, {len(data.y)} clips (one sentence, strong intensity; calm -> neutral),"
           f" leave-one-actor-out over {n_actors} actors, C by an inner leave-one-actor-out — a small set: one clip "
           "more or less right moves accuracy by 0.008")

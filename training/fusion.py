@@ -227,7 +227,7 @@ def _face_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
 
 def _voice_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
     """Actors 1-12 read by heads fitted without the actor (honest inputs); actors 13-16 by a head fitted on 1-12."""
-    from perception.voice.affect import default_voice_affect_path, voice_affect_encoder
+    from perception.voice.affect import default_voice_affect_path, head_features, voice_affect_encoder
     from perception.voice.prosody import extract
     from training.fusion_data import read_voice_dir, voice_head, voice_pool
     from training.voice import load_audio, load_encoder
@@ -235,7 +235,7 @@ def _voice_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
     paths, y, actors = read_voice_dir(shared / "ravdess")
     audios = [load_audio(p) for p in paths]
     encoder = load_encoder() if voice_affect_encoder(default_voice_affect_path()) else None  # as the shipped head
-    feats = np.stack([np.concatenate([encoder(a), extract(a).full]) if encoder else extract(a).full for a in audios])
+    feats = np.stack([head_features(encoder, a, extract(a).full) for a in audios])
     c = float(json.loads(str(np.load(default_voice_affect_path())["meta"]))["C"])
     tr, va = np.flatnonzero(actors <= 12), np.flatnonzero(actors > 12)
     parts = []

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from perception.environment import DEFAULT_CACHE_DIR
 from perception.labels import LABELS
 from perception.voice.audio import SAMPLE_RATE
 from perception.voice.prosody import extract
@@ -37,6 +38,11 @@ class VoiceSet:
     groups: np.ndarray  # [N] actor id
     paths: list[str]
 
+    @property
+    def head(self) -> np.ndarray:
+        """[N, encoder dim + FULL_DIM]: what the shipped head reads, in its order (perception.voice.affect.head_features)."""
+        return np.hstack([self.enc, self.full])
+
 
 def load_audio(path: Path) -> np.ndarray:
     import librosa
@@ -51,7 +57,7 @@ def load_encoder(threads: int = 2):
     from perception.voice.affect import WhisperEncoderFeatures
     from perception.voice.stt import load_stt
 
-    stt = load_stt(ENCODER, Path.home() / ".cache" / "persona-agent", threads=threads)
+    stt = load_stt(ENCODER, DEFAULT_CACHE_DIR, threads=threads)
     return WhisperEncoderFeatures(stt.model, f"whisper-{ENCODER}-encoder")
 
 
@@ -110,12 +116,19 @@ def nested_loao(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[float
     return float((pred == y).mean()), float(f1_score(y, pred, average="macro"))
 
 
+def compare(data: VoiceSet) -> dict[str, tuple[float, float]]:
+    """Leave-one-actor-out (accuracy, macro-F1) on the same folds: the shipped head's features ("ours"), the prosody
+    features alone ("prosody", the previous head) — both with C by an inner leave-one-actor-out — and the plain peer."""
+    return {"ours": nested_loao(data.head, data.y, data.groups),
+            "prosody": nested_loao(data.full, data.y, data.groups),
+            "peer": loao(data.peer, data.y, data.groups, 1.0)[:2]}
+
+
 def train(args: argparse.Namespace) -> None:
     data = read_set(Path(args.data))
-    x = np.hstack([data.enc, data.full])
-    acc, f1 = nested_loao(x, data.y, data.groups)
-    pacc, pf1 = nested_loao(data.full, data.y, data.groups)
-    eacc, ef1, _ = loao(data.peer, data.y, data.groups, 1.0)
+    x = data.head
+    scores = compare(data)
+    (acc, f1), (pacc, pf1), (eacc, ef1) = scores["ours"], scores["prosody"], scores["peer"]
     print(f"leave-one-actor-out on {len(data.y)} clips, {len(np.unique(data.groups))} actors (C by inner LOAO):")
     print(f"  ours (LR on the Whisper {ENCODER} encoder, mean-pooled, {data.enc.shape[1]} + {data.full.shape[1]} "
           f"prosody/spectral features): acc {acc:.3f} macro-F1 {f1:.3f}")

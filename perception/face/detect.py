@@ -31,7 +31,8 @@ class FaceDetector(Protocol):
         ...
 
 
-def _gray(image: np.ndarray) -> np.ndarray:
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """[H, W] grey as it is, [H, W, 3] BGR converted."""
     import cv2
 
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
@@ -48,7 +49,7 @@ class HaarFaceDetector:
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         import cv2
 
-        gray = _gray(image)
+        gray = to_gray(image)
         h, w = gray.shape
         scale = min(1.0, self.max_side / max(h, w))
         small = cv2.resize(gray, (int(w * scale), int(h * scale))) if scale < 1 else gray
@@ -85,7 +86,10 @@ class BlazeFaceDetector:
     """MediaPipe BlazeFace, full range (faces up to ~5 m; 192x192 input, 2,304 anchors), decoded as MediaPipe does:
     sigmoid scores, boxes relative to their anchors, weighted non-maximum suppression. ~5 ms a frame on one thread."""
 
-    interpreter: Any  # ai_edge_litert.interpreter.Interpreter
+    interpreter: Any  # ai_edge_litert.interpreter.Interpreter, tensors allocated
+    input_index: int
+    boxes_index: int  # [1, N, 16] output: cx, cy, w, h, 6 key points
+    scores_index: int  # [1, N, 1] output: logits
     min_score: float = 0.5
     nms_iou: float = 0.3
     # BlazeFace's box runs from the brows to the chin; the expression model was trained on FER-2013's square crops,
@@ -110,11 +114,10 @@ class BlazeFaceDetector:
         canvas[py:py + nh, px:px + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
         x = (canvas / 127.5 - 1.0)[None]
         with self._lock:
-            inp, (reg, cls) = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()
-            self.interpreter.set_tensor(inp["index"], x)
+            self.interpreter.set_tensor(self.input_index, x)
             self.interpreter.invoke()
-            raw = self.interpreter.get_tensor(reg["index"])[0]  # [N, 16]: cx, cy, w, h, 6 key points
-            logits = self.interpreter.get_tensor(cls["index"])[0, :, 0]  # [N]
+            raw = self.interpreter.get_tensor(self.boxes_index)[0]  # [N, 16]
+            logits = self.interpreter.get_tensor(self.scores_index)[0, :, 0]  # [N]
         scores = 1 / (1 + np.exp(-np.clip(logits, -80, 80)))
         keep = np.flatnonzero(scores >= self.min_score)
         if keep.size == 0:
@@ -158,7 +161,9 @@ def load_face_detector(kind: Literal["blazeface", "haar"] = "blazeface", threads
 
         interpreter = Interpreter(model_path=str(blazeface_model_path()), num_threads=threads)
         interpreter.allocate_tensors()
-        return BlazeFaceDetector(interpreter)
+        boxes, scores = interpreter.get_output_details()
+        return BlazeFaceDetector(interpreter, interpreter.get_input_details()[0]["index"], boxes["index"],
+                                 scores["index"])
     return load_haar_detector()
 
 

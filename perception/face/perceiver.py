@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from perception.face.detect import FaceDetector
+from perception.face.detect import FaceDetector, to_gray
 from perception.face.expression import FaceExpressionModel
 from perception.face.model import FER_CLASSES, INPUT
 from perception.labels import LABELS
@@ -45,12 +45,6 @@ class FacePerceiver(Protocol):
         ...
 
 
-def _gray(image: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-
-
 def face_crop(gray: np.ndarray, box: tuple[int, int, int, int], margin: float = 0.0) -> np.ndarray:
     """The box (grown by `margin` of its side, clipped to the image) resized to 48x48 uint8."""
     import cv2
@@ -73,7 +67,7 @@ class KerasFacePerceiver:
         return self.model.name
 
     def read(self, image: np.ndarray, *, crop: bool = False, explain: bool = False) -> list[FaceReading]:
-        gray = _gray(image)
+        gray = to_gray(image)
         if crop:
             boxes: list[tuple[tuple[int, int, int, int], float | None]] = [((0, 0, gray.shape[1], gray.shape[0]), None)]
         else:

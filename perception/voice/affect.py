@@ -34,6 +34,11 @@ class WhisperEncoderFeatures:
         return out.mean(axis=0).astype(np.float32)
 
 
+def head_features(encoder: WhisperEncoderFeatures | None, audio: np.ndarray, full: np.ndarray) -> np.ndarray:
+    """What a voice head reads: the encoder's features (if it has one) then the prosody features `full`."""
+    return full if encoder is None else np.concatenate([encoder(audio), full])
+
+
 @dataclass(frozen=True)
 class VoiceAffectModel:
     mean: np.ndarray  # [F]: the encoder's features (if any) then the prosody features
@@ -42,9 +47,6 @@ class VoiceAffectModel:
     bias: np.ndarray  # [7]
     name: str = "prosody-logreg-ravdess"
     encoder: WhisperEncoderFeatures | None = None  # None: a prosody-only head
-
-    def features(self, audio: np.ndarray, full: np.ndarray) -> np.ndarray:
-        return full if self.encoder is None else np.concatenate([self.encoder(audio), full])
 
     def probs(self, x: np.ndarray) -> np.ndarray:
         z = (x - self.mean) / self.scale  # [F]
@@ -55,7 +57,7 @@ class VoiceAffectModel:
     def perceive(self, audio: np.ndarray) -> ModalitySignal:
         t0 = time.perf_counter()
         feats = extract(audio)
-        dist = self.probs(self.features(audio, feats.full))
+        dist = self.probs(head_features(self.encoder, audio, feats.full))
         duration = feats.prosody.duration_s
         # Short clips and flat distributions are less trustworthy.
         h = -float((dist * np.log(np.clip(dist, 1e-9, 1))).sum()) / np.log(len(LABELS))

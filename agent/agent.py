@@ -83,8 +83,11 @@ class AgentConfig:
     tts_enabled: bool = True  # spoken replies (session.start voice_reply), Piper with the shipped Joe voice
     stt_model: Literal["tiny.en", "base"] = "tiny.en"
     # Speech-to-text sits on the spoken turn's critical path (end of turn -> transcript -> LLM): two threads take a
-    # 3 s utterance from ~700 to ~500 ms here (Whisper always encodes a 30 s window).
+    # 3 s utterance from ~700 to ~500 ms here with the 30 s window.
     stt_threads: int = 2
+    # "short": an utterance of up to 15 s is encoded with 2 s of silence after it instead of Whisper's 30 s window
+    # (perception/voice/stt.py; bench/voice.py compares both).
+    stt_window: Literal["short", "full"] = "short"
     vad_min_silence_ms: int = 600  # silence that ends a spoken turn
     cache_dir: Path = DEFAULT_CACHE_DIR
     voice: VoiceConfig = VoiceConfig()
@@ -381,7 +384,7 @@ def open_agent_store(cfg: AgentConfig) -> SessionStore:
 
 def load_voice_models(cfg: AgentConfig) -> VoiceModels:
     """VAD, speech-to-text and the prosody head, warmed up (librosa's first call JIT-compiles for seconds)."""
-    stt = load_stt(cfg.stt_model, cfg.cache_dir, threads=cfg.stt_threads)
+    stt = load_stt(cfg.stt_model, cfg.cache_dir, threads=cfg.stt_threads, window=cfg.stt_window)
     head = default_voice_affect_path()
     encoder = voice_affect_encoder(head)  # the voice head reads this Whisper model's encoder: share it if it is ours
     whisper = None if encoder is None else \

@@ -51,34 +51,41 @@ def espeak(text: str) -> np.ndarray:
 
 
 def stt_table(models: list[str], threads: int) -> None:
+    """WER and time per clip of each model with Whisper's 30 s window and with the short window (the utterance and
+    2 s of silence; perception/voice/stt.py), on the same clips in the same run."""
     import jiwer
     from whisper_normalizer.english import EnglishTextNormalizer
 
     norm = EnglishTextNormalizer()
     jfk = decode_file((SHARED / "speech" / "jfk.flac").read_bytes())
-    synth = [(s, espeak(s)) for s in SENTENCES]
-    print(f"speech-to-text: jfk.flac (11 s) and {len(SENTENCES)} espeak-ng sentences; {threads} threads, int8, greedy")
-    print(f"{'model':<34} {'WER jfk':>8} {'WER espeak':>10} {'RTF':>6} {'load s':>7}")
+    say = piper_voice()
+    piper = [f"{a} {b}" for a, b in PAUSED] + SENTENCES + [f"{SENTENCES[i]} {SENTENCES[i + 1]}" for i in range(0, 12, 2)]
+    sets = {"jfk": [(JFK, jfk)], "espeak": [(s, espeak(s)) for s in SENTENCES], "piper": [(s, say(s)) for s in piper]}
+    print(f"speech-to-text: jfk.flac (11 s), {len(SENTENCES)} espeak-ng sentences, {len(piper)} Piper utterances "
+          f"(1-2 sentences, 2-7 s); {threads} threads, int8, greedy; time per clip, p50 / p95")
+    print(f"{'model':<34} {'window':>6} {'WER jfk':>8} {'WER espeak':>10} {'WER piper':>9} {'piper ms p50 / p95':>19} "
+          f"{'RTF':>6} {'load s':>7}")
     with tempfile.TemporaryDirectory() as cache:
         for name in models:
-            t0 = time.perf_counter()
-            stt = load_stt(name, Path(cache), threads=threads)
-            load_s = time.perf_counter() - t0
-            stt.transcribe(jfk[:SAMPLE_RATE])  # warm-up
-            proc, dur = 0.0, 0.0
-            hyp = stt.transcribe(jfk)
-            proc += hyp.latency_ms / 1000
-            dur += hyp.duration_s
-            wer_jfk = jiwer.wer(norm(JFK), norm(hyp.text))
-            refs, hyps = [], []
-            for ref, audio in synth:
-                h = stt.transcribe(audio)
-                proc += h.latency_ms / 1000
-                dur += h.duration_s
-                refs.append(norm(ref))
-                hyps.append(norm(h.text))
-            wer_synth = jiwer.wer(refs, hyps)
-            print(f"{stt.name:<34} {wer_jfk:>8.3f} {wer_synth:>10.3f} {proc / dur:>6.3f} {load_s:>7.2f}")
+            for window in ("full", "short"):
+                t0 = time.perf_counter()
+                stt = load_stt(name, Path(cache), threads=threads, window=window)
+                load_s = time.perf_counter() - t0
+                stt.transcribe(jfk[:SAMPLE_RATE])  # warm-up
+                proc, dur, wer, ms = 0.0, 0.0, {}, []
+                for key, clips in sets.items():
+                    refs, hyps = [], []
+                    for ref, audio in clips:
+                        h = stt.transcribe(audio)
+                        proc += h.latency_ms / 1000
+                        dur += h.duration_s
+                        refs.append(norm(ref))
+                        hyps.append(norm(h.text))
+                        if key == "piper":
+                            ms.append(h.latency_ms)
+                    wer[key] = jiwer.wer(refs, hyps)
+                print(f"{stt.name:<34} {window:>6} {wer['jfk']:>8.3f} {wer['espeak']:>10.3f} {wer['piper']:>9.3f} "
+                      f"{np.median(ms):>10.0f} / {np.percentile(ms, 95):>5.0f} {proc / dur:>6.3f} {load_s:>7.2f}")
 
 
 def emotion_table() -> None:

@@ -30,3 +30,13 @@ def chunks(audio: np.ndarray, ms: int = 20) -> list[bytes]:
     """PCM16 frames as a browser AudioWorklet would send them."""
     n = SAMPLE_RATE * ms // 1000
     return [to_pcm16(audio[i:i + n]) for i in range(0, audio.size, n)]
+
+
+def piper(text: str) -> np.ndarray:
+    """float32 mono 16 kHz from the shipped Piper voice (human-like prosody)."""
+    from agent.tts import load_synthesizer
+
+    synth = load_synthesizer()
+    x = np.frombuffer(synth.synthesize(text, 0.5), "<i2").astype(np.float32) / 32768
+    t = np.arange(0, x.size / synth.sample_rate, 1 / SAMPLE_RATE)
+    return np.interp(t, np.arange(x.size) / synth.sample_rate, x).astype(np.float32)

@@ -263,8 +263,10 @@ def contrast(turn: Turn, base: ControlSignals, signal: str, rng: random.Random) 
         if not plain or not _FEELING.search(turn.user):
             return None
         warm = " ".join([ACKNOWLEDGEMENTS[rng.randrange(len(ACKNOWLEDGEMENTS))], *sents])
-        return ((_replace(base, empathy=lo_v, warmth=min(base.warmth, 0.3)), styled(" ".join(plain))),
-                (_replace(base, empathy=hi_v, warmth=max(base.warmth, 0.75)), styled(warm)))
+        # Only the empathy line differs: warmth keeps the example's value on both sides. (Moving warmth with it taught
+        # the model to key on the warmth line, which stays put when a user or the policy moves empathy alone.)
+        return ((_replace(base, empathy=lo_v), styled(" ".join(plain))),
+                (_replace(base, empathy=hi_v), styled(warm)))
     raise ValueError(signal)
 
 
@@ -479,6 +481,9 @@ def train(args: argparse.Namespace) -> None:
         """(summed reply cross-entropy of both own targets, their token count, contrastive loss, margin): the margin is
         log p(a | a's controls) - log p(a | b's) + log p(b | b's) - log p(b | a's), in nats."""
         (la, ka), (lb, kb) = reply_loss(*unit[0]), reply_loss(*unit[1])
+        if model.training and args.contrast_weight == 0:  # plain SFT on both sides: the cross passes are not needed
+            zero = torch.zeros((), device=args.device)
+            return la * ka + lb * kb, ka + kb, zero, zero
         (l_ab, _), (l_ba, _) = reply_loss(*unit[2]), reply_loss(*unit[3])  # a's target under b's controls, b's under a's
         margin = ka * (l_ab - la) + kb * (l_ba - lb)
         contrast = -torch.nn.functional.logsigmoid(args.contrast_beta * margin)

@@ -2,7 +2,9 @@
 encoder + prosody)."""
 from __future__ import annotations
 
+import difflib
 import io
+import re
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from perception.voice.audio import SAMPLE_RATE, AudioError, decode_file, pcm16_t
 from perception.voice.prosody import FULL_DIM, extract
 from perception.voice.stt import load_stt
 from perception.voice.vad import load_vad
-from tests.audio import espeak, silence
+from tests.audio import espeak, piper, silence
 from tests.conftest import SHARED
 
 
@@ -27,6 +29,26 @@ def test_jfk_transcribed(stt):
     t = stt.transcribe(audio)
     assert "ask not what your country can do for you" in t.text.lower().replace(",", "")
     assert t.duration_s == pytest.approx(11.0, abs=0.1)
+
+
+# Sentences on which Whisper, given the short window (the utterance and 2 s of silence), transcribes and then starts
+# over from the beginning: the repeat must be dropped, with or without a timestamp before it.
+RESTARTED = ["I wanted to ask you about my trouble sleeping.", "I've been feeling really tired for weeks now.",
+             "If I could just have one quiet day.", "I've been feeling a bit anxious about my job interview tomorrow."]
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+@pytest.mark.parametrize("text", RESTARTED)
+def test_the_short_window_transcribes_once_like_the_full_one(stt, text):
+    audio = piper(text)
+    short = stt.transcribe(audio)
+    assert stt.short_max_s > short.duration_s
+    heard, said = _words(short.text), _words(text)
+    assert len(heard) <= len(said) + 1, short.text  # no second copy
+    assert difflib.SequenceMatcher(a=heard, b=said).ratio() >= 0.8, short.text
 
 
 def test_silence_gives_empty_or_no_words(stt):

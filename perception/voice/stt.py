@@ -45,6 +45,8 @@ class SpeechToText:
     def transcribe(self, audio: np.ndarray) -> Transcript:
         t0 = time.perf_counter()
         duration = audio.size / SAMPLE_RATE
+        logprob: float | None
+        no_speech: float | None
         if 0 < duration <= self.short_max_s:
             text, logprob, no_speech = self._short(audio)
         else:

@@ -1,6 +1,7 @@
 """Speech for tests, synthesised with Debian's espeak-ng (installed by .ci/run) and decoded in memory."""
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 
@@ -32,11 +33,22 @@ def chunks(audio: np.ndarray, ms: int = 20) -> list[bytes]:
     return [to_pcm16(audio[i:i + n]) for i in range(0, audio.size, n)]
 
 
-def piper(text: str) -> np.ndarray:
-    """float32 mono 16 kHz from the shipped Piper voice (human-like prosody)."""
+
+def to_16k(pcm: bytes, rate: int) -> np.ndarray:
+    """PCM16 at `rate` (e.g. a reply's Piper audio at 22,050 Hz) as float32 mono 16 kHz."""
+    x = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768
+    t = np.arange(0, len(x) / rate, 1 / SAMPLE_RATE)
+    return np.interp(t, np.arange(len(x)) / rate, x).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _piper_voice():
     from agent.tts import load_synthesizer
 
-    synth = load_synthesizer()
-    x = np.frombuffer(synth.synthesize(text, 0.5), "<i2").astype(np.float32) / 32768
-    t = np.arange(0, x.size / synth.sample_rate, 1 / SAMPLE_RATE)
-    return np.interp(t, np.arange(x.size) / synth.sample_rate, x).astype(np.float32)
+    return load_synthesizer()
+
+
+def piper(text: str) -> np.ndarray:
+    """float32 mono 16 kHz from the shipped Piper voice (human-like prosody)."""
+    synth = _piper_voice()
+    return to_16k(synth.synthesize(text, 0.5), synth.sample_rate)

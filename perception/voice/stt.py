@@ -5,7 +5,7 @@ import re
 import time
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +27,8 @@ class Transcript:
 # The short window: Whisper's encoder always sees 30 s (padded with silence), which is most of the cost of a 3 s
 # utterance (tiny.en on 2 threads: ~530 ms of a ~650 ms transcription). Encoding only the utterance plus SHORT_PAD_S of
 # silence costs ~60 ms. Trained on 30 s windows, the decoder then transcribes the speech and starts over from the
-# beginning; decoded with timestamps, the repeat is its own segment, which is dropped: a segment that starts past the
-# speech or opens with the transcript's own first words ends the transcript (bench/voice.py: WER and time of both
-# windows on the same clips).
+# beginning; the repeat is dropped (first_pass, drop_restart; bench/voice.py: WER and time of both windows on the same
+# clips).
 SHORT_PAD_S = 2.0
 SHORT_MAX_S = 15.0  # longer utterances take the 30 s window
 _TOKENS_PER_S = 6  # decode budget: speech is ~3-4 tokens a second, plus timestamps and room for the dropped repeat
@@ -48,7 +47,7 @@ class SpeechToText:
         logprob: float | None
         no_speech: float | None
         if 0 < duration <= self.short_max_s:
-            text, logprob, no_speech = self._short(audio)
+            text, logprob, no_speech = self._short(audio, duration)
         else:
             segments, _ = self.model.transcribe(
                 audio, language=self.language, beam_size=1, condition_on_previous_text=False, vad_filter=False,
@@ -72,7 +71,7 @@ class SpeechToText:
         return Tokenizer(self.model.hf_tokenizer, multilingual, task="transcribe",
                          language=self.language if multilingual else None)
 
-    def _short(self, audio: np.ndarray) -> tuple[str, float, float]:
+    def _short(self, audio: np.ndarray, duration: float) -> tuple[str, float, float]:
         import ctranslate2
 
         frames = audio.size // 160 + int(SHORT_PAD_S * 100)
@@ -83,10 +82,10 @@ class SpeechToText:
         tok = self._tokenizer
         result = self.model.model.generate(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32)),
-            [list(tok.sot_sequence)], beam_size=1, max_length=int(24 + _TOKENS_PER_S * audio.size / SAMPLE_RATE),
+            [list(tok.sot_sequence)], beam_size=1, max_length=int(24 + _TOKENS_PER_S * duration),
             return_scores=True, return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1],
         )[0]
-        ids = first_pass(result.sequences_ids[0], tok.timestamp_begin, tok.eot, audio.size / SAMPLE_RATE)
+        ids = first_pass(result.sequences_ids[0], tok.timestamp_begin, tok.eot, duration)
         logprob, no_speech = float(result.scores[0]), float(result.no_speech_prob)
         # faster-whisper's own silence rule: likely no speech and a low-confidence decode -> nothing was said
         if no_speech > 0.6 and logprob < -1.0:
@@ -181,7 +180,7 @@ def _assemble_base(out: Path) -> None:
 
 
 def load_stt(name: str, cache_dir: Path, threads: int = 1, compute_type: str = "int8",
-             window: str = "short") -> SpeechToText:
+             window: Literal["short", "full"] = "short") -> SpeechToText:
     """`window`: "short" encodes a short utterance with 2 s of silence after it, "full" always the 30 s window."""
     from faster_whisper import WhisperModel
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from agent.tts import SentenceSplitter, SpokenSentence, heard_text, length_scale, load_synthesizer
-from tests.audio import chunks, espeak, silence
+from tests.audio import chunks, espeak, silence, to_16k
 from tests.server.wsutil import WS
 
 pytestmark = pytest.mark.llm
@@ -18,12 +18,6 @@ pytestmark = pytest.mark.llm
 
 def words(text: str) -> list[str]:
     return ["".join(c for c in w if c.isalnum()) for w in text.lower().replace("-", " ").split() if any(c.isalnum() for c in w)]
-
-
-def to_16k(pcm: bytes, rate: int) -> np.ndarray:
-    x = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768
-    t = np.arange(0, len(x) / rate, 1 / 16000)
-    return np.interp(t, np.arange(len(x)) / rate, x).astype(np.float32)
 
 
 async def test_a_spoken_reply_says_the_reply_text(live_server):

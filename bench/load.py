@@ -89,7 +89,7 @@ def main() -> None:
     ap.add_argument("--matrix", action="store_true", help="throughput for 1, 2, 4 workers with SQLite and with Redis")
     ap.add_argument("--rate", type=float, nargs="+", help="open loop: turns per second offered (Poisson arrivals)")
     ap.add_argument("--duration", type=float, default=30.0, help="open loop: seconds per offered rate")
-    ap.add_argument("--workers", type=int, default=1, help="open loop: server worker processes (more than one: SQLite store)")
+    ap.add_argument("--workers", type=int, default=1, help="open loop: server worker processes (more than one: Redis store)")
     args = ap.parse_args()
     if args.matrix:
         return matrix(args)
@@ -221,8 +221,14 @@ def open_loop(args) -> None:
     port = free_port()
     standin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "standin.py"), "--port", str(port),
                                 "--first-token-ms", str(FIRST_TOKEN_MS), "--token-ms", "10", "--tokens", "24"])
-    store = {"PERSONA_STORE": "memory"} if args.workers == 1 else \
-        {"PERSONA_STORE": "sqlite", "PERSONA_STORE_PATH": str(ROOT / "bench" / "out" / "load" / "open.sqlite3")}
+    redis = None
+    if args.workers == 1:
+        store = {"PERSONA_STORE": "memory"}
+    else:  # several workers share sessions through Redis (SQLite's single writer lock fails them under load)
+        from tests.redisserver import RedisServer
+
+        redis = RedisServer(ROOT / "bench" / "out" / "load" / "redis", appendonly=False).start()
+        store = {"PERSONA_STORE": "redis", "PERSONA_REDIS_URL": redis.url}
     env = {"LLM_BASE_URL": f"http://127.0.0.1:{port}/v1", "LLM_MODEL": "scripted-standin", **store,
            "PERSONA_VOICE_ENABLED": "false", "PERSONA_FACE_ENABLED": "false", "PERSONA_TTS_ENABLED": "false"}
     n = args.sessions[0]
@@ -260,6 +266,8 @@ def open_loop(args) -> None:
     finally:
         standin.terminate()
         standin.wait()
+        if redis is not None:
+            redis.stop()
     try:
         import matplotlib
 

@@ -217,6 +217,21 @@ async def test_redis_keys_carry_the_retention_ttl(redis_server):
     assert len(ttls) == 4 and all(3 * 86400 - 60 < t <= 3 * 86400 for t in ttls), ttls
 
 
+async def test_a_burst_of_saves_beyond_the_redis_pool_waits_instead_of_failing(redis_server):
+    """300 sessions saved at once by one worker (a burst of turns ending together) share a pool of 64 connections:
+    each save waits for a free connection. redis-py's default pool raised MaxConnectionsError past 100."""
+    import asyncio
+
+    store = RedisStore(redis_server.url)
+    recs = [SessionRecord(id=f"s{i}", profile_id="companion", user_id=None, persona=sad_persona()) for i in range(300)]
+    for r in recs:
+        r.history.append(Message("user", f"hello {r.id}"))
+    await asyncio.gather(*(store.save(r) for r in recs))
+    got = await asyncio.gather(*(store.load(r.id) for r in recs))
+    assert [g.history[0].content if g else None for g in got] == [f"hello {r.id}" for r in recs]
+    await store.aclose()
+
+
 def test_sqlite_files_from_before_tenants_open_as_the_local_tenant(tmp_path):
     import sqlite3
 

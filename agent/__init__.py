@@ -10,7 +10,7 @@ from agent.analysis import (
 from agent.conversation import MAX_PENDING_TURNS, Conversation, FaceUnavailable, InboxFull, VoiceUnavailable
 from agent.engine import (
     DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, EngineStatus, default_adapter_dir, default_llm_python, embedded_model_dir,
-    lora_rank,
+    adapter_controls_at, lora_rank,
 )
 from agent.events import (
     EVENTS, PROTOCOL_VERSION, ControlsEvent, ControlsUpdated, ErrorEvent, Event, FaceAbsent, PerceptionEvent, PersonaEvent,
@@ -34,5 +34,5 @@ __all__ = [
     "SessionExport", "SessionStarted", "SpeechStarted", "TextAnalysis", "TranscriptEvent", "UnknownProfile", "UnknownSession", "UserExport",
     "VoiceAnalysis", "VoiceConfig", "VoiceUnavailable", "analyze_face", "analyze_texts", "analyze_voice", "assess_texts",
     "create_runtime", "default_adapter_dir", "default_llm_python", "embedded_model_dir", "load_face_perceiver", "load_risk_model",
-    "load_text_model", "load_voice_models", "lora_rank", "open_agent_store", "scrape_registry", "watch_tasks", "worker_exited",
+    "load_text_model", "load_voice_models", "adapter_controls_at", "lora_rank", "open_agent_store", "scrape_registry", "watch_tasks", "worker_exited",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice
 from agent.batcher import MicroBatcher
 from agent.conversation import Admit, Conversation, Evict, Inputs
-from agent.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, EngineStatus
+from agent.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, EngineStatus, adapter_controls_at
 from agent.events import Emit
 from agent.leases import Lease, Leases, LocalLeases, open_leases
 from agent.llm import LLMClient, LLMConfig
@@ -44,7 +44,7 @@ from perception.voice.stt import load_stt
 from perception.voice.turn import load_smart_turn
 from perception.voice.vad import load_vad
 from persona import PersonaState, PersonaTracker, load_policy
-from prompts import Message, load_profiles
+from prompts import ControlsAt, Message, load_profiles
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,11 @@ class AgentConfig:
     max_tokens_cap: int | None = None  # upper bound on any reply's max_tokens
     temperature: float | None = None  # fixes the sampling temperature (e.g. 0 for reproducible runs)
     history_chars: int = 6000  # recent-window budget sent to the LLM
+    # Where the prompt puts the controls' guidance (prompts.render.ControlsAt): "system" (in the system message at the
+    # top), "end" (a second system message after the user's message), or "auto": what the embedded engine's adapter
+    # was trained with (its training.json), and "system" for an external LLM (Mistral's chat template takes a system
+    # message only at the top).
+    controls_at: Literal["auto", "system", "end"] = "auto"
     policy_file: Path | None = None
     text_model: Literal["trained", "lexicon"] = "trained"
     text_model_dir: Path | None = None  # default: the artifact shipped in perception/models/text_emotion
@@ -337,6 +342,14 @@ class Runtime:
             await self.engine.stop()
 
 
+def resolve_controls_at(setting: Literal["auto", "system", "end"], engine: EmbeddedEngine | None) -> ControlsAt:
+    """The prompt layout for this run: the setting, or with "auto" the one the embedded engine's adapter learned."""
+    if setting != "auto":
+        return setting
+    adapter = engine.config.adapter_dir if engine is not None else None
+    return adapter_controls_at(adapter) if adapter is not None else "system"
+
+
 async def create_runtime(cfg: RuntimeConfig) -> Runtime:
     """Load every model once, start (or reach) the LLM, warm up, and return the wired agent."""
     configure_third_party()
@@ -363,7 +376,7 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
             tracker=PersonaTracker(), policy=load_policy(a.policy_file), profiles=load_profiles(), llm=LLMClient(llm_cfg),
             store=open_agent_store(a),
             config=TurnConfig(max_tokens_cap=a.max_tokens_cap, temperature=a.temperature, history_chars=a.history_chars,
-                              summary_chars=a.summary_chars),
+                              summary_chars=a.summary_chars, controls_at=resolve_controls_at(a.controls_at, engine)),
             webhook=SafetyWebhook(a.safety_webhook) if a.safety_webhook else None, tts=tts,
         )
         inputs = Inputs(voice=voice, voice_config=a.voice, face=face, face_max_fps=a.face_max_fps, face_ttl_s=a.face_ttl_s)

@@ -25,6 +25,7 @@ import httpx
 
 from agent.metrics import ENGINE_RESTARTS
 from perception.environment import DEFAULT_CACHE_DIR
+from prompts import ControlsAt
 
 log = logging.getLogger(__name__)
 _CONVERTER = Path(__file__).with_name("smollm2_to_hf.py")
@@ -302,6 +303,16 @@ def default_adapter_dir() -> Path | None:
 def lora_rank(adapter_dir: Path) -> int:
     """The rank a peft adapter was trained with (vLLM's --max-lora-rank must cover it; 8 at least)."""
     return max(8, int(json.loads((adapter_dir / "adapter_config.json").read_text()).get("r", 16)))
+
+
+def adapter_controls_at(adapter_dir: Path) -> ControlsAt:
+    """Where the adapter was trained to find the controls' guidance (its training.json; "system" before the field)."""
+    record = adapter_dir / "training.json"
+    at = json.loads(record.read_text()).get("controls_at", "system") if record.exists() else "system"
+    if at == "end":
+        return "end"
+    assert at == "system", f"{record}: controls_at={at!r}"
+    return "system"
 
 
 def default_llm_python() -> Path:

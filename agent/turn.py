@@ -33,7 +33,7 @@ from perception import LABELS, Modality, ModalitySignal
 from perception.language import LanguageGuess
 from perception.safety import RiskAssessment, rules_only
 from persona import Decision, PersonaState, PersonaTracker, Policy, RiskInput, read_style
-from prompts import AgentProfile, Message, Prompt, crisis_reply, render, safety_resources
+from prompts import AgentProfile, ControlsAt, Message, Prompt, crisis_reply, render, safety_resources
 from prompts.endings import SentenceCloser
 from prompts.guard import GuardHit, OutputGuard
 
@@ -55,6 +55,7 @@ class TurnConfig:
     temperature: float | None = None  # fixes the sampling temperature (e.g. 0 for reproducible runs)
     history_chars: int = 6000  # recent-window budget sent to the LLM
     summary_chars: int = 1500  # running summary of what fell out of the window
+    controls_at: ControlsAt = "system"  # where the prompt puts the controls' guidance (resolved at start-up)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +200,8 @@ def fold_summary(rec: SessionRecord, history: list[Message], cfg: TurnConfig) ->
 def render_prompt(p: Pipeline, rec: SessionRecord, profile: AgentProfile, decision: Decision, text: str) -> Prompt:
     recent, summary = fold_summary(rec, rec.history[:-1], p.config)
     return render(profile, decision.controls, recent, text, summary=summary,
-                  max_tokens_cap=p.config.max_tokens_cap, temperature=p.config.temperature)
+                  max_tokens_cap=p.config.max_tokens_cap, temperature=p.config.temperature,
+                  controls_at=p.config.controls_at)
 
 
 # --- 7. generate and 8. guard: the model's stream (or the fixed crisis reply), checked before the user sees it ------

@@ -1,7 +1,7 @@
 """Prompt templates and agent profiles: ControlSignals → system prompt + sampling parameters."""
 from prompts.render import (
-    AgentProfile, Message, Prompt, Sampling, crisis_reply, load_profiles, render, render_system, safety_resources,
+    AgentProfile, ControlsAt, Message, Prompt, Sampling, crisis_reply, load_profiles, render, render_system, safety_resources,
     sampling_for,
 )
 
-__all__ = ["AgentProfile", "crisis_reply", "safety_resources", "Message", "Prompt", "Sampling", "load_profiles", "render", "render_system", "sampling_for"]
+__all__ = ["AgentProfile", "ControlsAt", "crisis_reply", "safety_resources", "Message", "Prompt", "Sampling", "load_profiles", "render", "render_system", "sampling_for"]

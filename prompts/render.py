@@ -13,6 +13,10 @@ import yaml
 from persona import ControlSignals, OverrideLimits
 
 Role = Literal["system", "user", "assistant"]
+# Where the guidance (the "How to answer this message" block the controls render to) goes: in the system message at
+# the top, or in a second system message after the user's message, next to where the reply starts. A small model
+# follows the late block far better; some chat templates (Mistral's) take a system message only at the top.
+ControlsAt = Literal["system", "end"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +117,12 @@ def target_words(verbosity: float) -> int:
     return int(round(spec["lo"] * (spec["hi"] / spec["lo"]) ** verbosity))
 
 
-def render_system(profile: AgentProfile, controls: ControlSignals, has_earlier: bool = False) -> str:
-    """The system message: the profile and the controls, from templates only. No user text ever reaches it."""
+def render_system(profile: AgentProfile, controls: ControlSignals, has_earlier: bool = False,
+                  template: str = "system.j2") -> str:
+    """The system message: the profile and the controls, from templates only. No user text ever reaches it.
+    `guidance.j2` is the controls' part alone (the "How to answer this message" block)."""
     strategy_hint = _yaml("strategies.yaml")[controls.strategy]
-    text = _env().get_template("system.j2").render(
+    text = _env().get_template(template).render(
         profile=profile, controls=controls, strategy_hint=strategy_hint, has_earlier=has_earlier,
         words=target_words(controls.verbosity),
     )
@@ -138,10 +144,19 @@ def render(
     summary: str = "",
     max_tokens_cap: int | None = None,
     temperature: float | None = None,
+    controls_at: ControlsAt = "system",
 ) -> Prompt:
     """User text goes only into user messages: nothing in it can reach the controls or the system prompt. The
-    summary of earlier turns is quoted data at the head of the first user message, never part of the system."""
-    system = Message("system", render_system(profile, controls, has_earlier=bool(summary)))
+    summary of earlier turns is quoted data at the head of the first user message, never part of the system.
+    With controls_at="end" the system message is the profile alone and the guidance follows the user's message as a
+    second system message (still rendered from templates only)."""
+    if controls_at == "end":
+        system = Message("system", profile.persona.strip())
+        guidance: tuple[Message, ...] = (
+            Message("system", render_system(profile, controls, bool(summary), template="guidance.j2")),)
+    else:
+        system = Message("system", render_system(profile, controls, has_earlier=bool(summary)))
+        guidance = ()
     turns = [m.for_llm() for m in history] + [Message("user", user_text)]
     if summary:
         block = earlier_block(summary)
@@ -149,7 +164,7 @@ def render(
             turns[0] = Message("user", f"{block}\n\n{turns[0].content}")
         else:
             turns.insert(0, Message("user", block))
-    return Prompt(messages=(system, *turns), sampling=sampling_for(controls, max_tokens_cap, temperature))
+    return Prompt(messages=(system, *turns, *guidance), sampling=sampling_for(controls, max_tokens_cap, temperature))
 
 
 def safety_resources(locale: str | None) -> str:

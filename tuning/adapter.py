@@ -36,7 +36,7 @@ import numpy as np
 from persona import ControlSignals
 from persona.controls import STRATEGIES as _STRATEGIES
 from prompts import Message, render
-from prompts.render import AgentProfile, load_profiles
+from prompts.render import AgentProfile, ControlsAt, load_profiles
 
 HISTORY_MESSAGES = 4  # messages of context before the seeker's last message (the server's window is larger)
 
@@ -192,7 +192,8 @@ class Example:
     profile: str
 
 
-def build_examples(turns: Sequence[Turn], profiles: Sequence[AgentProfile], rng: random.Random, threads: int) -> list[Example]:
+def build_examples(turns: Sequence[Turn], profiles: Sequence[AgentProfile], rng: random.Random, threads: int,
+                   controls_at: ControlsAt = "system") -> list[Example]:
     words = np.array([len(t.reply.split()) for t in turns], float)
     verbosity = percentiles(words)
     emp, warm = tone_scores([t.reply for t in turns], threads)
@@ -209,7 +210,7 @@ def build_examples(turns: Sequence[Turn], profiles: Sequence[AgentProfile], rng:
             assertiveness=round(assertiveness(t.reply), 2), verbosity=round(float(verbosity[i]), 2),
             pace=round(rng.uniform(0.3, 0.7), 2), strategy=strategy,  # type: ignore[arg-type]
         )
-        prompt = render(profile, controls, list(t.history), t.user)
+        prompt = render(profile, controls, list(t.history), t.user, controls_at=controls_at)
         out.append(Example(messages=prompt.messages, target=target, controls=controls, profile=profile.id))
     return out
 
@@ -284,7 +285,8 @@ def nearest_other_strategy(dialogue: Sequence[int], turns: Sequence[Turn]) -> di
 
 def build_pairs(turns: Sequence[Turn], examples: Sequence[Example], profiles: Sequence[AgentProfile],
                 rng: random.Random, indices: Sequence[int], n_pairs: int,
-                other: dict[int, int] | None = None, history: int = HISTORY_MESSAGES) -> list[Example]:
+                other: dict[int, int] | None = None, history: int = HISTORY_MESSAGES,
+                controls_at: ControlsAt = "system") -> list[Example]:
     """Up to n_pairs contrastive pairs (2 * n_pairs examples) over the turns at `indices`, the signals in turn
     (strategy pairs only where `other` names a reply of another strategy in the same dialogue)."""
     by_id = {p.id: p for p in profiles}
@@ -309,7 +311,7 @@ def build_pairs(turns: Sequence[Turn], examples: Sequence[Example], profiles: Se
         if hist and hist[0].role == "assistant":
             hist = hist[1:]
         for controls, target in pair:
-            prompt = render(profile, controls, hist, t.user)
+            prompt = render(profile, controls, hist, t.user, controls_at=controls_at)
             out.append(Example(messages=prompt.messages, target=target, controls=controls, profile=profile.id))
     return out
 
@@ -389,7 +391,7 @@ def train(args: argparse.Namespace) -> None:
     held = set(dialogue_ids[:max(1, len(dialogue_ids) // 10)])
     profiles = [load_profiles()[k] for k in sorted(load_profiles())]
     all_turns = [t for _, _, t in turns]
-    examples = build_examples(all_turns, profiles, rng, args.threads)
+    examples = build_examples(all_turns, profiles, rng, args.threads, args.controls_at)
     is_held = [(p, di) in held for p, di, _ in turns]
     train_idx = [i for i, h in enumerate(is_held) if not h]
     held_idx = [i for i, h in enumerate(is_held) if h]
@@ -407,7 +409,7 @@ def train(args: argparse.Namespace) -> None:
         by_dialogue.setdefault((p, di), []).append(i)
     other = {i: j for d in by_dialogue.values() for i, j in nearest_other_strategy(d, all_turns).items()}
     pairs = build_pairs(all_turns, examples, profiles, rng, train_idx[len(train_idx) // 2:], n_pairs, other,
-                        history=args.pair_history)
+                        history=args.pair_history, controls_at=args.controls_at)
     units += pair_units(tok, pairs, args.max_len)
     n_seq = 2 * len(units)
     for i in train_idx[:len(train_idx) // 2]:
@@ -423,7 +425,8 @@ def train(args: argparse.Namespace) -> None:
         if (enc := _tokenize(tok, examples[i], args.max_len)) is not None:
             held_data.append(enc)
     held_pairs = pair_units(tok, build_pairs(all_turns, examples, profiles, random.Random(args.seed + 1), held_idx,
-                                             args.held_pairs, other, history=args.pair_history), args.max_len)
+                                             args.held_pairs, other, history=args.pair_history,
+                                             controls_at=args.controls_at), args.max_len)
     own = [enc for u in units for enc in u[:2]]
     n_tok = sum(len(x) for x, _ in own)
     print(f"{len(turns)} supporter turns from {len(dialogue_ids)} dialogues; training on {len(own)} examples "
@@ -592,7 +595,7 @@ def export(work: Path, out: Path, state: dict, args: argparse.Namespace, n_examp
     record = {"dialogues": [Path(p).name for p in args.dialogues], "examples": n_examples, "tokens": n_tokens,
               "epochs": args.epochs, "lr": args.lr, "rank": args.rank, "accumulate": args.accumulate,
               "max_len": args.max_len, "layers": args.layers, "pair_share": args.pair_share,
-              "pair_history": args.pair_history, "contrast_weight": args.contrast_weight,
+              "pair_history": args.pair_history, "controls_at": args.controls_at, "contrast_weight": args.contrast_weight,
               "contrast_beta": args.contrast_beta, "init": Path(args.init).name if args.init else None, "seed": args.seed, "best": state["best"], "history": state["history"],
               "wall_s": round(state["wall_s"]), "threads": args.threads, "device": args.device}
     (out / "training.json").write_text(json.dumps(record, indent=1))

@@ -37,6 +37,9 @@ def add_adapter_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--init", help="start from this peft adapter folder (a second training stage) instead of a new one")
+    p.add_argument("--controls-at", choices=("system", "end"), default="end",
+                   help="where the prompt puts the controls' guidance (prompts.render ControlsAt); recorded in "
+                        "training.json, and the server renders the same for this adapter")
 
 
 def add_replies_eval_arguments(p: argparse.ArgumentParser) -> None:

@@ -176,7 +176,8 @@ def run(args: argparse.Namespace) -> None:
     from sacrebleu.metrics import CHRF
 
     from agent import (
-        EmbeddedEngine, EmbeddedEngineConfig, default_adapter_dir, default_llm_python, embedded_model_dir, lora_rank,
+        EmbeddedEngine, EmbeddedEngineConfig, adapter_controls_at, default_adapter_dir, default_llm_python,
+        embedded_model_dir, lora_rank,
     )
     from perception.text_model import default_text_model_dir, load_text_model
     from harness import free_port, live_server
@@ -189,7 +190,11 @@ def run(args: argparse.Namespace) -> None:
     gold = pick_turns(dialogues, args.n, args.seed)
     texts = situations(dialogues, args.situations)
     strat_texts = texts[: max(1, args.strategy_situations)]
-    print(f"{len(gold)} supporter turns and {len(texts)} situations from {dialogues.name}; adapter {adapter}", flush=True)
+    # Both arms render the prompt the way the adapter was trained to read it (its training.json), so that the only
+    # difference between them is the adapter.
+    layout = adapter_controls_at(adapter)
+    print(f"{len(gold)} supporter turns and {len(texts)} situations from {dialogues.name}; adapter {adapter}; "
+          f"controls at: {layout}", flush=True)
 
     results: dict[str, dict] = {}
     speed_prompts = [t.user for t in gold[:args.speed_n]]
@@ -214,7 +219,7 @@ def run(args: argparse.Namespace) -> None:
             env = {"LLM_BASE_URL": engine.base_url, "LLM_MODEL": model, "PERSONA_LLM_TEMPERATURE": "0",
                    "PERSONA_LLM_MAX_TOKENS": str(args.max_tokens), "PERSONA_LLM_TIMEOUT_S": "1800",
                    "PERSONA_STORE": "sqlite", "PERSONA_STORE_PATH": str(store), "PERSONA_VOICE_ENABLED": "false",
-                   "PERSONA_FACE_ENABLED": "false", "PERSONA_CACHE_DIR": args.cache_dir}
+                   "PERSONA_FACE_ENABLED": "false", "PERSONA_CACHE_DIR": args.cache_dir, "PERSONA_CONTROLS_AT": layout}
             with live_server(work / name, env) as srv:
                 t0 = time.time()
                 done = asyncio.run(_many(srv.ws_url, [({"resume": i}, t.user, None) for i, t in zip(ids, gold)],

@@ -15,14 +15,13 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-import httpx
 
 from agent.batcher import MicroBatcher
 from agent.events import (
     ControlsEvent, Emit, ErrorEvent, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent,
 )
 from agent.frames import perception_event
-from agent.llm import LLMClient, LLMStatusError, StreamStats
+from agent.llm import TRANSPORT_ERRORS, LLMClient, LLMStatusError, StreamStats
 from agent.metrics import LLM_TOKENS, SAFETY, STORE_FAILURES, TURNS, observe_timings
 from agent.reading import TextReader, TextReading
 from agent.store import SessionRecord, SessionStore
@@ -39,7 +38,8 @@ from prompts.guard import GuardHit, OutputGuard
 
 log = logging.getLogger(__name__)
 LLM_RETRY_BACKOFF_S = (0.5, 1.5)  # waits before the 2nd and 3rd attempt
-LLM_ERRORS = (LLMStatusError, httpx.HTTPError)  # an error status; no connection, a timeout, a broken stream
+# an error status; no connection, a timeout, a broken stream
+LLM_ERRORS: tuple[type[Exception], ...] = (LLMStatusError, *TRANSPORT_ERRORS)
 
 
 class Fuser(Protocol):

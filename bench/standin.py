@@ -12,6 +12,7 @@ import time
 
 WORDS = ("That sounds like a lot to carry. I'm here with you; tell me more about what happened and how it "
          "felt, and we can look at it together.").split()
+CONTENT = [json.dumps(w + " ") for w in WORDS]  # each token's content as a JSON string
 
 
 def make_app(tokens: int, token_ms: float, first_token_ms: float):
@@ -27,14 +28,16 @@ def make_app(tokens: int, token_ms: float, first_token_ms: float):
         n = min(tokens, int(body.get("max_completion_tokens") or body.get("max_tokens") or tokens))
 
         async def stream():
-            cid = f"chatcmpl-{time.monotonic_ns()}"
+            # Each event is the same bytes vLLM would send, pre-encoded per request (the stand-in shares the cores
+            # with the server it measures, so it spends as little CPU per event as it can).
+            cid, created = f"chatcmpl-{time.monotonic_ns()}", int(time.time())
+            head = f'data: {{"id":"{cid}","object":"chat.completion.chunk","created":{created},"model":"scripted-standin",'
             await asyncio.sleep(first_token_ms / 1000)
             for i in range(n):
-                chunk = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": "scripted-standin",
-                         "choices": [{"index": 0, "delta": {"content": WORDS[i % len(WORDS)] + " "}, "finish_reason": None}]}
-                yield f"data: {json.dumps(chunk)}\n\n"
+                yield (head + '"choices":[{"index":0,"delta":{"content":' + CONTENT[i % len(CONTENT)] +
+                       '},"finish_reason":null}]}\n\n')
                 await asyncio.sleep(token_ms / 1000)
-            end = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": "scripted-standin",
+            end = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": "scripted-standin",
                    "choices": [{"index": 0, "delta": {}, "finish_reason": "length" if n == tokens else "stop"}],
                    "usage": {"prompt_tokens": 100, "completion_tokens": n, "total_tokens": 100 + n}}
             yield f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n"

@@ -122,7 +122,7 @@ class OpenAICompatibleChat(BaseChatModel):
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s),
-                connector=aiohttp.TCPConnector(limit=self.max_connections), auto_decompress=False)
+                connector=aiohttp.TCPConnector(limit=self.max_connections))
         return self._session
 
     async def aclose(self) -> None:

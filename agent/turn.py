@@ -15,7 +15,6 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-
 from agent.batcher import MicroBatcher
 from agent.events import (
     ControlsEvent, Emit, ErrorEvent, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent,

@@ -225,6 +225,8 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
     first token and first audio (from the turn's start, `response.done` timings)."""
     import websockets
 
+    from agent import AgentConfig
+    from agent.voice import VoiceConfig
     from harness import live_server
 
     texts = ["I had a long day at work and I just want to relax now.", "Can you help me calm down before my exam?",
@@ -299,8 +301,10 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
     parts = (("final", "end of speech -> final transcript received"), ("stt", "speech-to-text of the utterance"),
              ("turn_first_token", "turn start -> first token"), ("turn_first_audio", "turn start -> first audio"),
              ("first_token", "end of speech -> first reply token"), ("first_audio", "end of speech -> first reply audio"))
-    for k, what in (("vad", "VAD alone: 600 ms of silence ends the turn"),
-                    ("smart_turn", "Smart Turn: 200 ms of silence, then the model"),
+    # the server's defaults, which both live servers run with
+    pause, silence = VoiceConfig().turn_min_silence_ms, AgentConfig().vad_min_silence_ms
+    for k, what in (("vad", f"VAD alone: {silence} ms of silence ends the turn"),
+                    ("smart_turn", f"Smart Turn: {pause} ms of silence, then the model"),
                     ("push_to_talk", "peer: explicit user.audio.end (no silence wait)")):
         print(f"  {k}: {what}")
         for part, label in parts:
@@ -308,13 +312,13 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
     v = np.median([o["first_audio"] for o in out["vad"]])
     s_ = np.median([o["first_audio"] for o in out["smart_turn"]])
     print(f"smart turn vs VAD alone, end of speech -> first audio p50: {s_:.0f} vs {v:.0f} ms ({(s_ / v - 1) * 100:+.0f}%)")
-    # The most any end of turn could win here: one that decided, and had the transcript, the instant the 200 ms pause
+    # The most any end of turn could win here: one that decided, and had the transcript, the instant the short pause
     # was seen. Everything after the turn starts (first token, first clause, Piper) is shared by both arms.
     after = np.median([o["turn_first_audio"] for o in out["smart_turn"] + out["vad"]])
     vad_end = np.median([o["final"] for o in out["vad"]])
-    best = (200 + after) / (vad_end + after) - 1
+    best = (pause + after) / (vad_end + after) - 1
     print(f"bound: turn start -> first audio {after:.0f} ms p50 (both arms), VAD end of speech -> final transcript "
-          f"{vad_end:.0f} ms; an instant end of turn at the 200 ms pause would give {200 + after:.0f} vs "
+          f"{vad_end:.0f} ms; an instant end of turn at the {pause} ms pause would give {pause + after:.0f} vs "
           f"{vad_end + after:.0f} ms ({best * 100:+.0f}%)")
 
 

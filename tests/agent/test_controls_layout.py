@@ -9,12 +9,12 @@ from agent.agent import resolve_controls_at
 from agent.engine import EmbeddedEngine, EmbeddedEngineConfig, adapter_controls_at
 
 
-def _adapter(dir: Path, record: dict | None) -> Path:
-    dir.mkdir()
-    (dir / "adapter_config.json").write_text(json.dumps({"r": 16}))
+def _adapter(path: Path, record: dict | None) -> Path:
+    path.mkdir()
+    (path / "adapter_config.json").write_text(json.dumps({"r": 16}))
     if record is not None:
-        (dir / "training.json").write_text(json.dumps(record))
-    return dir
+        (path / "training.json").write_text(json.dumps(record))
+    return path
 
 
 def test_the_layout_follows_the_adapter_unless_set(tmp_path: Path):

@@ -18,7 +18,7 @@ from agent.events import (
     TranscriptEvent,
 )
 from agent.frames import ImageBackpressure
-from agent.llm import LLMConfig
+from agent.llm import STREAM_INTERVAL_S, LLMConfig
 from agent.metrics import ACTIVE_SESSIONS, ERRORS, FRAMES, REGISTRY, scrape_registry, watch_tasks, worker_exited
 from agent.store import LOCAL_TENANT, SessionExport, UserExport
 from agent.voice import AudioBackpressure, VoiceConfig
@@ -29,7 +29,7 @@ __all__ = [
     "ACTIVE_SESSIONS", "DEFAULT_CACHE_DIR", "ERRORS", "EVENTS", "FRAMES", "LOCAL_TENANT", "PROTOCOL_VERSION", "REGISTRY",
     "Agent", "AgentConfig", "AnalysisUnavailable", "AudioBackpressure", "ControlsEvent", "ControlsUpdated", "Conversation",
     "EmbeddedEngine", "EmbeddedEngineConfig", "EndpointHealth", "EngineStatus", "ErrorEvent", "Event", "FaceAbsent", "FaceAnalysis", "FaceUnavailable",
-    "ImageBackpressure", "ImageError", "InboxFull", "InvalidAudio", "MAX_PENDING_TURNS", "LLMConfig", "PerceptionEvent", "PersonaEvent", "ResponseCancelled",
+    "ImageBackpressure", "ImageError", "InboxFull", "InvalidAudio", "MAX_PENDING_TURNS", "LLMConfig", "STREAM_INTERVAL_S", "PerceptionEvent", "PersonaEvent", "ResponseCancelled",
     "ResponseDelta", "ResponseDone", "ResponseInterrupted", "Runtime", "RuntimeConfig", "SafetyEvent", "SessionInUse",
     "SessionExport", "SessionStarted", "SpeechStarted", "TextAnalysis", "TranscriptEvent", "UnknownProfile", "UnknownSession", "UserExport",
     "VoiceAnalysis", "VoiceConfig", "VoiceUnavailable", "analyze_face", "analyze_texts", "analyze_voice", "assess_texts",

@@ -19,7 +19,7 @@ from agent.conversation import Admit, Conversation, Evict, Inputs
 from agent.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, EngineStatus, adapter_controls_at
 from agent.events import Emit
 from agent.leases import Lease, Leases, LocalLeases, open_leases
-from agent.llm import LLMClient, LLMConfig
+from agent.llm import STREAM_INTERVAL_S, LLMClient, LLMConfig
 from agent.reading import TextPerceiver, TextReader
 from agent.store import (
     LOCAL_TENANT, SessionExport, SessionRecord, SessionStore, UserExport, open_store, session_export,
@@ -277,6 +277,7 @@ class RuntimeConfig:
     agent: AgentConfig
     llm: LLMConfig | None  # None: start the embedded vLLM engine
     embedded: EmbeddedEngineConfig
+    llm_stream_interval_s: float = STREAM_INTERVAL_S  # for the embedded engine's client (LLMConfig's field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +359,8 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
     if llm_cfg is None:
         engine = EmbeddedEngine(cfg.embedded)
         await engine.start()
-        llm_cfg = LLMConfig(base_url=engine.base_url, model=cfg.embedded.model_name)
+        llm_cfg = LLMConfig(base_url=engine.base_url, model=cfg.embedded.model_name,
+                            stream_interval_s=cfg.llm_stream_interval_s)
     try:
         if not llm_cfg.model:
             llm_cfg = replace(llm_cfg, model=await _first_served_model(llm_cfg))

@@ -90,6 +90,9 @@ def main() -> None:
     ap.add_argument("--rate", type=float, nargs="+", help="open loop: turns per second offered (Poisson arrivals)")
     ap.add_argument("--duration", type=float, default=30.0, help="open loop: seconds per offered rate")
     ap.add_argument("--workers", type=int, default=1, help="open loop: server worker processes (more than one: Redis store)")
+    ap.add_argument("--peer-env", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="open loop: run the same rates again on a server with these settings (a peer in the same run, "
+                         "e.g. PERSONA_GC_FREEZE=false PERSONA_GC_THRESHOLDS='[700,10,10]' for Python's collector)")
     args = ap.parse_args()
     if args.matrix:
         return matrix(args)
@@ -197,7 +200,8 @@ class Live:
                 self.first = (time.perf_counter() - self.t0) * 1000
             elif ev["type"] == "response.done":
                 out.append((ev["timings_ms"]["overhead_before_llm"], (self.first or np.nan) - FIRST_TOKEN_MS,
-                            (time.perf_counter() - self.t0) * 1000, time.perf_counter()))
+                            (time.perf_counter() - self.t0) * 1000, time.perf_counter(),
+                            ev["timings_ms"]["perception"]))
                 self.busy = False
             elif ev["type"] == "error":
                 errors.append(ev["code"])
@@ -205,18 +209,20 @@ class Live:
 
 
 async def offered(sessions: list[Live], rate: float, duration: float, rng: np.random.Generator) -> tuple[list, list, int, float]:
-    """Poisson arrivals at `rate` for `duration` s; waits for the turns in flight. (done, errors, unsent, elapsed)."""
+    """Poisson arrivals at `rate` for `duration` s; waits for the turns in flight. (done, errors, unsent, achieved/s).
+
+    The arrivals are a Poisson process given its count: round(rate * duration) arrival times drawn uniformly over the
+    run and sorted, so the offered load is the same in every run rather than ±1.5% at 150/s for 30 s. Achieved is the
+    turns completed from 1 s after the start to the end of the window, per second: a turn cannot complete before the
+    stand-in's own reply time (~0.3 s) after it is sent, so counting from the start would read a server that keeps up
+    as a few per cent short of the offered rate."""
     out: list = []
     errors: list = []
     readers = [asyncio.create_task(s.read(out, errors)) for s in sessions]
     unsent, t0 = 0, time.perf_counter()
-    next_at = t0
     try:
-        while True:
-            next_at += rng.exponential(1.0 / rate)
-            if next_at - t0 > duration:
-                break
-            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        for at in np.sort(rng.uniform(0.0, duration, int(round(rate * duration)))):
+            await asyncio.sleep(max(0.0, t0 + at - time.perf_counter()))
             idle = [s for s in sessions if not s.busy]
             if not idle:
                 unsent += 1  # every user is waiting for a reply: the arrival is lost (counted, reported)
@@ -229,13 +235,11 @@ async def offered(sessions: list[Live], rate: float, duration: float, rng: np.ra
         for r in readers:
             r.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
-    done_in_window = [o for o in out if o[3] - t0 <= duration]
-    return out, errors, unsent, len(done_in_window) / duration
+    done_in_window = [o for o in out if 1.0 < o[3] - t0 <= duration]
+    return out, errors, unsent, len(done_in_window) / (duration - 1.0)
 
 
 def open_loop(args) -> None:
-    import websockets
-
     port = free_port()
     standin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "standin.py"), "--port", str(port),
                                 "--first-token-ms", str(FIRST_TOKEN_MS), "--token-ms", "10", "--tokens", "24"])
@@ -254,6 +258,55 @@ def open_loop(args) -> None:
     print(f"LLM: ScriptedOpenAIStandIn (benchmark only): 24 tokens, first after 50 ms, then one per 10 ms. Open loop: "
           f"{n} connected sessions, Poisson arrivals, {args.duration:.0f} s per rate; {args.workers} server worker(s), "
           f"{store['PERSONA_STORE']} store; client on the same cores\n")
+    peer = dict(kv.split("=", 1) for kv in args.peer_env)
+    arms = {"ours": {}, **({"peer (" + " ".join(args.peer_env) + ")": peer} if peer else {})}
+    results: dict[str, list[tuple[float, float, tuple[float, float, float], int]]] = {}
+    try:
+        for label, extra in arms.items():
+            print(f"**{label}**\n")
+            results[label] = open_loop_arm(args, {**env, **extra})
+            print()
+    finally:
+        standin.terminate()
+        standin.wait()
+        if redis is not None:
+            redis.stop()
+    rows = results["ours"]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for label, arm in results.items():
+            ax.plot([r[0] for r in arm], [r[2][1] for r in arm], marker="o", label=f"{label}: overhead before LLM, p95")
+            ax.plot([r[0] for r in arm], [r[2][0] for r in arm], marker=".", label=f"{label}: p50")
+        ax.set_xlabel("offered turns/s (Poisson)")
+        ax.set_ylabel("ms")
+        ax.set_yscale("log")
+        ax.set_title(f"saturation: {n} sessions, scripted stand-in LLM, {machine().split(',')[0]}")
+        ax.legend()
+        path = ROOT / "bench" / "out" / "load" / "saturation.png"
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        print(f"\nplot: {path}")
+    except ImportError:
+        print("\n(no plot: install the bench extra for matplotlib)")
+    for label, arm in results.items():
+        if label != "ours":
+            rate, achieved, q, errs = arm[-1]
+            print(f"{label}: offered={rate:g}/s achieved={achieved:.1f}/s overhead_p50={q[0]:.1f} p95={q[1]:.1f} "
+                  f"p99={q[2]:.1f} errors={errs}")
+    rate, achieved, q, errs = rows[-1]
+    print(f"load: offered={rate:g}/s achieved={achieved:.1f}/s overhead_p50={q[0]:.1f} p95={q[1]:.1f} p99={q[2]:.1f} "
+          f"errors={errs}")
+
+
+def open_loop_arm(args, env: dict[str, str]) -> list[tuple[float, float, tuple[float, float, float], int]]:
+    """One server (with `env`), the offered rates in turn: a table row per rate."""
+    import websockets
+
+    n = args.sessions[0]
     rows: list[tuple[float, float, tuple[float, float, float], int]] = []
 
     async def run(srv) -> None:
@@ -265,49 +318,24 @@ def open_loop(args) -> None:
             conns.append(Live(ws))
         rng = np.random.default_rng(7)
         await offered(conns[:4], 4.0, 2.0, rng)  # warm-up
-        print("| offered turns/s | achieved turns/s | overhead before LLM p50 / p95 / p99 | added to first token p50 / p95 | unsent (all busy) | errors | RSS |")
-        print("|---|---|---|---|---|---|---|")
+        print("| offered turns/s | achieved turns/s | overhead before LLM p50 / p95 / p99 | of it perception p50 / p95 | added to first token p50 / p95 | unsent (all busy) | errors | RSS |")
+        print("|---|---|---|---|---|---|---|---|")
         for rate in args.rate:
             out, errors, unsent, achieved = await offered(conns, rate, args.duration, rng)
             ob = np.array([o[0] for o in out]) if out else np.array([np.nan])
             q = (float(np.percentile(ob, 50)), float(np.percentile(ob, 95)), float(np.percentile(ob, 99)))
             ft = summarize([o[1] for o in out])
             rows.append((rate, achieved, q, len(errors)))
-            print(f"| {rate:g} | {achieved:.1f} | {q[0]:.1f} / {q[1]:.1f} / {q[2]:.1f} ms | {ft[0]:.1f} / {ft[1]:.1f} ms | "
+            pc = summarize([o[4] for o in out])
+            print(f"| {rate:g} | {achieved:.1f} | {q[0]:.1f} / {q[1]:.1f} / {q[2]:.1f} ms | {pc[0]:.1f} / {pc[1]:.1f} ms | "
+                  f"{ft[0]:.1f} / {ft[1]:.1f} ms | "
                   f"{unsent} | {len(errors)} {sorted(set(errors)) if errors else ''} | {srv.rss_mb():.0f} MB |", flush=True)
         for c in conns:
             await c.ws.close()
 
-    try:
-        with live_server(ROOT / "bench" / "out" / "load", env, args=["--workers", str(args.workers)]) as srv:
-            run_fast(run(srv))
-    finally:
-        standin.terminate()
-        standin.wait()
-        if redis is not None:
-            redis.stop()
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot([r[0] for r in rows], [r[2][1] for r in rows], marker="o", label="overhead before LLM, p95")
-        ax.plot([r[0] for r in rows], [r[2][0] for r in rows], marker=".", label="p50")
-        ax.set_xlabel("offered turns/s (Poisson)")
-        ax.set_ylabel("ms")
-        ax.set_yscale("log")
-        ax.set_title(f"saturation: {n} sessions, scripted stand-in LLM, {machine().split(',')[0]}")
-        ax.legend()
-        path = ROOT / "bench" / "out" / "load" / "saturation.png"
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-        print(f"\nplot: {path}")
-    except ImportError:
-        print("\n(no plot: install the bench extra for matplotlib)")
-    rate, achieved, q, errs = rows[-1]
-    print(f"load: offered={rate:g}/s achieved={achieved:.1f}/s overhead_p50={q[0]:.1f} p95={q[1]:.1f} p99={q[2]:.1f} "
-          f"errors={errs}")
+    with live_server(ROOT / "bench" / "out" / "load", env, args=["--workers", str(args.workers)]) as srv:
+        run_fast(run(srv))
+    return rows
 
 
 def soak(srv, args, rss0: float) -> None:

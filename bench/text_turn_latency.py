@@ -123,25 +123,29 @@ async def measure(ws_url: str, llm_url: str, turns: int) -> tuple[dict[str, list
     async with httpx.AsyncClient(timeout=120) as client:
         model = None
         llm = None
-        for i in range(len(MESSAGES) + turns):
-            text = MESSAGES[i % len(MESSAGES)]
-            target = b if i >= len(MESSAGES) else warm  # the first round warms every prompt into the prefix cache
-            await backend_turn(ws_url, text, target, prompts)
-            if model is None:
-                model = warm["model"][0]
-                llm = LLMClient(LLMConfig(base_url=f"{llm_url}/v1", model=model))
-            assert llm is not None
-            prompt = prompts[-1]
-            arms = ["direct", "direct_sampling", "langchain"]
-            arms = arms[i % 3:] + arms[:i % 3]  # each arm goes first as often as the others
-            for arm in arms:
-                if arm == "langchain":
-                    first, total = await langchain_turn(llm, prompt)
-                else:
-                    first, total = await direct_turn(client, llm_url, model, prompt, sampling=arm == "direct_sampling")
-                if target is b:
-                    peers[f"{arm}_first_token"].append(first)
-                    peers[f"{arm}_total"].append(total)
+        try:
+            for i in range(len(MESSAGES) + turns):
+                text = MESSAGES[i % len(MESSAGES)]
+                target = b if i >= len(MESSAGES) else warm  # the first round warms every prompt into the prefix cache
+                await backend_turn(ws_url, text, target, prompts)
+                if model is None:
+                    model = warm["model"][0]
+                    llm = LLMClient(LLMConfig(base_url=f"{llm_url}/v1", model=model))
+                assert llm is not None
+                prompt = prompts[-1]
+                arms = ["direct", "direct_sampling", "langchain"]
+                arms = arms[i % 3:] + arms[:i % 3]  # each arm goes first as often as the others
+                for arm in arms:
+                    if arm == "langchain":
+                        first, total = await langchain_turn(llm, prompt)
+                    else:
+                        first, total = await direct_turn(client, llm_url, model, prompt, sampling=arm == "direct_sampling")
+                    if target is b:
+                        peers[f"{arm}_first_token"].append(first)
+                        peers[f"{arm}_total"].append(total)
+        finally:
+            if llm is not None:
+                await llm.aclose()
     assert len(set(b["model"])) == 1, set(b["model"])
     return b, peers
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from pathlib import Path
@@ -77,6 +78,16 @@ async def _purge_periodically(runtime: Runtime, every_s: float = 3600.0) -> None
         await asyncio.sleep(every_s)
 
 
+def tune_gc(freeze: bool, thresholds: tuple[int, int, int]) -> None:
+    """Once the models are loaded: keep what start-up made out of every later collection, collect young objects less
+    often (Settings.gc_freeze, gc_thresholds)."""
+    if freeze:
+        gc.collect()
+        gc.freeze()
+    gc.set_threshold(*thresholds)
+    log.info("garbage collector: %d start-up objects frozen, thresholds %s", gc.get_freeze_count(), thresholds)
+
+
 def create_app(settings: Settings) -> FastAPI:
     keys_path = settings.key_store_path()
     guard = Guard(KeyStore(keys_path) if settings.auth_required() or keys_path.exists() else None,
@@ -104,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await create_runtime(settings.runtime_config())
         app.state.runtime = runtime
+        tune_gc(settings.gc_freeze, settings.gc_thresholds)
         sampler = watch_tasks(asyncio.get_running_loop())
         background = [asyncio.create_task(_purge_periodically(runtime), name="retention"), *([sampler] if sampler else [])]
         try:

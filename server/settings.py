@@ -14,7 +14,7 @@ from pydantic import AliasChoices, Field, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent import (
-    AgentConfig, EmbeddedEngineConfig, LLMConfig, RuntimeConfig, VoiceConfig, default_adapter_dir, default_llm_python,
+    AgentConfig, EmbeddedEngineConfig, LLMConfig, RuntimeConfig, STREAM_INTERVAL_S, VoiceConfig, default_adapter_dir, default_llm_python,
     embedded_model_dir, lora_rank,
 )
 
@@ -58,6 +58,13 @@ class Settings(_AgentSettings):
     # permessage-deflate on the WebSocket: off by default — a reply streams as many ~100-byte deltas, which deflate
     # barely shrinks but costs CPU per message on both ends (bench/load.py); turn it on for slow links.
     ws_compression: bool = False
+    # The garbage collector, tuned for a long-lived server once its models are loaded: everything loaded at start-up is
+    # frozen out of collection (gc.freeze), and a young collection waits for 10,000 new objects instead of 700. With
+    # Python's defaults a full collection walked every loaded model's objects and stalled the event loop ~300 ms each
+    # time, and collections took ~4.8 s of the loop in 50 s at 100-150 turns/s (bench/load.py; README, issue #20).
+    # PERSONA_GC_FREEZE=false and PERSONA_GC_THRESHOLDS='[700,10,10]' restore Python's behaviour.
+    gc_freeze: bool = True
+    gc_thresholds: tuple[int, int, int] = (10_000, 20, 20)
 
     # External LLM (production: a vLLM server on GPUs; several replicas as a comma-separated list, each request goes to
     # the least busy healthy one). Unset: the embedded vLLM-on-CPU engine is started.
@@ -65,6 +72,9 @@ class Settings(_AgentSettings):
     llm_model: str | None = Field(None, validation_alias=AliasChoices("LLM_MODEL", "PERSONA_LLM_MODEL"))
     llm_api_key: str = Field("EMPTY", validation_alias=AliasChoices("LLM_API_KEY", "PERSONA_LLM_API_KEY"))
     llm_timeout_s: float = 60.0
+    # Tokens that arrive within this long of the last piece passed on go out together (LLMConfig.stream_interval_s);
+    # 0: every read from the LLM's stream is passed on at once.
+    llm_stream_interval_ms: float = Field(STREAM_INTERVAL_S * 1000, ge=0)
 
     embedded_llm_python: Path | None = None  # default: .venv-llm/bin/python beside our virtualenv
     embedded_llm_port: int = 8100
@@ -87,10 +97,12 @@ class Settings(_AgentSettings):
         if self.llm_base_url:
             urls = [u.strip().rstrip("/") for u in self.llm_base_url.split(",") if u.strip()]
             llm = LLMConfig(base_url=urls[0], model=self.llm_model or "", api_key=self.llm_api_key,
-                            timeout_s=self.llm_timeout_s, replicas=tuple(urls[1:]))
+                            timeout_s=self.llm_timeout_s, replicas=tuple(urls[1:]),
+                            stream_interval_s=self.llm_stream_interval_ms / 1000)
         return RuntimeConfig(
             agent=agent,
             llm=llm,
+            llm_stream_interval_s=self.llm_stream_interval_ms / 1000,
             embedded=EmbeddedEngineConfig(
                 python=self.embedded_llm_python or default_llm_python(),
                 model_dir=embedded_model_dir(agent.cache_dir),

@@ -286,12 +286,14 @@ def nearest_other_strategy(dialogue: Sequence[int], turns: Sequence[Turn]) -> di
 def build_pairs(turns: Sequence[Turn], examples: Sequence[Example], profiles: Sequence[AgentProfile],
                 rng: random.Random, indices: Sequence[int], n_pairs: int,
                 other: dict[int, int] | None = None, history: int = HISTORY_MESSAGES,
-                controls_at: ControlsAt = "system") -> list[Example]:
-    """Up to n_pairs contrastive pairs (2 * n_pairs examples) over the turns at `indices`, the signals in turn
-    (strategy pairs only where `other` names a reply of another strategy in the same dialogue)."""
+                controls_at: ControlsAt = "system",
+                signals: Sequence[str] = ("verbosity", "formality", "empathy", "strategy")) -> list[Example]:
+    """Up to n_pairs contrastive pairs (2 * n_pairs examples) over the turns at `indices`, cycling through `signals`
+    (a signal named twice gets twice the pairs; strategy pairs only where `other` names a reply of another strategy
+    in the same dialogue)."""
     by_id = {p.id: p for p in profiles}
     out: list[Example] = []
-    signals = ("verbosity", "formality", "empathy", "strategy") if other else ("verbosity", "formality", "empathy")
+    signals = tuple(s for s in signals if other or s != "strategy")
     k = 0
     for i in indices:
         if len(out) >= 2 * n_pairs:
@@ -409,7 +411,7 @@ def train(args: argparse.Namespace) -> None:
         by_dialogue.setdefault((p, di), []).append(i)
     other = {i: j for d in by_dialogue.values() for i, j in nearest_other_strategy(d, all_turns).items()}
     pairs = build_pairs(all_turns, examples, profiles, rng, train_idx[len(train_idx) // 2:], n_pairs, other,
-                        history=args.pair_history, controls_at=args.controls_at)
+                        history=args.pair_history, controls_at=args.controls_at, signals=args.pair_signals)
     units += pair_units(tok, pairs, args.max_len)
     n_seq = 2 * len(units)
     for i in train_idx[:len(train_idx) // 2]:
@@ -426,7 +428,7 @@ def train(args: argparse.Namespace) -> None:
             held_data.append(enc)
     held_pairs = pair_units(tok, build_pairs(all_turns, examples, profiles, random.Random(args.seed + 1), held_idx,
                                              args.held_pairs, other, history=args.pair_history,
-                                             controls_at=args.controls_at), args.max_len)
+                                             controls_at=args.controls_at, signals=args.pair_signals), args.max_len)
     own = [enc for u in units for enc in u[:2]]
     n_tok = sum(len(x) for x, _ in own)
     print(f"{len(turns)} supporter turns from {len(dialogue_ids)} dialogues; training on {len(own)} examples "
@@ -595,7 +597,7 @@ def export(work: Path, out: Path, state: dict, args: argparse.Namespace, n_examp
     record = {"dialogues": [Path(p).name for p in args.dialogues], "examples": n_examples, "tokens": n_tokens,
               "epochs": args.epochs, "lr": args.lr, "rank": args.rank, "accumulate": args.accumulate,
               "max_len": args.max_len, "layers": args.layers, "pair_share": args.pair_share,
-              "pair_history": args.pair_history, "controls_at": args.controls_at, "contrast_weight": args.contrast_weight,
+              "pair_history": args.pair_history, "pair_signals": list(args.pair_signals), "controls_at": args.controls_at, "contrast_weight": args.contrast_weight,
               "contrast_beta": args.contrast_beta, "init": Path(args.init).name if args.init else None, "seed": args.seed, "best": state["best"], "history": state["history"],
               "wall_s": round(state["wall_s"]), "threads": args.threads, "device": args.device}
     (out / "training.json").write_text(json.dumps(record, indent=1))

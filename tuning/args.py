@@ -21,6 +21,9 @@ def add_adapter_arguments(p: argparse.ArgumentParser) -> None:
                    help="share of the sequences that are contrastive pairs (one signal low and high, same context)")
     p.add_argument("--held-examples", type=int, default=60, help="held-out sequences that pick the checkpoint")
     p.add_argument("--held-pairs", type=int, default=24, help="held-out contrastive pairs that pick the checkpoint")
+    p.add_argument("--pair-signals", nargs="+", default=["verbosity", "formality", "empathy", "strategy"],
+                   choices=("verbosity", "formality", "empathy", "strategy"),
+                   help="the signals the pairs cycle through; repeat one to give it more pairs")
     p.add_argument("--pair-history", type=int, default=2, help="messages of context before the seeker's in a pair")
     p.add_argument("--contrast-weight", type=float, default=1.0,
                    help="weight of the contrastive term on pairs (0: likelihood of the targets only)")

@@ -380,6 +380,11 @@ def train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     work = Path(args.workdir)
+    if args.export_only:  # the record takes the run's own arguments where its state kept them
+        state_ = json.loads((work / "state.json").read_text())
+        run = argparse.Namespace(**{**vars(args), **state_.get("args", {}), "out": args.out, "workdir": args.workdir})
+        export(work, Path(args.out), state_, run, state_.get("examples"), state_.get("tokens"))
+        return
     work.mkdir(parents=True, exist_ok=True)
     base = Path(args.base) if args.base else default_base_dir()
     tok = AutoTokenizer.from_pretrained(base)
@@ -442,7 +447,9 @@ def train(args: argparse.Namespace) -> None:
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).to(args.device)
     state_file = work / "state.json"
-    state: dict[str, Any] = {"step": 0, "epoch": 0, "position": 0, "history": [], "best": None, "wall_s": 0.0}
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "position": 0, "history": [], "best": None, "wall_s": 0.0,
+                             "examples": len(own), "tokens": n_tok,
+                             "args": {k: v for k, v in vars(args).items() if k not in ("resume", "export_only")}}
     if args.resume and (work / "last").exists():
         model = PeftModel.from_pretrained(model, work / "last", is_trainable=True)
         state = json.loads(state_file.read_text())
@@ -580,8 +587,10 @@ def train(args: argparse.Namespace) -> None:
     export(work, Path(args.out), state, args, len(own), n_tok)
 
 
-def export(work: Path, out: Path, state: dict, args: argparse.Namespace, n_examples: int, n_tokens: int) -> None:
-    """Copy the best checkpoint (lowest held-out loss) to --out with its training record."""
+def export(work: Path, out: Path, state: dict, args: argparse.Namespace, n_examples: int | None,
+           n_tokens: int | None) -> None:
+    """Copy the best checkpoint (lowest held-out loss) to --out with its training record (the steps it ran, the best
+    step, the history: a run cut short and exported with --export-only says so by its step count)."""
     import shutil
 
     from safetensors.numpy import load_file, save_file
@@ -599,7 +608,7 @@ def export(work: Path, out: Path, state: dict, args: argparse.Namespace, n_examp
               "max_len": args.max_len, "layers": args.layers, "pair_share": args.pair_share,
               "pair_history": args.pair_history, "pair_signals": list(args.pair_signals), "controls_at": args.controls_at, "contrast_weight": args.contrast_weight,
               "contrast_beta": args.contrast_beta, "init": Path(args.init).name if args.init else None, "seed": args.seed, "best": state["best"], "history": state["history"],
-              "wall_s": round(state["wall_s"]), "threads": args.threads, "device": args.device}
+              "steps": state["step"], "wall_s": round(state["wall_s"]), "threads": args.threads, "device": args.device}
     (out / "training.json").write_text(json.dumps(record, indent=1))
     print(f"adapter written to {out} (best step {state['best']['step']}: {state['best']})")
 

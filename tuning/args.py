@@ -39,6 +39,8 @@ def add_adapter_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--export-only", action="store_true",
+                   help="train nothing: write the best checkpoint so far in --workdir to --out (a run cut short)")
     p.add_argument("--init", help="start from this peft adapter folder (a second training stage) instead of a new one")
     p.add_argument("--controls-at", choices=("system", "end"), default="end",
                    help="where the prompt puts the controls' guidance (prompts.render ControlsAt); recorded in "

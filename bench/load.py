@@ -239,6 +239,15 @@ async def offered(sessions: list[Live], rate: float, duration: float, rng: np.ra
     return out, errors, unsent, len(done_in_window) / (duration - 1.0)
 
 
+Row = tuple[float, float, tuple[float, float, float], int]  # offered/s, achieved/s, overhead p50/p95/p99, errors
+
+
+def last_line(label: str, row: Row) -> str:
+    rate, achieved, q, errs = row
+    return (f"{label}: offered={rate:g}/s achieved={achieved:.1f}/s overhead_p50={q[0]:.1f} p95={q[1]:.1f} "
+            f"p99={q[2]:.1f} errors={errs}")
+
+
 def open_loop(args) -> None:
     port = free_port()
     standin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "standin.py"), "--port", str(port),
@@ -260,7 +269,7 @@ def open_loop(args) -> None:
           f"{store['PERSONA_STORE']} store; client on the same cores\n")
     peer = dict(kv.split("=", 1) for kv in args.peer_env)
     arms = {"ours": {}, **({"peer (" + " ".join(args.peer_env) + ")": peer} if peer else {})}
-    results: dict[str, list[tuple[float, float, tuple[float, float, float], int]]] = {}
+    results: dict[str, list[Row]] = {}
     try:
         for label, extra in arms.items():
             print(f"**{label}**\n")
@@ -294,20 +303,16 @@ def open_loop(args) -> None:
         print("\n(no plot: install the bench extra for matplotlib)")
     for label, arm in results.items():
         if label != "ours":
-            rate, achieved, q, errs = arm[-1]
-            print(f"{label}: offered={rate:g}/s achieved={achieved:.1f}/s overhead_p50={q[0]:.1f} p95={q[1]:.1f} "
-                  f"p99={q[2]:.1f} errors={errs}")
-    rate, achieved, q, errs = rows[-1]
-    print(f"load: offered={rate:g}/s achieved={achieved:.1f}/s overhead_p50={q[0]:.1f} p95={q[1]:.1f} p99={q[2]:.1f} "
-          f"errors={errs}")
+            print(last_line(label, arm[-1]))
+    print(last_line("load", rows[-1]))
 
 
-def open_loop_arm(args, env: dict[str, str]) -> list[tuple[float, float, tuple[float, float, float], int]]:
+def open_loop_arm(args, env: dict[str, str]) -> list[Row]:
     """One server (with `env`), the offered rates in turn: a table row per rate."""
     import websockets
 
     n = args.sessions[0]
-    rows: list[tuple[float, float, tuple[float, float, float], int]] = []
+    rows: list[Row] = []
 
     async def run(srv) -> None:
         conns = []

@@ -1,6 +1,7 @@
-"""Gated fusion on validation triplets (GoEmotions dev, FER-2013 public test, RAVDESS actors 13-16): each modality
-alone, an untrained confidence-weighted peer, the trained network with all three, with one missing, with one
-corrupted (and where the gate weight goes). Then a replayed conversation through the real perceivers, fusion and
+"""Gated fusion on the report triplets (items no fusion training or epoch selection saw, each read by a perceiver
+that never trained on it: part of GoEmotions dev and MELD dev, of FER-2013 public test, RAVDESS actors 15-16): each
+modality alone, two untrained peers (confidence-weighted average, product of experts), the trained network with all
+three, with one missing, with one corrupted (and where the gate weight goes). Then a replayed conversation through the real perceivers, fusion and
 persona tracker, plotted to bench/out/fusion_replay.png (gate weights and valence/arousal per turn).
 
     .venv/bin/python bench/fusion.py            (uses the feature pools cached by `persona-agent train fusion`)
@@ -27,15 +28,14 @@ OUT = ROOT / "bench" / "out"
 
 
 def table(args: argparse.Namespace) -> None:
-    from fusion.gated import default_fusion_path, load_gated_fusion
+    from fusion.gated import default_fusion_path, load_gmu_module
     from training.fusion import build_pools, evaluate, fixed_triplets, format_report
 
     ns = argparse.Namespace(workdir=args.workdir, shared=str(SHARED), threads=2, seed=7, per_class=800,
                             val_per_class=400, voice_variants=3)
-    _, val = build_pools(ns)
-    clean, bad = fixed_triplets(val, args.n, args.seed)
-    fusion = load_gated_fusion(default_fusion_path())
-    print(format_report(evaluate(fusion.net, clean, bad), args.n))
+    clean, bad = fixed_triplets(build_pools(ns)["report"], args.n, args.seed)
+    net, _ = load_gmu_module(args.model or default_fusion_path())
+    print(format_report(evaluate(net, clean, bad), args.n))
 
 
 def replay() -> None:
@@ -159,7 +159,8 @@ def latency() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--workdir", default=str(ROOT / ".cache" / "fusion-pools"))
+    ap.add_argument("--workdir", default=str(ROOT / ".cache" / "fusion-pools-heldout"))
+    ap.add_argument("--model", help="fusion weights to score (default: the shipped ones)")
     ap.add_argument("--n", type=int, default=2100)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()

@@ -79,13 +79,15 @@ def add_deepface_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_fusion_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shared", default=str(SHARED))
-    p.add_argument("--workdir", default=".cache/fusion-pools", help="feature pools are cached here")
+    p.add_argument("--workdir", default=".cache/fusion-pools-heldout", help="feature pools are cached here")
     p.add_argument("--out", default=str(ROOT / "fusion" / "models" / "gated_fusion.pt"))
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--per-epoch", type=int, default=20000, help="training triplets sampled per epoch")
-    p.add_argument("--per-class", type=int, default=800, help="text and face items per label in the training pools")
+    p.add_argument("--per-class", type=int, default=800, help="text and face items per label in the training pools (at most)")
     p.add_argument("--val-per-class", type=int, default=400)
     p.add_argument("--voice-variants", type=int, default=3, help="corrupted versions per voice clip")
+    p.add_argument("--meld", action=argparse.BooleanOptionalAction, default=False,
+                   help="add MELD's TV-dialogue utterances to the text pools (train: MELD train; select/report: MELD dev)")
     p.add_argument("--val-n", type=int, default=2100, help="validation triplets")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--aux-weight", type=float, default=0.3)
@@ -95,7 +97,7 @@ def add_fusion_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_fusion_eval_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--text", required=True, help="GoEmotions-format TSV (text, label ids, id)")
+    p.add_argument("--text", required=True, help="GoEmotions-format TSV (text, label ids, id) or MELD-format CSV")
     p.add_argument("--face", required=True, help="npz with images [N,48,48] uint8, labels, classes (like FER-2013)")
     p.add_argument("--voice", required=True, help="folder with labels.csv (path, emotion, actor) and the audio")
     p.add_argument("--n", type=int, default=2100, help="triplets (balanced over the 7 labels)")

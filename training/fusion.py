@@ -3,9 +3,14 @@
     persona-agent train fusion [--epochs 30] [--out fusion/models/gated_fusion.pt]
     persona-agent eval fusion --text TSV --face NPZ --voice DIR [--n 2000] [--seed 7]
 
-Training pools: GoEmotions train, FER-2013 train, RAVDESS actors 1-12 (voice read by heads fitted without the
-actor, so the voice inputs are honest). Validation pools: GoEmotions dev, FER-2013 public test, RAVDESS actors 13-16
-(voice head fitted on actors 1-12). Triplets: one item per modality of the same class, with modality dropout,
+Every input is a perceiver's reading of an item it never trained on, as a served turn would be (the perceivers'
+training splits read far more confidently than new input, and fusion would learn to trust that):
+- text: MELD train, and 60% of GoEmotions dev (the text model trained on GoEmotions train only);
+- face: 60% of FER-2013 public test (the face CNN trained on FER-2013 train);
+- voice: RAVDESS actors 1-12, each clip read by a voice head fitted without its actor.
+The epoch is selected on a second part (20% of GoEmotions dev and FER public test, half of MELD dev, actors 13-14,
+voice head fitted on 1-12) and the report is on a third no training or selection has seen (the other 20%, the other
+half of MELD dev, actors 15-16). Triplets: one item per modality of the same class, with modality dropout,
 conflicting-label and corrupted-input augmentation so the gates learn which modality to trust.
 """
 from __future__ import annotations
@@ -184,49 +189,68 @@ def load_perceivers(threads: int = 2):
     return text, face
 
 
-def build_pools(args: argparse.Namespace, only: tuple[str, ...] = MODALITIES) -> tuple[dict[str, Pool], dict[str, Pool]]:
-    """Train and validation pools per modality, each cached in --workdir (delete a file to rebuild it)."""
+SPLITS = ("train", "select", "report")
+HELD_OUT_PARTS = (0.6, 0.2, 0.2)  # GoEmotions dev and FER-2013 public test items: fusion train / select / report
+
+
+def build_pools(args: argparse.Namespace, only: tuple[str, ...] = MODALITIES) -> dict[str, dict[str, Pool]]:
+    """Pools per split (SPLITS) and modality, each cached in --workdir (delete a file to rebuild it)."""
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     shared = Path(args.shared)
     t0 = time.time()
-    out: dict[str, dict[str, Pool]] = {"train": {}, "val": {}}
+    out: dict[str, dict[str, Pool]] = {split: {} for split in SPLITS}
     for m in only:
-        files = {split: work / f"{split}_{m}.npz" for split in out}
+        files = {split: work / f"{split}_{m}.npz" for split in SPLITS}
         if not all(f.exists() for f in files.values()):
             pools = {"text": _text_pools, "face": _face_pools, "voice": _voice_pools}[m](args, shared)
-            for split, pool in zip(out, pools):
+            for split, pool in zip(SPLITS, pools):
                 pool.save(files[split])
-            print(f"{m} pools: {len(pools[0].y)} train / {len(pools[1].y)} validation items ({time.time() - t0:.0f} s)",
-                  flush=True)
-        for split in out:
+            print(f"{m} pools: " + " / ".join(f"{len(p.y)} {s}" for s, p in zip(SPLITS, pools))
+                  + f" items ({time.time() - t0:.0f} s)", flush=True)
+        for split in SPLITS:
             out[split][m] = Pool.load(files[split])
-    return out["train"], out["val"]
+    return out
 
 
-def _text_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
+def _text_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool, Pool]:
     from perception.text_model import default_text_model_dir, load_text_model
-    from training.fusion_data import text_pool
+    from training.fusion_data import concat_pools, read_goemotions_single, read_meld, split_items, text_pool
 
     text = load_text_model(default_text_model_dir(), threads=args.threads)
-    return (text_pool(text, shared / "goemotions" / "train.tsv", args.per_class, args.seed),
-            text_pool(text, shared / "goemotions" / "dev.tsv", args.val_per_class, args.seed))
+
+    def pool(texts: list[str], y: np.ndarray, idx: np.ndarray, per_class: int) -> Pool:
+        return text_pool(text, [texts[i] for i in idx], y[idx], per_class, args.seed)
+
+    go_texts, go_y = read_goemotions_single(shared / "goemotions" / "dev.tsv")
+    go = split_items(go_y, HELD_OUT_PARTS, args.seed)
+    parts = [[pool(go_texts, go_y, idx, cap)] for idx, cap in zip(go, (args.per_class, args.val_per_class, args.val_per_class))]
+    if args.meld:
+        meld_texts, meld_y = read_meld(shared / "meld" / "train_sent_emo.csv")
+        dev_texts, dev_y = read_meld(shared / "meld" / "dev_sent_emo.csv")
+        meld_dev = split_items(dev_y, (0.5, 0.5), args.seed)
+        parts[0].append(pool(meld_texts, meld_y, np.arange(len(meld_y)), args.per_class))
+        parts[1].append(pool(dev_texts, dev_y, meld_dev[0], args.val_per_class))
+        parts[2].append(pool(dev_texts, dev_y, meld_dev[1], args.val_per_class))
+    train, select, report = (concat_pools(p) for p in parts)
+    return train, select, report
 
 
-def _face_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
+def _face_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool, Pool]:
     from perception.face.expression import default_face_model_path
     from perception.face.perceiver import load_keras_face_perceiver
-    from training.fusion_data import face_pool, read_fer_npz
+    from training.fusion_data import face_pool, read_fer_npz, split_items
 
     face = load_keras_face_perceiver(default_face_model_path(), threads=args.threads)
-    x, y = read_fer_npz(shared / "fer2013" / "fer2013_train.npz")
-    tr = face_pool(face, x, y, args.per_class, args.seed)
     x, y = read_fer_npz(shared / "fer2013" / "fer2013_public_test.npz")
-    return tr, face_pool(face, x, y, args.val_per_class, args.seed)
+    parts = split_items(y, HELD_OUT_PARTS, args.seed)
+    pools = [face_pool(face, x[idx], y[idx], cap, args.seed)
+             for idx, cap in zip(parts, (args.per_class, args.val_per_class, args.val_per_class))]
+    return pools[0], pools[1], pools[2]
 
 
-def _voice_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
-    """Actors 1-12 read by heads fitted without the actor (honest inputs); actors 13-16 by a head fitted on 1-12."""
+def _voice_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool, Pool]:
+    """Actors 1-12 read by heads fitted without the actor (honest inputs); 13-14 and 15-16 by a head fitted on 1-12."""
     from perception.voice.affect import default_voice_affect_path, head_features, voice_affect_encoder
     from perception.voice.prosody import extract
     from training.fusion_data import read_voice_dir, voice_head, voice_pool
@@ -237,7 +261,7 @@ def _voice_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
     encoder = load_encoder() if voice_affect_encoder(default_voice_affect_path()) else None  # as the shipped head
     feats = np.stack([head_features(encoder, a, extract(a).full) for a in audios])
     c = float(json.loads(str(np.load(default_voice_affect_path())["meta"]))["C"])
-    tr, va = np.flatnonzero(actors <= 12), np.flatnonzero(actors > 12)
+    tr = np.flatnonzero(actors <= 12)
     parts = []
     for a in np.unique(actors[tr]):
         fit, held = tr[actors[tr] != a], tr[actors[tr] == a]
@@ -245,8 +269,13 @@ def _voice_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool]:
                        args.seed + int(a))
         parts.append(Pool(p.heads, p.embs, p.y, p.corrupted, held[p.group]))
     train = Pool(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("heads", "embs", "y", "corrupted", "group")))
-    p = voice_pool(voice_head(feats[tr], y[tr], c, encoder), [audios[i] for i in va], y[va], args.voice_variants, args.seed)
-    return train, Pool(p.heads, p.embs, p.y, p.corrupted, va[p.group])
+    head = voice_head(feats[tr], y[tr], c, encoder)
+    held_out = []
+    for lo, hi in ((13, 14), (15, 16)):
+        idx = np.flatnonzero((actors >= lo) & (actors <= hi))
+        p = voice_pool(head, [audios[i] for i in idx], y[idx], args.voice_variants, args.seed)
+        held_out.append(Pool(p.heads, p.embs, p.y, p.corrupted, idx[p.group]))
+    return train, held_out[0], held_out[1]
 
 
 # ---------------------------------------------------------------- training
@@ -261,8 +290,9 @@ def train(args: argparse.Namespace) -> None:
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    train_pools, val_pools = build_pools(args)
-    clean, bad = fixed_triplets(val_pools, args.val_n, args.seed)
+    pools = build_pools(args)
+    train_pools = pools["train"]
+    clean, bad = fixed_triplets(pools["select"], args.val_n, args.seed)
     hyper = {**HYPER, "emb_dropout": args.emb_dropout}
     net = build_gmu(**hyper)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -286,25 +316,32 @@ def train(args: argparse.Namespace) -> None:
             opt.step()
             losses.append(loss.item())
         r = evaluate(net, clean, bad)
-        # selection: the fused score averaged with the worst corrupted-modality score (robustness counts too)
+        # selection (on the select split): the fused score averaged with the worst corrupted-modality score
         score = (r["fused"] + min(v["fused"] for v in r["corrupted"].values())) / 2
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_fused": r["fused"], "val_select": score})
         print(f"epoch {epoch + 1}: loss {np.mean(losses):.4f} val fused {r['fused']:.4f} select {score:.4f}", flush=True)
         if score > best:
             best, best_state = score, {k: v.clone() for k, v in net.state_dict().items()}
     net.load_state_dict(best_state)
-    r = evaluate(net, clean, bad)
+    r = evaluate(net, *fixed_triplets(pools["report"], args.val_n, args.seed))
+    print(f"report split (no training or selection saw its items), epoch {history[int(np.argmax([h['val_select'] for h in history]))]['epoch']}:")
     print(format_report(r, args.val_n))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), out)
     meta = {"version": "1", "hyperparameters": hyper, "seed": args.seed, "epochs": args.epochs,
-            "train": {"text": "GoEmotions train (single-class messages)", "face": "FER-2013 train",
-                      "voice": "RAVDESS actors 1-12, read by heads fitted without the actor"},
-            "validation": {"text": "GoEmotions dev", "face": "FER-2013 public test",
-                           "voice": "RAVDESS actors 13-16, head fitted on actors 1-12"},
-            "pool_sizes": {s: {m: int(len(p[m].y)) for m in MODALITIES} for s, p in (("train", train_pools), ("val", val_pools))},
-            "validation_report": r, "history": history}
+            "inputs": "every item read by a perceiver that never trained on it",
+            "splits": {
+                "train": {"text": "MELD train + 60% of GoEmotions dev (single-class messages)",
+                          "face": "60% of FER-2013 public test",
+                          "voice": "RAVDESS actors 1-12, read by heads fitted without the actor"},
+                "select": {"text": "20% of GoEmotions dev + half of MELD dev", "face": "20% of FER-2013 public test",
+                           "voice": "RAVDESS actors 13-14, head fitted on actors 1-12"},
+                "report": {"text": "the other 20% of GoEmotions dev + the other half of MELD dev",
+                           "face": "the other 20% of FER-2013 public test",
+                           "voice": "RAVDESS actors 15-16, head fitted on actors 1-12"}},
+            "pool_sizes": {s: {m: int(len(p[m].y)) for m in MODALITIES} for s, p in pools.items()},
+            "report_metrics": r, "history": history}
     out.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     print(f"saved {out}")
 
@@ -313,11 +350,12 @@ def eval_cli(args: argparse.Namespace) -> int:
     """Triplets from any splits in the shared formats, read by the shipped perceivers and fusion."""
     from fusion.gated import default_fusion_path, load_gmu_module
     from perception.voice.affect import default_voice_affect_path, load_voice_affect, voice_affect_encoder
-    from training.fusion_data import face_pool, read_fer_npz, read_voice_dir, text_pool, voice_pool
+    from training.fusion_data import face_pool, read_fer_npz, read_text_split, read_voice_dir, text_pool, voice_pool
     from training.voice import load_audio, load_encoder
 
     text, face = load_perceivers(args.threads)
-    pools = {"text": text_pool(text, Path(args.text), args.per_class, args.seed)}
+    texts, ty = read_text_split(Path(args.text))
+    pools = {"text": text_pool(text, texts, ty, args.per_class, args.seed)}
     x, y = read_fer_npz(Path(args.face))
     pools["face"] = face_pool(face, x, y, args.per_class, args.seed)
     paths, y, _ = read_voice_dir(Path(args.voice))

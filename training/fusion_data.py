@@ -4,6 +4,11 @@ There are no aligned text+face+voice recordings with our labels, so fusion learn
 unimodal sets that share the 7 labels: one GoEmotions message, one FER-2013 face and one RAVDESS utterance of the
 same class. Each item is run through the real perceiver, once clean and once corrupted (garbled text; blurred,
 occluded, noisy or dark faces; quiet, noisy audio), and the fusion inputs (fusion.features) are stored.
+
+Every item is one its perceiver never trained on, so fusion learns from the confidence a perceiver has on new input,
+not on its own training set (where it is right far more often): text from MELD and GoEmotions dev (the text model
+trained on GoEmotions train only), faces from FER-2013 public test (the face CNN trained on FER-2013 train), voice read
+by heads fitted without the clip's actor. `split_items` cuts such a set into fusion train / select / report parts.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -63,6 +69,42 @@ def read_goemotions_single(path: Path) -> tuple[list[str], np.ndarray]:
     return [split.texts[i] for i in keep], shared[keep].argmax(1)
 
 
+def read_meld(path: Path) -> tuple[list[str], np.ndarray]:
+    """MELD's `*_sent_emo.csv` (utterances from TV dialogue; its 7 emotions are our labels) → texts and label indices."""
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["Utterance"].strip()]
+    return [r["Utterance"].strip() for r in rows], np.array([LABELS.index(r["Emotion"].strip().lower()) for r in rows])
+
+
+def read_text_split(path: Path) -> tuple[list[str], np.ndarray]:
+    """A GoEmotions TSV (single-class messages) or a MELD CSV, by suffix."""
+    return read_meld(path) if path.suffix == ".csv" else read_goemotions_single(path)
+
+
+def split_items(y: np.ndarray, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
+    """Item indices cut into len(fractions) disjoint parts, stratified by label (each label's items shuffled and
+    shared out in these proportions), seeded."""
+    rng = np.random.default_rng([seed, 11])
+    edges = np.cumsum(fractions) / np.sum(fractions)
+    parts: list[list[np.ndarray]] = [[] for _ in fractions]
+    for k in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == k))
+        cuts = np.round(edges * len(members)).astype(int)
+        for j, part in enumerate(np.split(members, cuts[:-1])):
+            parts[j].append(part)
+    return [np.sort(np.concatenate(p)) for p in parts]
+
+
+def concat_pools(pools: Sequence[Pool]) -> Pool:
+    """Pools of different sources as one; group ids are offset so that items of different sources never share one."""
+    offset, groups = 0, []
+    for p in pools:
+        groups.append(p.group + offset)
+        offset += int(p.group.max()) + 1 if len(p.group) else 0
+    return Pool(np.concatenate([p.heads for p in pools]), np.concatenate([p.embs for p in pools]),
+                np.concatenate([p.y for p in pools]), np.concatenate([p.corrupted for p in pools]), np.concatenate(groups))
+
+
 def corrupt_text(text: str, rng: np.random.Generator) -> str:
     """What a bad transcript or a hurried thumb produces: words dropped and characters swapped or replaced."""
     words = [w for w in text.split() if rng.random() > 0.5] or [text.split()[0] if text.split() else "uh"]
@@ -76,9 +118,9 @@ def corrupt_text(text: str, rng: np.random.Generator) -> str:
     return " ".join(out)
 
 
-def text_pool(model, path: Path, per_class: int | None, seed: int) -> Pool:
+def text_pool(model, texts: Sequence[str], y: np.ndarray, per_class: int | None, seed: int) -> Pool:
+    """Up to per_class messages of each label, read clean and corrupted by `model` (group: the index in `texts`)."""
     rng = np.random.default_rng([seed, 1])
-    texts, y = read_goemotions_single(path)
     idx = _take(y, per_class, rng)
     clean = [texts[i] for i in idx]
     bad = [corrupt_text(t, rng) for t in clean]

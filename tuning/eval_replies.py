@@ -279,8 +279,14 @@ def run(args: argparse.Namespace) -> None:
     samples = [{"seeker": t.user, "gold": t.reply, "base": results["base"]["gold"][i], "adapter": results["adapter"]["gold"][i]}
                for i, t in enumerate(gold[:10])]
     (work / "samples.json").write_text(json.dumps(samples, indent=1))
+    # every reply scored, to read what a d_z stands for: per arm, the gold-turn replies, each signal's low and high
+    # replies (same situations, in order) and the forced-strategy replies
+    replies = {name: {"gold": r["gold"], **{f"{sig}@{val}": r[(sig, val)] for sig in SIGNALS for val in (0.1, 0.9)},
+                      "strategy": [{"forced": s, "reply": x} for s, x in r["strategy"]]}
+               for name, r in results.items()}
+    (work / "replies.json").write_text(json.dumps({"situations": texts, **replies}, indent=1))
     (work / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(f"\nten sample replies: {work / 'samples.json'}")
+    print(f"\nten sample replies: {work / 'samples.json'}; every reply: {work / 'replies.json'}")
     slow = summary["adapter"]["first_token_p50"] / summary["base"]["first_token_p50"] - 1
     print(f"engine first token with the adapter: {slow:+.1%} vs base (p50, {len(results['base']['first_token_ms'])} prompts)")
     for name in ("adapter", "base"):

@@ -449,7 +449,7 @@ def train(args: argparse.Namespace) -> None:
     state_file = work / "state.json"
     state: dict[str, Any] = {"step": 0, "epoch": 0, "position": 0, "history": [], "best": None, "wall_s": 0.0,
                              "examples": len(own), "tokens": n_tok,
-                             "args": {k: v for k, v in vars(args).items() if k not in ("resume", "export_only")}}
+                             "args": {k: v for k, v in vars(args).items() if k not in ("resume", "export_only") and not callable(v)}}
     if args.resume and (work / "last").exists():
         model = PeftModel.from_pretrained(model, work / "last", is_trainable=True)
         state = json.loads(state_file.read_text())

@@ -2,6 +2,7 @@
 /metrics. A second server process with --require-auth, talking to the session's vLLM."""
 from __future__ import annotations
 
+import asyncio
 
 import httpx
 import numpy as np
@@ -65,9 +66,24 @@ async def test_websocket_needs_a_valid_key_and_an_allowed_origin(secured):
     await conn.close()
 
 
+async def no_sessions_left(srv, token: str, timeout: float = 10.0) -> None:
+    """Wait until the server has let go of every session: a closed connection frees its key's slot when the server
+    has seen the close, which under load can come after the client's next connect (the limit then answers a
+    retryable too_many_sessions, as it should)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with httpx.AsyncClient() as client:
+        while True:
+            metrics = (await client.get(f"{srv.url}/metrics", headers={"Authorization": f"Bearer {token}"})).text
+            if "persona_active_sessions 0.0" in metrics:
+                return
+            assert asyncio.get_running_loop().time() < deadline, "sessions still held"
+            await asyncio.sleep(0.05)
+
+
 async def test_session_and_rate_limits_per_key(secured):
     srv, tokens = secured
     hdr = {"Authorization": f"Bearer {tokens['main']}"}
+    await no_sessions_left(srv, tokens["main"])  # the previous test's connections on this key
     first = WS(await websockets.connect(srv.ws_url, additional_headers=hdr))
     await first.start()
     second = WS(await websockets.connect(srv.ws_url, additional_headers=hdr))  # max_sessions = 1
@@ -107,6 +123,7 @@ async def test_spoken_turns_count_against_the_rate(secured):
 
 async def test_idle_sessions_are_closed(secured):
     srv, tokens = secured
+    await no_sessions_left(srv, tokens["main"])
     ws = WS(await websockets.connect(srv.ws_url, additional_headers={"Authorization": f"Bearer {tokens['main']}"}))
     await ws.start()
     ev = await ws.recv(timeout=10)

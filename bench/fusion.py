@@ -1,5 +1,5 @@
 """Gated fusion on the report triplets (items no fusion training or epoch selection saw, each read by a perceiver
-that never trained on it: part of GoEmotions dev and MELD dev, of FER-2013 public test, RAVDESS actors 15-16): each
+that never trained on it: part of GoEmotions dev, of FER-2013 public test, RAVDESS actors 15-16): each
 modality alone, two untrained peers (confidence-weighted average, product of experts), the trained network with all
 three, with one missing, with one corrupted (and where the gate weight goes). Then a replayed conversation through the real perceivers, fusion and
 persona tracker, plotted to bench/out/fusion_replay.png (gate weights and valence/arousal per turn).
@@ -31,8 +31,11 @@ def table(args: argparse.Namespace) -> None:
     from fusion.gated import default_fusion_path, load_gmu_module
     from training.fusion import build_pools, evaluate, fixed_triplets, format_report
 
-    ns = argparse.Namespace(workdir=args.workdir, shared=str(SHARED), threads=2, seed=7, per_class=800,
-                            val_per_class=400, voice_variants=3)
+    from training.args import add_fusion_arguments
+
+    trainer = argparse.ArgumentParser()
+    add_fusion_arguments(trainer)  # the pools `persona-agent train fusion` builds with its defaults
+    ns = trainer.parse_args(["--workdir", args.workdir, "--shared", str(SHARED)])
     clean, bad = fixed_triplets(build_pools(ns)["report"], args.n, args.seed)
     net, _ = load_gmu_module(args.model or default_fusion_path())
     print(format_report(evaluate(net, clean, bad), args.n))

@@ -5,12 +5,12 @@
 
 Every input is a perceiver's reading of an item it never trained on, as a served turn would be (the perceivers'
 training splits read far more confidently than new input, and fusion would learn to trust that):
-- text: MELD train, and 60% of GoEmotions dev (the text model trained on GoEmotions train only);
+- text: 60% of GoEmotions dev (the text model trained on GoEmotions train only); with --meld, MELD train as well;
 - face: 60% of FER-2013 public test (the face CNN trained on FER-2013 train);
 - voice: RAVDESS actors 1-12, each clip read by a voice head fitted without its actor.
-The epoch is selected on a second part (20% of GoEmotions dev and FER public test, half of MELD dev, actors 13-14,
-voice head fitted on 1-12) and the report is on a third no training or selection has seen (the other 20%, the other
-half of MELD dev, actors 15-16). Triplets: one item per modality of the same class, with modality dropout,
+The epoch is selected on a second part (20% of GoEmotions dev and FER public test, actors 13-14, voice head fitted on
+1-12; with --meld, half of MELD dev) and the report is on a third no training or selection has seen (the other 20%,
+actors 15-16; the other half of MELD dev). Triplets: one item per modality of the same class, with modality dropout,
 conflicting-label and corrupted-input augmentation so the gates learn which modality to trust.
 """
 from __future__ import annotations
@@ -201,7 +201,8 @@ def build_pools(args: argparse.Namespace, only: tuple[str, ...] = MODALITIES) ->
     t0 = time.time()
     out: dict[str, dict[str, Pool]] = {split: {} for split in SPLITS}
     for m in only:
-        files = {split: work / f"{split}_{m}.npz" for split in SPLITS}
+        source = f"{m}_meld" if m == "text" and args.meld else m  # a pool file holds one recipe's items
+        files = {split: work / f"{split}_{source}.npz" for split in SPLITS}
         if not all(f.exists() for f in files.values()):
             pools = {"text": _text_pools, "face": _face_pools, "voice": _voice_pools}[m](args, shared)
             for split, pool in zip(SPLITS, pools):
@@ -279,6 +280,17 @@ def _voice_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool, Po
 
 
 # ---------------------------------------------------------------- training
+def split_descriptions(meld: bool) -> dict[str, dict[str, str]]:
+    """What each split of a run holds (HELD_OUT_PARTS, _voice_pools), for the weights' record."""
+    return {
+        "train": {"text": "60% of GoEmotions dev (single-class messages)" + (" + MELD train" if meld else ""),
+                  "face": "60% of FER-2013 public test", "voice": "RAVDESS actors 1-12, read by heads fitted without the actor"},
+        "select": {"text": "20% of GoEmotions dev" + (" + half of MELD dev" if meld else ""),
+                   "face": "20% of FER-2013 public test", "voice": "RAVDESS actors 13-14, head fitted on actors 1-12"},
+        "report": {"text": "the other 20% of GoEmotions dev" + (" + the other half of MELD dev" if meld else ""),
+                   "face": "the other 20% of FER-2013 public test", "voice": "RAVDESS actors 15-16, head fitted on actors 1-12"}}
+
+
 HYPER: dict[str, Any] = {"hidden": 64, "emb_proj": 16, "gate_hidden": 32, "dropout": 0.3, "emb_dropout": 0.85}
 
 
@@ -297,7 +309,7 @@ def train(args: argparse.Namespace) -> None:
     net = build_gmu(**hyper)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     rng = np.random.default_rng(args.seed)
-    best, best_state, history = -1.0, None, []
+    best, best_epoch, best_state, history = -1.0, 0, None, []
     for epoch in range(args.epochs):
         net.train()
         t = sample_training(train_pools, args.per_epoch, rng)
@@ -321,25 +333,17 @@ def train(args: argparse.Namespace) -> None:
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_fused": r["fused"], "val_select": score})
         print(f"epoch {epoch + 1}: loss {np.mean(losses):.4f} val fused {r['fused']:.4f} select {score:.4f}", flush=True)
         if score > best:
-            best, best_state = score, {k: v.clone() for k, v in net.state_dict().items()}
+            best, best_epoch, best_state = score, epoch + 1, {k: v.clone() for k, v in net.state_dict().items()}
     net.load_state_dict(best_state)
     r = evaluate(net, *fixed_triplets(pools["report"], args.val_n, args.seed))
-    print(f"report split (no training or selection saw its items), epoch {history[int(np.argmax([h['val_select'] for h in history]))]['epoch']}:")
+    print(f"report split (no training or selection saw its items), epoch {best_epoch}:")
     print(format_report(r, args.val_n))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), out)
     meta = {"version": "1", "hyperparameters": hyper, "seed": args.seed, "epochs": args.epochs,
             "inputs": "every item read by a perceiver that never trained on it",
-            "splits": {
-                "train": {"text": "MELD train + 60% of GoEmotions dev (single-class messages)",
-                          "face": "60% of FER-2013 public test",
-                          "voice": "RAVDESS actors 1-12, read by heads fitted without the actor"},
-                "select": {"text": "20% of GoEmotions dev + half of MELD dev", "face": "20% of FER-2013 public test",
-                           "voice": "RAVDESS actors 13-14, head fitted on actors 1-12"},
-                "report": {"text": "the other 20% of GoEmotions dev + the other half of MELD dev",
-                           "face": "the other 20% of FER-2013 public test",
-                           "voice": "RAVDESS actors 15-16, head fitted on actors 1-12"}},
+            "splits": split_descriptions(args.meld),
             "pool_sizes": {s: {m: int(len(p[m].y)) for m in MODALITIES} for s, p in pools.items()},
             "report_metrics": r, "history": history}
     out.with_suffix(".json").write_text(json.dumps(meta, indent=1))

@@ -6,8 +6,8 @@ same class. Each item is run through the real perceiver, once clean and once cor
 occluded, noisy or dark faces; quiet, noisy audio), and the fusion inputs (fusion.features) are stored.
 
 Every item is one its perceiver never trained on, so fusion learns from the confidence a perceiver has on new input,
-not on its own training set (where it is right far more often): text from MELD and GoEmotions dev (the text model
-trained on GoEmotions train only), faces from FER-2013 public test (the face CNN trained on FER-2013 train), voice read
+not on its own training set (where it is right far more often): text from GoEmotions dev, and optionally MELD (the
+text model trained on GoEmotions train only), faces from FER-2013 public test (the face CNN trained on FER-2013 train), voice read
 by heads fitted without the clip's actor. `split_items` cuts such a set into fusion train / select / report parts.
 """
 from __future__ import annotations

@@ -32,6 +32,10 @@ class Transcript:
 SHORT_PAD_S = 2.0
 SHORT_MAX_S = 15.0  # longer utterances take the 30 s window
 _TOKENS_PER_S = 6  # decode budget: speech is ~3-4 tokens a second, plus timestamps and room for the dropped repeat
+# CTranslate2's Whisper generate (4.x) returns at most max_length // 2 tokens: measured here with and without timestamps,
+# on the short and the 30 s window (max_length 50 -> 25 tokens, 90 -> 45). A budget passed as max_length itself cut
+# the last words off every utterance past ~5 s ("... I am not making any" for "... any progress.").
+_MAX_LENGTH_PER_TOKEN = 2
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class SpeechToText:
         tok = self._tokenizer
         result = self.model.model.generate(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32)),
-            [list(tok.sot_sequence)], beam_size=1, max_length=int(24 + _TOKENS_PER_S * duration),
+            [list(tok.sot_sequence)], beam_size=1, max_length=_MAX_LENGTH_PER_TOKEN * int(24 + _TOKENS_PER_S * duration),
             return_scores=True, return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1],
         )[0]
         ids = first_pass(result.sequences_ids[0], tok.timestamp_begin, tok.eot, duration)

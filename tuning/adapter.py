@@ -27,7 +27,7 @@ import random
 import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace as _replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -220,6 +220,9 @@ def build_examples(turns: Sequence[Turn], profiles: Sequence[AgentProfile], rng:
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
 _FEELING = re.compile(r"\b(sorry|sounds|understand|must (?:be|feel)|feel|feeling|hard|tough|difficult|frustrat\w*|"
                       r"upset|sad|stress\w*|worr\w*|scar\w*|hurt\w*|lonely|overwhelm\w*|painful)\b", re.I)
+_WARM = re.compile(r"\b(glad|great|good (?:for|job|idea|thing|to hear)|hope\w*|proud|happy|wonderful|awesome|amazing|"
+                   r"thank\w*|appreciat\w*|love\w*|care\w*|welcome|congrat\w*|brave|strong|best|sure you|you can do)\b",
+                   re.I)
 # Acknowledgements that name the feeling and offer care (each reads as caring or grateful to our text model, the same
 # reading the replies eval scores warmth with; the ones it read as flat were replaced).
 ACKNOWLEDGEMENTS = (
@@ -242,7 +245,6 @@ def contrast(turn: Turn, base: ControlSignals, signal: str, rng: random.Random) 
     """((low controls, low target), (high controls, high target)) for one signal on one turn, or None when this
     reply cannot show the contrast (too short to shorten, no feeling words to drop, ...). Targets are in the register
     the example's formality asks for."""
-    from dataclasses import replace as _replace
 
     def styled(text: str) -> str:
         return in_register(text, base.formality)
@@ -260,7 +262,9 @@ def contrast(turn: Turn, base: ControlSignals, signal: str, rng: random.Random) 
         return (_replace(base, formality=lo_v), lo), (_replace(base, formality=hi_v), hi)
     if signal == "empathy":
         # Only where the seeker voiced a feeling: an acknowledgement in front of "You're welcome" teaches nonsense.
-        plain = [s for s in sents if not _FEELING.search(s)]
+        # The low end is matter-of-fact: no feeling talk, and no praise, thanks or reassurance either (a low end that
+        # kept "That's a great idea!" taught the model that low empathy means breezy and upbeat).
+        plain = [s for s in sents if not _FEELING.search(s) and not _WARM.search(s)]
         if not plain or not _FEELING.search(turn.user):
             return None
         warm = " ".join([ACKNOWLEDGEMENTS[rng.randrange(len(ACKNOWLEDGEMENTS))], *sents])

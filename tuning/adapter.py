@@ -304,9 +304,14 @@ def build_pairs(turns: Sequence[Turn], examples: Sequence[Example], profiles: Se
             break
         t, ex = turns[i], examples[i]
         signal = signals[k % len(signals)]
-        if signal == "strategy":  # this turn and a nearby reply of another strategy, each with its own controls
+        if signal == "strategy":
+            # This turn and a nearby reply of another strategy, under controls that differ in the strategy alone (the
+            # other reply in this example's register): with each reply under its own controls, length, warmth and
+            # register differed too, and the model could credit the difference to those lines instead.
             j = other.get(i) if other else None
-            pair = ((ex.controls, ex.target), (examples[j].controls, examples[j].target)) if j is not None else None
+            pair = ((ex.controls, ex.target),
+                    (_replace(ex.controls, strategy=examples[j].controls.strategy),
+                     in_register(turns[j].reply, ex.controls.formality))) if j is not None else None
         else:
             pair = contrast(t, ex.controls, signal, rng)
         if pair is None:

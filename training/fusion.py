@@ -191,6 +191,7 @@ def load_perceivers(threads: int = 2):
 
 SPLITS = ("train", "select", "report")
 HELD_OUT_PARTS = (0.6, 0.2, 0.2)  # GoEmotions dev and FER-2013 public test items: fusion train / select / report
+VOICE_ACTORS = ((1, 12), (13, 14), (15, 16))  # RAVDESS actors of each split (the voice head of the last two: 1-12)
 
 
 def build_pools(args: argparse.Namespace, only: tuple[str, ...] = MODALITIES) -> dict[str, dict[str, Pool]]:
@@ -262,7 +263,7 @@ def _voice_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool, Po
     encoder = load_encoder() if voice_affect_encoder(default_voice_affect_path()) else None  # as the shipped head
     feats = np.stack([head_features(encoder, a, extract(a).full) for a in audios])
     c = float(json.loads(str(np.load(default_voice_affect_path())["meta"]))["C"])
-    tr = np.flatnonzero(actors <= 12)
+    tr = np.flatnonzero((actors >= VOICE_ACTORS[0][0]) & (actors <= VOICE_ACTORS[0][1]))
     parts = []
     for a in np.unique(actors[tr]):
         fit, held = tr[actors[tr] != a], tr[actors[tr] == a]
@@ -272,7 +273,7 @@ def _voice_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool, Po
     train = Pool(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("heads", "embs", "y", "corrupted", "group")))
     head = voice_head(feats[tr], y[tr], c, encoder)
     held_out = []
-    for lo, hi in ((13, 14), (15, 16)):
+    for lo, hi in VOICE_ACTORS[1:]:
         idx = np.flatnonzero((actors >= lo) & (actors <= hi))
         p = voice_pool(head, [audios[i] for i in idx], y[idx], args.voice_variants, args.seed)
         held_out.append(Pool(p.heads, p.embs, p.y, p.corrupted, idx[p.group]))
@@ -281,14 +282,20 @@ def _voice_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool, Po
 
 # ---------------------------------------------------------------- training
 def split_descriptions(meld: bool) -> dict[str, dict[str, str]]:
-    """What each split of a run holds (HELD_OUT_PARTS, _voice_pools), for the weights' record."""
-    return {
-        "train": {"text": "60% of GoEmotions dev (single-class messages)" + (" + MELD train" if meld else ""),
-                  "face": "60% of FER-2013 public test", "voice": "RAVDESS actors 1-12, read by heads fitted without the actor"},
-        "select": {"text": "20% of GoEmotions dev" + (" + half of MELD dev" if meld else ""),
-                   "face": "20% of FER-2013 public test", "voice": "RAVDESS actors 13-14, head fitted on actors 1-12"},
-        "report": {"text": "the other 20% of GoEmotions dev" + (" + the other half of MELD dev" if meld else ""),
-                   "face": "the other 20% of FER-2013 public test", "voice": "RAVDESS actors 15-16, head fitted on actors 1-12"}}
+    """What each split of a run holds (HELD_OUT_PARTS, VOICE_ACTORS, --meld), for the weights' record."""
+    (tr_lo, tr_hi) = VOICE_ACTORS[0]
+    meld_part = ("MELD train", "half of MELD dev", "the other half of MELD dev")
+    out = {}
+    for i, split in enumerate(SPLITS):
+        share = f"{'the other ' if i == 2 else ''}{HELD_OUT_PARTS[i]:.0%}"
+        lo, hi = VOICE_ACTORS[i]
+        out[split] = {
+            "text": f"{share} of GoEmotions dev" + (" (single-class messages)" if i == 0 else "")
+                    + (f" + {meld_part[i]}" if meld else ""),
+            "face": f"{share} of FER-2013 public test",
+            "voice": f"RAVDESS actors {lo}-{hi}, " + ("read by heads fitted without the actor" if i == 0
+                                                      else f"head fitted on actors {tr_lo}-{tr_hi}")}
+    return out
 
 
 HYPER: dict[str, Any] = {"hidden": 64, "emb_proj": 16, "gate_hidden": 32, "dropout": 0.3, "emb_dropout": 0.85}

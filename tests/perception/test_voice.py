@@ -27,10 +27,9 @@ def stt(tmp_path_factory):
 def test_jfk_transcribed(stt):
     audio = decode_file((SHARED / "data" / "speech" / "jfk.flac").read_bytes())
     t = stt.transcribe(audio)
-    said = " ".join(_words(t.text))
-    assert "ask not what your country can do for you" in said
+    assert "ask not what your country can do for you" in t.text.lower().replace(",", "")
     # to the last words: the decode budget once ended the transcript mid-clip (CTranslate2 returns max_length // 2)
-    assert said.endswith("ask what you can do for your country"), t.text
+    assert " ".join(_words(t.text)).endswith("ask what you can do for your country"), t.text
     assert t.duration_s == pytest.approx(11.0, abs=0.1)
 
 

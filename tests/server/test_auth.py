@@ -10,7 +10,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from harness import live_server as launch
+from harness import live_server as launch, metric_sum
 from tests.audio import chunks, espeak, silence
 from tests.conftest import ARTIFACTS
 from tests.keys import create_key
@@ -74,7 +74,7 @@ async def no_sessions_left(srv, token: str, timeout: float = 10.0) -> None:
     async with httpx.AsyncClient() as client:
         while True:
             metrics = (await client.get(f"{srv.url}/metrics", headers={"Authorization": f"Bearer {token}"})).text
-            if "persona_active_sessions 0.0" in metrics:
+            if "persona_active_sessions" in metrics and metric_sum(metrics, "persona_active_sessions") == 0:
                 return
             assert asyncio.get_running_loop().time() < deadline, "sessions still held"
             await asyncio.sleep(0.05)

@@ -223,6 +223,7 @@ _FEELING = re.compile(r"\b(sorry|sounds|understand|must (?:be|feel)|feel|feeling
 _WARM = re.compile(r"\b(glad|great|good (?:for|job|idea|thing|to hear)|hope\w*|proud|happy|wonderful|awesome|amazing|"
                    r"thank\w*|appreciat\w*|love\w*|care\w*|welcome|congrat\w*|brave|strong|best|sure you|you can do)\b",
                    re.I)
+EMPATHIC = 0.75  # guidance.j2: at or above this empathy the prompt asks to acknowledge the feeling first
 # Acknowledgements that name the feeling and offer care (each reads as caring or grateful to our text model, the same
 # reading the replies eval scores warmth with; the ones it read as flat were replaced).
 ACKNOWLEDGEMENTS = (
@@ -291,10 +292,12 @@ def build_pairs(turns: Sequence[Turn], examples: Sequence[Example], profiles: Se
                 rng: random.Random, indices: Sequence[int], n_pairs: int,
                 other: dict[int, int] | None = None, history: int = HISTORY_MESSAGES,
                 controls_at: ControlsAt = "system",
-                signals: Sequence[str] = ("verbosity", "formality", "empathy", "strategy")) -> list[Example]:
+                signals: Sequence[str] = ("verbosity", "formality", "empathy", "strategy"),
+                strategy_empathic: float = 0.0) -> list[Example]:
     """Up to n_pairs contrastive pairs (2 * n_pairs examples) over the turns at `indices`, cycling through `signals`
     (a signal named twice gets twice the pairs; strategy pairs only where `other` names a reply of another strategy
-    in the same dialogue)."""
+    in the same dialogue; where the seeker voiced a feeling, a `strategy_empathic` share of them at high empathy, both
+    targets after the same acknowledgement)."""
     by_id = {p.id: p for p in profiles}
     out: list[Example] = []
     signals = tuple(s for s in signals if other or s != "strategy")
@@ -309,9 +312,16 @@ def build_pairs(turns: Sequence[Turn], examples: Sequence[Example], profiles: Se
             # other reply in this example's register): with each reply under its own controls, length, warmth and
             # register differed too, and the model could credit the difference to those lines instead.
             j = other.get(i) if other else None
-            pair = ((ex.controls, ex.target),
-                    (_replace(ex.controls, strategy=examples[j].controls.strategy),
-                     in_register(turns[j].reply, ex.controls.formality))) if j is not None else None
+            controls, lead = ex.controls, ""
+            if j is not None and _FEELING.search(t.user) and rng.random() < strategy_empathic:
+                # Served replies to a seeker who voiced a feeling run at high empathy: an acknowledgement first, then
+                # the strategy. Pairs without that opener taught the model to drop either the acknowledgement (high
+                # empathy without one) or the strategy (after the opener it fell back to one stock follow-up).
+                controls = _replace(controls, empathy=round(rng.uniform(EMPATHIC, 1.0), 2))
+                lead = ACKNOWLEDGEMENTS[rng.randrange(len(ACKNOWLEDGEMENTS))] + " "
+            pair = ((controls, in_register(lead + t.reply, controls.formality)),
+                    (_replace(controls, strategy=examples[j].controls.strategy),
+                     in_register(lead + turns[j].reply, controls.formality))) if j is not None else None
         else:
             pair = contrast(t, ex.controls, signal, rng)
         if pair is None:
@@ -425,7 +435,8 @@ def train(args: argparse.Namespace) -> None:
         by_dialogue.setdefault((p, di), []).append(i)
     other = {i: j for d in by_dialogue.values() for i, j in nearest_other_strategy(d, all_turns).items()}
     pairs = build_pairs(all_turns, examples, profiles, rng, train_idx[len(train_idx) // 2:], n_pairs, other,
-                        history=args.pair_history, controls_at=args.controls_at, signals=args.pair_signals)
+                        history=args.pair_history, controls_at=args.controls_at, signals=args.pair_signals,
+                        strategy_empathic=args.strategy_empathic)
     units += pair_units(tok, pairs, args.max_len)
     n_seq = 2 * len(units)
     for i in train_idx[:len(train_idx) // 2]:
@@ -442,7 +453,8 @@ def train(args: argparse.Namespace) -> None:
             held_data.append(enc)
     held_pairs = pair_units(tok, build_pairs(all_turns, examples, profiles, random.Random(args.seed + 1), held_idx,
                                              args.held_pairs, other, history=args.pair_history,
-                                             controls_at=args.controls_at, signals=args.pair_signals), args.max_len)
+                                             controls_at=args.controls_at, signals=args.pair_signals,
+                                             strategy_empathic=args.strategy_empathic), args.max_len)
     own = [enc for u in units for enc in u[:2]]
     n_tok = sum(len(x) for x, _ in own)
     print(f"{len(turns)} supporter turns from {len(dialogue_ids)} dialogues; training on {len(own)} examples "
@@ -615,7 +627,8 @@ def export(work: Path, out: Path, state: dict, args: argparse.Namespace, n_examp
     record = {"dialogues": [Path(p).name for p in args.dialogues], "examples": n_examples, "tokens": n_tokens,
               "epochs": args.epochs, "lr": args.lr, "rank": args.rank, "accumulate": args.accumulate,
               "max_len": args.max_len, "layers": args.layers, "pair_share": args.pair_share,
-              "pair_history": args.pair_history, "pair_signals": list(args.pair_signals), "controls_at": args.controls_at, "contrast_weight": args.contrast_weight,
+              "pair_history": args.pair_history, "pair_signals": list(args.pair_signals),
+              "strategy_empathic": args.strategy_empathic, "controls_at": args.controls_at, "contrast_weight": args.contrast_weight,
               "contrast_beta": args.contrast_beta, "init": Path(args.init).name if args.init else None, "seed": args.seed, "best": state["best"], "history": state["history"],
               "steps": state["step"], "wall_s": round(state["wall_s"]), "threads": args.threads, "device": args.device}
     (out / "training.json").write_text(json.dumps(record, indent=1))

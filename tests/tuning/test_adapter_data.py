@@ -7,10 +7,13 @@ from pathlib import Path
 
 from persona import read_style
 from prompts.render import load_profiles
-from tuning.adapter import build_examples, casualize, formalize, percentiles, read_turns
+from tuning.adapter import (ACKNOWLEDGEMENTS, EMPATHIC, build_examples, build_pairs, casualize, formalize, in_register,
+                            nearest_other_strategy, percentiles, read_turns)
+
+import dataclasses
+import random
 
 import numpy as np
-import random
 
 ESCONV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "esconv" / "train.jsonl"
 
@@ -46,3 +49,30 @@ def test_turns_and_examples_come_from_esconv_with_the_server_prompt():
     high = [e for e in examples if e.controls.formality >= 0.7]
     assert high and all("Write formally" in e.messages[0].content and "'" not in e.target.replace("\u2019", "'")
                         for e in high)
+
+
+def test_strategy_pairs_differ_in_the_strategy_alone_and_keep_the_acknowledgement_high_empathy_asks_for():
+    turns = []
+    for _, t in read_turns(ESCONV):
+        turns.append(t)
+        if len(turns) == 60:
+            break
+    profiles = [load_profiles()["companion"]]
+    examples = build_examples(turns, profiles, random.Random(0), threads=1)
+    other = nearest_other_strategy(list(range(len(turns))), turns)
+    idx = sorted(other)
+    for share in (0.0, 1.0):
+        pairs = build_pairs(turns, examples, profiles, random.Random(1), idx, 20, other, signals=("strategy",),
+                            strategy_empathic=share)
+        assert len(pairs) >= 20
+        acknowledged = 0
+        for a, b in zip(pairs[::2], pairs[1::2]):
+            assert a.controls.strategy != b.controls.strategy
+            assert dataclasses.replace(b.controls, strategy=a.controls.strategy) == a.controls
+            lead = next((x for x in ACKNOWLEDGEMENTS if a.target.startswith(in_register(x, a.controls.formality))), None)
+            if lead is not None:
+                acknowledged += 1
+                assert b.target.startswith(in_register(lead, a.controls.formality)) and a.controls.empathy >= EMPATHIC
+                assert "Start by acknowledging what the user feels" in a.messages[0].content
+        # Only where the seeker voiced a feeling, and only the share asked for.
+        assert acknowledged == 0 if share == 0.0 else acknowledged >= 5

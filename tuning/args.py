@@ -24,9 +24,10 @@ def add_adapter_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pair-signals", nargs="+", default=["verbosity", "formality", "empathy", "strategy"],
                    choices=("verbosity", "formality", "empathy", "strategy"),
                    help="the signals the pairs cycle through; repeat one to give it more pairs")
-    p.add_argument("--strategy-empathic", type=float, default=0.5,
+    p.add_argument("--strategy-empathic", type=float, default=0.0,
                    help="share of the strategy pairs (where the seeker voiced a feeling) set at high empathy, both "
-                        "targets after the same acknowledgement, as served replies to such a message run")
+                        "targets after the same acknowledgement, as served replies to such a message run (tried at "
+                        "0.75 in session 17, no better than 0: see the adapter's model card)")
     p.add_argument("--pair-history", type=int, default=2, help="messages of context before the seeker's in a pair")
     p.add_argument("--contrast-weight", type=float, default=1.0,
                    help="weight of the contrastive term on pairs (0: likelihood of the targets only)")

@@ -8,9 +8,10 @@ from pathlib import Path
 from persona import read_style
 from prompts.render import load_profiles
 from tuning.adapter import (ACKNOWLEDGEMENTS, EMPATHIC, build_examples, build_pairs, casualize, formalize, in_register,
-                            nearest_other_strategy, percentiles, read_turns)
+                            Turn, nearest_other_strategy, percentiles, read_turns)
 
 import dataclasses
+import itertools
 import random
 
 import numpy as np
@@ -33,12 +34,12 @@ def test_percentiles_share_ties_and_stay_inside_zero_one():
     assert p[0] == p[2] and p[1] < p[0] < p[3] and 0 < p.min() and p.max() < 1
 
 
+def first_turns(n: int) -> list[Turn]:
+    return [t for _, t in itertools.islice(read_turns(ESCONV), n)]
+
+
 def test_turns_and_examples_come_from_esconv_with_the_server_prompt():
-    turns = []
-    for _, t in read_turns(ESCONV):
-        turns.append(t)
-        if len(turns) == 40:
-            break
+    turns = first_turns(40)
     assert all(t.user and t.reply and t.strategy for t in turns)
     assert turns[0].reply == "Hi, good afternoon." and turns[0].strategy == "Question"
     assert all(m.role in ("user", "assistant") for t in turns for m in t.history)
@@ -52,11 +53,7 @@ def test_turns_and_examples_come_from_esconv_with_the_server_prompt():
 
 
 def test_strategy_pairs_differ_in_the_strategy_alone_and_keep_the_acknowledgement_high_empathy_asks_for():
-    turns = []
-    for _, t in read_turns(ESCONV):
-        turns.append(t)
-        if len(turns) == 60:
-            break
+    turns = first_turns(60)
     profiles = [load_profiles()["companion"]]
     examples = build_examples(turns, profiles, random.Random(0), threads=1)
     other = nearest_other_strategy(list(range(len(turns))), turns)

@@ -47,6 +47,8 @@ def add_face_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=float, default=0.3, help="dropout before and after the embedding layer")
     p.add_argument("--crop", type=int, default=None,
                    help="input window in pixels (default: the served size, perception.face.model.CROP)")
+    p.add_argument("--val-share", type=float, default=0.1,
+                   help="share of FER-2013 train held out to pick the epoch (0: pick on public test, as before)")
 
 
 def add_safety_arguments(p: argparse.ArgumentParser) -> None:

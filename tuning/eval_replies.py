@@ -65,6 +65,19 @@ def d_z(lo: np.ndarray, hi: np.ndarray) -> float:
     return float(d.mean() / sd) if sd > 0 else float("nan")
 
 
+def chrf_by_length(refs: Sequence[str], adapter: Sequence[str], base: Sequence[str]) -> dict[str, float]:
+    """chrF's default beta=2 weighs character n-gram recall twice as much as precision, so a longer reply scores higher
+    for its length alone. Beside the default: chrF at beta=1 for both arms, and the base's replies cut to the adapter's
+    reply lengths in words (same turns), which leaves content and removes length."""
+    from sacrebleu.metrics import CHRF
+
+    cut = [" ".join(b.split()[:len(a.split())]) for a, b in zip(adapter, base)]
+    beta1 = CHRF(beta=1)
+    return {"adapter_beta1": beta1.corpus_score(list(adapter), [list(refs)]).score,
+            "base_beta1": beta1.corpus_score(list(base), [list(refs)]).score,
+            "base_cut_to_adapter_length": CHRF().corpus_score(cut, [list(refs)]).score}
+
+
 def strategy_classifier(train_path: Path):
     """TF-IDF (words 1-2, char 2-4) + logistic regression over the ESConv train supporter turns."""
     from sklearn.linear_model import LogisticRegression
@@ -272,6 +285,10 @@ def run(args: argparse.Namespace) -> None:
         print(f"| {name} | {rouge:.4f} | {chrf_score:.2f} | {s['distinct2']:.3f} | {s['words']:.1f} | {comp:.3f} of "
               f"{len(every)} | {dz['verbosity']:+.2f} | {dz['formality']:+.2f} | {dz['empathy']:+.2f} | {adherence:.3f} | "
               f"{s['first_token_p50']:.0f} / {s['first_token_p95']:.0f} | {s['tokens_per_s']:.1f} |")
+    by_length = chrf_by_length(refs, results["adapter"]["gold"], results["base"]["gold"])
+    summary["chrf_by_length"] = by_length
+    print(f"chrF and reply length: at beta=1 adapter {by_length['adapter_beta1']:.2f}, base {by_length['base_beta1']:.2f}; "
+          f"base cut to the adapter's lengths (beta=2) {by_length['base_cut_to_adapter_length']:.2f}")
     for sig in SIGNALS:
         for name in ("adapter", "base"):
             lo, hi = measures[sig](results[name][(sig, 0.1)]), measures[sig](results[name][(sig, 0.9)])

@@ -77,3 +77,14 @@ def test_controls_at_end_puts_the_same_guidance_after_the_user_message_and_no_us
     # the same words as the top layout's system message, moved: the profile, then the guidance
     assert top.messages[0].content == f"{end.messages[0].content}\n\n{guidance}"
     assert end.messages[1:-1] == top.messages[1:] and end.sampling == top.sampling
+
+
+def test_every_strategy_renders_its_own_instruction():
+    """strategies.yaml has one instruction for each strategy the controls can carry, and each reaches the prompt."""
+    from persona import STRATEGIES
+
+    p = load_profiles()["companion"]
+    systems = {s: render(p, ControlSignals(strategy=s), [], "hi").messages[0].content for s in STRATEGIES}
+    hints = [line for text in systems.values() for line in text.splitlines() if line.startswith("- Support strategy:")]
+    assert len(hints) == len(STRATEGIES) == len(set(hints)) == 8
+    assert "open question" in systems["Question"] and "restate" in systems["Restatement or Paraphrasing"]

@@ -77,6 +77,8 @@ def add_deepface_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aug", type=float, default=0.3, help="augmentation strength (see train face)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--val-share", type=float, default=0.1,
+                   help="share of FER-2013 train held out to pick the epoch (0: pick on public test, as before)")
 
 
 def add_fusion_arguments(p: argparse.ArgumentParser) -> None:

@@ -44,6 +44,22 @@ def carve_validation(x: np.ndarray, y: np.ndarray, share: float, seed: int) -> t
     return np.sort(np.concatenate([keep, held[dup]])), held[~dup]
 
 
+def fer_splits(data: Path, val_share: float, seed: int):
+    """(train, validation, public test) as (x, y) pairs, and a line saying what validation is: `val_share` of
+    FER-2013 train carved out (`carve_validation`), or with 0 the public test split itself (earlier cards' way)."""
+    x_tr, y_tr = load_npz(data / "fer2013_train.npz")
+    x_te, y_te = load_npz(data / "fer2013_public_test.npz")
+    if val_share > 0:
+        keep, held = carve_validation(x_tr, y_tr, val_share, seed)
+        validation = (f"{len(held)} of fer2013_train.npz (stratified {val_share:g}, seed {seed}, "
+                      "no exact duplicates of train)")
+        out = (x_tr[keep], y_tr[keep]), (x_tr[held], y_tr[held]), (x_te, y_te), validation
+    else:
+        out = (x_tr, y_tr), (x_te, y_te), (x_te, y_te), "fer2013_public_test.npz (3,589)"
+    print(f"train {len(out[0][1])}, validation {out[3]}", flush=True)
+    return out
+
+
 def accuracy_f1(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     pred = probs.argmax(1)
     f1 = float(np.mean([2 * ((pred == k) & (y == k)).sum() / max(1, (pred == k).sum() + (y == k).sum())
@@ -105,16 +121,7 @@ def train(args: argparse.Namespace) -> None:
     args.crop = args.crop or CROP
     keras.utils.set_random_seed(args.seed)
     data = Path(args.data)
-    x_tr, y_tr = load_npz(data / "fer2013_train.npz")
-    x_te, y_te = load_npz(data / "fer2013_public_test.npz")
-    if args.val_share > 0:
-        keep, held = carve_validation(x_tr, y_tr, args.val_share, args.seed)
-        x_va, y_va, x_tr, y_tr = x_tr[held], y_tr[held], x_tr[keep], y_tr[keep]
-        validation = f"{len(held)} of fer2013_train.npz (stratified {args.val_share:g}, seed {args.seed}, no exact duplicates of train)"
-    else:
-        x_va, y_va = x_te, y_te
-        validation = "fer2013_public_test.npz (3,589)"
-    print(f"train {len(y_tr)}, validation {validation}", flush=True)
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te), validation = fer_splits(data, args.val_share, args.seed)
     onehot = np.eye(7, dtype=np.float32)[y_tr]
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)

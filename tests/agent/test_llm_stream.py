@@ -48,8 +48,9 @@ def test_a_stream_interval_passes_tokens_on_together_and_loses_none(live_server)
 
     text_each = [p for p in each if p[2]]
     text_grouped = [p for p in grouped if p[2]]
-    # The embedded engine on CPU writes a token every few tens of ms: without an interval, nearly one piece per token.
-    assert len(text_each) >= 0.8 * sum(k for _, _, k, _ in each)
+    # The embedded engine on CPU writes a token every few tens of ms. Without an interval the pieces are as the engine
+    # sent them (one token each on an idle machine; under load vLLM itself merges a few), with it far fewer.
+    assert len(text_each) >= 0.4 * sum(k for _, _, k, _ in each)
     assert len(text_grouped) < len(text_each) / 2
     assert max(k for _, _, k, _ in text_grouped) >= 3
     gaps = [b[0] - a[0] for a, b in zip(text_grouped, text_grouped[1:])]

@@ -59,6 +59,7 @@ def train(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     best, history = -1.0, []
+
     def predict(x: np.ndarray) -> np.ndarray:
         xt = torch.from_numpy(x).permute(0, 3, 1, 2)
         with torch.no_grad():

@@ -44,7 +44,10 @@ def carve_validation(x: np.ndarray, y: np.ndarray, share: float, seed: int) -> t
     return np.sort(np.concatenate([keep, held[dup]])), held[~dup]
 
 
-def fer_splits(data: Path, val_share: float, seed: int):
+Split = tuple[np.ndarray, np.ndarray]  # (images [N, 48, 48, 1] in [0, 1], labels [N])
+
+
+def fer_splits(data: Path, val_share: float, seed: int) -> tuple[Split, Split, Split, str]:
     """(train, validation, public test) as (x, y) pairs, and a line saying what validation is: `val_share` of
     FER-2013 train carved out (`carve_validation`), or with 0 the public test split itself (earlier cards' way)."""
     x_tr, y_tr = load_npz(data / "fer2013_train.npz")
@@ -53,7 +56,8 @@ def fer_splits(data: Path, val_share: float, seed: int):
         keep, held = carve_validation(x_tr, y_tr, val_share, seed)
         validation = (f"{len(held)} of fer2013_train.npz (stratified {val_share:g}, seed {seed}, "
                       "no exact duplicates of train)")
-        out = (x_tr[keep], y_tr[keep]), (x_tr[held], y_tr[held]), (x_te, y_te), validation
+        out: tuple[Split, Split, Split, str] = ((x_tr[keep], y_tr[keep]), (x_tr[held], y_tr[held]), (x_te, y_te),
+                                                validation)
     else:
         out = (x_tr, y_tr), (x_te, y_te), (x_te, y_te), "fer2013_public_test.npz (3,589)"
     print(f"train {len(out[0][1])}, validation {out[3]}", flush=True)

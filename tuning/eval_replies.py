@@ -8,7 +8,8 @@ plain base model), each behind a real server, everything else identical (greedy,
 - reply quality: N supporter turns of the dialogues; the dialogue up to that turn is seeded into the server's own
   session store, the session is resumed over the WebSocket and the seeker's message sent (the real server path:
   perception, persona, policy, prompt, guard). The reply is scored against the gold supporter turn: ROUGE-L F1,
-  chrF, distinct-2, mean words, share ending on a complete sentence;
+  chrF, distinct-2, mean words, share ending on a complete sentence; and, since chrF's default beta=2 rewards length,
+  chrF at beta=1 and the base's replies cut to the adapter's lengths (`chrf_by_length`);
 - controllability: for S situations, each of verbosity / formality / empathy overridden to 0.1 and 0.9 at the same
   max_tokens: the paired Cohen's d_z of words, formality score (persona.style) and warmth (our text model);
 - strategy adherence: each of the 8 ESConv strategies forced in turn on --strategy-situations situations; a TF-IDF logistic

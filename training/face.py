@@ -65,10 +65,11 @@ def fer_splits(data: Path, val_share: float, seed: int) -> tuple[Split, Split, S
 
 
 def accuracy_f1(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Accuracy and macro-F1 over the seven classes (the fusion trainer's `macro_f1`) of [N, 7] scores."""
+    from training.fusion import macro_f1
+
     pred = probs.argmax(1)
-    f1 = float(np.mean([2 * ((pred == k) & (y == k)).sum() / max(1, (pred == k).sum() + (y == k).sum())
-                        for k in range(7)]))
-    return float((pred == y).mean()), f1
+    return float((pred == y).mean()), macro_f1(y, pred)
 
 
 def augment_batch(x: np.ndarray, rng: np.random.Generator, size: int = CROP, strength: float = 1.0) -> np.ndarray:

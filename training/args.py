@@ -9,6 +9,8 @@ SHARED = ROOT.parent / "shared" / "data"
 
 
 def add_text_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", choices=("minilm", "mpnet"), default="minilm",
+                   help="the encoder to fine-tune (training/text.py says where each one's weights come from)")
     p.add_argument("--data", default=str(SHARED / "goemotions"))
     p.add_argument("--workdir", default=".cache/train-text")
     p.add_argument("--out", default=str(ROOT / "perception" / "models" / "text_emotion"))

@@ -17,9 +17,12 @@ stage() {  # name epochs args...
   "$PA" train face --val-share 0.1 --epochs "$epochs" --workdir "$work" --out "$out" "${init[@]}" "${resume[@]}" "$@"
   prev=$out
 }
+main() {  # the whole run is one function, so bash has parsed it before any stage starts: editing this file mid-run is safe
 stage s1 19 --crop 40 --lr 2e-3 --aug 1 --dropout 0.3
 stage s2 12 --crop 40 --lr 1e-3 --aug 0.6 --dropout 0.3
 stage s3 18 --crop 40 --lr 5e-4 --aug 0.35 --dropout 0.25
 stage s4 7 --crop 48 --lr 3e-4 --aug 0.3 --dropout 0.25
 stage s5 14 --crop 48 --lr 2e-4 --aug 0.3 --dropout 0.25
 echo "final weights: $prev"
+}
+main "$@"

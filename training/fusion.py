@@ -305,7 +305,7 @@ def train(args: argparse.Namespace) -> None:
     import torch
     from tqdm import tqdm
 
-    from fusion.gated import build_gmu
+    from fusion.gated import GatedFusion, GMUWeights, build_gmu, overridden_readings
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -316,7 +316,7 @@ def train(args: argparse.Namespace) -> None:
     net = build_gmu(**hyper)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     rng = np.random.default_rng(args.seed)
-    best, best_epoch, best_state, history = -1.0, 0, None, []
+    best, best_epoch, best_state, history = (-1, -1.0), 0, None, []
     for epoch in range(args.epochs):
         net.train()
         t = sample_training(train_pools, args.per_epoch, rng)
@@ -337,11 +337,18 @@ def train(args: argparse.Namespace) -> None:
         r = evaluate(net, clean, bad)
         # selection (on the select split): the fused score averaged with the worst corrupted-modality score
         score = (r["fused"] + min(v["fused"] for v in r["corrupted"].values())) / 2
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_fused": r["fused"], "val_select": score})
-        print(f"epoch {epoch + 1}: loss {np.mean(losses):.4f} val fused {r['fused']:.4f} select {score:.4f}", flush=True)
-        if score > best:
-            best, best_epoch, best_state = score, epoch + 1, {k: v.clone() for k, v in net.state_dict().items()}
+        # an epoch whose embedding path overrides agreeing readings (fusion.gated.overridden_readings) is kept only
+        # if no epoch keeps that contract: fewest overrides first, then the select score
+        overridden = len(overridden_readings(GatedFusion(GMUWeights.from_state_dict(net.state_dict()), "epoch")))
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_fused": r["fused"], "val_select": score,
+                        "overridden_readings": overridden})
+        print(f"epoch {epoch + 1}: loss {np.mean(losses):.4f} val fused {r['fused']:.4f} select {score:.4f} "
+              f"overridden {overridden}", flush=True)
+        if (-overridden, score) > best:
+            best, best_epoch, best_state = (-overridden, score), epoch + 1, {k: v.clone() for k, v in net.state_dict().items()}
     net.load_state_dict(best_state)
+    if best[0] < 0:
+        print(f"WARNING: every epoch lets embeddings override agreeing readings; kept the fewest ({-best[0]})")
     r = evaluate(net, *fixed_triplets(pools["report"], args.val_n, args.seed))
     print(f"report split (no training or selection saw its items), epoch {best_epoch}:")
     print(format_report(r, args.val_n))

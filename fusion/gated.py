@@ -156,7 +156,7 @@ def default_fusion_path() -> Path:
     return Path(__file__).resolve().parent / "models" / "gated_fusion.pt"
 
 
-AGREEMENT_QUALITY: Mapping[str, Mapping[str, float]] = {
+AGREEMENT_QUALITY: Mapping[Modality, Mapping[str, float]] = {
     "text": {"words": 12, "letters": 0.95}, "face": {"sharpness": 5.0, "contrast": 0.2, "brightness": 0.5}}
 
 
@@ -165,13 +165,14 @@ def overridden_readings(fusion: GatedFusion, p: float = 0.8, confidence: float =
     on one label) decide the fused label whatever embeddings come with them — a random vector or zeros — so the
     embedding path can refine but never take over. Returns each (label, modalities, embedding kind) it gets wrong:
     [] for weights that keep the contract. The trainer keeps only epochs that do; the tests check the shipped ones."""
-    wrong = []
+    wrong: list[tuple[str, tuple[str, ...], str]] = []
+    cases: tuple[tuple[Modality, ...], ...] = (("text", "face"), ("text",), ("face",))
     for label in LABELS:
         dist = np.full(len(LABELS), (1 - p) / (len(LABELS) - 1), np.float32)
         dist[LABELS.index(label)] = p
-        for mods in (("text", "face"), ("text",), ("face",)):
+        for mods in cases:
             for kind in ("random", "zeros"):
-                signals = {}
+                signals: dict[Modality, ModalitySignal] = {}
                 for m in mods:
                     rng = np.random.default_rng(len(m))
                     emb = rng.normal(size=EMBEDDING_DIMS[m]) if kind == "random" else np.zeros(EMBEDDING_DIMS[m])

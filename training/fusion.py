@@ -9,7 +9,8 @@ training splits read far more confidently than new input, and fusion would learn
 - face: 60% of FER-2013 public test (the face CNN trained on FER-2013 train);
 - voice: RAVDESS actors 1-12, each clip read by a voice head fitted without its actor.
 The epoch is selected on a second part (20% of GoEmotions dev and FER public test, actors 13-14, voice head fitted on
-1-12; with --meld, half of MELD dev) and the report is on a third no training or selection has seen (the other 20%,
+1-12; with --meld, half of MELD dev), among the epochs whose embeddings never override agreeing readings
+(fusion.gated.overridden_readings), and the report is on a third no training or selection has seen (the other 20%,
 actors 15-16; the other half of MELD dev). Triplets: one item per modality of the same class, with modality dropout,
 conflicting-label and corrupted-input augmentation so the gates learn which modality to trust.
 """
@@ -316,7 +317,8 @@ def train(args: argparse.Namespace) -> None:
     net = build_gmu(**hyper)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     rng = np.random.default_rng(args.seed)
-    best, best_epoch, best_state, history = (-1, -1.0), 0, None, []
+    best: tuple[int, float] | None = None
+    best_epoch, best_state, history = 0, None, []
     for epoch in range(args.epochs):
         net.train()
         t = sample_training(train_pools, args.per_epoch, rng)
@@ -344,8 +346,9 @@ def train(args: argparse.Namespace) -> None:
                         "overridden_readings": overridden})
         print(f"epoch {epoch + 1}: loss {np.mean(losses):.4f} val fused {r['fused']:.4f} select {score:.4f} "
               f"overridden {overridden}", flush=True)
-        if (-overridden, score) > best:
+        if best is None or (-overridden, score) > best:
             best, best_epoch, best_state = (-overridden, score), epoch + 1, {k: v.clone() for k, v in net.state_dict().items()}
+    assert best is not None and best_state is not None, "no epochs"
     net.load_state_dict(best_state)
     if best[0] < 0:
         print(f"WARNING: every epoch lets embeddings override agreeing readings; kept the fewest ({-best[0]})")

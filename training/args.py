@@ -31,6 +31,8 @@ def add_text_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--checkpoint-steps", type=int, default=300)
     p.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--export-from", type=Path, default=None,
+                   help="skip training: quantize and export these weights (a --torch-out file) into --out, thresholds re-tuned")
 
 
 def add_voice_arguments(p: argparse.ArgumentParser) -> None:

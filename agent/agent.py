@@ -31,7 +31,7 @@ from agent.webhook import SafetyWebhook
 from fusion import ConfidenceFusion
 from fusion.gated import default_fusion_path, load_gated_fusion
 from perception.environment import configure_third_party
-from perception.face.expression import default_face_model_path
+from perception.face.expression import default_face_model_paths
 from perception.language import load_language_id
 from perception.face.perceiver import (
     FacePerceiver, KerasFacePerceiver, default_deepface_weights, load_deepface_perceiver, load_keras_face_perceiver,
@@ -99,7 +99,7 @@ class AgentConfig:
     face_enabled: bool = True
     face_backend: Literal["keras", "deepface"] = "keras"
     face_detector: Literal["blazeface", "haar"] = "blazeface"  # for the keras backend (bench/face.py compares them)
-    face_model_path: Path | None = None  # default: the weights shipped in perception/models
+    face_model_paths: tuple[Path, ...] = ()  # the expression network's weights (several: an ensemble); default: shipped
     face_ttl_s: float = 15.0  # a face reading older than this no longer joins a turn's fusion
     face_max_fps: float = 5.0  # camera frames accepted per second per session (burst of 2)
     store: Literal["sqlite", "redis", "memory"] = "sqlite"
@@ -431,10 +431,11 @@ def load_face_perceiver(cfg: AgentConfig) -> FacePerceiver:
     """Ours (BlazeFace + Keras CNN) by default; deepface's own pipeline on our weights with face_backend="deepface"."""
     if cfg.face_backend == "deepface":
         return load_deepface_perceiver(default_deepface_weights(), cfg.cache_dir / "deepface")
-    path = cfg.face_model_path or default_face_model_path()
-    if not path.exists():
-        raise RuntimeError(f"no face model at {path}: run `persona-agent train face`, or set PERSONA_FACE_ENABLED=false")
-    return load_keras_face_perceiver(path, threads=cfg.model_threads, detector=cfg.face_detector)
+    paths = cfg.face_model_paths or default_face_model_paths()
+    for path in paths:
+        if not path.exists():
+            raise RuntimeError(f"no face model at {path}: run `persona-agent train face`, or set PERSONA_FACE_ENABLED=false")
+    return load_keras_face_perceiver(paths, threads=cfg.model_threads, detector=cfg.face_detector)
 
 
 def load_text_perceiver(cfg: AgentConfig) -> TextPerceiver:

@@ -72,10 +72,10 @@ def main() -> None:
 
     # ours
     from perception.face.detect import load_face_detector
-    from perception.face.expression import default_face_model_path, load_face_expression
+    from perception.face.expression import default_face_model_paths, load_face_expression
     from perception.face.perceiver import KerasFacePerceiver
 
-    ours = load_face_expression(default_face_model_path(), threads=1)
+    ours = load_face_expression(default_face_model_paths(), threads=1)
     probs = np.concatenate([ours.predict(images[i:i + 256])[0] for i in range(0, len(y), 256)])
     acc, f1 = scores(y, probs.argmax(1))
     crop_ms = timed(lambda im: ours.predict(im[None]), images[:args.crops])

@@ -181,12 +181,12 @@ def format_report(r: dict, n: int) -> str:
 
 # ---------------------------------------------------------------- pools
 def load_perceivers(threads: int = 2):
-    from perception.face.expression import default_face_model_path
+    from perception.face.expression import default_face_model_paths
     from perception.face.perceiver import load_keras_face_perceiver
     from perception.text_model import default_text_model_dir, load_text_model
 
     text = load_text_model(default_text_model_dir(), threads=threads)
-    face = load_keras_face_perceiver(default_face_model_path(), threads=threads)
+    face = load_keras_face_perceiver(default_face_model_paths(), threads=threads)
     return text, face
 
 
@@ -240,11 +240,11 @@ def _text_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool, Poo
 
 
 def _face_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool, Pool]:
-    from perception.face.expression import default_face_model_path
+    from perception.face.expression import default_face_model_paths
     from perception.face.perceiver import load_keras_face_perceiver
     from training.fusion_data import face_pool, read_fer_npz, split_items
 
-    face = load_keras_face_perceiver(default_face_model_path(), threads=args.threads)
+    face = load_keras_face_perceiver(default_face_model_paths(), threads=args.threads)
     x, y = read_fer_npz(shared / "fer2013" / "fer2013_public_test.npz")
     parts = split_items(y, HELD_OUT_PARTS, args.seed)
     pools = [face_pool(face, x[idx], y[idx], cap, args.seed)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perception.face.expression import default_face_model_path, load_face_expression
+from perception.face.expression import default_face_model_paths, load_face_expression
 
 PARITY_CROPS = 256
 
@@ -22,7 +22,7 @@ def parity_crops() -> np.ndarray:
 
 
 def main(out: str) -> None:
-    model = load_face_expression(default_face_model_path())
+    model = load_face_expression(default_face_model_paths())
     probs, emb = model.predict(parity_crops())
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, probs=probs, embedding=emb, backend=model.backend, name=model.name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -83,9 +84,10 @@ class KerasFacePerceiver:
         return out
 
 
-def load_keras_face_perceiver(weights: str | Path, threads: int = 1,
+def load_keras_face_perceiver(weights: str | Path | Sequence[str | Path], threads: int = 1,
                               detector: Literal["blazeface", "haar"] = "blazeface") -> KerasFacePerceiver:
-    """Ours: BlazeFace (or Haar) detection and the Keras expression CNN from `weights` (an .h5 file)."""
+    """Ours: BlazeFace (or Haar) detection and the Keras expression CNN from `weights` (an .h5 file, or several for
+    an ensemble)."""
     from perception.face.detect import load_face_detector
     from perception.face.expression import load_face_expression
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from perception.face.detect import load_face_detector
-from perception.face.expression import GRID, default_face_model_path, load_face_expression
+from perception.face.expression import GRID, default_face_model_paths, load_face_expression
 from perception.face.image import ImageError, decode_image
 from perception.face.perceiver import KerasFacePerceiver, face_signal
 from perception.labels import LABELS
@@ -18,7 +18,7 @@ FACES = SHARED / "data" / "faces"
 
 @pytest.fixture(scope="module")
 def perceiver() -> KerasFacePerceiver:
-    return KerasFacePerceiver(load_face_detector(), load_face_expression(default_face_model_path()))
+    return KerasFacePerceiver(load_face_detector(), load_face_expression(default_face_model_paths()))
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +103,30 @@ def test_decode_refuses_bad_bytes_before_decoding():
         decode_image(bomb)
     assert e.value.code == "image_too_large"
     assert decode_image(good).shape == (64, 64, 3)
+
+
+def test_an_ensemble_averages_its_members_probabilities_and_keeps_the_first_ones_embedding(public_test, tmp_path):
+    """Several weights files run as one model: probabilities are the members' mean, the embedding the first member's
+    (the one fusion reads). The second member here is the shipped network with its `happy` bias raised by 2."""
+    import keras
+
+    from perception.face.model import FER_CLASSES, build_expression_net
+
+    shipped = default_face_model_paths()[0]
+    net = build_expression_net()
+    net.load_weights(str(shipped))
+    bias = net.get_layer("logits").bias
+    bias.assign(keras.ops.convert_to_numpy(bias) + 2.0 * (np.arange(len(FER_CLASSES)) == FER_CLASSES.index("happy")))
+    other = tmp_path / "member.weights.h5"
+    net.save_weights(str(other))
+    crops = public_test[0][:64]
+    p1, e1 = load_face_expression(shipped).predict(crops)
+    p2, e2 = load_face_expression(other).predict(crops)
+    ensemble = load_face_expression([shipped, other])
+    p, e = ensemble.predict(crops)
+    assert ensemble.members == 2 and "2-member ensemble" in ensemble.name
+    assert np.abs(p1 - p2).max() > 0.1  # the members really differ
+    np.testing.assert_allclose(p, (p1 + p2) / 2, atol=1e-5)
+    np.testing.assert_allclose(e, e1, atol=1e-5)
+    with pytest.raises(ValueError, match="no face model weights"):
+        load_face_expression([])

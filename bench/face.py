@@ -80,10 +80,12 @@ def main() -> None:
     from perception.face.expression import default_face_model_paths, load_face_expression
     from perception.face.perceiver import KerasFacePerceiver
 
+    def quality_and_crop_ms(model) -> tuple[float, float, list[float]]:
+        probs = np.concatenate([model.predict(images[i:i + 256])[0] for i in range(0, len(y), 256)])
+        return (*scores(y, probs.argmax(1)), timed(lambda im: model.predict(im[None]), images[:args.crops]))
+
     ours = load_face_expression(default_face_model_paths(), threads=1)
-    probs = np.concatenate([ours.predict(images[i:i + 256])[0] for i in range(0, len(y), 256)])
-    acc, f1 = scores(y, probs.argmax(1))
-    crop_ms = timed(lambda im: ours.predict(im[None]), images[:args.crops])
+    acc, f1, crop_ms = quality_and_crop_ms(ours)
     frames = frames640(args.frames)
     detectors = {kind: load_face_detector(kind, threads=1) for kind in ("blazeface", "haar")}
     det_ms = {kind: timed(lambda fr: d.detect(fr), frames) for kind, d in detectors.items()}
@@ -95,10 +97,9 @@ def main() -> None:
     if args.member:
         paths = (*default_face_model_paths(), *args.member)
         cand = load_face_expression(paths, threads=1)
-        cprobs = np.concatenate([cand.predict(images[i:i + 256])[0] for i in range(0, len(y), 256)])
-        cacc, cf1 = scores(y, cprobs.argmax(1))
-        ccrop = timed(lambda im: cand.predict(im[None]), images[:args.crops])
-        cframe = timed(lambda fr: KerasFacePerceiver(detectors["blazeface"], cand).read(fr), frames)
+        cacc, cf1, ccrop = quality_and_crop_ms(cand)
+        cand_perceiver = KerasFacePerceiver(detectors["blazeface"], cand)
+        cframe = timed(lambda fr: cand_perceiver.read(fr), frames)
         rows.append((f"candidate: {cand.members}-member ensemble ({', '.join(p.parent.parent.name + '/' + p.parent.name for p in map(Path, args.member))} "
                      f"added); blazeface detection", cacc, cf1, ccrop, cframe,
                      sum(int(np.prod(w.shape)) for w in cand.model.weights)))

@@ -85,22 +85,14 @@ class Torch:
 
     def __init__(self, threads: int) -> None:
         import torch
-        from safetensors.torch import load_file
-        from tokenizers import Tokenizer
-        from transformers import AutoConfig, AutoModel
 
-        from perception.text_model import MAX_LEN, default_text_model_dir
-        from training.text import EmotionClassifier, base_model_dir
+        from perception.text_model import default_text_model_dir
+        from training.text import base_model_dir, load_tokenizer, load_torch_peer
 
         torch.set_num_threads(threads)
         self.torch = torch
-        enc = AutoModel.from_config(AutoConfig.from_pretrained(base_model_dir()))
-        self.model = EmotionClassifier(enc)
-        self.model.load_state_dict({k: v.float() for k, v in load_file(str(TORCH_WEIGHTS)).items()})
-        self.model.eval()
-        self.tok = Tokenizer.from_file(str(default_text_model_dir() / "tokenizer.json"))
-        self.tok.enable_truncation(MAX_LEN)
-        self.tok.no_padding()
+        self.model = load_torch_peer(TORCH_WEIGHTS, base_model_dir())
+        self.tok = load_tokenizer(default_text_model_dir())
 
     def forward(self, texts: list[str]) -> np.ndarray:
         from training.text import _pad

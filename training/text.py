@@ -137,7 +137,6 @@ def asymmetric_loss(logits: torch.Tensor, y: torch.Tensor, gamma_neg: float = 2.
 
 
 def train(args: argparse.Namespace) -> None:
-    from tokenizers import Tokenizer
     from transformers import AutoModel
 
     if args.export_from:
@@ -149,9 +148,7 @@ def train(args: argparse.Namespace) -> None:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     base = base_model_dir(args.base)
-    tok = Tokenizer.from_file(str(base / "tokenizer.json"))
-    tok.enable_truncation(MAX_LEN)
-    tok.no_padding()
+    tok = load_tokenizer(base)
     train_split = read_tsv(Path(args.data) / "train.tsv")
     ids = _encode(tok, train_split.texts)
     model = EmotionClassifier(AutoModel.from_pretrained(base))
@@ -215,12 +212,18 @@ def train(args: argparse.Namespace) -> None:
     export(model, tok, base, Path(args.out), Path(args.data), args)
 
 
+def load_tokenizer(folder: Path) -> Any:
+    """The tokenizer in `folder` (a base model's or an exported artifact's), truncating at MAX_LEN, unpadded."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tok.enable_truncation(MAX_LEN)
+    tok.no_padding()
+    return tok
+
+
 def export_saved(args: argparse.Namespace) -> None:
     """Re-export trained weights (the un-quantized copy `save_torch_peer` wrote) without training again."""
-    from safetensors.torch import load_file
-    from tokenizers import Tokenizer
-    from transformers import AutoConfig, AutoModel
-
     record = Path(args.out) / "training.json"
     if not record.exists():
         raise SystemExit(f"{record} is missing: a re-export keeps the training record of the weights it exports, so "
@@ -228,13 +231,9 @@ def export_saved(args: argparse.Namespace) -> None:
     trained = {k: v for k, v in json.loads(record.read_text()).items() if k not in ("quantization", "exported")}
     torch.set_num_threads(args.threads)
     base = base_model_dir(args.base)
-    tok = Tokenizer.from_file(str(base / "tokenizer.json"))
-    tok.enable_truncation(MAX_LEN)
-    tok.no_padding()
-    model = EmotionClassifier(AutoModel.from_config(AutoConfig.from_pretrained(base)))
-    model.load_state_dict({k: v.float() for k, v in load_file(str(args.export_from)).items()})
+    model = load_torch_peer(Path(args.export_from), base)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
-    export(model, tok, base, Path(args.out), Path(args.data), args, trained)
+    export(model, load_tokenizer(base), base, Path(args.out), Path(args.data), args, trained)
 
 
 def save_torch_peer(model: EmotionClassifier, path: Path) -> None:
@@ -243,6 +242,16 @@ def save_torch_peer(model: EmotionClassifier, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(path))
+
+
+def load_torch_peer(path: Path, base: Path) -> EmotionClassifier:
+    """What `save_torch_peer` wrote, as an fp32 classifier on the encoder architecture in `base`, in eval mode."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel
+
+    model = EmotionClassifier(AutoModel.from_config(AutoConfig.from_pretrained(base)))
+    model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+    return model.eval()
 
 
 def export(model: EmotionClassifier, tok, base: Path, out: Path, data: Path, args: argparse.Namespace,

@@ -30,7 +30,10 @@ _EXPLICIT = [
     r"\bsuicid(e|al)\b",
     r"\b(want|wanna|going|plan|planning|ready|decided)\s+(to\s+)?die\b",
     r"\bdon'?t\s+want\s+to\s+(live|be alive|exist|wake up)\b",
-    r"\b(no|nothing)\s+(reason|point)\s+(to|in)\s+(live|living|go on|going on)\b",
+    r"\b(no|nothing)\s+(reason|point)\s+((to|in|of)\s+)?(live|living|go on|going on|being alive)\b",
+    r"\b(don'?t|do not|can'?t|cannot)\s+see\s+(the|any)\s+(reason|point)\s+(to|in|of)\s+(live|living|life|go on|"
+    r"going on|being alive|carrying on)\b",
+    r"\bwhat'?s\s+the\s+(point|use)\s+(of|in)\s+(living|being alive|going on|carrying on)\b",
     r"\bbetter\s+off\s+dead\b",
     r"\b(wish|wishing)\s+i\s+(was|were)\s+(dead|never born)\b",
     r"\bself[-\s]?harm(ing)?\b",
@@ -97,6 +100,14 @@ _WARNING = [
     r"\b(kill|hurt|harm)\s+(himself|herself|themselves)\b",
     r"\b(wants|wanted|going)\s+to\s+(die|end\s+(his|her|their)\s+life)\b",
     r"\bthinking\s+about\s+suicide\b",
+    # hopelessness in the first person, a risk factor on every warning-sign list ("this team is hopeless" is not)
+    r"\bi\s*(feel|felt|am|'m|m|have\s+been|'ve\s+been)\s+(so\s+|completely\s+|totally\s+|just\s+|really\s+)?hopeless\b(?!\s+(at|with|when)\b)",
+    r"\b(don'?t|do not|can'?t|cannot)\s+see\s+(the|any)\s+point\s+(in|of|to)\s+(anything|everything|it all|"
+    r"trying|any of (this|it))\b",
+    r"\b(there'?s|there\s+is|is)\s+no\s+point\s+(in|to)\s+(anything|everything|trying|it all)\b",
+    r"\bwhat'?s\s+the\s+point\s+((of|in)\s+(even\s+)?(anything|everything|trying|it all|any of (this|it))\b|any\s*more\b)",
+    r"\bnothing\s+matters\s+any\s*more\b",
+    r"\b(given|give|gave|giving)\s+up\s+on\s+(life|everything|myself)\b",
 ]
 _EXPLICIT_RE = re.compile("|".join(_EXPLICIT + [p for ps in _EXPLICIT_OTHER.values() for p in ps]), re.I)
 _IDIOM_RE = re.compile("|".join(_IDIOMS), re.I)

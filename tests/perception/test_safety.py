@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from agent import assess_texts, load_risk_model, load_text_model
-from perception.safety import explicit_phrase
+from perception.safety import explicit_phrase, warning_sign
 
 
 @pytest.mark.parametrize("text", [
@@ -15,6 +15,8 @@ from perception.safety import explicit_phrase
     "honestly I'd be better off dead",
     "I can't go on like this anymore",
     "I just want it all to end",
+    "I don't see the point in living",
+    "what's the point of living",
 ])
 def test_explicit_phrases(text):
     assert explicit_phrase(text)
@@ -31,6 +33,21 @@ def test_explicit_phrases(text):
 ])
 def test_idioms_are_not_explicit(text):
     assert explicit_phrase(text) is None
+
+
+@pytest.mark.parametrize("text, sign", [
+    ("honestly I don't see the point of anything anymore", True),
+    ("I feel hopeless", True),
+    ("I am completely hopeless.", True),
+    ("what's the point anymore", True),
+    ("nothing matters anymore", True),
+    ("I'm hopeless at cooking", False),
+    ("I'm hopeless with names", False),
+    ("this team is hopeless", False),
+    ("what's the point of this meeting?", False),
+])
+def test_hopelessness_is_a_warning_sign_not_a_crisis(text, sign):
+    assert (warning_sign(text) is not None) is sign and explicit_phrase(text) is None
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,9 @@ from perception import LABELS, Modality, ModalitySignal
 from perception.language import LanguageGuess
 from perception.safety import RiskAssessment, rules_only
 from persona import Decision, PersonaState, PersonaTracker, Policy, RiskInput, read_style
-from prompts import AgentProfile, ControlsAt, Message, Prompt, crisis_reply, render, safety_resources
+from prompts import (
+    AgentProfile, ControlsAt, Message, Prompt, crisis_reply, points_to_support, render, safety_resources, support_note,
+)
 from prompts.endings import SentenceCloser
 from prompts.guard import GuardHit, OutputGuard
 
@@ -287,6 +289,18 @@ async def _fixed(text: str, stats: StreamStats) -> AsyncGenerator[tuple[str, int
 
 # --- 9. persist ----------------------------------------------------------------------------------------------------
 
+def after_reply(mode: str, text: str, previous: str, locale: str | None) -> str:
+    """Fixed text shown after the model's reply: in safe mode the crisis resources again; under caution a gentle
+    pointer to support when the reply has none (the prompt asks for one; a small model often leaves it out) and the
+    previous reply (`previous`) did not already end with it."""
+    if mode == "safe":
+        return "\n\n" + safety_resources(locale)
+    note = support_note(locale)
+    if mode == "caution" and not points_to_support(text) and not previous.endswith(note):
+        return "\n\n" + note
+    return ""
+
+
 def remember_reply(rec: SessionRecord, text: str, interrupted: bool) -> None:
     if text or interrupted:
         rec.history.append(Message("assistant", text, interrupted=interrupted))
@@ -372,8 +386,8 @@ class Turn:
             if self.spoken is not None:
                 await self.spoken.aclose()
             raise
-        if decision.controls.safety_mode == "safe":  # the resources again, fixed text after the model's reply
-            reminder = "\n\n" + safety_resources(locale)
+        previous = next((m.content for m in reversed(rec.history) if m.role == "assistant"), "")
+        if reminder := after_reply(decision.controls.safety_mode, reply.text, previous, locale):
             reply.show(reminder)
             await emit(ResponseDelta(response_id=reply.id, text=reminder))
             if self.spoken is not None:

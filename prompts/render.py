@@ -1,6 +1,7 @@
 """Render an agent profile + control signals + memory into chat messages and sampling parameters."""
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -172,6 +173,25 @@ def safety_resources(locale: str | None) -> str:
     spec = _yaml("safety.yaml")
     entry = spec.get(locale or "default") or spec["default"]
     return " ".join(entry["resources"].split())
+
+
+def support_note(locale: str | None) -> str:
+    """The gentle pointer to support added to a caution reply that has none (prompts/safety.yaml `support_note`)."""
+    spec = _yaml("safety.yaml")
+    entry = spec.get(locale or "default") or spec["default"]
+    return " ".join((entry.get("support_note") or spec["default"]["support_note"]).split())
+
+
+# What counts as pointing to support in a caution reply: a person to talk to, a professional, a helpline.
+_SUPPORT_RE = re.compile(
+    r"\b(someone|somebody|a (friend|person|family member|loved one))\s+(you\s+)?(trust|are close to|can talk to)\b"
+    r"|\b(talk|talking|speak|speaking|reach(ing)? out)\s+(to|with)\s+(someone|somebody|a friend|friends|family|"
+    r"a (doctor|professional|counsel+or|therapist|gp))\b"
+    r"|\b(professional|counsel+or|counsel+ing|therapist|therapy|helpline|hotline|crisis line|support line)\b", re.I)
+
+
+def points_to_support(text: str) -> bool:
+    return _SUPPORT_RE.search(text) is not None
 
 
 def crisis_reply(locale: str | None) -> str:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import pytest
+
 from persona import ControlSignals, load_policy
 from persona.state import PersonaState
-from prompts import Message, load_profiles, render, sampling_for
+from prompts import Message, load_profiles, points_to_support, render, sampling_for, support_note
 
 
 def test_profiles_load():
@@ -88,3 +90,20 @@ def test_every_strategy_renders_its_own_instruction():
     hints = [line for text in systems.values() for line in text.splitlines() if line.startswith("- Support strategy:")]
     assert len(hints) == len(STRATEGIES) == len(set(hints)) == 8
     assert "open question" in systems["Question"] and "restate" in systems["Restatement or Paraphrasing"]
+
+
+@pytest.mark.parametrize("text, points", [
+    ("It might help to talk to someone you trust about this.", True),
+    ("Have you thought about speaking with a counsellor?", True),
+    ("A therapist could help you untangle this.", True),
+    ("Could you reach out to a friend tonight?", True),
+    ("That sounds really hard. How long have you felt this way?", False),
+    ("I trust you'll find a way.", False),
+])
+def test_points_to_support(text, points):
+    assert points_to_support(text) is points
+
+
+def test_the_support_note_points_to_support_in_every_locale():
+    for locale in (None, "default", "en-US", "en-GB", "xx-XX"):
+        assert points_to_support(support_note(locale)), locale

@@ -13,6 +13,7 @@ import pytest
 
 from harness import free_port, live_server as launch
 from persona import RELEASE_AFTER_CALM_TURNS
+from prompts import points_to_support, support_note
 from tests.conftest import ARTIFACTS
 from tests.redisserver import RedisServer
 from tests.server.wsutil import WS
@@ -135,3 +136,22 @@ async def test_a_crisis_is_answered_with_the_store_down_and_saved_when_it_is_bac
     users = [m["content"] for m in stored["messages"] if m["role"] == "user"]
     assert users == ["Hi, long day at work.", CRISIS, "Are you still there?"]
     assert stored["safe_mode"]["active"] is True
+
+
+async def test_a_caution_reply_points_to_support_once(server):
+    """Hopelessness is answered under caution (not a crisis), and the reply points to support: the model's words, or
+    the fixed note after them when it gave none. The carried caution of the next turn does not repeat the note."""
+    ws = await WS.connect(server.ws_url)
+    await ws.start(profile="wellbeing_coach")
+    events = await ws.turn("I feel so hopeless lately.")
+    safety = [e for e in events if e["type"] == "safety"]
+    assert [(e["level"], e["action"]) for e in safety] == [("caution", "caution_prompt")], safety
+    done = events[-1]
+    assert done["type"] == "response.done" and done["model"] != "fixed:crisis_reply"
+    assert "".join(e["text"] for e in events if e["type"] == "response.delta") == done["text"]
+    assert points_to_support(done["text"]), done["text"]
+    events = await ws.turn("I just don't know anymore.")
+    controls = next(e for e in events if e["type"] == "controls")
+    assert controls["controls"]["safety_mode"] == "caution"  # carried over from the turn before
+    assert events[-1]["text"].count(support_note(None)) + done["text"].count(support_note(None)) <= 1
+    await ws.close()

@@ -41,6 +41,10 @@ _HOSTILE += [
     _REPORTED + r"\b(?:nobody|no one|no-one) would (?:even )?(?:notice|miss you|care) if you (?:were gone|disappeared|died|left)\b",
     _REPORTED + r"\b(?:nobody|no one|no-one) would (?:even )?miss you\b",
     _REPORTED + r"\byou(?:'re| are) (?:just )?(?:a waste of (?:space|air|oxygen|time)|a burden to (?:everyone|everybody|us|them))\b",
+    # "What is wrong with you?" to someone who just said they are grieving (seen from the embedded model, session 21);
+    # asking about it ("people keep asking what's wrong with you") is not contempt.
+    _REPORTED + r"(?<!\b(?:ask(?:s|ed|ing)?|wonder(?:s|ed|ing)?|know|tell (?:me|us)|explain)\s+)"
+    r"\bwhat(?:'s| is| the (?:hell|heck|fuck) is)? wrong with you\b",
 ]
 _HARMFUL_RE = regex.compile("|".join(_HARMFUL), regex.I)
 _HOSTILE_RE = regex.compile("|".join(_HOSTILE), regex.I)

@@ -84,13 +84,16 @@ def test_what_supporters_write_is_not_cut():
     """Lines of the kind bench/guard.py found cut among ESConv supporter turns before the patterns were narrowed."""
     for text in ("Take a calming bath tonight, you deserve it!", "It will not go away instantly, it takes work.",
                  "I can understand how you feel like you are worthless. You are not.",
-                 "It's not that you are worthless, it's the stress talking."):
+                 "It's not that you are worthless, it's the stress talking.",
+                 "There is nothing wrong with you for feeling this way.",
+                 "People keep asking what is wrong with you, and that must hurt.", "What is wrong with your laptop?"):
         assert _hit(text) is None, text
 
 
 def test_hostility_said_to_the_user_is_cut():
     for text in ("Go away, I don't want to talk to you.", "Fine. Just go away.", "You are worthless.",
-                 "You deserve to suffer for that."):
+                 "You deserve to suffer for that.", "I hear you. What is wrong with you? Is there something specific?",
+                 "what's wrong with you"):
         hit = _hit(text)
         assert hit is not None and hit.kind == "hostile", text
 

@@ -56,19 +56,29 @@ _IDIOMS = [
 # checked against all of them, whatever language it was identified as: rules cost microseconds, and mixed-language
 # messages are common. Idioms of these languages ("me muero de risa", "mort de rire") match none of them.
 _EXPLICIT_OTHER = {
-    "es": [r"\b(quiero|quisiera|voy a|me voy a|pienso en|pensando en)\s+(morir(me)?|matarme|suicidarme|"
+    "es": [r"\bno (le )?veo (el |ning[uú]n )?sentido (a|de|en) (vivir|la vida|seguir viviendo)\b",
+           r"\bno tiene sentido (vivir|seguir viviendo)\b",
+           r"\bpara qu[eé] (seguir )?(vivir|viviendo)\s*(\?|\.|,|!|$)",
+           r"\b(quiero|quisiera|voy a|me voy a|pienso en|pensando en)\s+(morir(me)?|matarme|suicidarme|"
            r"quitarme la vida)\b", r"\bme quiero morir\b", r"\bme voy a (matar|suicidar)\b",
            r"\bquitarme la vida\b", r"\bme (voy a|quiero|pienso|iba a) quitar la vida\b", r"\bacabar con mi vida\b",
            r"\bno quiero (vivir|seguir viviendo|despertar)\b", r"\bsuicid(arme|io)\b", r"\bestar[ií]a mejor muert[oa]\b",
            r"\bhacerme daño\b", r"\bautolesi(ón|on|onarme)\b"],
-    "fr": [r"\b(je veux|je voudrais|j'ai envie de|je vais|envie d[e'])\s*(mourir|me tuer|me suicider|en finir)\b",
+    "fr": [r"\bje ne vois (plus|pas)( aucune?| d'| de)? ?(l'int[ée]r[eê]t|le sens|raison|int[ée]r[eê]t) (de|à) "
+           r"vivre\b",
+           r"\bà quoi bon vivre\b", r"\bplus (aucune )?raison de vivre\b",
+           r"\b(je veux|je voudrais|j'ai envie de|je vais|envie d[e'])\s*(mourir|me tuer|me suicider|en finir)\b",
            r"\bme suicider\b", r"\bsuicidaire\b", r"\bmettre fin à (mes jours|ma vie)\b", r"\ben finir avec la vie\b",
            r"\bje (ne )?veux plus vivre\b", r"\bme faire du mal\b", r"\bme scarifier\b", r"\bmieux mort\b"],
-    "de": [r"\b(ich will|ich möchte|ich werde)\s+(sterben|mich umbringen|mich töten)\b",
+    "de": [r"\bkeinen sinn (mehr )?(im leben|zu leben|weiterzuleben|darin,? zu leben)\b",
+           r"\bwozu (noch )?(leben|weiterleben)\b",
+           r"\b(ich will|ich möchte|ich werde)\s+(sterben|mich umbringen|mich töten)\b",
            r"\bmich (umbringen|umzubringen|töten|zu töten)\b", r"\bselbstmord\b", r"\bsuizid(al)?\b",
            r"\bnicht mehr leben\b", r"\bmeinem leben ein ende\b", r"\bmir das leben (zu )?nehmen\b",
            r"\bmich selbst (zu )?verletzen\b", r"\bselbstverletzung\b", r"\bbesser tot\b"],
-    "pt": [r"\b(quero|vou|penso em|pensando em)\s+(morrer|me matar|me suicidar|matar-me|suicidar-me)\b",
+    "pt": [r"\bnão vejo (mais )?sentido (em|de|na) (viver|vida|continuar vivendo)\b",
+           r"\bnão (há|tem) (mais )?(razão|motivo|sentido) para viver\b", r"\bpa?ra que viver\s*(\?|\.|,|!|$)",
+           r"\b(quero|vou|penso em|pensando em)\s+(morrer|me matar|me suicidar|matar-me|suicidar-me)\b",
            r"\bme matar\b", r"\bsuic[ií]dio\b", r"\bme suicidar\b", r"\btirar (a )?minha (própria )?vida\b",
            r"\bacabar com (a )?minha vida\b", r"\bnão quero (mais )?viver\b", r"\bme machucar\b",
            r"\bautomutila", r"\bmelhor mort[oa]\b", r"\bme cortar\b"],

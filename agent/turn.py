@@ -295,10 +295,10 @@ def after_reply(mode: str, text: str, previous: str, locale: str | None) -> str:
     previous reply (`previous`) did not already end with it."""
     if mode == "safe":
         return "\n\n" + safety_resources(locale)
+    if mode != "caution" or points_to_support(text):
+        return ""
     note = support_note(locale)
-    if mode == "caution" and not points_to_support(text) and not previous.endswith(note):
-        return "\n\n" + note
-    return ""
+    return "" if previous.endswith(note) else "\n\n" + note
 
 
 def remember_reply(rec: SessionRecord, text: str, interrupted: bool) -> None:

@@ -168,18 +168,21 @@ def render(
     return Prompt(messages=(system, *turns, *guidance), sampling=sampling_for(controls, max_tokens_cap, temperature))
 
 
+def _safety_entry(locale: str | None) -> dict:
+    """A locale's entry in prompts/safety.yaml, `default` when the locale has none."""
+    spec = _yaml("safety.yaml")
+    return spec.get(locale or "default") or spec["default"]
+
+
 def safety_resources(locale: str | None) -> str:
     """The crisis resources of a locale (prompts/safety.yaml), one sentence or two: repeated in safe mode."""
-    spec = _yaml("safety.yaml")
-    entry = spec.get(locale or "default") or spec["default"]
-    return " ".join(entry["resources"].split())
+    return " ".join(_safety_entry(locale)["resources"].split())
 
 
 def support_note(locale: str | None) -> str:
     """The gentle pointer to support added to a caution reply that has none (prompts/safety.yaml `support_note`)."""
-    spec = _yaml("safety.yaml")
-    entry = spec.get(locale or "default") or spec["default"]
-    return " ".join((entry.get("support_note") or spec["default"]["support_note"]).split())
+    note = _safety_entry(locale).get("support_note") or _safety_entry(None)["support_note"]
+    return " ".join(note.split())
 
 
 # What counts as pointing to support in a caution reply: a person to talk to, a professional, a helpline.
@@ -196,6 +199,5 @@ def points_to_support(text: str) -> bool:
 
 def crisis_reply(locale: str | None) -> str:
     """The fixed, reviewed safety reply for a locale (prompts/safety.yaml), `default` when the locale has none."""
-    spec = _yaml("safety.yaml")
-    entry = spec.get(locale or "default") or spec["default"]
-    return " ".join(entry["reply"].split()).format(resources=" ".join(entry["resources"].split()))
+    entry = _safety_entry(locale)
+    return " ".join(entry["reply"].split()).format(resources=safety_resources(locale))

@@ -1,6 +1,6 @@
 """The agent: runs conversations through the turn pipeline. server/ and the CLI use only what is exported here."""
 from agent.agent import (
-    Agent, AgentConfig, AnalysisUnavailable, EndpointHealth, Runtime, RuntimeConfig, SessionInUse, UnknownProfile, UnknownSession,
+    Agent, AgentConfig, AnalysisBusy, AnalysisUnavailable, EndpointHealth, Runtime, RuntimeConfig, SessionInUse, UnknownProfile, UnknownSession,
     create_runtime, load_face_perceiver, load_voice_models, open_agent_store,
 )
 from agent.analysis import (
@@ -20,18 +20,18 @@ from agent.events import (
 from agent.frames import ImageBackpressure
 from agent.llm import STREAM_INTERVAL_S, LLMConfig
 from agent.metrics import ACTIVE_SESSIONS, ERRORS, FRAMES, REGISTRY, scrape_registry, watch_tasks, worker_exited
-from agent.store import LOCAL_TENANT, SessionExport, UserExport
+from agent.store import LOCAL_TENANT, SessionErased, SessionExport, UserExport
 from agent.voice import AudioBackpressure, VoiceConfig
 from perception.face.image import ImageError
 from perception.voice.audio import AudioError as InvalidAudio
 
 __all__ = [
     "ACTIVE_SESSIONS", "DEFAULT_CACHE_DIR", "ERRORS", "EVENTS", "FRAMES", "LOCAL_TENANT", "PROTOCOL_VERSION", "REGISTRY",
-    "Agent", "AgentConfig", "AnalysisUnavailable", "AudioBackpressure", "ControlsEvent", "ControlsUpdated", "Conversation",
+    "Agent", "AgentConfig", "AnalysisBusy", "AnalysisUnavailable", "AudioBackpressure", "ControlsEvent", "ControlsUpdated", "Conversation",
     "EmbeddedEngine", "EmbeddedEngineConfig", "EndpointHealth", "EngineStatus", "ErrorEvent", "Event", "FaceAbsent", "FaceAnalysis", "FaceUnavailable",
     "ImageBackpressure", "ImageError", "InboxFull", "InvalidAudio", "MAX_PENDING_TURNS", "LLMConfig", "STREAM_INTERVAL_S", "PerceptionEvent", "PersonaEvent", "ResponseCancelled",
     "ResponseDelta", "ResponseDone", "ResponseInterrupted", "Runtime", "RuntimeConfig", "SafetyEvent", "SessionInUse",
-    "SessionExport", "SessionStarted", "SpeechStarted", "TextAnalysis", "TranscriptEvent", "UnknownProfile", "UnknownSession", "UserExport",
+    "SessionErased", "SessionExport", "SessionStarted", "SpeechStarted", "TextAnalysis", "TranscriptEvent", "UnknownProfile", "UnknownSession", "UserExport",
     "VoiceAnalysis", "VoiceConfig", "VoiceUnavailable", "analyze_face", "analyze_texts", "analyze_voice", "assess_texts",
     "create_runtime", "default_adapter_dir", "default_llm_python", "embedded_model_dir", "load_face_perceiver", "load_risk_model",
     "load_text_model", "load_voice_models", "adapter_controls_at", "lora_rank", "open_agent_store", "scrape_registry", "watch_tasks", "worker_exited",

@@ -5,21 +5,24 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import httpx
 import numpy as np
 
-from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice
+from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_audio, analyze_face, analyze_texts
 from agent.batcher import MicroBatcher
 from agent.conversation import Admit, Conversation, Evict, Inputs
 from agent.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, EngineStatus, adapter_controls_at
 from agent.events import Emit
 from agent.leases import Lease, Leases, LocalLeases, open_leases
 from agent.llm import STREAM_INTERVAL_S, LLMClient, LLMConfig
+from agent.metrics import STORE_FAILURES
 from agent.reading import TextPerceiver, TextReader
 from agent.store import (
     LOCAL_TENANT, SessionExport, SessionRecord, SessionStore, UserExport, open_store, session_export,
@@ -39,6 +42,7 @@ from perception.face.perceiver import (
 from perception.safety import default_risk_classifier_path, load_risk_classifier
 from perception.text_lexicon import load_lexicon_text_perceiver
 from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
+from perception.voice.audio import decode_file
 from perception.voice.affect import default_voice_affect_path, load_voice_affect, voice_affect_encoder
 from perception.voice.stt import load_stt
 from perception.voice.turn import load_smart_turn
@@ -47,6 +51,11 @@ from persona import PersonaState, PersonaTracker, load_policy
 from prompts import ControlsAt, Message, load_profiles
 
 log = logging.getLogger(__name__)
+
+
+ANALYSIS_QUEUE = 4  # batch analysis requests running or waiting at once, server-wide
+T = TypeVar("T")
+STORE_WAIT_S = 3.0  # a session start waits this long for the store before it goes on in memory
 
 
 class UnknownProfile(ValueError):
@@ -59,6 +68,10 @@ class UnknownSession(KeyError):
 
 class AnalysisUnavailable(RuntimeError):
     pass
+
+
+class AnalysisBusy(RuntimeError):
+    """ANALYSIS_QUEUE analysis requests already run or wait: this one is refused, not queued."""
 
 
 class SessionInUse(RuntimeError):
@@ -109,6 +122,7 @@ class AgentConfig:
     summary_chars: int = 1500  # running summary of what fell out of the window
     retention_days: float | None = None  # erase sessions and personas not written for this long (None: keep)
     safety_webhook: str | None = None  # POST here (JSON, retried) when a session enters and leaves safe mode
+    safety_webhook_secret: str | None = None  # signs each webhook request (HMAC-SHA256 headers, agent/webhook.py)
 
 
 class Agent:
@@ -126,6 +140,8 @@ class Agent:
         self._live: dict[tuple[str, str], tuple[Conversation, Evict, Lease]] = {}
         self._pending: dict[tuple[str, str], Lease] = {}
         self._releases: set[asyncio.Future[None]] = set()
+        self._analysis_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
+        self._analysis_slots = asyncio.Semaphore(ANALYSIS_QUEUE)
 
     async def start(self) -> None:
         """Begin answering other workers' takeover requests (with the Redis store)."""
@@ -149,22 +165,37 @@ class Agent:
     def llm_model(self) -> str:
         return self.pipeline.llm.config.model
 
+    async def _analysis(self, fn: Callable[..., T], *args: object) -> T:
+        """Batch analysis runs on its own executor (one thread, ANALYSIS_QUEUE requests at most waiting), never on the
+        default one that the turn path (store, text batches, speech, frames) uses: no analysis can stall a turn."""
+        if self._analysis_slots.locked():
+            raise AnalysisBusy(f"{ANALYSIS_QUEUE} analysis requests are already running or waiting; try again shortly")
+        async with self._analysis_slots:
+            return await asyncio.get_running_loop().run_in_executor(self._analysis_pool, partial(fn, *args))
+
     async def analyze_text(self, texts: Sequence[str], explain: bool = False) -> list[TextAnalysis]:
         if (model := self.pipeline.reader.model) is None:
             raise AnalysisUnavailable("text analysis needs the trained text model (PERSONA_TEXT_MODEL=trained)")
-        return await asyncio.to_thread(analyze_texts, model, texts, explain)
+        return await self._analysis(analyze_texts, model, texts, explain)
 
-    async def analyze_voice(self, data: bytes, max_seconds: float) -> VoiceAnalysis:
+    async def analyze_voice(self, data: bytes, max_seconds: float,
+                            charge: Callable[[float], Awaitable[None]] | None = None) -> VoiceAnalysis:
+        """One audio file; `charge(seconds)` is awaited once it is decoded, before the models run (the key's rate
+        is drawn by length; it raises to refuse)."""
         if self.inputs.voice is None:
             raise AnalysisUnavailable("voice is not enabled on this server (PERSONA_VOICE_ENABLED)")
-        return await asyncio.to_thread(analyze_voice, self.inputs.voice, self.pipeline.reader.model, data, max_seconds)
+        audio = await self._analysis(decode_file, data, max_seconds)
+        if charge is not None:
+            await charge(len(audio) / 16000)
+        return await self._analysis(analyze_audio, self.inputs.voice, self.pipeline.reader.model, audio)
 
     async def analyze_face(self, data: bytes, crop: bool = False, explain: bool = False) -> FaceAnalysis:
         if self.inputs.face is None:
             raise AnalysisUnavailable("face input is not enabled on this server (PERSONA_FACE_ENABLED)")
-        return await asyncio.to_thread(analyze_face, self.inputs.face, data, crop, explain)
+        return await self._analysis(analyze_face, self.inputs.face, data, crop, explain)
 
     async def aclose(self) -> None:
+        self._analysis_pool.shutdown(wait=False, cancel_futures=True)
         await asyncio.gather(*self._releases, return_exceptions=True)
         await self.leases.aclose()
         await self.pipeline.batcher.aclose()
@@ -195,21 +226,44 @@ class Agent:
         if profile_id not in self.pipeline.profiles:
             raise UnknownProfile(f"unknown profile {profile_id!r}; available: {sorted(self.pipeline.profiles)}")
         now = time.time()
-        known = await self.store.user_persona(user_id, tenant) if user_id else None
+        # Screening never waits on storage: a store that fails or hangs now (locked file, Redis down) does not stop the
+        # session. It starts in memory and every later save tries again (Turn.persist); the crisis reply needs nothing.
+        known = await self._stored_persona(user_id, tenant) if user_id else None
         # A returning user starts from where they were, decayed by the time away.
         tracker = self.pipeline.tracker
         persona = tracker.decay(known, now) if known is not None else PersonaState.initial(now)
         rec = SessionRecord(id=uuid.uuid4().hex, profile_id=profile_id, user_id=user_id, persona=persona, tenant=tenant)
-        lease = await self.leases.take(tenant, rec.id)
-        if lease is None:  # a fresh random id: nobody else can hold it
+        try:
+            lease = await asyncio.wait_for(self.leases.take(tenant, rec.id), STORE_WAIT_S)
+        except Exception:  # a fresh random id: nobody else can hold it, so going on without the shared lease is safe
+            log.warning("lease store unavailable; session %s starts with a local lease", rec.id)
+            lease = Lease(tenant, rec.id, "local")
+        if lease is None:
             raise SessionInUse(rec.id)
-        await self.store.save(rec)
+        try:
+            await asyncio.wait_for(self.store.save(rec), STORE_WAIT_S)
+        except Exception:
+            log.warning("store unavailable; session %s starts in memory and is saved when the store answers", rec.id)
+            STORE_FAILURES.inc()
         self._pending[(tenant, rec.id)] = lease
         return rec, False
 
+    async def _stored_persona(self, user_id: str, tenant: str) -> PersonaState | None:
+        try:
+            return await asyncio.wait_for(self.store.user_persona(user_id, tenant), STORE_WAIT_S)
+        except Exception:
+            log.warning("store unavailable; user's persona not carried into this session")
+            STORE_FAILURES.inc()
+            return None
+
     async def delete_session(self, session_id: str, tenant: str) -> bool:
-        """Erase a stored session of `tenant` (a live one is closed first by the caller's connection ending)."""
-        return await self.store.delete_session(session_id, tenant)
+        """Erase a session of `tenant`. Its live conversation here ends at once (and tells its client); one in
+        another worker ends at its next write, which the store refuses: nothing writes an erased session back."""
+        erased = await self.store.delete_session(session_id, tenant)
+        live = self._live.get((tenant, session_id))
+        if live is not None:
+            await live[0].erase()
+        return erased or live is not None
 
     async def export_session(self, session_id: str, tenant: str) -> SessionExport | None:
         """What is stored of one session of `tenant` (read-only: a live conversation on it goes on)."""
@@ -217,7 +271,12 @@ class Agent:
         return session_export(rec) if rec is not None else None
 
     async def delete_user(self, user_id: str, tenant: str) -> int:
-        return await self.store.delete_user(user_id, tenant)
+        """Erase a user of `tenant`: persona and sessions. Their live conversations end as in delete_session."""
+        n = await self.store.delete_user(user_id, tenant)
+        live = [c for (t, _), (c, _, _) in list(self._live.items()) if t == tenant and c.record.user_id == user_id]
+        for conv in live:
+            await conv.erase()
+        return max(n, 0) + len(live) if n >= 0 or live else -1
 
     async def export_user(self, user_id: str, tenant: str) -> UserExport | None:
         return await self.store.export_user(user_id, tenant)
@@ -295,6 +354,7 @@ class Readiness:
 
     store: str
     store_ok: bool
+    store_writable: bool  # a write lock was taken and let go; False: sessions go on in memory (degraded)
     models: Mapping[str, str]
     llm_model: str
     llm: tuple[EndpointHealth, ...]
@@ -308,7 +368,7 @@ class Readiness:
     def status(self) -> Literal["ready", "degraded", "not_ready"]:
         if not self.ready:
             return "not_ready"
-        return "ready" if all(e.ok for e in self.llm) else "degraded"
+        return "ready" if self.store_writable and all(e.ok for e in self.llm) else "degraded"
 
 
 class Runtime:
@@ -328,13 +388,17 @@ class Runtime:
             store_ok = await asyncio.wait_for(p.store.ping(), 2.0)
         except Exception:
             store_ok = False
+        try:
+            writable = store_ok and await asyncio.wait_for(p.store.writable(), 2.0)
+        except Exception:
+            writable = False
         models = {"text": "trained" if p.reader.model is not None else "lexicon",
                   "risk": p.reader.risk_name,
                   "fusion": type(p.fusion).__name__,
                   "voice": "on" if inputs.voice is not None else "off",
                   "face": inputs.face.name if inputs.face is not None else "off"}
         llm = await asyncio.gather(*(_probe(url, p.llm.config.api_key) for url in p.llm.config.endpoints))
-        return Readiness(store=self.agent.config.store, store_ok=store_ok, models=models, llm_model=self.llm_model,
+        return Readiness(store=self.agent.config.store, store_ok=store_ok, store_writable=writable, models=models, llm_model=self.llm_model,
                          llm=tuple(llm), engine=self.engine.status if self.engine is not None else None)
 
     async def aclose(self) -> None:
@@ -379,7 +443,7 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
             store=open_agent_store(a),
             config=TurnConfig(max_tokens_cap=a.max_tokens_cap, temperature=a.temperature, history_chars=a.history_chars,
                               summary_chars=a.summary_chars, controls_at=resolve_controls_at(a.controls_at, engine)),
-            webhook=SafetyWebhook(a.safety_webhook) if a.safety_webhook else None, tts=tts,
+            webhook=SafetyWebhook(a.safety_webhook, secret=a.safety_webhook_secret) if a.safety_webhook else None, tts=tts,
         )
         inputs = Inputs(voice=voice, voice_config=a.voice, face=face, face_max_fps=a.face_max_fps, face_ttl_s=a.face_ttl_s)
         agent = Agent(pipeline=pipeline, inputs=inputs, config=a, leases=open_leases(a.store, a.redis_url))

@@ -60,17 +60,35 @@ class VoiceAnalysis:
     duration_s: float
 
 
+VOICE_WINDOW_S = 30.0  # the voice-emotion head reads Whisper's encoder, whose window is 30 s
+
+
 def analyze_voice(models: VoiceModels, text_model: TextEmotionModel | None, data: bytes,
                   max_seconds: float = 600.0) -> VoiceAnalysis:
-    """One audio file (any container FFmpeg reads), decoded in memory. Raises AudioError."""
-    audio = decode_file(data, max_seconds=max_seconds)
+    """One audio file (any container FFmpeg reads), decoded in memory. Raises AudioError. A recording longer than the
+    voice head's window is read window by window, and its emotions, valence, arousal and prosody are the windows'
+    averages weighted by their length."""
+    return analyze_audio(models, text_model, decode_file(data, max_seconds=max_seconds))
+
+
+def analyze_audio(models: VoiceModels, text_model: TextEmotionModel | None, audio: np.ndarray) -> VoiceAnalysis:
+    """analyze_voice on decoded audio (float32 mono 16 kHz)."""
     transcript = models.stt.transcribe(audio)
-    signal = models.affect.perceive(audio)
-    v, a = signal.valence_arousal
+    step = int(VOICE_WINDOW_S * 16000)
+    windows = [audio[i:i + step] for i in range(0, len(audio), step)]
+    if len(windows) > 1 and len(windows[-1]) < step // 10:  # a last sliver joins the window before it
+        windows[-2:] = [np.concatenate(windows[-2:])[-step:]]
+    signals = [models.affect.perceive(w) for w in windows]
+    weights = np.array([len(w) for w in windows], dtype=np.float64) / sum(len(w) for w in windows)
+    emotions = {k: round(float(sum(wt * s.emotions[k] for wt, s in zip(weights, signals))), 4) for k in signals[0].emotions}
+    v, a = (float(sum(wt * s.valence_arousal[i] for wt, s in zip(weights, signals))) for i in (0, 1))
+    prosodies = [cast(Mapping[str, float], s.evidence["prosody"]) for s in signals]
+    prosody = {k: round(float(sum(wt * p[k] for wt, p in zip(weights, prosodies))), 4) for k in prosodies[0]}
+    if "duration_s" in prosody:
+        prosody["duration_s"] = round(sum(float(p["duration_s"]) for p in prosodies), 3)
     text_emotions = text_model.perceive(transcript.text).emotions if (text_model and transcript.text) else None
-    return VoiceAnalysis(transcript=transcript.text, emotions=signal.emotions, valence=round(v, 4), arousal=round(a, 4),
-                         prosody=dict(cast(Mapping[str, float], signal.evidence["prosody"])), text_emotions=text_emotions,
-                         duration_s=round(transcript.duration_s, 3))
+    return VoiceAnalysis(transcript=transcript.text, emotions=emotions, valence=round(v, 4), arousal=round(a, 4),
+                         prosody=prosody, text_emotions=text_emotions, duration_s=round(transcript.duration_s, 3))
 
 
 def load_risk_model() -> RiskClassifier:

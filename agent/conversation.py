@@ -15,7 +15,7 @@ from agent.events import (
 )
 from agent.events import Emit
 from agent.frames import FrameInput
-from agent.store import SessionRecord
+from agent.store import SessionErased, SessionRecord
 from agent.turn import Pipeline, Turn, UserTurn, remember_reply
 from agent.tts import SpokenReply, heard_text
 from agent.voice import Utterance, VoiceConfig, VoiceInput, VoiceModels, backchannel
@@ -74,6 +74,7 @@ class Conversation:
         # The last spoken reply: its id, its voice (sentence timings), the index of its message in history.
         self._spoken: tuple[str, SpokenReply, int | None] | None = None
         self._held: int | None = None  # an utterance begun while the agent spoke: a backchannel, or an interruption?
+        self.erased = False  # the session or its user was erased: nothing more is saved, the connection ends
         self._worker = asyncio.create_task(self._run(), name=f"conversation-{record.id}")
 
     @property
@@ -222,6 +223,9 @@ class Conversation:
             self._cancel_reason = "cancel"
             self._turn = asyncio.create_task(self._one(user), name=f"turn-{self.record.id}")
             await asyncio.wait({self._turn})  # a cancelled turn ends here without cancelling the worker
+            if not self._turn.cancelled() and isinstance(self._turn.exception(), SessionErased):
+                await self.erase()  # erased by another connection or worker while this one was live
+                return
             if not self._turn.cancelled() and (exc := self._turn.exception()) is not None:
                 log.exception("turn failed", exc_info=exc)
                 await self._emit(ErrorEvent(code="internal_error", message="the turn failed unexpectedly", retryable=True))
@@ -249,6 +253,16 @@ class Conversation:
 
     # --- close -------------------------------------------------------------------------------------------------------
 
+    async def erase(self) -> None:
+        """The session (or its user) was erased: stop, save nothing more, and tell the client, whose connection ends.
+        Called by the agent on erasure here, or by the turn that found its session erased elsewhere."""
+        if self.erased:
+            return
+        self.erased = True
+        self.cancel()
+        await self._emit(ErrorEvent(code="session_erased", retryable=False, message="this session's data was erased; "
+                                    "the conversation has ended and nothing more of it is stored"))
+
     async def close(self) -> None:
         """Idempotent, and every caller waits for the one closing to finish: a conversation taken over by another
         connection is closed (and saved) once, before the new connection loads the record, and never saves again."""
@@ -267,7 +281,10 @@ class Conversation:
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         try:
-            await self.pipeline.store.save(self.record)
+            if not self.erased:
+                await self.pipeline.store.save(self.record)
+        except SessionErased:
+            log.info("session %s was erased while live; not written back", self.record.id)
         except Exception:  # the connection is ending; nothing more can be reported to it
             log.exception("store failed while closing session %s; its last changes are lost", self.record.id)
         finally:

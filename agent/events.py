@@ -20,6 +20,8 @@ class SessionStarted:
     persona: Mapping[str, object] | None = None  # carried over (resumed session, or a returning user_id)
     protocol: str = PROTOCOL_VERSION
     voice_reply: bool = False  # replies are spoken too (asked for in session.start, and the server has a voice)
+    user_id: str | None = None  # the user the session is stored under (null: anonymous)
+    resume_token: str | None = None  # with auth on: what a publishable key must send to resume this session
 
 
 @dataclass(frozen=True, slots=True)

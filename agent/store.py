@@ -7,7 +7,9 @@ frames never reach a store.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -22,6 +24,16 @@ from prompts import Message
 
 
 LOCAL_TENANT = "local"  # the one tenant when auth is off
+TOMBSTONE_S = 7 * 86400  # an erasure refuses late writes of what it erased for this long (longer than any live session)
+
+
+class SessionErased(RuntimeError):
+    """The session (or its user) was erased while it was live: it must not be written back. Its conversation ends."""
+
+
+def user_tombstone(tenant: str, user_id: str) -> str:
+    """How an erased user is remembered, so that no live session writes them back: a hash, never the id itself."""
+    return hashlib.sha256(f"{tenant}\x00{user_id}".encode()).hexdigest()
 
 
 @dataclass(slots=True)
@@ -38,6 +50,7 @@ class SessionRecord:
     summarized: int = 0  # how many leading history messages the summary covers
     tenant: str = LOCAL_TENANT  # the principal that created it; no other tenant can load, resume or erase it
     safe_mode: SafeMode = SafeMode()  # sticky safety after a crisis (persona/safemode.py)
+    opened_at: float = field(default_factory=time.time)  # when this live copy was made: erasures after it win
 
 
 class SessionStore(Protocol):
@@ -47,7 +60,8 @@ class SessionStore(Protocol):
     async def save(self, record: SessionRecord, rewrite: int | None = None) -> None:
         """Persist the record; with a user_id, its persona also becomes that user's latest (in its tenant). Messages
         are appended; `rewrite` names one already stored that was changed in place (a spoken reply cut to what the
-        user heard)."""
+        user heard). Raises SessionErased when the session, or its user, was erased after `record.opened_at`:
+        erasure sticks, whatever a live conversation still holds."""
         ...
     async def user_persona(self, user_id: str, tenant: str = LOCAL_TENANT) -> PersonaState | None: ...
     async def delete_session(self, session_id: str, tenant: str) -> bool: ...
@@ -60,6 +74,9 @@ class SessionStore(Protocol):
         ...
     async def ping(self) -> bool:
         """Does the store answer? (readiness; raises or returns False when it does not)"""
+        ...
+    async def writable(self) -> bool:
+        """Would a write go through now? (readiness: tried and undone; raises or returns False when it would not)"""
         ...
 
     async def aclose(self) -> None: ...
@@ -125,7 +142,13 @@ class MemoryStore:
     def __init__(self) -> None:
         self._records: dict[tuple[str, str], tuple[SessionRecord, float]] = {}
         self._users: dict[tuple[str, str], tuple[PersonaState, float]] = {}
+        self._erased: dict[tuple[str, str], float] = {}  # (tenant, session id) or ("user", tombstone) -> when
         self._lock = asyncio.Lock()
+
+    def _check(self, record: SessionRecord) -> None:
+        if (record.tenant, record.id) in self._erased or record.user_id and \
+                self._erased.get(("user", user_tombstone(record.tenant, record.user_id)), 0.0) >= record.opened_at:
+            raise SessionErased(record.id)
 
     async def load(self, session_id: str, tenant: str = LOCAL_TENANT) -> SessionRecord | None:
         async with self._lock:
@@ -134,6 +157,7 @@ class MemoryStore:
 
     async def save(self, record: SessionRecord, rewrite: int | None = None) -> None:
         async with self._lock:
+            self._check(record)
             now = time.time()
             self._records[(record.tenant, record.id)] = (record, now)
             if record.user_id and record.persona.turns:
@@ -146,14 +170,17 @@ class MemoryStore:
 
     async def delete_session(self, session_id: str, tenant: str) -> bool:
         async with self._lock:
+            self._erased[(tenant, session_id)] = time.time()
             return self._records.pop((tenant, session_id), None) is not None
 
     async def delete_user(self, user_id: str, tenant: str) -> int:
         async with self._lock:
+            self._erased[("user", user_tombstone(tenant, user_id))] = time.time()
             known = self._users.pop((tenant, user_id), None) is not None
             gone = [k for k, (r, _) in self._records.items() if k[0] == tenant and r.user_id == user_id]
             for k in gone:
                 del self._records[k]
+                self._erased[k] = time.time()
             return len(gone) if known or gone else -1
 
     async def export_user(self, user_id: str, tenant: str) -> UserExport | None:
@@ -176,6 +203,9 @@ class MemoryStore:
     async def ping(self) -> bool:
         return True
 
+    async def writable(self) -> bool:
+        return True
+
     async def aclose(self) -> None:
         pass
 
@@ -191,6 +221,8 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE TABLE IF NOT EXISTS personas (
     tenant TEXT NOT NULL, user_id TEXT NOT NULL, persona TEXT NOT NULL, updated_at REAL NOT NULL,
     PRIMARY KEY (tenant, user_id));
+CREATE TABLE IF NOT EXISTS erasures (
+    tenant TEXT NOT NULL, kind TEXT NOT NULL, ident TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (tenant, kind, ident));
 """
 
 
@@ -199,10 +231,14 @@ class SqliteStore:
     are append-only: a save writes the session row and the messages not yet written, in one transaction. Every
     query that reads or erases names the tenant next to the id."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout_s: float = 2.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        if not path.exists():  # private from the start: SQLite gives its -wal and -shm files the same mode
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_s)
+        # Erased rows are overwritten with zeros in the file (and its WAL), not just unlinked from the b-tree.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
@@ -232,11 +268,17 @@ class SqliteStore:
             if rewrite is not None:
                 done = min(done, rewrite)
             now = time.time()
-            db.execute("BEGIN")
+            db.execute("BEGIN IMMEDIATE")
             try:
                 owner = db.execute("SELECT tenant FROM sessions WHERE id = ?", (r.id,)).fetchone()
                 if owner is not None and owner[0] != r.tenant:
                     raise PermissionError("session id belongs to another tenant")
+                erased = db.execute("SELECT 1 FROM erasures WHERE tenant = ? AND (kind = 'session' AND ident = ? OR "
+                                    "kind = 'user' AND ident = ? AND at >= ?)",
+                                    (r.tenant, r.id, user_tombstone(r.tenant, r.user_id) if r.user_id else "",
+                                     r.opened_at)).fetchone()
+                if erased is not None:
+                    raise SessionErased(r.id)
                 db.execute("INSERT OR REPLACE INTO sessions (id, profile_id, user_id, persona, overrides, summary, "
                            "summarized, updated_at, tenant, safe_mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (r.id, r.profile_id, r.user_id, persona_to_json(r.persona), json.dumps(r.overrides),
@@ -280,27 +322,45 @@ class SqliteStore:
     def _erase(self, where: str, params: tuple[object, ...]) -> int:
         """Erase the sessions matching `where` and their messages, in one transaction; how many sessions."""
         db = self._db
-        ids = [r[0] for r in db.execute(f"SELECT id FROM sessions WHERE {where}", params)]
+        rows = db.execute(f"SELECT id, tenant FROM sessions WHERE {where}", params).fetchall()
+        ids = [i for i, _ in rows]
         db.executemany("DELETE FROM messages WHERE session_id = ?", [(i,) for i in ids])
         db.executemany("DELETE FROM sessions WHERE id = ?", [(i,) for i in ids])
+        now = time.time()
+        db.executemany("INSERT OR REPLACE INTO erasures VALUES (?, 'session', ?, ?)",
+                       [(t, i, now) for i, t in rows])
         for i in ids:
             self._written.pop(i, None)
         return len(ids)
 
     def _delete_session(self, session_id: str, tenant: str) -> bool:
         with self._lock:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             n = self._erase("id = ? AND tenant = ?", (session_id, tenant))
+            # a live session not yet stored (or another worker's) must not be written back either
+            self._db.execute("INSERT OR REPLACE INTO erasures VALUES (?, 'session', ?, ?)", (tenant, session_id, time.time()))
             self._db.execute("COMMIT")
+            self._scrub()
         return n > 0
 
     def _delete_user(self, user_id: str, tenant: str) -> int:
         with self._lock:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             known = self._db.execute("DELETE FROM personas WHERE tenant = ? AND user_id = ?", (tenant, user_id)).rowcount
             n = self._erase("tenant = ? AND user_id = ?", (tenant, user_id))
+            self._db.execute("INSERT OR REPLACE INTO erasures VALUES (?, 'user', ?, ?)",
+                             (tenant, user_tombstone(tenant, user_id), time.time()))
             self._db.execute("COMMIT")
+            self._scrub()
         return n if known or n else -1
+
+    def _scrub(self) -> None:
+        """After an erasure: copy the WAL into the main file (where secure_delete zeroed the rows) and truncate it,
+        so the erased text is in neither file. Best effort: a reader holding an old snapshot can delay it."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
 
     def _export_user(self, user_id: str, tenant: str) -> UserExport | None:
         with self._lock:
@@ -318,7 +378,9 @@ class SqliteStore:
             self._db.execute("BEGIN")
             n = self._erase("updated_at < ?", (older_than,))
             self._db.execute("DELETE FROM personas WHERE updated_at < ?", (older_than,))
+            self._db.execute("DELETE FROM erasures WHERE at < ?", (time.time() - TOMBSTONE_S,))
             self._db.execute("COMMIT")
+            self._scrub()
         return n
 
     async def load(self, session_id: str, tenant: str = LOCAL_TENANT) -> SessionRecord | None:
@@ -348,6 +410,21 @@ class SqliteStore:
 
     async def ping(self) -> bool:
         return await asyncio.to_thread(self._ping)
+
+    def _writable(self) -> bool:
+        """Take the write lock on a connection of its own, briefly, and let go: a lock held elsewhere fails it."""
+        db = sqlite3.connect(str(self.path), timeout=0.5, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+            return True
+        except sqlite3.Error:
+            return False
+        finally:
+            db.close()
+
+    async def writable(self) -> bool:
+        return await asyncio.to_thread(self._writable)
 
     async def aclose(self) -> None:
         with self._lock:

@@ -17,8 +17,8 @@ import json
 import time
 
 from agent.store import (
-    LOCAL_TENANT, SessionRecord, UserExport, persona_from_json, persona_to_json, safe_mode_from_json, safe_mode_to_json,
-    session_export,
+    LOCAL_TENANT, TOMBSTONE_S, SessionErased, SessionRecord, UserExport, persona_from_json, persona_to_json,
+    safe_mode_from_json, safe_mode_to_json, session_export, user_tombstone,
 )
 from persona import PersonaState
 from prompts import Message
@@ -51,9 +51,16 @@ class RedisStore:
     async def ping(self) -> bool:
         return bool(await self._r.ping())
 
+    async def writable(self) -> bool:
+        return bool(await self._r.set(f"{self.prefix}probe", "1", ex=10))
+
     async def save(self, r: SessionRecord, rewrite: int | None = None) -> None:
         t = r.tenant
         skey, mkey = self._k(t, "session", r.id), self._k(t, "messages", r.id)
+        gone = await self._r.mget(self._k(t, "erased_session", r.id),
+                                  self._k(t, "erased_user", user_tombstone(t, r.user_id)) if r.user_id else skey + ":-")
+        if gone[0] is not None or gone[1] is not None and float(gone[1]) >= r.opened_at:
+            raise SessionErased(r.id)
         # Ask Redis how many messages it holds (not a local count): after a Redis restart or a move from another
         # worker the answer may differ, and the list must still end up complete.
         done = int(await self._r.llen(mkey))
@@ -102,6 +109,7 @@ class RedisStore:
         user = await self._r.hget(self._k(tenant, "session", session_id), "user_id")
         async with self._r.pipeline(transaction=True) as p:
             p.delete(self._k(tenant, "session", session_id), self._k(tenant, "messages", session_id))
+            p.set(self._k(tenant, "erased_session", session_id), time.time(), ex=TOMBSTONE_S)
             if user:
                 p.srem(self._k(tenant, "user_sessions", user), session_id)
             gone = (await p.execute())[0]
@@ -113,13 +121,14 @@ class RedisStore:
         keys = [self._k(tenant, kind, i) for i in ids for kind in ("session", "messages")]
         async with self._r.pipeline(transaction=True) as p:
             p.delete(self._k(tenant, "user", user_id), ukey)
+            p.set(self._k(tenant, "erased_user", user_tombstone(tenant, user_id)), time.time(), ex=TOMBSTONE_S)
             for k in keys:
                 p.exists(k)
             if keys:
                 p.delete(*keys)
             out = await p.execute()
         known = out[0] > 0
-        n = sum(out[1:1 + len(keys):2])  # sessions that still existed
+        n = sum(out[2:2 + len(keys):2])  # sessions that still existed
         return n if known or n else -1
 
     async def export_user(self, user_id: str, tenant: str) -> UserExport | None:

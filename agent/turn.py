@@ -23,7 +23,7 @@ from agent.frames import perception_event
 from agent.llm import TRANSPORT_ERRORS, LLMClient, LLMStatusError, StreamStats
 from agent.metrics import LLM_TOKENS, SAFETY, STORE_FAILURES, TURNS, observe_timings
 from agent.reading import TextReader, TextReading
-from agent.store import SessionRecord, SessionStore
+from agent.store import SessionErased, SessionRecord, SessionStore
 from agent.tts import SpokenReply, Synthesizer
 from agent.webhook import SafetyWebhook
 from fusion import FusedPercept
@@ -431,6 +431,8 @@ class Turn:
             return
         try:
             await self.p.store.save(self.rec)
+        except SessionErased:
+            raise  # erased while live: the conversation ends (Conversation.erase), nothing is written back
         except Exception:
             log.exception("store failed in session %s", self.rec.id)
             STORE_FAILURES.inc()

@@ -161,10 +161,14 @@ class KeysCreate:
         p.add_argument("--sessions", type=int, default=4, help="concurrent WebSocket sessions")
         p.add_argument("--tenant", help="the tenant whose data the key reaches (default: a tenant of its own); keys of "
                        "one tenant share sessions and users")
+        p.add_argument("--scope", choices=("full", "chat"), default="full",
+                       help="full: a secret key, for your servers (every route); chat: a publishable key, for web "
+                       "pages and apps (conversations only; users vouched for by a user token)")
 
     def run(self, args: Args) -> int:
-        key, token = _key_store().create(args.name, args.rate, args.sessions, tenant=args.tenant)
-        print(f"created key {key.id} ({key.name}) of tenant {key.principal}: {key.rate_per_min}/min, "
+        key, token = _key_store().create(args.name, args.rate, args.sessions, tenant=args.tenant, scope=args.scope)
+        kind = "secret" if key.secret else "publishable"
+        print(f"created {kind} key {key.id} ({key.name}) of tenant {key.principal}: {key.rate_per_min}/min, "
               f"{key.max_sessions} sessions", file=sys.stderr)
         print(token)  # the only time it is shown
         return 0
@@ -178,7 +182,7 @@ class KeysList:
 
     def run(self, args: Args) -> int:
         for key in _key_store().list():
-            print(f"{key.id}  {key.name:<20} tenant {key.principal:<14} {key.rate_per_min:>5}/min "
+            print(f"{key.id}  {key.name:<20} {key.scope:<4} tenant {key.principal:<14} {key.rate_per_min:>5}/min "
                   f"{key.max_sessions:>3} sessions{'  REVOKED' if key.revoked else ''}")
         return 0
 

@@ -130,6 +130,23 @@ def render_system(profile: AgentProfile, controls: ControlSignals, has_earlier: 
     return text.strip()
 
 
+# Chat templates' control tokens, in every family we serve: ChatML and Llama 3 (`<|im_start|>`, `<|eot_id|>`), Mistral
+# (`[INST]`, `[SYSTEM_PROMPT]`, `[TOOL_CALLS]`), Llama 2 (`<<SYS>>`), and bare tags (`<s>`, `</s>`, SmolLM2's `<file_sep>`).
+# Typed by a user they must stay text: the engine's tokenizer would otherwise read them as the real special tokens.
+_CONTROL = re.compile(r"<\|[^<>|\n]{0,64}\|>|\[/?[A-Z][A-Z_]{1,30}\]|<</?[A-Z]{2,10}>>|</?[A-Za-z_][\w.-]{0,40}>")
+
+
+def neutralize(text: str) -> str:
+    """User-originated text with anything shaped like a control token made inert: its brackets become look-alikes
+    (‹|im_start|›, ［INST］), which no tokenizer reads as special. Everything else is left exactly as typed."""
+    if not ("<" in text or "[" in text):
+        return text
+    return _CONTROL.sub(lambda m: m.group(0).translate(_INERT), text)
+
+
+_INERT = str.maketrans({"<": "‹", ">": "›", "[": "［", "]": "］"})
+
+
 def earlier_block(summary: str) -> str:
     """What left the window, as a delimited quote (the tags cannot be forged from inside: angle brackets go)."""
     quoted = summary.replace("<", "‹").replace(">", "›")
@@ -158,7 +175,9 @@ def render(
     else:
         system = Message("system", render_system(profile, controls, has_earlier=bool(summary)))
         guidance = ()
-    turns = [m.for_llm() for m in history] + [Message("user", user_text)]
+    # Nothing a user typed (nor history a client sent, nor a summary of it) reaches the engine as a control token.
+    turns = [Message(m.role, neutralize(m.content), m.interrupted).for_llm() for m in history] + \
+        [Message("user", neutralize(user_text))]
     if summary:
         block = earlier_block(summary)
         if turns[0].role == "user":

@@ -17,17 +17,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from agent import (
-    ACTIVE_SESSIONS, LOCAL_TENANT, AnalysisUnavailable, EndpointHealth, EngineStatus, ImageError, InvalidAudio, Runtime,
+    ACTIVE_SESSIONS, LOCAL_TENANT, AnalysisBusy, AnalysisUnavailable, EndpointHealth, EngineStatus, ImageError, InvalidAudio, Runtime,
     SessionExport, UserExport, create_runtime, scrape_registry, watch_tasks, worker_exited,
 )
 from server.auth import SUBPROTOCOL, ApiKey, Guard, KeyStore, token_from
-from server.limits import Quota, open_limiter
+from server.edge import Edge, request_key
+from server.limits import Quota, burst, face_cost, open_limiter, text_cost, voice_cost
 from server.results import face_result, text_result, voice_result
 from server.protocol import (
     MAX_AUDIO_UPLOAD_BYTES, MAX_AUDIO_UPLOAD_SECONDS, MAX_IMAGE_BYTES, AnalyzeFaceResponse, AnalyzeTextRequest, AnalyzeTextResponse, TextResult, VoiceResult,
     json_schema,
 )
-from server.logs import configure_logging
+from server.logs import DROP_QUERY_STRINGS, configure_logging
 from server.settings import Settings
 from server.openai_compat import ChatCompletionRequest, Collected, TurnFailed, profile_of, respond, stream
 from server.ws import Connection
@@ -51,6 +52,7 @@ class ReadyOut(BaseModel):
     status: Literal["ready", "degraded", "not_ready"]
     store: str
     store_ok: bool
+    store_writable: bool  # a write was tried (and rolled back): False means degraded, sessions kept in memory
     models: dict[str, str]
     llm_model: str
     llm: list[EndpointHealth]
@@ -91,28 +93,39 @@ def tune_gc(freeze: bool, thresholds: tuple[int, int, int]) -> None:
 def create_app(settings: Settings) -> FastAPI:
     keys_path = settings.key_store_path()
     guard = Guard(KeyStore(keys_path) if settings.auth_required() or keys_path.exists() else None,
-                  settings.auth_required(), tuple(settings.allowed_origins))
+                  settings.auth_required(), tuple(settings.allowed_origins), tuple(settings.allowed_hosts),
+                  settings.key_recheck_s)
     agent_cfg = settings.agent_config()
     limiter = open_limiter(agent_cfg.redis_url if agent_cfg.store == "redis" else None)
 
-    def authenticated(request: Request) -> ApiKey | None:
-        """A valid key when auth is on (None when it is off and none was sent); a browser Origin must be allowed."""
-        if not guard.origin_ok(request.headers.get("origin"), request.headers.get("host")):
-            raise HTTPException(status_code=403, detail="origin not allowed")
-        key, reason = guard.authenticate(token_from(request.headers))
-        if reason:
-            raise HTTPException(status_code=401, detail=reason, headers={"WWW-Authenticate": "Bearer"})
+    def caller(request: Request) -> ApiKey | None:
+        """The key Edge checked before the body was read (None: auth is off and none was sent)."""
+        return request_key(request.state)
+
+    async def rated(key: ApiKey | None, cost: int = 1) -> str:
+        if key is not None and cost > burst(key):
+            raise HTTPException(status_code=429, detail=f"this request costs {cost} of the key's rate tokens, more than "
+                                f"its burst of {burst(key)} ({key.rate_per_min} per minute): split it")
+        if key is not None and not await limiter.take(key, cost):
+            raise HTTPException(status_code=429, detail=f"rate limit: {key.rate_per_min} requests per minute for this "
+                                f"key (this one costs {cost})")
+        return key.principal if key is not None else LOCAL_TENANT
+
+    def secret(request: Request) -> ApiKey | None:
+        """Data, analysis and monitoring routes: a secret key (a publishable key may only hold conversations)."""
+        key = caller(request)
+        if key is not None and not key.secret:
+            raise HTTPException(status_code=403, detail="a publishable key may only hold conversations (/v1/chat, "
+                                "/v1/chat/completions); this route needs a secret key")
         return key
 
     async def require_key(request: Request) -> str:
-        """REST: authenticated, and drawn on the key's rate. The caller's tenant."""
-        key = authenticated(request)
-        if key is not None and not await limiter.take(key):
-            raise HTTPException(status_code=429, detail=f"rate limit: {key.rate_per_min} requests per minute for this key")
-        return key.principal if key is not None else LOCAL_TENANT
+        """REST data and analysis routes: a secret key, drawn on its rate. The caller's tenant."""
+        return await rated(secret(request))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logging.getLogger("uvicorn.access").addFilter(DROP_QUERY_STRINGS)  # after uvicorn set its loggers up
         runtime = await create_runtime(settings.runtime_config())
         app.state.runtime = runtime
         tune_gc(settings.gc_freeze, settings.gc_thresholds)
@@ -130,6 +143,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="persona-agent", version="0.1.0", lifespan=lifespan)
     app.state.guard = guard
+    app.add_middleware(Edge, guard=guard, body_limits={"/v1/analyze/voice": MAX_AUDIO_UPLOAD_BYTES + 1,
+                                                       "/v1/analyze/face": MAX_IMAGE_BYTES + 1})
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.middleware("http")
@@ -151,15 +166,20 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/readyz", response_model=ReadyOut, responses={503: {"description": "the store does not answer",
                                                                   "model": ReadyOut}})
-    async def readyz() -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
         """Readiness: 200 while this process can take sessions (models loaded, store answers), also when the LLM is
-        down (`degraded`: crisis replies need no LLM); 503 when the store does not answer. Liveness is /healthz."""
+        down or the store refuses writes (`degraded`: crisis replies need neither); 503 when the store does not
+        answer. Liveness is /healthz. With auth on, only a secret key sees the details (endpoints, engine pid)."""
         r = await app.state.runtime.readiness()
-        body = ReadyOut(status=r.status, store=r.store, store_ok=r.store_ok, models=dict(r.models), llm_model=r.llm_model,
-                        llm=list(r.llm), engine=r.engine)
-        return JSONResponse(body.model_dump(mode="json"), status_code=200 if r.ready else 503)
+        code = 200 if r.ready else 503
+        key, _ = guard.authenticate(token_from(request.headers))
+        if guard.require and (key is None or not key.secret):
+            return JSONResponse({"status": r.status}, status_code=code)
+        body = ReadyOut(status=r.status, store=r.store, store_ok=r.store_ok, store_writable=r.store_writable,
+                        models=dict(r.models), llm_model=r.llm_model, llm=list(r.llm), engine=r.engine)
+        return JSONResponse(body.model_dump(mode="json"), status_code=code)
 
-    @app.get("/metrics", dependencies=[Depends(authenticated)], response_class=PlainTextResponse,
+    @app.get("/metrics", dependencies=[Depends(secret)], response_class=PlainTextResponse,
              responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}, **_AUTH})
     async def metrics() -> Response:
         """Every worker's figures in one scrape (multiprocess mode with --workers N). With auth on, Prometheus sends a
@@ -202,48 +222,61 @@ def create_app(settings: Settings) -> FastAPI:
     async def schema() -> dict:
         return json_schema()
 
-    @app.post("/v1/analyze/text", response_model=AnalyzeTextResponse, dependencies=[Depends(require_key)],
-              responses={**_AUTH, 503: _ERR})
-    async def analyze_text(req: AnalyzeTextRequest) -> AnalyzeTextResponse:
+    @app.post("/v1/analyze/text", response_model=AnalyzeTextResponse, responses={**_AUTH, 503: _ERR})
+    async def analyze_text(req: AnalyzeTextRequest, request: Request) -> AnalyzeTextResponse:
+        """Draws 1 rate token per 16 texts, and 1 more per text with `explain`."""
+        await rated(secret(request), text_cost(req.texts, req.explain))
         try:
             results = await app.state.runtime.agent.analyze_text(req.texts, req.explain)
-        except AnalysisUnavailable as exc:
+        except (AnalysisUnavailable, AnalysisBusy) as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from None
         return AnalyzeTextResponse(results=[TextResult(**text_result(a)) for a in results])
 
-    @app.post("/v1/analyze/voice", response_model=VoiceResult, dependencies=[Depends(require_key)],
-              responses={**_AUTH, 413: _ERR, 422: _ERR, 503: _ERR}, openapi_extra=_binary_body())
+    @app.post("/v1/analyze/voice", response_model=VoiceResult, responses={**_AUTH, 413: _ERR, 422: _ERR, 503: _ERR},
+              openapi_extra=_binary_body())
     async def analyze_voice(request: Request) -> VoiceResult:
-        """Body: one audio file (WAV, FLAC, OGG, MP3, ...), decoded in memory and never stored."""
+        """Body: one audio file (WAV, FLAC, OGG, MP3, ...), decoded in memory and never stored. Draws 1 rate token
+        per 10 s of audio."""
+        key = secret(request)
+        await rated(key)
         body = await _read_body(request, MAX_AUDIO_UPLOAD_BYTES, "audio")
+
+        async def charge(seconds: float) -> None:
+            await rated(key, voice_cost(seconds) - 1)  # the first token was drawn before the body was read
+
         try:
-            result = await app.state.runtime.agent.analyze_voice(body, MAX_AUDIO_UPLOAD_SECONDS)
+            result = await app.state.runtime.agent.analyze_voice(body, MAX_AUDIO_UPLOAD_SECONDS, charge)
         except InvalidAudio as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from None
-        except AnalysisUnavailable as exc:
+        except (AnalysisUnavailable, AnalysisBusy) as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from None
         return VoiceResult(**voice_result("upload", result))
 
-    @app.post("/v1/analyze/face", response_model=AnalyzeFaceResponse, dependencies=[Depends(require_key)],
-              responses={**_AUTH, 413: _ERR, 422: _ERR, 503: _ERR},
+    @app.post("/v1/analyze/face", response_model=AnalyzeFaceResponse, responses={**_AUTH, 413: _ERR, 422: _ERR, 503: _ERR},
               openapi_extra=_binary_body())
     async def analyze_face(request: Request, crop: bool = False, explain: bool = False) -> AnalyzeFaceResponse:
         """Body: one JPEG or PNG, decoded in memory and never stored. `crop=true`: the image is one aligned face crop
-        (as in FER-2013); `explain=true`: a 6x6 occlusion saliency grid per face."""
+        (as in FER-2013); `explain=true`: a 6x6 occlusion saliency grid per face (4 rate tokens instead of 1)."""
+        await rated(secret(request), face_cost(explain))
         body = await _read_body(request, MAX_IMAGE_BYTES, "image")
         try:
             result = await app.state.runtime.agent.analyze_face(body, crop, explain)
         except ImageError as exc:
             raise HTTPException(status_code=413 if exc.code == "image_too_large" else 422, detail=f"{exc.code}: {exc}") from None
-        except AnalysisUnavailable as exc:
+        except (AnalysisUnavailable, AnalysisBusy) as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from None
         return AnalyzeFaceResponse(**face_result(result))
 
     @app.post("/v1/chat/completions", responses={
         200: {"description": "a chat.completion (JSON), or with `stream: true` chat.completion.chunk server-sent events",
               "content": {"application/json": {}, "text/event-stream": {}}}, **_AUTH, 422: _ERR, 503: _ERR})
-    async def chat_completions(req: ChatCompletionRequest, tenant: str = Depends(require_key)) -> Response:
-        """OpenAI-compatible chat completions through the same turn as the WebSocket; our readings in `persona_agent`."""
+    async def chat_completions(req: ChatCompletionRequest, request: Request) -> Response:
+        """OpenAI-compatible chat completions through the same turn as the WebSocket; our readings in `persona_agent`.
+        With a publishable key, `user` is honoured only with a `user_token` vouching for it (else the turn is
+        anonymous)."""
+        key = caller(request)
+        tenant = await rated(key)
+        user, _ = guard.verified_user(key, req.user, req.user_token)
         agent = app.state.runtime.agent
         try:
             history, text = req.split()
@@ -252,7 +285,7 @@ def create_app(settings: Settings) -> FastAPI:
         profile = profile_of(req.model, set(agent.pipeline.profiles))
 
         async def run(c: Collected) -> str:
-            return (await agent.complete(history, text, c.emit, tenant=tenant, user_id=req.user, profile=profile,
+            return (await agent.complete(history, text, c.emit, tenant=tenant, user_id=user, profile=profile,
                                          locale=req.locale)).id
 
         if req.stream:
@@ -273,11 +306,11 @@ def create_app(settings: Settings) -> FastAPI:
         await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         agent = app.state.runtime.agent
         if key is None:
-            await _converse(Connection(agent, ws, idle_timeout_s=settings.idle_timeout_s))
+            await _converse(Connection(agent, ws, idle_timeout_s=settings.idle_timeout_s, guard=guard))
             return
         async with limiter.session(key) as admitted:
             conn = Connection(agent, ws, quota=Quota(key, limiter), idle_timeout_s=settings.idle_timeout_s,
-                              tenant=key.principal)
+                              tenant=key.principal, guard=guard, key=key)
             if not admitted:
                 await conn.error("too_many_sessions", f"this key may hold {key.max_sessions} sessions at once",
                                  retryable=True)

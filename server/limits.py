@@ -18,6 +18,21 @@ from typing import Any, Protocol
 
 from server.auth import ApiKey
 
+
+def text_cost(texts: list[str], explain: bool) -> int:
+    """Rate tokens an analysis of `texts` draws: 1 per 16 texts (one batched pass), and with `explain` 1 per text
+    (each is read again once per word left out)."""
+    return -(-len(texts) // 16) + (len(texts) if explain else 0)
+
+
+def voice_cost(seconds: float) -> int:
+    """1 token per 10 s of audio (speech-to-text and the voice head scale with its length)."""
+    return max(1, -(-int(seconds) // 10))
+
+
+def face_cost(explain: bool) -> int:
+    return 4 if explain else 1  # the occlusion grid reads the face 36 more times
+
 log = logging.getLogger(__name__)
 
 SESSION_TTL_S = 60  # a slot not refreshed this long is free again
@@ -30,8 +45,8 @@ def burst(key: ApiKey) -> int:
 
 
 class Limiter(Protocol):
-    async def take(self, key: ApiKey) -> bool:
-        """One turn or frame for `key`: True if within its rate."""
+    async def take(self, key: ApiKey, cost: int = 1) -> bool:
+        """`cost` tokens (a turn or frame: 1; analysis: by what it asks for) for `key`: True if within its rate."""
         ...
 
     def session(self, key: ApiKey) -> Any:
@@ -55,15 +70,15 @@ class LocalLimiter:
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
     _sessions: dict[str, int] = field(default_factory=dict)
 
-    async def take(self, key: ApiKey) -> bool:
+    async def take(self, key: ApiKey, cost: int = 1) -> bool:
         now, rate, cap = time.monotonic(), key.rate_per_min / 60.0, float(burst(key))
         b = self._buckets.get(key.id)
         if b is None:
             b = self._buckets[key.id] = _Bucket(cap, now)
         b.tokens, b.clock = min(cap, b.tokens + (now - b.clock) * rate), now
-        if b.tokens < 1.0:
+        if b.tokens < cost:
             return False
-        b.tokens -= 1.0
+        b.tokens -= cost
         return True
 
     @asynccontextmanager
@@ -84,12 +99,12 @@ class LocalLimiter:
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local rate, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rate, cap, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'clock')
 local tokens, clock = tonumber(b[1]) or cap, tonumber(b[2]) or now
 tokens = math.min(cap, tokens + math.max(0, now - clock) * rate)
 local ok = 0
-if tokens >= 1 then tokens = tokens - 1; ok = 1 end
+if tokens >= cost then tokens = tokens - cost; ok = 1 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'clock', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil(cap / rate) + 60)
 return ok
@@ -125,9 +140,10 @@ class RedisLimiter:
         self._acquire = self._r.register_script(_ACQUIRE)
         self._refresh = self._r.register_script(_REFRESH)
 
-    async def take(self, key: ApiKey) -> bool:
+    async def take(self, key: ApiKey, cost: int = 1) -> bool:
         try:
-            return bool(await self._take(keys=[f"{self.prefix}rate:{key.id}"], args=[key.rate_per_min / 60.0, burst(key)]))
+            return bool(await self._take(keys=[f"{self.prefix}rate:{key.id}"],
+                                         args=[key.rate_per_min / 60.0, burst(key), cost]))
         except Exception:  # fail open: Redis away must not stop conversations (the store reports its own outage)
             log.warning("rate limiter: Redis unreachable; this turn is let through")
             return True

@@ -16,6 +16,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+class DropQueryStrings(logging.Filter):
+    """uvicorn's access log line names the path with its query string; a key sent by mistake as `?key=…` (or any
+    other value there) must not reach the log, so the query string goes, whatever it holds."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3:
+            args = list(record.args)
+            path = args[2]
+            if isinstance(path, str):
+                args[2] = path.split("?", 1)[0]
+                record.args = tuple(args)
+        return True
+
+
+DROP_QUERY_STRINGS = DropQueryStrings()
+
+
 def configure_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else
@@ -23,3 +40,4 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.getLogger("uvicorn.access").addFilter(DROP_QUERY_STRINGS)

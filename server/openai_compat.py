@@ -41,6 +41,8 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     stream: bool = False
     user: str | None = Field(default=None, max_length=128)
+    user_token: str | None = Field(default=None, max_length=1024, description="with a publishable key: a user token "
+                                   "(signed by your backend with its secret key) that vouches for `user`")
     locale: str | None = Field(default=None, max_length=16, description="for the crisis resources, e.g. en-GB")
 
     model_config = {"extra": "allow"}

@@ -4,6 +4,7 @@ below are derived. `persona-agent schema` exports both as server/protocol.schema
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import MISSING, dataclass, fields
 from typing import Annotated, Any, Literal, Union, get_type_hints
 
@@ -36,6 +37,10 @@ class SessionStart(_Client):
     profile: str | None = Field(None, max_length=64, description="agent profile id; default from settings")
     user_id: str | None = Field(None, max_length=128, description="stable id to keep a persona across sessions")
     resume: str | None = Field(None, max_length=64, description="session_id of an earlier session to continue")
+    resume_token: str | None = Field(None, max_length=64, description="with a publishable key, resuming needs the "
+                                     "session's resume_token from its session.started")
+    user_token: str | None = Field(None, max_length=1024, description="with a publishable key, user_id is kept only "
+                                   "when this token (signed by your backend with its secret key) vouches for it")
     consent: Consent = Field(default_factory=Consent)
     locale: str | None = Field(None, max_length=16, description="e.g. en-US: picks the crisis resources the safety layer gives")
     voice_reply: bool = Field(False, description="speak the replies too: response.audio.start, response.audio (base64 "
@@ -181,6 +186,15 @@ ClientMessage = (SessionStart | UserText | UserAudio | UserAudioEnd | UserImage 
                  | ControlsOverride | AudioFrame)
 
 
+# Only a camera frame may pass MAX_FRAME_BYTES, and its size is judged before any parsing: its `type` comes first.
+_LARGE_EVENT = re.compile(r'\s*\{\s*"type"\s*:\s*"user\.image"')
+
+
+def is_large(raw: str | bytes) -> bool:
+    """A text frame worth parsing off the event loop (a camera frame)."""
+    return isinstance(raw, str) and len(raw) > MAX_FRAME_BYTES
+
+
 def parse_client(raw: str | bytes) -> ClientMessage:
     """One client frame → a typed event, or ProtocolError with a code saying what was wrong."""
     if isinstance(raw, bytes):
@@ -191,9 +205,9 @@ def parse_client(raw: str | bytes) -> ClientMessage:
                                 "use POST /v1/analyze/voice for files")
         return AudioFrame(raw)
     size = len(raw.encode("utf-8", "surrogatepass"))
-    if size > MAX_IMAGE_EVENT_BYTES:
+    if size > MAX_IMAGE_EVENT_BYTES or size > MAX_FRAME_BYTES and not _LARGE_EVENT.match(raw, 0, 256):
         raise ProtocolError("message_too_large", f"an event may be at most {MAX_FRAME_BYTES} bytes "
-                            f"({MAX_IMAGE_EVENT_BYTES} for user.image)")
+                            f"({MAX_IMAGE_EVENT_BYTES} for user.image, whose `type` comes first)")
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, RecursionError) as exc:

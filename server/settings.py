@@ -54,6 +54,9 @@ class Settings(_AgentSettings):
     require_auth: bool | None = None  # None: required when host is not a loopback address
     keys_path: Path | None = None  # default: <cache_dir>/keys.sqlite3
     allowed_origins: list[str] = []  # browser origins allowed besides the server's own ("*" for any)
+    # Host names this server answers for (DNS rebinding). Empty: loopback names only while auth is off; any with auth.
+    allowed_hosts: list[str] = []
+    key_recheck_s: float = 30.0  # open connections re-check their key this often: a revoked key's sockets end
     idle_timeout_s: float = 600.0  # close a WebSocket with no client event (and no reply running) for this long
     # permessage-deflate on the WebSocket: off by default — a reply streams as many ~100-byte deltas, which deflate
     # barely shrinks but costs CPU per message on both ends (bench/load.py); turn it on for slow links.

@@ -11,21 +11,26 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from agent import (
     ERRORS, FRAMES, LOCAL_TENANT, Agent, AudioBackpressure, Conversation, ErrorEvent, Event, FaceUnavailable,
-    ImageBackpressure, InboxFull, InvalidAudio, SessionInUse, SessionStarted, UnknownProfile, UnknownSession, VoiceUnavailable,
+    ImageBackpressure, InboxFull, InvalidAudio, SessionErased, SessionInUse, SessionStarted, UnknownProfile, UnknownSession, VoiceUnavailable,
 )
+from server.auth import ApiKey, Guard
 from server.limits import Quota
 from server.protocol import (
     MAX_IMAGE_BYTES, AudioFrame, ClientMessage, ControlsOverride, ProtocolError, ResponseAudioPlayed, ResponseCancel, SessionStart, UserAudio,
-    UserAudioEnd, UserImage, UserText, parse_client, to_wire,
+    UserAudioEnd, UserImage, UserText, is_large, parse_client, to_wire,
 )
+
+RATED = (SessionStart, UserText, UserImage, ControlsOverride, UserAudioEnd)  # each draws one token of the key's rate
 
 log = logging.getLogger(__name__)
 
 
 class Connection:
     def __init__(self, agent: Agent, ws: WebSocket, quota: Quota | None = None, idle_timeout_s: float = 600.0,
-                 tenant: str = LOCAL_TENANT) -> None:
+                 tenant: str = LOCAL_TENANT, guard: Guard | None = None, key: ApiKey | None = None) -> None:
         self.agent, self.ws = agent, ws
+        self.guard, self.key = guard, key  # the key that opened this connection: its scope, and is it still valid
+        self._checked = time.monotonic()
         self.tenant = tenant  # whose sessions this connection may start, resume and write
         self.quota, self.idle_timeout_s = quota, idle_timeout_s
         self.conversation: Conversation | None = None
@@ -43,6 +48,8 @@ class Connection:
             self._last_event = time.monotonic()
             try:
                 await self.ws.send_text(to_wire(event))
+                if isinstance(event, ErrorEvent) and event.code == "session_erased":
+                    await self.ws.close(code=4410)  # gone: run() ends, the conversation closes without saving
             except (WebSocketDisconnect, RuntimeError):
                 pass  # the client left; the conversation is closed by run()'s finally
 
@@ -52,10 +59,13 @@ class Connection:
     async def run(self) -> None:
         try:
             while True:
-                wait = max(0.05, self._last_event + self.idle_timeout_s - time.monotonic())
+                recheck = self.guard.recheck_s if self.guard is not None else self.idle_timeout_s
+                wait = max(0.05, min(self._last_event + self.idle_timeout_s - time.monotonic(), recheck))
                 try:
                     msg = await asyncio.wait_for(self.ws.receive(), wait)
                 except TimeoutError:
+                    if not await self._key_valid():
+                        return
                     if self.conversation is not None and self.conversation.busy:
                         continue  # a reply is streaming or speech is being read: the client is waiting, not idle
                     if time.monotonic() - self._last_event < self.idle_timeout_s:
@@ -68,15 +78,20 @@ class Connection:
                 self._last_event = time.monotonic()
                 if msg["type"] == "websocket.disconnect":
                     return
+                if not await self._key_valid():
+                    return
                 text = msg.get("text")
                 raw: str | bytes = text if text is not None else (msg.get("bytes") or b"")
-                try:
-                    event = parse_client(raw)
+                try:  # a camera frame (up to ~5.6 MB of JSON) is parsed off the event loop
+                    event = await asyncio.to_thread(parse_client, raw) if is_large(raw) else parse_client(raw)
                 except ProtocolError as exc:
                     await self.error(exc.code, exc.message)
                     continue
                 try:
                     await self.dispatch(event)
+                except SessionErased:  # erased elsewhere, found by a save this event made
+                    if self.conversation is not None:
+                        await self.conversation.erase()
                 except Exception:  # a bug must not end the session: say so and keep reading
                     log.exception("dispatch failed")
                     await self.error("internal_error", "the server failed to handle that event", retryable=True)
@@ -86,7 +101,22 @@ class Connection:
             if self.conversation is not None:
                 await self.conversation.close()
 
+    async def _key_valid(self) -> bool:
+        """Every guard.recheck_s: is the key that opened this connection still valid? A revoked key's socket ends."""
+        if self.guard is None or self.key is None or time.monotonic() - self._checked < self.guard.recheck_s:
+            return True
+        self._checked = time.monotonic()
+        if await asyncio.to_thread(self.guard.still_valid, self.key):
+            return True
+        await self.error("key_revoked", "the API key of this connection was revoked; closing")
+        await self.ws.close(code=1008)
+        return False
+
     async def dispatch(self, event: ClientMessage) -> None:
+        if isinstance(event, RATED) and self.quota is not None and not await self.quota.take():
+            await self.error("rate_limited", f"this key may send {self.quota.key.rate_per_min} messages, frames and "
+                             "session events per minute; this one was not processed", retryable=True)
+            return
         if isinstance(event, SessionStart):
             await self.start(event)
             return
@@ -94,10 +124,6 @@ class Connection:
             if not await self.start(SessionStart(type="session.start")):
                 return
         assert self.conversation is not None
-        if isinstance(event, (UserText, UserImage)) and self.quota is not None and not await self.quota.take():
-            await self.error("rate_limited", f"this key may send {self.quota.key.rate_per_min} messages and frames "
-                             "per minute; this one was not processed", retryable=True)
-            return
         if isinstance(event, UserText):
             try:
                 self.conversation.submit_text(event.text, event.explain)
@@ -175,8 +201,13 @@ class Connection:
         if self.conversation is not None:
             await self.error("session_already_started", f"this connection already runs session {self.conversation.record.id}")
             return False
+        guard, key = self.guard, self.key
+        user_id, unverified = guard.verified_user(key, event.user_id, event.user_token) if guard else (event.user_id, False)
         try:
-            record, resumed = await self.agent.start_session(event.profile, event.user_id, event.resume, self.tenant)
+            if event.resume and guard is not None and not guard.may_resume(key, self.tenant, event.resume,
+                                                                           event.resume_token):
+                raise UnknownSession(event.resume)  # a publishable key without the resume token: as if none existed
+            record, resumed = await self.agent.start_session(event.profile, user_id, event.resume, self.tenant)
             self.conversation = self.agent.converse(record, self.emit, self.taken_over, locale=event.locale,
                                                     admit=self.quota.take if self.quota is not None else None,
                                                     voice_reply=event.voice_reply)
@@ -197,7 +228,12 @@ class Connection:
                         for m in record.history)
         carried = record.persona.as_dict() if record.persona.turns else None
         await self.emit(SessionStarted(session_id=record.id, profile=record.profile_id, resumed=resumed, history=history,
-                                       persona=carried, voice_reply=self.conversation.voice_reply))
+                                       persona=carried, voice_reply=self.conversation.voice_reply,
+                                       user_id=record.user_id,
+                                       resume_token=guard.resume_token(self.tenant, record.id) if guard else None))
+        if unverified:
+            await self.error("user_not_verified", "a publishable key carries a user across sessions only with a valid "
+                             "user_token (signed by your backend with its secret key); this session is anonymous")
         if event.voice_reply and not self.conversation.voice_reply:
             await self.error("voice_reply_unavailable", "spoken replies are not enabled on this server "
                              "(PERSONA_TTS_ENABLED); replies come as text only")

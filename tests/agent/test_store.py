@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.store import MemoryStore, SessionRecord, SqliteStore, persona_from_json, persona_to_json
+from agent.store import MemoryStore, SessionErased, SessionRecord, SqliteStore, persona_from_json, persona_to_json
 from agent.store_redis import RedisStore
 from tests.redisserver import RedisServer
 from fusion import FusedPercept
@@ -182,11 +182,15 @@ async def test_export_then_erase_leaves_nothing(tmp_path, kind, request):
         assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
         assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
         assert db.execute("SELECT COUNT(*) FROM personas WHERE user_id = 'ada'").fetchone()[0] == 0
-    if kind == "redis":  # only bob's persona is left
+        # what remembers the erasures (so no live session writes them back) names no user: a hash of the user id
+        assert db.execute("SELECT COUNT(*) FROM erasures WHERE ident LIKE '%ada%'").fetchone()[0] == 0
+    if kind == "redis":  # only bob's persona is left, and the erasures' tombstones, which hold no data and no user id
         import redis
 
-        keys = sorted(redis.from_url(rs.url, decode_responses=True).keys("*"))
+        r = redis.from_url(rs.url, decode_responses=True)
+        keys = sorted(k for k in r.keys("*") if ":erased_" not in k)
         assert keys == ["persona:t:acme:user_sessions:bob"] or all("bob" in k for k in keys), keys
+        assert not any("ada" in k or "ada" in (r.get(k) or "") for k in r.keys("*erased_*"))
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "memory"])
@@ -253,3 +257,45 @@ def test_sqlite_files_from_before_tenants_open_as_the_local_tenant(tmp_path):
     got = store._load("s", "local")
     assert got is not None and got.history[0].content == "hello" and got.tenant == "local"
     assert store._user("ada", "local") == sad_persona() and store._load("s", "acme") is None
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "memory"])
+async def test_erasure_sticks_against_a_live_copy(tmp_path, kind, request):
+    """A live conversation still holds its record after the user (or the session) is erased: its next save is refused
+    (SessionErased), so nothing is written back; a session the same user opens after the erasure saves as usual."""
+    rs = request.getfixturevalue("redis_server") if kind == "redis" else None
+    store = make(kind, tmp_path, rs)
+    live = SessionRecord(id="s1", profile_id="companion", user_id="erin", persona=sad_persona(), tenant="acme")
+    live.history.append(Message("user", "my secret"))
+    await store.save(live)
+    other = SessionRecord(id="s2", profile_id="companion", user_id=None, persona=sad_persona(), tenant="acme")
+    await store.save(other)
+    assert await store.delete_user("erin", "acme") == 1
+    live.history.append(Message("user", "one more turn on the open socket"))
+    with pytest.raises(SessionErased):
+        await store.save(live)
+    assert await store.export_user("erin", "acme") is None and await store.load("s1", "acme") is None
+    assert await store.delete_session("s2", "acme") is True
+    with pytest.raises(SessionErased):
+        await store.save(other)
+    assert await store.load("s2", "acme") is None
+    again = SessionRecord(id="s3", profile_id="companion", user_id="erin", persona=sad_persona(), tenant="acme")
+    await store.save(again)  # opened after the erasure: a new start, stored
+    assert (await store.export_user("erin", "acme")) is not None
+    await store.aclose()
+
+
+async def test_sqlite_file_is_private_and_erased_text_leaves_the_wal(tmp_path):
+    store = SqliteStore(tmp_path / "s.db")
+    assert (tmp_path / "s.db").stat().st_mode & 0o777 == 0o600
+    rec = SessionRecord(id="s1", profile_id="companion", user_id="erin", persona=sad_persona(), tenant="acme")
+    rec.history.append(Message("user", "zebra-marker-4471 is my secret"))
+    await store.save(rec)
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("s.db")]
+    assert any(b"zebra-marker-4471" in p.read_bytes() for p in files)  # written (WAL or main file)
+    assert await store.delete_user("erin", "acme") == 1
+    for p in tmp_path.iterdir():
+        if p.name.startswith("s.db"):
+            assert b"zebra-marker-4471" not in p.read_bytes(), p.name
+            assert p.stat().st_mode & 0o777 == 0o600, p.name
+    await store.aclose()

@@ -21,7 +21,8 @@ def test_parse_valid_user_text():
 @pytest.mark.parametrize("raw, code", [
     ("", "invalid_json"),
     ("nul\x00", "invalid_json"),
-    ("[" * 100_000, "invalid_json"),
+    ("[" * 100_000, "message_too_large"),  # over 64 KB and not a user.image: refused before it is parsed (#40)
+    ('{"type": "user.image", "image": "' + "A" * 100_000 + '", "x": 1}', "invalid_message"),  # a large image is parsed
     ('{"type": "user.text", "text": "' + "a" * 100_000 + '"}', "message_too_large"),  # over 64 KB: only images may be
     ("[" * 6_000_000, "message_too_large"),  # over the user.image limit: refused before parsing
     ("[" * 5000 + "]" * 5000, "invalid_json"),  # nesting deeper than the parser allows

@@ -428,6 +428,8 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
     try:
         if not llm_cfg.model:
             llm_cfg = replace(llm_cfg, model=await _first_served_model(llm_cfg))
+        if llm_cfg.context_tokens is None:
+            llm_cfg = replace(llm_cfg, context_tokens=await _served_context(llm_cfg))
         text = await asyncio.to_thread(load_text_perceiver, cfg.agent)
         await asyncio.to_thread(text.perceive_batch, ["warm-up", "a second, longer warm-up message"])
         model = text if isinstance(text, TextEmotionModel) else None  # the trained model: risk features, attributions
@@ -519,6 +521,20 @@ async def _probe(base_url: str, api_key: str) -> EndpointHealth:
     except httpx.HTTPError as exc:
         return EndpointHealth(root, False, f"unreachable: {type(exc).__name__}")
     return EndpointHealth(root, r.status_code == 200, "answers" if r.status_code == 200 else f"HTTP {r.status_code}")
+
+
+async def _served_context(cfg: LLMConfig) -> int | None:
+    """The served model's context length, as vLLM reports it (max_model_len); None if the server does not say."""
+    try:
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            r = await client.get(f"{cfg.base_url}/models", headers={"Authorization": f"Bearer {cfg.api_key}"})
+            cards = r.json()["data"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+    for card in cards:
+        if isinstance(card, dict) and card.get("id") == cfg.model and isinstance(card.get("max_model_len"), int):
+            return int(card["max_model_len"])
+    return None
 
 
 async def _first_served_model(cfg: LLMConfig) -> str:

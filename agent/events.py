@@ -87,6 +87,7 @@ class ResponseDone:
     usage: Mapping[str, int | None]
     timings_ms: Mapping[str, float | None]
     explanation: Mapping[str, object]
+    input_truncated: bool = False  # the message did not fit the model's context: it was answered from its beginning
 
 
 @dataclass(frozen=True, slots=True)

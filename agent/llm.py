@@ -37,6 +37,7 @@ class LLMConfig:
     # and every piece costs the server its parse, guard check and WebSocket message once, not once per token. The first
     # piece is never held; a model slower than one token per interval (the embedded engine on CPU) is not affected.
     stream_interval_s: float = STREAM_INTERVAL_S
+    context_tokens: int | None = None  # the model's context (vLLM's max_model_len from /v1/models); None: unknown
 
     @property
     def endpoints(self) -> tuple[str, ...]:

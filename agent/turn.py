@@ -32,7 +32,7 @@ from perception.language import LanguageGuess
 from perception.safety import RiskAssessment, rules_only
 from persona import Decision, PersonaState, PersonaTracker, Policy, RiskInput, read_style
 from prompts import (
-    AgentProfile, ControlsAt, Message, Prompt, crisis_reply, points_to_support, render, safety_resources, support_note,
+    AgentProfile, ControlsAt, Message, Prompt, crisis_reply, fit_context, points_to_support, render, safety_resources, support_note,
 )
 from prompts.endings import SentenceCloser
 from prompts.guard import GuardHit, OutputGuard
@@ -198,11 +198,14 @@ def fold_summary(rec: SessionRecord, history: list[Message], cfg: TurnConfig) ->
     return recent, rec.summary
 
 
-def render_prompt(p: Pipeline, rec: SessionRecord, profile: AgentProfile, decision: Decision, text: str) -> Prompt:
+def render_prompt(p: Pipeline, rec: SessionRecord, profile: AgentProfile, decision: Decision,
+                  text: str) -> tuple[Prompt, bool]:
+    """The prompt, fitted to the serving model's context (earlier turns give way first); True if the user's message
+    itself had to be cut to its beginning (response.done says so)."""
     recent, summary = fold_summary(rec, rec.history[:-1], p.config)
-    return render(profile, decision.controls, recent, text, summary=summary,
-                  max_tokens_cap=p.config.max_tokens_cap, temperature=p.config.temperature,
-                  controls_at=p.config.controls_at)
+    return fit_context(render(profile, decision.controls, recent, text, summary=summary,
+                              max_tokens_cap=p.config.max_tokens_cap, temperature=p.config.temperature,
+                              controls_at=p.config.controls_at), p.llm.config.context_tokens)
 
 
 # --- 7. generate and 8. guard: the model's stream (or the fixed crisis reply), checked before the user sees it ------
@@ -348,7 +351,7 @@ class Turn:
         rec.persona = track(p, rec.persona, percept, user.text)
         profile = p.profiles[rec.profile_id]
         decision = decide(p, rec, profile, perceived.risk)
-        prompt = render_prompt(p, rec, profile, decision, user.text)
+        prompt, cut = render_prompt(p, rec, profile, decision, user.text)
         marks["rendered"] = time.perf_counter()
 
         crisis = decision.controls.safety_mode == "crisis"
@@ -422,6 +425,7 @@ class Turn:
             model="fixed:crisis_reply" if crisis else p.llm.config.model,
             usage={"prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens},
             timings_ms=timings, explanation=explanation(perceived, percept, rec, decision, prompt),
+            input_truncated=cut and not crisis,
         ))
 
     async def persist(self) -> None:

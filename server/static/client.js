@@ -3,8 +3,11 @@
 //   c.on("response.delta", e => ...); await c.connect(); c.sendText("hi");
 //   Spoken replies: new PersonaClient(url, {voiceReply: true}) and new ReplyPlayer(c) plays them.
 export class PersonaClient {
-  constructor(url, {key = null, profile = null, userId = null, consent = {}, resume = null, voiceReply = false} = {}) {
-    Object.assign(this, {url, key, profile, userId, consent, resume, voiceReply});
+  // With a publishable key: userToken (signed by your backend) vouches for userId; resume needs resumeToken, which
+  // session.started hands out (kept here as this.resumeToken for a reconnect).
+  constructor(url, {key = null, profile = null, userId = null, userToken = null, consent = {}, resume = null,
+                    resumeToken = null, voiceReply = false} = {}) {
+    Object.assign(this, {url, key, profile, userId, userToken, consent, resume, resumeToken, voiceReply});
     this.handlers = new Map();
     this.ws = null;
     this.sessionId = null;
@@ -21,11 +24,12 @@ export class PersonaClient {
       this.ws.onclose = (e) => this._fire({type: "closed", code: e.code, reason: e.reason});
       this.ws.onmessage = (m) => {
         const ev = JSON.parse(m.data);
-        if (ev.type === "session.started") { this.sessionId = ev.session_id; resolve(ev); }
+        if (ev.type === "session.started") { this.sessionId = ev.session_id; this.resumeToken = ev.resume_token; resolve(ev); }
         this._fire(ev);
       };
       this.ws.onopen = () => this.send({type: "session.start", profile: this.profile || undefined,
-        user_id: this.userId || undefined, resume: this.resume || undefined, voice_reply: !!this.voiceReply,
+        user_id: this.userId || undefined, user_token: this.userToken || undefined, resume: this.resume || undefined,
+        resume_token: this.resumeToken || undefined, voice_reply: !!this.voiceReply,
         consent: {text: true, voice: !!this.consent.voice, face: !!this.consent.face}});
     });
   }

@@ -1,4 +1,6 @@
-// <persona-chat endpoint="wss://host/v1/chat" key="pk_..." profile="support_agent" voice-reply></persona-chat>
+// <persona-chat endpoint="wss://host/v1/chat" key="pub_..." profile="support_agent" voice-reply></persona-chat>
+// A publishable key (keys create --scope chat). To carry a signed-in user's persona, add user-id="..." and
+// user-token="..." (signed by your backend with its secret key: persona_client.user_token).
 // One script tag, one element: a self-contained chat box (shadow DOM, no styles leak in or out).
 import {PersonaClient, ReplyPlayer} from "./client.js";
 
@@ -19,6 +21,7 @@ class PersonaChat extends HTMLElement {
     const add = (role, text) => { const li = document.createElement("li"); li.className = role; li.textContent = text; log.append(li); log.scrollTop = log.scrollHeight; return li; };
     let current = null;
     const client = new PersonaClient(this.getAttribute("endpoint"), {key: this.getAttribute("key"), profile: this.getAttribute("profile"),
+                                                                   userId: this.getAttribute("user-id"), userToken: this.getAttribute("user-token"),
                                                                    voiceReply: this.hasAttribute("voice-reply")});
     this.player = this.hasAttribute("voice-reply") ? new ReplyPlayer(client) : null;  // speaks; stops at once on barge-in
     client.on("response.delta", (e) => { current = current || add("assistant", ""); current.textContent += e.text; log.scrollTop = log.scrollHeight; })

@@ -241,6 +241,23 @@ class LLMClient:
         least = [e for e in healthy if e.in_flight == low]
         return least[next(self._turn) % len(least)]
 
+    async def count_tokens(self, prompt: Prompt) -> int | None:
+        """The prompt's exact length in tokens, chat template included, from vLLM's /tokenize; None where the server
+        has no such route (another OpenAI-compatible server) or does not answer in time."""
+        ep = self.choose()
+        body = {"model": self.config.model, "messages": [{"role": m.role, "content": m.content} for m in prompt.messages],
+                "add_generation_prompt": True}
+        try:
+            async with ep.chat.session().post(ep.url.removesuffix("/v1") + "/tokenize", json=body,
+                                              headers={"Authorization": f"Bearer {self.config.api_key}"},
+                                              timeout=aiohttp.ClientTimeout(total=5)) as r:
+                if r.status != 200:
+                    return None
+                count = (await r.json()).get("count")
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return None
+        return int(count) if isinstance(count, int) else None
+
     async def stream(self, prompt: Prompt, stats: StreamStats | None = None) -> AsyncGenerator[tuple[str, int], None]:
         """Yield (text, model tokens in it): one piece per read from the socket. Closing this generator (cancel,
         disconnect) closes the HTTP stream, which makes vLLM abort the request."""

@@ -32,7 +32,7 @@ from perception.language import LanguageGuess
 from perception.safety import RiskAssessment, rules_only
 from persona import Decision, PersonaState, PersonaTracker, Policy, RiskInput, read_style
 from prompts import (
-    AgentProfile, ControlsAt, Message, Prompt, crisis_reply, fit_context, points_to_support, render, safety_resources, support_note,
+    AgentProfile, ControlsAt, Message, Prompt, crisis_reply, fit_context, points_to_support, token_bound, render, safety_resources, support_note,
 )
 from prompts.endings import SentenceCloser
 from prompts.guard import GuardHit, OutputGuard
@@ -198,14 +198,29 @@ def fold_summary(rec: SessionRecord, history: list[Message], cfg: TurnConfig) ->
     return recent, rec.summary
 
 
-def render_prompt(p: Pipeline, rec: SessionRecord, profile: AgentProfile, decision: Decision,
-                  text: str) -> tuple[Prompt, bool]:
-    """The prompt, fitted to the serving model's context (earlier turns give way first); True if the user's message
-    itself had to be cut to its beginning (response.done says so)."""
+async def render_prompt(p: Pipeline, rec: SessionRecord, profile: AgentProfile, decision: Decision,
+                        text: str) -> tuple[Prompt, bool]:
+    """The prompt, fitted to the serving model's context with room for the reply: earlier turns give way first, then
+    the user's message is cut to its beginning (True: response.done says so). Counted exactly by the engine only when
+    the byte bound says it might not fit (a long message), so an ordinary turn makes no extra request."""
     recent, summary = fold_summary(rec, rec.history[:-1], p.config)
-    return fit_context(render(profile, decision.controls, recent, text, summary=summary,
-                              max_tokens_cap=p.config.max_tokens_cap, temperature=p.config.temperature,
-                              controls_at=p.config.controls_at), p.llm.config.context_tokens)
+    prompt = render(profile, decision.controls, recent, text, summary=summary, max_tokens_cap=p.config.max_tokens_cap,
+                    temperature=p.config.temperature, controls_at=p.config.controls_at)
+    if (context := p.llm.config.context_tokens) is None:
+        return prompt, False
+    budget, cut = context - prompt.sampling.max_tokens - 16, False
+    for _ in range(64):
+        count = token_bound(prompt.messages)
+        if count > budget:
+            count = await p.llm.count_tokens(prompt) or count
+        if count <= budget:
+            break
+        fitted = fit_context(prompt, budget, count)
+        if fitted is None:
+            break
+        cut = cut or len(fitted.messages) == len(prompt.messages)  # nothing left to drop: the message was cut
+        prompt = fitted
+    return prompt, cut
 
 
 # --- 7. generate and 8. guard: the model's stream (or the fixed crisis reply), checked before the user sees it ------
@@ -351,7 +366,7 @@ class Turn:
         rec.persona = track(p, rec.persona, percept, user.text)
         profile = p.profiles[rec.profile_id]
         decision = decide(p, rec, profile, perceived.risk)
-        prompt, cut = render_prompt(p, rec, profile, decision, user.text)
+        prompt, cut = await render_prompt(p, rec, profile, decision, user.text)
         marks["rendered"] = time.perf_counter()
 
         crisis = decision.controls.safety_mode == "crisis"

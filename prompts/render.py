@@ -187,32 +187,29 @@ def render(
     return Prompt(messages=(system, *turns, *guidance), sampling=sampling_for(controls, max_tokens_cap, temperature))
 
 
-BYTES_PER_TOKEN = 3.0  # a cautious estimate (English runs ~4 UTF-8 bytes a token; other scripts fewer per byte)
 MESSAGE_OVERHEAD_TOKENS = 8  # the chat template's markers around each message
 
 
-def estimate_tokens(messages: Sequence[Message]) -> int:
-    return sum(len(m.content.encode()) / BYTES_PER_TOKEN + MESSAGE_OVERHEAD_TOKENS for m in messages).__ceil__()
+def token_bound(messages: Sequence[Message]) -> int:
+    """An upper bound on the messages' length in tokens: byte-level BPE never makes more tokens than UTF-8 bytes."""
+    return sum(len(m.content.encode()) + MESSAGE_OVERHEAD_TOKENS for m in messages)
 
 
-def fit_context(prompt: Prompt, context_tokens: int | None) -> tuple[Prompt, bool]:
-    """The prompt within the serving model's context, room for the reply left: earlier turns give way first (oldest
-    first), then the user's own message is cut to its beginning. The bool says whether the message was cut."""
-    if context_tokens is None:
-        return prompt, False
-    budget = context_tokens - prompt.sampling.max_tokens - 32
+def fit_context(prompt: Prompt, budget: int, count: int) -> Prompt | None:
+    """One step towards a prompt of at most `budget` tokens, given that it counts `count` (exact or a bound): the
+    oldest turn after the system message goes first; with none left, the user's message is cut to its beginning in
+    proportion. None when nothing can be dropped or cut any more."""
     msgs = list(prompt.messages)
     last_user = max(i for i, m in enumerate(msgs) if m.role == "user")
-    while estimate_tokens(msgs) > budget and last_user > 1:
-        del msgs[1]  # the oldest turn after the system message
-        last_user -= 1
-    over = estimate_tokens(msgs) - budget
-    if over <= 0:
-        return Prompt(tuple(msgs), prompt.sampling), False
-    text = msgs[last_user].content.encode()
-    keep = max(0, len(text) - int(over * BYTES_PER_TOKEN) - 16)
-    msgs[last_user] = Message("user", text[:keep].decode(errors="ignore") + " …")
-    return Prompt(tuple(msgs), prompt.sampling), True
+    if last_user > 1:
+        del msgs[1]
+        return Prompt(tuple(msgs), prompt.sampling)
+    text = msgs[last_user].content
+    keep = int(len(text) * max(0.0, 1 - (count - budget) / max(count, 1)) * 0.95)
+    if keep <= 0 or keep >= len(text):
+        return None
+    msgs[last_user] = Message("user", text[:keep] + " …")
+    return Prompt(tuple(msgs), prompt.sampling)
 
 
 def _safety_entry(locale: str | None) -> dict:

@@ -18,13 +18,14 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from harness import live_server as launch
+from harness import free_port, live_server as launch
 from persona_client.tokens import user_token
 from tests.conftest import ARTIFACTS
 from tests.keys import create_key
 from tests.server.wsutil import WS
 
 pytestmark = pytest.mark.llm
+PAGE_PORT = free_port()  # a shop's page on another origin, embedding the widget with a publishable key
 CRISIS = "I want to kill myself tonight."
 KEY_PROBE = "pk_in_the_query_string_0123456789"
 
@@ -43,7 +44,8 @@ def hostile(live_server, tmp_path_factory):
     env = {"LLM_BASE_URL": f"{live_server.llm_url}/v1", "PERSONA_REQUIRE_AUTH": "true", "PERSONA_KEYS_PATH": str(keys),
            "PERSONA_STORE": "sqlite", "PERSONA_STORE_PATH": str(store), "PERSONA_LLM_TEMPERATURE": "0",
            "PERSONA_LLM_MAX_TOKENS": "16", "PERSONA_FACE_ENABLED": "false", "PERSONA_TTS_ENABLED": "false",
-           "PERSONA_KEY_RECHECK_S": "1", "PERSONA_LOG_LEVEL": "info"}
+           "PERSONA_KEY_RECHECK_S": "1", "PERSONA_LOG_LEVEL": "info",
+           "PERSONA_ALLOWED_ORIGINS": f'["http://127.0.0.1:{PAGE_PORT}"]'}
     with launch(ARTIFACTS / "hostile", env) as srv:
         yield srv, tok, keys, store
 
@@ -401,3 +403,45 @@ async def test_the_longest_message_is_answered_within_the_models_context(hostile
     done = (await ws.turn(wide[:8000]))[-1]
     assert done["type"] == "response.done" and done["input_truncated"] is True, done
     await ws.close()
+
+
+# --- the widget in Chromium, on another origin, with a publishable key and a signed-in user ------------------------------
+
+def test_widget_with_a_publishable_key_and_a_user_token_in_chromium(hostile, tmp_path):
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from playwright.sync_api import sync_playwright
+
+    srv, tok, _, _ = hostile
+    host = srv.url.removeprefix("http://")
+    signed = user_token(tok["sa"], "hana", ttl_s=600)  # what the shop's backend renders into its page
+    (tmp_path / "index.html").write_text(f"""<!doctype html><html><head><title>Acme</title></head><body>
+<h1>Acme Inc. — your account</h1>
+<script type="module" src="http://{host}/static/widget.js"></script>
+<persona-chat endpoint="ws://{host}/v1/chat" key="{tok['pa']}" profile="support_agent" user-id="hana"
+  user-token="{signed}"></persona-chat>
+</body></html>""")
+    site = ThreadingHTTPServer(("127.0.0.1", PAGE_PORT), partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                         args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{PAGE_PORT}/index.html")
+            page.wait_for_selector("persona-chat[ready]", timeout=30_000)
+            page.fill("persona-chat input", "Where is my parcel?")
+            page.press("persona-chat input", "Enter")
+            page.wait_for_selector("persona-chat li.assistant[data-done]", timeout=120_000)
+            assert page.inner_text("persona-chat li.assistant").strip()
+            assert not page.query_selector_all("persona-chat li.error")
+            browser.close()
+    finally:
+        site.shutdown()
+    with httpx.Client(base_url=srv.url, timeout=30) as http:
+        # the page's key reads nothing; the operator's secret key finds Hana's conversation stored under her
+        assert http.get("/v1/users/hana/export", headers=bearer(tok["pa"])).status_code == 403
+        export = http.get("/v1/users/hana/export", headers=bearer(tok["sa"])).json()
+        assert export["sessions"][0]["messages"][0]["content"] == "Where is my parcel?"

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from server.auth import ApiKey
 
@@ -44,9 +44,23 @@ def burst(key: ApiKey) -> int:
     return max(1, key.rate_per_min // 6)
 
 
+Bucket = Literal["turns", "session"]
+SESSION_EVENTS_PER_MIN = 60  # at least: session.start, controls.override, user.audio.end per key, in their own bucket
+
+
+def bucket_limits(key: ApiKey, bucket: Bucket) -> tuple[float, int]:
+    """(tokens per second, burst) of one of the key's buckets. Session events have their own bucket, so that opening a
+    session never spends a turn, and a flood of them is still bounded."""
+    if bucket == "turns":
+        return key.rate_per_min / 60.0, burst(key)
+    per_min = max(key.rate_per_min, SESSION_EVENTS_PER_MIN)
+    return per_min / 60.0, max(burst(key), SESSION_EVENTS_PER_MIN // 6)
+
+
 class Limiter(Protocol):
-    async def take(self, key: ApiKey, cost: int = 1) -> bool:
-        """`cost` tokens (a turn or frame: 1; analysis: by what it asks for) for `key`: True if within its rate."""
+    async def take(self, key: ApiKey, cost: int = 1, bucket: Bucket = "turns") -> bool:
+        """`cost` tokens (a turn or frame: 1; analysis: by what it asks for) from one of `key`'s buckets: True if
+        within its rate."""
         ...
 
     def session(self, key: ApiKey) -> Any:
@@ -70,11 +84,12 @@ class LocalLimiter:
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
     _sessions: dict[str, int] = field(default_factory=dict)
 
-    async def take(self, key: ApiKey, cost: int = 1) -> bool:
-        now, rate, cap = time.monotonic(), key.rate_per_min / 60.0, float(burst(key))
-        b = self._buckets.get(key.id)
+    async def take(self, key: ApiKey, cost: int = 1, bucket: Bucket = "turns") -> bool:
+        now = time.monotonic()
+        rate, cap = bucket_limits(key, bucket)
+        b = self._buckets.get(f"{bucket}:{key.id}")
         if b is None:
-            b = self._buckets[key.id] = _Bucket(cap, now)
+            b = self._buckets[f"{bucket}:{key.id}"] = _Bucket(cap, now)
         b.tokens, b.clock = min(cap, b.tokens + (now - b.clock) * rate), now
         if b.tokens < cost:
             return False
@@ -140,10 +155,11 @@ class RedisLimiter:
         self._acquire = self._r.register_script(_ACQUIRE)
         self._refresh = self._r.register_script(_REFRESH)
 
-    async def take(self, key: ApiKey, cost: int = 1) -> bool:
+    async def take(self, key: ApiKey, cost: int = 1, bucket: Bucket = "turns") -> bool:
+        rate, cap = bucket_limits(key, bucket)
+        name = f"{self.prefix}rate:{key.id}" if bucket == "turns" else f"{self.prefix}rate:{bucket}:{key.id}"
         try:
-            return bool(await self._take(keys=[f"{self.prefix}rate:{key.id}"],
-                                         args=[key.rate_per_min / 60.0, burst(key), cost]))
+            return bool(await self._take(keys=[name], args=[rate, cap, cost]))
         except Exception:  # fail open: Redis away must not stop conversations (the store reports its own outage)
             log.warning("rate limiter: Redis unreachable; this turn is let through")
             return True
@@ -190,8 +206,8 @@ class Quota:
     key: ApiKey
     limiter: Limiter
 
-    async def take(self) -> bool:
-        return await self.limiter.take(self.key)
+    async def take(self, bucket: Bucket = "turns") -> bool:
+        return await self.limiter.take(self.key, 1, bucket)
 
 
 def open_limiter(redis_url: str | None) -> Limiter:

@@ -14,13 +14,14 @@ from agent import (
     ImageBackpressure, InboxFull, InvalidAudio, SessionErased, SessionInUse, SessionStarted, UnknownProfile, UnknownSession, VoiceUnavailable,
 )
 from server.auth import ApiKey, Guard
-from server.limits import Quota
+from server.limits import SESSION_EVENTS_PER_MIN, Quota
 from server.protocol import (
     MAX_IMAGE_BYTES, AudioFrame, ClientMessage, ControlsOverride, ProtocolError, ResponseAudioPlayed, ResponseCancel, SessionStart, UserAudio,
     UserAudioEnd, UserImage, UserText, is_large, parse_client, to_wire,
 )
 
-RATED = (SessionStart, UserText, UserImage, ControlsOverride, UserAudioEnd)  # each draws one token of the key's rate
+TURNS = (UserText, UserImage)  # each draws a token of the key's rate
+SESSION_EVENTS = (SessionStart, ControlsOverride, UserAudioEnd)  # each draws from the key's bucket of session events
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +114,14 @@ class Connection:
         return False
 
     async def dispatch(self, event: ClientMessage) -> None:
-        if isinstance(event, RATED) and self.quota is not None and not await self.quota.take():
-            await self.error("rate_limited", f"this key may send {self.quota.key.rate_per_min} messages, frames and "
-                             "session events per minute; this one was not processed", retryable=True)
+        if self.quota is not None and isinstance(event, TURNS) and not await self.quota.take():
+            await self.error("rate_limited", f"this key may send {self.quota.key.rate_per_min} messages and frames "
+                             "per minute; this one was not processed", retryable=True)
+            return
+        if self.quota is not None and isinstance(event, SESSION_EVENTS) and not await self.quota.take("session"):
+            await self.error("rate_limited", f"{event.type}: too many session events for this key (at most "
+                             f"{max(self.quota.key.rate_per_min, SESSION_EVENTS_PER_MIN)} a minute); this one was not "
+                             "processed", retryable=True)
             return
         if isinstance(event, SessionStart):
             await self.start(event)

@@ -43,7 +43,8 @@ def test_the_client_builds_as_its_own_package_with_no_backend_dependency(tmp_pat
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
         meta = z.read(next(n for n in names if n.endswith("/METADATA"))).decode()
-    assert [n for n in names if not n.startswith("persona_agent_client-")] == ["persona_client/__init__.py"]
+    assert [n for n in names if not n.startswith("persona_agent_client-")] == ["persona_client/__init__.py",
+                                                                            "persona_client/tokens.py"]
     assert [ln for ln in meta.splitlines() if ln.startswith("Requires-Dist")] == ["Requires-Dist: websockets>=13"]
     backend = ("agent", "server", "perception", "fusion", "persona", "prompts", "training", "tuning", "cli", "harness")
     probe = (f"import sys; sys.path.insert(0, {str(wheel)!r}); import persona_client; "

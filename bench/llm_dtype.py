@@ -76,7 +76,7 @@ def main() -> None:
         ready_s = time.perf_counter() - t0
         res: dict[str, list] = {"first": [], "tps": [], "text": []}
         try:
-            with httpx.Client(timeout=120) as client:
+            with httpx.Client(timeout=120, headers={"Authorization": f"Bearer {cfg.api_key}"}) as client:
                 for m in MESSAGES:  # warm-up: every prompt once (prefix cache, kernels)
                     stream(client, engine.base_url, cfg.model_name, system, m, args.max_tokens)
                 for _ in range(args.rounds):

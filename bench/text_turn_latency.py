@@ -114,13 +114,13 @@ async def langchain_turn(llm: LLMClient, prompt: Prompt) -> tuple[float, float]:
     return (first - t0) * 1000, (time.perf_counter() - t0) * 1000
 
 
-async def measure(ws_url: str, llm_url: str, turns: int) -> tuple[dict[str, list], dict[str, list[float]]]:
+async def measure(ws_url: str, llm_url: str, turns: int, llm_key: str = "EMPTY") -> tuple[dict[str, list], dict[str, list[float]]]:
     b: dict[str, list] = {k: [] for k in (*BACKEND, "client_first_delta", "client_done", "model")}
     peers: dict[str, list[float]] = {f"{arm}_{k}": [] for arm in ("direct", "direct_sampling", "langchain")
                                      for k in ("first_token", "total")}
     warm: dict[str, list] = {k: [] for k in b}
     prompts: list[Prompt] = []
-    async with httpx.AsyncClient(timeout=120) as client:
+    async with httpx.AsyncClient(timeout=120, headers={"Authorization": f"Bearer {llm_key}"}) as client:
         model = None
         llm = None
         try:
@@ -130,7 +130,7 @@ async def measure(ws_url: str, llm_url: str, turns: int) -> tuple[dict[str, list
                 await backend_turn(ws_url, text, target, prompts)
                 if model is None:
                     model = warm["model"][0]
-                    llm = LLMClient(LLMConfig(base_url=f"{llm_url}/v1", model=model))
+                    llm = LLMClient(LLMConfig(base_url=f"{llm_url}/v1", model=model, api_key=llm_key))
                 assert llm is not None
                 prompt = prompts[-1]
                 arms = ["direct", "direct_sampling", "langchain"]
@@ -190,7 +190,7 @@ async def main() -> None:
         return
     env = {"PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": str(args.max_tokens)}
     with live_server(Path(__file__).resolve().parent / "out", env) as srv:
-        b, d = await measure(srv.ws_url, srv.llm_url, args.turns)
+        b, d = await measure(srv.ws_url, srv.llm_url, args.turns, srv.llm_key)
     report(b, d, args.turns, args.max_tokens)
 
 

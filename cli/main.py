@@ -113,7 +113,8 @@ class Serve:
         configure_logging(settings.log_level, settings.log_format)
         if args.workers <= 1:
             uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                        ws_max_size=MAX_WS_MESSAGE_BYTES, ws_per_message_deflate=settings.ws_compression)
+                        ws_max_size=MAX_WS_MESSAGE_BYTES, ws_per_message_deflate=settings.ws_compression,
+                        timeout_graceful_shutdown=settings.shutdown_grace_s)
             return 0
         # Several worker processes behind one port: each loads the perception models once; they share the session
         # store (SQLite file or Redis) and the LLM. The embedded engine, if any, is started here once, not per worker.
@@ -131,10 +132,11 @@ class Serve:
             engine.start_sync()  # supervised from this parent process by a thread, while uvicorn runs the workers
             os.environ["LLM_BASE_URL"] = engine.base_url
             os.environ["LLM_MODEL"] = cfg.model_name
+            os.environ["LLM_API_KEY"] = cfg.api_key  # the workers' only way in to the engine
         try:
             uvicorn.run("server.app:app_from_env", factory=True, workers=args.workers, host=settings.host,
                         port=settings.port, log_level=settings.log_level, ws_max_size=MAX_WS_MESSAGE_BYTES,
-                        ws_per_message_deflate=settings.ws_compression)
+                        ws_per_message_deflate=settings.ws_compression, timeout_graceful_shutdown=settings.shutdown_grace_s)
         finally:
             if engine is not None:
                 engine.stop_sync()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -12,6 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+
+# The key every embedded vLLM started here requires (it answers /v1 to no one else), and the one a server started here
+# with LLM_BASE_URL uses by default: tests point second servers at the session's engine.
+ENGINE_KEY = "harness-" + secrets.token_urlsafe(16)
 
 
 def free_port() -> int:
@@ -33,6 +39,11 @@ class LiveServer:
     llm_url: str  # the LLM's root URL (the embedded vLLM unless LLM_BASE_URL was given)
     max_tokens: int | None
     pid: int
+    llm_key: str = ENGINE_KEY  # what the LLM's /v1 routes require
+
+    @property
+    def llm_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.llm_key}"}
 
     def rss_mb(self) -> float:
         """Resident memory of the server process (not its vLLM child)."""
@@ -56,12 +67,16 @@ def live_server(log_dir: Path, env: Mapping[str, str] | None = None, ready_timeo
     full_env.update(PERSONA_PORT=str(port), PERSONA_EMBEDDED_LLM_PORT=str(llm_port),
                     PERSONA_EMBEDDED_LLM_LOG=str(log_dir / "vllm.log"), PERSONA_LOG_LEVEL="warning")
     full_env.update(env or {})
+    full_env.setdefault("PERSONA_EMBEDDED_LLM_API_KEY", ENGINE_KEY)
+    if "LLM_BASE_URL" in full_env:
+        full_env.setdefault("LLM_API_KEY", ENGINE_KEY)
     llm_url = full_env.get("LLM_BASE_URL", f"http://127.0.0.1:{llm_port}/v1").rstrip("/").removesuffix("/v1")
     max_tokens = int(full_env["PERSONA_LLM_MAX_TOKENS"]) if "PERSONA_LLM_MAX_TOKENS" in full_env else None
     exe = Path(sys.executable).with_name("persona-agent")
     with open(log_dir / "server.log", "wb") as log:
         proc = subprocess.Popen([str(exe), "serve", *args], env=full_env, stdout=log, stderr=subprocess.STDOUT)
-        server = LiveServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/chat", llm_url, max_tokens, proc.pid)
+        server = LiveServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/chat", llm_url, max_tokens, proc.pid,
+                            full_env["LLM_API_KEY" if "LLM_BASE_URL" in full_env else "PERSONA_EMBEDDED_LLM_API_KEY"])
         try:
             deadline = time.monotonic() + ready_timeout_s
             while True:

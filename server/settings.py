@@ -56,6 +56,8 @@ class Settings(_AgentSettings):
     allowed_origins: list[str] = []  # browser origins allowed besides the server's own ("*" for any)
     # Host names this server answers for (DNS rebinding). Empty: loopback names only while auth is off; any with auth.
     allowed_hosts: list[str] = []
+    # On SIGTERM: open requests and sockets get this long, then are cancelled, and shutdown (engine stop) runs.
+    shutdown_grace_s: int = 10
     key_recheck_s: float = 30.0  # open connections re-check their key this often: a revoked key's sockets end
     idle_timeout_s: float = 600.0  # close a WebSocket with no client event (and no reply running) for this long
     # permessage-deflate on the WebSocket: off by default — a reply streams as many ~100-byte deltas, which deflate
@@ -87,6 +89,7 @@ class Settings(_AgentSettings):
     embedded_llm_adapter: str = "shipped"
     embedded_llm_adapter_mode: Literal["merged", "lora"] = "merged"  # merged weights, or vLLM's --enable-lora
     embedded_llm_dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 where the CPU has it natively
+    embedded_llm_api_key: str | None = Field(None, repr=False)  # the key the embedded vLLM requires; default: random
 
     def agent_config(self) -> AgentConfig:
         """The one place AgentConfig is built from settings."""
@@ -96,6 +99,7 @@ class Settings(_AgentSettings):
 
     def runtime_config(self) -> RuntimeConfig:
         agent = self.agent_config()
+        key: dict[str, Any] = {"api_key": self.embedded_llm_api_key} if self.embedded_llm_api_key else {}
         llm = None
         if self.llm_base_url:
             urls = [u.strip().rstrip("/") for u in self.llm_base_url.split(",") if u.strip()]
@@ -112,6 +116,7 @@ class Settings(_AgentSettings):
                 port=self.embedded_llm_port,
                 log_file=self.embedded_llm_log,
                 dtype=self.embedded_llm_dtype,
+                **key,
                 **self._adapter(),
             ),
         )

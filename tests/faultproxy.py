@@ -115,9 +115,10 @@ def server_behind_proxy(engine: LiveServer, log_dir: Path, **env: str) -> Iterat
     """A second server process whose LLM is `engine`'s real vLLM reached through a FaultProxy: greedy, 64-token
     replies, its own memory store; `env` adds or overrides settings."""
     u = urlparse(engine.llm_url)
-    served = httpx.get(f"{engine.llm_url}/v1/models", timeout=10).json()["data"][0]["id"]  # the adapter, by default
+    served = httpx.get(f"{engine.llm_url}/v1/models", timeout=10,
+                       headers=engine.llm_headers).json()["data"][0]["id"]  # the adapter, by default
     with FaultProxy(u.hostname, u.port) as proxy:
-        full = {"LLM_BASE_URL": proxy.url, "LLM_MODEL": served, "PERSONA_STORE": "memory",
+        full = {"LLM_BASE_URL": proxy.url, "LLM_MODEL": served, "LLM_API_KEY": engine.llm_key, "PERSONA_STORE": "memory",
                 "PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "64", **env}
         with launch(log_dir, full) as srv:
             yield srv, proxy

@@ -156,12 +156,13 @@ async def _many(url: str, jobs: Sequence[tuple[dict, str, dict | None]], concurr
     return list(await asyncio.gather(*(one(j) for j in jobs)))
 
 
-async def _engine_speed(base_url: str, model: str, prompts: Sequence[str], max_tokens: int) -> tuple[list[float], list[float]]:
+async def _engine_speed(base_url: str, model: str, prompts: Sequence[str], max_tokens: int,
+                        api_key: str) -> tuple[list[float], list[float]]:
     """First-token latency (ms) and decode rate (tokens/s) of single streamed requests, one at a time."""
     import httpx
 
     first, rate = [], []
-    async with httpx.AsyncClient(timeout=300) as client:
+    async with httpx.AsyncClient(timeout=300, headers={"Authorization": f"Bearer {api_key}"}) as client:
         for p in prompts:
             body = {"model": model, "messages": [{"role": "user", "content": p}], "max_tokens": max_tokens,
                     "temperature": 0, "stream": True, "min_tokens": max_tokens // 2}
@@ -224,13 +225,13 @@ def run(args: argparse.Namespace) -> None:
         asyncio.run(engine.start())
         try:
             model = cfg.model_name
-            asyncio.run(_engine_speed(engine.base_url, model, speed_prompts[:2], 8))  # warm-up
-            first, rate = asyncio.run(_engine_speed(engine.base_url, model, speed_prompts, 48))
+            asyncio.run(_engine_speed(engine.base_url, model, speed_prompts[:2], 8, cfg.api_key))  # warm-up
+            first, rate = asyncio.run(_engine_speed(engine.base_url, model, speed_prompts, 48, cfg.api_key))
             r = results[name] = {"first_token_ms": first, "tokens_per_s": rate}
             store = work / f"sessions-{name}.sqlite3"
             store.unlink(missing_ok=True)
             ids = seed_sessions(store, gold, args.profile)
-            env = {"LLM_BASE_URL": engine.base_url, "LLM_MODEL": model, "PERSONA_LLM_TEMPERATURE": "0",
+            env = {"LLM_BASE_URL": engine.base_url, "LLM_MODEL": model, "LLM_API_KEY": cfg.api_key, "PERSONA_LLM_TEMPERATURE": "0",
                    "PERSONA_LLM_MAX_TOKENS": str(args.max_tokens), "PERSONA_LLM_TIMEOUT_S": "1800",
                    "PERSONA_STORE": "sqlite", "PERSONA_STORE_PATH": str(store), "PERSONA_VOICE_ENABLED": "false",
                    "PERSONA_FACE_ENABLED": "false", "PERSONA_CACHE_DIR": args.cache_dir, "PERSONA_CONTROLS_AT": layout}

@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import httpx
+from pydantic import SecretStr
 
 from agent.llm import OpenAICompatibleChat
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -31,11 +32,11 @@ async def pieces(chat: OpenAICompatibleChat) -> list[tuple[float, str, int, int 
 
 
 def test_a_stream_interval_passes_tokens_on_together_and_loses_none(live_server):
-    model = httpx.get(f"{live_server.llm_url}/v1/models", timeout=10).json()["data"][0]["id"]
+    model = httpx.get(f"{live_server.llm_url}/v1/models", timeout=10, headers=live_server.llm_headers).json()["data"][0]["id"]
 
     def chat(interval: float) -> OpenAICompatibleChat:
         return OpenAICompatibleChat(model=model, base_url=f"{live_server.llm_url}/v1", timeout_s=300,
-                                    stream_interval_s=interval)
+                                    stream_interval_s=interval, api_key=SecretStr(live_server.llm_key))
 
     asyncio.run(pieces(chat(0.0)))  # warm the engine's prefix cache, so both runs below see the same engine state
     each = asyncio.run(pieces(chat(0.0)))

@@ -285,7 +285,8 @@ async def test_a_spanish_crisis_is_a_crisis_and_an_unscreened_language_is_flagge
 
 async def test_the_embedded_engine_answers_through_the_shipped_adapter(live_server):
     """The default install serves the control-following adapter (merged into the weights) and asks for it by name."""
-    models = [m["id"] for m in httpx.get(f"{live_server.llm_url}/v1/models", timeout=10).json()["data"]]
+    models = [m["id"] for m in httpx.get(f"{live_server.llm_url}/v1/models", timeout=10,
+                                         headers=live_server.llm_headers).json()["data"]]
     assert models == ["persona"], models
     ws = await WS.connect(live_server.ws_url)
     await ws.start(profile="wellbeing_coach")

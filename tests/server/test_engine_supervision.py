@@ -9,6 +9,7 @@ import socket
 import time
 
 import httpx
+import numpy as np
 import pytest
 
 from harness import free_port, live_server as launch
@@ -59,3 +60,50 @@ def test_a_process_already_on_the_engine_port_is_not_adopted():
                 pass
     log = (ARTIFACTS / "squatted" / "server.log").read_text()
     assert "already in use by a process this backend did not start" in log
+
+
+def _gone(pid: int, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:  # a zombie of ours counts as gone
+            if open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+                return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_sigterm_during_a_long_analysis_stops_the_server_and_its_engine(tmp_path):
+    """#40 row 11: uvicorn waited for every open request, so a server busy analysing ignored SIGTERM; a second signal
+    forced it out without stopping the embedded vLLM. Now open requests get PERSONA_SHUTDOWN_GRACE_S, then the
+    shutdown runs and stops the engine; a server killed outright takes its engine with it (the engine's watchdog)."""
+    import threading
+
+    import soundfile as sf
+
+    noise = (np.random.default_rng(0).standard_normal(16000 * 590) * 0.1).astype(np.float32)
+    sf.write(tmp_path / "long.wav", noise, 16000, subtype="PCM_16")
+    data = (tmp_path / "long.wav").read_bytes()
+    env = {"PERSONA_STORE": "memory", "PERSONA_FACE_ENABLED": "false", "PERSONA_TTS_ENABLED": "false",
+           "PERSONA_SHUTDOWN_GRACE_S": "3"}
+    with launch(ARTIFACTS / "sigterm", env) as srv:
+        engine = httpx.get(f"{srv.url}/readyz", timeout=10).json()["engine"]["pid"]
+        threading.Thread(target=lambda: httpx.post(f"{srv.url}/v1/analyze/voice", content=data, timeout=600),
+                         daemon=True).start()
+        time.sleep(3.0)  # decoding and transcribing ten minutes of audio: far longer than the grace period
+        t0 = time.monotonic()
+        os.kill(srv.pid, signal.SIGTERM)
+        assert _gone(srv.pid, 30), "the server did not stop within 30 s of SIGTERM"
+        stopped_s = time.monotonic() - t0
+        assert _gone(engine, 15), "the embedded vLLM outlived its server"
+    assert stopped_s < 20, stopped_s
+    with launch(ARTIFACTS / "sigkill", {"PERSONA_STORE": "memory", "PERSONA_VOICE_ENABLED": "false",
+                                         "PERSONA_FACE_ENABLED": "false"}) as srv:
+        engine = httpx.get(f"{srv.url}/readyz", timeout=10).json()["engine"]["pid"]
+        os.kill(srv.pid, signal.SIGKILL)  # no shutdown runs at all
+        assert _gone(engine, 20), "the embedded vLLM was left running after its server was killed"

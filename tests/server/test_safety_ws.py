@@ -3,6 +3,8 @@ message is saved once Redis is back), sticky safe mode over the next turns until
 reaching a loopback receiver, retried after a failure."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -22,17 +24,25 @@ pytestmark = pytest.mark.llm
 CRISIS = "I want to kill myself tonight."
 
 
+WEBHOOK_SECRET = "whsec-test-0123456789"
+
+
 class Receiver:
     """An operator's endpoint on loopback: answers 500 to the first request, 200 after; keeps what arrived."""
 
     def __init__(self) -> None:
         self.got: list[tuple[int, dict]] = []  # (attempt header, payload)
+        self.signed: list[bool] = []  # did each request carry a valid signature (PERSONA_SAFETY_WEBHOOK_SECRET)?
         self.calls = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                body = json.loads(raw)
+                mac = hmac.new(WEBHOOK_SECRET.encode(), self.headers.get("X-Persona-Timestamp", "").encode() + b"." + raw,
+                               hashlib.sha256).hexdigest()
+                outer.signed.append(self.headers.get("X-Persona-Signature") == f"sha256={mac}")
                 outer.calls += 1
                 status = 500 if outer.calls == 1 else 200
                 if status == 200:
@@ -74,7 +84,8 @@ def receiver():
 def server(live_server, redis, receiver):
     env = {"LLM_BASE_URL": f"{live_server.llm_url}/v1", "PERSONA_STORE": "redis", "PERSONA_REDIS_URL": redis.url,
            "PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "40", "PERSONA_VOICE_ENABLED": "false",
-           "PERSONA_FACE_ENABLED": "false", "PERSONA_SAFETY_WEBHOOK": f"http://127.0.0.1:{receiver.port}/hook"}
+           "PERSONA_FACE_ENABLED": "false", "PERSONA_SAFETY_WEBHOOK": f"http://127.0.0.1:{receiver.port}/hook",
+           "PERSONA_SAFETY_WEBHOOK_SECRET": WEBHOOK_SECRET}
     with launch(ARTIFACTS / "safety-server", env) as s:
         yield s
 
@@ -90,6 +101,7 @@ async def test_sticky_safe_mode_over_calm_turns_then_release(server, receiver):
     attempt, hook = receiver.wait_for("safe_mode_entered")
     assert attempt == 2 and hook["session_id"] == sid and hook["level"] == "crisis" and hook["turn"] == 1
     assert "kill" not in json.dumps(hook)  # the payload names the session, never what the user wrote
+    assert receiver.signed and all(receiver.signed)  # each attempt signed: HMAC-SHA256 of "<timestamp>.<body>"
     calm = ["Thank you. I'm sitting on the couch now.", "My sister is coming over later.", "We might watch a film."]
     for i, text in enumerate(calm, 1):
         events = await ws.turn(text)
@@ -155,3 +167,26 @@ async def test_a_caution_reply_points_to_support_once(server):
     assert controls["controls"]["safety_mode"] == "caution"  # carried over from the turn before
     assert events[-1]["text"].count(support_note(None)) + done["text"].count(support_note(None)) <= 1
     await ws.close()
+
+
+async def test_a_new_connections_first_message_is_screened_with_redis_stopped(server, redis):
+    """#40: with Redis stopped, a session that starts now (store, lease and user persona all unreachable) still
+    screens its first message and gives the crisis reply; on main it got only internal_error."""
+    redis.stop()
+    try:
+        ws = await WS.connect(server.ws_url)
+        await ws.send({"type": "user.text", "text": CRISIS})
+        events = await ws.until("response.done", timeout=90)
+        ready = httpx.get(f"{server.url}/readyz", timeout=30)
+    finally:
+        redis.start()
+    types = [e["type"] for e in events]
+    assert types[0] == "session.started", types
+    assert "safety" in types and events[types.index("safety")]["action"] == "crisis_reply"
+    assert events[-1]["model"] == "fixed:crisis_reply" and "988" in events[-1]["text"]
+    assert ready.status_code == 503 and ready.json()["status"] == "not_ready"  # Redis does not answer at all
+    sid = events[0]["session_id"]
+    assert (await ws.turn("Are you still there?"))[-1]["type"] == "response.done"  # saved once Redis is back
+    await ws.close()
+    stored = httpx.get(f"{server.url}/v1/sessions/{sid}", timeout=10).json()
+    assert [m["content"] for m in stored["messages"] if m["role"] == "user"] == [CRISIS, "Are you still there?"]

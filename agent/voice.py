@@ -107,6 +107,8 @@ class VoiceInput:
         self._early: tuple[int, asyncio.Future[Transcript]] | None = None
         self.utterance_id = 0
         self._working = False
+        self._end_queued = False  # a user.audio.end waits in the queue: more of them in a row are one
+        self._fresh = 0  # samples received since the last user.audio.end: none, and an end has nothing to transcribe
         self._task = asyncio.create_task(self._loop(), name="voice-input")
 
     @property
@@ -127,8 +129,11 @@ class VoiceInput:
         self._queue.put_nowait(samples)
 
     def end_of_utterance(self) -> None:
-        """The client says the user stopped talking (push-to-talk release): finish the utterance now."""
-        self._queue.put_nowait(None)
+        """The client says the user stopped talking (push-to-talk release): finish the utterance now. Ends in a row,
+        or with no audio since the last one, transcribe nothing again (30 of them cost one transcription, not 30)."""
+        if not self._end_queued:
+            self._end_queued = True
+            self._queue.put_nowait(None)
 
     async def aclose(self) -> None:
         tasks = [t for t in (self._task, self._interim_task, self._pause_timer) if t is not None]
@@ -161,7 +166,9 @@ class VoiceInput:
                 await self._finish(chunk.paused_at)
             return
         if chunk is None:
-            if self._speech_start is not None or self._vad.triggered:
+            self._end_queued = False
+            fresh, self._fresh = self._fresh, 0
+            if fresh and (self._speech_start is not None or self._vad.triggered):
                 await self._finish(self._vad.position)
             else:
                 await self._on_final(None, self.utterance_id)  # nothing was said
@@ -213,6 +220,7 @@ class VoiceInput:
     def _append(self, chunk: np.ndarray) -> None:
         keep = int((self.cfg.max_utterance_s + 2) * SAMPLE_RATE)
         self._chunks.append(chunk)
+        self._fresh += chunk.size
         self._held += chunk.size
         while self._held - self._chunks[0].size >= keep:
             dropped = self._chunks.popleft()

@@ -20,6 +20,7 @@ from server.protocol import (
     UserAudioEnd, UserImage, UserText, is_large, parse_client, to_wire,
 )
 
+ACTIVITY = (SessionStart, UserText, UserImage, AudioFrame, UserAudio, UserAudioEnd, ResponseAudioPlayed)  # not idle
 TURNS = (UserText, UserImage)  # each draws a token of the key's rate
 SESSION_EVENTS = (SessionStart, ControlsOverride, UserAudioEnd)  # each draws from the key's bucket of session events
 
@@ -38,7 +39,9 @@ class Connection:
         self.voice_consent = False
         self.face_consent = False
         self._send_lock = asyncio.Lock()
-        self._last_event = time.monotonic()  # the last event either way: idle means silence on both sides
+        # The last real activity either way (a turn, media, a reply; not an error, not a no-op): idle means silence on
+        # both sides, and a client cannot hold its key's session slot for ever by sending junk or cancels.
+        self._last_event = time.monotonic()
 
     async def emit(self, event: Event) -> None:
         if isinstance(event, ErrorEvent):
@@ -46,7 +49,8 @@ class Connection:
         async with self._send_lock:
             if self.ws.application_state != WebSocketState.CONNECTED:
                 return
-            self._last_event = time.monotonic()
+            if not isinstance(event, ErrorEvent):
+                self._last_event = time.monotonic()
             try:
                 await self.ws.send_text(to_wire(event))
                 if isinstance(event, ErrorEvent) and event.code == "session_erased":
@@ -65,21 +69,12 @@ class Connection:
                 try:
                     msg = await asyncio.wait_for(self.ws.receive(), wait)
                 except TimeoutError:
-                    if not await self._key_valid():
-                        return
-                    if self.conversation is not None and self.conversation.busy:
-                        continue  # a reply is streaming or speech is being read: the client is waiting, not idle
-                    if time.monotonic() - self._last_event < self.idle_timeout_s:
-                        continue  # we spoke last, and recently: the client may be reading or listening
-                    voice = self.conversation.voice if self.conversation is not None else None
-                    log.info("closing idle connection (voice input: %s)", voice.state() if voice is not None else "none")
-                    await self.error("idle_timeout", f"no event for {self.idle_timeout_s:g} s; closing")
-                    await self.ws.close(code=1001)
+                    msg = None
+                if not await self._key_valid() or await self._closed_idle():
                     return
-                self._last_event = time.monotonic()
+                if msg is None:
+                    continue
                 if msg["type"] == "websocket.disconnect":
-                    return
-                if not await self._key_valid():
                     return
                 text = msg.get("text")
                 raw: str | bytes = text if text is not None else (msg.get("bytes") or b"")
@@ -88,6 +83,8 @@ class Connection:
                 except ProtocolError as exc:
                     await self.error(exc.code, exc.message)
                     continue
+                if isinstance(event, ACTIVITY):
+                    self._last_event = time.monotonic()
                 try:
                     await self.dispatch(event)
                 except SessionErased:  # erased elsewhere, found by a save this event made
@@ -101,6 +98,19 @@ class Connection:
         finally:
             if self.conversation is not None:
                 await self.conversation.close()
+
+    async def _closed_idle(self) -> bool:
+        """Close the connection if nothing real happened either way for idle_timeout_s (no-ops and errors do not
+        count), unless a reply is streaming or speech is being read."""
+        if time.monotonic() - self._last_event < self.idle_timeout_s:
+            return False
+        if self.conversation is not None and self.conversation.busy:
+            return False  # the client is waiting, not idle
+        voice = self.conversation.voice if self.conversation is not None else None
+        log.info("closing idle connection (voice input: %s)", voice.state() if voice is not None else "none")
+        await self.error("idle_timeout", f"no activity for {self.idle_timeout_s:g} s; closing")
+        await self.ws.close(code=1001)
+        return True
 
     async def _key_valid(self) -> bool:
         """Every guard.recheck_s: is the key that opened this connection still valid? A revoked key's socket ends."""

@@ -40,11 +40,12 @@ def hostile(live_server, tmp_path_factory):
         "sb": create_key(keys, "globex-server", "--tenant", "globex", "--rate", "6000", "--sessions", "20"),
         "slow": create_key(keys, "acme-slow", "--tenant", "acme", "--rate", "60"),
         "rev": create_key(keys, "to-revoke", "--tenant", "acme"),
+        "one": create_key(keys, "one-slot", "--tenant", "acme", "--scope", "chat", "--sessions", "1", "--rate", "600"),
     }
     env = {"LLM_BASE_URL": f"{live_server.llm_url}/v1", "PERSONA_REQUIRE_AUTH": "true", "PERSONA_KEYS_PATH": str(keys),
            "PERSONA_STORE": "sqlite", "PERSONA_STORE_PATH": str(store), "PERSONA_LLM_TEMPERATURE": "0",
            "PERSONA_LLM_MAX_TOKENS": "16", "PERSONA_FACE_ENABLED": "false", "PERSONA_TTS_ENABLED": "false",
-           "PERSONA_KEY_RECHECK_S": "1", "PERSONA_LOG_LEVEL": "info",
+           "PERSONA_KEY_RECHECK_S": "1", "PERSONA_LOG_LEVEL": "info", "PERSONA_IDLE_TIMEOUT_S": "15",
            "PERSONA_ALLOWED_ORIGINS": f'["http://127.0.0.1:{PAGE_PORT}"]'}
     with launch(ARTIFACTS / "hostile", env) as srv:
         yield srv, tok, keys, store
@@ -454,3 +455,48 @@ def test_the_embedded_engine_answers_no_one_without_its_key(live_server):
     assert httpx.post(f"{live_server.llm_url}/v1/chat/completions", json=body, timeout=30).status_code == 401
     assert httpx.get(f"{live_server.llm_url}/v1/models", timeout=30).status_code == 401
     assert httpx.get(f"{live_server.llm_url}/v1/models", headers=live_server.llm_headers, timeout=30).status_code == 200
+
+
+async def test_junk_and_cancels_do_not_hold_a_session_slot_for_ever(hostile):
+    """A shared publishable key with one session slot: a socket that sends only no-ops (cancels with nothing to
+    cancel, bad frames) is idle all the same, and is closed at the idle timeout, so the slot frees for a real visitor.
+    On main every event, and every error the server sent back, reset the idle clock."""
+    srv, tok, _, _ = hostile
+    squatter = await connect(srv, tok["one"])
+    await squatter.start()
+    t0, closed = time.monotonic(), None
+    while time.monotonic() - t0 < 40:
+        try:
+            await squatter.send({"type": "response.cancel"} if int(time.monotonic()) % 2 else "not json")
+            ev = await squatter.recv(timeout=2)
+        except ConnectionClosed:
+            break
+        if ev.get("code") == "idle_timeout":
+            closed = time.monotonic() - t0
+    assert closed is not None and closed < 25, closed
+    visitor = await connect(srv, tok["one"])
+    assert (await visitor.start())["type"] == "session.started"
+    await visitor.close()
+
+
+async def test_repeated_audio_ends_transcribe_once(hostile):
+    from tests.audio import chunks, espeak
+
+    srv, tok, _, _ = hostile
+    ws = await connect(srv, tok["sa"])
+    await ws.start(consent={"voice": True})
+    for frame in chunks(espeak("Hello, I would like some help."))[:75]:  # 1.5 s of speech, no pause after it
+        await ws.send(frame)
+    for _ in range(30):
+        await ws.send({"type": "user.audio.end"})
+    finals, t0 = [], time.monotonic()
+    while time.monotonic() - t0 < 20:
+        try:
+            ev = await ws.recv(timeout=3)
+        except TimeoutError:
+            break
+        if ev["type"] == "transcript" and ev["final"]:
+            finals.append(ev["text"])
+    spoken = [t for t in finals if t]
+    assert len(spoken) == 1, finals  # on main: one transcription per user.audio.end, of the same audio
+    await ws.close()

@@ -15,6 +15,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from persona_client.tokens import user_token
+
+__all__ = ["PersonaClient", "Reply", "ServerError", "user_token"]
+
 
 class ServerError(RuntimeError):
     def __init__(self, event: dict[str, Any]) -> None:
@@ -48,13 +52,17 @@ class PersonaClient:
     @classmethod
     @asynccontextmanager
     async def connect(cls, url: str, *, key: str | None = None, profile: str | None = None, user_id: str | None = None,
-                      resume: str | None = None, voice: bool = False, face: bool = False) -> AsyncIterator[PersonaClient]:
+                      resume: str | None = None, voice: bool = False, face: bool = False, user_token: str | None = None,
+                      resume_token: str | None = None) -> AsyncIterator[PersonaClient]:
+        """With a publishable key, `user_token` (see user_token()) vouches for `user_id`, and resuming needs the
+        session's `resume_token` (client.session["resume_token"] of the session.started it answered)."""
         import websockets
 
         headers = {"Authorization": f"Bearer {key}"} if key else None
         async with websockets.connect(url, additional_headers=headers, max_size=8 * 1024 * 1024) as ws:
             start = {"type": "session.start", "consent": {"text": True, "voice": voice, "face": face}}
-            start.update({k: v for k, v in (("profile", profile), ("user_id", user_id), ("resume", resume)) if v})
+            start.update({k: v for k, v in (("profile", profile), ("user_id", user_id), ("resume", resume),
+                                            ("user_token", user_token), ("resume_token", resume_token)) if v})
             await ws.send(json.dumps(start))
             ev = json.loads(await ws.recv())
             if ev["type"] == "error":

@@ -25,7 +25,7 @@ from agent.llm import STREAM_INTERVAL_S, LLMClient, LLMConfig
 from agent.metrics import STORE_FAILURES
 from agent.reading import TextPerceiver, TextReader
 from agent.store import (
-    LOCAL_TENANT, SessionExport, SessionRecord, SessionStore, UserExport, open_store, session_export,
+    LOCAL_TENANT, SessionExport, SessionRecord, SessionStore, UserExport, open_store, session_export, user_tombstone,
 )
 from agent.tts import load_synthesizer
 from agent.turn import Fuser, Pipeline, Turn, TurnConfig, UserTurn
@@ -145,7 +145,7 @@ class Agent:
 
     async def start(self) -> None:
         """Begin answering other workers' takeover requests (with the Redis store)."""
-        await self.leases.start(self._let_go)
+        await self.leases.start(self._let_go, self._end_erased)
 
     async def _let_go(self, tenant: str, session_id: str) -> None:
         """Close the live conversation on this session here (it saves), tell its connection, release its lease."""
@@ -260,10 +260,9 @@ class Agent:
         """Erase a session of `tenant`. Its live conversation here ends at once (and tells its client); one in
         another worker ends at its next write, which the store refuses: nothing writes an erased session back."""
         erased = await self.store.delete_session(session_id, tenant)
-        live = self._live.get((tenant, session_id))
-        if live is not None:
-            await live[0].erase()
-        return erased or live is not None
+        here = await self._end_erased(tenant, session_id, None)
+        await self.leases.announce_erasure(tenant, session_id, None)
+        return erased or here > 0
 
     async def export_session(self, session_id: str, tenant: str) -> SessionExport | None:
         """What is stored of one session of `tenant` (read-only: a live conversation on it goes on)."""
@@ -273,10 +272,18 @@ class Agent:
     async def delete_user(self, user_id: str, tenant: str) -> int:
         """Erase a user of `tenant`: persona and sessions. Their live conversations end as in delete_session."""
         n = await self.store.delete_user(user_id, tenant)
-        live = [c for (t, _), (c, _, _) in list(self._live.items()) if t == tenant and c.record.user_id == user_id]
+        here = await self._end_erased(tenant, None, user_tombstone(tenant, user_id))
+        await self.leases.announce_erasure(tenant, None, user_tombstone(tenant, user_id))
+        return max(n, 0) + here if n >= 0 or here else -1
+
+    async def _end_erased(self, tenant: str, session_id: str | None, user: str | None) -> int:
+        """End the live conversations here that an erasure (here or in another worker) removed; how many."""
+        live = [c for (t, sid), (c, _, _) in list(self._live.items()) if t == tenant and (
+            sid == session_id or user is not None and c.record.user_id is not None
+            and user_tombstone(tenant, c.record.user_id) == user)]
         for conv in live:
             await conv.erase()
-        return max(n, 0) + len(live) if n >= 0 or live else -1
+        return len(live)
 
     async def export_user(self, user_id: str, tenant: str) -> UserExport | None:
         return await self.store.export_user(user_id, tenant)

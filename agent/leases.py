@@ -11,6 +11,7 @@ WORKER_TTL_S and the lease is taken from it. If neither happens in time the resu
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,8 @@ WORKER_TTL_S = 4.0  # a worker whose heartbeat is this old is dead: its leases m
 TAKEOVER_WAIT_S = 10.0  # how long a resume waits for the holder to let go
 
 LetGo = Callable[[str, str], Awaitable[None]]  # (tenant, session id): close the live conversation here and release
+# (tenant, session id or None, user tombstone or None): end the live conversations here that an erasure removed
+Erased = Callable[[str, str | None, str | None], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +46,12 @@ class Leases(Protocol):
         """Idempotent; only ever releases this very lease."""
         ...
 
-    async def start(self, let_go: LetGo) -> None:
-        """Begin answering other processes' takeover requests with `let_go`."""
+    async def start(self, let_go: LetGo, erased: Erased | None = None) -> None:
+        """Begin answering other processes' takeover requests with `let_go`, and their erasures with `erased`."""
+        ...
+
+    async def announce_erasure(self, tenant: str, session_id: str | None, user: str | None) -> None:
+        """Tell every other process that a session (or a user, by tombstone: never the id) was erased."""
         ...
 
     async def aclose(self) -> None: ...
@@ -59,7 +66,10 @@ class LocalLeases:
     async def release(self, lease: Lease) -> None:
         pass
 
-    async def start(self, let_go: LetGo) -> None:
+    async def start(self, let_go: LetGo, erased: Erased | None = None) -> None:
+        pass
+
+    async def announce_erasure(self, tenant: str, session_id: str | None, user: str | None) -> None:
         pass
 
     async def aclose(self) -> None:
@@ -92,6 +102,7 @@ class RedisLeases:
         self._r: Any = redis_client(url)
         self.prefix, self.worker = prefix, uuid.uuid4().hex[:12]
         self.channel = f"{prefix}takeover"
+        self.erasures = f"{prefix}erasures"
         self._take, self._release = self._r.register_script(_TAKE), self._r.register_script(_RELEASE)
         self._refresh = self._r.register_script(_REFRESH)
         self._held: dict[tuple[str, str], Lease] = {}
@@ -126,10 +137,16 @@ class RedisLeases:
         except Exception:  # Redis away: the lease lapses after LEASE_TTL_S
             log.warning("could not release a session lease; it lapses in %.0f s", LEASE_TTL_S)
 
-    async def start(self, let_go: LetGo) -> None:
+    async def start(self, let_go: LetGo, erased: Erased | None = None) -> None:
         await self._beat()
         self._tasks = [asyncio.create_task(self._heartbeat(), name="lease-heartbeat"),
-                       asyncio.create_task(self._listen(let_go), name="lease-takeovers")]
+                       asyncio.create_task(self._listen(let_go, erased), name="lease-takeovers")]
+
+    async def announce_erasure(self, tenant: str, session_id: str | None, user: str | None) -> None:
+        try:
+            await self._r.publish(self.erasures, json.dumps({"tenant": tenant, "session": session_id, "user": user}))
+        except Exception:  # the store's tombstone still refuses their writes; they end at their next one
+            log.warning("could not announce an erasure to the other workers")
 
     async def _beat(self) -> None:
         await self._r.set(f"{self.prefix}worker:{self.worker}", "1", px=int(WORKER_TTL_S * 1000))
@@ -148,13 +165,18 @@ class RedisLeases:
             except Exception:
                 log.warning("session lease heartbeat: Redis unreachable")
 
-    async def _listen(self, let_go: LetGo) -> None:
+    async def _listen(self, let_go: LetGo, erased: Erased | None) -> None:
         while True:
             try:
                 pubsub = self._r.pubsub()
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(self.channel, self.erasures)
                 async for msg in pubsub.listen():
                     if msg.get("type") != "message":
+                        continue
+                    if msg.get("channel") == self.erasures:
+                        if erased is not None:
+                            e = json.loads(msg["data"])
+                            await erased(e["tenant"], e["session"], e["user"])
                         continue
                     tenant, _, session_id = str(msg["data"]).partition("\x00")
                     if (tenant, session_id) in self._held:

@@ -163,3 +163,25 @@ async def test_limits_and_metrics_are_shared_by_two_workers(live_server, redis, 
         assert metric_sum(text, "persona_active_sessions") == 0
         assert metric_sum(text, 'persona_errors_total{code="too_many_sessions"}') == 5
         assert metric_sum(text, 'persona_errors_total{code="rate_limited"}') == 2
+
+
+async def test_erasure_on_one_worker_ends_the_users_live_session_on_another(live_server, redis):
+    """#40: erasing a user (or a session) through one worker ends her live conversation on another at once (Redis
+    pub/sub), and nothing of it is written back (the store's tombstone)."""
+    env = worker_env(live_server, redis)
+    with launch(ARTIFACTS / "erase-a", env) as a, launch(ARTIFACTS / "erase-b", env) as b:
+        ws = await WS.connect(a.ws_url)
+        await ws.start(user_id="ines")
+        assert (await ws.turn("My name is Ines and I feel tired today."))[-1]["type"] == "response.done"
+        other = await WS.connect(a.ws_url)
+        sid = (await other.start())["session_id"]
+        t0 = time.monotonic()
+        assert httpx.delete(f"{b.url}/v1/users/ines", timeout=30).status_code == 200  # through worker B
+        ev = await ws.recv(timeout=10)
+        assert ev["type"] == "error" and ev["code"] == "session_erased", ev
+        assert time.monotonic() - t0 < 5
+        assert httpx.delete(f"{b.url}/v1/sessions/{sid}", timeout=30).status_code == 200
+        assert (await other.recv(timeout=10))["code"] == "session_erased"
+        await asyncio.sleep(1.0)
+        assert httpx.get(f"{a.url}/v1/users/ines/export", timeout=30).status_code == 404
+        assert httpx.get(f"{b.url}/v1/sessions/{sid}", timeout=30).status_code == 404

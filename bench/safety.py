@@ -56,6 +56,7 @@ def main() -> None:
     print(f"idioms the shipped layer reacts to: {len(levels)}/{len(IDIOMS)} {levels}")
     everyday(model, risk)
     probes(model, risk)
+    warning_signs(model, risk)
     lat = []
     for t in data.texts[:200]:
         t0 = time.perf_counter()
@@ -102,6 +103,34 @@ def probes(model, risk) -> None:
     print(f"red-team probes: {len(items) - len(misses)}/{len(items)} get their expected tier")
     for text, expect, lv in misses:
         print(f"  miss: expected {expect}, got {lv}: {text}")
+
+
+def warning_signs(model, risk) -> None:
+    """training/warning_signs (issue #41): per category, the share of each half's examples that get the category's
+    tier (crisis: crisis; caution: caution or crisis), and how many hard negatives get any action."""
+    from agent import assess_texts
+    from training.safety import read_warning_signs
+
+    signs = read_warning_signs()
+    print("warning signs by category (training/warning_signs; target >= 0.90 of the unseen half in every category)")
+    print(f"{'category':<20} {'tier':<8} {'half A':>7} {'half B':>7}   misses (half: got)")
+    totals = {"a": [0, 0], "b": [0, 0]}
+    for name, tier in signs.tiers.items():
+        shares, misses = [], []
+        for h in ("a", "b"):
+            texts = signs.halves[h][name]
+            got = [a.level for a in assess_texts(model, risk, texts)]
+            ok = [lv == "crisis" if tier == "crisis" else lv != "none" for lv in got]
+            shares.append(sum(ok) / len(ok))
+            totals[h][0] += sum(ok)
+            totals[h][1] += len(ok)
+            misses += [f"{h}:{lv}" for lv, hit in zip(got, ok) if not hit]
+        print(f"{name:<20} {tier:<8} {shares[0]:>7.2f} {shares[1]:>7.2f}   {' '.join(misses)}")
+    print(f"{'all categories':<29} {totals['a'][0] / totals['a'][1]:>7.2f} {totals['b'][0] / totals['b'][1]:>7.2f}")
+    for h in ("a", "b"):
+        got = [a.level for a in assess_texts(model, risk, signs.negatives[h])]
+        acted = [(t, lv) for t, lv in zip(signs.negatives[h], got) if lv != "none"]
+        print(f"hard negatives half {h.upper()}: {len(acted)}/{len(got)} get an action {acted}")
 
 
 if __name__ == "__main__":

@@ -202,3 +202,27 @@ def train(args: argparse.Namespace) -> None:
                          "caution_recall_target": args.recall, "crisis_fpr_target": args.fpr,
                          **{f"cv_{k}": round(v, 4) for k, v in cv.items()}}))
     print(f"wrote {out} (crisis >= {t_crisis:.3f}, caution >= {t_caution:.3f})")
+
+
+WARNING_SIGNS = Path(__file__).resolve().parent / "warning_signs"
+
+
+@dataclass(frozen=True)
+class WarningSigns:
+    """training/warning_signs: the categories (name -> tier), and per half (A, B) the examples of each category and
+    the hard negatives. A scorer tuned on one half is reported on the other (issue #41)."""
+
+    tiers: dict[str, str]
+    halves: dict[str, dict[str, list[str]]]  # "a" | "b" -> category -> examples
+    negatives: dict[str, list[str]]  # "a" | "b" -> hard negatives
+
+
+def read_warning_signs(root: Path = WARNING_SIGNS) -> WarningSigns:
+    import yaml
+
+    cats = yaml.safe_load((root / "categories.yaml").read_text())["categories"]
+    halves = {h: yaml.safe_load((root / f"half_{h}.yaml").read_text()) for h in ("a", "b")}
+    for h, examples in halves.items():
+        assert set(examples) == set(cats), f"half {h}: categories differ from categories.yaml"
+    return WarningSigns(tiers={name: c["tier"] for name, c in cats.items()}, halves=halves,
+                        negatives={h: yaml.safe_load((root / f"negatives_{h}.yaml").read_text()) for h in ("a", "b")})

@@ -42,7 +42,7 @@ from perception.face.perceiver import (
 from perception.safety import default_risk_classifier_path, load_risk_classifier
 from perception.text_lexicon import load_lexicon_text_perceiver
 from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
-from perception.voice.audio import decode_file
+from perception.voice.audio import SAMPLE_RATE, decode_file
 from perception.voice.affect import default_voice_affect_path, load_voice_affect, voice_affect_encoder
 from perception.voice.stt import load_stt
 from perception.voice.turn import load_smart_turn
@@ -186,7 +186,7 @@ class Agent:
             raise AnalysisUnavailable("voice is not enabled on this server (PERSONA_VOICE_ENABLED)")
         audio = await self._analysis(decode_file, data, max_seconds)
         if charge is not None:
-            await charge(len(audio) / 16000)
+            await charge(len(audio) / SAMPLE_RATE)
         return await self._analysis(analyze_audio, self.inputs.voice, self.pipeline.reader.model, audio)
 
     async def analyze_face(self, data: bytes, crop: bool = False, explain: bool = False) -> FaceAnalysis:
@@ -272,8 +272,9 @@ class Agent:
     async def delete_user(self, user_id: str, tenant: str) -> int:
         """Erase a user of `tenant`: persona and sessions. Their live conversations end as in delete_session."""
         n = await self.store.delete_user(user_id, tenant)
-        here = await self._end_erased(tenant, None, user_tombstone(tenant, user_id))
-        await self.leases.announce_erasure(tenant, None, user_tombstone(tenant, user_id))
+        tombstone = user_tombstone(tenant, user_id)
+        here = await self._end_erased(tenant, None, tombstone)
+        await self.leases.announce_erasure(tenant, None, tombstone)
         return max(n, 0) + here if n >= 0 or here else -1
 
     async def _end_erased(self, tenant: str, session_id: str | None, user: str | None) -> int:
@@ -433,10 +434,8 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
         llm_cfg = LLMConfig(base_url=engine.base_url, model=cfg.embedded.model_name, api_key=cfg.embedded.api_key,
                             stream_interval_s=cfg.llm_stream_interval_s)
     try:
-        if not llm_cfg.model:
-            llm_cfg = replace(llm_cfg, model=await _first_served_model(llm_cfg))
-        if llm_cfg.context_tokens is None:
-            llm_cfg = replace(llm_cfg, context_tokens=await _served_context(llm_cfg))
+        if not llm_cfg.model or llm_cfg.context_tokens is None:
+            llm_cfg = await _served(llm_cfg)
         text = await asyncio.to_thread(load_text_perceiver, cfg.agent)
         await asyncio.to_thread(text.perceive_batch, ["warm-up", "a second, longer warm-up message"])
         model = text if isinstance(text, TextEmotionModel) else None  # the trained model: risk features, attributions
@@ -530,23 +529,19 @@ async def _probe(base_url: str, api_key: str) -> EndpointHealth:
     return EndpointHealth(root, r.status_code == 200, "answers" if r.status_code == 200 else f"HTTP {r.status_code}")
 
 
-async def _served_context(cfg: LLMConfig) -> int | None:
-    """The served model's context length, as vLLM reports it (max_model_len); None if the server does not say."""
+async def _served(cfg: LLMConfig) -> LLMConfig:
+    """From one GET /models: the model (LLM_MODEL unset: the first the server serves; without it this raises) and its
+    context length, as vLLM reports it (max_model_len; None if the server does not say)."""
     try:
         async with httpx.AsyncClient(timeout=10.0) as client:
             r = await client.get(f"{cfg.base_url}/models", headers={"Authorization": f"Bearer {cfg.api_key}"})
+            r.raise_for_status()
             cards = r.json()["data"]
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        return None
-    for card in cards:
-        if isinstance(card, dict) and card.get("id") == cfg.model and isinstance(card.get("max_model_len"), int):
-            return int(card["max_model_len"])
-    return None
-
-
-async def _first_served_model(cfg: LLMConfig) -> str:
-    """LLM_MODEL unset: use the (first) model the OpenAI-compatible server says it serves."""
-    async with httpx.AsyncClient(timeout=10.0) as client:
-        r = await client.get(f"{cfg.base_url}/models", headers={"Authorization": f"Bearer {cfg.api_key}"})
-        r.raise_for_status()
-        return str(r.json()["data"][0]["id"])
+        if not cfg.model:
+            raise
+        return cfg
+    model = cfg.model or str(cards[0]["id"])
+    context = next((int(c["max_model_len"]) for c in cards if isinstance(c, dict) and c.get("id") == model
+                    and isinstance(c.get("max_model_len"), int)), None)
+    return replace(cfg, model=model, context_tokens=cfg.context_tokens if cfg.context_tokens is not None else context)

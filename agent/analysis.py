@@ -16,7 +16,7 @@ from perception.safety import (
     RiskAssessment, RiskClassifier, default_risk_classifier_path, load_risk_classifier, risk_features,
 )
 from perception.text_model import TextEmotionModel, default_text_model_dir
-from perception.voice.audio import decode_file
+from perception.voice.audio import SAMPLE_RATE, decode_file
 from perception.text_model import load_text_model as _load_text_model
 
 
@@ -74,7 +74,7 @@ def analyze_voice(models: VoiceModels, text_model: TextEmotionModel | None, data
 def analyze_audio(models: VoiceModels, text_model: TextEmotionModel | None, audio: np.ndarray) -> VoiceAnalysis:
     """analyze_voice on decoded audio (float32 mono 16 kHz)."""
     transcript = models.stt.transcribe(audio)
-    step = int(VOICE_WINDOW_S * 16000)
+    step = int(VOICE_WINDOW_S * SAMPLE_RATE)
     windows = [audio[i:i + step] for i in range(0, len(audio), step)]
     if len(windows) > 1 and len(windows[-1]) < step // 10:  # a last sliver joins the window before it
         windows[-2:] = [np.concatenate(windows[-2:])[-step:]]

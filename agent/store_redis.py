@@ -57,9 +57,11 @@ class RedisStore:
     async def save(self, r: SessionRecord, rewrite: int | None = None) -> None:
         t = r.tenant
         skey, mkey = self._k(t, "session", r.id), self._k(t, "messages", r.id)
-        gone = await self._r.mget(self._k(t, "erased_session", r.id),
-                                  self._k(t, "erased_user", user_tombstone(t, r.user_id)) if r.user_id else skey + ":-")
-        if gone[0] is not None or gone[1] is not None and float(gone[1]) >= r.opened_at:
+        tombstones = [self._k(t, "erased_session", r.id)]
+        if r.user_id:
+            tombstones.append(self._k(t, "erased_user", user_tombstone(t, r.user_id)))
+        session_gone, *user_gone = await self._r.mget(*tombstones)
+        if session_gone is not None or user_gone and user_gone[0] is not None and float(user_gone[0]) >= r.opened_at:
             raise SessionErased(r.id)
         # Ask Redis how many messages it holds (not a local count): after a Redis restart or a move from another
         # worker the answer may differ, and the list must still end up complete.

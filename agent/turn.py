@@ -201,8 +201,9 @@ def fold_summary(rec: SessionRecord, history: list[Message], cfg: TurnConfig) ->
 async def render_prompt(p: Pipeline, rec: SessionRecord, profile: AgentProfile, decision: Decision,
                         text: str) -> tuple[Prompt, bool]:
     """The prompt, fitted to the serving model's context with room for the reply: earlier turns give way first, then
-    the user's message is cut to its beginning (True: response.done says so). Counted exactly by the engine only when
-    the byte bound says it might not fit (a long message), so an ordinary turn makes no extra request."""
+    the user's message is cut to its beginning (True: response.done says so). Counted exactly by the engine (vLLM's
+    /tokenize) only when the byte bound says it might not fit: a long message, or on a small-context model (the
+    embedded engine's 4,096) a conversation whose window and system prompt pass that many bytes."""
     recent, summary = fold_summary(rec, rec.history[:-1], p.config)
     prompt = render(profile, decision.controls, recent, text, summary=summary, max_tokens_cap=p.config.max_tokens_cap,
                     temperature=p.config.temperature, controls_at=p.config.controls_at)

@@ -22,13 +22,14 @@ import time
 USER_TOKEN_PREFIX = "ut1."
 
 
-def _b64(data: bytes) -> str:
+def b64url(data: bytes) -> str:
+    """base64url without padding, as the token's parts are written."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def sign_payload(key_digest: bytes, body: str) -> str:
     """The signature of an encoded claims part, keyed with the secret key's SHA-256 digest."""
-    return _b64(hmac.new(key_digest, body.encode(), hashlib.sha256).digest())
+    return b64url(hmac.new(key_digest, body.encode(), hashlib.sha256).digest())
 
 
 def user_token(secret_key: str, user_id: str, ttl_s: float = 3600.0, now: float | None = None) -> str:
@@ -37,5 +38,5 @@ def user_token(secret_key: str, user_id: str, ttl_s: float = 3600.0, now: float 
         raise ValueError("a user id is 1-128 characters")
     digest = hashlib.sha256(secret_key.encode()).digest()
     claims = {"kid": digest.hex()[:16], "sub": user_id, "exp": int((now if now is not None else time.time()) + ttl_s)}
-    body = _b64(json.dumps(claims, separators=(",", ":")).encode())
+    body = b64url(json.dumps(claims, separators=(",", ":")).encode())
     return f"{USER_TOKEN_PREFIX}{body}.{sign_payload(digest, body)}"

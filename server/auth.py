@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from persona_client.tokens import USER_TOKEN_PREFIX, sign_payload
+from persona_client.tokens import USER_TOKEN_PREFIX, b64url, sign_payload
 
 KEY_PREFIXES = ("sk_", "pub_", "pk_")  # pk_: keys made before scopes (secret)
 SUBPROTOCOL = "persona.v1"
@@ -60,10 +60,6 @@ class ApiKey:
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _unb64(text: str) -> bytes:
@@ -167,7 +163,7 @@ class KeyStore:
     def resume_token(self, tenant: str, session_id: str) -> str:
         """What a publishable key must show to resume a session: only session.started hands it out."""
         mac = hmac.new(self._resume_secret, f"{tenant}\x00{session_id}".encode(), hashlib.sha256).digest()
-        return _b64(mac[:24])
+        return b64url(mac[:24])
 
     def resume_ok(self, tenant: str, session_id: str, token: str | None) -> bool:
         return token is not None and hmac.compare_digest(self.resume_token(tenant, session_id), token)

@@ -5,18 +5,13 @@ from its headers), and a body past its cap is cut off at the cap (413), whatever
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.auth import ApiKey, Guard, token_from
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_JSON_BODY_BYTES = 4 * 1024 * 1024  # any JSON route (256 texts of 8,000 characters fit with room to spare)
 PUBLIC_PATHS = ("/v1/schema",)
@@ -27,10 +22,6 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(status_code=413, detail=f"request body over {limit} bytes")
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
 
 
 async def _refuse(send: Send, status: int, detail: str, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
@@ -52,7 +43,7 @@ class Edge:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = _headers(scope)
+        headers = Headers(scope=scope)
         if not self.guard.host_ok(headers.get("host")):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})

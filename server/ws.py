@@ -14,7 +14,7 @@ from agent import (
     ImageBackpressure, InboxFull, InvalidAudio, SessionErased, SessionInUse, SessionStarted, UnknownProfile, UnknownSession, VoiceUnavailable,
 )
 from server.auth import ApiKey, Guard
-from server.limits import SESSION_EVENTS_PER_MIN, Quota
+from server.limits import Quota, bucket_limits
 from server.protocol import (
     MAX_IMAGE_BYTES, AudioFrame, ClientMessage, ControlsOverride, ProtocolError, ResponseAudioPlayed, ResponseCancel, SessionStart, UserAudio,
     UserAudioEnd, UserImage, UserText, is_large, parse_client, to_wire,
@@ -129,9 +129,9 @@ class Connection:
                              "per minute; this one was not processed", retryable=True)
             return
         if self.quota is not None and isinstance(event, SESSION_EVENTS) and not await self.quota.take("session"):
-            await self.error("rate_limited", f"{event.type}: too many session events for this key (at most "
-                             f"{max(self.quota.key.rate_per_min, SESSION_EVENTS_PER_MIN)} a minute); this one was not "
-                             "processed", retryable=True)
+            per_min = round(bucket_limits(self.quota.key, "session")[0] * 60)
+            await self.error("rate_limited", f"{event.type}: too many session events for this key (at most {per_min} a "
+                             "minute); this one was not processed", retryable=True)
             return
         if isinstance(event, SessionStart):
             await self.start(event)

@@ -422,11 +422,9 @@ async def test_the_longest_message_is_answered_within_the_models_context(hostile
 # --- the widget in Chromium, on another origin, with a publishable key and a signed-in user ------------------------------
 
 def test_widget_with_a_publishable_key_and_a_user_token_in_chromium(hostile, tmp_path):
-    import threading
-    from functools import partial
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
     from playwright.sync_api import sync_playwright
+
+    from tests.web.chromium import launch, third_party_site, widget_turn
 
     srv, tok, _, _ = hostile
     host = srv.url.removeprefix("http://")
@@ -437,23 +435,13 @@ def test_widget_with_a_publishable_key_and_a_user_token_in_chromium(hostile, tmp
 <persona-chat endpoint="ws://{host}/v1/chat" key="{tok['pa']}" profile="support_agent" user-id="hana"
   user-token="{signed}"></persona-chat>
 </body></html>""")
-    site = ThreadingHTTPServer(("127.0.0.1", PAGE_PORT), partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
-    threading.Thread(target=site.serve_forever, daemon=True).start()
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                         args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{PAGE_PORT}/index.html")
-            page.wait_for_selector("persona-chat[ready]", timeout=30_000)
-            page.fill("persona-chat input", "Where is my parcel?")
-            page.press("persona-chat input", "Enter")
-            page.wait_for_selector("persona-chat li.assistant[data-done]", timeout=120_000)
-            assert page.inner_text("persona-chat li.assistant").strip()
-            assert not page.query_selector_all("persona-chat li.error")
-            browser.close()
-    finally:
-        site.shutdown()
+    with third_party_site(tmp_path, PAGE_PORT) as url, sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page()
+        widget_turn(page, url, "Where is my parcel?")
+        assert page.inner_text("persona-chat li.assistant").strip()
+        assert not page.query_selector_all("persona-chat li.error")
+        browser.close()
     with httpx.Client(base_url=srv.url, timeout=30) as http:
         # the page's key reads nothing; the operator's secret key finds Hana's conversation stored under her
         assert http.get("/v1/users/hana/export", headers=bearer(tok["pa"])).status_code == 403

@@ -4,9 +4,6 @@ widget embedded in a plain page on another origin. Screenshots go to tests/artif
 from __future__ import annotations
 
 import shutil
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
@@ -17,18 +14,10 @@ import soundfile as sf
 from perception.face.detect import load_face_detector
 from tests.audio import espeak, silence
 from tests.conftest import ARTIFACTS, SHARED, THIRD_PARTY_PORT
+from tests.web.chromium import launch, third_party_site, widget_turn
 
 pytestmark = pytest.mark.llm
-CHROMIUM = "/usr/bin/chromium"
 SCREENS = ARTIFACTS / "screens"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-
-
-def _launch(pw, extra: list[str] | None = None):
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian chromium is not installed (apt-get install chromium; .ci/run does it)")
-    return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS + (extra or []))
 
 
 def _demo_page(pw, url: str, wav: Path, y4m: Path | None = None, boxes: tuple[str, ...] = ("#consent-voice",)):
@@ -38,7 +27,7 @@ def _demo_page(pw, url: str, wav: Path, y4m: Path | None = None, boxes: tuple[st
             f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required"]
     if y4m is not None:
         args.append(f"--use-file-for-fake-video-capture={y4m}")
-    browser = _launch(pw, args)
+    browser = launch(pw, args)
     page = browser.new_context(permissions=["microphone"] + (["camera"] if y4m is not None else [])).new_page()
     page.goto(url + "/")
     for box in boxes:
@@ -57,7 +46,7 @@ def pw():
 
 
 def test_demo_page_typed_turn_streams_a_reply(live_server, pw):
-    browser = _launch(pw)
+    browser = launch(pw)
     page = browser.new_page()
     page.goto(live_server.url + "/")
     page.click("#connect")
@@ -134,20 +123,12 @@ def test_widget_on_a_third_party_page(live_server, pw, tmp_path):
 <script type="module" src="http://{host}/static/widget.js"></script>
 <persona-chat endpoint="ws://{host}/v1/chat" profile="support_agent"></persona-chat>
 </body></html>""")
-    site = ThreadingHTTPServer(("127.0.0.1", THIRD_PARTY_PORT), partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
-    threading.Thread(target=site.serve_forever, daemon=True).start()
-    try:
-        browser = _launch(pw)
+    with third_party_site(tmp_path, THIRD_PARTY_PORT) as url:
+        browser = launch(pw)
         page = browser.new_page()
-        page.goto(f"http://127.0.0.1:{THIRD_PARTY_PORT}/index.html")
-        page.wait_for_selector("persona-chat[ready]", timeout=30_000)
-        page.fill("persona-chat input", "My order has not arrived yet.")
-        page.press("persona-chat input", "Enter")
-        page.wait_for_selector("persona-chat li.assistant[data-done]", timeout=120_000)
+        widget_turn(page, url, "My order has not arrived yet.")
         assert page.inner_text("persona-chat li.user") == "My order has not arrived yet."
         assert page.inner_text("persona-chat li.assistant").strip()
         assert "reading you as" in page.inner_text("persona-chat .mood")
         page.screenshot(path=str(SCREENS / "widget-third-party.png"), full_page=True)
         browser.close()
-    finally:
-        site.shutdown()

@@ -40,6 +40,7 @@ from perception.face.perceiver import (
     FacePerceiver, KerasFacePerceiver, default_deepface_weights, load_deepface_perceiver, load_keras_face_perceiver,
 )
 from perception.safety import default_risk_classifier_path, load_risk_classifier
+from perception.warning_signs import default_warning_sign_model_path, load_warning_sign_model
 from perception.text_lexicon import load_lexicon_text_perceiver
 from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
 from perception.voice.audio import SAMPLE_RATE, decode_file
@@ -440,7 +441,8 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
         await asyncio.to_thread(text.perceive_batch, ["warm-up", "a second, longer warm-up message"])
         model = text if isinstance(text, TextEmotionModel) else None  # the trained model: risk features, attributions
         risk = load_risk_classifier(default_risk_classifier_path()) if model is not None else None
-        reader = TextReader(text, model, risk, load_language_id())
+        signs = load_warning_sign_model(default_warning_sign_model_path()) if model is not None else None
+        reader = TextReader(text, model, risk, load_language_id(), signs)
         voice = await asyncio.to_thread(load_voice_models, cfg.agent) if cfg.agent.voice_enabled else None
         face = await asyncio.to_thread(load_face_perceiver, cfg.agent) if cfg.agent.face_enabled else None
         tts = await asyncio.to_thread(load_synthesizer) if cfg.agent.tts_enabled else None

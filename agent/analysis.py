@@ -18,6 +18,8 @@ from perception.safety import (
 from perception.text_model import TextEmotionModel, default_text_model_dir
 from perception.voice.audio import SAMPLE_RATE, decode_file
 from perception.text_model import load_text_model as _load_text_model
+from perception.warning_signs import (WarningSignModel, default_warning_sign_model_path, load_warning_sign_model,
+                                      read_messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +97,18 @@ def load_risk_model() -> RiskClassifier:
     return load_risk_classifier(default_risk_classifier_path())
 
 
-def assess_texts(model: TextEmotionModel, risk: RiskClassifier, texts: Sequence[str]) -> list[RiskAssessment]:
-    """The same decision the live safety layer makes, for many messages (one text-model pass per batch)."""
+def load_warning_signs() -> WarningSignModel:
+    return load_warning_sign_model(default_warning_sign_model_path())
+
+
+def assess_texts(model: TextEmotionModel, risk: RiskClassifier, texts: Sequence[str],
+                 signs: WarningSignModel | None = None) -> list[RiskAssessment]:
+    """The same decision the live safety layer makes, for many messages (one text-model pass per batch, and one for
+    the sentences of multi-sentence messages when `signs` reads them)."""
     if not texts:
         return []
-    return risk.assess_batch(texts, risk_features(model, texts))
+    features = risk_features(model, texts)
+    return risk.assess_batch(texts, features, read_messages(signs, model, texts, features) if signs else None)
 
 
 @dataclass(frozen=True, slots=True)

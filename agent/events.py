@@ -181,6 +181,8 @@ class SafetyEvent:
     model: str
     language: str | None = None  # the message's language as identified (ISO 639-1), when it was identified
     language_screened: bool = True  # false: no explicit-phrase rules for that language
+    category: str | None = None  # the warning-sign category read by meaning (training/warning_signs/categories.yaml)
+    read_with_turn: int | None = None  # the level came from reading the message joined to this earlier user turn
 
 
 @dataclass(frozen=True, slots=True)

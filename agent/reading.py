@@ -11,6 +11,7 @@ from perception import ModalitySignal
 from perception.language import LanguageGuess, LanguageId
 from perception.safety import RiskAssessment, RiskClassifier, risk_features, rules_only
 from perception.text_model import TextEmotionModel
+from perception.warning_signs import WarningSignModel, read_messages
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +34,19 @@ class TextReading:
 
 class TextReader:
     """Many sessions' messages at once (the micro-batcher's batch): one forward pass of the trained text model gives
-    each message's emotion signal and the features the crisis classifier scores, as one matrix. The explicit-phrase
-    rules need no model: if the model fails, every message of the batch is still screened by them.
+    each message's emotion signal and the features the crisis classifier and the warning-sign scorer read, as one
+    matrix (the sentences of multi-sentence messages take one more batched pass). The explicit-phrase rules need no
+    model: if the model fails, every message of the batch is still screened by them.
 
     `model` is the trained text model when it is the perceiver (None with the lexicon perceiver: then the risk is the
     rules alone, and there are no attributions)."""
 
     def __init__(self, perceiver: TextPerceiver, model: TextEmotionModel | None, risk: RiskClassifier | None,
-                 language: LanguageId | None = None) -> None:
+                 language: LanguageId | None = None, signs: WarningSignModel | None = None) -> None:
         self.perceiver, self.model, self.language = perceiver, model, language
         self.risk = risk if model is not None else None
-        self.risk_name = f"rules+{self.risk.name}" if self.risk is not None else "rules"
+        self.signs = signs if self.risk is not None else None
+        self.risk_name = "+".join(["rules"] + [m.name for m in (self.risk, self.signs) if m is not None])
 
     @property
     def name(self) -> str:
@@ -58,7 +61,9 @@ class TextReader:
             t0 = time.perf_counter()
             probs, pooled = self.model.forward(texts)
             signals = self.model.signals(texts, probs, pooled, (time.perf_counter() - t0) * 1000)
-            risks = self.risk.assess_batch(texts, risk_features(self.model, texts, probs, pooled))
+            features = risk_features(self.model, texts, probs, pooled)
+            signs = read_messages(self.signs, self.model, texts, features) if self.signs is not None else None
+            risks = self.risk.assess_batch(texts, features, signs)
             return [TextReading(s, r, g) for s, r, g in zip(signals, risks, langs)]
         except Exception:  # the model failed: the rules still screen every message, the reply goes on without emotion
             log.exception("text perception failed on a batch of %d", len(texts))

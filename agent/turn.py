@@ -118,6 +118,23 @@ async def perceive(p: Pipeline, turn: UserTurn, face: ModalitySignal | None) -> 
     return Perceived(text=text, risk=reading.risk, language=reading.language, signals=signals, announce=tuple(announce))
 
 
+async def read_in_context(p: Pipeline, rec: SessionRecord, perceived: Perceived, turn: int) -> Perceived:
+    """The conversation counts (#41): right after a message read at caution, a farewell or giving things away (a
+    caution alone) is a crisis ("nothing will ever get better" then "thanks for everything, take care"), and the
+    message is read again joined to that earlier one: a crisis in the two together is a crisis. Only ever raises the
+    level; the message's own reading stands otherwise."""
+    if perceived.risk.level == "crisis" or turn < 2 or rec.safe_mode.caution_turn != turn - 1:
+        return perceived
+    signs = p.reader.signs
+    if signs is not None and signs.escalates(perceived.risk.category):
+        return replace(perceived, risk=replace(perceived.risk, level="crisis", read_with_turn=turn - 1))
+    users = [m.content for m in rec.history if m.role == "user"]
+    joint, _ = await p.batcher.submit(f"{users[-2]}\n{users[-1]}")
+    if joint.risk.level != "crisis":
+        return perceived
+    return replace(perceived, risk=replace(joint.risk, read_with_turn=turn - 1))
+
+
 # --- 2. screen: what the safety layer does about the risk it read ---------------------------------------------------
 
 def screen(risk: RiskAssessment, model: str, session_id: str, language: LanguageGuess | None = None) -> SafetyEvent | None:
@@ -132,10 +149,12 @@ def screen(risk: RiskAssessment, model: str, session_id: str, language: Language
         return SafetyEvent(risk=False, level="none", score=risk.score, rule=None, action="language_unsupported",
                            model=model, language=lang, language_screened=False)
     action = "crisis_reply" if risk.level == "crisis" else "caution_prompt"
-    log.warning("safety layer: %s in session %s (score %.3f, rule %s)", action, session_id, risk.score, bool(risk.rule))
+    log.warning("safety layer: %s in session %s (score %.3f, rule %s, category %s)", action, session_id, risk.score,
+                bool(risk.rule), risk.category)
     SAFETY.labels(action).inc()
     return SafetyEvent(risk=True, level="crisis" if risk.level == "crisis" else "caution", score=risk.score,
-                       rule=risk.rule, action=action, model=model, language=lang, language_screened=screened)
+                       rule=risk.rule, action=action, model=model, language=lang, language_screened=screened,
+                       category=risk.category, read_with_turn=risk.read_with_turn)
 
 
 # --- 3. fuse, 4. track, 5. decide -----------------------------------------------------------------------------------
@@ -151,7 +170,8 @@ def track(p: Pipeline, persona: PersonaState, percept: FusedPercept, text: str) 
 
 def decide(p: Pipeline, rec: SessionRecord, profile: AgentProfile, risk: RiskAssessment) -> Decision:
     return p.policy.decide(rec.persona, profile.base, rec.overrides, profile.limits,
-                           RiskInput(level=risk.level, score=risk.score, rule=risk.rule, safe_mode=rec.safe_mode))
+                           RiskInput(level=risk.level, score=risk.score, rule=risk.rule, safe_mode=rec.safe_mode,
+                                     category=risk.category))
 
 
 def sticky(rec: SessionRecord, risk: RiskAssessment, turn: int) -> SafetyEvent | None:
@@ -162,7 +182,8 @@ def sticky(rec: SessionRecord, risk: RiskAssessment, turn: int) -> SafetyEvent |
     log.warning("safety layer: safe mode %s in session %s (turn %d)", change, rec.id, turn)
     SAFETY.labels(f"safe_mode_{change}").inc()
     return SafetyEvent(risk=change == "entered", level="crisis" if change == "entered" else "none", score=risk.score,
-                       rule=risk.rule, action=f"safe_mode_{change}", model="safe-mode")
+                       rule=risk.rule, action=f"safe_mode_{change}", model="safe-mode",
+                       category=risk.category if change == "entered" else None)
 
 
 # --- 6. render: the recent window, the summary of what fell out of it, the controls --------------------------------
@@ -346,10 +367,11 @@ class Turn:
         # Screened first: the text read (emotion and risk in one pass; the phrase rules need no model) runs before
         # anything else can fail, so a crisis is answered even with the store or the LLM down.
         perceived = await perceive(p, user, self.face)
+        turn = sum(1 for m in rec.history if m.role == "user")
+        perceived = await read_in_context(p, rec, perceived, turn)
         marks["perceived"] = time.perf_counter()
         if (safety := screen(perceived.risk, p.reader.risk_name, rec.id, perceived.language)) is not None:
             await emit(safety)
-        turn = sum(1 for m in rec.history if m.role == "user")
         if (mode := sticky(rec, perceived.risk, turn)) is not None:
             await emit(mode)
             if p.webhook is not None:
@@ -530,7 +552,8 @@ def explanation(perceived: Perceived, percept: FusedPercept, rec: SessionRecord,
         "why": [f.why for f in decision.fired],
         "controls": decision.controls.as_dict(),
         "sampling": prompt.sampling.as_dict(),
-        "safety": {"level": risk.level, "score": risk.score, "rule": risk.rule, "mode": decision.controls.safety_mode,
+        "safety": {"level": risk.level, "score": risk.score, "rule": risk.rule, "category": risk.category,
+                   "read_with_turn": risk.read_with_turn, "mode": decision.controls.safety_mode,
                    "safe_mode": rec.safe_mode.as_dict()},
         "summary": (f"This turn {read}; over the conversation you seem {persona.dominant_emotion}. "
                     f"Rules fired: {', '.join(rules) if rules else 'none'}; so the reply used the strategy "

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from agent import FaceAnalysis, ImageError, InvalidAudio, TextAnalysis, analyze_face, load_face_perceiver, assess_texts, load_risk_model, VoiceAnalysis, analyze_texts, analyze_voice, load_text_model, load_voice_models
+from agent import FaceAnalysis, ImageError, InvalidAudio, TextAnalysis, analyze_face, load_face_perceiver, assess_texts, load_risk_model, load_warning_signs, VoiceAnalysis, analyze_texts, analyze_voice, load_text_model, load_voice_models
 from cli.batchfiles import InputFileError, read_messages
 from server.results import face_result, text_result, voice_result
 
@@ -26,14 +26,14 @@ def run_safety(files: Sequence[Path], output: Path | None, threads: int) -> int:
     if batches is None:
         return 2
     model = load_text_model(None, threads=threads)
-    risk = load_risk_model()
+    risk, signs = load_risk_model(), load_warning_signs()
     out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout
     try:
         for messages in batches:
             for s in range(0, len(messages), 256):
-                for text, r in zip(messages[s:s + 256], assess_texts(model, risk, messages[s:s + 256])):
-                    out.write(json.dumps({"text": text, "risk": r.risk, "level": r.level, "score": r.score, "rule": r.rule},
-                                         ensure_ascii=False) + "\n")
+                for text, r in zip(messages[s:s + 256], assess_texts(model, risk, messages[s:s + 256], signs)):
+                    out.write(json.dumps({"text": text, "risk": r.risk, "level": r.level, "score": r.score, "rule": r.rule,
+                                          "category": r.category}, ensure_ascii=False) + "\n")
     finally:
         if output:
             out.close()

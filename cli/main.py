@@ -1,7 +1,7 @@
 """The `persona-agent` command line: one object per subcommand, each declaring its arguments and how it runs.
 
 serve · keys create|list|revoke · forget · chat · schema · analyze text|safety|voice|face ·
-train text|safety|face|fusion|adapter|deepface|voice · eval fusion|replies
+train text|safety|warning-signs|face|fusion|adapter|deepface|voice · eval fusion|replies
 """
 from __future__ import annotations
 
@@ -338,6 +338,8 @@ TRAIN = Group("train", "train a shipped model", [
          "training.text:train"),
     Lazy("safety", "fit the crisis-risk classifier on shared/data/crisis, report out-of-fold figures",
          training_args.add_safety_arguments, "training.safety:train"),
+    Lazy("warning-signs", "fit the warning-sign scorer on training/warning_signs (halves A and B), thresholds out of fold",
+         training_args.add_warning_sign_arguments, "training.warning_signs:train"),
     Lazy("face", "train the facial-expression CNN on FER-2013 (Keras 3, torch backend)", training_args.add_face_arguments,
          "training.face:train"),
     Lazy("fusion", "train the gated fusion network on cross-dataset triplets", training_args.add_fusion_arguments,

@@ -14,13 +14,16 @@ import re
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from perception.text_model import GOEMOTIONS, TextEmotionModel
+
+if TYPE_CHECKING:
+    from perception.warning_signs import SignReading
 
 _EXPLICIT = [
     r"\b(kill|hang|shoot|drown|poison|hurt|harm|cut|off)\s+(my\s*self|myself|myslef|myeslf)\b",
@@ -119,6 +122,16 @@ _WARNING = [
     r"\bnothing\s+matters\s+any\s*more\b",
     r"\b(given|give|gave|giving)\s+up\s+on\s+(life|everything|myself)\b",
 ]
+# Someone else's risk, told by a person worried about them ("my friend has been thinking about ending her life"):
+# a warning sign read by meaning in such a message makes a caution (a careful reply that points the helper to
+# support), never the fixed crisis reply meant for the user's own risk.
+_OTHERS_RISK = [
+    r"\b(end|ending|ended|take|taking|took)\s+(his|her|their)\s+(own\s+)?li(fe|ves)\b",
+    r"\b(kill|killing|hurt|hurting|harm|harming|cut|cutting)\s+(himself|herself|themselves|themself)\b",
+    r"\b(he|she|they|friend|brother|sister|son|daughter|mum|mom|dad|father|mother|partner|wife|husband)\s+"
+    r"(\w+\s+){0,3}(wants?|wanted|is\s+going|was\s+going|keeps?\s+saying\s+(he|she|they)\s+wants?)\s+to\s+die\b",
+]
+_OTHERS_RISK_RE = re.compile("|".join(_OTHERS_RISK), re.I)
 _EXPLICIT_RE = re.compile("|".join(_EXPLICIT + [p for ps in _EXPLICIT_OTHER.values() for p in ps]), re.I)
 _IDIOM_RE = re.compile("|".join(_IDIOMS), re.I)
 _NOT_OWN_RISK_RE = re.compile("|".join(_NOT_OWN_RISK), re.I)
@@ -137,6 +150,8 @@ class RiskAssessment:
     score: float  # in [0, 1]
     rule: str | None  # the phrase rule that matched, if any: an explicit phrase (crisis) or a warning sign (caution)
     latency_ms: float
+    category: str | None = None  # the warning-sign category read by meaning (perception/warning_signs.py), if any
+    read_with_turn: int | None = None  # set by the turn when the level came from reading it joined to that turn
 
     @property
     def risk(self) -> bool:
@@ -202,24 +217,29 @@ class LexicalRisk:
         return float(self.score_batch([text])[0])
 
     def score_batch(self, texts: Sequence[str]) -> np.ndarray:
-        """[N] probabilities: the terms are counted per message, then weighted, normalised and scored for the whole
-        batch as one sparse computation (a message with no known term scores the bias)."""
-        rows: list[int] = []
-        cols: list[int] = []
-        counts: list[int] = []
-        vocab = self.vocab
-        for r, text in enumerate(texts):
-            for term, c in Counter(t for t in lexical_terms(text) if t in vocab).items():
-                rows.append(r)
-                cols.append(vocab[term])
-                counts.append(c)
-        n = len(texts)
-        row, col = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
-        w = (1.0 + np.log(np.asarray(counts, np.float64))) * self.idf[col]
-        norm = np.sqrt(np.bincount(row, w * w, minlength=n))
-        dot = np.bincount(row, w * self.coef[col], minlength=n)
-        z = np.divide(dot, norm, out=np.zeros(n), where=norm > 0) + self.bias
+        """[N] probabilities, the whole batch as one sparse computation (a message with no known term scores the
+        bias)."""
+        row, col, w = tfidf_rows(texts, self.vocab, self.idf)
+        z = np.bincount(row, w * self.coef[col], minlength=len(texts)) + self.bias
         return 1.0 / (1.0 + np.exp(-z))
+
+
+def tfidf_rows(texts: Sequence[str], vocab: dict[str, int], idf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sublinear, L2-normalised TF-IDF of `lexical_terms` (scikit-learn's TfidfVectorizer with sublinear_tf=True,
+    recomputed from a stored vocabulary and idf weights) as a sparse [N, V] matrix's (rows, columns, values): the
+    terms are counted per message, then weighted and normalised for the whole batch at once."""
+    rows: list[int] = []
+    cols: list[int] = []
+    counts: list[int] = []
+    for r, text in enumerate(texts):
+        for term, c in Counter(t for t in lexical_terms(text) if t in vocab).items():
+            rows.append(r)
+            cols.append(vocab[term])
+            counts.append(c)
+    row, col = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    w = (1.0 + np.log(np.asarray(counts, np.float64))) * idf[col]
+    norm = np.sqrt(np.bincount(row, w * w, minlength=len(texts)))
+    return row, col, w / norm[row] if len(row) else w
 
 
 @dataclass(frozen=True)
@@ -246,17 +266,21 @@ class RiskClassifier:
     def assess(self, text: str, features: np.ndarray) -> RiskAssessment:
         return self.assess_batch([text], features[None])[0]
 
-    def assess_batch(self, texts: Sequence[str], features: np.ndarray) -> list[RiskAssessment]:
-        """N messages and their [N, F] features (`risk_features`) → N assessments, scored as one matrix."""
+    def assess_batch(self, texts: Sequence[str], features: np.ndarray,
+                     signs: Sequence[SignReading] | None = None) -> list[RiskAssessment]:
+        """N messages, their [N, F] features (`risk_features`) and, when the scorer by meaning read them, their N
+        warning signs → N assessments, scored as one matrix."""
         t0 = time.perf_counter()
         scores = self.score(features, list(texts))
         ms = (time.perf_counter() - t0) * 1000 / max(1, len(texts))
         out = []
-        for text, s, feats in zip(texts, scores.tolist(), features):
-            level, rule = decide_level(text, s, feats[-28:], self.crisis_threshold, self.caution_threshold)
+        for i, (text, s, feats) in enumerate(zip(texts, scores.tolist(), features)):
+            sign = signs[i] if signs is not None else None
+            level, rule = decide_level(text, s, feats[-28:], self.crisis_threshold, self.caution_threshold, sign)
             explicit = level == "crisis" and rule is not None
+            category = sign.category if sign is not None and level != "none" else None
             out.append(RiskAssessment(level=level, score=round(max(s, 0.99) if explicit else s, 4), rule=rule,
-                                      latency_ms=ms))
+                                      latency_ms=ms, category=category))
         return out
 
 
@@ -280,18 +304,23 @@ def positive_message(probs: np.ndarray) -> bool:
 
 
 def decide_level(text: str, score: float, probs: np.ndarray, crisis_threshold: float,
-                 caution_threshold: float) -> tuple[RiskLevel, str | None]:
+                 caution_threshold: float, sign: SignReading | None = None) -> tuple[RiskLevel, str | None]:
     """The safety layer's decision for one message, and the phrase rule behind it (served, and replayed out-of-fold
-    by `train safety` and bench/safety.py): an explicit phrase or a learned score over the crisis threshold is a
-    crisis; a warning sign, or a learned score over the caution threshold on a message that is neither mostly
-    positive (`probs`: the text model's 28 probabilities) nor laughing, is caution. A learned score past halfway
-    from the caution to the crisis threshold is caution whatever the tone: a cheerful or joking first read does not
-    wave off a post that reads as strongly at risk ("I will do it tonight. I'm relieved.")."""
+    by `train safety` and bench/safety.py): an explicit phrase, a learned score over the crisis threshold or a
+    crisis-tier warning sign read by meaning (`sign`, perception/warning_signs.py) is a crisis; a caution-tier
+    warning sign, a warning-sign phrase, or a learned score over the caution threshold on a message that is neither
+    mostly positive (`probs`: the text model's 28 probabilities) nor laughing, is caution. A learned score past
+    halfway from the caution to the crisis threshold is caution whatever the tone: a cheerful or joking first read
+    does not wave off a post that reads as strongly at risk ("I will do it tonight. I'm relieved.")."""
     rule = explicit_phrase(text)
-    if rule is not None or score >= crisis_threshold:
+    if sign is not None and sign.tier == "crisis" and _OTHERS_RISK_RE.search(text):
+        sign = replace(sign, tier="caution")  # someone else's risk (see _OTHERS_RISK)
+    if rule is not None or score >= crisis_threshold or (sign is not None and sign.tier == "crisis"):
         return "crisis", rule
-    if (sign := warning_sign(text)) is not None:
-        return "caution", sign
+    if sign is not None and sign.tier == "caution":
+        return "caution", None
+    if (phrase := warning_sign(text)) is not None:
+        return "caution", phrase
     if score >= caution_threshold and (score >= (caution_threshold + crisis_threshold) / 2
                                        or not (positive_message(probs) or laughing(text))):
         return "caution", None

@@ -63,6 +63,7 @@ class RiskInput:
     score: float
     rule: str | None
     safe_mode: SafeMode | None = None  # the session's sticky safe mode (after a crisis), if active
+    category: str | None = None  # the warning-sign category read by meaning, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +106,11 @@ class Policy:
         if risk is not None and risk.level == "crisis":
             values.update(safety_mode="crisis", empathy=1.0, warmth=1.0, assertiveness=0.3, pace=0.2,
                           strategy="Affirmation and Reassurance")
-            fired.append(RuleFiring(rule="safety_layer", inputs={"risk_score": risk.score, "rule": risk.rule},
-                                    set={"safety_mode": "crisis"}, why="Crisis or self-harm risk: fixed supportive reply "
-                                    "with crisis resources; no free generation."))
+            fired.append(RuleFiring(rule="safety_layer", inputs={"risk_score": risk.score, "rule": risk.rule,
+                                                                 "category": risk.category},
+                                    set={"safety_mode": "crisis"}, why="Crisis or self-harm risk"
+                                    + (f" (warning sign: {risk.category.replace('_', ' ')})" if risk.category else "")
+                                    + ": fixed supportive reply with crisis resources; no free generation."))
         elif risk is not None and risk.safe_mode is not None and risk.safe_mode.active:
             values.update(safety_mode="safe", empathy=1.0, warmth=0.9, assertiveness=0.2, pace=0.3,
                           strategy="Affirmation and Reassurance")
@@ -119,11 +122,13 @@ class Policy:
                           strategy="Affirmation and Reassurance")
             fired.append(RuleFiring(
                 rule="safety_caution_carried" if carried else "safety_caution",
-                inputs={"risk_score": risk.score, **({"caution_turn": risk.safe_mode.caution_turn}
-                                                     if carried and risk.safe_mode is not None else {})},
+                inputs={"risk_score": risk.score, "category": risk.category,
+                        **({"caution_turn": risk.safe_mode.caution_turn} if carried and risk.safe_mode is not None else {})},
                 set={"safety_mode": "caution"},
                 why=("The previous message read as possible distress: the careful reply holds for this turn too."
-                     if carried else "Possible distress: careful reply that points to people and services who can help.")))
+                     if carried else "Possible distress"
+                     + (f" (warning sign: {risk.category.replace('_', ' ')})" if risk.category else "")
+                     + ": careful reply that points to people and services who can help.")))
         controls = base.with_values(values)
         applied, rejected = apply_overrides(overrides or {}, limits)
         if applied and controls.safety_mode not in ("crisis", "safe"):

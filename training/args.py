@@ -63,6 +63,16 @@ def add_face_arguments(p: argparse.ArgumentParser) -> None:
                    help="share of FER-2013 train held out to pick the epoch (0: pick on public test, as before)")
 
 
+def add_warning_sign_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=str(ROOT / "perception" / "models" / "warning_signs.npz"))
+    p.add_argument("--everyday", default=str(SHARED / "goemotions"), help="GoEmotions folder: ordinary messages")
+    p.add_argument("--everyday-n", type=int, default=6000, help="GoEmotions train comments added as ordinary messages")
+    p.add_argument("--c", type=float, default=16.0, help="inverse L2 strength")
+    p.add_argument("--lexical-weight", type=float, default=2.0, help="scale of the TF-IDF view against the embedding view")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--report-only", action="store_true", help="fit on each half and print its thresholds; write nothing")
+
+
 def add_safety_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=str(SHARED / "crisis"))
     p.add_argument("--out", default=str(ROOT / "perception" / "models" / "crisis_risk.npz"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 import argparse
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from perception.safety import decide_level, explicit_phrase, lexical_terms
 from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
+from perception.warning_signs import SignReading
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,33 @@ def fit(x: np.ndarray, texts: list[str], y: np.ndarray, cfg: Settings, extra: Ev
     return Fitted(emb, vec, lex, cfg.weight)
 
 
+Signs = Sequence[SignReading] | None
+
+
+def _sign(signs: Signs, i: int) -> SignReading | None:
+    return signs[i] if signs is not None else None
+
+
+def read_signs(model: TextEmotionModel, texts: list[str]) -> list[SignReading] | None:
+    """The shipped warning-sign scorer's reading of each message (None when it has not been trained yet): it trains
+    on training/warning_signs only, so its readings of other sets are out of sample."""
+    from perception.warning_signs import default_warning_sign_model_path, load_warning_sign_model, read_messages
+
+    if not default_warning_sign_model_path().exists():
+        return None
+    signs = load_warning_sign_model(default_warning_sign_model_path())
+    out: list[SignReading] = []
+    for s in range(0, len(texts), 64):
+        out += read_messages(signs, model, texts[s:s + 64], features(model, texts[s:s + 64]))
+    return out
+
+
+def caught(texts: list[str], signs: Signs) -> np.ndarray:
+    """[N] whether the rules alone make a crisis of each message: an explicit phrase or a crisis-tier warning sign."""
+    return np.array([explicit_phrase(t) is not None or (s is not None and s.tier == "crisis")
+                     for i, t in enumerate(texts) for s in [_sign(signs, i)]])
+
+
 def oof_scores(x: np.ndarray, texts: list[str], y: np.ndarray, cfg: Settings, seed: int,
                extra: Everyday | None = None) -> np.ndarray:
     """Out-of-fold scores: thresholds set on these hold on new data; in-sample scores would be overconfident."""
@@ -120,15 +149,16 @@ def oof_scores(x: np.ndarray, texts: list[str], y: np.ndarray, cfg: Settings, se
 
 
 def caution_for_recall(scores: np.ndarray, y: np.ndarray, texts: list[str], probs: np.ndarray, t_crisis: float,
-                       recall: float) -> float:
+                       recall: float, signs: Signs = None) -> float:
     """The highest caution threshold at which the served decision (`decide_level`: rules, crisis threshold, warning
     signs, and the learned caution dropped on positive or laughing messages) flags at least `recall` of the
     positives. Picking it on the raw scores instead would let the suppressions eat into the recall afterwards."""
     risk = np.flatnonzero(y == 1)
-    flagged = np.array([decide_level(texts[i], float(scores[i]), probs[i], t_crisis, np.inf)[0] != "none" for i in risk])
+    flagged = np.array([decide_level(texts[i], float(scores[i]), probs[i], t_crisis, np.inf, _sign(signs, i))[0] != "none"
+                        for i in risk])
     # Which of the others a caution threshold can reach: those the suppressions leave to the learned score.
-    reachable = np.array([decide_level(texts[i], float(scores[i]), probs[i], t_crisis, -np.inf)[0] != "none"
-                          for i in risk]) & ~flagged
+    reachable = np.array([decide_level(texts[i], float(scores[i]), probs[i], t_crisis, -np.inf, _sign(signs, i))[0]
+                          != "none" for i in risk]) & ~flagged
     need = int(np.ceil(recall * len(risk))) - int(flagged.sum())
     cand = np.sort(scores[risk][reachable])[::-1]
     if need <= 0:
@@ -137,21 +167,23 @@ def caution_for_recall(scores: np.ndarray, y: np.ndarray, texts: list[str], prob
 
 
 def thresholds(x: np.ndarray, texts: list[str], y: np.ndarray, rules: np.ndarray, cfg: Settings, recall: float,
-               fpr: float, seed: int, extra: Everyday | None = None) -> tuple[float, float]:
-    """(crisis, caution) thresholds from out-of-fold scores: crisis for `fpr` on the messages the rules do not
-    already catch; caution for `recall` of the served decision (`caution_for_recall`)."""
+               fpr: float, seed: int, extra: Everyday | None = None, signs: Signs = None) -> tuple[float, float]:
+    """(crisis, caution) thresholds from out-of-fold scores: crisis for `fpr` on the messages the rules (explicit
+    phrases and crisis-tier warning signs) do not already catch; caution for `recall` of the served decision
+    (`caution_for_recall`)."""
     s = oof_scores(x, texts, y, cfg, seed, extra)
     keep = ~rules
     t_crisis = threshold_for_fpr(s[keep], y[keep], fpr)
-    return t_crisis, caution_for_recall(s, y, texts, x[:, -28:], t_crisis, recall)
+    return t_crisis, caution_for_recall(s, y, texts, x[:, -28:], t_crisis, recall, signs)
 
 
 def cross_validate(data: CrisisSet, x: np.ndarray, cfg: Settings, recall: float, fpr: float,
-                   repeats: int = 3, extra: Everyday | None = None) -> dict[str, float]:
-    """Nested: outer 5-fold for the figures; thresholds from an inner out-of-fold pass on the training folds only."""
+                   repeats: int = 3, extra: Everyday | None = None, signs: Signs = None) -> dict[str, float]:
+    """Nested: outer 5-fold for the figures; thresholds from an inner out-of-fold pass on the training folds only.
+    `signs`: the warning signs the scorer by meaning reads in each message (it never trains on this set)."""
     from sklearn.model_selection import StratifiedKFold
 
-    rules = np.array([explicit_phrase(t) is not None for t in data.texts])
+    rules = caught(data.texts, signs)
     kinds = np.array(data.kind)
     res: dict[str, list[float]] = {}
     for r in range(repeats):
@@ -160,10 +192,11 @@ def cross_validate(data: CrisisSet, x: np.ndarray, cfg: Settings, recall: float,
         for tr, te in StratifiedKFold(5, shuffle=True, random_state=r).split(x, data.y):
             tr_texts = [data.texts[i] for i in tr]
             t_crisis, t_caution = thresholds(x[tr], tr_texts, data.y[tr], rules[tr], cfg, recall, fpr, seed=100 + r,
-                                             extra=extra)
+                                             extra=extra, signs=[signs[i] for i in tr] if signs else None)
             s = fit(x[tr], tr_texts, data.y[tr], cfg, extra).score(x[te], [data.texts[i] for i in te])
             # the served decision (perception.safety.decide_level): rules, warning signs, positive and laughing
-            levels = [decide_level(data.texts[i], float(si), x[i, -28:], t_crisis, t_caution)[0] for i, si in zip(te, s)]
+            levels = [decide_level(data.texts[i], float(si), x[i, -28:], t_crisis, t_caution, _sign(signs, i))[0]
+                      for i, si in zip(te, s)]
             crisis[te] = np.array([lv == "crisis" for lv in levels])
             anyrisk[te] = np.array([lv != "none" for lv in levels])
         for name, pred in (("crisis", crisis), ("any", anyrisk)):
@@ -179,13 +212,14 @@ def train(args: argparse.Namespace) -> None:
     x = features(model, data.texts)
     cfg = Settings(c=args.c, c_lex=args.c_lex, weight=args.embedding_weight)
     extra = everyday_negatives(model, Path(args.everyday), args.everyday_n) if args.everyday_n else None
-    cv = cross_validate(data, x, cfg, args.recall, args.fpr, extra=extra)
+    signs = read_signs(model, data.texts)
+    cv = cross_validate(data, x, cfg, args.recall, args.fpr, extra=extra, signs=signs)
     for level, what in (("crisis", "fixed crisis reply"), ("any", "crisis reply or caution prompt")):
         print(f"{what:<32} out-of-fold (5-fold x3, nested thresholds): recall {cv[f'{level}_recall']:.3f}, "
               f"false positives {cv[f'{level}_fpr']:.3f} (hard negatives {cv[f'{level}_fpr_hard']:.3f}, "
               f"easy {cv[f'{level}_fpr_easy']:.3f})")
-    rules = np.array([explicit_phrase(t) is not None for t in data.texts])
-    t_crisis, t_caution = thresholds(x, data.texts, data.y, rules, cfg, args.recall, args.fpr, seed=0, extra=extra)
+    t_crisis, t_caution = thresholds(x, data.texts, data.y, caught(data.texts, signs), cfg, args.recall, args.fpr, seed=0,
+                                     extra=extra, signs=signs)
     fitted = fit(x, data.texts, data.y, cfg, extra)
     scaler, clf = fitted.embedding[0], fitted.embedding[1]
     out = Path(args.out)
@@ -213,6 +247,7 @@ class WarningSigns:
     the hard negatives. A scorer tuned on one half is reported on the other (issue #41)."""
 
     tiers: dict[str, str]
+    alone: dict[str, str]  # name -> the tier when nothing earlier in the conversation was read at risk
     halves: dict[str, dict[str, list[str]]]  # "a" | "b" -> category -> examples
     negatives: dict[str, list[str]]  # "a" | "b" -> hard negatives
 
@@ -224,5 +259,6 @@ def read_warning_signs(root: Path = WARNING_SIGNS) -> WarningSigns:
     halves = {h: yaml.safe_load((root / f"half_{h}.yaml").read_text()) for h in ("a", "b")}
     for h, examples in halves.items():
         assert set(examples) == set(cats), f"half {h}: categories differ from categories.yaml"
-    return WarningSigns(tiers={name: c["tier"] for name, c in cats.items()}, halves=halves,
+    return WarningSigns(tiers={name: c["tier"] for name, c in cats.items()},
+                        alone={name: c.get("alone", c["tier"]) for name, c in cats.items()}, halves=halves,
                         negatives={h: yaml.safe_load((root / f"negatives_{h}.yaml").read_text()) for h in ("a", "b")})

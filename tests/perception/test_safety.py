@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent import assess_texts, load_risk_model, load_text_model
+from agent import assess_texts, load_risk_model, load_text_model, load_warning_signs
 from perception.safety import explicit_phrase, warning_sign
 
 
@@ -59,7 +59,7 @@ def test_idioms_not_flagged_by_the_full_layer(models):
     text_model, risk = models
     idioms = ["this exam is killing me", "I could die of embarrassment", "I'm dying to try that new ramen place",
               "I would kill for a pizza right now", "you killed it at the gig last night!"]
-    results = assess_texts(text_model, risk, idioms)
+    results = assess_texts(text_model, risk, idioms, load_warning_signs())
     assert [r.level for r in results] == ["none"] * len(idioms), [(t, r.score) for t, r in zip(idioms, results)]
 
 
@@ -112,7 +112,7 @@ def test_happy_messages_are_not_answered_under_caution(models):
              "Thank you so much, this really helped me today.",
              "We got the keys to our first flat this morning!",
              "I'm so proud of my daughter, she passed her driving test."]
-    results = assess_texts(text_model, risk, happy)
+    results = assess_texts(text_model, risk, happy, load_warning_signs())
     assert [r.level for r in results] == ["none"] * len(happy), [(t, r.score) for t, r in zip(happy, results)]
 
 

@@ -313,8 +313,8 @@ def decide_level(text: str, score: float, probs: np.ndarray, crisis_threshold: f
     halfway from the caution to the crisis threshold is caution whatever the tone: a cheerful or joking first read
     does not wave off a post that reads as strongly at risk ("I will do it tonight. I'm relieved.")."""
     rule = explicit_phrase(text)
-    if sign is not None and sign.tier == "crisis" and _OTHERS_RISK_RE.search(text):
-        sign = replace(sign, tier="caution")  # someone else's risk (see _OTHERS_RISK)
+    if sign is not None and sign.tier == "crisis" and (_OTHERS_RISK_RE.search(text) or _NOT_OWN_RISK_RE.search(text)):
+        sign = replace(sign, tier="caution")  # someone else's risk, a negation or the topic itself: never a crisis
     if rule is not None or score >= crisis_threshold or (sign is not None and sign.tier == "crisis"):
         return "crisis", rule
     if sign is not None and sign.tier == "caution":

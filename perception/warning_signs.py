@@ -3,10 +3,10 @@
 a message shows, scored sentence by sentence.
 
 The scorer is a multinomial logistic regression (the categories and "none") over two views of each sentence: the
-text model's own sentence embedding and 28 emotion probabilities (the features the crisis classifier reads; for a
-one-sentence message they come from the emotion pass already made), and sublinear TF-IDF of its words, word pairs
-and character n-grams (`lexical_terms`, as the crisis classifier counts them). A message is read as a whole and, when
-it has more than one sentence, sentence by sentence: the sentence that reads most strongly decides. A crisis-tier
+text model's own sentence embedding and 28 emotion probabilities (the features the crisis classifier reads, from the
+emotion pass already made), and sublinear TF-IDF of its words, word pairs and character n-grams (`lexical_terms`, as
+the crisis classifier counts them). A message is read as a whole and, when it has several, sentence by sentence too
+(`sentence_units`): the sentence that reads most strongly decides. A crisis-tier
 category past its threshold makes a crisis (a farewell or giving things away only after a message read at risk: alone,
 a caution); any category past the caution threshold a caution. Trained and reported
 by `persona-agent train warning-signs` (training/warning_signs.py); the model card is perception/models/SAFETY.md.
@@ -29,12 +29,22 @@ Tier = Literal["crisis", "caution"]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\s*\n+\s*")
 MAX_SENTENCES = 24  # a longer message is read as a whole and by its first 24 sentences (the cost stays bounded)
+WINDOW_WORDS = 40  # a message of up to 40 words fits the text model's 64-token window
 
 
 def sentences(text: str) -> list[str]:
     """The sentences of `text` with at least two words, when there are two or more of them (else [])."""
     parts = [s.strip() for s in _SENTENCE_END.split(text) if len(s.split()) >= 2]
     return parts[:MAX_SENTENCES] if len(parts) > 1 else []
+
+
+def sentence_units(texts: Sequence[str]) -> tuple[list[tuple[int, str]], list[bool]]:
+    """The sentences to read besides the N messages, each with its message's index, and per sentence whether it
+    needs a pass of the text model of its own: only those of a message longer than the model's window do. A
+    sentence of a message within the window is read through its own words and its message's embedding (the window
+    already holds all of it), so a chat message costs no second pass."""
+    parts = [(i, s) for i, t in enumerate(texts) for s in sentences(t)]
+    return parts, [len(texts[i].split()) > WINDOW_WORDS for i, _ in parts]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +101,15 @@ class WarningSignModel:
         """[N, K] → ([N] crisis-tier mass, [N] any-category mass)."""
         return probs[:, self.crisis_columns].sum(axis=1), 1.0 - probs[:, 0]
 
-    def read(self, probs: np.ndarray, owner: Sequence[int], n: int) -> list[SignReading]:
+    def read(self, probs: np.ndarray, owner: Sequence[int], n: int,
+             caution_only: Sequence[bool] | None = None) -> list[SignReading]:
         """[U, K] probabilities of U units (messages and their sentences), `owner[u]` the message unit u belongs to
         → the n messages' readings: per message, the unit with the largest crisis score decides a crisis, else the
-        one with the largest any-category score decides a caution."""
+        one with the largest any-category score decides a caution. A unit marked `caution_only` decides a caution at
+        most (the sentences of a long message: see `read_messages`)."""
         crisis, anyrisk = self.tier_scores(probs)
+        if caution_only is not None:
+            crisis = np.where(np.asarray(caution_only, bool), 0.0, crisis)
         owner_a = np.asarray(owner)
         out = []
         for i in range(n):
@@ -118,13 +132,19 @@ class WarningSignModel:
 def read_messages(signs: WarningSignModel, model: TextEmotionModel, texts: Sequence[str],
                   features: np.ndarray) -> list[SignReading]:
     """N messages and their [N, F] `risk_features` (from the emotion pass already made) → their N warning signs.
-    The sentences of multi-sentence messages are read in one more batched pass of the text model."""
-    parts = [(i, s) for i, t in enumerate(texts) for s in sentences(t)]
+    The sentences of messages longer than the text model's window take one more batched pass (`sentence_units`), and
+    decide a caution at most: over the development crisis set, letting one of a long post's many sentences decide a
+    crisis made more false crises than the crisis classifier, which reads the whole post, at the same recall (SAFETY.md)."""
+    parts, own = sentence_units(texts)
     units = list(texts) + [s for _, s in parts]
     owner = list(range(len(texts))) + [i for i, _ in parts]
     if parts:
-        features = np.concatenate([features, risk_features(model, [s for _, s in parts])])
-    return signs.read(signs.probs(features, units), owner, len(texts))
+        extra = features[[i for i, _ in parts]]
+        if any(own):
+            idx = [k for k, o in enumerate(own) if o]
+            extra[idx] = risk_features(model, [parts[k][1] for k in idx])
+        features = np.concatenate([features, extra])
+    return signs.read(signs.probs(features, units), owner, len(texts), [False] * len(texts) + own)
 
 
 def save_warning_sign_model(m: WarningSignModel, path: Path, meta: dict[str, object]) -> None:

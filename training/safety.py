@@ -168,12 +168,13 @@ def caution_for_recall(scores: np.ndarray, y: np.ndarray, texts: list[str], prob
 
 def thresholds(x: np.ndarray, texts: list[str], y: np.ndarray, rules: np.ndarray, cfg: Settings, recall: float,
                fpr: float, seed: int, extra: Everyday | None = None, signs: Signs = None) -> tuple[float, float]:
-    """(crisis, caution) thresholds from out-of-fold scores: crisis for `fpr` on the messages the rules (explicit
-    phrases and crisis-tier warning signs) do not already catch; caution for `recall` of the served decision
-    (`caution_for_recall`)."""
+    """(crisis, caution) thresholds from out-of-fold scores: crisis for `fpr` of all the negatives, counting those the
+    rules (explicit phrases and crisis-tier warning signs) already make a crisis; caution for `recall` of the served
+    decision (`caution_for_recall`)."""
     s = oof_scores(x, texts, y, cfg, seed, extra)
     keep = ~rules
-    t_crisis = threshold_for_fpr(s[keep], y[keep], fpr)
+    left = max(0.0, fpr * int((y == 0).sum()) - int((rules & (y == 0)).sum()))  # negatives the score may still flag
+    t_crisis = threshold_for_fpr(s[keep], y[keep], left / max(1, int((keep & (y == 0)).sum())))
     return t_crisis, caution_for_recall(s, y, texts, x[:, -28:], t_crisis, recall, signs)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from perception.safety import explicit_phrase, lexical_terms
 from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
-from perception.warning_signs import WarningSignModel, save_warning_sign_model, sentences
+from perception.warning_signs import WarningSignModel, save_warning_sign_model, sentence_units
 from training.safety import WarningSigns, features, read_warning_signs
 
 # Register variants of every training sentence, so that a half written in one register also teaches the other:
@@ -143,23 +143,23 @@ def tier_columns(tiers: list[str]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Sentences:
-    """The sentences of multi-sentence training messages (`perception.warning_signs.sentences`), each with the index
-    of its message: served, a message is read as a whole and sentence by sentence, so thresholds are picked on the
-    same reading."""
+    """The sentences of multi-sentence training messages (`perception.warning_signs.sentence_units`), each with the
+    index of its message and the features it is served with: served, a message is read as a whole and sentence by
+    sentence, so thresholds are picked on the same reading."""
 
     texts: list[str]
     x: np.ndarray
     owner: np.ndarray
+    own: np.ndarray  # [S] bool: read in a pass of its own (a long message's sentence; decides a caution at most)
 
 
 def split_sentences(model: TextEmotionModel, ex: Examples) -> Sentences:
-    texts, owner = [], []
-    for i, t in enumerate(ex.texts):
-        for s in sentences(t):
-            texts.append(s)
-            owner.append(i)
-    return Sentences(texts, features(model, texts) if texts else np.zeros((0, ex.x.shape[1]), np.float32),
-                     np.array(owner, np.int64))
+    parts, own = sentence_units(ex.texts)
+    x = ex.x[[i for i, _ in parts]] if parts else np.zeros((0, ex.x.shape[1]), np.float32)
+    if any(own):
+        idx = [k for k, o in enumerate(own) if o]
+        x[idx] = features(model, [parts[k][1] for k in idx])
+    return Sentences([s for _, s in parts], x, np.array([i for i, _ in parts], np.int64), np.array(own, bool))
 
 
 def oof_tier_scores(ex: Examples, sents: Sentences, cfg: Settings, tiers: list[str], seed: int = 0,
@@ -177,7 +177,7 @@ def oof_tier_scores(ex: Examples, sents: Sentences, cfg: Settings, tiers: list[s
         su = np.flatnonzero(np.isin(sents.owner, te))
         if len(su):
             ps = f.probs(sents.x[su], [sents.texts[i] for i in su])
-            np.maximum.at(crisis, sents.owner[su], ps[:, cols].sum(axis=1))
+            np.maximum.at(crisis, sents.owner[su], np.where(sents.own[su], 0.0, ps[:, cols].sum(axis=1)))
             np.maximum.at(anyrisk, sents.owner[su], 1.0 - ps[:, 0])
     return crisis, anyrisk
 

@@ -7,7 +7,7 @@ import pytest
 
 from agent import assess_texts, load_risk_model, load_text_model, load_warning_signs
 from perception.safety import decide_level
-from perception.warning_signs import SignReading, read_messages, sentences
+from perception.warning_signs import SignReading, read_messages, sentence_units, sentences
 from training.safety import features, read_warning_signs
 from training.warning_signs import Settings, examples, fit, to_model
 
@@ -17,11 +17,14 @@ def text_model():
     return load_text_model(None, threads=1)
 
 
-def test_sentences_split_only_messages_of_several():
+def test_sentences_and_which_need_a_pass_of_their_own():
     assert sentences("I feel fine.") == []
-    assert sentences("Work was awful. I gave my cat away, I won't be around. ok") == [
+    assert sentences("Work was awful. I gave my cat away, I won't be around.\nok") == [
         "Work was awful.", "I gave my cat away, I won't be around."]  # "ok": one word, not a sentence
-    assert sentences("line one here\nline two here") == ["line one here", "line two here"]
+    filler = "We talked about the match and the weather and the traffic on the way home for a long time. " * 3
+    parts, own = sentence_units(["Work was awful. I gave my cat away.", filler + "I gave my cat away."])
+    assert [i for i, _ in parts] == [0, 0, 1, 1, 1, 1]
+    assert own == [False, False, True, True, True, True]  # a chat message's sentences need no second pass
 
 
 def test_served_scoring_matches_scikit_learn(text_model):
@@ -41,11 +44,14 @@ def test_served_scoring_matches_scikit_learn(text_model):
 
 def test_the_strongest_sentence_decides(text_model):
     signs = load_warning_signs()
-    long = ("Work was fine today and I had lunch with my team. We talked about the match. "
+    first = "Work was fine today and I had lunch with my team and we talked about the match for an hour or so."
+    long = (first + " Then I drove home through the rain and cooked dinner and watched a film with my flatmates. "
             "How many of my sleeping pills would it take to not wake up?")
-    whole, alone = read_messages(signs, text_model, [long, long.split(". ")[0]],
-                                 features(text_model, [long, long.split(". ")[0]]))
-    assert whole.tier == "crisis" and whole.category == "dose_question", whole
+    whole, alone = read_messages(signs, text_model, [long, first], features(text_model, [long, first]))
+    # Read whole, the question is lost among the other sentences; read sentence by sentence it is found. A long
+    # message's sentence decides a caution at most (the crisis classifier reads the whole post for a crisis).
+    assert whole.tier == "caution" and whole.category == "dose_question", whole
+    assert whole.crisis_score == 0.0 or whole.crisis_score < 0.5
     assert alone.tier is None
 
 

@@ -154,10 +154,10 @@ def caution_for_recall(scores: np.ndarray, y: np.ndarray, texts: list[str], prob
     signs, and the learned caution dropped on positive or laughing messages) flags at least `recall` of the
     positives. Picking it on the raw scores instead would let the suppressions eat into the recall afterwards."""
     risk = np.flatnonzero(y == 1)
-    flagged = np.array([decide_level(texts[i], float(scores[i]), probs[i], t_crisis, np.inf, _sign(signs, i))[0] != "none"
+    flagged = np.array([decide_level(texts[i], float(scores[i]), probs[i], t_crisis, np.inf, _sign(signs, int(i)))[0] != "none"
                         for i in risk])
     # Which of the others a caution threshold can reach: those the suppressions leave to the learned score.
-    reachable = np.array([decide_level(texts[i], float(scores[i]), probs[i], t_crisis, -np.inf, _sign(signs, i))[0]
+    reachable = np.array([decide_level(texts[i], float(scores[i]), probs[i], t_crisis, -np.inf, _sign(signs, int(i)))[0]
                           != "none" for i in risk]) & ~flagged
     need = int(np.ceil(recall * len(risk))) - int(flagged.sum())
     cand = np.sort(scores[risk][reachable])[::-1]

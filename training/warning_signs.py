@@ -61,7 +61,7 @@ def variants(text: str) -> list[str]:
 class Settings:
     c: float = 16.0  # L2 strength (smaller = stronger)
     lexical_weight: float = 2.0  # of the TF-IDF view against the embedding view
-    caution_fpr: float = 0.01  # out-of-fold share of ordinary messages a caution may reach
+    caution_fpr: float = 0.002  # out-of-fold share of ordinary messages a caution may reach
     crisis_fpr: float = 0.002  # ... and a crisis
     hard_crisis_fpr: float = 0.05  # out-of-fold share of the hard negatives a crisis may reach
     balanced: bool = False  # class weights inversely proportional to class sizes

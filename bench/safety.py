@@ -45,7 +45,7 @@ def main() -> None:
     # the caution threshold picked for 97% recall of the served decision on the training folds.
     extra = everyday_negatives(model, ROOT.parent / "shared" / "data" / "goemotions", 2000)
     variants = (("embedding model only", 1.0, None), ("TF-IDF model only", 0.0, None)) if "--ablations" in sys.argv else ()
-    signs = read_signs(model, data.texts)  # the scorer by meaning never trains on this set
+    signs = read_signs(model, data.texts, x)  # the scorer by meaning never trains on this set
     for label, weight, sg in (*variants, ("shipped mix, without warning signs", 0.3, None), ("shipped layer", 0.3, signs)):
         cv = cross_validate(data, x, Settings(c=0.01, c_lex=16.0, weight=weight), 0.97, 0.05, repeats=3, extra=extra,
                             signs=sg)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -45,6 +45,22 @@ def sentence_units(texts: Sequence[str]) -> tuple[list[tuple[int, str]], list[bo
     already holds all of it), so a chat message costs no second pass."""
     parts = [(i, s) for i, t in enumerate(texts) for s in sentences(t)]
     return parts, [len(texts[i].split()) > WINDOW_WORDS for i, _ in parts]
+
+
+def unit_features(parts: Sequence[tuple[int, str]], own: Sequence[bool], features: np.ndarray,
+                  featurize: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """[S, F] features of the sentence units of `sentence_units`: their message's row of `features`, or, for a long
+    message's sentence (`own`), `featurize` of the sentence itself (one batched pass). Served and in training alike."""
+    x = features[[i for i, _ in parts]] if parts else np.zeros((0, features.shape[1]), features.dtype)
+    if any(own):
+        idx = [k for k, o in enumerate(own) if o]
+        x[idx] = featurize([parts[k][1] for k in idx])
+    return x
+
+
+def crisis_columns(tiers: Sequence[str]) -> np.ndarray:
+    """The class columns (category k is column k + 1) of the crisis-tier categories."""
+    return np.array([k + 1 for k, t in enumerate(tiers) if t == "crisis"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +111,7 @@ class WarningSignModel:
 
     @property
     def crisis_columns(self) -> np.ndarray:
-        return np.array([k + 1 for k, t in enumerate(self.tiers) if t == "crisis"])
+        return crisis_columns(self.tiers)
 
     def tier_scores(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[N, K] → ([N] crisis-tier mass, [N] any-category mass)."""
@@ -139,11 +155,7 @@ def read_messages(signs: WarningSignModel, model: TextEmotionModel, texts: Seque
     units = list(texts) + [s for _, s in parts]
     owner = list(range(len(texts))) + [i for i, _ in parts]
     if parts:
-        extra = features[[i for i, _ in parts]]
-        if any(own):
-            idx = [k for k, o in enumerate(own) if o]
-            extra[idx] = risk_features(model, [parts[k][1] for k in idx])
-        features = np.concatenate([features, extra])
+        features = np.concatenate([features, unit_features(parts, own, features, lambda s: risk_features(model, s))])
     return signs.read(signs.probs(features, units), owner, len(texts), [False] * len(texts) + own)
 
 

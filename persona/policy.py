@@ -80,6 +80,11 @@ def _features(state: PersonaState) -> dict[str, object]:
     return feats
 
 
+def _named(category: str | None) -> str:
+    """The warning-sign category for a rule's `why`, when the safety layer read one."""
+    return f" (warning sign: {category.replace('_', ' ')})" if category else ""
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     rules: tuple[Rule, ...]
@@ -109,8 +114,8 @@ class Policy:
             fired.append(RuleFiring(rule="safety_layer", inputs={"risk_score": risk.score, "rule": risk.rule,
                                                                  "category": risk.category},
                                     set={"safety_mode": "crisis"}, why="Crisis or self-harm risk"
-                                    + (f" (warning sign: {risk.category.replace('_', ' ')})" if risk.category else "")
-                                    + ": fixed supportive reply with crisis resources; no free generation."))
+                                    + _named(risk.category) + ": fixed supportive reply with crisis resources; no free "
+                                    "generation."))
         elif risk is not None and risk.safe_mode is not None and risk.safe_mode.active:
             values.update(safety_mode="safe", empathy=1.0, warmth=0.9, assertiveness=0.2, pace=0.3,
                           strategy="Affirmation and Reassurance")
@@ -126,8 +131,7 @@ class Policy:
                         **({"caution_turn": risk.safe_mode.caution_turn} if carried and risk.safe_mode is not None else {})},
                 set={"safety_mode": "caution"},
                 why=("The previous message read as possible distress: the careful reply holds for this turn too."
-                     if carried else "Possible distress"
-                     + (f" (warning sign: {risk.category.replace('_', ' ')})" if risk.category else "")
+                     if carried else "Possible distress" + _named(risk.category)
                      + ": careful reply that points to people and services who can help.")))
         controls = base.with_values(values)
         applied, rejected = apply_overrides(overrides or {}, limits)

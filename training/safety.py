@@ -20,7 +20,8 @@ import numpy as np
 
 from perception.safety import decide_level, explicit_phrase, lexical_terms
 from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
-from perception.warning_signs import SignReading
+from perception.warning_signs import (SignReading, default_warning_sign_model_path, load_warning_sign_model,
+                                      read_messages)
 
 
 @dataclass(frozen=True)
@@ -117,17 +118,15 @@ def _sign(signs: Signs, i: int) -> SignReading | None:
     return signs[i] if signs is not None else None
 
 
-def read_signs(model: TextEmotionModel, texts: list[str]) -> list[SignReading] | None:
-    """The shipped warning-sign scorer's reading of each message (None when it has not been trained yet): it trains
-    on training/warning_signs only, so its readings of other sets are out of sample."""
-    from perception.warning_signs import default_warning_sign_model_path, load_warning_sign_model, read_messages
-
+def read_signs(model: TextEmotionModel, texts: list[str], x: np.ndarray) -> list[SignReading] | None:
+    """The shipped warning-sign scorer's reading of each message, from their `features` `x` (None when it has not
+    been trained yet): it trains on training/warning_signs only, so its readings of other sets are out of sample."""
     if not default_warning_sign_model_path().exists():
         return None
     signs = load_warning_sign_model(default_warning_sign_model_path())
     out: list[SignReading] = []
-    for s in range(0, len(texts), 64):
-        out += read_messages(signs, model, texts[s:s + 64], features(model, texts[s:s + 64]))
+    for s in range(0, len(texts), 64):  # a long post's sentences take a pass of their own: 64 posts a batch
+        out += read_messages(signs, model, texts[s:s + 64], x[s:s + 64])
     return out
 
 
@@ -213,7 +212,7 @@ def train(args: argparse.Namespace) -> None:
     x = features(model, data.texts)
     cfg = Settings(c=args.c, c_lex=args.c_lex, weight=args.embedding_weight)
     extra = everyday_negatives(model, Path(args.everyday), args.everyday_n) if args.everyday_n else None
-    signs = read_signs(model, data.texts)
+    signs = read_signs(model, data.texts, x)
     cv = cross_validate(data, x, cfg, args.recall, args.fpr, extra=extra, signs=signs)
     for level, what in (("crisis", "fixed crisis reply"), ("any", "crisis reply or caution prompt")):
         print(f"{what:<32} out-of-fold (5-fold x3, nested thresholds): recall {cv[f'{level}_recall']:.3f}, "

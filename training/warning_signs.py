@@ -21,8 +21,9 @@ import numpy as np
 
 from perception.safety import explicit_phrase, lexical_terms
 from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
-from perception.warning_signs import WarningSignModel, save_warning_sign_model, sentence_units
-from training.safety import WarningSigns, features, read_warning_signs
+from perception.warning_signs import (WarningSignModel, crisis_columns, save_warning_sign_model, sentence_units,
+                                      unit_features)
+from training.safety import WarningSigns, features, read_warning_signs, threshold_for_fpr
 
 # Register variants of every training sentence, so that a half written in one register also teaches the other:
 # texting (lower case, no punctuation, common shortenings) and plain (the shortenings spelled out, a capital and a
@@ -86,18 +87,13 @@ class Examples:
 
 
 def examples(model: TextEmotionModel, signs: WarningSigns, halves: tuple[str, ...], augment: bool) -> Examples:
-    texts: list[str] = []
-    y: list[int] = []
-    kind: list[str] = []
+    rows: list[tuple[str, int, str]] = []  # text, class, kind
     for h in halves:
         for k, name in enumerate(signs.tiers):
-            for t in signs.halves[h][name]:
-                for v in variants(t) if augment else [t]:
-                    texts, y, kind = texts + [v], y + [k + 1], kind + ["sign"]
-        for t in signs.negatives[h]:
-            for v in variants(t) if augment else [t]:
-                texts, y, kind = texts + [v], y + [0], kind + ["hard"]
-    return Examples(texts, features(model, texts), np.array(y), np.array(kind))
+            rows += [(v, k + 1, "sign") for t in signs.halves[h][name] for v in (variants(t) if augment else [t])]
+        rows += [(v, 0, "hard") for t in signs.negatives[h] for v in (variants(t) if augment else [t])]
+    texts = [t for t, _, _ in rows]
+    return Examples(texts, features(model, texts), np.array([y for _, y, _ in rows]), np.array([k for _, _, k in rows]))
 
 
 def everyday(model: TextEmotionModel, folder: Path, n: int, seed: int = 0) -> Examples:
@@ -108,6 +104,15 @@ def everyday(model: TextEmotionModel, folder: Path, n: int, seed: int = 0) -> Ex
     return Examples(texts, features(model, texts), np.zeros(len(texts), np.int64), np.array(["everyday"] * len(texts)))
 
 
+def design(scaler: Any, vectorizer: Any, lexical_weight: float, x: np.ndarray, texts: list[str]) -> Any:
+    """The sparse matrix the regression reads: standardised features (scaled by 1/sqrt(F)) beside the TF-IDF terms
+    (scaled by `lexical_weight`), as `WarningSignModel.probs` computes it."""
+    import scipy.sparse as sp
+
+    emb = scaler.transform(x) / np.sqrt(x.shape[1])
+    return sp.hstack([sp.csr_matrix(emb), lexical_weight * vectorizer.transform(texts)]).tocsr()
+
+
 @dataclass(frozen=True)
 class Fitted:
     scaler: Any
@@ -116,13 +121,7 @@ class Fitted:
     lexical_weight: float
 
     def probs(self, x: np.ndarray, texts: list[str]) -> np.ndarray:
-        return self.clf.predict_proba(self._matrix(x, texts))
-
-    def _matrix(self, x: np.ndarray, texts: list[str]) -> Any:
-        import scipy.sparse as sp
-
-        emb = self.scaler.transform(x) / np.sqrt(x.shape[1])
-        return sp.hstack([sp.csr_matrix(emb), self.lexical_weight * self.vectorizer.transform(texts)]).tocsr()
+        return self.clf.predict_proba(design(self.scaler, self.vectorizer, self.lexical_weight, x, texts))
 
 
 def fit(ex: Examples, cfg: Settings) -> Fitted:
@@ -132,13 +131,8 @@ def fit(ex: Examples, cfg: Settings) -> Fitted:
 
     scaler = StandardScaler().fit(ex.x)
     vec = TfidfVectorizer(analyzer=lexical_terms, sublinear_tf=True, min_df=2).fit(ex.texts)
-    f = Fitted(scaler, vec, None, cfg.lexical_weight)
-    clf = LogisticRegression(C=cfg.c, max_iter=5000, class_weight="balanced" if cfg.balanced else None).fit(f._matrix(ex.x, ex.texts), ex.y)
-    return Fitted(scaler, vec, clf, cfg.lexical_weight)
-
-
-def tier_columns(tiers: list[str]) -> np.ndarray:
-    return np.array([k + 1 for k, t in enumerate(tiers) if t == "crisis"])
+    clf = LogisticRegression(C=cfg.c, max_iter=5000, class_weight="balanced" if cfg.balanced else None)
+    return Fitted(scaler, vec, clf.fit(design(scaler, vec, cfg.lexical_weight, ex.x, ex.texts), ex.y), cfg.lexical_weight)
 
 
 @dataclass(frozen=True)
@@ -155,10 +149,7 @@ class Sentences:
 
 def split_sentences(model: TextEmotionModel, ex: Examples) -> Sentences:
     parts, own = sentence_units(ex.texts)
-    x = ex.x[[i for i, _ in parts]] if parts else np.zeros((0, ex.x.shape[1]), np.float32)
-    if any(own):
-        idx = [k for k, o in enumerate(own) if o]
-        x[idx] = features(model, [parts[k][1] for k in idx])
+    x = unit_features(parts, own, ex.x, lambda s: features(model, s))
     return Sentences([s for _, s in parts], x, np.array([i for i, _ in parts], np.int64), np.array(own, bool))
 
 
@@ -168,7 +159,7 @@ def oof_tier_scores(ex: Examples, sents: Sentences, cfg: Settings, tiers: list[s
     over the message and its sentences, each scored by the fold's model that did not train on the message."""
     from sklearn.model_selection import StratifiedKFold
 
-    cols = tier_columns(tiers)
+    cols = crisis_columns(tiers)
     crisis, anyrisk = np.zeros(len(ex.y)), np.zeros(len(ex.y))
     for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(ex.x, ex.y):
         f = fit(ex.take(tr), cfg)
@@ -187,12 +178,7 @@ def pick_thresholds(crisis: np.ndarray, anyrisk: np.ndarray, ex: Examples, cfg: 
     settings' rates: on ordinary messages for both tiers, and on the hard negatives for a crisis."""
 
     def lowest(score: np.ndarray, rates: list[tuple[np.ndarray, float]]) -> float:
-        t = cfg.floor
-        for mask, rate in rates:
-            neg = np.sort(score[mask])[::-1]
-            if len(neg):
-                t = max(t, float(neg[min(int(np.floor(rate * len(neg))), len(neg) - 1)]) + 1e-6)
-        return t
+        return max([cfg.floor] + [threshold_for_fpr(score[m], np.zeros(int(m.sum())), r) for m, r in rates if m.any()])
 
     everyday_, hard = ex.kind == "everyday", ex.kind == "hard"
     t_crisis = lowest(crisis, [(everyday_, cfg.crisis_fpr), (hard, cfg.hard_crisis_fpr)])

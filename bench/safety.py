@@ -26,32 +26,42 @@ IDIOMS = [
 
 
 def main() -> None:
-    from agent import assess_texts, load_risk_model, load_text_model, load_warning_signs
+    from agent import assess_texts, load_risk_features, load_risk_model, load_text_model, load_warning_signs
     from perception.safety import explicit_phrase
-    from training.safety import Settings, cross_validate, everyday_negatives, features, read_crisis, read_signs
+    from training.safety import (Everyday, Settings, cross_validate, everyday_negatives, features, read_crisis,
+                                 read_signs)
 
     data = read_crisis(ROOT.parent / "shared" / "data" / "crisis")
-    model = load_text_model(None, threads=1)
+    model = load_risk_features(load_text_model(None, threads=1), threads=2)  # the text model and the safety encoder
     x = features(model, data.texts)
     kinds = np.array(data.kind)
     rules = np.array([explicit_phrase(t) is not None for t in data.texts])
     print(f"safety layer — shared/data/crisis: {int(data.y.sum())} risk, {int((kinds == 'hard').sum())} hard and "
           f"{int((kinds == 'easy').sum())} easy negatives; {machine()}")
     print("labels come from subreddits, not clinicians (see its PROVENANCE.md): noisy in both directions")
-    print(f"{'detector':<58} {'recall':>7} {'FPR all':>8} {'FPR hard':>9} {'FPR easy':>9}")
-    print(f"{'peer: explicit-phrase rules only':<58} {rules[data.y == 1].mean():>7.3f} {rules[data.y == 0].mean():>8.3f} "
+    print(f"{'detector':<74} {'recall':>7} {'FPR all':>8} {'FPR hard':>9} {'FPR easy':>9}")
+    print(f"{'peer: explicit-phrase rules only':<74} {rules[data.y == 1].mean():>7.3f} {rules[data.y == 0].mean():>8.3f} "
           f"{rules[kinds == 'hard'].mean():>9.3f} {rules[kinds == 'easy'].mean():>9.3f}")
     # As `persona-agent train safety` fits them: with 2,000 GoEmotions train comments as extra non-risk examples,
     # the caution threshold picked for 97% recall of the served decision on the training folds.
     extra = everyday_negatives(model, ROOT.parent / "shared" / "data" / "goemotions", 2000)
-    variants = (("embedding model only", 1.0, None), ("TF-IDF model only", 0.0, None)) if "--ablations" in sys.argv else ()
+    variants = (("embedding model only", 1.0, None, x, extra), ("TF-IDF model only", 0.0, None, x, extra)) \
+        if "--ablations" in sys.argv else ()
     signs = read_signs(model, data.texts, x)  # the scorer by meaning never trains on this set
-    for label, weight, sg in (*variants, ("shipped mix, without warning signs", 0.3, None), ("shipped layer", 0.3, signs)):
-        cv = cross_validate(data, x, Settings(c=0.01, c_lex=16.0, weight=weight), 0.97, 0.05, repeats=3, extra=extra,
+    # The peer in this run: the crisis classifier as it was before the safety encoder joined it (the text model's
+    # embedding and probabilities only, embedding weight 0.3), without the warning signs (they need the encoder).
+    def minilm(v: np.ndarray) -> np.ndarray:
+        return np.concatenate([v[:, :384], v[:, -28:]], axis=1)
+
+    peer = Everyday(minilm(extra.x), extra.texts)
+    runs = (*variants, ("peer: text-model features, no signs", 0.3, None, minilm(x), peer),
+            ("shipped mix, no warning signs", 0.5, None, x, extra), ("shipped layer", 0.5, signs, x, extra))
+    for label, weight, sg, xs, ex in runs:
+        cv = cross_validate(data, xs, Settings(c=0.01, c_lex=16.0, weight=weight), 0.97, 0.05, repeats=3, extra=ex,
                             signs=sg)
         for level, name in (("crisis", f"{label}: crisis tier (FPR target 0.05)"),
                             ("any", f"{label}: crisis or caution (recall target 0.95)")):
-            print(f"{name:<58} {cv[level + '_recall']:>7.3f} {cv[level + '_fpr']:>8.3f} {cv[level + '_fpr_hard']:>9.3f} "
+            print(f"{name:<74} {cv[level + '_recall']:>7.3f} {cv[level + '_fpr']:>8.3f} {cv[level + '_fpr_hard']:>9.3f} "
                   f"{cv[level + '_fpr_easy']:>9.3f}   (out-of-fold, 5-fold x3, nested thresholds)", flush=True)
     risk, signs = load_risk_model(), load_warning_signs()
     levels = [(t, r.level) for t, r in zip(IDIOMS, assess_texts(model, risk, IDIOMS, signs)) if r.level != "none"]
@@ -70,8 +80,24 @@ POSITIVE = ("joy", "gratitude", "pride", "excitement", "relief")
 
 def latency(model, risk, signs, texts) -> None:
     """Per message, the served reading's time with and without the warning-sign scorer (the difference is what the
-    scorer adds): chat-length messages (the crisis set's posts cut to their first 30 words) and whole posts."""
+    scorer adds), and the safety features with and without the safety encoder (what the encoder adds): chat-length
+    messages (the crisis set's posts cut to their first 30 words) and whole posts."""
     from agent import assess_texts
+    from perception.safety import RiskFeatures
+
+    minilm = RiskFeatures(model.model)
+    for what, batch in (("chat-length (first 30 words)", [" ".join(t.split()[:30]) for t in texts[:200]]),
+                        ("whole posts", texts[:100])):
+        lat = {"without": [], "with": []}
+        for t in batch:
+            for key, f in (("without", minilm), ("with", model)):
+                t0 = time.perf_counter()
+                f([t])
+                lat[key].append((time.perf_counter() - t0) * 1000)
+        print(row(f"safety features, {what}: text model pass only", lat["without"], what="1 thread"))
+        print(row(f"safety features, {what}: + safety encoder", lat["with"], what="encoder 2 threads"))
+        print(row(f"added by the safety encoder, {what}", [b - a for a, b in zip(lat["without"], lat["with"])],
+                  what="one more forward pass"))
 
     for what, batch in (("chat-length (first 30 words)", [" ".join(t.split()[:30]) for t in texts[:200]]),
                         ("whole posts", texts[:100])):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from agent import FaceAnalysis, ImageError, InvalidAudio, TextAnalysis, analyze_face, load_face_perceiver, assess_texts, load_risk_model, load_warning_signs, VoiceAnalysis, analyze_texts, analyze_voice, load_text_model, load_voice_models
+from agent import FaceAnalysis, ImageError, InvalidAudio, TextAnalysis, analyze_face, load_face_perceiver, assess_texts, load_risk_features, load_risk_model, load_warning_signs, VoiceAnalysis, analyze_texts, analyze_voice, load_text_model, load_voice_models
 from cli.batchfiles import InputFileError, read_messages
 from server.results import face_result, text_result, voice_result
 
@@ -25,7 +25,7 @@ def run_safety(files: Sequence[Path], output: Path | None, threads: int) -> int:
     batches = _read_all(files, "safety")
     if batches is None:
         return 2
-    model = load_text_model(None, threads=threads)
+    model = load_risk_features(load_text_model(None, threads=threads), threads=threads)
     risk, signs = load_risk_model(), load_warning_signs()
     out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout
     try:

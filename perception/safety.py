@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from perception.sentence_encoder import SentenceEncoder
 from perception.text_model import GOEMOTIONS, TextEmotionModel
 
 if TYPE_CHECKING:
@@ -252,7 +253,7 @@ class RiskClassifier:
     caution_threshold: float  # score for the careful prompt (chosen for high recall)
     lexical: LexicalRisk | None = None
     embedding_weight: float = 1.0  # the score is w * embedding model + (1 - w) * lexical model
-    name: str = "crisis-logreg-minilm+tfidf"
+    name: str = "crisis-logreg-minilm+mpnet+tfidf"
 
     def score(self, features: np.ndarray, texts: list[str]) -> np.ndarray:
         """features [N, F] and the N texts (for the lexical part) → [N] probability of risk."""
@@ -346,18 +347,34 @@ def load_risk_classifier(path: str | Path) -> RiskClassifier:
 
 
 def risk_features(model: TextEmotionModel, texts: Sequence[str], probs: np.ndarray | None = None,
-                  pooled: np.ndarray | None = None) -> np.ndarray:
-    """[N, 384 + 28] from the text model: its sentence embedding and 28 label probabilities. Messages with a harmless
+                  pooled: np.ndarray | None = None, encoder: SentenceEncoder | None = None) -> np.ndarray:
+    """[N, 384 (+ 768) + 28]: the text model's sentence embedding, the safety encoder's embedding when there is one
+    (perception/sentence_encoder.py), and the text model's 28 label probabilities, last. Messages with a harmless
     idiom are read with the idiom blanked out, so "dying to see it" is not scored like "dying". Pass the outputs of a
     forward pass over `texts` already made (the emotion reading) and only the idiom messages are read again."""
+    read = [strip_idioms(t) if has_idiom(t) else t for t in texts]
     if probs is None or pooled is None:
-        probs, pooled = model.forward([strip_idioms(t) if has_idiom(t) else t for t in texts])
+        probs, pooled = model.forward(read)
     else:
         probs, pooled = probs.copy(), pooled.copy()
         if idioms := [i for i, t in enumerate(texts) if has_idiom(t)]:
-            p2, e2 = model.forward([strip_idioms(texts[i]) for i in idioms])
+            p2, e2 = model.forward([read[i] for i in idioms])
             probs[idioms], pooled[idioms] = p2, e2
-    return np.concatenate([pooled, probs], axis=1).astype(np.float32)
+    views = [pooled] + ([encoder.encode(read)] if encoder is not None else []) + [probs]
+    return np.concatenate(views, axis=1).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class RiskFeatures:
+    """How the safety layer reads messages into features (`risk_features` with its models bound): the text model's
+    emotion pass, shared with perception, and the safety encoder's (perception/sentence_encoder.py)."""
+
+    model: TextEmotionModel
+    encoder: SentenceEncoder | None = None
+
+    def __call__(self, texts: Sequence[str], probs: np.ndarray | None = None,
+                 pooled: np.ndarray | None = None) -> np.ndarray:
+        return risk_features(self.model, texts, probs, pooled, self.encoder)
 
 
 def default_risk_classifier_path() -> Path:

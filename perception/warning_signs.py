@@ -22,8 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from perception.safety import risk_features, tfidf_rows
-from perception.text_model import TextEmotionModel
+from perception.safety import RiskFeatures, tfidf_rows
 
 Tier = Literal["crisis", "caution"]
 
@@ -91,7 +90,7 @@ class WarningSignModel:
     bias: np.ndarray  # [K]
     crisis_threshold: float
     caution_threshold: float
-    name: str = "warning-signs-logreg-minilm+tfidf"
+    name: str = "warning-signs-logreg-minilm+mpnet+tfidf"
 
     def probs(self, features: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """[N, F] features (`risk_features`) and the N texts → [N, K] class probabilities."""
@@ -145,7 +144,7 @@ class WarningSignModel:
         return out
 
 
-def read_messages(signs: WarningSignModel, model: TextEmotionModel, texts: Sequence[str],
+def read_messages(signs: WarningSignModel, features_of: RiskFeatures, texts: Sequence[str],
                   features: np.ndarray) -> list[SignReading]:
     """N messages and their [N, F] `risk_features` (from the emotion pass already made) → their N warning signs.
     The sentences of messages longer than the text model's window take one more batched pass (`sentence_units`), and
@@ -155,7 +154,7 @@ def read_messages(signs: WarningSignModel, model: TextEmotionModel, texts: Seque
     units = list(texts) + [s for _, s in parts]
     owner = list(range(len(texts))) + [i for i, _ in parts]
     if parts:
-        features = np.concatenate([features, unit_features(parts, own, features, lambda s: risk_features(model, s))])
+        features = np.concatenate([features, unit_features(parts, own, features, features_of)])
     return signs.read(signs.probs(features, units), owner, len(texts), [False] * len(texts) + own)
 
 

@@ -85,7 +85,8 @@ def add_safety_arguments(p: argparse.ArgumentParser) -> None:
                         "stay on the crisis set")
     p.add_argument("--c", type=float, default=0.01, help="inverse L2 strength of the embedding model")
     p.add_argument("--c-lex", type=float, default=16.0, help="inverse L2 strength of the lexical (TF-IDF) model")
-    p.add_argument("--embedding-weight", type=float, default=0.3, help="share of the embedding model in the score")
+    p.add_argument("--embedding-weight", type=float, default=0.5, help="share of the embedding model in the score "
+                   "(0.5 since the safety encoder joined it: SAFETY.md)")
     p.add_argument("--threads", type=int, default=2)
 
 

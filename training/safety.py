@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from perception.safety import decide_level, explicit_phrase, lexical_terms
-from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
+from perception.safety import RiskFeatures, decide_level, explicit_phrase, lexical_terms
+from perception.sentence_encoder import load_sentence_encoder
+from perception.text_model import default_text_model_dir, load_text_model
 from perception.warning_signs import (SignReading, default_warning_sign_model_path, load_warning_sign_model,
                                       read_messages)
 
@@ -42,11 +43,15 @@ def read_crisis(folder: Path) -> CrisisSet:
     return CrisisSet(texts, np.array(y), kind)
 
 
-def features(model: TextEmotionModel, texts: list[str]) -> np.ndarray:
-    """[N, 384 + 28]: sentence embedding and GoEmotions probabilities, exactly as the live layer computes them."""
-    from perception.safety import risk_features
+def safety_reader(threads: int = 2) -> RiskFeatures:
+    """The shipped text model and the safety encoder: what the served safety layer reads messages with."""
+    return RiskFeatures(load_text_model(default_text_model_dir(), threads=1), load_sentence_encoder(threads=threads))
 
-    return np.concatenate([risk_features(model, texts[s:s + 64]) for s in range(0, len(texts), 64)]).astype(np.float32)
+
+def features(reader: RiskFeatures, texts: list[str]) -> np.ndarray:
+    """[N, 384 + 768 + 28]: the text model's embedding, the safety encoder's, the 28 GoEmotions probabilities, exactly
+    as the live layer computes them (`perception.safety.risk_features`)."""
+    return np.concatenate([reader(texts[s:s + 64]) for s in range(0, len(texts), 64)]).astype(np.float32)
 
 
 def threshold_for_fpr(scores: np.ndarray, y: np.ndarray, fpr: float) -> float:
@@ -88,12 +93,12 @@ class Everyday:
     texts: list[str]
 
 
-def everyday_negatives(model: TextEmotionModel, folder: Path, n: int, seed: int = 0) -> Everyday:
+def everyday_negatives(reader: RiskFeatures, folder: Path, n: int, seed: int = 0) -> Everyday:
     """n GoEmotions train comments drawn by seed, less any with an explicit risk phrase (those are not ordinary)."""
     rows = (folder / "train.tsv").read_text(encoding="utf-8").splitlines()
     rng = np.random.default_rng(seed)
     texts = [t for t in (rows[i].split("\t")[0] for i in rng.permutation(len(rows))) if explicit_phrase(t) is None][:n]
-    return Everyday(features(model, texts), texts)
+    return Everyday(features(reader, texts), texts)
 
 
 def fit(x: np.ndarray, texts: list[str], y: np.ndarray, cfg: Settings, extra: Everyday | None = None) -> Fitted:
@@ -118,7 +123,7 @@ def _sign(signs: Signs, i: int) -> SignReading | None:
     return signs[i] if signs is not None else None
 
 
-def read_signs(model: TextEmotionModel, texts: list[str], x: np.ndarray) -> list[SignReading] | None:
+def read_signs(reader: RiskFeatures, texts: list[str], x: np.ndarray) -> list[SignReading] | None:
     """The shipped warning-sign scorer's reading of each message, from their `features` `x` (None when it has not
     been trained yet): it trains on training/warning_signs only, so its readings of other sets are out of sample."""
     if not default_warning_sign_model_path().exists():
@@ -126,7 +131,7 @@ def read_signs(model: TextEmotionModel, texts: list[str], x: np.ndarray) -> list
     signs = load_warning_sign_model(default_warning_sign_model_path())
     out: list[SignReading] = []
     for s in range(0, len(texts), 64):  # a long post's sentences take a pass of their own: 64 posts a batch
-        out += read_messages(signs, model, texts[s:s + 64], x[s:s + 64])
+        out += read_messages(signs, reader, texts[s:s + 64], x[s:s + 64])
     return out
 
 
@@ -208,11 +213,11 @@ def cross_validate(data: CrisisSet, x: np.ndarray, cfg: Settings, recall: float,
 
 def train(args: argparse.Namespace) -> None:
     data = read_crisis(Path(args.data))
-    model = load_text_model(default_text_model_dir(), threads=args.threads)
-    x = features(model, data.texts)
+    reader = safety_reader(threads=args.threads)
+    x = features(reader, data.texts)
     cfg = Settings(c=args.c, c_lex=args.c_lex, weight=args.embedding_weight)
-    extra = everyday_negatives(model, Path(args.everyday), args.everyday_n) if args.everyday_n else None
-    signs = read_signs(model, data.texts, x)
+    extra = everyday_negatives(reader, Path(args.everyday), args.everyday_n) if args.everyday_n else None
+    signs = read_signs(reader, data.texts, x)
     cv = cross_validate(data, x, cfg, args.recall, args.fpr, extra=extra, signs=signs)
     for level, what in (("crisis", "fixed crisis reply"), ("any", "crisis reply or caution prompt")):
         print(f"{what:<32} out-of-fold (5-fold x3, nested thresholds): recall {cv[f'{level}_recall']:.3f}, "

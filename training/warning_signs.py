@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from perception.safety import explicit_phrase, lexical_terms
-from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
+from perception.safety import RiskFeatures
 from perception.warning_signs import (WarningSignModel, crisis_columns, save_warning_sign_model, sentence_units,
                                       unit_features)
-from training.safety import WarningSigns, features, read_warning_signs, threshold_for_fpr
+from training.safety import WarningSigns, features, read_warning_signs, safety_reader, threshold_for_fpr
 
 # Register variants of every training sentence, so that a half written in one register also teaches the other:
 # texting (lower case, no punctuation, common shortenings) and plain (the shortenings spelled out, a capital and a
@@ -86,22 +86,22 @@ class Examples:
                         np.concatenate([self.kind, other.kind]))
 
 
-def examples(model: TextEmotionModel, signs: WarningSigns, halves: tuple[str, ...], augment: bool) -> Examples:
+def examples(reader: RiskFeatures, signs: WarningSigns, halves: tuple[str, ...], augment: bool) -> Examples:
     rows: list[tuple[str, int, str]] = []  # text, class, kind
     for h in halves:
         for k, name in enumerate(signs.tiers):
             rows += [(v, k + 1, "sign") for t in signs.halves[h][name] for v in (variants(t) if augment else [t])]
         rows += [(v, 0, "hard") for t in signs.negatives[h] for v in (variants(t) if augment else [t])]
     texts = [t for t, _, _ in rows]
-    return Examples(texts, features(model, texts), np.array([y for _, y, _ in rows]), np.array([k for _, _, k in rows]))
+    return Examples(texts, features(reader, texts), np.array([y for _, y, _ in rows]), np.array([k for _, _, k in rows]))
 
 
-def everyday(model: TextEmotionModel, folder: Path, n: int, seed: int = 0) -> Examples:
+def everyday(reader: RiskFeatures, folder: Path, n: int, seed: int = 0) -> Examples:
     """n GoEmotions train comments drawn by seed, less any with an explicit risk phrase: ordinary messages."""
     rows = (folder / "train.tsv").read_text(encoding="utf-8").splitlines()
     rng = np.random.default_rng(seed)
     texts = [t for t in (rows[i].split("\t")[0] for i in rng.permutation(len(rows))) if explicit_phrase(t) is None][:n]
-    return Examples(texts, features(model, texts), np.zeros(len(texts), np.int64), np.array(["everyday"] * len(texts)))
+    return Examples(texts, features(reader, texts), np.zeros(len(texts), np.int64), np.array(["everyday"] * len(texts)))
 
 
 def design(scaler: Any, vectorizer: Any, lexical_weight: float, x: np.ndarray, texts: list[str]) -> Any:
@@ -147,9 +147,9 @@ class Sentences:
     own: np.ndarray  # [S] bool: read in a pass of its own (a long message's sentence; decides a caution at most)
 
 
-def split_sentences(model: TextEmotionModel, ex: Examples) -> Sentences:
+def split_sentences(reader: RiskFeatures, ex: Examples) -> Sentences:
     parts, own = sentence_units(ex.texts)
-    x = unit_features(parts, own, ex.x, lambda s: features(model, s))
+    x = unit_features(parts, own, ex.x, lambda s: features(reader, s))
     return Sentences([s for _, s in parts], x, np.array([i for i, _ in parts], np.int64), np.array(own, bool))
 
 
@@ -199,27 +199,27 @@ def to_model(f: Fitted, signs: WarningSigns, t_crisis: float, t_caution: float) 
         bias=f.clf.intercept_.astype(np.float64), crisis_threshold=t_crisis, caution_threshold=t_caution)
 
 
-def train_model(model: TextEmotionModel, signs: WarningSigns, ordinary: Examples, halves: tuple[str, ...],
+def train_model(reader: RiskFeatures, signs: WarningSigns, ordinary: Examples, halves: tuple[str, ...],
                 cfg: Settings) -> WarningSignModel:
-    ex = examples(model, signs, halves, augment=True) + ordinary
+    ex = examples(reader, signs, halves, augment=True) + ordinary
     tiers = list(signs.tiers.values())
-    t_crisis, t_caution = pick_thresholds(*oof_tier_scores(ex, split_sentences(model, ex), cfg, tiers), ex, cfg)
+    t_crisis, t_caution = pick_thresholds(*oof_tier_scores(ex, split_sentences(reader, ex), cfg, tiers), ex, cfg)
     return to_model(fit(ex, cfg), signs, t_crisis, t_caution)
 
 
 def train(args: argparse.Namespace) -> None:
     t0 = time.time()
-    model = load_text_model(default_text_model_dir(), threads=args.threads)
+    reader = safety_reader(threads=args.threads)
     signs = read_warning_signs()
     cfg = Settings(c=args.c, lexical_weight=args.lexical_weight)
-    ordinary = everyday(model, Path(args.everyday), args.everyday_n)
+    ordinary = everyday(reader, Path(args.everyday), args.everyday_n)
     for tr, te in (("a", "b"), ("b", "a")):
-        m = train_model(model, signs, ordinary, (tr,), cfg)
+        m = train_model(reader, signs, ordinary, (tr,), cfg)
         print(f"trained on half {tr.upper()}, thresholds crisis >= {m.crisis_threshold:.3f}, caution >= "
               f"{m.caution_threshold:.3f}; reported on half {te.upper()} (bench/safety.py prints the served layer)")
     if args.report_only:
         return
-    m = train_model(model, signs, ordinary, ("a", "b"), cfg)
+    m = train_model(reader, signs, ordinary, ("a", "b"), cfg)
     out = Path(args.out)
     save_warning_sign_model(m, out, {
         "trained_on": f"training/warning_signs half A + half B (with register variants), {len(ordinary.texts)} "

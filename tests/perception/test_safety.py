@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent import assess_texts, load_risk_model, load_text_model, load_warning_signs
+from agent import assess_texts, load_risk_features, load_risk_model, load_warning_signs
 from perception.safety import explicit_phrase, warning_sign
 
 
@@ -52,7 +52,7 @@ def test_hopelessness_is_a_warning_sign_not_a_crisis(text, sign):
 
 @pytest.fixture(scope="module")
 def models():
-    return load_text_model(None, threads=1), load_risk_model()
+    return load_risk_features(), load_risk_model()
 
 
 def test_idioms_not_flagged_by_the_full_layer(models):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent import assess_texts, load_risk_model, load_text_model, load_warning_signs
+from agent import assess_texts, load_risk_features, load_risk_model, load_warning_signs
 
 PROBES = yaml.safe_load((Path(__file__).with_name("safety_probes.yaml")).read_text())["probes"]
 MEETS = {"crisis": lambda level: level == "crisis", "caution+": lambda level: level != "none",
@@ -16,8 +16,13 @@ MEETS = {"crisis": lambda level: level == "crisis", "caution+": lambda level: le
 
 
 @pytest.fixture(scope="module")
-def levels() -> list[str]:
-    out = assess_texts(load_text_model(None, threads=1), load_risk_model(), [p["text"] for p in PROBES],
+def features_of():
+    return load_risk_features()
+
+
+@pytest.fixture(scope="module")
+def levels(features_of) -> list[str]:
+    out = assess_texts(features_of, load_risk_model(), [p["text"] for p in PROBES],
                        load_warning_signs())  # the served layer: rules, crisis classifier, warning signs by meaning
     return [a.level for a in out]
 
@@ -41,6 +46,6 @@ def test_probe_pass_rate(levels):
 
 @pytest.mark.parametrize("text", ["Quiero morir, ya no puedo más", "Me voy a suicidar", "Je veux mourir",
                                   "Ich will nicht mehr leben", "Eu quero morrer"])
-def test_risk_phrases_in_other_languages_are_crises(text):
-    level = assess_texts(load_text_model(None, threads=1), load_risk_model(), [text], load_warning_signs())[0].level
+def test_risk_phrases_in_other_languages_are_crises(text, features_of):
+    level = assess_texts(features_of, load_risk_model(), [text], load_warning_signs())[0].level
     assert level == "crisis"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent import assess_texts, load_risk_model, load_text_model, load_warning_signs
+from agent import assess_texts, load_risk_features, load_risk_model, load_warning_signs
 from perception.safety import decide_level
 from perception.warning_signs import SignReading, read_messages, sentence_units, sentences
 from training.safety import features, read_warning_signs
@@ -14,7 +14,7 @@ from training.warning_signs import Settings, examples, fit, to_model
 
 @pytest.fixture(scope="module")
 def text_model():
-    return load_text_model(None, threads=1)
+    return load_risk_features()  # what the safety layer reads a message with
 
 
 def test_sentences_and_which_need_a_pass_of_their_own():
@@ -42,17 +42,27 @@ def test_served_scoring_matches_scikit_learn(text_model):
     assert want[:, 0].std() > 0.1  # the probe spans confident and unsure readings
 
 
-def test_the_strongest_sentence_decides(text_model):
+def test_a_sign_among_ordinary_sentences_is_found(text_model):
     signs = load_warning_signs()
     first = "Work was fine today and I had lunch with my team and we talked about the match for an hour or so."
     long = (first + " Then I drove home through the rain and cooked dinner and watched a film with my flatmates. "
             "How many of my sleeping pills would it take to not wake up?")
     whole, alone = read_messages(signs, text_model, [long, first], features(text_model, [long, first]))
-    # Read whole, the question is lost among the other sentences; read sentence by sentence it is found. A long
-    # message's sentence decides a caution at most (the crisis classifier reads the whole post for a crisis).
-    assert whole.tier == "caution" and whole.category == "dose_question", whole
-    assert whole.crisis_score == 0.0 or whole.crisis_score < 0.5
+    assert whole.tier is not None and whole.category == "dose_question", whole
     assert alone.tier is None
+
+
+def test_a_long_messages_sentence_decides_a_caution_at_most():
+    """The sentences of a long message (read in a pass of their own) never make a crisis by themselves: over the
+    development crisis set that made more false crises than the crisis classifier, which reads the whole post."""
+    signs = load_warning_signs()
+    k = signs.categories.index("dose_question") + 1
+    quiet, sure = np.zeros(len(signs.categories) + 1), np.zeros(len(signs.categories) + 1)
+    quiet[0], sure[k] = 1.0, 1.0
+    probs = np.stack([quiet, sure, quiet, sure])  # message 0 and its sentence; message 1 and its sentence
+    long_, chat = signs.read(probs, [0, 0, 1, 1], 2, [False, True, False, False])
+    assert long_.tier == "caution" and long_.category == "dose_question", long_
+    assert chat.tier == "crisis" and chat.category == "dose_question", chat
 
 
 def test_someone_elses_risk_is_a_caution_not_a_crisis():

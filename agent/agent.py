@@ -167,6 +167,11 @@ class Agent:
         return self.inputs.face is not None
 
     @property
+    def profile_names(self) -> frozenset[str]:
+        """The agent profiles a session or a request may name."""
+        return frozenset(self.pipeline.profiles)
+
+    @property
     def llm_model(self) -> str:
         return self.pipeline.llm.config.model
 

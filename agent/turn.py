@@ -358,18 +358,26 @@ class Turn:
         self.reply = Reply()
         self.spoken: SpokenReply | None = None
         self.store_failed = False
+        self.marks: dict[str, float] = {}
+        self.fixed_locale: str | None = locale  # the crisis resources' locale: the session's, else the profile's
 
     async def run(self) -> None:
-        p, rec, user, emit, reply = self.p, self.rec, self.user, self.emit, self.reply
-        rec.history.append(Message("user", user.text))  # in the session from now on; stored below
-        marks = {"start": time.perf_counter()}
+        """Screen, decide, stream, finish: each step emits what the client sees as it happens."""
+        self.rec.history.append(Message("user", self.user.text))  # in the session from now on; stored below
+        self.marks = {"start": time.perf_counter()}
+        perceived = await self.screened()
+        percept, decision, prompt, cut = await self.decided(perceived)
+        if await self.streamed(percept, decision, prompt):
+            await self.finished(perceived, percept, decision, prompt, cut)
 
-        # Screened first: the text read (emotion and risk in one pass; the phrase rules need no model) runs before
-        # anything else can fail, so a crisis is answered even with the store or the LLM down.
-        perceived = await perceive(p, user, self.face)
+    async def screened(self) -> Perceived:
+        """Screened first: the text read (emotion and risk in one pass; the phrase rules need no model) runs before
+        anything else can fail, so a crisis is answered even with the store or the LLM down."""
+        p, rec, emit = self.p, self.rec, self.emit
+        perceived = await perceive(p, self.user, self.face)
         turn = sum(1 for m in rec.history if m.role == "user")
         perceived = await read_in_context(p, rec, perceived, turn)
-        marks["perceived"] = time.perf_counter()
+        self.marks["perceived"] = time.perf_counter()
         if (safety := screen(perceived.risk, p.reader.risk_name, rec.id, perceived.language)) is not None:
             await emit(safety)
         if (mode := sticky(rec, perceived.risk, turn)) is not None:
@@ -382,57 +390,76 @@ class Turn:
                                   message="the text emotion model failed on this message; the reply goes on without it"))
         for event in perceived.announce:
             await emit(event)
+        return perceived
 
+    async def decided(self, perceived: Perceived) -> tuple[FusedPercept, Decision, Prompt, bool]:
+        """Fuse, track the persona, decide the controls, render the prompt (and whether the message had to be cut)."""
+        p, rec, marks = self.p, self.rec, self.marks
         marks["fuse"] = time.perf_counter()
         percept = fuse(p, perceived.signals)
         marks["fused"] = time.perf_counter()
-        rec.persona = track(p, rec.persona, percept, user.text)
+        rec.persona = track(p, rec.persona, percept, self.user.text)
         profile = p.profiles[rec.profile_id]
         decision = decide(p, rec, profile, perceived.risk)
-        prompt, cut = await render_prompt(p, rec, profile, decision, user.text)
+        prompt, cut = await render_prompt(p, rec, profile, decision, self.user.text)
         marks["rendered"] = time.perf_counter()
+        self.fixed_locale = self.locale or profile.safety_locale
+        return percept, decision, prompt, cut
 
-        crisis = decision.controls.safety_mode == "crisis"
-        locale = self.locale or profile.safety_locale
-        fixed = crisis_reply(locale) if crisis else None
-        marks["request"] = time.perf_counter()
+    async def streamed(self, percept: FusedPercept, decision: Decision, prompt: Prompt) -> bool:
+        """The reply, piece by piece (the fixed crisis reply, or the model's guarded stream), spoken too when the
+        session asked for it. False when the LLM failed for good (the client has been told)."""
+        p, emit, reply = self.p, self.emit, self.reply
+        fixed = crisis_reply(self.fixed_locale) if decision.controls.safety_mode == "crisis" else None
+        self.marks["request"] = time.perf_counter()
         try:
             async with aclosing(generate(p, prompt, fixed, reply)) as pieces:
-                # The request goes out now; saving the persona and telling the client run while the model reads the
-                # prompt. The first piece is shown only after the persona and controls events.
-                first = asyncio.ensure_future(anext(pieces, None))
-                try:
-                    await self.persist()  # the persona this turn produced is kept even if the reply never completes
-                    await emit(persona_event(rec.persona, percept))
-                    await emit(controls_event(decision, prompt))
-                    piece = await first
-                finally:
-                    if not first.done():  # the client went away or the turn was cancelled before the first piece
-                        first.cancel()
-                        await asyncio.gather(first, return_exceptions=True)
+                piece = await self.first_piece(pieces, percept, decision, prompt)
                 if self.speak and p.tts is not None:  # sentences are synthesised while the model goes on writing
                     self.spoken = SpokenReply(p.tts, reply.id, decision.controls.pace, emit)
                 while piece is not None:
-                    reply.show(piece)
-                    await emit(ResponseDelta(response_id=reply.id, text=piece))
-                    if self.spoken is not None:
-                        self.spoken.feed(piece)
+                    await self.show(piece)
                     piece = await anext(pieces, None)
         except LLMFailed as failed:
             if self.spoken is not None:
                 await self.spoken.aclose()
             await self.llm_failed(failed)
-            return
+            return False
         except BaseException:
             if self.spoken is not None:
                 await self.spoken.aclose()
             raise
+        return True
+
+    async def first_piece(self, pieces: AsyncGenerator[str, None], percept: FusedPercept, decision: Decision,
+                          prompt: Prompt) -> str | None:
+        """The request goes out now; saving the persona and telling the client run while the model reads the prompt.
+        The first piece is shown only after the persona and controls events."""
+        first = asyncio.ensure_future(anext(pieces, None))
+        try:
+            await self.persist()  # the persona this turn produced is kept even if the reply never completes
+            await self.emit(persona_event(self.rec.persona, percept))
+            await self.emit(controls_event(decision, prompt))
+            return await first
+        finally:
+            if not first.done():  # the client went away or the turn was cancelled before the first piece
+                first.cancel()
+                await asyncio.gather(first, return_exceptions=True)
+
+    async def show(self, piece: str) -> None:
+        self.reply.show(piece)
+        await self.emit(ResponseDelta(response_id=self.reply.id, text=piece))
+        if self.spoken is not None:
+            self.spoken.feed(piece)
+
+    async def finished(self, perceived: Perceived, percept: FusedPercept, decision: Decision, prompt: Prompt,
+                       cut: bool) -> None:
+        """After the last piece: the fixed reminder (safe mode, caution), the rest of the speech, the output guard's
+        event, the reply kept and stored, and response.done with the timings and the explanation."""
+        p, rec, reply, marks = self.p, self.rec, self.reply, self.marks
         previous = next((m.content for m in reversed(rec.history) if m.role == "assistant"), "")
-        if reminder := after_reply(decision.controls.safety_mode, reply.text, previous, locale):
-            reply.show(reminder)
-            await emit(ResponseDelta(response_id=reply.id, text=reminder))
-            if self.spoken is not None:
-                self.spoken.feed(reminder)
+        if reminder := after_reply(decision.controls.safety_mode, reply.text, previous, self.fixed_locale):
+            await self.show(reminder)
         if self.spoken is not None:  # the rest is spoken before response.done (a cancel meanwhile stops it)
             try:
                 await self.spoken.finish()
@@ -442,29 +469,31 @@ class Turn:
         if reply.guard_hit is not None:
             log.warning("output guard: %s reply blocked in session %s", reply.guard_hit.kind, rec.id)
             SAFETY.labels("output_blocked").inc()
-            await emit(SafetyEvent(risk=True, level="caution", score=1.0, rule=reply.guard_hit.kind,
-                                   action="output_blocked", model="output-guard"))
+            await self.emit(SafetyEvent(risk=True, level="caution", score=1.0, rule=reply.guard_hit.kind,
+                                        action="output_blocked", model="output-guard"))
         marks["end"] = time.perf_counter()
-
         remember_reply(rec, reply.text, interrupted=False)
         await self.persist()
-        timings = turn_timings(marks, reply)
-        if self.spoken is not None and self.spoken.first_audio_at is not None:
-            timings["first_audio"] = round((self.spoken.first_audio_at - marks["start"]) * 1000, 3)
-            timings["tts_sentence_p50"] = round(sorted(self.spoken.synth_ms)[len(self.spoken.synth_ms) // 2], 3)
-        observe_timings(timings)
-        stats = reply.stats
+        stats, crisis = reply.stats, decision.controls.safety_mode == "crisis"
         TURNS.labels("safety_reply" if stats.finish_reason == "safety" else "done").inc()
         for kind, n in (("prompt", stats.prompt_tokens), ("completion", stats.completion_tokens)):
             if n:
                 LLM_TOKENS.labels(kind).inc(n)
-        await emit(ResponseDone(
+        await self.emit(ResponseDone(
             response_id=reply.id, text=reply.text, finish_reason=stats.finish_reason,
             model="fixed:crisis_reply" if crisis else p.llm.config.model,
             usage={"prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens},
-            timings_ms=timings, explanation=explanation(perceived, percept, rec, decision, prompt),
+            timings_ms=self.timings(), explanation=explanation(perceived, percept, rec, decision, prompt),
             input_truncated=cut and not crisis,
         ))
+
+    def timings(self) -> dict[str, float | None]:
+        timings = turn_timings(self.marks, self.reply)
+        if self.spoken is not None and self.spoken.first_audio_at is not None:
+            timings["first_audio"] = round((self.spoken.first_audio_at - self.marks["start"]) * 1000, 3)
+            timings["tts_sentence_p50"] = round(sorted(self.spoken.synth_ms)[len(self.spoken.synth_ms) // 2], 3)
+        observe_timings(timings)
+        return timings
 
     async def persist(self) -> None:
         """Save the session. If the store fails, the conversation goes on (the record stays in memory, and the next

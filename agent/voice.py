@@ -16,7 +16,7 @@ from perception.voice.affect import VoiceAffectModel
 from perception.voice.audio import SAMPLE_RATE
 from perception.voice.stt import SpeechToText, Transcript
 from perception.voice.turn import SmartTurn
-from perception.voice.vad import VadModel, VadStream
+from perception.voice.vad import VadEvent, VadModel, VadStream
 
 log = logging.getLogger(__name__)
 
@@ -155,67 +155,83 @@ class VoiceInput:
 
     async def _read(self, chunk: np.ndarray | _PauseCheck | None) -> None:
         if isinstance(chunk, _PauseCheck):
-            if self._paused_at != chunk.paused_at or self._speech_start is None:
-                return  # the speaker went on (or the turn ended otherwise)
-            if chunk.early:
-                # Half-way through the pause the speaker has not gone on: they may well have finished after all, so
-                # the transcription starts now and is ready when the pause runs out (dropped if they go on).
-                self._early = (chunk.paused_at, asyncio.ensure_future(asyncio.to_thread(
-                    self.models.stt.transcribe, self._slice(self._speech_start, chunk.paused_at))))
-            else:
-                await self._finish(chunk.paused_at)
-            return
-        if chunk is None:
-            self._end_queued = False
-            fresh, self._fresh = self._fresh, 0
-            if fresh and (self._speech_start is not None or self._vad.triggered):
-                await self._finish(self._vad.position)
-            else:
-                await self._on_final(None, self.utterance_id)  # nothing was said
-            return
+            await self._pause_check(chunk)
+        elif chunk is None:
+            await self._input_ended()
+        else:
+            await self._audio(chunk)
+
+    async def _pause_check(self, chunk: _PauseCheck) -> None:
+        if self._paused_at != chunk.paused_at or self._speech_start is None:
+            return  # the speaker went on (or the turn ended otherwise)
+        if chunk.early:
+            # Half-way through the pause the speaker has not gone on: they may well have finished after all, so
+            # the transcription starts now and is ready when the pause runs out (dropped if they go on).
+            self._early = (chunk.paused_at, asyncio.ensure_future(asyncio.to_thread(
+                self.models.stt.transcribe, self._slice(self._speech_start, chunk.paused_at))))
+        else:
+            await self._finish(chunk.paused_at)
+
+    async def _input_ended(self) -> None:
+        self._end_queued = False
+        fresh, self._fresh = self._fresh, 0
+        if fresh and (self._speech_start is not None or self._vad.triggered):
+            await self._finish(self._vad.position)
+        else:
+            await self._on_final(None, self.utterance_id)  # nothing was said
+
+    async def _audio(self, chunk: np.ndarray) -> None:
         self._pending -= chunk.size
         self._append(chunk)
-        events = await asyncio.to_thread(self._vad.feed, chunk)
-        for ev in events:
-            if ev.kind == "start" and self._speech_start is None:
-                self._speech_start = max(self._ring_start, ev.sample - self.cfg.pre_roll_ms * SAMPLE_RATE // 1000)
-                self._onset = ev.sample
-                self._onset_reported = False
-                self._sustained_reported = False
-                self._last_interim = ev.sample
-            elif ev.kind == "start":
-                self._paused_at = None  # the speaker went on: the same utterance
-                self._early = None  # its early transcript is now too short
-            elif ev.kind == "end" and self._speech_start is not None:
-                if self.smart is None or await self._finished():
-                    await self._finish(ev.sample)
-                else:
-                    self._paused_at = ev.sample
-                    waited = (self._vad.position - ev.sample) / SAMPLE_RATE
-                    self._pause_timer = asyncio.create_task(
-                        self._check_later(ev.sample, self.cfg.turn_max_silence_ms / 1000 - waited))
+        for ev in await asyncio.to_thread(self._vad.feed, chunk):
+            await self._vad_event(ev)
         if self._paused_at is not None and \
                 self._vad.position - self._paused_at >= self.cfg.turn_max_silence_ms * SAMPLE_RATE // 1000:
             await self._finish(self._paused_at)  # unfinished, but the speaker has stopped for long enough
         if self._speech_start is not None:
-            pos = self._vad.position
-            if not self._onset_reported and pos - self._onset >= self.cfg.barge_in_min_ms * SAMPLE_RATE // 1000:
-                self._onset_reported = True
-                await self._on_speech(self.utterance_id)
-            if self._on_sustained is not None and not self._sustained_reported and \
-                    self._vad.last_voiced - self._onset >= self.cfg.backchannel_max_ms * SAMPLE_RATE // 1000:
-                self._sustained_reported = True
-                await self._on_sustained(self.utterance_id)
-            if pos - self._speech_start >= self.cfg.max_utterance_s * SAMPLE_RATE:
-                await self._finish(pos)
-            elif pos - self._last_interim >= self.cfg.interim_every_s * SAMPLE_RATE and (
-                    self._interim_task is None or self._interim_task.done()) and \
-                    pos - self._vad.last_voiced < SAMPLE_RATE // 10:
-                # (not while the speaker is silent: the utterance may be ending, and an interim transcript then only
-                # holds up the final one, on the same cores)
-                self._last_interim = pos
-                audio = self._slice(self._speech_start, pos)
-                self._interim_task = asyncio.create_task(self._interim(audio, self.utterance_id))
+            await self._speaking()
+
+    async def _vad_event(self, ev: VadEvent) -> None:
+        if ev.kind == "start" and self._speech_start is None:
+            self._speech_start = max(self._ring_start, ev.sample - self.cfg.pre_roll_ms * SAMPLE_RATE // 1000)
+            self._onset = ev.sample
+            self._onset_reported = False
+            self._sustained_reported = False
+            self._last_interim = ev.sample
+        elif ev.kind == "start":
+            self._paused_at = None  # the speaker went on: the same utterance
+            self._early = None  # its early transcript is now too short
+        elif ev.kind == "end" and self._speech_start is not None:
+            if self.smart is None or await self._finished():
+                await self._finish(ev.sample)
+            else:
+                self._paused_at = ev.sample
+                waited = (self._vad.position - ev.sample) / SAMPLE_RATE
+                self._pause_timer = asyncio.create_task(
+                    self._check_later(ev.sample, self.cfg.turn_max_silence_ms / 1000 - waited))
+
+    async def _speaking(self) -> None:
+        """While an utterance runs: report its onset (barge-in) and that it is sustained, cut it at its maximum
+        length, and transcribe it now and then (interim transcripts)."""
+        assert self._speech_start is not None
+        pos = self._vad.position
+        if not self._onset_reported and pos - self._onset >= self.cfg.barge_in_min_ms * SAMPLE_RATE // 1000:
+            self._onset_reported = True
+            await self._on_speech(self.utterance_id)
+        if self._on_sustained is not None and not self._sustained_reported and \
+                self._vad.last_voiced - self._onset >= self.cfg.backchannel_max_ms * SAMPLE_RATE // 1000:
+            self._sustained_reported = True
+            await self._on_sustained(self.utterance_id)
+        if pos - self._speech_start >= self.cfg.max_utterance_s * SAMPLE_RATE:
+            await self._finish(pos)
+        elif pos - self._last_interim >= self.cfg.interim_every_s * SAMPLE_RATE and (
+                self._interim_task is None or self._interim_task.done()) and \
+                pos - self._vad.last_voiced < SAMPLE_RATE // 10:
+            # (not while the speaker is silent: the utterance may be ending, and an interim transcript then only
+            # holds up the final one, on the same cores)
+            self._last_interim = pos
+            audio = self._slice(self._speech_start, pos)
+            self._interim_task = asyncio.create_task(self._interim(audio, self.utterance_id))
 
     def _append(self, chunk: np.ndarray) -> None:
         keep = int((self.cfg.max_utterance_s + 2) * SAMPLE_RATE)

@@ -60,7 +60,7 @@ class ChatCompletionRequest(BaseModel):
         return history, text
 
 
-def profile_of(model: str, profiles: set[str]) -> str | None:
+def profile_of(model: str, profiles: frozenset[str]) -> str | None:
     """`persona-agent:companion` or `companion` → that profile; anything else → the default profile."""
     name = model.split(":", 1)[1] if model.startswith("persona-agent:") else model
     return name if name in profiles else None

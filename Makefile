@@ -39,7 +39,7 @@ $(ENCODER_DIR)/model.onnx: | $(VENV)/.installed
 	$(VENV)/bin/python -m training.sentence_encoder $(ENCODER_DIR)
 
 $(MODEL_DIR)/config.json: | $(LLM_VENV)/.installed
-	$(LLM_VENV)/bin/python agent/smollm2_to_hf.py $(MODEL_DIR)
+	$(LLM_VENV)/bin/python llmenv/smollm2_to_hf.py $(MODEL_DIR)
 
 run: setup
 	$(VENV)/bin/persona-agent serve

@@ -16,9 +16,9 @@ from perception.safety import (
     RiskAssessment, RiskClassifier, RiskFeatures, default_risk_classifier_path, load_risk_classifier,
 )
 from perception.sentence_encoder import load_sentence_encoder
-from perception.text_model import TextEmotionModel, default_text_model_dir
+from perception.text_model import TextEmotionModel
 from perception.voice.audio import SAMPLE_RATE, decode_file
-from perception.text_model import load_text_model as _load_text_model
+from perception.text_model import load_text_model
 from perception.warning_signs import (WarningSignModel, default_warning_sign_model_path, load_warning_sign_model,
                                       read_messages)
 
@@ -31,10 +31,6 @@ class TextAnalysis:
     emotions: dict[str, float]  # 7 shared labels -> probability
     explained_label: str | None = None
     attributions: list[dict[str, object]] | None = None
-
-
-def load_text_model(path: Path | None = None, threads: int = 1) -> TextEmotionModel:
-    return _load_text_model(path or default_text_model_dir(), threads=threads)
 
 
 def analyze_texts(model: TextEmotionModel, texts: Sequence[str], explain: bool = False) -> list[TextAnalysis]:

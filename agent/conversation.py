@@ -15,7 +15,7 @@ from agent.events import (
 )
 from agent.events import Emit
 from agent.frames import FrameInput
-from agent.store import SessionErased, SessionRecord
+from agent.sessions.store import SessionErased, SessionRecord
 from agent.turn import Pipeline, Turn, UserTurn, remember_reply
 from agent.tts import SpokenReply, heard_text
 from agent.voice import Utterance, VoiceConfig, VoiceInput, VoiceModels, backchannel

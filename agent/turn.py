@@ -23,7 +23,7 @@ from agent.frames import perception_event
 from agent.llm import TRANSPORT_ERRORS, LLMClient, LLMStatusError, StreamStats
 from agent.metrics import LLM_TOKENS, SAFETY, STORE_FAILURES, TURNS, observe_timings
 from agent.reading import TextReader, TextReading
-from agent.store import SessionErased, SessionRecord, SessionStore
+from agent.sessions.store import SessionErased, SessionRecord, SessionStore
 from agent.tts import SpokenReply, Synthesizer
 from agent.webhook import SafetyWebhook
 from fusion import FusedPercept

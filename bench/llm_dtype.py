@@ -55,13 +55,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=64)
     args = ap.parse_args()
-    from agent.engine import EmbeddedEngine
+    from agent.llm.engine import EmbeddedEngine
     from persona import ControlSignals
     from prompts import load_profiles
     from prompts.render import render_system
     from server.settings import Settings
 
-    from agent.engine import resolve_dtype
+    from agent.llm.engine import resolve_dtype
 
     print(machine())
     print(f"this CPU: auto -> {resolve_dtype('auto')}")

@@ -140,7 +140,7 @@ def turn_table(voice: str) -> None:
     """Smart Turn vs VAD alone on the same audio, fed through the session's real voice input (VAD, Smart Turn,
     speech-to-text), faster than real time: the delay is counted in audio (stream position), plus the model's own
     compute, reported apart. `voice`: espeak-ng (robotic, flat endings) or piper (human-like prosody)."""
-    from agent.agent import AgentConfig, load_voice_models
+    from agent.runtime import AgentConfig, load_voice_models
     from agent.voice import VoiceConfig, VoiceInput
 
     models = load_voice_models(AgentConfig(stt_model="tiny.en"))

@@ -154,12 +154,13 @@ class TextEmotionModel:
         return label, [Attribution(w, round(float(score[0] - score[i + 1]), 4)) for i, w in enumerate(words)]
 
 
-def load_text_model(path: str | Path, threads: int = 1) -> TextEmotionModel:
-    """Load the shipped artifact (model.int8.onnx, tokenizer.json, thresholds.json) from a local folder."""
+def load_text_model(path: str | Path | None = None, threads: int = 1) -> TextEmotionModel:
+    """Load the artifact (model.int8.onnx, tokenizer.json, thresholds.json) from a local folder: the shipped one
+    (perception/models/text_emotion) unless `path` says otherwise."""
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-    path = Path(path)
+    path = Path(path) if path is not None else default_text_model_dir()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1

@@ -1,6 +1,6 @@
 """Settings, read once at start-up from the environment (and CLI flags), then passed down as typed config.
 
-The agent's options are declared once, as `AgentConfig` (agent/agent.py): each of its fields is a setting of the same
+The agent's options are declared once, as `AgentConfig` (agent/runtime.py): each of its fields is a setting of the same
 name (PERSONA_<NAME>), the voice options flattened (PERSONA_BARGE_IN_MIN_MS, ...), two of them under the LLM's names
 (PERSONA_LLM_MAX_TOKENS, PERSONA_LLM_TEMPERATURE). This module adds what only the edge knows: address, auth, logs,
 the LLM endpoints and the embedded engine."""

@@ -112,7 +112,7 @@ def situations(path: Path, n: int) -> list[str]:
 
 def seed_sessions(store_path: Path, turns: Sequence[Turn], profile: str) -> list[str]:
     """Write each turn's dialogue-so-far into the server's SQLite store as a session to resume."""
-    from agent.store import SessionRecord, SqliteStore
+    from agent.sessions.store import SessionRecord, SqliteStore
 
     store = SqliteStore(store_path)
     ids = []
@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> None:
     for name in ("adapter", "base"):
         # One engine at a time, each alone on the machine: the merged adapter (as the server runs it), then the
         # plain base model. With --adapter-mode lora one LoRA-enabled engine would serve both; on CPU it doubles
-        # the decode time (agent/merge_lora.py).
+        # the decode time (llmenv/merge_lora.py).
         cfg = EmbeddedEngineConfig(python=default_llm_python(), model_dir=embedded_model_dir(Path(args.cache_dir)),
                                    port=free_port(), log_file=work / f"vllm-{name}.log",
                                    adapter_dir=adapter if name == "adapter" else None, max_lora_rank=lora_rank(adapter),

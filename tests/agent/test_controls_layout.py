@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agent.agent import resolve_controls_at
-from agent.engine import EmbeddedEngine, EmbeddedEngineConfig, adapter_controls_at
+from agent.runtime import resolve_controls_at
+from agent.llm.engine import EmbeddedEngine, EmbeddedEngineConfig, adapter_controls_at
 
 
 def _adapter(path: Path, record: dict | None) -> Path:

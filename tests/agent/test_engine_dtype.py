@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.engine import resolve_dtype
+from agent.llm.engine import resolve_dtype
 
 
 def test_auto_picks_bfloat16_only_with_native_bf16(tmp_path: Path):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.store import MemoryStore, SessionErased, SessionRecord, SqliteStore, persona_from_json, persona_to_json
-from agent.store_redis import RedisStore
+from agent.sessions.store import MemoryStore, SessionErased, SessionRecord, SqliteStore, persona_from_json, persona_to_json
+from agent.sessions.redis import RedisStore
 from tests.redisserver import RedisServer
 from fusion import FusedPercept
 from perception import LABELS

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.store import SessionRecord, SqliteStore
+from agent.sessions.store import SessionRecord, SqliteStore
 from persona import PersonaState
 from prompts import Message
 

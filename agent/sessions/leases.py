@@ -97,7 +97,7 @@ return 0
 
 class RedisLeases:
     def __init__(self, url: str, prefix: str = "persona:") -> None:
-        from agent.store_redis import redis_client
+        from agent.sessions.redis import redis_client
 
         self._r: Any = redis_client(url)
         self.prefix, self.worker = prefix, uuid.uuid4().hex[:12]

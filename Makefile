@@ -8,7 +8,7 @@ ENCODER_DIR := $(CACHE)/models/all-mpnet-base-v2-q8
 PIP := $(VENV)/bin/pip install --quiet --disable-pip-version-check
 LLM_PIP := $(LLM_VENV)/bin/pip install --quiet --disable-pip-version-check
 
-.PHONY: setup system run test test-tensorflow bench schema clean
+.PHONY: setup system run test quick test-tensorflow bench schema clean
 
 setup: $(VENV)/.installed $(LLM_VENV)/.installed $(MODEL_DIR)/config.json $(ENCODER_DIR)/model.onnx
 
@@ -49,6 +49,10 @@ run: setup
 system:
 	@command -v espeak-ng >/dev/null && command -v chromium >/dev/null && command -v redis-server >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng chromium redis-server >/dev/null; }
+
+# The quick loop while editing: the rooms tested in-process (no server, no engine), and the layer contract; < 1 min.
+quick:
+	$(VENV)/bin/python -m pytest -q tests/agent tests/persona tests/prompts tests/fusion tests/test_layers.py
 
 # The layer contract and the types first (seconds), then the tests.
 test: setup system

@@ -22,6 +22,7 @@ from agent.metrics import ACTIVE_SESSIONS, ERRORS, FRAMES, REGISTRY, scrape_regi
 from agent.sessions.store import LOCAL_TENANT, SessionErased, SessionExport, UserExport
 from agent.voice import AudioBackpressure, VoiceConfig
 from agent.sessions import redis_client
+from agent.tasks import cancel_and_wait
 from perception.face.image import ImageError
 from perception.text_model import load_text_model
 from perception.voice.audio import AudioError as InvalidAudio
@@ -33,7 +34,7 @@ __all__ = [
     "ImageBackpressure", "ImageError", "InboxFull", "InvalidAudio", "MAX_PENDING_TURNS", "LLMConfig", "STREAM_INTERVAL_S", "PerceptionEvent", "PersonaEvent", "ResponseCancelled",
     "ResponseDelta", "ResponseDone", "ResponseInterrupted", "Runtime", "RuntimeConfig", "SafetyEvent", "SessionInUse",
     "SessionErased", "SessionExport", "SessionStarted", "SpeechStarted", "TextAnalysis", "TranscriptEvent", "UnknownProfile", "UnknownSession", "UserExport",
-    "VoiceAnalysis", "VoiceConfig", "VoiceUnavailable", "analyze_face", "analyze_texts", "analyze_voice", "assess_texts",
+    "VoiceAnalysis", "VoiceConfig", "VoiceUnavailable", "analyze_face", "analyze_texts", "analyze_voice", "assess_texts", "cancel_and_wait",
     "create_runtime", "default_adapter_dir", "default_llm_python", "embedded_model_dir", "load_face_perceiver", "load_risk_features", "load_risk_model", "load_warning_signs",
     "load_text_model", "load_voice_models", "adapter_controls_at", "lora_rank", "open_agent_store", "redis_client", "scrape_registry", "watch_tasks", "worker_exited",
 ]

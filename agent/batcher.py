@@ -5,6 +5,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
+from agent.tasks import cancel_and_wait
+
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -28,10 +30,8 @@ class MicroBatcher(Generic[In, Out]):
             self._task = asyncio.create_task(self._loop(), name="micro-batcher")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def submit(self, item: In) -> tuple[Out, int]:
         """The result for `item`, and the size of the batch it ran in."""

@@ -19,6 +19,7 @@ from agent.sessions.store import SessionErased, SessionRecord
 from agent.turn import Pipeline, Turn, UserTurn, remember_reply
 from agent.tts import SpokenReply, heard_text
 from agent.voice import Utterance, VoiceConfig, VoiceInput, VoiceModels, backchannel
+from agent.tasks import cancel_and_wait
 from perception.face.perceiver import FacePerceiver
 from perception.voice.audio import pcm16_to_float
 from persona import apply_overrides
@@ -275,11 +276,7 @@ class Conversation:
             await self.voice.aclose()
         if self.frames is not None:
             await self.frames.aclose()
-        tasks = [t for t in (self._turn, self._worker) if t is not None]
-        for task in tasks:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(self._turn, self._worker)
         try:
             if not self.erased:
                 await self.pipeline.store.save(self.record)

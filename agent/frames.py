@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from agent.events import Emit, ErrorEvent, FaceAbsent, PerceptionEvent
+from agent.tasks import cancel_and_wait
 from perception import ModalitySignal
 from perception.face.image import ImageError, decode_image
 from perception.face.perceiver import FacePerceiver, perceive_image
@@ -88,6 +89,4 @@ class FrameInput:
             await self._emit(perception_event(sig, dict(sig.evidence)))
 
     async def aclose(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
+        await cancel_and_wait(self._worker)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent.events import ResponseAudio, ResponseAudioDone, ResponseAudioStart
+from agent.tasks import cancel_and_wait
 
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*\s+|\n+")
 _CLAUSE_END = re.compile(r"(?:[,;:]|\s[\u2014\u2013-])\s+")
@@ -175,9 +176,7 @@ class SpokenReply:
 
     async def aclose(self) -> None:
         """Stop now (barge-in, cancel): nothing more is synthesised or sent."""
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
 
     @property
     def duration_ms(self) -> float:

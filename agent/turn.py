@@ -26,6 +26,7 @@ from agent.reading import TextReader, TextReading
 from agent.sessions.store import SessionErased, SessionRecord, SessionStore
 from agent.tts import SpokenReply, Synthesizer
 from agent.webhook import SafetyWebhook
+from agent.tasks import cancel_and_wait
 from fusion import FusedPercept
 from perception import LABELS, Modality, ModalitySignal
 from perception.language import LanguageGuess
@@ -442,9 +443,7 @@ class Turn:
             await self.emit(controls_event(decision, prompt))
             return await first
         finally:
-            if not first.done():  # the client went away or the turn was cancelled before the first piece
-                first.cancel()
-                await asyncio.gather(first, return_exceptions=True)
+            await cancel_and_wait(first)  # still running: the client went away or the turn was cancelled
 
     async def show(self, piece: str) -> None:
         self.reply.show(piece)

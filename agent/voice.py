@@ -11,6 +11,7 @@ from typing import Literal
 
 import numpy as np
 
+from agent.tasks import cancel_and_wait
 from perception import ModalitySignal
 from perception.voice.affect import VoiceAffectModel
 from perception.voice.audio import SAMPLE_RATE
@@ -136,11 +137,7 @@ class VoiceInput:
             self._queue.put_nowait(None)
 
     async def aclose(self) -> None:
-        tasks = [t for t in (self._task, self._interim_task, self._pause_timer) if t is not None]
-        for t in tasks:
-            if not t.done():
-                t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(self._task, self._interim_task, self._pause_timer)
 
     async def _loop(self) -> None:
         while True:

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from agent import Runtime, create_runtime, watch_tasks, worker_exited
+from agent import Runtime, cancel_and_wait, create_runtime, watch_tasks, worker_exited
 from server.auth import Guard, KeyStore
 from server.edge import Edge
 from server.limits import open_limiter
@@ -53,9 +53,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        await cancel_and_wait(*background)
         await app.state.limiter.aclose()
         await runtime.aclose()
         worker_exited()

@@ -16,6 +16,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from agent import cancel_and_wait
+
 from server.auth import ApiKey
 
 
@@ -180,8 +182,7 @@ class RedisLimiter:
         try:
             yield True
         finally:
-            beat.cancel()
-            await asyncio.gather(beat, return_exceptions=True)
+            await cancel_and_wait(beat)
             try:
                 await self._r.zrem(zkey, slot)
             except Exception:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agent import ControlsEvent, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent
+from agent import ControlsEvent, cancel_and_wait, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent
 from prompts import Message
 from server.protocol import MAX_TEXT_CHARS, to_wire
 
@@ -149,9 +149,7 @@ async def stream(run: Callable[[Collected], Awaitable[str]], model: str) -> Asyn
         yield _chunk(cid, model, created, {}, _finish(c.done), c.final(session_id))
         yield "data: [DONE]\n\n"
     finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
 
 
 class TurnFailed(RuntimeError):

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agent.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 LEASE_TTL_S = 30.0  # a lease not refreshed this long lapses (a worker that hangs rather than dies)
@@ -188,9 +190,7 @@ class RedisLeases:
                 await asyncio.sleep(1.0)
 
     async def aclose(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks)
         try:
             await self._r.delete(f"{self.prefix}worker:{self.worker}")
             for lease in list(self._held.values()):

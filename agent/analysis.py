@@ -14,11 +14,10 @@ from perception.face.image import MAX_IMAGE_BYTES, decode_image
 from perception.face.perceiver import FacePerceiver
 from perception.safety import (
     RiskAssessment, RiskClassifier, RiskFeatures, default_risk_classifier_path, load_risk_classifier,
+    load_risk_features,
 )
-from perception.sentence_encoder import load_sentence_encoder
 from perception.text_model import TextEmotionModel
 from perception.voice.audio import SAMPLE_RATE, decode_file
-from perception.text_model import load_text_model
 from perception.warning_signs import (WarningSignModel, default_warning_sign_model_path, load_warning_sign_model,
                                       read_messages)
 
@@ -106,12 +105,6 @@ def assess_texts(features_of: RiskFeatures, risk: RiskClassifier, texts: Sequenc
         return []
     features = features_of(texts)
     return risk.assess_batch(texts, features, read_messages(signs, features_of, texts, features) if signs else None)
-
-
-def load_risk_features(model: TextEmotionModel | None = None, threads: int = 2) -> RiskFeatures:
-    """What the shipped safety classifiers read: the text model's pass (the shipped model unless given) and the safety
-    encoder's."""
-    return RiskFeatures(model or load_text_model(threads=1), load_sentence_encoder(threads=threads))
 
 
 @dataclass(frozen=True, slots=True)

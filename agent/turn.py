@@ -360,7 +360,11 @@ class Turn:
         self.spoken: SpokenReply | None = None
         self.store_failed = False
         self.marks: dict[str, float] = {}
-        self.fixed_locale: str | None = locale  # the crisis resources' locale: the session's, else the profile's
+
+    @property
+    def resources_locale(self) -> str | None:
+        """The locale of the fixed texts (crisis resources, the support note): the session's, else the profile's."""
+        return self.locale or self.p.profiles[self.rec.profile_id].safety_locale
 
     async def run(self) -> None:
         """Screen, decide, stream, finish: each step emits what the client sees as it happens."""
@@ -404,14 +408,13 @@ class Turn:
         decision = decide(p, rec, profile, perceived.risk)
         prompt, cut = await render_prompt(p, rec, profile, decision, self.user.text)
         marks["rendered"] = time.perf_counter()
-        self.fixed_locale = self.locale or profile.safety_locale
         return percept, decision, prompt, cut
 
     async def streamed(self, percept: FusedPercept, decision: Decision, prompt: Prompt) -> bool:
         """The reply, piece by piece (the fixed crisis reply, or the model's guarded stream), spoken too when the
         session asked for it. False when the LLM failed for good (the client has been told)."""
         p, emit, reply = self.p, self.emit, self.reply
-        fixed = crisis_reply(self.fixed_locale) if decision.controls.safety_mode == "crisis" else None
+        fixed = crisis_reply(self.resources_locale) if decision.controls.safety_mode == "crisis" else None
         self.marks["request"] = time.perf_counter()
         try:
             async with aclosing(generate(p, prompt, fixed, reply)) as pieces:
@@ -457,7 +460,7 @@ class Turn:
         event, the reply kept and stored, and response.done with the timings and the explanation."""
         p, rec, reply, marks = self.p, self.rec, self.reply, self.marks
         previous = next((m.content for m in reversed(rec.history) if m.role == "assistant"), "")
-        if reminder := after_reply(decision.controls.safety_mode, reply.text, previous, self.fixed_locale):
+        if reminder := after_reply(decision.controls.safety_mode, reply.text, previous, self.resources_locale):
             await self.show(reminder)
         if self.spoken is not None:  # the rest is spoken before response.done (a cancel meanwhile stops it)
             try:

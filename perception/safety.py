@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from perception.sentence_encoder import SentenceEncoder
-from perception.text_model import GOEMOTIONS, TextEmotionModel
+from perception.sentence_encoder import SentenceEncoder, load_sentence_encoder
+from perception.text_model import GOEMOTIONS, TextEmotionModel, load_text_model
 
 if TYPE_CHECKING:
     from perception.warning_signs import SignReading
@@ -375,6 +375,12 @@ class RiskFeatures:
     def __call__(self, texts: Sequence[str], probs: np.ndarray | None = None,
                  pooled: np.ndarray | None = None) -> np.ndarray:
         return risk_features(self.model, texts, probs, pooled, self.encoder)
+
+
+def load_risk_features(model: TextEmotionModel | None = None, threads: int = 2) -> RiskFeatures:
+    """What the shipped safety classifiers read: the text model's pass (the shipped model unless given) and the safety
+    encoder's (`threads` of its own)."""
+    return RiskFeatures(model or load_text_model(threads=1), load_sentence_encoder(threads=threads))
 
 
 def default_risk_classifier_path() -> Path:

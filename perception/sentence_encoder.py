@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from perception.environment import DEFAULT_CACHE_DIR
+from perception.text_model import pad_token_ids
 
 NAME = "all-mpnet-base-v2-q8"
 DIM = 768
@@ -53,12 +54,7 @@ class SentenceEncoder:
         order = np.argsort([len(e.ids) for e in encs], kind="stable")
         for s in range(0, len(order), BATCH):
             idx = order[s:s + BATCH]
-            n = max(len(encs[i].ids) for i in idx)
-            ids = np.full((len(idx), n), self.pad_id, np.int64)
-            mask = np.zeros((len(idx), n), np.int64)
-            for r, i in enumerate(idx):
-                ids[r, :len(encs[i].ids)] = encs[i].ids
-                mask[r, :len(encs[i].ids)] = 1
+            ids, mask = pad_token_ids([encs[i].ids for i in idx], pad=self.pad_id)
             out[idx] = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
         return out
 

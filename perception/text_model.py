@@ -58,10 +58,10 @@ def to_distribution(shared: np.ndarray) -> np.ndarray:
     return s / s.sum(axis=1, keepdims=True)
 
 
-def pad_token_ids(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad token id lists with 0 → ([N, T] ids, [N, T] attention mask), int64 as the encoder expects."""
+def pad_token_ids(seqs: Sequence[Sequence[int]], pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad token id lists with `pad` → ([N, T] ids, [N, T] attention mask), int64 as the encoders expect."""
     t = max(1, max((len(x) for x in seqs), default=1))
-    ids = np.zeros((len(seqs), t), dtype=np.int64)
+    ids = np.full((len(seqs), t), pad, dtype=np.int64)
     mask = np.zeros((len(seqs), t), dtype=np.int64)
     for i, x in enumerate(seqs):
         ids[i, :len(x)] = x

@@ -18,9 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perception.safety import RiskFeatures, decide_level, explicit_phrase, lexical_terms
-from perception.sentence_encoder import load_sentence_encoder
-from perception.text_model import default_text_model_dir, load_text_model
+from perception.safety import RiskFeatures, decide_level, explicit_phrase, lexical_terms, load_risk_features
 from perception.warning_signs import (SignReading, default_warning_sign_model_path, load_warning_sign_model,
                                       read_messages)
 
@@ -41,11 +39,6 @@ def read_crisis(folder: Path) -> CrisisSet:
             y.append(1 if row["label"] == "risk" else 0)
             kind.append(k)
     return CrisisSet(texts, np.array(y), kind)
-
-
-def safety_reader(threads: int = 2) -> RiskFeatures:
-    """The shipped text model and the safety encoder: what the served safety layer reads messages with."""
-    return RiskFeatures(load_text_model(default_text_model_dir(), threads=1), load_sentence_encoder(threads=threads))
 
 
 def features(reader: RiskFeatures, texts: list[str]) -> np.ndarray:
@@ -213,7 +206,7 @@ def cross_validate(data: CrisisSet, x: np.ndarray, cfg: Settings, recall: float,
 
 def train(args: argparse.Namespace) -> None:
     data = read_crisis(Path(args.data))
-    reader = safety_reader(threads=args.threads)
+    reader = load_risk_features(threads=args.threads)
     x = features(reader, data.texts)
     cfg = Settings(c=args.c, c_lex=args.c_lex, weight=args.embedding_weight)
     extra = everyday_negatives(reader, Path(args.everyday), args.everyday_n) if args.everyday_n else None

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from perception.safety import explicit_phrase, lexical_terms
-from perception.safety import RiskFeatures
+from perception.safety import RiskFeatures, load_risk_features
 from perception.warning_signs import (WarningSignModel, crisis_columns, save_warning_sign_model, sentence_units,
                                       unit_features)
-from training.safety import WarningSigns, features, read_warning_signs, safety_reader, threshold_for_fpr
+from training.safety import WarningSigns, features, read_warning_signs, threshold_for_fpr
 
 # Register variants of every training sentence, so that a half written in one register also teaches the other:
 # texting (lower case, no punctuation, common shortenings) and plain (the shortenings spelled out, a capital and a
@@ -209,7 +209,7 @@ def train_model(reader: RiskFeatures, signs: WarningSigns, ordinary: Examples, h
 
 def train(args: argparse.Namespace) -> None:
     t0 = time.time()
-    reader = safety_reader(threads=args.threads)
+    reader = load_risk_features(threads=args.threads)
     signs = read_warning_signs()
     cfg = Settings(c=args.c, lexical_weight=args.lexical_weight)
     ordinary = everyday(reader, Path(args.everyday), args.everyday_n)

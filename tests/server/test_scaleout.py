@@ -33,7 +33,9 @@ def worker_env(live_server, redis) -> dict[str, str]:
 
 
 async def test_session_moves_between_workers_and_survives_a_killed_one(live_server, redis):
-    env = worker_env(live_server, redis)
+    # room for a long reply, so worker B is still streaming when it is killed (at 48 tokens a loaded machine could
+    # deliver the whole reply before the kill lands)
+    env = worker_env(live_server, redis) | {"PERSONA_LLM_MAX_TOKENS": "300"}
     with launch(ARTIFACTS / "worker-a", env) as a, launch(ARTIFACTS / "worker-b", env) as b:
         ws = await WS.connect(a.ws_url)
         sid = (await ws.start(profile="companion", user_id="ada"))["session_id"]

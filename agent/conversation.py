@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,7 +17,7 @@ from agent.events import (
 from agent.events import Emit
 from agent.frames import FrameInput
 from agent.sessions.store import SessionErased, SessionRecord
-from agent.turn import Pipeline, Turn, UserTurn, remember_reply
+from agent.turn import Pipeline, Turn, UserTurn
 from agent.tts import SpokenReply, heard_text
 from agent.voice import Utterance, VoiceConfig, VoiceInput, VoiceModels, backchannel
 from agent.tasks import cancel_and_wait
@@ -234,14 +235,16 @@ class Conversation:
     async def _one(self, user: UserTurn) -> None:
         """A cancel at any point is answered with response.cancelled (or .interrupted on barge-in) carrying what had
         been sent, which history keeps."""
-        turn = Turn(self.pipeline, self.record, user, self._emit, self.frames.fresh() if self.frames else None, self.locale,
+        turn = Turn(self.pipeline, self.record, user, self.frames.fresh() if self.frames else None, self.locale,
                     speak=self.voice_reply)
         self._current = turn
         try:
-            await turn.run()
+            async with aclosing(turn.run()) as events:
+                async for each in events:
+                    await self._emit(each)
         except asyncio.CancelledError:
-            remember_reply(self.record, turn.reply.text, interrupted=True)
-            await turn.persist()
+            if (failed := await turn.cut_short()) is not None:
+                await self._emit(failed)
             event = ResponseInterrupted if self._cancel_reason == "barge_in" else ResponseCancelled
             await self._emit(event(response_id=turn.reply.id, text=turn.reply.text))
             raise

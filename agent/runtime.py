@@ -7,7 +7,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from dataclasses import dataclass, replace
@@ -21,7 +22,7 @@ from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_au
 from agent.batcher import MicroBatcher
 from agent.conversation import Admit, Conversation, Evict, Inputs
 from agent.llm.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, EngineStatus, adapter_controls_at
-from agent.events import Emit
+from agent.events import Emit, Event, SessionStarted
 from agent.sessions.leases import Lease, Leases, LocalLeases, open_leases
 from agent.llm import STREAM_INTERVAL_S, LLMClient, LLMConfig
 from agent.metrics import STORE_FAILURES
@@ -307,21 +308,29 @@ class Agent:
             return 0
         return await self.store.purge(time.time() - self.config.retention_days * 86400)
 
-    async def complete(self, history: Sequence[Message], text: str, emit: Emit, *, tenant: str = LOCAL_TENANT,
-                       user_id: str | None = None, profile: str | None = None, locale: str | None = None) -> SessionRecord:
+    async def complete(self, history: Sequence[Message], text: str, *, tenant: str = LOCAL_TENANT,
+                       user_id: str | None = None, profile: str | None = None,
+                       locale: str | None = None) -> AsyncGenerator[Event, None]:
         """One stateless turn (the OpenAI-compatible route): a new session of `tenant` whose history is what the
         client sent, then `text` through the same turn pipeline as the WebSocket (perception, persona, policy,
-        safety, guard), its events to `emit`. The session is stored like any other (exported and erased with the
-        user); `user_id` carries the user's persona across requests. Raises UnknownProfile."""
+        safety, guard). Yields `session.started` (the new session's id), then the turn's events. The session is
+        stored like any other (exported and erased with the user); `user_id` carries the user's persona across
+        requests. Raises UnknownProfile."""
         rec, _ = await self.start_session(profile, user_id, None, tenant)
         lease = self._pending.pop((tenant, rec.id), None)
         rec.history.extend(history)
+        turn = Turn(self.pipeline, rec, UserTurn(text), None, locale)
         try:
-            await Turn(self.pipeline, rec, UserTurn(text), emit, None, locale).run()
+            yield SessionStarted(session_id=rec.id, profile=rec.profile_id, resumed=False, user_id=rec.user_id)
+            async with aclosing(turn.run()) as events:
+                async for event in events:
+                    yield event
+        except (asyncio.CancelledError, GeneratorExit):  # the client went away: kept as cut short, as on the WebSocket
+            await turn.cut_short()
+            raise
         finally:
             if lease is not None:
                 self._release_later(lease)
-        return rec
 
     def converse(self, record: SessionRecord, emit: Emit, evict: Evict | None = None,
                  locale: str | None = None, admit: Admit | None = None, voice_reply: bool = False) -> Conversation:

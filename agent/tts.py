@@ -16,13 +16,15 @@ import base64
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from agent.events import ResponseAudio, ResponseAudioDone, ResponseAudioStart
 from agent.tasks import cancel_and_wait
+
+AudioEvent = ResponseAudioStart | ResponseAudio | ResponseAudioDone
 
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*\s+|\n+")
 _CLAUSE_END = re.compile(r"(?:[,;:]|\s[\u2014\u2013-])\s+")
@@ -141,18 +143,20 @@ def heard_text(sentences: list[SpokenSentence], ms: float) -> str:
 @dataclass
 class SpokenReply:
     """One reply's voice: `feed` the text the user is shown, `finish` when it ends; sentences are synthesised in order
-    in a worker thread and sent as `response.audio` events (base64 PCM16) after one `response.audio.start`."""
+    in a worker thread into `response.audio` events (base64 PCM16) after one `response.audio.start`. The turn takes
+    the events: `ready()` those made so far, `finish()` the rest as they are made."""
 
     synth: Synthesizer
     response_id: str
     pace: float
-    emit: Callable[[Any], Awaitable[None]]
     sentences: list[SpokenSentence] = field(default_factory=list)
-    first_audio_at: float | None = None  # perf_counter when the first audio event went out
+    first_audio_at: float | None = None  # perf_counter when the first audio event was taken (sent) by the turn
     synth_ms: list[float] = field(default_factory=list)
     _splitter: SentenceSplitter = field(default_factory=SentenceSplitter)
     _queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    _out: asyncio.Queue[AudioEvent | None] = field(default_factory=asyncio.Queue)  # None: the worker has ended
     _task: asyncio.Task[None] | None = None
+    _ended: bool = False
     _started: bool = False
     stopped: bool = False  # playback ended early (barge-in) or the client reported it finished
 
@@ -165,14 +169,32 @@ class SpokenReply:
             self._task = asyncio.create_task(self._run(), name=f"tts-{self.response_id}")
         self._queue.put_nowait(sentence)
 
-    async def finish(self) -> None:
-        """Synthesise what is left and wait until every sentence has been sent, then `response.audio.done`."""
+    def ready(self) -> list[AudioEvent]:
+        """The audio events made since the last call (without waiting)."""
+        out: list[AudioEvent] = []
+        while not self._ended and not self._out.empty():
+            if (event := self._out.get_nowait()) is None:
+                self._ended = True
+            else:
+                out.append(event)
+        if out:
+            self.first_audio_at = self.first_audio_at or time.perf_counter()
+        return out
+
+    async def finish(self) -> AsyncGenerator[AudioEvent, None]:
+        """Synthesise what is left and yield every event still to come, `response.audio.done` last."""
         for s in self._splitter.flush():
             self._put(s)
         if self._task is None:
             return
         self._queue.put_nowait(None)
-        await self._task
+        while not self._ended:
+            if (event := await self._out.get()) is None:
+                self._ended = True
+            else:
+                yield event
+                self.first_audio_at = self.first_audio_at or time.perf_counter()
+        await self._task  # a synthesis that failed fails the turn
 
     async def aclose(self) -> None:
         """Stop now (barge-in, cancel): nothing more is synthesised or sent."""
@@ -194,21 +216,23 @@ class SpokenReply:
             (self._task is not None and not self._task.done())
 
     async def _run(self) -> None:
-        while (sentence := await self._queue.get()) is not None:
-            t0 = time.perf_counter()
-            pcm = await asyncio.to_thread(self.synth.synthesize, sentence, self.pace)
-            self.synth_ms.append((time.perf_counter() - t0) * 1000)
-            if not self._started:
-                self._started = True
-                await self.emit(ResponseAudioStart(response_id=self.response_id, sample_rate=self.synth.sample_rate,
-                                                   voice=self.synth.name))
-            spoken = SpokenSentence(sentence, self.duration_ms, round(len(pcm) / 2 / self.synth.sample_rate * 1000, 1))
-            self.sentences.append(spoken)
-            await self.emit(ResponseAudio(response_id=self.response_id, index=len(self.sentences) - 1, text=sentence,
-                                          start_ms=round(spoken.start_ms, 1), duration_ms=spoken.duration_ms,
-                                          audio=base64.b64encode(pcm).decode("ascii")))
-            self.first_audio_at = self.first_audio_at or time.perf_counter()
-        if self._started:
-            await self.emit(ResponseAudioDone(response_id=self.response_id, duration_ms=round(self.duration_ms, 1),
-                                              sentences=len(self.sentences)))
-
+        try:
+            while (sentence := await self._queue.get()) is not None:
+                t0 = time.perf_counter()
+                pcm = await asyncio.to_thread(self.synth.synthesize, sentence, self.pace)
+                self.synth_ms.append((time.perf_counter() - t0) * 1000)
+                if not self._started:
+                    self._started = True
+                    self._out.put_nowait(ResponseAudioStart(response_id=self.response_id,
+                                                            sample_rate=self.synth.sample_rate, voice=self.synth.name))
+                spoken = SpokenSentence(sentence, self.duration_ms, round(len(pcm) / 2 / self.synth.sample_rate * 1000, 1))
+                self.sentences.append(spoken)
+                self._out.put_nowait(ResponseAudio(
+                    response_id=self.response_id, index=len(self.sentences) - 1, text=sentence,
+                    start_ms=round(spoken.start_ms, 1), duration_ms=spoken.duration_ms,
+                    audio=base64.b64encode(pcm).decode("ascii")))
+            if self._started:
+                self._out.put_nowait(ResponseAudioDone(response_id=self.response_id, duration_ms=round(self.duration_ms, 1),
+                                                       sentences=len(self.sentences)))
+        finally:
+            self._out.put_nowait(None)

@@ -1,6 +1,6 @@
 """One user turn, top to bottom: perceive → screen → fuse → track → decide → render → generate → guard → persist.
 
-Each stage is a small function over typed values. `Turn.run` calls them in order and emits the events the client sees;
+Each stage is a small function over typed values. `Turn.run` calls them in order and yields the events the client sees;
 `Conversation` (the session's lifecycle) runs one turn at a time and cancels it on barge-in or response.cancel, reading
 `Turn.reply` for what had been sent.
 """
@@ -17,7 +17,7 @@ from typing import Protocol
 
 from agent.batcher import MicroBatcher
 from agent.events import (
-    ControlsEvent, Emit, ErrorEvent, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent,
+    ControlsEvent, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent,
 )
 from agent.frames import perception_event
 from agent.llm import TRANSPORT_ERRORS, LLMClient, LLMStatusError, StreamStats
@@ -350,15 +350,18 @@ def remember_reply(rec: SessionRecord, text: str, interrupted: bool) -> None:
 # --- the turn -------------------------------------------------------------------------------------------------------
 
 class Turn:
-    """One user turn of one session. `run()` streams the reply; `reply` holds what was sent so far."""
+    """One user turn of one session. `run()` yields the events the client sees, in order, as they happen; `reply`
+    holds what was sent so far."""
 
-    def __init__(self, p: Pipeline, rec: SessionRecord, user: UserTurn, emit: Emit, face: ModalitySignal | None,
+    def __init__(self, p: Pipeline, rec: SessionRecord, user: UserTurn, face: ModalitySignal | None,
                  locale: str | None, speak: bool = False) -> None:
-        self.p, self.rec, self.user, self.emit, self.face, self.locale = p, rec, user, emit, face, locale
+        self.p, self.rec, self.user, self.face, self.locale = p, rec, user, face, locale
         self.speak = speak and p.tts is not None  # the session asked for spoken replies and the server has a voice
         self.reply = Reply()
         self.spoken: SpokenReply | None = None
         self.store_failed = False
+        self.failed = False  # the LLM failed for good: no response.done
+        self.kept = False  # the reply (or what was sent of it) is in history
         self.marks: dict[str, float] = {}
 
     @property
@@ -366,36 +369,56 @@ class Turn:
         """The locale of the fixed texts (crisis resources, the support note): the session's, else the profile's."""
         return self.locale or self.p.profiles[self.rec.profile_id].safety_locale
 
-    async def run(self) -> None:
-        """Screen, decide, stream, finish: each step emits what the client sees as it happens."""
+    async def run(self) -> AsyncGenerator[Event, None]:
+        """Screen, decide, stream, finish. A consumer that stops iterating (or is cancelled) stops the turn: the
+        LLM request is closed and nothing more is spoken."""
         self.rec.history.append(Message("user", self.user.text))  # in the session from now on; stored below
         self.marks = {"start": time.perf_counter()}
-        perceived = await self.screened()
+        perceived = await self.perceived()
+        for event in self.screened(perceived):
+            yield event
+        if (failed := await self.persist()) is not None:  # the message
+            yield failed
+        for event in self.announced(perceived):
+            yield event
         percept, decision, prompt, cut = await self.decided(perceived)
-        if await self.streamed(percept, decision, prompt):
-            await self.finished(perceived, percept, decision, prompt, cut)
+        async with aclosing(self.streamed(percept, decision, prompt)) as streamed:  # closed with the turn: so is the LLM
+            async for event in streamed:
+                yield event
+        if not self.failed:
+            async with aclosing(self.finished(perceived, percept, decision, prompt, cut)) as finished:
+                async for event in finished:
+                    yield event
 
-    async def screened(self) -> Perceived:
-        """Screened first: the text read (emotion and risk in one pass; the phrase rules need no model) runs before
-        anything else can fail, so a crisis is answered even with the store or the LLM down."""
-        p, rec, emit = self.p, self.rec, self.emit
-        perceived = await perceive(p, self.user, self.face)
-        turn = sum(1 for m in rec.history if m.role == "user")
-        perceived = await read_in_context(p, rec, perceived, turn)
+    async def perceived(self) -> Perceived:
+        """Read first: the text (emotion and risk in one pass; the phrase rules need no model) is read before anything
+        else can fail, so a crisis is answered even with the store or the LLM down."""
+        perceived = await perceive(self.p, self.user, self.face)
+        perceived = await read_in_context(self.p, self.rec, perceived, self.user_turns)
         self.marks["perceived"] = time.perf_counter()
-        if (safety := screen(perceived.risk, p.reader.risk_name, rec.id, perceived.language)) is not None:
-            await emit(safety)
-        if (mode := sticky(rec, perceived.risk, turn)) is not None:
-            await emit(mode)
-            if p.webhook is not None:
-                p.webhook.notify(mode, rec.id, rec.tenant, rec.user_id, turn)
-        await self.persist()  # the message
-        if perceived.text is None:  # a perceiver failing must not cost the user their reply
-            await emit(ErrorEvent(code="perception_failed", retryable=False,
-                                  message="the text emotion model failed on this message; the reply goes on without it"))
-        for event in perceived.announce:
-            await emit(event)
         return perceived
+
+    @property
+    def user_turns(self) -> int:
+        return sum(1 for m in self.rec.history if m.role == "user")
+
+    def screened(self, perceived: Perceived) -> list[Event]:
+        """The operator's events: the risk read, and safe mode beginning or ending (with the webhook's hand-off)."""
+        p, rec, turn = self.p, self.rec, self.user_turns
+        safety = screen(perceived.risk, p.reader.risk_name, rec.id, perceived.language)
+        mode = sticky(rec, perceived.risk, turn)
+        events: list[Event] = [e for e in (safety, mode) if e is not None]
+        if mode is not None and p.webhook is not None:
+            p.webhook.notify(mode, rec.id, rec.tenant, rec.user_id, turn)
+        return events
+
+    @staticmethod
+    def announced(perceived: Perceived) -> list[Event]:
+        """The readings of this turn (and, when the text model failed, why the reply goes on without it)."""
+        failed: list[Event] = [] if perceived.text is not None else [ErrorEvent(
+            code="perception_failed", retryable=False,
+            message="the text emotion model failed on this message; the reply goes on without it")]
+        return failed + list(perceived.announce)
 
     async def decided(self, perceived: Perceived) -> tuple[FusedPercept, Decision, Prompt, bool]:
         """Fuse, track the persona, decide the controls, render the prompt (and whether the message had to be cut)."""
@@ -410,84 +433,99 @@ class Turn:
         marks["rendered"] = time.perf_counter()
         return percept, decision, prompt, cut
 
-    async def streamed(self, percept: FusedPercept, decision: Decision, prompt: Prompt) -> bool:
+    async def streamed(self, percept: FusedPercept, decision: Decision, prompt: Prompt) -> AsyncGenerator[Event, None]:
         """The reply, piece by piece (the fixed crisis reply, or the model's guarded stream), spoken too when the
-        session asked for it. False when the LLM failed for good (the client has been told)."""
-        p, emit, reply = self.p, self.emit, self.reply
+        session asked for it. The request goes out first; saving the persona and the persona and controls events
+        happen while the model reads the prompt, and the first piece is shown after them. When the LLM fails for
+        good, the client is told (and `failed` is set)."""
+        p, reply = self.p, self.reply
         fixed = crisis_reply(self.resources_locale) if decision.controls.safety_mode == "crisis" else None
         self.marks["request"] = time.perf_counter()
         try:
             async with aclosing(generate(p, prompt, fixed, reply)) as pieces:
-                piece = await self.first_piece(pieces, percept, decision, prompt)
+                first = asyncio.ensure_future(anext(pieces, None))
+                try:
+                    if (failed := await self.persist()) is not None:  # the persona is kept even if the reply is not
+                        yield failed
+                    yield persona_event(self.rec.persona, percept)
+                    yield controls_event(decision, prompt)
+                    piece = await first
+                finally:
+                    await cancel_and_wait(first)  # still running: the consumer went away or the turn was cancelled
                 if self.speak and p.tts is not None:  # sentences are synthesised while the model goes on writing
-                    self.spoken = SpokenReply(p.tts, reply.id, decision.controls.pace, emit)
+                    self.spoken = SpokenReply(p.tts, reply.id, decision.controls.pace)
                 while piece is not None:
-                    await self.show(piece)
+                    for event in self.show(piece):
+                        yield event
                     piece = await anext(pieces, None)
         except LLMFailed as failed:
             if self.spoken is not None:
                 await self.spoken.aclose()
-            await self.llm_failed(failed)
-            return False
+            self.failed = True
+            for event in await self.llm_failed(failed):
+                yield event
         except BaseException:
             if self.spoken is not None:
                 await self.spoken.aclose()
             raise
-        return True
 
-    async def first_piece(self, pieces: AsyncGenerator[str, None], percept: FusedPercept, decision: Decision,
-                          prompt: Prompt) -> str | None:
-        """The request goes out now; saving the persona and telling the client run while the model reads the prompt.
-        The first piece is shown only after the persona and controls events."""
-        first = asyncio.ensure_future(anext(pieces, None))
-        try:
-            await self.persist()  # the persona this turn produced is kept even if the reply never completes
-            await self.emit(persona_event(self.rec.persona, percept))
-            await self.emit(controls_event(decision, prompt))
-            return await first
-        finally:
-            await cancel_and_wait(first)  # still running: the client went away or the turn was cancelled
-
-    async def show(self, piece: str) -> None:
+    def show(self, piece: str) -> list[Event]:
+        """The piece as a delta, then the speech synthesised since the last piece."""
         self.reply.show(piece)
-        await self.emit(ResponseDelta(response_id=self.reply.id, text=piece))
-        if self.spoken is not None:
-            self.spoken.feed(piece)
+        if self.spoken is None:
+            return [ResponseDelta(response_id=self.reply.id, text=piece)]
+        self.spoken.feed(piece)
+        return [ResponseDelta(response_id=self.reply.id, text=piece), *self.spoken.ready()]
 
     async def finished(self, perceived: Perceived, percept: FusedPercept, decision: Decision, prompt: Prompt,
-                       cut: bool) -> None:
+                       cut: bool) -> AsyncGenerator[Event, None]:
         """After the last piece: the fixed reminder (safe mode, caution), the rest of the speech, the output guard's
         event, the reply kept and stored, and response.done with the timings and the explanation."""
         p, rec, reply, marks = self.p, self.rec, self.reply, self.marks
         previous = next((m.content for m in reversed(rec.history) if m.role == "assistant"), "")
         if reminder := after_reply(decision.controls.safety_mode, reply.text, previous, self.resources_locale):
-            await self.show(reminder)
+            for event in self.show(reminder):
+                yield event
         if self.spoken is not None:  # the rest is spoken before response.done (a cancel meanwhile stops it)
             try:
-                await self.spoken.finish()
+                async with aclosing(self.spoken.finish()) as spoken:
+                    async for event in spoken:
+                        yield event
             except BaseException:
                 await self.spoken.aclose()
                 raise
         if reply.guard_hit is not None:
             log.warning("output guard: %s reply blocked in session %s", reply.guard_hit.kind, rec.id)
             SAFETY.labels("output_blocked").inc()
-            await self.emit(SafetyEvent(risk=True, level="caution", score=1.0, rule=reply.guard_hit.kind,
-                                        action="output_blocked", model="output-guard"))
+            yield SafetyEvent(risk=True, level="caution", score=1.0, rule=reply.guard_hit.kind, action="output_blocked",
+                              model="output-guard")
         marks["end"] = time.perf_counter()
+        self.kept = True
         remember_reply(rec, reply.text, interrupted=False)
-        await self.persist()
+        if (failed := await self.persist()) is not None:
+            yield failed
         stats, crisis = reply.stats, decision.controls.safety_mode == "crisis"
         TURNS.labels("safety_reply" if stats.finish_reason == "safety" else "done").inc()
         for kind, n in (("prompt", stats.prompt_tokens), ("completion", stats.completion_tokens)):
             if n:
                 LLM_TOKENS.labels(kind).inc(n)
-        await self.emit(ResponseDone(
+        yield ResponseDone(
             response_id=reply.id, text=reply.text, finish_reason=stats.finish_reason,
             model="fixed:crisis_reply" if crisis else p.llm.config.model,
             usage={"prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens},
             timings_ms=self.timings(), explanation=explanation(perceived, percept, rec, decision, prompt),
             input_truncated=cut and not crisis,
-        ))
+        )
+
+    async def cut_short(self) -> ErrorEvent | None:
+        """The turn was stopped (cancel, barge-in, the consumer went away): history keeps what had been sent, marked
+        interrupted, and the session is saved (the event returned if that failed)."""
+        if not self.marks:  # stopped before it began: nothing of it is in the session
+            return None
+        if not self.kept:
+            self.kept = True
+            remember_reply(self.rec, self.reply.text, interrupted=True)
+        return await self.persist()
 
     def timings(self) -> dict[str, float | None]:
         timings = turn_timings(self.marks, self.reply)
@@ -497,11 +535,12 @@ class Turn:
         observe_timings(timings)
         return timings
 
-    async def persist(self) -> None:
+    async def persist(self) -> ErrorEvent | None:
         """Save the session. If the store fails, the conversation goes on (the record stays in memory, and the next
-        save that succeeds writes everything since) and the client is told once per turn: nothing is lost silently."""
+        save that succeeds writes everything since) and the client is told once per turn (the event returned):
+        nothing is lost silently."""
         if self.store_failed:  # it failed earlier in this turn: the next turn tries again, and catches up
-            return
+            return None
         try:
             await self.p.store.save(self.rec)
         except SessionErased:
@@ -509,28 +548,27 @@ class Turn:
         except Exception:
             log.exception("store failed in session %s", self.rec.id)
             STORE_FAILURES.inc()
-            if not self.store_failed:
-                self.store_failed = True
-                await self.emit(ErrorEvent(code="store_unavailable", retryable=True, message=(
-                    "the session could not be saved just now; the conversation goes on and is saved with the next "
-                    "write that succeeds")))
+            self.store_failed = True
+            return ErrorEvent(code="store_unavailable", retryable=True, message=(
+                "the session could not be saved just now; the conversation goes on and is saved with the next "
+                "write that succeeds"))
+        return None
 
-    async def llm_failed(self, failed: LLMFailed) -> None:
+    async def llm_failed(self, failed: LLMFailed) -> list[ErrorEvent]:
         """The LLM failed for good on this turn. The user's message is already stored; a reply cut mid-way is kept as
         interrupted. The error says whether sending the message again may work."""
         TURNS.labels("llm_failed").inc()
         name, status = type(failed.cause).__name__, failed.status
         if self.reply.parts:
+            self.kept = True
             remember_reply(self.rec, self.reply.text, interrupted=True)
-            await self.persist()
-            await self.emit(ErrorEvent(code="llm_interrupted", retryable=True,
-                                       message=f"the language model's stream broke off mid-reply ({name})"))
-        elif status is not None:
-            await self.emit(ErrorEvent(code="llm_error", message=f"the language model answered HTTP {status}",
-                                       retryable=status >= 500 or status == 429))
-        else:
-            await self.emit(ErrorEvent(code="llm_unavailable", retryable=True,
-                                       message=f"the language model did not answer: {name}"))
+            store = await self.persist()
+            return [e for e in (store, ErrorEvent(code="llm_interrupted", retryable=True, message=(
+                f"the language model's stream broke off mid-reply ({name})"))) if e is not None]
+        if status is not None:
+            return [ErrorEvent(code="llm_error", message=f"the language model answered HTTP {status}",
+                               retryable=status >= 500 or status == 429)]
+        return [ErrorEvent(code="llm_unavailable", retryable=True, message=f"the language model did not answer: {name}")]
 
 
 # --- what the client is told -----------------------------------------------------------------------------------------

@@ -1,21 +1,25 @@
 """`POST /v1/chat/completions`, OpenAI-compatible: the shapes at the edge and the translation of our turn's events
-into a chat completion (or its `chat.completion.chunk` stream). The turn itself is `Agent.complete`: the same
-pipeline as the WebSocket. Our extra readings travel in `persona_agent` on the response (and on the final chunk):
+into a chat completion (or its `chat.completion.chunk` stream). The turn itself is `Agent.complete`, whose events
+this module iterates: the same pipeline as the WebSocket. Our extra readings travel in `persona_agent` on the response (and on the final chunk):
 the perception, persona, controls and safety events, the explanation, the session id and the model that answered."""
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agent import ControlsEvent, cancel_and_wait, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent
+from agent import (
+    ControlsEvent, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent,
+    SessionStarted,
+)
 from prompts import Message
-from server.protocol import MAX_TEXT_CHARS, to_wire
+from server.protocol import MAX_TEXT_CHARS, wire_dict
 
 MAX_MESSAGES = 200  # a longer history is refused; the server keeps its own window of it anyway
 EXTENSION = "persona_agent"
@@ -66,51 +70,47 @@ def profile_of(model: str, profiles: frozenset[str]) -> str | None:
     return name if name in profiles else None
 
 
-class Collected:
-    """The turn's events as they come: deltas for the stream, the rest kept for the extension field."""
+@dataclass
+class Outcome:
+    """What the turn said besides its text, as the events go by: the session, the reply (or the error), and the
+    readings the extension field carries (each event in its published wire shape)."""
 
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[ResponseDelta | None] = asyncio.Queue()
-        self.done: ResponseDone | None = None
-        self.error: ErrorEvent | None = None
-        self.extension: dict[str, Any] = {"perception": [], "safety": []}
+    session_id: str = ""
+    done: ResponseDone | None = None
+    error: ErrorEvent | None = None
+    extension: dict[str, Any] = field(default_factory=lambda: {"perception": [], "safety": []})
 
-    async def emit(self, event: Event) -> None:
+    def take(self, event: Event) -> ResponseDelta | None:
+        """Keep a non-text event; a delta is handed back for the stream."""
         if isinstance(event, ResponseDelta):
-            self.queue.put_nowait(event)
+            return event
+        if isinstance(event, SessionStarted):
+            self.session_id = event.session_id
         elif isinstance(event, ResponseDone):
             self.done = event
         elif isinstance(event, ErrorEvent):
             self.error = event
-        elif isinstance(event, PerceptionEvent):
-            self.extension["perception"].append(_plain(event))
-        elif isinstance(event, SafetyEvent):
-            self.extension["safety"].append(_plain(event))
-        elif isinstance(event, PersonaEvent):
-            self.extension["persona"] = _plain(event)
-        elif isinstance(event, ControlsEvent):
-            self.extension["controls"] = _plain(event)
+        elif isinstance(event, PerceptionEvent | SafetyEvent):
+            self.extension[event.type].append(wire_dict(event))
+        elif isinstance(event, PersonaEvent | ControlsEvent):
+            self.extension[event.type] = wire_dict(event)
+        return None
 
-    def final(self, session_id: str) -> dict[str, Any]:
-        out = {**self.extension, "session_id": session_id}
+    def final(self) -> dict[str, Any]:
+        out = {**self.extension, "session_id": self.session_id}
         if self.done is not None:
             out.update(model=self.done.model, explanation=self.done.explanation, timings_ms=self.done.timings_ms)
         if self.error is not None:
-            out["error"] = _plain(self.error)
+            out["error"] = wire_dict(self.error)
         return out
-
-
-def _plain(event: Event) -> dict[str, Any]:
-    """An event as the WebSocket sends it (validated against the published schema)."""
-    return json.loads(to_wire(event))
 
 
 def _finish(done: ResponseDone | None) -> str:
     return "length" if done is not None and done.finish_reason == "length" else "stop"
 
 
-def completion(cid: str, model: str, created: int, c: Collected, session_id: str) -> dict[str, Any]:
-    done = c.done
+def completion(cid: str, model: str, created: int, seen: Outcome) -> dict[str, Any]:
+    done = seen.done
     usage = dict(done.usage) if done is not None else {}
     return {
         "id": cid, "object": "chat.completion", "created": created, "model": model,
@@ -118,7 +118,7 @@ def completion(cid: str, model: str, created: int, c: Collected, session_id: str
                      "finish_reason": _finish(done), "logprobs": None}],
         "usage": {"prompt_tokens": usage.get("prompt_tokens") or 0, "completion_tokens": usage.get("completion_tokens") or 0,
                   "total_tokens": (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)},
-        EXTENSION: c.final(session_id),
+        EXTENSION: seen.final(),
     }
 
 
@@ -131,34 +131,32 @@ def _chunk(cid: str, model: str, created: int, delta: dict[str, Any], finish: st
     return f"data: {json.dumps(body)}\n\n"
 
 
-async def stream(run: Callable[[Collected], Awaitable[str]], model: str) -> AsyncIterator[str]:
+async def stream(events: AsyncGenerator[Event, None], model: str) -> AsyncIterator[str]:
     """Server-sent events in OpenAI's chunk format: the role, each delta as the guard releases it, then a final chunk
-    with finish_reason and the extension field, then `[DONE]`. A client that goes away cancels the turn (kept in
-    its session as cut short, as on the WebSocket)."""
-    cid, created, c = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), Collected()
-    task = asyncio.ensure_future(run(c))
-    task.add_done_callback(lambda _: c.queue.put_nowait(None))
-    try:
+    with finish_reason and the extension field, then `[DONE]`. A client that goes away stops the turn (kept in its
+    session as cut short, as on the WebSocket)."""
+    cid, created, seen = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), Outcome()
+    async with aclosing(events):
         yield _chunk(cid, model, created, {"role": "assistant", "content": ""})
-        while (delta := await c.queue.get()) is not None:
-            yield _chunk(cid, model, created, {"content": delta.text})
-        session_id = await task
-        if c.done is None and c.error is not None:  # the turn could not answer: OpenAI's in-stream error shape
-            yield f"data: {json.dumps({'error': {'message': c.error.message, 'type': c.error.code, 'code': c.error.code}})}\n\n"
-            return
-        yield _chunk(cid, model, created, {}, _finish(c.done), c.final(session_id))
-        yield "data: [DONE]\n\n"
-    finally:
-        await cancel_and_wait(task)
+        async for event in events:
+            if (delta := seen.take(event)) is not None:
+                yield _chunk(cid, model, created, {"content": delta.text})
+    if seen.done is None and seen.error is not None:  # the turn could not answer: OpenAI's in-stream error shape
+        yield f"data: {json.dumps({'error': {'message': seen.error.message, 'type': seen.error.code, 'code': seen.error.code}})}\n\n"
+        return
+    yield _chunk(cid, model, created, {}, _finish(seen.done), seen.final())
+    yield "data: [DONE]\n\n"
 
 
 class TurnFailed(RuntimeError):
     """The turn ended without a reply (the LLM failed): the route answers 503 with the error event's message."""
 
 
-async def respond(run: Callable[[Collected], Awaitable[str]], model: str) -> dict[str, Any]:
-    c = Collected()
-    session_id = await run(c)
-    if c.done is None:
-        raise TurnFailed(c.error.message if c.error is not None else "the turn ended without a reply")
-    return completion(f"chatcmpl-{uuid.uuid4().hex}", model, int(time.time()), c, session_id)
+async def respond(events: AsyncGenerator[Event, None], model: str) -> dict[str, Any]:
+    seen = Outcome()
+    async with aclosing(events):
+        async for event in events:
+            seen.take(event)
+    if seen.done is None:
+        raise TurnFailed(seen.error.message if seen.error is not None else "the turn ended without a reply")
+    return completion(f"chatcmpl-{uuid.uuid4().hex}", model, int(time.time()), seen)

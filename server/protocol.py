@@ -238,10 +238,19 @@ def _field_names(event: Event) -> tuple[str, ...]:
     return names
 
 
+def _validated(event: Event) -> BaseModel:
+    """An agent event validated (once) against the published schema."""
+    return _SERVER.validate_python({"type": event.type, **{name: getattr(event, name) for name in _field_names(event)}})
+
+
 def to_wire(event: Event) -> str:
-    """Validate an agent event against the published schema and serialise it."""
-    payload = {"type": event.type, **{name: getattr(event, name) for name in _field_names(event)}}
-    return _SERVER.validate_python(payload).model_dump_json()
+    """An agent event as the WebSocket sends it: validated against the published schema and serialised."""
+    return _validated(event).model_dump_json()
+
+
+def wire_dict(event: Event) -> dict[str, Any]:
+    """The same, as a JSON-ready dict (for a response that carries events inside its own body)."""
+    return _validated(event).model_dump(mode="json")
 
 
 def json_schema() -> dict[str, Any]:

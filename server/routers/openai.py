@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from server.deps import AUTH, ERR, agent, caller, guard, rated
-from server.openai_compat import ChatCompletionRequest, Collected, TurnFailed, profile_of, respond, stream
+from server.openai_compat import ChatCompletionRequest, TurnFailed, profile_of, respond, stream
 
 router = APIRouter(prefix="/v1")
 
@@ -26,15 +26,11 @@ async def chat_completions(req: ChatCompletionRequest, request: Request) -> Resp
         history, text = req.split()
     except ValueError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
-    profile = profile_of(req.model, a.profile_names)
-
-    async def run(c: Collected) -> str:
-        return (await a.complete(history, text, c.emit, tenant=tenant, user_id=user, profile=profile,
-                                 locale=req.locale)).id
-
+    events = a.complete(history, text, tenant=tenant, user_id=user, profile=profile_of(req.model, a.profile_names),
+                        locale=req.locale)
     if req.stream:
-        return StreamingResponse(stream(run, req.model), media_type="text/event-stream")
+        return StreamingResponse(stream(events, req.model), media_type="text/event-stream")
     try:
-        return JSONResponse(await respond(run, req.model))
+        return JSONResponse(await respond(events, req.model))
     except TurnFailed as exc:
         raise HTTPException(status_code=503, detail=str(exc)) from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 import pytest
 
@@ -53,13 +54,7 @@ def pipeline(llm: ScriptedLLM) -> Pipeline:
 
 async def run_turn(p: Pipeline, text: str) -> tuple[SessionRecord, list[Event]]:
     rec = SessionRecord(id="s1", profile_id="wellbeing_coach", user_id=None, persona=PersonaState.initial(0.0))
-    events: list[Event] = []
-
-    async def emit(e: Event) -> None:
-        events.append(e)
-
-    await Turn(p, rec, UserTurn(text), emit, face=None, locale="en-US").run()
-    return rec, events
+    return rec, [e async for e in Turn(p, rec, UserTurn(text), face=None, locale="en-US").run()]
 
 
 async def test_a_turn_streams_its_events_in_order_and_keeps_the_reply():
@@ -90,26 +85,49 @@ async def test_a_transient_llm_failure_is_retried_before_anything_was_shown():
     assert not [e for e in events if e.type == "error"]
 
 
-async def test_a_cancelled_turn_stops_its_stream():
-    class Slow(ScriptedLLM):
-        async def stream(self, prompt, stats=None):
-            self.prompts.append(prompt)
+class Slow(ScriptedLLM):
+    """One sentence, then a 30 s stall; `closed` says whether the request was closed."""
+
+    closed = False
+
+    async def stream(self, prompt, stats=None):
+        self.prompts.append(prompt)
+        try:
             yield "First words. ", 1
             await asyncio.sleep(30)
             yield "never", 1
+        finally:
+            self.closed = True
 
-    p = pipeline(Slow([]))
+
+async def test_a_cancelled_turn_stops_its_stream():
+    llm = Slow([])
     rec = SessionRecord(id="s2", profile_id="wellbeing_coach", user_id=None, persona=PersonaState.initial(0.0))
     events: list[Event] = []
+    turn = Turn(pipeline(llm), rec, UserTurn("Tell me something."), face=None, locale="en-US")
 
-    async def emit(e: Event) -> None:
-        events.append(e)
+    async def consume() -> None:
+        async with aclosing(turn.run()) as stream:
+            async for e in stream:
+                events.append(e)
 
-    turn = Turn(p, rec, UserTurn("Tell me something."), emit, face=None, locale="en-US")
-    task = asyncio.create_task(turn.run())
+    task = asyncio.create_task(consume())
     while not any(e.type == "response.delta" for e in events):
         await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 2)
-    assert turn.reply.text == "First words. " and events[-1].type == "response.delta"
+    assert turn.reply.text == "First words. " and events[-1].type == "response.delta" and llm.closed
+    assert await turn.cut_short() is None  # saved: history keeps what was sent, marked interrupted
+    assert [(m.role, m.content, m.interrupted) for m in rec.history][1:] == [("assistant", "First words. ", True)]
+
+
+async def test_a_consumer_that_stops_iterating_closes_the_llm_request():
+    llm = Slow([])
+    rec = SessionRecord(id="s3", profile_id="wellbeing_coach", user_id=None, persona=PersonaState.initial(0.0))
+    turn = Turn(pipeline(llm), rec, UserTurn("Tell me something."), face=None, locale="en-US")
+    async with aclosing(turn.run()) as stream:
+        async for e in stream:
+            if e.type == "response.delta":
+                break
+    assert llm.closed and turn.reply.text == "First words. "

@@ -74,7 +74,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=160)
     ap.add_argument("--concurrency", type=int, default=8)
     args = ap.parse_args()
-    from agent import load_text_model
+    from perception.text_model import load_text_model
     from persona import read_style
 
     texts = situations(args.n)

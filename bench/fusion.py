@@ -47,7 +47,8 @@ def replay() -> None:
 
     import cv2
 
-    from agent import AgentConfig, load_face_perceiver, load_text_model, load_voice_models
+    from agent import AgentConfig, load_face_perceiver, load_voice_models
+    from perception.text_model import load_text_model
     from fusion.gated import default_fusion_path, load_gated_fusion
     from perception import LABELS
     from perception.face.perceiver import face_signal

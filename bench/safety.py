@@ -26,7 +26,9 @@ IDIOMS = [
 
 
 def main() -> None:
-    from agent import assess_texts, load_risk_features, load_risk_model, load_text_model, load_warning_signs
+    from agent.analysis import assess_texts, load_risk_model, load_warning_signs
+    from perception.safety import load_risk_features
+    from perception.text_model import load_text_model
     from perception.safety import explicit_phrase
     from training.safety import (Everyday, Settings, cross_validate, everyday_negatives, features, read_crisis,
                                  read_signs)
@@ -82,7 +84,7 @@ def latency(model, risk, signs, texts) -> None:
     """Per message, the served reading's time with and without the warning-sign scorer (the difference is what the
     scorer adds), and the safety features with and without the safety encoder (what the encoder adds): chat-length
     messages (the crisis set's posts cut to their first 30 words) and whole posts."""
-    from agent import assess_texts
+    from agent.analysis import assess_texts
     from perception.safety import RiskFeatures
 
     minilm = RiskFeatures(model.model)
@@ -116,7 +118,7 @@ def latency(model, risk, signs, texts) -> None:
 def everyday(model, risk, signs) -> None:
     """Ordinary messages: the caution and crisis rates of the shipped layer on GoEmotions dev (Reddit comments, none
     of them from the crisis set), all of them and those labelled only with positive emotions."""
-    from agent import assess_texts
+    from agent.analysis import assess_texts
 
     root = ROOT.parent / "shared" / "data" / "goemotions"
     names = (root / "emotions.txt").read_text().split()
@@ -135,7 +137,7 @@ def probes(model, risk, signs) -> None:
     """The red-team probes of tests/perception/safety_probes.yaml: pass rate and every miss."""
     import yaml
 
-    from agent import assess_texts
+    from agent.analysis import assess_texts
 
     items = yaml.safe_load((ROOT / "tests" / "perception" / "safety_probes.yaml").read_text())["probes"]
     meets = {"crisis": lambda lv: lv == "crisis", "caution+": lambda lv: lv != "none",
@@ -155,7 +157,7 @@ def warning_signs(model, risk, shipped) -> None:
     negatives that get any action."""
     import yaml
 
-    from agent import assess_texts
+    from agent.analysis import assess_texts
     from training.safety import read_warning_signs
     from training.warning_signs import Settings, everyday, train_model
 

@@ -84,7 +84,7 @@ def main() -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from agent import load_text_model
+    from perception.text_model import load_text_model
     from fusion.gated import default_fusion_path, load_gated_fusion
     from persona import PersonaTracker, load_policy
     from prompts.render import load_profiles

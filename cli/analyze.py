@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from agent import FaceAnalysis, ImageError, InvalidAudio, TextAnalysis, analyze_face, load_face_perceiver, assess_texts, load_risk_features, load_risk_model, load_warning_signs, VoiceAnalysis, analyze_texts, analyze_voice, load_text_model, load_voice_models
+from agent import ImageError, InvalidAudio, load_face_perceiver, load_voice_models
+from agent.analysis import (
+    FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice, assess_texts,
+    load_risk_model, load_warning_signs,
+)
+from perception.safety import load_risk_features
+from perception.text_model import load_text_model
 from cli.batchfiles import InputFileError, read_messages
 from server.results import face_result, text_result, voice_result
 

@@ -125,7 +125,7 @@ class Serve:
             os.environ[f"PERSONA_{k.upper()}"] = str(v)
         engine = None
         if not settings.llm_base_url:
-            from agent import EmbeddedEngine
+            from agent.llm import EmbeddedEngine
 
             cfg = settings.runtime_config().embedded
             engine = EmbeddedEngine(cfg)

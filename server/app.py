@@ -12,7 +12,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from agent import Runtime, cancel_and_wait, create_runtime, watch_tasks, worker_exited
+from agent import Runtime, cancel_and_wait, create_runtime
+from agent.metrics import watch_tasks, worker_exited
 from server.auth import Guard, KeyStore
 from server.edge import Edge
 from server.limits import open_limiter

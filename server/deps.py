@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import HTTPException, Request
 from pydantic import BaseModel
 
-from agent import LOCAL_TENANT, Agent
+from agent import Agent
+from agent.sessions import LOCAL_TENANT
 from server.auth import ApiKey, Guard
 from server.edge import request_key
 from server.limits import Limiter, burst

@@ -149,7 +149,7 @@ class RedisLimiter:
     """The same limits, shared through Redis by every process that uses it (keys under `persona:limits:`)."""
 
     def __init__(self, url: str, prefix: str = "persona:limits:") -> None:
-        from agent import redis_client
+        from agent.sessions import redis_client
 
         self._r: Any = redis_client(url)
         self.prefix = prefix

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agent import (
+from agent.events import (
     ControlsEvent, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent,
     SessionStarted,
 )

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Union, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model, field_validator
 
-from agent import EVENTS, PROTOCOL_VERSION, Event
+from agent.events import EVENTS, Event, PROTOCOL_VERSION
 MAX_FRAME_BYTES = 64 * 1024  # one JSON event
 MAX_TEXT_CHARS = 8000  # one user message
 MAX_AUDIO_FRAME_BYTES = 64_000  # 2 s of PCM16 at 16 kHz

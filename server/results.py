@@ -1,7 +1,7 @@
 """What the analysis routes and `persona-agent analyze` return for one input: the same JSON shape on both."""
 from __future__ import annotations
 
-from agent import FaceAnalysis, TextAnalysis, VoiceAnalysis
+from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis
 
 
 def text_result(a: TextAnalysis) -> dict[str, object]:

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 from pydantic import AliasChoices, Field, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agent import (
-    AgentConfig, EmbeddedEngineConfig, LLMConfig, RuntimeConfig, STREAM_INTERVAL_S, VoiceConfig, default_adapter_dir, default_llm_python,
-    embedded_model_dir, lora_rank,
+from agent import AgentConfig, RuntimeConfig, VoiceConfig
+from agent.llm import (
+    EmbeddedEngineConfig, LLMConfig, STREAM_INTERVAL_S, default_adapter_dir, default_llm_python, embedded_model_dir,
+    lora_rank,
 )
 
 RENAMED = {"max_tokens_cap": "llm_max_tokens", "temperature": "llm_temperature"}  # AgentConfig field -> setting

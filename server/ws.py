@@ -10,9 +10,12 @@ import time
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from agent import (
-    ERRORS, FRAMES, LOCAL_TENANT, Agent, AudioBackpressure, Conversation, ErrorEvent, Event, FaceUnavailable,
-    ImageBackpressure, InboxFull, InvalidAudio, SessionErased, SessionInUse, SessionStarted, UnknownProfile, UnknownSession, VoiceUnavailable,
+    Agent, AudioBackpressure, Conversation, FaceUnavailable, ImageBackpressure, InboxFull, InvalidAudio, SessionInUse,
+    UnknownProfile, UnknownSession, VoiceUnavailable,
 )
+from agent.events import ErrorEvent, Event, SessionStarted
+from agent.metrics import ERRORS, FRAMES
+from agent.sessions import LOCAL_TENANT, SessionErased
 from server.auth import ApiKey, Guard
 from server.limits import Quota, bucket_limits
 from server.protocol import (

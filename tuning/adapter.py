@@ -384,7 +384,7 @@ def step_chunks(units: Sequence[tuple[Enc, ...]], order: Sequence[int], accumula
 
 
 def default_base_dir() -> Path:
-    from agent import embedded_model_dir
+    from agent.llm import embedded_model_dir
 
     return embedded_model_dir()
 

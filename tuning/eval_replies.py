@@ -112,7 +112,7 @@ def situations(path: Path, n: int) -> list[str]:
 
 def seed_sessions(store_path: Path, turns: Sequence[Turn], profile: str) -> list[str]:
     """Write each turn's dialogue-so-far into the server's SQLite store as a session to resume."""
-    from agent.sessions.store import SessionRecord, SqliteStore
+    from agent.sessions import SessionRecord, SqliteStore
 
     store = SqliteStore(store_path)
     ids = []
@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> None:
     from rouge_score import rouge_scorer
     from sacrebleu.metrics import CHRF
 
-    from agent import (
+    from agent.llm import (
         EmbeddedEngine, EmbeddedEngineConfig, adapter_controls_at, default_adapter_dir, default_llm_python,
         embedded_model_dir, lora_rank,
     )

@@ -10,7 +10,9 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from agent import EndpointHealth, EngineStatus, scrape_registry
+from agent import EndpointHealth
+from agent.llm import EngineStatus
+from agent.metrics import scrape_registry
 from server.auth import token_from
 from server.deps import AUTH, guard, secret
 from server.protocol import json_schema

@@ -4,7 +4,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 
-from agent import Agent, SessionExport, UserExport
+from agent import Agent
+from agent.sessions import SessionExport, UserExport
 from server.deps import AUTH, ERR, agent, require_key
 
 router = APIRouter(prefix="/v1", responses={**AUTH, 404: ERR})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, WebSocket
 
-from agent import ACTIVE_SESSIONS
+from agent.metrics import ACTIVE_SESSIONS
 from server.auth import SUBPROTOCOL, token_from
 from server.limits import Quota
 from server.ws import Connection

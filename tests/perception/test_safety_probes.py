@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent import assess_texts, load_risk_features, load_risk_model, load_warning_signs
+from agent.analysis import assess_texts, load_risk_model, load_warning_signs
+from perception.safety import load_risk_features
 
 PROBES = yaml.safe_load((Path(__file__).with_name("safety_probes.yaml")).read_text())["probes"]
 MEETS = {"crisis": lambda level: level == "crisis", "caution+": lambda level: level != "none",

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent import load_risk_model, load_text_model, load_warning_signs
+from agent.analysis import load_risk_model, load_warning_signs
+from perception.text_model import load_text_model
 from agent.reading import TextReader
 from perception.sentence_encoder import DIM, load_sentence_encoder
 

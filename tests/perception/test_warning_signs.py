@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent import assess_texts, load_risk_features, load_risk_model, load_warning_signs
+from agent.analysis import assess_texts, load_risk_model, load_warning_signs
+from perception.safety import load_risk_features
 from perception.safety import decide_level
 from perception.warning_signs import SignReading, read_messages, sentence_units, sentences
 from training.safety import features, read_warning_signs

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import ResponseDelta
+from agent.events import ResponseDelta
 from server.protocol import MAX_TEXT_CHARS, AudioFrame, ProtocolError, UserText, json_schema, parse_client, to_wire
 
 

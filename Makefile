@@ -52,10 +52,13 @@ system:
 
 # The quick loop while editing: the rooms tested in-process (no server, no engine), and the layer contract; < 1 min.
 quick:
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q tests/agent tests/persona tests/prompts tests/fusion tests/test_layers.py
 
-# The layer contract and the types first (seconds), then the tests.
+# Format, lint, the layer contract and the types first (seconds), then the tests.
 test: setup system
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -q -ra

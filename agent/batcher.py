@@ -1,4 +1,5 @@
 """Micro-batching: requests from many sessions that arrive together run as one forward pass, in a worker thread."""
+
 from __future__ import annotations
 
 import asyncio
@@ -20,7 +21,9 @@ class MicroBatcher(Generic[In, Out]):
     batch collects while it runs. A failure of `fn` fails every request of that batch with the same exception.
     """
 
-    def __init__(self, fn: Callable[[Sequence[In]], Sequence[Out]], max_batch: int = 32, max_wait_s: float = 0.0) -> None:
+    def __init__(
+        self, fn: Callable[[Sequence[In]], Sequence[Out]], max_batch: int = 32, max_wait_s: float = 0.0
+    ) -> None:
         self._fn, self._max_batch, self._max_wait_s = fn, max_batch, max_wait_s
         self._queue: asyncio.Queue[tuple[In, asyncio.Future[tuple[Out, int]]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None

@@ -1,5 +1,6 @@
 """One live conversation's lifecycle: an inbox of user turns run one at a time (agent/turn.py), cancel and barge-in,
 the session's microphone and camera, close."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,16 +12,21 @@ from dataclasses import dataclass
 from typing import Literal
 
 from agent.events import (
-    ControlsUpdated, ErrorEvent, ResponseAudioTruncated, ResponseCancelled, ResponseInterrupted, SpeechStarted,
+    ControlsUpdated,
+    Emit,
+    ErrorEvent,
+    ResponseAudioTruncated,
+    ResponseCancelled,
+    ResponseInterrupted,
+    SpeechStarted,
     TranscriptEvent,
 )
-from agent.events import Emit
 from agent.frames import FrameInput
 from agent.sessions.store import SessionErased, SessionRecord
-from agent.turn import Pipeline, Turn, UserTurn
-from agent.tts import SpokenReply, heard_text
-from agent.voice import Utterance, VoiceConfig, VoiceInput, VoiceModels, backchannel
 from agent.tasks import cancel_and_wait
+from agent.tts import SpokenReply, heard_text
+from agent.turn import Pipeline, Turn, UserTurn
+from agent.voice import Utterance, VoiceConfig, VoiceInput, VoiceModels, backchannel
 from perception.face.perceiver import FacePerceiver
 from perception.voice.audio import pcm16_to_float
 from persona import apply_overrides
@@ -58,9 +64,17 @@ class Inputs:
 class Conversation:
     """Owns its worker task and the running turn; `close()` cancels both (and with them the LLM stream)."""
 
-    def __init__(self, pipeline: Pipeline, record: SessionRecord, emit: Emit, inputs: Inputs,
-                 release: Callable[[Conversation], None], locale: str | None = None, admit: Admit | None = None,
-                 voice_reply: bool = False) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        record: SessionRecord,
+        emit: Emit,
+        inputs: Inputs,
+        release: Callable[[Conversation], None],
+        locale: str | None = None,
+        admit: Admit | None = None,
+        voice_reply: bool = False,
+    ) -> None:
         self.pipeline, self.record, self.inputs = pipeline, record, inputs
         self.voice_reply = voice_reply  # replies are spoken too (response.audio events)
         self._admit = admit
@@ -82,8 +96,11 @@ class Conversation:
     @property
     def busy(self) -> bool:
         """A reply is running, turns wait, or speech is being transcribed: the client is not idle."""
-        return (self._turn is not None and not self._turn.done()) or not self._inbox.empty() or \
-            (self.voice is not None and self.voice.busy)
+        return (
+            (self._turn is not None and not self._turn.done())
+            or not self._inbox.empty()
+            or (self.voice is not None and self.voice.busy)
+        )
 
     # --- input -------------------------------------------------------------------------------------------------------
 
@@ -94,8 +111,10 @@ class Conversation:
 
     def _queue(self, turn: UserTurn) -> None:
         if self._inbox.qsize() >= MAX_PENDING_TURNS:
-            raise InboxFull(f"{MAX_PENDING_TURNS} messages are already waiting for a reply; this one was not queued, "
-                            "send it again once a reply is done")
+            raise InboxFull(
+                f"{MAX_PENDING_TURNS} messages are already waiting for a reply; this one was not queued, "
+                "send it again once a reply is done"
+            )
         self._inbox.put_nowait(turn)
 
     def submit_audio(self, pcm16: bytes) -> None:
@@ -104,8 +123,14 @@ class Conversation:
         if self.voice is None:
             if self.inputs.voice is None:
                 raise VoiceUnavailable("voice input is not enabled on this server")
-            self.voice = VoiceInput(self.inputs.voice, self.inputs.voice_config, on_speech=self._on_speech,
-                                    on_interim=self._on_interim, on_final=self._on_final, on_sustained=self._on_sustained)
+            self.voice = VoiceInput(
+                self.inputs.voice,
+                self.inputs.voice_config,
+                on_speech=self._on_speech,
+                on_interim=self._on_interim,
+                on_final=self._on_final,
+                on_sustained=self._on_sustained,
+            )
         self.voice.submit(samples)
 
     def end_of_utterance(self) -> None:
@@ -118,8 +143,13 @@ class Conversation:
         if self.frames is None:
             if self.inputs.face is None:
                 raise FaceUnavailable("face input is not enabled on this server")
-            self.frames = FrameInput(self.inputs.face, self._emit, self.inputs.face_max_fps, self.inputs.face_ttl_s,
-                                     name=f"frames-{self.record.id}")
+            self.frames = FrameInput(
+                self.inputs.face,
+                self._emit,
+                self.inputs.face_max_fps,
+                self.inputs.face_ttl_s,
+                name=f"frames-{self.record.id}",
+            )
         self.frames.submit(data, explain)
 
     def speaking(self) -> bool:
@@ -163,16 +193,31 @@ class Conversation:
             return
         t = utt.transcript
         ack = held and backchannel(t.text)  # "mm-hmm" while the agent spoke: heard, not a turn, no interruption
-        await self._emit(TranscriptEvent(utterance_id=utterance_id, text=t.text, final=True, duration_s=round(t.duration_s, 3),
-                                         latency_ms=round(t.latency_ms, 1), model=t.model, backchannel=ack))
+        await self._emit(
+            TranscriptEvent(
+                utterance_id=utterance_id,
+                text=t.text,
+                final=True,
+                duration_s=round(t.duration_s, 3),
+                latency_ms=round(t.latency_ms, 1),
+                model=t.model,
+                backchannel=ack,
+            )
+        )
         if ack or not t.text:
             return
         if held:  # said over the reply and more than an acknowledgement
             await self._barge_in()
         # A spoken turn counts against the key's rate like a typed one; refused, its transcript above still has it.
         if self._admit is not None and not await self._admit():
-            await self._emit(ErrorEvent(code="rate_limited", retryable=True, message="rate limit reached: this spoken "
-                                        f"turn (utterance {utterance_id}) was transcribed but not answered"))
+            await self._emit(
+                ErrorEvent(
+                    code="rate_limited",
+                    retryable=True,
+                    message="rate limit reached: this spoken "
+                    f"turn (utterance {utterance_id}) was transcribed but not answered",
+                )
+            )
             return
         try:
             self._queue(UserTurn(t.text, voice=utt.voice))
@@ -230,13 +275,21 @@ class Conversation:
                 return
             if not self._turn.cancelled() and (exc := self._turn.exception()) is not None:
                 log.exception("turn failed", exc_info=exc)
-                await self._emit(ErrorEvent(code="internal_error", message="the turn failed unexpectedly", retryable=True))
+                await self._emit(
+                    ErrorEvent(code="internal_error", message="the turn failed unexpectedly", retryable=True)
+                )
 
     async def _one(self, user: UserTurn) -> None:
         """A cancel at any point is answered with response.cancelled (or .interrupted on barge-in) carrying what had
         been sent, which history keeps."""
-        turn = Turn(self.pipeline, self.record, user, self.frames.fresh() if self.frames else None, self.locale,
-                    speak=self.voice_reply)
+        turn = Turn(
+            self.pipeline,
+            self.record,
+            user,
+            self.frames.fresh() if self.frames else None,
+            self.locale,
+            speak=self.voice_reply,
+        )
         self._current = turn
         try:
             async with aclosing(turn.run()) as events:
@@ -264,8 +317,13 @@ class Conversation:
             return
         self.erased = True
         self.cancel()
-        await self._emit(ErrorEvent(code="session_erased", retryable=False, message="this session's data was erased; "
-                                    "the conversation has ended and nothing more of it is stored"))
+        await self._emit(
+            ErrorEvent(
+                code="session_erased",
+                retryable=False,
+                message="this session's data was erased; the conversation has ended and nothing more of it is stored",
+            )
+        )
 
     async def close(self) -> None:
         """Idempotent, and every caller waits for the one closing to finish: a conversation taken over by another

@@ -1,5 +1,6 @@
 """What a conversation emits, as typed values. These dataclasses are the one declaration of the server's wire events:
 server/protocol.py derives the pydantic models, the wire union and protocol.schema.json from them."""
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
@@ -12,6 +13,7 @@ PROTOCOL_VERSION = "1"
 @dataclass(frozen=True, slots=True)
 class SessionStarted:
     """The session is open (new or resumed): its id, profile, stored history and carried-over persona."""
+
     type: ClassVar[str] = "session.started"
     session_id: str
     profile: str
@@ -27,6 +29,7 @@ class SessionStarted:
 @dataclass(frozen=True, slots=True)
 class PerceptionEvent:
     """One modality's reading of the user: 7 shared emotions, confidence, valence/arousal, model evidence."""
+
     type: ClassVar[str] = "perception"
     modality: Literal["text", "voice", "face"]
     emotions: Mapping[str, float]
@@ -42,6 +45,7 @@ class PerceptionEvent:
 @dataclass(frozen=True, slots=True)
 class FaceAbsent:
     """A camera frame was read and no face was found in it (the previous face reading stays until it expires)."""
+
     type: ClassVar[str] = "face.absent"
     latency_ms: float
     model: str
@@ -50,6 +54,7 @@ class FaceAbsent:
 @dataclass(frozen=True, slots=True)
 class PersonaEvent:
     """The persona after this turn, with the fusion gate weight of each modality."""
+
     type: ClassVar[str] = "persona"
     state: Mapping[str, object]
     gates: Mapping[str, float]
@@ -60,6 +65,7 @@ class PersonaEvent:
 @dataclass(frozen=True, slots=True)
 class ControlsEvent:
     """The control signals the policy chose for this reply, the sampling, and the rules that fired (the audit trail)."""
+
     type: ClassVar[str] = "controls"
     controls: Mapping[str, object]
     sampling: Mapping[str, object]
@@ -71,6 +77,7 @@ class ControlsEvent:
 @dataclass(frozen=True, slots=True)
 class ResponseDelta:
     """A piece of the reply's text, in order."""
+
     type: ClassVar[str] = "response.delta"
     response_id: str
     text: str
@@ -79,6 +86,7 @@ class ResponseDelta:
 @dataclass(frozen=True, slots=True)
 class ResponseDone:
     """The reply is complete: its text, why it ended, the model that answered, usage, timings, the explanation."""
+
     type: ClassVar[str] = "response.done"
     response_id: str
     text: str
@@ -93,6 +101,7 @@ class ResponseDone:
 @dataclass(frozen=True, slots=True)
 class ResponseAudioStart:
     """The reply will also be spoken (session.start voice_reply): the audio format of the response.audio events."""
+
     type: ClassVar[str] = "response.audio.start"
     response_id: str
     sample_rate: int
@@ -104,6 +113,7 @@ class ResponseAudioStart:
 @dataclass(frozen=True, slots=True)
 class ResponseAudio:
     """One spoken sentence of the reply: base64 PCM16 audio, its text, and where it sits in the reply's audio."""
+
     type: ClassVar[str] = "response.audio"
     response_id: str
     index: int
@@ -116,6 +126,7 @@ class ResponseAudio:
 @dataclass(frozen=True, slots=True)
 class ResponseAudioDone:
     """Every sentence of the reply has been spoken (sent); response.done follows."""
+
     type: ClassVar[str] = "response.audio.done"
     response_id: str
     duration_ms: float
@@ -126,6 +137,7 @@ class ResponseAudioDone:
 class ResponseAudioTruncated:
     """After response.audio.played {interrupted}: history now keeps only what the user heard (`text`), marked
     interrupted, and the model is told so on the next turn."""
+
     type: ClassVar[str] = "response.audio.truncated"
     response_id: str
     ms: float
@@ -135,6 +147,7 @@ class ResponseAudioTruncated:
 @dataclass(frozen=True, slots=True)
 class ResponseCancelled:
     """The reply was cancelled (response.cancel); `text` is what had been sent."""
+
     type: ClassVar[str] = "response.cancelled"
     response_id: str
     text: str  # what had been sent before the cancel; stored in history marked as cut short
@@ -143,6 +156,7 @@ class ResponseCancelled:
 @dataclass(frozen=True, slots=True)
 class ResponseInterrupted:
     """The user started speaking over the reply (barge-in); `text` is what had been sent."""
+
     type: ClassVar[str] = "response.interrupted"
     response_id: str
     text: str  # what had been sent when the user started speaking; stored in history marked as interrupted
@@ -151,6 +165,7 @@ class ResponseInterrupted:
 @dataclass(frozen=True, slots=True)
 class SpeechStarted:
     """The voice activity detector heard the user start an utterance."""
+
     type: ClassVar[str] = "speech.started"
     utterance_id: int
 
@@ -158,6 +173,7 @@ class SpeechStarted:
 @dataclass(frozen=True, slots=True)
 class TranscriptEvent:
     """Speech-to-text of an utterance: interim while it goes on, final when it ends."""
+
     type: ClassVar[str] = "transcript"
     utterance_id: int
     text: str
@@ -171,12 +187,15 @@ class TranscriptEvent:
 @dataclass(frozen=True, slots=True)
 class SafetyEvent:
     """For the operator: the safety layer acted (crisis reply, caution prompt, or a blocked model output)."""
+
     type: ClassVar[str] = "safety"
     risk: bool
     level: Literal["none", "caution", "crisis"]  # none: safe mode released
     score: float
     rule: str | None  # the explicit phrase that matched, if any
-    action: str  # crisis_reply (fixed text, no LLM), caution_prompt, output_blocked, safe_mode_entered, safe_mode_released,
+    action: (
+        str  # crisis_reply (fixed text, no LLM), caution_prompt, output_blocked, safe_mode_entered, safe_mode_released,
+    )
     # language_unsupported (the message is in a language the phrase rules do not cover; screened by the learned score)
     model: str
     language: str | None = None  # the message's language as identified (ISO 639-1), when it was identified
@@ -188,6 +207,7 @@ class SafetyEvent:
 @dataclass(frozen=True, slots=True)
 class ControlsUpdated:
     """The session's control overrides after a controls.override, with what was refused and why."""
+
     type: ClassVar[str] = "controls.updated"
     overrides: Mapping[str, object]
     rejected: Mapping[str, str]
@@ -196,6 +216,7 @@ class ControlsUpdated:
 @dataclass(frozen=True, slots=True)
 class ErrorEvent:
     """Something went wrong with a client event or a turn; `code` says what, `retryable` whether to try again."""
+
     type: ClassVar[str] = "error"
     code: str
     message: str
@@ -203,11 +224,43 @@ class ErrorEvent:
 
 
 Event = (
-    SessionStarted | PerceptionEvent | FaceAbsent | PersonaEvent | ControlsEvent | ResponseDelta | ResponseDone
-    | ResponseAudioStart | ResponseAudio | ResponseAudioDone | ResponseAudioTruncated | ResponseCancelled | ResponseInterrupted | SpeechStarted | TranscriptEvent | SafetyEvent | ControlsUpdated | ErrorEvent
+    SessionStarted
+    | PerceptionEvent
+    | FaceAbsent
+    | PersonaEvent
+    | ControlsEvent
+    | ResponseDelta
+    | ResponseDone
+    | ResponseAudioStart
+    | ResponseAudio
+    | ResponseAudioDone
+    | ResponseAudioTruncated
+    | ResponseCancelled
+    | ResponseInterrupted
+    | SpeechStarted
+    | TranscriptEvent
+    | SafetyEvent
+    | ControlsUpdated
+    | ErrorEvent
 )
 EVENTS: tuple[type[Event], ...] = (
-    SessionStarted, PerceptionEvent, FaceAbsent, PersonaEvent, ControlsEvent, ResponseDelta, ResponseDone,
-    ResponseAudioStart, ResponseAudio, ResponseAudioDone, ResponseAudioTruncated, ResponseCancelled, ResponseInterrupted, SpeechStarted, TranscriptEvent, SafetyEvent, ControlsUpdated, ErrorEvent,
+    SessionStarted,
+    PerceptionEvent,
+    FaceAbsent,
+    PersonaEvent,
+    ControlsEvent,
+    ResponseDelta,
+    ResponseDone,
+    ResponseAudioStart,
+    ResponseAudio,
+    ResponseAudioDone,
+    ResponseAudioTruncated,
+    ResponseCancelled,
+    ResponseInterrupted,
+    SpeechStarted,
+    TranscriptEvent,
+    SafetyEvent,
+    ControlsUpdated,
+    ErrorEvent,
 )
 Emit = Callable[[Event], Awaitable[None]]  # how a conversation hands an event to its connection

@@ -1,4 +1,5 @@
 """A session's camera: frames read in arrival order off the event loop, rate-limited, the latest face kept a while."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,9 +22,17 @@ class ImageBackpressure(RuntimeError):
 
 def perception_event(sig: ModalitySignal, evidence: dict[str, object]) -> PerceptionEvent:
     v, a = sig.valence_arousal
-    return PerceptionEvent(modality=sig.modality, emotions=sig.emotions, top=sig.top, confidence=round(sig.confidence, 4),
-                           valence=round(v, 4), arousal=round(a, 4), model=sig.model, latency_ms=round(sig.latency_ms, 3),
-                           evidence=evidence)
+    return PerceptionEvent(
+        modality=sig.modality,
+        emotions=sig.emotions,
+        top=sig.top,
+        confidence=round(sig.confidence, 4),
+        valence=round(v, 4),
+        arousal=round(a, 4),
+        model=sig.model,
+        latency_ms=round(sig.latency_ms, 3),
+        evidence=evidence,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +67,9 @@ class FrameInput:
         self._allowance = min(2.0, self._allowance + (now - self._clock) * self.max_fps)
         self._clock = now
         if self._allowance < 1.0 or self._queue.full():
-            raise ImageBackpressure(f"camera frames are limited to {self.max_fps:g} per second per session; frame refused")
+            raise ImageBackpressure(
+                f"camera frames are limited to {self.max_fps:g} per second per session; frame refused"
+            )
         self._allowance -= 1.0
         self._queue.put_nowait(_Frame(data, explain))
         if self._worker is None:
@@ -80,7 +91,9 @@ class FrameInput:
                 continue
             except Exception:
                 log.exception("face perception failed")
-                await self._emit(ErrorEvent(code="face_failed", message="the face model failed on that frame", retryable=True))
+                await self._emit(
+                    ErrorEvent(code="face_failed", message="the face model failed on that frame", retryable=True)
+                )
                 continue
             if sig is None:
                 await self._emit(FaceAbsent(latency_ms=round(ms, 3), model=self.face.name))

@@ -4,6 +4,7 @@ Labels never carry message content, user ids or keys.
 With several worker processes (`serve --workers N` sets PROMETHEUS_MULTIPROC_DIR before they start, as
 prometheus_client's multiprocess mode needs) every worker writes its values to files there and a scrape of any one
 worker reads them all: counters and histograms summed, gauges summed over live workers."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,27 +16,37 @@ MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))  # prometheus_cl
 REGISTRY = CollectorRegistry(auto_describe=True)
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
-STAGE_SECONDS = Histogram("persona_stage_seconds", "Time per pipeline stage of a user turn", ["stage"],
-                          buckets=_BUCKETS, registry=REGISTRY)
+STAGE_SECONDS = Histogram(
+    "persona_stage_seconds", "Time per pipeline stage of a user turn", ["stage"], buckets=_BUCKETS, registry=REGISTRY
+)
 TURNS = Counter("persona_turns_total", "User turns by outcome", ["outcome"], registry=REGISTRY)
 LLM_TOKENS = Counter("persona_llm_tokens_total", "LLM tokens", ["kind"], registry=REGISTRY)
 ERRORS = Counter("persona_errors_total", "Error events sent to clients, by code", ["code"], registry=REGISTRY)
-ACTIVE_SESSIONS = Gauge("persona_active_sessions", "Open WebSocket sessions", registry=REGISTRY,
-                        multiprocess_mode="livesum")
-STORE_FAILURES = Counter("persona_store_failures_total", "Session saves that failed (the turn went on)",
-                         registry=REGISTRY)
+ACTIVE_SESSIONS = Gauge(
+    "persona_active_sessions", "Open WebSocket sessions", registry=REGISTRY, multiprocess_mode="livesum"
+)
+STORE_FAILURES = Counter(
+    "persona_store_failures_total", "Session saves that failed (the turn went on)", registry=REGISTRY
+)
 SAFETY = Counter("persona_safety_events_total", "Safety-layer actions", ["action"], registry=REGISTRY)
 FRAMES = Counter("persona_media_frames_total", "Media received", ["modality"], registry=REGISTRY)
-ENGINE_RESTARTS = Counter("persona_llm_engine_restarts_total", "Times the embedded vLLM died and was restarted",
-                          registry=REGISTRY)
+ENGINE_RESTARTS = Counter(
+    "persona_llm_engine_restarts_total", "Times the embedded vLLM died and was restarted", registry=REGISTRY
+)
 
 
 def observe_timings(timings_ms: dict[str, float | None]) -> None:
     for stage, ms in timings_ms.items():
         if ms is not None:
             STAGE_SECONDS.labels(stage).observe(ms / 1000)
-TASKS = Gauge("persona_asyncio_tasks", "asyncio tasks alive in the server's event loop(s)", registry=REGISTRY,
-              multiprocess_mode="livesum")
+
+
+TASKS = Gauge(
+    "persona_asyncio_tasks",
+    "asyncio tasks alive in the server's event loop(s)",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
 
 
 def watch_tasks(loop: asyncio.AbstractEventLoop, every_s: float = 5.0) -> asyncio.Task[None] | None:

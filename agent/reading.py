@@ -1,4 +1,5 @@
 """Reading a user's message: its text emotion and its crisis screening, from one text-model pass per batch."""
+
 from __future__ import annotations
 
 import logging
@@ -43,9 +44,15 @@ class TextReader:
     rules alone, and there are no attributions). `encoder` is the safety encoder the classifiers were trained with
     (perception/sentence_encoder.py): one more batched pass, for the safety features only."""
 
-    def __init__(self, perceiver: TextPerceiver, model: TextEmotionModel | None, risk: RiskClassifier | None,
-                 language: LanguageId | None = None, signs: WarningSignModel | None = None,
-                 encoder: SentenceEncoder | None = None) -> None:
+    def __init__(
+        self,
+        perceiver: TextPerceiver,
+        model: TextEmotionModel | None,
+        risk: RiskClassifier | None,
+        language: LanguageId | None = None,
+        signs: WarningSignModel | None = None,
+        encoder: SentenceEncoder | None = None,
+    ) -> None:
         self.perceiver, self.model, self.language = perceiver, model, language
         self.risk = risk if model is not None else None
         self.signs = signs if self.risk is not None else None
@@ -59,12 +66,16 @@ class TextReader:
         if self.features is None or self.risk is None:
             return
         n = self.features(["warm-up"]).shape[1]
-        for name, want in (("crisis classifier", len(self.risk.mean)),
-                           ("warning-sign scorer", len(self.signs.mean) if self.signs is not None else n)):
+        for name, want in (
+            ("crisis classifier", len(self.risk.mean)),
+            ("warning-sign scorer", len(self.signs.mean) if self.signs is not None else n),
+        ):
             if want != n:
-                raise RuntimeError(f"the {name} was trained on {want} features and the safety layer makes {n}: "
-                                   "retrain it with the models loaded (persona-agent train warning-signs, then "
-                                   "train safety)")
+                raise RuntimeError(
+                    f"the {name} was trained on {want} features and the safety layer makes {n}: "
+                    "retrain it with the models loaded (persona-agent train warning-signs, then "
+                    "train safety)"
+                )
 
     @property
     def name(self) -> str:
@@ -93,4 +104,8 @@ class TextReader:
         if self.model is None:
             return None
         label, attrs = self.model.explain(text)
-        return {"label": label, "method": "occlusion", "tokens": [{"token": a.token, "weight": a.weight} for a in attrs]}
+        return {
+            "label": label,
+            "method": "occlusion",
+            "tokens": [{"token": a.token, "weight": a.weight} for a in attrs],
+        }

@@ -1,6 +1,7 @@
 """The runtime, the composition root: the configuration, start-up (every model loaded once by its factory, the LLM
 started or reached), readiness, and the `Agent` that holds the sessions and hands each conversation the one pipeline
 (perception → fusion → persona → prompts → LLM; the turn itself is agent/turn.py)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,10 +9,10 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from contextlib import aclosing
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from contextlib import aclosing
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -21,14 +22,21 @@ import numpy as np
 from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_audio, analyze_face, analyze_texts
 from agent.batcher import MicroBatcher
 from agent.conversation import Admit, Conversation, Evict, Inputs
-from agent.llm.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, EngineStatus, adapter_controls_at
 from agent.events import Emit, Event, SessionStarted
-from agent.sessions.leases import Lease, Leases, LocalLeases, open_leases
 from agent.llm import STREAM_INTERVAL_S, LLMClient, LLMConfig
+from agent.llm.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, EngineStatus, adapter_controls_at
 from agent.metrics import STORE_FAILURES
 from agent.reading import TextPerceiver, TextReader
+from agent.sessions.leases import Lease, Leases, LocalLeases, open_leases
 from agent.sessions.store import (
-    LOCAL_TENANT, SessionExport, SessionRecord, SessionStore, UserExport, open_store, session_export, user_tombstone,
+    LOCAL_TENANT,
+    SessionExport,
+    SessionRecord,
+    SessionStore,
+    UserExport,
+    open_store,
+    session_export,
+    user_tombstone,
 )
 from agent.tts import load_synthesizer
 from agent.turn import Fuser, Pipeline, Turn, TurnConfig, UserTurn
@@ -38,20 +46,24 @@ from fusion import ConfidenceFusion
 from fusion.gated import default_fusion_path, load_gated_fusion
 from perception.environment import configure_third_party
 from perception.face.expression import default_face_model_paths
-from perception.language import load_language_id
 from perception.face.perceiver import (
-    FacePerceiver, KerasFacePerceiver, default_deepface_weights, load_deepface_perceiver, load_keras_face_perceiver,
+    FacePerceiver,
+    KerasFacePerceiver,
+    default_deepface_weights,
+    load_deepface_perceiver,
+    load_keras_face_perceiver,
 )
+from perception.language import load_language_id
 from perception.safety import default_risk_classifier_path, load_risk_classifier
 from perception.sentence_encoder import default_sentence_encoder_dir, load_sentence_encoder
-from perception.warning_signs import default_warning_sign_model_path, load_warning_sign_model
 from perception.text_lexicon import load_lexicon_text_perceiver
 from perception.text_model import TextEmotionModel, default_text_model_dir, load_text_model
-from perception.voice.audio import SAMPLE_RATE, decode_file
 from perception.voice.affect import default_voice_affect_path, load_voice_affect, voice_affect_encoder
+from perception.voice.audio import SAMPLE_RATE, decode_file
 from perception.voice.stt import load_stt
 from perception.voice.turn import load_smart_turn
 from perception.voice.vad import load_vad
+from perception.warning_signs import default_warning_sign_model_path, load_warning_sign_model
 from persona import PersonaState, PersonaTracker, load_policy
 from prompts import ControlsAt, Message, load_profiles
 
@@ -137,12 +149,17 @@ class Agent:
     """Sessions and their conversations (start, resume, take over, erase, export), and the batch analyses the REST
     routes offer. A turn's pipeline lives in agent/turn.py; this class only hands it to each conversation."""
 
-    def __init__(self, *, pipeline: Pipeline, inputs: Inputs, config: AgentConfig, leases: Leases | None = None) -> None:
-        assert config.default_profile in pipeline.profiles, \
+    def __init__(
+        self, *, pipeline: Pipeline, inputs: Inputs, config: AgentConfig, leases: Leases | None = None
+    ) -> None:
+        assert config.default_profile in pipeline.profiles, (
             f"default profile {config.default_profile!r} not in {sorted(pipeline.profiles)}"
+        )
         self.pipeline, self.inputs, self.config = pipeline, inputs, config
         self.store = pipeline.store
-        self.leases: Leases = leases or LocalLeases()  # one writer per session across processes (agent/sessions/leases.py)
+        self.leases: Leases = (
+            leases or LocalLeases()
+        )  # one writer per session across processes (agent/sessions/leases.py)
         # (tenant, session id) -> its one live conversation here, how to tell its connection it was taken over, and
         # the session's lease; leases taken by start_session wait in _pending for converse()
         self._live: dict[tuple[str, str], tuple[Conversation, Evict, Lease]] = {}
@@ -191,8 +208,9 @@ class Agent:
             raise AnalysisUnavailable("text analysis needs the trained text model (PERSONA_TEXT_MODEL=trained)")
         return await self._analysis(analyze_texts, model, texts, explain)
 
-    async def analyze_voice(self, data: bytes, max_seconds: float,
-                            charge: Callable[[float], Awaitable[None]] | None = None) -> VoiceAnalysis:
+    async def analyze_voice(
+        self, data: bytes, max_seconds: float, charge: Callable[[float], Awaitable[None]] | None = None
+    ) -> VoiceAnalysis:
         """One audio file; `charge(seconds)` is awaited once it is decoded, before the models run (the key's rate
         is drawn by length; it raises to refuse)."""
         if self.inputs.voice is None:
@@ -217,8 +235,9 @@ class Agent:
             await self.pipeline.webhook.aclose()
         await self.store.aclose()
 
-    async def start_session(self, profile: str | None, user_id: str | None, resume: str | None,
-                            tenant: str = LOCAL_TENANT) -> tuple[SessionRecord, bool]:
+    async def start_session(
+        self, profile: str | None, user_id: str | None, resume: str | None, tenant: str = LOCAL_TENANT
+    ) -> tuple[SessionRecord, bool]:
         """A new session of `tenant`, or its stored one named by `resume` (another tenant's session is unknown to it,
         exactly as one that never existed). Raises UnknownProfile / UnknownSession / SessionInUse."""
         if resume:
@@ -292,9 +311,17 @@ class Agent:
 
     async def _end_erased(self, tenant: str, session_id: str | None, user: str | None) -> int:
         """End the live conversations here that an erasure (here or in another worker) removed; how many."""
-        live = [c for (t, sid), (c, _, _) in list(self._live.items()) if t == tenant and (
-            sid == session_id or user is not None and c.record.user_id is not None
-            and user_tombstone(tenant, c.record.user_id) == user)]
+        live = [
+            c
+            for (t, sid), (c, _, _) in list(self._live.items())
+            if t == tenant
+            and (
+                sid == session_id
+                or user is not None
+                and c.record.user_id is not None
+                and user_tombstone(tenant, c.record.user_id) == user
+            )
+        ]
         for conv in live:
             await conv.erase()
         return len(live)
@@ -308,9 +335,16 @@ class Agent:
             return 0
         return await self.store.purge(time.time() - self.config.retention_days * 86400)
 
-    async def complete(self, history: Sequence[Message], text: str, *, tenant: str = LOCAL_TENANT,
-                       user_id: str | None = None, profile: str | None = None,
-                       locale: str | None = None) -> AsyncGenerator[Event, None]:
+    async def complete(
+        self,
+        history: Sequence[Message],
+        text: str,
+        *,
+        tenant: str = LOCAL_TENANT,
+        user_id: str | None = None,
+        profile: str | None = None,
+        locale: str | None = None,
+    ) -> AsyncGenerator[Event, None]:
         """One stateless turn (the OpenAI-compatible route): a new session of `tenant` whose history is what the
         client sent, then `text` through the same turn pipeline as the WebSocket (perception, persona, policy,
         safety, guard). Yields `session.started` (the new session's id), then the turn's events. The session is
@@ -332,8 +366,15 @@ class Agent:
             if lease is not None:
                 self._release_later(lease)
 
-    def converse(self, record: SessionRecord, emit: Emit, evict: Evict | None = None,
-                 locale: str | None = None, admit: Admit | None = None, voice_reply: bool = False) -> Conversation:
+    def converse(
+        self,
+        record: SessionRecord,
+        emit: Emit,
+        evict: Evict | None = None,
+        locale: str | None = None,
+        admit: Admit | None = None,
+        voice_reply: bool = False,
+    ) -> Conversation:
         """The live conversation on `record`; one per session in this process, released when it closes. `evict` is
         called if a later connection takes the session over; `admit` is asked before a spoken turn runs (the key's
         rate limit); `voice_reply` speaks the replies too (when the server has a voice). SessionInUse only when two
@@ -343,8 +384,16 @@ class Agent:
         if key in self._live:
             self._release_later(lease)
             raise SessionInUse(record.id)
-        conv = Conversation(self.pipeline, record, emit, self.inputs, self._released, locale=locale, admit=admit,
-                            voice_reply=voice_reply and self.pipeline.tts is not None)
+        conv = Conversation(
+            self.pipeline,
+            record,
+            emit,
+            self.inputs,
+            self._released,
+            locale=locale,
+            admit=admit,
+            voice_reply=voice_reply and self.pipeline.tts is not None,
+        )
         self._live[key] = (conv, evict or _no_evict, lease)
         return conv
 
@@ -421,14 +470,23 @@ class Runtime:
             writable = store_ok and await asyncio.wait_for(p.store.writable(), 2.0)
         except Exception:
             writable = False
-        models = {"text": "trained" if p.reader.model is not None else "lexicon",
-                  "risk": p.reader.risk_name,
-                  "fusion": type(p.fusion).__name__,
-                  "voice": "on" if inputs.voice is not None else "off",
-                  "face": inputs.face.name if inputs.face is not None else "off"}
+        models = {
+            "text": "trained" if p.reader.model is not None else "lexicon",
+            "risk": p.reader.risk_name,
+            "fusion": type(p.fusion).__name__,
+            "voice": "on" if inputs.voice is not None else "off",
+            "face": inputs.face.name if inputs.face is not None else "off",
+        }
         llm = await asyncio.gather(*(_probe(url, p.llm.config.api_key) for url in p.llm.config.endpoints))
-        return Readiness(store=self.agent.config.store, store_ok=store_ok, store_writable=writable, models=models, llm_model=self.llm_model,
-                         llm=tuple(llm), engine=self.engine.status if self.engine is not None else None)
+        return Readiness(
+            store=self.agent.config.store,
+            store_ok=store_ok,
+            store_writable=writable,
+            models=models,
+            llm_model=self.llm_model,
+            llm=tuple(llm),
+            engine=self.engine.status if self.engine is not None else None,
+        )
 
     async def aclose(self) -> None:
         await self.agent.aclose()
@@ -452,8 +510,12 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
     if llm_cfg is None:
         engine = EmbeddedEngine(cfg.embedded)
         await engine.start()
-        llm_cfg = LLMConfig(base_url=engine.base_url, model=cfg.embedded.model_name, api_key=cfg.embedded.api_key,
-                            stream_interval_s=cfg.llm_stream_interval_s)
+        llm_cfg = LLMConfig(
+            base_url=engine.base_url,
+            model=cfg.embedded.model_name,
+            api_key=cfg.embedded.api_key,
+            stream_interval_s=cfg.llm_stream_interval_s,
+        )
     try:
         if not llm_cfg.model or llm_cfg.context_tokens is None:
             llm_cfg = await _served(llm_cfg)
@@ -462,22 +524,40 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
         model = text if isinstance(text, TextEmotionModel) else None  # the trained model: risk features, attributions
         risk = load_risk_classifier(default_risk_classifier_path()) if model is not None else None
         signs = load_warning_sign_model(default_warning_sign_model_path()) if model is not None else None
-        encoder = await asyncio.to_thread(load_sentence_encoder,
-                                          default_sentence_encoder_dir(cfg.agent.cache_dir), cfg.agent.encoder_threads) if model else None
+        encoder = (
+            await asyncio.to_thread(
+                load_sentence_encoder, default_sentence_encoder_dir(cfg.agent.cache_dir), cfg.agent.encoder_threads
+            )
+            if model
+            else None
+        )
         reader = await asyncio.to_thread(TextReader, text, model, risk, load_language_id(), signs, encoder)
         voice = await asyncio.to_thread(load_voice_models, cfg.agent) if cfg.agent.voice_enabled else None
         face = await asyncio.to_thread(load_face_perceiver, cfg.agent) if cfg.agent.face_enabled else None
         tts = await asyncio.to_thread(load_synthesizer) if cfg.agent.tts_enabled else None
         a = cfg.agent
         pipeline = Pipeline(
-            reader=reader, batcher=MicroBatcher(reader.read_batch, max_batch=32), fusion=load_fuser(a, model, face),
-            tracker=PersonaTracker(), policy=load_policy(a.policy_file), profiles=load_profiles(), llm=LLMClient(llm_cfg),
+            reader=reader,
+            batcher=MicroBatcher(reader.read_batch, max_batch=32),
+            fusion=load_fuser(a, model, face),
+            tracker=PersonaTracker(),
+            policy=load_policy(a.policy_file),
+            profiles=load_profiles(),
+            llm=LLMClient(llm_cfg),
             store=open_agent_store(a),
-            config=TurnConfig(max_tokens_cap=a.max_tokens_cap, temperature=a.temperature, history_chars=a.history_chars,
-                              summary_chars=a.summary_chars, controls_at=resolve_controls_at(a.controls_at, engine)),
-            webhook=SafetyWebhook(a.safety_webhook, secret=a.safety_webhook_secret) if a.safety_webhook else None, tts=tts,
+            config=TurnConfig(
+                max_tokens_cap=a.max_tokens_cap,
+                temperature=a.temperature,
+                history_chars=a.history_chars,
+                summary_chars=a.summary_chars,
+                controls_at=resolve_controls_at(a.controls_at, engine),
+            ),
+            webhook=SafetyWebhook(a.safety_webhook, secret=a.safety_webhook_secret) if a.safety_webhook else None,
+            tts=tts,
         )
-        inputs = Inputs(voice=voice, voice_config=a.voice, face=face, face_max_fps=a.face_max_fps, face_ttl_s=a.face_ttl_s)
+        inputs = Inputs(
+            voice=voice, voice_config=a.voice, face=face, face_max_fps=a.face_max_fps, face_ttl_s=a.face_ttl_s
+        )
         agent = Agent(pipeline=pipeline, inputs=inputs, config=a, leases=open_leases(a.store, a.redis_url))
         await agent.start()
     except BaseException:
@@ -498,11 +578,19 @@ def load_voice_models(cfg: AgentConfig) -> VoiceModels:
     stt = load_stt(cfg.stt_model, cfg.cache_dir, threads=cfg.stt_threads, window=cfg.stt_window)
     head = default_voice_affect_path()
     encoder = voice_affect_encoder(head)  # the voice head reads this Whisper model's encoder: share it if it is ours
-    whisper = None if encoder is None else \
-        stt.model if encoder == cfg.stt_model else load_stt(encoder, cfg.cache_dir, threads=cfg.stt_threads).model
-    models = VoiceModels(vad=load_vad(min_silence_ms=cfg.vad_min_silence_ms), stt=stt,
-                         affect=load_voice_affect(head, whisper),
-                         turn=load_smart_turn(threads=1) if cfg.voice.end_of_turn == "smart_turn" else None)
+    whisper = (
+        None
+        if encoder is None
+        else stt.model
+        if encoder == cfg.stt_model
+        else load_stt(encoder, cfg.cache_dir, threads=cfg.stt_threads).model
+    )
+    models = VoiceModels(
+        vad=load_vad(min_silence_ms=cfg.vad_min_silence_ms),
+        stt=stt,
+        affect=load_voice_affect(head, whisper),
+        turn=load_smart_turn(threads=1) if cfg.voice.end_of_turn == "smart_turn" else None,
+    )
     tone = (0.1 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)  # 1 s, 220 Hz
     models.affect.perceive(tone)
     models.stt.transcribe(tone)
@@ -516,10 +604,19 @@ def load_fuser(cfg: AgentConfig, text_model: TextEmotionModel | None, face: Face
     """The trained gated network when the perceivers it was trained on are serving (trained text model, our face
     model); otherwise the untrained confidence-weighted reference, and the log says so."""
     path = default_fusion_path()
-    if cfg.fusion == "gated" and path.exists() and text_model is not None and (face is None or isinstance(face, KerasFacePerceiver)):
+    if (
+        cfg.fusion == "gated"
+        and path.exists()
+        and text_model is not None
+        and (face is None or isinstance(face, KerasFacePerceiver))
+    ):
         return load_gated_fusion(path)
-    log.warning("fusion: using the untrained confidence-weighted fusion (gated weights %s, text model %s, face %s)",
-                "found" if path.exists() else "missing", "trained" if text_model else "lexicon", getattr(face, "name", None))
+    log.warning(
+        "fusion: using the untrained confidence-weighted fusion (gated weights %s, text model %s, face %s)",
+        "found" if path.exists() else "missing",
+        "trained" if text_model else "lexicon",
+        getattr(face, "name", None),
+    )
     return ConfidenceFusion()
 
 
@@ -530,7 +627,9 @@ def load_face_perceiver(cfg: AgentConfig) -> FacePerceiver:
     paths = cfg.face_model_paths or default_face_model_paths()
     for path in paths:
         if not path.exists():
-            raise RuntimeError(f"no face model at {path}: run `persona-agent train face`, or set PERSONA_FACE_ENABLED=false")
+            raise RuntimeError(
+                f"no face model at {path}: run `persona-agent train face`, or set PERSONA_FACE_ENABLED=false"
+            )
     return load_keras_face_perceiver(paths, threads=cfg.model_threads, detector=cfg.face_detector)
 
 
@@ -539,7 +638,9 @@ def load_text_perceiver(cfg: AgentConfig) -> TextPerceiver:
         return load_lexicon_text_perceiver()
     path = cfg.text_model_dir or default_text_model_dir()
     if not (path / "model.int8.onnx").exists():
-        raise RuntimeError(f"no trained text model at {path}: run `persona-agent train text`, or set PERSONA_TEXT_MODEL=lexicon")
+        raise RuntimeError(
+            f"no trained text model at {path}: run `persona-agent train text`, or set PERSONA_TEXT_MODEL=lexicon"
+        )
     return load_text_model(path, threads=cfg.model_threads)
 
 
@@ -566,6 +667,12 @@ async def _served(cfg: LLMConfig) -> LLMConfig:
             raise
         return cfg
     model = cfg.model or str(cards[0]["id"])
-    context = next((int(c["max_model_len"]) for c in cards if isinstance(c, dict) and c.get("id") == model
-                    and isinstance(c.get("max_model_len"), int)), None)
+    context = next(
+        (
+            int(c["max_model_len"])
+            for c in cards
+            if isinstance(c, dict) and c.get("id") == model and isinstance(c.get("max_model_len"), int)
+        ),
+        None,
+    )
     return replace(cfg, model=model, context_tokens=cfg.context_tokens if cfg.context_tokens is not None else context)

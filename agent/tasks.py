@@ -1,5 +1,6 @@
 """Tearing tasks down, written once: every owner of background tasks (a conversation, the batcher, the voice and
 frame readers, speech synthesis, the server's lifespan) ends them with `cancel_and_wait`."""
+
 from __future__ import annotations
 
 import asyncio

@@ -9,6 +9,7 @@ The control signals shape the voice: `pace` sets the speaking rate (Piper's leng
 
 Synthesis is blocking ONNX work: it runs in a worker thread, one sentence at a time per reply, in order.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -77,8 +78,9 @@ def load_synthesizer(model: Path | None = None, threads: int = 1) -> PiperSynthe
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     config = PiperConfig.from_dict(json.loads(Path(f"{model}.json").read_text(encoding="utf-8")))
-    voice = PiperVoice(session=ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"]),
-                       config=config)
+    voice = PiperVoice(
+        session=ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"]), config=config
+    )
     return PiperSynthesizer(voice=voice, name=f"piper:{Path(model).stem}")
 
 
@@ -107,7 +109,7 @@ class SentenceSplitter:
         if self._first is None:
             return None
         for m in _CLAUSE_END.finditer(self._buf):
-            if len(self._buf[:m.start()].split()) >= self._first:
+            if len(self._buf[: m.start()].split()) >= self._first:
                 return m.end()
         return None
 
@@ -212,8 +214,9 @@ class SpokenReply:
             return False
         if self.first_audio_at is None:
             return self._task is not None and not self._task.done()
-        return now < self.first_audio_at + self.duration_ms / 1000 + slack_s or \
-            (self._task is not None and not self._task.done())
+        return now < self.first_audio_at + self.duration_ms / 1000 + slack_s or (
+            self._task is not None and not self._task.done()
+        )
 
     async def _run(self) -> None:
         try:
@@ -223,16 +226,32 @@ class SpokenReply:
                 self.synth_ms.append((time.perf_counter() - t0) * 1000)
                 if not self._started:
                     self._started = True
-                    self._out.put_nowait(ResponseAudioStart(response_id=self.response_id,
-                                                            sample_rate=self.synth.sample_rate, voice=self.synth.name))
-                spoken = SpokenSentence(sentence, self.duration_ms, round(len(pcm) / 2 / self.synth.sample_rate * 1000, 1))
+                    self._out.put_nowait(
+                        ResponseAudioStart(
+                            response_id=self.response_id, sample_rate=self.synth.sample_rate, voice=self.synth.name
+                        )
+                    )
+                spoken = SpokenSentence(
+                    sentence, self.duration_ms, round(len(pcm) / 2 / self.synth.sample_rate * 1000, 1)
+                )
                 self.sentences.append(spoken)
-                self._out.put_nowait(ResponseAudio(
-                    response_id=self.response_id, index=len(self.sentences) - 1, text=sentence,
-                    start_ms=round(spoken.start_ms, 1), duration_ms=spoken.duration_ms,
-                    audio=base64.b64encode(pcm).decode("ascii")))
+                self._out.put_nowait(
+                    ResponseAudio(
+                        response_id=self.response_id,
+                        index=len(self.sentences) - 1,
+                        text=sentence,
+                        start_ms=round(spoken.start_ms, 1),
+                        duration_ms=spoken.duration_ms,
+                        audio=base64.b64encode(pcm).decode("ascii"),
+                    )
+                )
             if self._started:
-                self._out.put_nowait(ResponseAudioDone(response_id=self.response_id, duration_ms=round(self.duration_ms, 1),
-                                                       sentences=len(self.sentences)))
+                self._out.put_nowait(
+                    ResponseAudioDone(
+                        response_id=self.response_id,
+                        duration_ms=round(self.duration_ms, 1),
+                        sentences=len(self.sentences),
+                    )
+                )
         finally:
             self._out.put_nowait(None)

@@ -4,6 +4,7 @@ Each stage is a small function over typed values. `Turn.run` calls them in order
 `Conversation` (the session's lifecycle) runs one turn at a time and cancels it on barge-in or response.cancel, reading
 `Turn.reply` for what had been sent.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,23 +18,40 @@ from typing import Protocol
 
 from agent.batcher import MicroBatcher
 from agent.events import (
-    ControlsEvent, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent,
+    ControlsEvent,
+    ErrorEvent,
+    Event,
+    PerceptionEvent,
+    PersonaEvent,
+    ResponseDelta,
+    ResponseDone,
+    SafetyEvent,
 )
 from agent.frames import perception_event
 from agent.llm import TRANSPORT_ERRORS, LLMClient, LLMStatusError, StreamStats
 from agent.metrics import LLM_TOKENS, SAFETY, STORE_FAILURES, TURNS, observe_timings
 from agent.reading import TextReader, TextReading
 from agent.sessions.store import SessionErased, SessionRecord, SessionStore
+from agent.tasks import cancel_and_wait
 from agent.tts import SpokenReply, Synthesizer
 from agent.webhook import SafetyWebhook
-from agent.tasks import cancel_and_wait
 from fusion import FusedPercept
 from perception import LABELS, Modality, ModalitySignal
 from perception.language import LanguageGuess
 from perception.safety import RiskAssessment, rules_only
 from persona import Decision, PersonaState, PersonaTracker, Policy, RiskInput, read_style
 from prompts import (
-    AgentProfile, ControlsAt, Message, Prompt, crisis_reply, fit_context, points_to_support, token_bound, render, safety_resources, support_note,
+    AgentProfile,
+    ControlsAt,
+    Message,
+    Prompt,
+    crisis_reply,
+    fit_context,
+    points_to_support,
+    render,
+    safety_resources,
+    support_note,
+    token_bound,
 )
 from prompts.endings import SentenceCloser
 from prompts.guard import GuardHit, OutputGuard
@@ -85,6 +103,7 @@ class UserTurn:
 
 
 # --- 1. perceive: text (with its risk, one batched pass), voice, face ------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Perceived:
@@ -138,7 +157,10 @@ async def read_in_context(p: Pipeline, rec: SessionRecord, perceived: Perceived,
 
 # --- 2. screen: what the safety layer does about the risk it read ---------------------------------------------------
 
-def screen(risk: RiskAssessment, model: str, session_id: str, language: LanguageGuess | None = None) -> SafetyEvent | None:
+
+def screen(
+    risk: RiskAssessment, model: str, session_id: str, language: LanguageGuess | None = None
+) -> SafetyEvent | None:
     """The operator's event for a risky message (level, score and rule, never the message; logs carry no content),
     or for one in a language the phrase rules do not cover: it is never screened silently as if it were English."""
     lang = language.code if language is not None else None
@@ -147,18 +169,42 @@ def screen(risk: RiskAssessment, model: str, session_id: str, language: Language
         if screened:
             return None
         SAFETY.labels("language_unsupported").inc()
-        return SafetyEvent(risk=False, level="none", score=risk.score, rule=None, action="language_unsupported",
-                           model=model, language=lang, language_screened=False)
+        return SafetyEvent(
+            risk=False,
+            level="none",
+            score=risk.score,
+            rule=None,
+            action="language_unsupported",
+            model=model,
+            language=lang,
+            language_screened=False,
+        )
     action = "crisis_reply" if risk.level == "crisis" else "caution_prompt"
-    log.warning("safety layer: %s in session %s (score %.3f, rule %s, category %s)", action, session_id, risk.score,
-                bool(risk.rule), risk.category)
+    log.warning(
+        "safety layer: %s in session %s (score %.3f, rule %s, category %s)",
+        action,
+        session_id,
+        risk.score,
+        bool(risk.rule),
+        risk.category,
+    )
     SAFETY.labels(action).inc()
-    return SafetyEvent(risk=True, level="crisis" if risk.level == "crisis" else "caution", score=risk.score,
-                       rule=risk.rule, action=action, model=model, language=lang, language_screened=screened,
-                       category=risk.category, read_with_turn=risk.read_with_turn)
+    return SafetyEvent(
+        risk=True,
+        level="crisis" if risk.level == "crisis" else "caution",
+        score=risk.score,
+        rule=risk.rule,
+        action=action,
+        model=model,
+        language=lang,
+        language_screened=screened,
+        category=risk.category,
+        read_with_turn=risk.read_with_turn,
+    )
 
 
 # --- 3. fuse, 4. track, 5. decide -----------------------------------------------------------------------------------
+
 
 def fuse(p: Pipeline, signals: Mapping[Modality, ModalitySignal]) -> FusedPercept:
     # A numpy computation of ~0.1 ms for one item (fusion/gated.py GMUWeights): a thread hop would cost more than it.
@@ -170,9 +216,13 @@ def track(p: Pipeline, persona: PersonaState, percept: FusedPercept, text: str) 
 
 
 def decide(p: Pipeline, rec: SessionRecord, profile: AgentProfile, risk: RiskAssessment) -> Decision:
-    return p.policy.decide(rec.persona, profile.base, rec.overrides, profile.limits,
-                           RiskInput(level=risk.level, score=risk.score, rule=risk.rule, safe_mode=rec.safe_mode,
-                                     category=risk.category))
+    return p.policy.decide(
+        rec.persona,
+        profile.base,
+        rec.overrides,
+        profile.limits,
+        RiskInput(level=risk.level, score=risk.score, rule=risk.rule, safe_mode=rec.safe_mode, category=risk.category),
+    )
 
 
 def sticky(rec: SessionRecord, risk: RiskAssessment, turn: int) -> SafetyEvent | None:
@@ -182,12 +232,19 @@ def sticky(rec: SessionRecord, risk: RiskAssessment, turn: int) -> SafetyEvent |
         return None
     log.warning("safety layer: safe mode %s in session %s (turn %d)", change, rec.id, turn)
     SAFETY.labels(f"safe_mode_{change}").inc()
-    return SafetyEvent(risk=change == "entered", level="crisis" if change == "entered" else "none", score=risk.score,
-                       rule=risk.rule, action=f"safe_mode_{change}", model="safe-mode",
-                       category=risk.category if change == "entered" else None)
+    return SafetyEvent(
+        risk=change == "entered",
+        level="crisis" if change == "entered" else "none",
+        score=risk.score,
+        rule=risk.rule,
+        action=f"safe_mode_{change}",
+        model="safe-mode",
+        category=risk.category if change == "entered" else None,
+    )
 
 
 # --- 6. render: the recent window, the summary of what fell out of it, the controls --------------------------------
+
 
 def window(history: list[Message], budget_chars: int) -> list[Message]:
     """The most recent messages that fit the character budget, oldest first."""
@@ -209,26 +266,35 @@ def fold_summary(rec: SessionRecord, history: list[Message], cfg: TurnConfig) ->
     start = len(history) - len(recent)
     if start > rec.summarized:
         lines = [rec.summary] if rec.summary else []
-        for m in history[rec.summarized:start]:
+        for m in history[rec.summarized : start]:
             if m.role == "user":
                 text = " ".join(m.content.split())
                 lines.append(f"The user said: \u201c{text[:200]}{'…' if len(text) > 200 else ''}\u201d")
         summary = " ".join(lines)
         if len(summary) > cfg.summary_chars:
-            summary = "… " + summary[-cfg.summary_chars:].split(" ", 1)[-1]
+            summary = "… " + summary[-cfg.summary_chars :].split(" ", 1)[-1]
         rec.summary, rec.summarized = summary, start
     return recent, rec.summary
 
 
-async def render_prompt(p: Pipeline, rec: SessionRecord, profile: AgentProfile, decision: Decision,
-                        text: str) -> tuple[Prompt, bool]:
+async def render_prompt(
+    p: Pipeline, rec: SessionRecord, profile: AgentProfile, decision: Decision, text: str
+) -> tuple[Prompt, bool]:
     """The prompt, fitted to the serving model's context with room for the reply: earlier turns give way first, then
     the user's message is cut to its beginning (True: response.done says so). Counted exactly by the engine (vLLM's
     /tokenize) only when the byte bound says it might not fit: a long message, or on a small-context model (the
     embedded engine's 4,096) a conversation whose window and system prompt pass that many bytes."""
     recent, summary = fold_summary(rec, rec.history[:-1], p.config)
-    prompt = render(profile, decision.controls, recent, text, summary=summary, max_tokens_cap=p.config.max_tokens_cap,
-                    temperature=p.config.temperature, controls_at=p.config.controls_at)
+    prompt = render(
+        profile,
+        decision.controls,
+        recent,
+        text,
+        summary=summary,
+        max_tokens_cap=p.config.max_tokens_cap,
+        temperature=p.config.temperature,
+        controls_at=p.config.controls_at,
+    )
     if (context := p.llm.config.context_tokens) is None:
         return prompt, False
     budget, cut = context - prompt.sampling.max_tokens - 16, False
@@ -247,6 +313,7 @@ async def render_prompt(p: Pipeline, rec: SessionRecord, profile: AgentProfile, 
 
 
 # --- 7. generate and 8. guard: the model's stream (or the fixed crisis reply), checked before the user sees it ------
+
 
 @dataclass(slots=True)
 class Reply:
@@ -274,7 +341,9 @@ class LLMFailed(Exception):
         self.cause, self.status = cause, status
 
 
-async def guarded(stream: AsyncGenerator[tuple[str, int], None], max_tokens: int, reply: Reply) -> AsyncGenerator[str, None]:
+async def guarded(
+    stream: AsyncGenerator[tuple[str, int], None], max_tokens: int, reply: Reply
+) -> AsyncGenerator[str, None]:
     """The text the user may see: the output guard releases what no pattern can still claim, the closer ends the reply
     on a complete sentence near the token cap. On a guard hit the rest is dropped and a safe sentence ends it."""
     guard, closer, stats = OutputGuard(), SentenceCloser(max_tokens), reply.stats
@@ -318,8 +387,12 @@ async def generate(p: Pipeline, prompt: Prompt, fixed: str | None, reply: Reply)
             transient = status is None or status >= 500 or status == 429
             if not (transient and not reply.parts and attempt < len(LLM_RETRY_BACKOFF_S)):
                 raise LLMFailed(exc, status) from exc
-            log.warning("LLM call failed (%s); retry %d in %.1f s", type(exc).__name__, attempt + 1,
-                        LLM_RETRY_BACKOFF_S[attempt])
+            log.warning(
+                "LLM call failed (%s); retry %d in %.1f s",
+                type(exc).__name__,
+                attempt + 1,
+                LLM_RETRY_BACKOFF_S[attempt],
+            )
             await asyncio.sleep(LLM_RETRY_BACKOFF_S[attempt])
 
 
@@ -329,6 +402,7 @@ async def _fixed(text: str, stats: StreamStats) -> AsyncGenerator[tuple[str, int
 
 
 # --- 9. persist ----------------------------------------------------------------------------------------------------
+
 
 def after_reply(mode: str, text: str, previous: str, locale: str | None) -> str:
     """Fixed text shown after the model's reply: in safe mode the crisis resources again; under caution a gentle
@@ -349,12 +423,20 @@ def remember_reply(rec: SessionRecord, text: str, interrupted: bool) -> None:
 
 # --- the turn -------------------------------------------------------------------------------------------------------
 
+
 class Turn:
     """One user turn of one session. `run()` yields the events the client sees, in order, as they happen; `reply`
     holds what was sent so far."""
 
-    def __init__(self, p: Pipeline, rec: SessionRecord, user: UserTurn, face: ModalitySignal | None,
-                 locale: str | None, speak: bool = False) -> None:
+    def __init__(
+        self,
+        p: Pipeline,
+        rec: SessionRecord,
+        user: UserTurn,
+        face: ModalitySignal | None,
+        locale: str | None,
+        speak: bool = False,
+    ) -> None:
         self.p, self.rec, self.user, self.face, self.locale = p, rec, user, face, locale
         self.speak = speak and p.tts is not None  # the session asked for spoken replies and the server has a voice
         self.reply = Reply()
@@ -382,7 +464,9 @@ class Turn:
         for event in self.announced(perceived):
             yield event
         percept, decision, prompt, cut = await self.decided(perceived)
-        async with aclosing(self.streamed(percept, decision, prompt)) as streamed:  # closed with the turn: so is the LLM
+        async with aclosing(
+            self.streamed(percept, decision, prompt)
+        ) as streamed:  # closed with the turn: so is the LLM
             async for event in streamed:
                 yield event
         if not self.failed:
@@ -415,9 +499,17 @@ class Turn:
     @staticmethod
     def announced(perceived: Perceived) -> list[Event]:
         """The readings of this turn (and, when the text model failed, why the reply goes on without it)."""
-        failed: list[Event] = [] if perceived.text is not None else [ErrorEvent(
-            code="perception_failed", retryable=False,
-            message="the text emotion model failed on this message; the reply goes on without it")]
+        failed: list[Event] = (
+            []
+            if perceived.text is not None
+            else [
+                ErrorEvent(
+                    code="perception_failed",
+                    retryable=False,
+                    message="the text emotion model failed on this message; the reply goes on without it",
+                )
+            ]
+        )
         return failed + list(perceived.announce)
 
     async def decided(self, perceived: Perceived) -> tuple[FusedPercept, Decision, Prompt, bool]:
@@ -477,8 +569,9 @@ class Turn:
         self.spoken.feed(piece)
         return [ResponseDelta(response_id=self.reply.id, text=piece), *self.spoken.ready()]
 
-    async def finished(self, perceived: Perceived, percept: FusedPercept, decision: Decision, prompt: Prompt,
-                       cut: bool) -> AsyncGenerator[Event, None]:
+    async def finished(
+        self, perceived: Perceived, percept: FusedPercept, decision: Decision, prompt: Prompt, cut: bool
+    ) -> AsyncGenerator[Event, None]:
         """After the last piece: the fixed reminder (safe mode, caution), the rest of the speech, the output guard's
         event, the reply kept and stored, and response.done with the timings and the explanation."""
         p, rec, reply, marks = self.p, self.rec, self.reply, self.marks
@@ -497,8 +590,14 @@ class Turn:
         if reply.guard_hit is not None:
             log.warning("output guard: %s reply blocked in session %s", reply.guard_hit.kind, rec.id)
             SAFETY.labels("output_blocked").inc()
-            yield SafetyEvent(risk=True, level="caution", score=1.0, rule=reply.guard_hit.kind, action="output_blocked",
-                              model="output-guard")
+            yield SafetyEvent(
+                risk=True,
+                level="caution",
+                score=1.0,
+                rule=reply.guard_hit.kind,
+                action="output_blocked",
+                model="output-guard",
+            )
         marks["end"] = time.perf_counter()
         self.kept = True
         remember_reply(rec, reply.text, interrupted=False)
@@ -510,10 +609,13 @@ class Turn:
             if n:
                 LLM_TOKENS.labels(kind).inc(n)
         yield ResponseDone(
-            response_id=reply.id, text=reply.text, finish_reason=stats.finish_reason,
+            response_id=reply.id,
+            text=reply.text,
+            finish_reason=stats.finish_reason,
             model="fixed:crisis_reply" if crisis else p.llm.config.model,
             usage={"prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens},
-            timings_ms=self.timings(), explanation=explanation(perceived, percept, rec, decision, prompt),
+            timings_ms=self.timings(),
+            explanation=explanation(perceived, percept, rec, decision, prompt),
             input_truncated=cut and not crisis,
         )
 
@@ -549,9 +651,14 @@ class Turn:
             log.exception("store failed in session %s", self.rec.id)
             STORE_FAILURES.inc()
             self.store_failed = True
-            return ErrorEvent(code="store_unavailable", retryable=True, message=(
-                "the session could not be saved just now; the conversation goes on and is saved with the next "
-                "write that succeeds"))
+            return ErrorEvent(
+                code="store_unavailable",
+                retryable=True,
+                message=(
+                    "the session could not be saved just now; the conversation goes on and is saved with the next "
+                    "write that succeeds"
+                ),
+            )
         return None
 
     async def llm_failed(self, failed: LLMFailed) -> list[ErrorEvent]:
@@ -563,19 +670,41 @@ class Turn:
             self.kept = True
             remember_reply(self.rec, self.reply.text, interrupted=True)
             store = await self.persist()
-            return [e for e in (store, ErrorEvent(code="llm_interrupted", retryable=True, message=(
-                f"the language model's stream broke off mid-reply ({name})"))) if e is not None]
+            return [
+                e
+                for e in (
+                    store,
+                    ErrorEvent(
+                        code="llm_interrupted",
+                        retryable=True,
+                        message=(f"the language model's stream broke off mid-reply ({name})"),
+                    ),
+                )
+                if e is not None
+            ]
         if status is not None:
-            return [ErrorEvent(code="llm_error", message=f"the language model answered HTTP {status}",
-                               retryable=status >= 500 or status == 429)]
-        return [ErrorEvent(code="llm_unavailable", retryable=True, message=f"the language model did not answer: {name}")]
+            return [
+                ErrorEvent(
+                    code="llm_error",
+                    message=f"the language model answered HTTP {status}",
+                    retryable=status >= 500 or status == 429,
+                )
+            ]
+        return [
+            ErrorEvent(code="llm_unavailable", retryable=True, message=f"the language model did not answer: {name}")
+        ]
 
 
 # --- what the client is told -----------------------------------------------------------------------------------------
 
+
 def persona_event(persona: PersonaState, percept: FusedPercept) -> PersonaEvent:
-    return PersonaEvent(state=persona.as_dict(), gates={m: g for m, g in percept.gates.items()}, present=percept.present,
-                        fusion_model=percept.model)
+    return PersonaEvent(
+        state=persona.as_dict(),
+        gates={m: g for m, g in percept.gates.items()},
+        present=percept.present,
+        fusion_model=percept.model,
+    )
 
 
 def _rules(decision: Decision) -> tuple[dict[str, object], ...]:
@@ -583,9 +712,13 @@ def _rules(decision: Decision) -> tuple[dict[str, object], ...]:
 
 
 def controls_event(decision: Decision, prompt: Prompt) -> ControlsEvent:
-    return ControlsEvent(controls=decision.controls.as_dict(), sampling=prompt.sampling.as_dict(),
-                         rules_fired=_rules(decision), overridden=dict(decision.overridden),
-                         rejected_overrides=dict(decision.rejected_overrides))
+    return ControlsEvent(
+        controls=decision.controls.as_dict(),
+        sampling=prompt.sampling.as_dict(),
+        rules_fired=_rules(decision),
+        overridden=dict(decision.overridden),
+        rejected_overrides=dict(decision.rejected_overrides),
+    )
 
 
 def turn_timings(marks: Mapping[str, float], reply: Reply) -> dict[str, float | None]:
@@ -605,12 +738,15 @@ def turn_timings(marks: Mapping[str, float], reply: Reply) -> dict[str, float | 
     }
 
 
-def explanation(perceived: Perceived, percept: FusedPercept, rec: SessionRecord, decision: Decision,
-                prompt: Prompt) -> dict[str, object]:
+def explanation(
+    perceived: Perceived, percept: FusedPercept, rec: SessionRecord, decision: Decision, prompt: Prompt
+) -> dict[str, object]:
     signals, risk, persona = perceived.signals, perceived.risk, rec.persona
     rules = [f.rule for f in decision.fired]
-    top3 = {m: {k: round(v, 3) for k, v in sorted(zip(LABELS, s.distribution.tolist()), key=lambda kv: -kv[1])[:3]}
-            for m, s in signals.items()}
+    top3 = {
+        m: {k: round(v, 3) for k, v in sorted(zip(LABELS, s.distribution.tolist()), key=lambda kv: -kv[1])[:3]}
+        for m, s in signals.items()
+    }
     read = "; ".join(f"your {m} read as mostly {s.top}" for m, s in signals.items())
     return {
         "perceived": top3,
@@ -621,10 +757,18 @@ def explanation(perceived: Perceived, percept: FusedPercept, rec: SessionRecord,
         "why": [f.why for f in decision.fired],
         "controls": decision.controls.as_dict(),
         "sampling": prompt.sampling.as_dict(),
-        "safety": {"level": risk.level, "score": risk.score, "rule": risk.rule, "category": risk.category,
-                   "read_with_turn": risk.read_with_turn, "mode": decision.controls.safety_mode,
-                   "safe_mode": rec.safe_mode.as_dict()},
-        "summary": (f"This turn {read}; over the conversation you seem {persona.dominant_emotion}. "
-                    f"Rules fired: {', '.join(rules) if rules else 'none'}; so the reply used the strategy "
-                    f"'{decision.controls.strategy}'."),
+        "safety": {
+            "level": risk.level,
+            "score": risk.score,
+            "rule": risk.rule,
+            "category": risk.category,
+            "read_with_turn": risk.read_with_turn,
+            "mode": decision.controls.safety_mode,
+            "safe_mode": rec.safe_mode.as_dict(),
+        },
+        "summary": (
+            f"This turn {read}; over the conversation you seem {persona.dominant_emotion}. "
+            f"Rules fired: {', '.join(rules) if rules else 'none'}; so the reply used the strategy "
+            f"'{decision.controls.strategy}'."
+        ),
     }

@@ -1,4 +1,5 @@
 """Streaming voice input for one conversation: VAD turn-taking, interim and final transcripts, barge-in."""
+
 from __future__ import annotations
 
 import asyncio
@@ -62,7 +63,8 @@ class AudioBackpressure(RuntimeError):
 _BACKCHANNEL = re.compile(
     r"^(?:(?:mm+-?hmm+|m+hm+|uh-?huh|uh|um+|hmm+|mm+|ah+|oh+|wow|yeah|yea|yep|yes|ya|okay|ok|right|sure|true|exactly|"
     r"cool|nice|i see|got it|i know|totally|alright|all right|of course|definitely|absolutely|indeed|go on)[\s,.!?]*){1,3}$",
-    re.I)
+    re.I,
+)
 
 
 def backchannel(text: str) -> bool:
@@ -83,9 +85,16 @@ class _PauseCheck:
 class VoiceInput:
     """Runs its own task; calls back into the conversation on speech onset, interim text and final utterances."""
 
-    def __init__(self, models: VoiceModels, cfg: VoiceConfig, *, on_speech: Callable[[int], Awaitable[None]],
-                 on_interim: Callable[[str, int], Awaitable[None]], on_final: Callable[[Utterance | None, int], Awaitable[None]],
-                 on_sustained: Callable[[int], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        models: VoiceModels,
+        cfg: VoiceConfig,
+        *,
+        on_speech: Callable[[int], Awaitable[None]],
+        on_interim: Callable[[str, int], Awaitable[None]],
+        on_final: Callable[[Utterance | None, int], Awaitable[None]],
+        on_sustained: Callable[[int], Awaitable[None]] | None = None,
+    ) -> None:
         self.models, self.cfg = models, cfg
         self._on_speech, self._on_interim, self._on_final = on_speech, on_interim, on_final
         self._on_sustained = on_sustained  # speech has gone on for backchannel_max_ms: more than an acknowledgement
@@ -119,13 +128,17 @@ class VoiceInput:
 
     def state(self) -> str:
         """For the log: where the microphone stands."""
-        return (f"utterance {self.utterance_id}, {self._queue.qsize()} chunks waiting, working={self._working}, "
-                f"in speech={self._speech_start is not None}, vad at {self._vad.position / SAMPLE_RATE:.2f} s, "
-                f"loop {'ended: ' + repr(self._task.exception()) if self._task.done() and not self._task.cancelled() else 'running'}")
+        return (
+            f"utterance {self.utterance_id}, {self._queue.qsize()} chunks waiting, working={self._working}, "
+            f"in speech={self._speech_start is not None}, vad at {self._vad.position / SAMPLE_RATE:.2f} s, "
+            f"loop {'ended: ' + repr(self._task.exception()) if self._task.done() and not self._task.cancelled() else 'running'}"
+        )
 
     def submit(self, samples: np.ndarray) -> None:
         if (self._pending + samples.size) / SAMPLE_RATE > self.cfg.max_pending_s:
-            raise AudioBackpressure(f"more than {self.cfg.max_pending_s:.0f} s of audio waiting; send at real-time pace")
+            raise AudioBackpressure(
+                f"more than {self.cfg.max_pending_s:.0f} s of audio waiting; send at real-time pace"
+            )
         self._pending += samples.size
         self._queue.put_nowait(samples)
 
@@ -164,8 +177,12 @@ class VoiceInput:
         if chunk.early:
             # Half-way through the pause the speaker has not gone on: they may well have finished after all, so
             # the transcription starts now and is ready when the pause runs out (dropped if they go on).
-            self._early = (chunk.paused_at, asyncio.ensure_future(asyncio.to_thread(
-                self.models.stt.transcribe, self._slice(self._speech_start, chunk.paused_at))))
+            self._early = (
+                chunk.paused_at,
+                asyncio.ensure_future(
+                    asyncio.to_thread(self.models.stt.transcribe, self._slice(self._speech_start, chunk.paused_at))
+                ),
+            )
         else:
             await self._finish(chunk.paused_at)
 
@@ -182,8 +199,10 @@ class VoiceInput:
         self._append(chunk)
         for ev in await asyncio.to_thread(self._vad.feed, chunk):
             await self._vad_event(ev)
-        if self._paused_at is not None and \
-                self._vad.position - self._paused_at >= self.cfg.turn_max_silence_ms * SAMPLE_RATE // 1000:
+        if (
+            self._paused_at is not None
+            and self._vad.position - self._paused_at >= self.cfg.turn_max_silence_ms * SAMPLE_RATE // 1000
+        ):
             await self._finish(self._paused_at)  # unfinished, but the speaker has stopped for long enough
         if self._speech_start is not None:
             await self._speaking()
@@ -205,7 +224,8 @@ class VoiceInput:
                 self._paused_at = ev.sample
                 waited = (self._vad.position - ev.sample) / SAMPLE_RATE
                 self._pause_timer = asyncio.create_task(
-                    self._check_later(ev.sample, self.cfg.turn_max_silence_ms / 1000 - waited))
+                    self._check_later(ev.sample, self.cfg.turn_max_silence_ms / 1000 - waited)
+                )
 
     async def _speaking(self) -> None:
         """While an utterance runs: report its onset (barge-in) and that it is sustained, cut it at its maximum
@@ -215,15 +235,20 @@ class VoiceInput:
         if not self._onset_reported and pos - self._onset >= self.cfg.barge_in_min_ms * SAMPLE_RATE // 1000:
             self._onset_reported = True
             await self._on_speech(self.utterance_id)
-        if self._on_sustained is not None and not self._sustained_reported and \
-                self._vad.last_voiced - self._onset >= self.cfg.backchannel_max_ms * SAMPLE_RATE // 1000:
+        if (
+            self._on_sustained is not None
+            and not self._sustained_reported
+            and self._vad.last_voiced - self._onset >= self.cfg.backchannel_max_ms * SAMPLE_RATE // 1000
+        ):
             self._sustained_reported = True
             await self._on_sustained(self.utterance_id)
         if pos - self._speech_start >= self.cfg.max_utterance_s * SAMPLE_RATE:
             await self._finish(pos)
-        elif pos - self._last_interim >= self.cfg.interim_every_s * SAMPLE_RATE and (
-                self._interim_task is None or self._interim_task.done()) and \
-                pos - self._vad.last_voiced < SAMPLE_RATE // 10:
+        elif (
+            pos - self._last_interim >= self.cfg.interim_every_s * SAMPLE_RATE
+            and (self._interim_task is None or self._interim_task.done())
+            and pos - self._vad.last_voiced < SAMPLE_RATE // 10
+        ):
             # (not while the speaker is silent: the utterance may be ending, and an interim transcript then only
             # holds up the final one, on the same cores)
             self._last_interim = pos

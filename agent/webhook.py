@@ -5,6 +5,7 @@ the payload names the session, never what the user wrote.
 With PERSONA_SAFETY_WEBHOOK_SECRET set, each request is signed: `X-Persona-Timestamp: <epoch seconds>` and
 `X-Persona-Signature: sha256=<hex>`, the HMAC-SHA256 of "<timestamp>.<body>" keyed with the secret (the receiver
 recomputes it and refuses stale timestamps), as Stripe and GitHub sign theirs."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,18 +24,31 @@ RETRY_BACKOFF_S = (0.5, 2.0, 8.0)  # waits before the 2nd, 3rd and 4th attempt
 
 
 class SafetyWebhook:
-    def __init__(self, url: str, timeout_s: float = 5.0, backoff_s: tuple[float, ...] = RETRY_BACKOFF_S,
-                 secret: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = 5.0,
+        backoff_s: tuple[float, ...] = RETRY_BACKOFF_S,
+        secret: str | None = None,
+    ) -> None:
         self.url, self.backoff_s, self.secret = url, backoff_s, secret
         self._client = httpx.AsyncClient(timeout=timeout_s)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def notify(self, event: SafetyEvent, session_id: str, tenant: str, user_id: str | None, turn: int) -> None:
         """Queue one notification and return at once."""
-        payload = {"type": "persona.safety", "action": event.action, "level": event.level, "score": event.score,
-                   "explicit_phrase": event.rule is not None,  # whether a phrase rule fired, not the phrase itself
-                   "session_id": session_id, "tenant": tenant, "user_id": user_id, "turn": turn,
-                   "at": round(time.time(), 3)}
+        payload = {
+            "type": "persona.safety",
+            "action": event.action,
+            "level": event.level,
+            "score": event.score,
+            "explicit_phrase": event.rule is not None,  # whether a phrase rule fired, not the phrase itself
+            "session_id": session_id,
+            "tenant": tenant,
+            "user_id": user_id,
+            "turn": turn,
+            "at": round(time.time(), 3),
+        }
         task = asyncio.create_task(self._send(payload), name=f"safety-webhook-{session_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -43,20 +57,32 @@ class SafetyWebhook:
         for attempt in range(len(self.backoff_s) + 1):
             try:
                 body = json.dumps(payload).encode()
-                r = await self._client.post(self.url, content=body, headers={
-                    "Content-Type": "application/json", "X-Persona-Attempt": str(attempt + 1), **self.signature(body)})
+                r = await self._client.post(
+                    self.url,
+                    content=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        "X-Persona-Attempt": str(attempt + 1),
+                        **self.signature(body),
+                    },
+                )
                 if r.status_code < 300:
                     return
                 reason = f"HTTP {r.status_code}"
                 if 400 <= r.status_code < 500 and r.status_code != 429:
-                    log.error("safety webhook refused %s for session %s: %s", payload["action"], payload["session_id"],
-                              reason)
+                    log.error(
+                        "safety webhook refused %s for session %s: %s", payload["action"], payload["session_id"], reason
+                    )
                     return
             except httpx.HTTPError as exc:
                 reason = type(exc).__name__
             if attempt < len(self.backoff_s):
-                log.warning("safety webhook attempt %d failed (%s); retry in %.1f s", attempt + 1, reason,
-                            self.backoff_s[attempt])
+                log.warning(
+                    "safety webhook attempt %d failed (%s); retry in %.1f s",
+                    attempt + 1,
+                    reason,
+                    self.backoff_s[attempt],
+                )
                 await asyncio.sleep(self.backoff_s[attempt])
         log.error("safety webhook gave up on %s for session %s", payload["action"], payload["session_id"])
 

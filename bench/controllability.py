@@ -14,6 +14,7 @@ default (a weak model: expect small effects), or a GPU vLLM with LLM_BASE_URL / 
 Sessions run `--concurrency` at a time (vLLM batches them, which cuts the wall time several-fold on a CPU); batching
 can change floating-point rounding, so a greedy reply may differ by a token from a one-at-a-time run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,8 @@ import numpy as np  # noqa: E402
 
 from bench.stats import machine  # noqa: E402
 from harness import live_server  # noqa: E402
-from tuning.eval_replies import situations as eval_situations, warmth  # noqa: E402
+from tuning.eval_replies import situations as eval_situations  # noqa: E402
+from tuning.eval_replies import warmth  # noqa: E402
 
 SIGNALS = ("verbosity", "formality", "empathy")
 
@@ -78,12 +80,19 @@ def main() -> None:
     from persona import read_style
 
     texts = situations(args.n)
-    env = {"PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": str(args.max_tokens), "PERSONA_STORE": "memory",
-           "PERSONA_VOICE_ENABLED": "false", "PERSONA_FACE_ENABLED": "false"}
+    env = {
+        "PERSONA_LLM_TEMPERATURE": "0",
+        "PERSONA_LLM_MAX_TOKENS": str(args.max_tokens),
+        "PERSONA_STORE": "memory",
+        "PERSONA_VOICE_ENABLED": "false",
+        "PERSONA_FACE_ENABLED": "false",
+    }
     print(machine())
     with live_server(ROOT / "bench" / "out" / "controllability", env) as srv:
         model_name = os.environ.get("LLM_MODEL") or "embedded SmolLM2-135M-Instruct (vLLM CPU)"
-        print(f"LLM: {model_name}; greedy; replies capped at {args.max_tokens} tokens; {len(texts)} ESConv valid situations\n")
+        print(
+            f"LLM: {model_name}; greedy; replies capped at {args.max_tokens} tokens; {len(texts)} ESConv valid situations\n"
+        )
         replies: dict[tuple[str, float], list[str]] = {}
         for sig in SIGNALS:
             for val in (0.1, 0.9):
@@ -102,8 +111,10 @@ def main() -> None:
         lo, hi = f(replies[(sig, 0.1)]), f(replies[(sig, 0.9)])
         d = hi - lo
         dz = float(d.mean() / d.std(ddof=1)) if d.std(ddof=1) > 0 else float("nan")
-        print(f"| {sig} | {name} | {lo.mean():.3f} | {hi.mean():.3f} | {d.mean():+.3f} | {dz:+.2f} | "
-              f"{int((d > 0).sum())}/{len(d)} ({int((d == 0).sum())} ties) |")
+        print(
+            f"| {sig} | {name} | {lo.mean():.3f} | {hi.mean():.3f} | {d.mean():+.3f} | {dz:+.2f} | "
+            f"{int((d > 0).sum())}/{len(d)} ({int((d == 0).sum())} ties) |"
+        )
     ex = texts[0]
     print(f"\nexample situation: {ex!r}")
     for sig in SIGNALS:

@@ -6,6 +6,7 @@ persona tracker, plotted to bench/out/fusion_replay.png (gate weights and valenc
 
     .venv/bin/python bench/fusion.py            (uses the feature pools cached by `persona-agent train fusion`)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,8 @@ OUT = ROOT / "bench" / "out"
 
 def table(args: argparse.Namespace) -> None:
     from fusion.gated import default_fusion_path, load_gmu_module
-    from training.fusion import build_pools, evaluate, fixed_triplets, format_report
-
     from training.args import add_fusion_arguments
+    from training.fusion import build_pools, evaluate, fixed_triplets, format_report
 
     trainer = argparse.ArgumentParser()
     add_fusion_arguments(trainer)  # the pools `persona-agent train fusion` builds with its defaults
@@ -45,13 +45,11 @@ def replay() -> None:
     """12 turns: a user who starts low and recovers; the camera goes dark for three turns, the microphone drops out."""
     import csv
 
-    import cv2
-
     from agent import AgentConfig, load_face_perceiver, load_voice_models
-    from perception.text_model import load_text_model
     from fusion.gated import default_fusion_path, load_gated_fusion
     from perception import LABELS
     from perception.face.perceiver import face_signal
+    from perception.text_model import load_text_model
     from persona import PersonaState, PersonaTracker, read_style
     from training.fusion_data import corrupt_face
     from training.voice import RAVDESS_TO_SHARED, load_audio
@@ -97,14 +95,29 @@ def replay() -> None:
         conf = sum(p.gates[m] * signals[m].confidence for m in p.present)
         t += 30.0
         state = tracker.update(state, p, read_style(msg), conf, t)
-        rows.append((i + 1, label, cam, mic, dict(p.gates), LABELS[int(np.argmax(p.distribution))], state.valence,
-                     state.arousal, state.dominant_emotion))
+        rows.append(
+            (
+                i + 1,
+                label,
+                cam,
+                mic,
+                dict(p.gates),
+                LABELS[int(np.argmax(p.distribution))],
+                state.valence,
+                state.arousal,
+                state.dominant_emotion,
+            )
+        )
     print("\nreplayed conversation (real perceivers → gated fusion → persona tracker):")
-    print("| turn | script label | camera | mic | gates text / voice / face | fused top | persona valence | arousal | dominant |")
+    print(
+        "| turn | script label | camera | mic | gates text / voice / face | fused top | persona valence | arousal | dominant |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for n, label, cam, mic, g, top, v, a, dom in rows:
-        print(f"| {n} | {label} | {cam} | {mic} | {g['text']:.2f} / {g['voice']:.2f} / {g['face']:.2f} | {top} | "
-              f"{v:+.2f} | {a:+.2f} | {dom} |")
+        print(
+            f"| {n} | {label} | {cam} | {mic} | {g['text']:.2f} / {g['voice']:.2f} / {g['face']:.2f} | {top} | "
+            f"{v:+.2f} | {a:+.2f} | {dom} |"
+        )
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,7 +131,9 @@ def replay() -> None:
         ax1.bar(turns, vals, bottom=bottom, color=color, label=m)
         bottom += vals
     for n, _, cam, mic, *_ in rows:
-        note = ("dark cam " if cam == "dark" else "no cam " if cam == "none" else "") + ("no mic" if mic == "no" else "")
+        note = ("dark cam " if cam == "dark" else "no cam " if cam == "none" else "") + (
+            "no mic" if mic == "no" else ""
+        )
         if note:
             ax1.text(n, 1.02, note.strip(), ha="center", fontsize=7)
     ax1.set_ylabel("gate weight")
@@ -151,13 +166,18 @@ def latency() -> None:
         return ModalitySignal(m, dist / dist.sum(), np.zeros(d, np.float32), 0.6, 0.0, "x", {"quality": {}})
 
     signals = {"text": sig("text", 384), "voice": sig("voice", 56), "face": sig("face", 256)}
-    for name, f in (("gated (ours)", load_gated_fusion(default_fusion_path())), ("confidence peer", ConfidenceFusion())):
+    for name, f in (
+        ("gated (ours)", load_gated_fusion(default_fusion_path())),
+        ("confidence peer", ConfidenceFusion()),
+    ):
         ts = []
         for _ in range(300):
             t0 = time.perf_counter()
             f.fuse(signals)
             ts.append((time.perf_counter() - t0) * 1000)
-        print(f"fusion latency, {name}: p50 {np.median(ts):.3f} ms, p95 {np.percentile(ts, 95):.3f} ms (3 modalities, 300 calls)")
+        print(
+            f"fusion latency, {name}: p50 {np.median(ts):.3f} ms, p95 {np.percentile(ts, 95):.3f} ms (3 modalities, 300 calls)"
+        )
     assert len(LABELS) == 7
 
 

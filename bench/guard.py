@@ -6,6 +6,7 @@
 
     .venv/bin/python bench/guard.py
 """
+
 from __future__ import annotations
 
 import json
@@ -48,10 +49,17 @@ def stream_first_line_only(text: str) -> bool:
 
 
 def main() -> None:
-    supporter = [t["text"] for line in (ROOT.parent / "shared" / "data" / "esconv" / "train.jsonl").open()
-                 for t in json.loads(line)["dialog"] if t["speaker"] == "sys" and t["text"].strip()]
-    harmful = [ln for ln in (ROOT / "bench" / "data" / "guard_harmful.txt").read_text().splitlines()
-               if ln.strip() and not ln.startswith("#")]
+    supporter = [
+        t["text"]
+        for line in (ROOT.parent / "shared" / "data" / "esconv" / "train.jsonl").open()
+        for t in json.loads(line)["dialog"]
+        if t["speaker"] == "sys" and t["text"].strip()
+    ]
+    harmful = [
+        ln
+        for ln in (ROOT / "bench" / "data" / "guard_harmful.txt").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     print(f"output guard — {machine()}")
     runs = [stream(t) for t in supporter]
     cuts = [t for t, r in zip(supporter, runs) if r[0]]
@@ -65,18 +73,25 @@ def main() -> None:
     for t, c in zip(harmful, caught):
         if not c:
             print(f"  missed: {t}")
-    para = [ln for ln in (ROOT / "bench" / "data" / "guard_paraphrases.txt").read_text().splitlines()
-            if ln.strip() and not ln.startswith("#")]
+    para = [
+        ln
+        for ln in (ROOT / "bench" / "data" / "guard_paraphrases.txt").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     caught = [stream(t)[0] for t in para]
     first_line = [stream_first_line_only(t) for t in para]
-    print(f"catches on paraphrases (written after the patterns): {sum(caught)}/{len(para)}; the first-line patterns "
-          f"alone: {sum(first_line)}/{len(para)}")
+    print(
+        f"catches on paraphrases (written after the patterns): {sum(caught)}/{len(para)}; the first-line patterns "
+        f"alone: {sum(first_line)}/{len(para)}"
+    )
     for t, c in zip(para, caught):
         if not c:
             print(f"  missed: {t}")
-    print(f"held back before the first visible text: pieces p50 {np.median(pieces):.0f} p95 "
-          f"{np.percentile(pieces, 95):.0f}; characters p50 {np.median(chars):.0f} p95 {np.percentile(chars, 95):.0f} "
-          "(1 piece = what was fed before anything could be shown)")
+    print(
+        f"held back before the first visible text: pieces p50 {np.median(pieces):.0f} p95 "
+        f"{np.percentile(pieces, 95):.0f}; characters p50 {np.median(chars):.0f} p95 {np.percentile(chars, 95):.0f} "
+        "(1 piece = what was fed before anything could be shown)"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ agree word for word (bfloat16 rounds the weights, so some replies differ).
 
     .venv/bin/python bench/llm_dtype.py [--rounds 3] [--max-tokens 64]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +25,18 @@ from bench.text_turn_latency import MESSAGES  # noqa: E402
 from harness import free_port  # noqa: E402
 
 
-def stream(client: httpx.Client, url: str, model: str, system: str, text: str, max_tokens: int) -> tuple[float, float, int, str]:
+def stream(
+    client: httpx.Client, url: str, model: str, system: str, text: str, max_tokens: int
+) -> tuple[float, float, int, str]:
     """(first token ms, decode tokens/s after the first, completion tokens, text)."""
-    body = {"model": model, "stream": True, "temperature": 0, "max_tokens": max_tokens,
-            "stream_options": {"include_usage": True},
-            "messages": [{"role": "system", "content": system}, {"role": "user", "content": text}]}
+    body = {
+        "model": model,
+        "stream": True,
+        "temperature": 0,
+        "max_tokens": max_tokens,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": text}],
+    }
     t0 = time.perf_counter()
     first = last = None
     parts: list[str] = []
@@ -55,13 +63,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=64)
     args = ap.parse_args()
-    from agent.llm.engine import EmbeddedEngine
+    from agent.llm.engine import EmbeddedEngine, resolve_dtype
     from persona import ControlSignals
     from prompts import load_profiles
     from prompts.render import render_system
     from server.settings import Settings
-
-    from agent.llm.engine import resolve_dtype
 
     print(machine())
     print(f"this CPU: auto -> {resolve_dtype('auto')}")
@@ -81,7 +87,9 @@ def main() -> None:
                     stream(client, engine.base_url, cfg.model_name, system, m, args.max_tokens)
                 for _ in range(args.rounds):
                     for m in MESSAGES:
-                        first, tps, _n, text = stream(client, engine.base_url, cfg.model_name, system, m, args.max_tokens)
+                        first, tps, _n, text = stream(
+                            client, engine.base_url, cfg.model_name, system, m, args.max_tokens
+                        )
                         res["first"].append(first)
                         res["tps"].append(tps)
                         res["text"].append(text)
@@ -89,14 +97,16 @@ def main() -> None:
             engine.stop_sync()
         out[dtype] = res
         print(f"{dtype}: engine ready in {ready_s:.0f} s", flush=True)
-    print(f"embedded vLLM on CPU, {cfg.model_name} ({base.served_name} + adapter), {len(MESSAGES)} messages x "
-          f"{args.rounds} rounds, greedy, max_tokens {args.max_tokens}, companion system prompt:")
+    print(
+        f"embedded vLLM on CPU, {cfg.model_name} ({base.served_name} + adapter), {len(MESSAGES)} messages x "
+        f"{args.rounds} rounds, greedy, max_tokens {args.max_tokens}, companion system prompt:"
+    )
     for dtype, res in out.items():
         print("  " + row(f"{dtype}_first_token", res["first"], what="request -> first token"))
         print("  " + row(f"{dtype}_decode", res["tps"], unit="tok/s", what="tokens after the first / their time"))
     same = sum(a == b for a, b in zip(out["float32"]["text"], out["bfloat16"]["text"])) / len(out["float32"]["text"])
     print(f"greedy replies identical in both: {same:.0%}")
-    for a, b in list(zip(out["float32"]["text"], out["bfloat16"]["text"]))[:len(MESSAGES)]:
+    for a, b in list(zip(out["float32"]["text"], out["bfloat16"]["text"]))[: len(MESSAGES)]:
         if a != b:
             print(f"  float32:  {a[:110]!r}\n  bfloat16: {b[:110]!r}")
     f32, bf = (sorted(out[d]["tps"])[len(out[d]["tps"]) // 2] for d in ("float32", "bfloat16"))

@@ -18,6 +18,7 @@ p50/p95/p99 (server-side, from response.done), errors and RSS per rate, a PNG of
 `load: offered=<R>/s achieved=<X>/s overhead_p50=<ms> p95=<ms> p99=<ms> errors=<n>` for the highest rate run.
 The client runs on the same cores as the server, which makes the figures pessimistic.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,12 @@ from bench.stats import machine, summarize  # noqa: E402
 from harness import free_port, live_server  # noqa: E402
 
 FIRST_TOKEN_MS = 50.0
-MESSAGES = ["I had a rough day at work.", "My manager criticised me in front of everyone.",
-            "I just want to feel appreciated, you know?", "Thanks, that helps a bit."]
+MESSAGES = [
+    "I had a rough day at work.",
+    "My manager criticised me in front of everyone.",
+    "I just want to feel appreciated, you know?",
+    "Thanks, that helps a bit.",
+]
 
 
 async def session(url: str, turns: int, out: list, errors: list) -> None:
@@ -59,8 +64,13 @@ async def session(url: str, turns: int, out: list, errors: list) -> None:
                     if ev["type"] == "response.delta" and first is None:
                         first = (time.perf_counter() - t0) * 1000
                     elif ev["type"] == "response.done":
-                        out.append((ev["timings_ms"]["overhead_before_llm"], (first or np.nan) - FIRST_TOKEN_MS,
-                                    (time.perf_counter() - t0) * 1000))
+                        out.append(
+                            (
+                                ev["timings_ms"]["overhead_before_llm"],
+                                (first or np.nan) - FIRST_TOKEN_MS,
+                                (time.perf_counter() - t0) * 1000,
+                            )
+                        )
                         break
                     elif ev["type"] == "error":
                         errors.append(ev["code"])
@@ -89,23 +99,50 @@ def main() -> None:
     ap.add_argument("--matrix", action="store_true", help="throughput for 1, 2, 4 workers with SQLite and with Redis")
     ap.add_argument("--rate", type=float, nargs="+", help="open loop: turns per second offered (Poisson arrivals)")
     ap.add_argument("--duration", type=float, default=30.0, help="open loop: seconds per offered rate")
-    ap.add_argument("--workers", type=int, default=1, help="open loop: server worker processes (more than one: Redis store)")
-    ap.add_argument("--peer-env", nargs="+", default=[], metavar="KEY=VALUE",
-                    help="open loop: run the same rates again on a server with these settings (a peer in the same run, "
-                         "e.g. PERSONA_GC_FREEZE=false PERSONA_GC_THRESHOLDS='[700,10,10]' for Python's collector)")
+    ap.add_argument(
+        "--workers", type=int, default=1, help="open loop: server worker processes (more than one: Redis store)"
+    )
+    ap.add_argument(
+        "--peer-env",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="open loop: run the same rates again on a server with these settings (a peer in the same run, "
+        "e.g. PERSONA_GC_FREEZE=false PERSONA_GC_THRESHOLDS='[700,10,10]' for Python's collector)",
+    )
     args = ap.parse_args()
     if args.matrix:
         return matrix(args)
     if args.rate:
         return open_loop(args)
     port = free_port()
-    standin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "standin.py"), "--port", str(port),
-                                "--first-token-ms", str(FIRST_TOKEN_MS), "--token-ms", "10", "--tokens", "24"])
+    standin = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "standin.py"),
+            "--port",
+            str(port),
+            "--first-token-ms",
+            str(FIRST_TOKEN_MS),
+            "--token-ms",
+            "10",
+            "--tokens",
+            "24",
+        ]
+    )
     # waves: the memory store (nothing but our overhead); soak: SQLite, so finished sessions leave the process's memory
-    store = {"PERSONA_STORE": "sqlite", "PERSONA_STORE_PATH": str(ROOT / "bench" / "out" / "soak.sqlite3")} if args.soak \
+    store = (
+        {"PERSONA_STORE": "sqlite", "PERSONA_STORE_PATH": str(ROOT / "bench" / "out" / "soak.sqlite3")}
+        if args.soak
         else {"PERSONA_STORE": "memory"}
-    env = {"LLM_BASE_URL": f"http://127.0.0.1:{port}/v1", "LLM_MODEL": "scripted-standin", **store,
-           "PERSONA_VOICE_ENABLED": "false", "PERSONA_FACE_ENABLED": "false"}
+    )
+    env = {
+        "LLM_BASE_URL": f"http://127.0.0.1:{port}/v1",
+        "LLM_MODEL": "scripted-standin",
+        **store,
+        "PERSONA_VOICE_ENABLED": "false",
+        "PERSONA_FACE_ENABLED": "false",
+    }
     print(machine())
     print("LLM: ScriptedOpenAIStandIn (benchmark only): 24 tokens, first after 50 ms, then one per 10 ms\n")
     try:
@@ -115,7 +152,10 @@ def main() -> None:
             if args.soak:
                 soak(srv, args, rss0)
                 return
-            print("| sessions | turns | errors | overhead before LLM p50 / p95 (server) | added to first token p50 / p95 (client) | turn total p50 / p95 | wall | RSS after | tasks after |")
+            print(
+                "| sessions | turns | errors | overhead before LLM p50 / p95 (server) "
+                "| added to first token p50 / p95 (client) | turn total p50 / p95 | wall | RSS after | tasks after |"
+            )
             print("|---|---|---|---|---|---|---|---|---|")
             for n in args.sessions:
                 out, errors, wall = asyncio.run(wave(srv, n, args.turns))
@@ -123,10 +163,15 @@ def main() -> None:
                 ft = summarize([o[1] for o in out])
                 tot = summarize([o[2] for o in out])
                 time.sleep(1.0)
-                print(f"| {n} | {len(out)} | {len(errors)} {sorted(set(errors)) if errors else ''} | {ob[0]:.1f} / {ob[1]:.1f} ms | "
-                      f"{ft[0]:.1f} / {ft[1]:.1f} ms | {tot[0]:.0f} / {tot[1]:.0f} ms | {wall:.1f} s | "
-                      f"{srv.rss_mb():.0f} MB | {tasks(srv.url):.0f} |", flush=True)
-            print(f"\nRSS before the waves {rss0:.0f} MB; asyncio tasks before {tasks0:.0f} (back to this after each wave = no orphans)")
+                print(
+                    f"| {n} | {len(out)} | {len(errors)} {sorted(set(errors)) if errors else ''} | {ob[0]:.1f} / {ob[1]:.1f} ms | "
+                    f"{ft[0]:.1f} / {ft[1]:.1f} ms | {tot[0]:.0f} / {tot[1]:.0f} ms | {wall:.1f} s | "
+                    f"{srv.rss_mb():.0f} MB | {tasks(srv.url):.0f} |",
+                    flush=True,
+                )
+            print(
+                f"\nRSS before the waves {rss0:.0f} MB; asyncio tasks before {tasks0:.0f} (back to this after each wave = no orphans)"
+            )
     finally:
         standin.terminate()
         standin.wait()
@@ -137,12 +182,26 @@ def matrix(args) -> None:
     from tests.redisserver import RedisServer
 
     port = free_port()
-    standin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "standin.py"), "--port", str(port),
-                                "--first-token-ms", str(FIRST_TOKEN_MS), "--token-ms", "10", "--tokens", "24"])
+    standin = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "standin.py"),
+            "--port",
+            str(port),
+            "--first-token-ms",
+            str(FIRST_TOKEN_MS),
+            "--token-ms",
+            "10",
+            "--tokens",
+            "24",
+        ]
+    )
     n = args.sessions[0]
     print(machine())
-    print(f"LLM: ScriptedOpenAIStandIn (benchmark only). {n} concurrent sessions x {args.turns} turns per run; "
-          f"this machine has {os.cpu_count()} cores, so more than 2 workers can only add contention\n")
+    print(
+        f"LLM: ScriptedOpenAIStandIn (benchmark only). {n} concurrent sessions x {args.turns} turns per run; "
+        f"this machine has {os.cpu_count()} cores, so more than 2 workers can only add contention\n"
+    )
     print("| workers | store | turns/s | overhead before LLM p50 / p95 | added to first token p50 / p95 | errors |")
     print("|---|---|---|---|---|---|")
     out_dir = ROOT / "bench" / "out" / "matrix"
@@ -150,16 +209,24 @@ def matrix(args) -> None:
         with RedisServer(out_dir / "redis") as redis:
             for workers in (1, 2, 4):
                 for store in ("sqlite", "redis"):
-                    env = {"LLM_BASE_URL": f"http://127.0.0.1:{port}/v1", "LLM_MODEL": "scripted-standin",
-                           "PERSONA_STORE": store, "PERSONA_REDIS_URL": redis.url,
-                           "PERSONA_STORE_PATH": str(out_dir / f"s{workers}.sqlite3"),
-                           "PERSONA_VOICE_ENABLED": "false", "PERSONA_FACE_ENABLED": "false"}
+                    env = {
+                        "LLM_BASE_URL": f"http://127.0.0.1:{port}/v1",
+                        "LLM_MODEL": "scripted-standin",
+                        "PERSONA_STORE": store,
+                        "PERSONA_REDIS_URL": redis.url,
+                        "PERSONA_STORE_PATH": str(out_dir / f"s{workers}.sqlite3"),
+                        "PERSONA_VOICE_ENABLED": "false",
+                        "PERSONA_FACE_ENABLED": "false",
+                    }
                     with live_server(out_dir / f"{workers}-{store}", env, args=["--workers", str(workers)]) as srv:
                         asyncio.run(wave(srv, 2 * workers, 1))  # warm-up every worker
                         out, errors, wall = asyncio.run(wave(srv, n, args.turns))
                     ob, ft = summarize([o[0] for o in out]), summarize([o[1] for o in out])
-                    print(f"| {workers} | {store} | {len(out) / wall:.1f} | {ob[0]:.1f} / {ob[1]:.1f} ms | "
-                          f"{ft[0]:.1f} / {ft[1]:.1f} ms | {len(errors)} |", flush=True)
+                    print(
+                        f"| {workers} | {store} | {len(out) / wall:.1f} | {ob[0]:.1f} / {ob[1]:.1f} ms | "
+                        f"{ft[0]:.1f} / {ft[1]:.1f} ms | {len(errors)} |",
+                        flush=True,
+                    )
     finally:
         standin.terminate()
         standin.wait()
@@ -199,16 +266,24 @@ class Live:
             if ev["type"] == "response.delta" and self.first is None:
                 self.first = (time.perf_counter() - self.t0) * 1000
             elif ev["type"] == "response.done":
-                out.append((ev["timings_ms"]["overhead_before_llm"], (self.first or np.nan) - FIRST_TOKEN_MS,
-                            (time.perf_counter() - self.t0) * 1000, time.perf_counter(),
-                            ev["timings_ms"]["perception"]))
+                out.append(
+                    (
+                        ev["timings_ms"]["overhead_before_llm"],
+                        (self.first or np.nan) - FIRST_TOKEN_MS,
+                        (time.perf_counter() - self.t0) * 1000,
+                        time.perf_counter(),
+                        ev["timings_ms"]["perception"],
+                    )
+                )
                 self.busy = False
             elif ev["type"] == "error":
                 errors.append(ev["code"])
                 self.busy = False
 
 
-async def offered(sessions: list[Live], rate: float, duration: float, rng: np.random.Generator) -> tuple[list, list, int, float]:
+async def offered(
+    sessions: list[Live], rate: float, duration: float, rng: np.random.Generator
+) -> tuple[list, list, int, float]:
     """Poisson arrivals at `rate` for `duration` s; waits for the turns in flight. (done, errors, unsent, achieved/s).
 
     The arrivals are a Poisson process given its count: round(rate * duration) arrival times drawn uniformly over the
@@ -244,14 +319,28 @@ Row = tuple[float, float, tuple[float, float, float], int]  # offered/s, achieve
 
 def last_line(label: str, row: Row) -> str:
     rate, achieved, q, errs = row
-    return (f"{label}: offered={rate:g}/s achieved={achieved:.1f}/s overhead_p50={q[0]:.1f} p95={q[1]:.1f} "
-            f"p99={q[2]:.1f} errors={errs}")
+    return (
+        f"{label}: offered={rate:g}/s achieved={achieved:.1f}/s overhead_p50={q[0]:.1f} p95={q[1]:.1f} "
+        f"p99={q[2]:.1f} errors={errs}"
+    )
 
 
 def open_loop(args) -> None:
     port = free_port()
-    standin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "standin.py"), "--port", str(port),
-                                "--first-token-ms", str(FIRST_TOKEN_MS), "--token-ms", "10", "--tokens", "24"])
+    standin = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "standin.py"),
+            "--port",
+            str(port),
+            "--first-token-ms",
+            str(FIRST_TOKEN_MS),
+            "--token-ms",
+            "10",
+            "--tokens",
+            "24",
+        ]
+    )
     redis = None
     if args.workers == 1:
         store = {"PERSONA_STORE": "memory"}
@@ -260,13 +349,21 @@ def open_loop(args) -> None:
 
         redis = RedisServer(ROOT / "bench" / "out" / "load" / "redis", appendonly=False).start()
         store = {"PERSONA_STORE": "redis", "PERSONA_REDIS_URL": redis.url}
-    env = {"LLM_BASE_URL": f"http://127.0.0.1:{port}/v1", "LLM_MODEL": "scripted-standin", **store,
-           "PERSONA_VOICE_ENABLED": "false", "PERSONA_FACE_ENABLED": "false", "PERSONA_TTS_ENABLED": "false"}
+    env = {
+        "LLM_BASE_URL": f"http://127.0.0.1:{port}/v1",
+        "LLM_MODEL": "scripted-standin",
+        **store,
+        "PERSONA_VOICE_ENABLED": "false",
+        "PERSONA_FACE_ENABLED": "false",
+        "PERSONA_TTS_ENABLED": "false",
+    }
     n = args.sessions[0]
     print(machine())
-    print(f"LLM: ScriptedOpenAIStandIn (benchmark only): 24 tokens, first after 50 ms, then one per 10 ms. Open loop: "
-          f"{n} connected sessions, Poisson arrivals, {args.duration:.0f} s per rate; {args.workers} server worker(s), "
-          f"{store['PERSONA_STORE']} store; client on the same cores\n")
+    print(
+        f"LLM: ScriptedOpenAIStandIn (benchmark only): 24 tokens, first after 50 ms, then one per 10 ms. Open loop: "
+        f"{n} connected sessions, Poisson arrivals, {args.duration:.0f} s per rate; {args.workers} server worker(s), "
+        f"{store['PERSONA_STORE']} store; client on the same cores\n"
+    )
     peer = dict(kv.split("=", 1) for kv in args.peer_env)
     arms = {"ours": {}, **({"peer (" + " ".join(args.peer_env) + ")": peer} if peer else {})}
     results: dict[str, list[Row]] = {}
@@ -323,7 +420,10 @@ def open_loop_arm(args, env: dict[str, str]) -> list[Row]:
             conns.append(Live(ws))
         rng = np.random.default_rng(7)
         await offered(conns[:4], 4.0, 2.0, rng)  # warm-up
-        print("| offered turns/s | achieved turns/s | overhead before LLM p50 / p95 / p99 | of it perception p50 / p95 | added to first token p50 / p95 | unsent (all busy) | errors | RSS |")
+        print(
+            "| offered turns/s | achieved turns/s | overhead before LLM p50 / p95 / p99 | of it perception p50 / p95 "
+            "| added to first token p50 / p95 | unsent (all busy) | errors | RSS |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         for rate in args.rate:
             out, errors, unsent, achieved = await offered(conns, rate, args.duration, rng)
@@ -332,9 +432,12 @@ def open_loop_arm(args, env: dict[str, str]) -> list[Row]:
             ft = summarize([o[1] for o in out])
             rows.append((rate, achieved, q, len(errors)))
             pc = summarize([o[4] for o in out])
-            print(f"| {rate:g} | {achieved:.1f} | {q[0]:.1f} / {q[1]:.1f} / {q[2]:.1f} ms | {pc[0]:.1f} / {pc[1]:.1f} ms | "
-                  f"{ft[0]:.1f} / {ft[1]:.1f} ms | "
-                  f"{unsent} | {len(errors)} {sorted(set(errors)) if errors else ''} | {srv.rss_mb():.0f} MB |", flush=True)
+            print(
+                f"| {rate:g} | {achieved:.1f} | {q[0]:.1f} / {q[1]:.1f} / {q[2]:.1f} ms | {pc[0]:.1f} / {pc[1]:.1f} ms | "
+                f"{ft[0]:.1f} / {ft[1]:.1f} ms | "
+                f"{unsent} | {len(errors)} {sorted(set(errors)) if errors else ''} | {srv.rss_mb():.0f} MB |",
+                flush=True,
+            )
         for c in conns:
             await c.ws.close()
 
@@ -356,9 +459,11 @@ def soak(srv, args, rss0: float) -> None:
             print(f"  t={samples[-1][0]:5.0f} s  RSS {samples[-1][1]:.0f} MB  turns {turns}  errors {errs}", flush=True)
     rss = np.array([s[1] for s in samples])
     half = len(rss) // 2
-    print(f"\nsoak {args.soak:.0f} s, {args.sessions[0]} sessions per wave x {args.turns} turns: {turns} turns, {errs} errors; "
-          f"RSS start {rss[0]:.0f} MB, first-half mean {rss[:half].mean():.0f} MB, second-half mean {rss[half:].mean():.0f} MB, "
-          f"end {rss[-1]:.0f} MB; tasks at end {tasks(srv.url):.0f}")
+    print(
+        f"\nsoak {args.soak:.0f} s, {args.sessions[0]} sessions per wave x {args.turns} turns: {turns} turns, {errs} errors; "
+        f"RSS start {rss[0]:.0f} MB, first-half mean {rss[:half].mean():.0f} MB, second-half mean {rss[half:].mean():.0f} MB, "
+        f"end {rss[-1]:.0f} MB; tasks at end {tasks(srv.url):.0f}"
+    )
 
 
 if __name__ == "__main__":

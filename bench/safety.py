@@ -6,6 +6,7 @@ bench/text_turn_latency.py (guard_delay).
 
     .venv/bin/python bench/safety.py [--ablations]   # --ablations: each learned part alone too (3x the time)
 """
+
 from __future__ import annotations
 
 import sys
@@ -19,52 +20,81 @@ sys.path.insert(0, str(ROOT))
 from bench.stats import machine, row  # noqa: E402
 
 IDIOMS = [
-    "this exam is killing me", "I could die of embarrassment", "my feet are killing me lol",
-    "I would kill for a coffee right now", "I'm dying to see that movie", "you killed it at the show!",
-    "ugh I want to die, this meeting is so boring lol", "that joke killed me haha",
+    "this exam is killing me",
+    "I could die of embarrassment",
+    "my feet are killing me lol",
+    "I would kill for a coffee right now",
+    "I'm dying to see that movie",
+    "you killed it at the show!",
+    "ugh I want to die, this meeting is so boring lol",
+    "that joke killed me haha",
 ]
 
 
 def main() -> None:
     from agent.analysis import assess_texts, load_risk_model, load_warning_signs
-    from perception.safety import load_risk_features
+    from perception.safety import explicit_phrase, load_risk_features
     from perception.text_model import load_text_model
-    from perception.safety import explicit_phrase
-    from training.safety import (Everyday, Settings, cross_validate, everyday_negatives, features, read_crisis,
-                                 read_signs)
+    from training.safety import (
+        Everyday,
+        Settings,
+        cross_validate,
+        everyday_negatives,
+        features,
+        read_crisis,
+        read_signs,
+    )
 
     data = read_crisis(ROOT.parent / "shared" / "data" / "crisis")
     model = load_risk_features(load_text_model(None, threads=1), threads=2)  # the text model and the safety encoder
     x = features(model, data.texts)
     kinds = np.array(data.kind)
     rules = np.array([explicit_phrase(t) is not None for t in data.texts])
-    print(f"safety layer — shared/data/crisis: {int(data.y.sum())} risk, {int((kinds == 'hard').sum())} hard and "
-          f"{int((kinds == 'easy').sum())} easy negatives; {machine()}")
+    print(
+        f"safety layer — shared/data/crisis: {int(data.y.sum())} risk, {int((kinds == 'hard').sum())} hard and "
+        f"{int((kinds == 'easy').sum())} easy negatives; {machine()}"
+    )
     print("labels come from subreddits, not clinicians (see its PROVENANCE.md): noisy in both directions")
     print(f"{'detector':<74} {'recall':>7} {'FPR all':>8} {'FPR hard':>9} {'FPR easy':>9}")
-    print(f"{'peer: explicit-phrase rules only':<74} {rules[data.y == 1].mean():>7.3f} {rules[data.y == 0].mean():>8.3f} "
-          f"{rules[kinds == 'hard'].mean():>9.3f} {rules[kinds == 'easy'].mean():>9.3f}")
+    print(
+        f"{'peer: explicit-phrase rules only':<74} {rules[data.y == 1].mean():>7.3f} {rules[data.y == 0].mean():>8.3f} "
+        f"{rules[kinds == 'hard'].mean():>9.3f} {rules[kinds == 'easy'].mean():>9.3f}"
+    )
     # As `persona-agent train safety` fits them: with 2,000 GoEmotions train comments as extra non-risk examples,
     # the caution threshold picked for 97% recall of the served decision on the training folds.
     extra = everyday_negatives(model, ROOT.parent / "shared" / "data" / "goemotions", 2000)
-    variants = (("embedding model only", 1.0, None, x, extra), ("TF-IDF model only", 0.0, None, x, extra)) \
-        if "--ablations" in sys.argv else ()
+    variants = (
+        (("embedding model only", 1.0, None, x, extra), ("TF-IDF model only", 0.0, None, x, extra))
+        if "--ablations" in sys.argv
+        else ()
+    )
     signs = read_signs(model, data.texts, x)  # the scorer by meaning never trains on this set
+
     # The peer in this run: the crisis classifier as it was before the safety encoder joined it (the text model's
     # embedding and probabilities only, embedding weight 0.3), without the warning signs (they need the encoder).
     def minilm(v: np.ndarray) -> np.ndarray:
         return np.concatenate([v[:, :384], v[:, -28:]], axis=1)
 
     peer = Everyday(minilm(extra.x), extra.texts)
-    runs = (*variants, ("peer: text-model features, no signs", 0.3, None, minilm(x), peer),
-            ("shipped mix, no warning signs", 0.5, None, x, extra), ("shipped layer", 0.5, signs, x, extra))
+    runs = (
+        *variants,
+        ("peer: text-model features, no signs", 0.3, None, minilm(x), peer),
+        ("shipped mix, no warning signs", 0.5, None, x, extra),
+        ("shipped layer", 0.5, signs, x, extra),
+    )
     for label, weight, sg, xs, ex in runs:
-        cv = cross_validate(data, xs, Settings(c=0.01, c_lex=16.0, weight=weight), 0.97, 0.05, repeats=3, extra=ex,
-                            signs=sg)
-        for level, name in (("crisis", f"{label}: crisis tier (FPR target 0.05)"),
-                            ("any", f"{label}: crisis or caution (recall target 0.95)")):
-            print(f"{name:<74} {cv[level + '_recall']:>7.3f} {cv[level + '_fpr']:>8.3f} {cv[level + '_fpr_hard']:>9.3f} "
-                  f"{cv[level + '_fpr_easy']:>9.3f}   (out-of-fold, 5-fold x3, nested thresholds)", flush=True)
+        cv = cross_validate(
+            data, xs, Settings(c=0.01, c_lex=16.0, weight=weight), 0.97, 0.05, repeats=3, extra=ex, signs=sg
+        )
+        for level, name in (
+            ("crisis", f"{label}: crisis tier (FPR target 0.05)"),
+            ("any", f"{label}: crisis or caution (recall target 0.95)"),
+        ):
+            print(
+                f"{name:<74} {cv[level + '_recall']:>7.3f} {cv[level + '_fpr']:>8.3f} {cv[level + '_fpr_hard']:>9.3f} "
+                f"{cv[level + '_fpr_easy']:>9.3f}   (out-of-fold, 5-fold x3, nested thresholds)",
+                flush=True,
+            )
     risk, signs = load_risk_model(), load_warning_signs()
     levels = [(t, r.level) for t, r in zip(IDIOMS, assess_texts(model, risk, IDIOMS, signs)) if r.level != "none"]
     print(f"idioms the shipped layer reacts to: {len(levels)}/{len(IDIOMS)} {levels}")
@@ -88,8 +118,10 @@ def latency(model, risk, signs, texts) -> None:
     from perception.safety import RiskFeatures
 
     minilm = RiskFeatures(model.model)
-    for what, batch in (("chat-length (first 30 words)", [" ".join(t.split()[:30]) for t in texts[:200]]),
-                        ("whole posts", texts[:100])):
+    for what, batch in (
+        ("chat-length (first 30 words)", [" ".join(t.split()[:30]) for t in texts[:200]]),
+        ("whole posts", texts[:100]),
+    ):
         lat = {"without": [], "with": []}
         for t in batch:
             for key, f in (("without", minilm), ("with", model)):
@@ -98,11 +130,18 @@ def latency(model, risk, signs, texts) -> None:
                 lat[key].append((time.perf_counter() - t0) * 1000)
         print(row(f"safety features, {what}: text model pass only", lat["without"], what="1 thread"))
         print(row(f"safety features, {what}: + safety encoder", lat["with"], what="encoder 2 threads"))
-        print(row(f"added by the safety encoder, {what}", [b - a for a, b in zip(lat["without"], lat["with"])],
-                  what="one more forward pass"))
+        print(
+            row(
+                f"added by the safety encoder, {what}",
+                [b - a for a, b in zip(lat["without"], lat["with"])],
+                what="one more forward pass",
+            )
+        )
 
-    for what, batch in (("chat-length (first 30 words)", [" ".join(t.split()[:30]) for t in texts[:200]]),
-                        ("whole posts", texts[:100])):
+    for what, batch in (
+        ("chat-length (first 30 words)", [" ".join(t.split()[:30]) for t in texts[:200]]),
+        ("whole posts", texts[:100]),
+    ):
         lat: dict[str, list[float]] = {"without": [], "with": []}
         for t in batch:
             for key, m in (("without", None), ("with", signs)):
@@ -127,10 +166,14 @@ def everyday(model, risk, signs) -> None:
     labels = [{names[int(i)] for i in r[1].split(",")} for r in rows]
     levels = np.array([a.level for a in assess_texts(model, risk, texts, signs)])
     pos = np.array([bool(ls) and ls <= set(POSITIVE) for ls in labels])
-    for name, mask in (("all GoEmotions dev messages", np.ones(len(texts), bool)),
-                       (f"positive only ({', '.join(POSITIVE)})", pos)):
-        print(f"{name:<58} n={int(mask.sum()):>5}  caution {np.mean(levels[mask] == 'caution'):.3f}  "
-              f"crisis {np.mean(levels[mask] == 'crisis'):.3f}  (targets: caution <= 0.03 all, <= 0.01 positive)")
+    for name, mask in (
+        ("all GoEmotions dev messages", np.ones(len(texts), bool)),
+        (f"positive only ({', '.join(POSITIVE)})", pos),
+    ):
+        print(
+            f"{name:<58} n={int(mask.sum()):>5}  caution {np.mean(levels[mask] == 'caution'):.3f}  "
+            f"crisis {np.mean(levels[mask] == 'crisis'):.3f}  (targets: caution <= 0.03 all, <= 0.01 positive)"
+        )
 
 
 def probes(model, risk, signs) -> None:
@@ -140,8 +183,12 @@ def probes(model, risk, signs) -> None:
     from agent.analysis import assess_texts
 
     items = yaml.safe_load((ROOT / "tests" / "perception" / "safety_probes.yaml").read_text())["probes"]
-    meets = {"crisis": lambda lv: lv == "crisis", "caution+": lambda lv: lv != "none",
-             "below_crisis": lambda lv: lv != "crisis", "none": lambda lv: lv == "none"}
+    meets = {
+        "crisis": lambda lv: lv == "crisis",
+        "caution+": lambda lv: lv != "none",
+        "below_crisis": lambda lv: lv != "crisis",
+        "none": lambda lv: lv == "none",
+    }
     got = [a.level for a in assess_texts(model, risk, [p["text"] for p in items], signs)]
     misses = [(p["text"], p["expect"], lv) for p, lv in zip(items, got) if not meets[p["expect"]](lv)]
     print(f"red-team probes: {len(items) - len(misses)}/{len(items)} get their expected tier")
@@ -170,10 +217,14 @@ def warning_signs(model, risk, shipped) -> None:
     def gets(tier: str, levels: list[str]) -> list[bool]:
         return [lv == "crisis" if tier == "crisis" else lv != "none" for lv in levels]
 
-    print("warning signs by category (target >= 0.90 of the unseen half in every category): the served layer with the "
-          "scorer fitted on the other half, and without the scorer; set C with the shipped scorer")
-    print(f"{'category':<19} {'tier':<7} {'A|fit B':>8} {'B|fit A':>8} {'A before':>9} {'B before':>9} {'C shipped':>10}"
-          f"   misses of the unseen halves (half: got)")
+    print(
+        "warning signs by category (target >= 0.90 of the unseen half in every category): the served layer with the "
+        "scorer fitted on the other half, and without the scorer; set C with the shipped scorer"
+    )
+    print(
+        f"{'category':<19} {'tier':<7} {'A|fit B':>8} {'B|fit A':>8} {'A before':>9} {'B before':>9} {'C shipped':>10}"
+        f"   misses of the unseen halves (half: got)"
+    )
     totals: dict[str, list[int]] = {}
     for name, tier in signs.alone.items():
         row_, misses = [], []
@@ -188,18 +239,27 @@ def warning_signs(model, risk, shipped) -> None:
             row_.append(sum(ok) / len(ok))
             if m is not None and h != "c":
                 misses += [f"{h}:{lv}" for lv, hit in zip(levels, ok) if not hit]
-        print(f"{name:<19} {tier:<7} {row_[0]:>8.2f} {row_[1]:>8.2f} {row_[2]:>9.2f} {row_[3]:>9.2f} {row_[4]:>10.2f}   "
-              f"{' '.join(misses)}")
-    print(f"{'all categories':<27} " + " ".join(f"{totals[k][0] / totals[k][1]:>{w}.2f}" for k, w in
-                                                 (("a", 8), ("b", 8), ("a-before", 9), ("b-before", 9), ("c", 10))))
+        print(
+            f"{name:<19} {tier:<7} {row_[0]:>8.2f} {row_[1]:>8.2f} {row_[2]:>9.2f} {row_[3]:>9.2f} {row_[4]:>10.2f}   "
+            f"{' '.join(misses)}"
+        )
+    print(
+        f"{'all categories':<27} "
+        + " ".join(
+            f"{totals[k][0] / totals[k][1]:>{w}.2f}"
+            for k, w in (("a", 8), ("b", 8), ("a-before", 9), ("b-before", 9), ("c", 10))
+        )
+    )
     for h, m in (("a", fitted["a"]), ("b", fitted["b"]), ("c", shipped)):
         texts = unseen_c["negatives"] if h == "c" else signs.negatives[h]
         got = [a.level for a in assess_texts(model, risk, texts, m)]
         before = [a.level for a in assess_texts(model, risk, texts, None)]
         acted = [(t, lv) for t, lv in zip(texts, got) if lv != "none"]
-        print(f"hard negatives {h.upper()} ({'shipped scorer' if h == 'c' else 'scorer fitted on the other half'}): "
-              f"{len(acted)}/{len(got)} get an action ({sum(lv == 'crisis' for _, lv in acted)} a crisis); without the "
-              f"scorer {sum(lv != 'none' for lv in before)}/{len(got)}")
+        print(
+            f"hard negatives {h.upper()} ({'shipped scorer' if h == 'c' else 'scorer fitted on the other half'}): "
+            f"{len(acted)}/{len(got)} get an action ({sum(lv == 'crisis' for _, lv in acted)} a crisis); without the "
+            f"scorer {sum(lv != 'none' for lv in before)}/{len(got)}"
+        )
         for t, lv in acted:
             print(f"    {lv}: {t}")
 

@@ -1,4 +1,5 @@
 """Small helpers every benchmark prints with: median and p95 of a sample, one line per measured quantity."""
+
 from __future__ import annotations
 
 import os
@@ -21,5 +22,7 @@ def row(name: str, values: list[float], unit: str = "ms", what: str = "") -> str
 
 def machine() -> str:
     load = os.getloadavg()
-    return (f"machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, "
-            f"load avg {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    return (
+        f"machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"load avg {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )

@@ -12,6 +12,7 @@ ESConv train. Also printed: always answering with the most frequent strategy of 
 ESConv is one way of supporting among many, so agreement with it measures fit to that data, not quality; the rules
 also serve a purpose ESConv does not encode (auditable, editable behaviour).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,9 @@ ESCONV = ROOT.parent / "shared" / "data" / "esconv"
 STRATEGIES = [s.strip("[]") for s in json.loads((ESCONV / "strategy.json").read_text())]
 
 
-def decisions(path: Path, limit: int | None, text, fusion, tracker, policy, base) -> tuple[np.ndarray, list[str], list[str]]:
+def decisions(
+    path: Path, limit: int | None, text, fusion, tracker, policy, base
+) -> tuple[np.ndarray, list[str], list[str]]:
     """Per supporter turn after a seeker turn: (features [N, F], the rules' strategy, the supporter's strategy)."""
     from persona import PersonaState, read_style
 
@@ -50,8 +53,12 @@ def decisions(path: Path, limit: int | None, text, fusion, tracker, policy, base
                 sig = next(signals)
                 percept = fusion.fuse({"text": sig})
                 state = tracker.update(state, percept, read_style(t["text"]), sig.confidence, now)
-                last_emb = np.concatenate([np.asarray(sig.embedding, np.float32),
-                                           np.asarray(list(sig.evidence["labels"].values()), np.float32)])
+                last_emb = np.concatenate(
+                    [
+                        np.asarray(sig.embedding, np.float32),
+                        np.asarray(list(sig.evidence["labels"].values()), np.float32),
+                    ]
+                )
                 turn += 1
                 continue
             strategy = t.get("strategy")
@@ -72,20 +79,23 @@ def scores(pred: list[str], truth: list[str]) -> tuple[float, float]:
     """Accuracy and macro-F1 over the eight strategies (a strategy never predicted counts as F1 0)."""
     from sklearn.metrics import accuracy_score, f1_score
 
-    return float(accuracy_score(truth, pred)), float(f1_score(truth, pred, labels=STRATEGIES, average="macro",
-                                                              zero_division=0))
+    return float(accuracy_score(truth, pred)), float(
+        f1_score(truth, pred, labels=STRATEGIES, average="macro", zero_division=0)
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--train-dialogs", type=int, default=910, help="ESConv train dialogues for the learned model (910 in all)")
+    ap.add_argument(
+        "--train-dialogs", type=int, default=910, help="ESConv train dialogues for the learned model (910 in all)"
+    )
     args = ap.parse_args()
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from perception.text_model import load_text_model
     from fusion.gated import default_fusion_path, load_gated_fusion
+    from perception.text_model import load_text_model
     from persona import PersonaTracker, load_policy
     from prompts.render import load_profiles
 
@@ -95,15 +105,19 @@ def main() -> None:
     t0 = time.time()
     x_tr, _, y_tr = decisions(ESCONV / "train.jsonl", args.train_dialogs, text, fusion, tracker, policy, base)
     x_va, rules_va, y_va = decisions(ESCONV / "valid.jsonl", None, text, fusion, tracker, policy, base)
-    print(f"support strategy on ESConv valid: {len(y_va)} supporter turns ({args.train_dialogs} train dialogues, "
-          f"{len(y_tr)} turns, for the learned model); features in {time.time() - t0:.0f} s; {machine()}")
+    print(
+        f"support strategy on ESConv valid: {len(y_va)} supporter turns ({args.train_dialogs} train dialogues, "
+        f"{len(y_tr)} turns, for the learned model); features in {time.time() - t0:.0f} s; {machine()}"
+    )
     majority = Counter(y_tr).most_common(1)[0][0]
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=3000, class_weight="balanced"))
     learned = list(clf.fit(x_tr, y_tr).predict(x_va))
     print(f"{'strategy chooser':<52} {'accuracy':>9} {'macro-F1':>9}")
-    for name, pred in ((f"most frequent in train ({majority})", [majority] * len(y_va)),
-                       ("ours: rules.yaml via the live perception path", rules_va),
-                       ("learned: logistic regression on ESConv train", learned)):
+    for name, pred in (
+        (f"most frequent in train ({majority})", [majority] * len(y_va)),
+        ("ours: rules.yaml via the live perception path", rules_va),
+        ("learned: logistic regression on ESConv train", learned),
+    ):
         acc, f1 = scores(pred, y_va)
         print(f"{name:<52} {acc:>9.3f} {f1:>9.3f}")
     print("rules' choices:", dict(Counter(rules_va).most_common()))

@@ -9,6 +9,7 @@ macro-F1 over the 7 shared labels (Ekman grouping + neutral; a group's score = m
 thresholds tuned per group). Tuning and scoring on the same dev set flatters the score; the "2-fold" column tunes
 on one half of dev and scores the other half (averaged over both directions), which does not.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,13 @@ def scores(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
     a, b = slice(0, half), slice(half, None)
     on_b = macro_f1(probs[b] >= tune_thresholds(probs[a], y[a]), y[b])  # tuned on the first half, scored on the second
     on_a = macro_f1(probs[a] >= tune_thresholds(probs[b], y[b]), y[a])
-    return {"tuned_on_dev": tuned, "two_fold": float(np.mean([on_b, on_a])), "first_to_second": on_b,
-            "second_to_first": on_a, "at_0.5": macro_f1(probs >= 0.5, y)}
+    return {
+        "tuned_on_dev": tuned,
+        "two_fold": float(np.mean([on_b, on_a])),
+        "first_to_second": on_b,
+        "second_to_first": on_a,
+        "at_0.5": macro_f1(probs >= 0.5, y),
+    }
 
 
 class Lexicon:
@@ -105,7 +111,7 @@ class Torch:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), 28), dtype=np.float32)
         for s in range(0, len(order), 64):
-            idx = order[s:s + 64]
+            idx = order[s : s + 64]
             out[idx] = self.forward([texts[i] for i in idx])
         return out
 
@@ -158,7 +164,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "goemotions")
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--child", choices=["lexicon", "onnx", "torch", "candidate"])
-    ap.add_argument("--candidate", type=Path, help="another artifact folder (`train text --out`), scored in the same run")
+    ap.add_argument(
+        "--candidate", type=Path, help="another artifact folder (`train text --out`), scored in the same run"
+    )
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.data, args.iters, args.candidate)))
@@ -170,24 +178,35 @@ def main() -> None:
     results = []
     for kind in kinds:
         cmd = [sys.executable, __file__, "--child", kind, "--data", str(args.data), "--iters", str(args.iters)]
-        r = subprocess.run(cmd + (["--candidate", str(args.candidate)] if kind == "candidate" else []),
-                           capture_output=True, text=True, check=True)
+        r = subprocess.run(
+            cmd + (["--candidate", str(args.candidate)] if kind == "candidate" else []),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results.append(json.loads(r.stdout.strip().splitlines()[-1]))
     print(f"text emotion — GoEmotions dev ({args.data / 'dev.tsv'}, 5,426 messages); {machine()}")
     print(f"latency: one 20-word message, 1 thread, {args.iters} runs; throughput: batch of 32 dev messages, 1 thread")
-    hdr = f"{'model':<32} {'F1-28 tuned':>11} {'F1-28 2fold':>11} {'F1-7 tuned':>10} {'F1-7 2fold':>10} {'p50 ms':>7} {'p95 ms':>7} {'msg/s@32':>9} {'peakRSS MB':>10}"
+    hdr = (
+        f"{'model':<32} {'F1-28 tuned':>11} {'F1-28 2fold':>11} {'F1-7 tuned':>10} {'F1-7 2fold':>10} "
+        f"{'p50 ms':>7} {'p95 ms':>7} {'msg/s@32':>9} {'peakRSS MB':>10}"
+    )
     print(hdr)
     for r in results:
         f28 = r.get("f1_28")
-        print(f"{r['name']:<32} {f28['tuned_on_dev'] if f28 else float('nan'):>11.4f} {f28['two_fold'] if f28 else float('nan'):>11.4f} "
-              f"{r['f1_7']['tuned_on_dev']:>10.4f} {r['f1_7']['two_fold']:>10.4f} {r['lat_p50']:>7.2f} {r['lat_p95']:>7.2f} "
-              f"{r['batch32_msgs_per_s']:>9.1f} {r['peak_rss_mb']:>10.1f}")
+        print(
+            f"{r['name']:<32} {f28['tuned_on_dev'] if f28 else float('nan'):>11.4f} {f28['two_fold'] if f28 else float('nan'):>11.4f} "
+            f"{r['f1_7']['tuned_on_dev']:>10.4f} {r['f1_7']['two_fold']:>10.4f} {r['lat_p50']:>7.2f} {r['lat_p95']:>7.2f} "
+            f"{r['batch32_msgs_per_s']:>9.1f} {r['peak_rss_mb']:>10.1f}"
+        )
     print("each half of dev (thresholds tuned on the other half): F1-7 first→second / second→first")
     for r in results:
         print(f"  {r['name']:<32} {r['f1_7']['first_to_second']:.4f} / {r['f1_7']['second_to_first']:.4f}")
     ours = results[0]
-    print(f"shipped artifact: dev macro-F1 28 labels (tuned thresholds) = {ours['f1_28']['tuned_on_dev']:.4f} (target >= 0.46); "
-          f"Ekman-7 macro-F1 = {ours['f1_7']['tuned_on_dev']:.4f} (target >= 0.60); p50 = {ours['lat_p50']:.2f} ms (target <= 8)")
+    print(
+        f"shipped artifact: dev macro-F1 28 labels (tuned thresholds) = {ours['f1_28']['tuned_on_dev']:.4f} (target >= 0.46); "
+        f"Ekman-7 macro-F1 = {ours['f1_7']['tuned_on_dev']:.4f} (target >= 0.60); p50 = {ours['lat_p50']:.2f} ms (target <= 8)"
+    )
 
 
 if __name__ == "__main__":

@@ -13,13 +13,14 @@ prompt for every arm alike (a chat's system prompt is cached in production too);
 
 Without --url it starts `persona-agent serve` with the embedded vLLM (SmolLM2-135M on CPU).
 """
+
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import sys
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -27,12 +28,12 @@ import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.stats import machine, row  # noqa: E402
 from agent.llm import LLMClient, LLMConfig  # noqa: E402
+from bench.stats import machine, row  # noqa: E402
+from harness import live_server  # noqa: E402
 from persona import ControlSignals  # noqa: E402
 from prompts import Prompt, load_profiles, render  # noqa: E402
 from prompts.render import Sampling  # noqa: E402
-from harness import live_server  # noqa: E402
 
 MESSAGES = [
     "I'm so happy, I finally passed my driving test!",
@@ -78,20 +79,36 @@ async def backend_turn(ws_url: str, text: str, out: dict[str, list], prompts: li
     profile = load_profiles()["companion"]
     s = controls["sampling"]
     prompt = render(profile, ControlSignals().with_values(controls["controls"]), [], text)
-    prompts.append(Prompt(prompt.messages, Sampling(temperature=float(s["temperature"]), max_tokens=int(s["max_tokens"]),
-                                                    presence_penalty=float(s["presence_penalty"]),
-                                                    extra={k: float(v) for k, v in s.items() if k not in (
-                                                        "temperature", "max_tokens", "presence_penalty")})))
+    prompts.append(
+        Prompt(
+            prompt.messages,
+            Sampling(
+                temperature=float(s["temperature"]),
+                max_tokens=int(s["max_tokens"]),
+                presence_penalty=float(s["presence_penalty"]),
+                extra={k: float(v) for k, v in s.items() if k not in ("temperature", "max_tokens", "presence_penalty")},
+            ),
+        )
+    )
 
 
-async def direct_turn(client: httpx.AsyncClient, llm_url: str, model: str, prompt: Prompt, sampling: bool) -> tuple[float, float]:
+async def direct_turn(
+    client: httpx.AsyncClient, llm_url: str, model: str, prompt: Prompt, sampling: bool
+) -> tuple[float, float]:
     """(first content token, stream end) in ms, raw streaming; with `sampling`, the backend's extras too."""
-    body: dict[str, object] = {"model": model, "stream": True, "temperature": prompt.sampling.temperature,
-                               "max_completion_tokens": prompt.sampling.max_tokens,
-                               "messages": [{"role": m.role, "content": m.content} for m in prompt.messages]}
+    body: dict[str, object] = {
+        "model": model,
+        "stream": True,
+        "temperature": prompt.sampling.temperature,
+        "max_completion_tokens": prompt.sampling.max_tokens,
+        "messages": [{"role": m.role, "content": m.content} for m in prompt.messages],
+    }
     if sampling:
-        body |= {"presence_penalty": prompt.sampling.presence_penalty, **prompt.sampling.extra,
-                 "stream_options": {"include_usage": True}}
+        body |= {
+            "presence_penalty": prompt.sampling.presence_penalty,
+            **prompt.sampling.extra,
+            "stream_options": {"include_usage": True},
+        }
     t0 = time.perf_counter()
     first = None
     async with client.stream("POST", f"{llm_url}/v1/chat/completions", json=body) as r:
@@ -114,10 +131,13 @@ async def langchain_turn(llm: LLMClient, prompt: Prompt) -> tuple[float, float]:
     return (first - t0) * 1000, (time.perf_counter() - t0) * 1000
 
 
-async def measure(ws_url: str, llm_url: str, turns: int, llm_key: str = "EMPTY") -> tuple[dict[str, list], dict[str, list[float]]]:
+async def measure(
+    ws_url: str, llm_url: str, turns: int, llm_key: str = "EMPTY"
+) -> tuple[dict[str, list], dict[str, list[float]]]:
     b: dict[str, list] = {k: [] for k in (*BACKEND, "client_first_delta", "client_done", "model")}
-    peers: dict[str, list[float]] = {f"{arm}_{k}": [] for arm in ("direct", "direct_sampling", "langchain")
-                                     for k in ("first_token", "total")}
+    peers: dict[str, list[float]] = {
+        f"{arm}_{k}": [] for arm in ("direct", "direct_sampling", "langchain") for k in ("first_token", "total")
+    }
     warm: dict[str, list] = {k: [] for k in b}
     prompts: list[Prompt] = []
     async with httpx.AsyncClient(timeout=120, headers={"Authorization": f"Bearer {llm_key}"}) as client:
@@ -134,12 +154,14 @@ async def measure(ws_url: str, llm_url: str, turns: int, llm_key: str = "EMPTY")
                 assert llm is not None
                 prompt = prompts[-1]
                 arms = ["direct", "direct_sampling", "langchain"]
-                arms = arms[i % 3:] + arms[:i % 3]  # each arm goes first as often as the others
+                arms = arms[i % 3 :] + arms[: i % 3]  # each arm goes first as often as the others
                 for arm in arms:
                     if arm == "langchain":
                         first, total = await langchain_turn(llm, prompt)
                     else:
-                        first, total = await direct_turn(client, llm_url, model, prompt, sampling=arm == "direct_sampling")
+                        first, total = await direct_turn(
+                            client, llm_url, model, prompt, sampling=arm == "direct_sampling"
+                        )
                     if target is b:
                         peers[f"{arm}_first_token"].append(first)
                         peers[f"{arm}_total"].append(total)
@@ -154,26 +176,35 @@ def report(b: dict[str, list], d: dict[str, list[float]], turns: int, max_tokens
     print(f"text-turn latency — {turns} turns, replies capped at {max_tokens} tokens, greedy decoding")
     print(machine())
     print("through persona-agent (server-side timings from response.done):")
-    for k, what in [("overhead_before_llm", "perception+fusion+persona+policy+render, before the LLM request"),
-                    ("perception", "text perception"), ("fusion", "fusion"), ("policy", "persona+policy+render"),
-                    ("llm_first_token", "LLM request sent -> first token"),
-                    ("first_delta", "LLM request sent -> first text past the output guard"),
-                    ("total", "message received -> reply done")]:
+    for k, what in [
+        ("overhead_before_llm", "perception+fusion+persona+policy+render, before the LLM request"),
+        ("perception", "text perception"),
+        ("fusion", "fusion"),
+        ("policy", "persona+policy+render"),
+        ("llm_first_token", "LLM request sent -> first token"),
+        ("first_delta", "LLM request sent -> first text past the output guard"),
+        ("total", "message received -> reply done"),
+    ]:
         print("  " + row(k, b[k], what=what))
     print("  client view (send -> event over WebSocket):")
     print("  " + row("client_first_delta", b["client_first_delta"], what="send -> first response.delta"))
     print("  " + row("client_done", b["client_done"], what="send -> response.done"))
     print("peers: the same LLM, the same prompt the backend sent on that turn, no pipeline:")
-    for arm, what in [("direct", "raw streaming, greedy"), ("direct_sampling", "raw streaming + the backend's sampling extras"),
-                      ("langchain", "the backend's LangChain client")]:
+    for arm, what in [
+        ("direct", "raw streaming, greedy"),
+        ("direct_sampling", "raw streaming + the backend's sampling extras"),
+        ("langchain", "the backend's LangChain client"),
+    ]:
         print("  " + row(f"{arm}_first_token", d[f"{arm}_first_token"], what=f"{what}: request -> first content token"))
         print("  " + row(f"{arm}_total", d[f"{arm}_total"], what=f"{what}: request -> stream end"))
     guard = [a - b for a, b in zip(b["first_delta"], b["llm_first_token"])]
     print("  " + row("guard_delay", guard, what="model's first token -> first text released by the output guard"))
     med = statistics.median
     print(f"model: {b['model'][0]}")
-    print(f"first_delta_ms={med(b['client_first_delta']):.1f} direct_first_token_ms={med(d['direct_first_token']):.1f} "
-          f"overhead_ms={med(b['overhead_before_llm']):.1f}")
+    print(
+        f"first_delta_ms={med(b['client_first_delta']):.1f} direct_first_token_ms={med(d['direct_first_token']):.1f} "
+        f"overhead_ms={med(b['overhead_before_llm']):.1f}"
+    )
 
 
 async def main() -> None:

@@ -8,6 +8,7 @@ WER is scored after Whisper's English text normalizer (numbers, contractions, sp
 `whisper-normalizer`), on jfk.flac and on sentences synthesised with espeak-ng (a robotic voice: easier than
 real microphones in some ways, harder in others). RTF = processing time / audio duration on 2 threads.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,7 +47,9 @@ SENTENCES = [
 
 
 def espeak(text: str) -> np.ndarray:
-    wav = subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "--stdout", text], capture_output=True, check=True).stdout
+    wav = subprocess.run(
+        ["espeak-ng", "-v", "en-us", "-s", "160", "--stdout", text], capture_output=True, check=True
+    ).stdout
     return decode_file(wav)
 
 
@@ -59,12 +62,18 @@ def stt_table(models: list[str], threads: int) -> None:
     norm = EnglishTextNormalizer()
     jfk = decode_file((SHARED / "speech" / "jfk.flac").read_bytes())
     say = piper_voice()
-    piper = [f"{a} {b}" for a, b in PAUSED] + SENTENCES + [f"{SENTENCES[i]} {SENTENCES[i + 1]}" for i in range(0, 12, 2)]
+    piper = (
+        [f"{a} {b}" for a, b in PAUSED] + SENTENCES + [f"{SENTENCES[i]} {SENTENCES[i + 1]}" for i in range(0, 12, 2)]
+    )
     sets = {"jfk": [(JFK, jfk)], "espeak": [(s, espeak(s)) for s in SENTENCES], "piper": [(s, say(s)) for s in piper]}
-    print(f"speech-to-text: jfk.flac (11 s), {len(SENTENCES)} espeak-ng sentences, {len(piper)} Piper utterances "
-          f"(1-2 sentences, 2-7 s); {threads} threads, int8, greedy; time per clip, p50 / p95")
-    print(f"{'model':<34} {'window':>6} {'WER jfk':>8} {'WER espeak':>10} {'WER piper':>9} {'piper ms p50 / p95':>19} "
-          f"{'RTF':>6} {'load s':>7}")
+    print(
+        f"speech-to-text: jfk.flac (11 s), {len(SENTENCES)} espeak-ng sentences, {len(piper)} Piper utterances "
+        f"(1-2 sentences, 2-7 s); {threads} threads, int8, greedy; time per clip, p50 / p95"
+    )
+    print(
+        f"{'model':<34} {'window':>6} {'WER jfk':>8} {'WER espeak':>10} {'WER piper':>9} {'piper ms p50 / p95':>19} "
+        f"{'RTF':>6} {'load s':>7}"
+    )
     with tempfile.TemporaryDirectory() as cache:
         for name in models:
             for window in ("full", "short"):
@@ -84,8 +93,10 @@ def stt_table(models: list[str], threads: int) -> None:
                         if key == "piper":
                             ms.append(h.latency_ms)
                     wer[key] = jiwer.wer(refs, hyps)
-                print(f"{stt.name:<34} {window:>6} {wer['jfk']:>8.3f} {wer['espeak']:>10.3f} {wer['piper']:>9.3f} "
-                      f"{np.median(ms):>10.0f} / {np.percentile(ms, 95):>5.0f} {proc / dur:>6.3f} {load_s:>7.2f}")
+                print(
+                    f"{stt.name:<34} {window:>6} {wer['jfk']:>8.3f} {wer['espeak']:>10.3f} {wer['piper']:>9.3f} "
+                    f"{np.median(ms):>10.0f} / {np.percentile(ms, 95):>5.0f} {proc / dur:>6.3f} {load_s:>7.2f}"
+                )
 
 
 def emotion_table() -> None:
@@ -95,11 +106,15 @@ def emotion_table() -> None:
     n_actors = len(np.unique(data.groups))
     scores = compare(data)
     (acc, f1), (oacc, of1), (pacc, pf1) = scores["ours"], scores["prosody"], scores["peer"]
-    print(f"voice emotion: RAVDESS actors 1-16, {len(data.y)} clips (one sentence, strong intensity; calm -> neutral),"
-          f" leave-one-actor-out over {n_actors} actors, C by an inner leave-one-actor-out — a small set: one clip "
-          "more or less right moves accuracy by 0.008")
+    print(
+        f"voice emotion: RAVDESS actors 1-16, {len(data.y)} clips (one sentence, strong intensity; calm -> neutral),"
+        f" leave-one-actor-out over {n_actors} actors, C by an inner leave-one-actor-out — a small set: one clip "
+        "more or less right moves accuracy by 0.008"
+    )
     print(f"{'model':<72} {'accuracy':>8} {'macro-F1':>8}")
-    print(f"{f'ours: LR on the Whisper {ENCODER} encoder (mean-pooled, 384) + 56 prosody/spectral':<72} {acc:>8.3f} {f1:>8.3f}")
+    print(
+        f"{f'ours: LR on the Whisper {ENCODER} encoder (mean-pooled, 384) + 56 prosody/spectral':<72} {acc:>8.3f} {f1:>8.3f}"
+    )
     print(f"{'before: LR on the 56 prosody/spectral features alone':<72} {oacc:>8.3f} {of1:>8.3f}")
     print(f"{'peer: LR on pitch/energy statistics + MFCC means (25 features)':<72} {pacc:>8.3f} {pf1:>8.3f}")
     print(f"chance (majority class 'neutral'): {np.mean(data.y == np.bincount(data.y).argmax()):.3f}")
@@ -109,16 +124,26 @@ def emotion_table() -> None:
 # Utterances with a pause in mid-sentence: (before the pause, after it). Said with a 0.7 s and a 1.1 s pause: any
 # pause longer than VAD's 600 ms ends the turn there (a false cut-off); Smart Turn should hear it is unfinished.
 PAUSED = [
-    ("I was thinking", "that maybe I should call her."), ("So yesterday I went to the", "doctor about my back."),
-    ("My sister and I", "are not really talking anymore."), ("The thing is", "I don't know what to do next."),
-    ("I wanted to ask you about", "my trouble sleeping."), ("When I got home last night", "the house was empty."),
-    ("I'm not sure if I should", "quit my job or stay."), ("Every time I try to", "talk to him, we argue."),
-    ("What worries me most is", "that nobody noticed."), ("I've been feeling really", "tired for weeks now."),
-    ("Could you help me figure out", "how to tell my parents?"), ("It started when my boss", "moved me to another team."),
-    ("I keep telling myself that", "it will get better."), ("The problem with my", "roommate is the noise."),
-    ("Because of the exam", "I haven't slept at all."), ("If I could just", "have one quiet day."),
-    ("My best friend said that", "I should see someone."), ("After the accident I", "stopped driving at night."),
-    ("I don't really know how to", "explain what happened."), ("Last week my dog", "got very sick."),
+    ("I was thinking", "that maybe I should call her."),
+    ("So yesterday I went to the", "doctor about my back."),
+    ("My sister and I", "are not really talking anymore."),
+    ("The thing is", "I don't know what to do next."),
+    ("I wanted to ask you about", "my trouble sleeping."),
+    ("When I got home last night", "the house was empty."),
+    ("I'm not sure if I should", "quit my job or stay."),
+    ("Every time I try to", "talk to him, we argue."),
+    ("What worries me most is", "that nobody noticed."),
+    ("I've been feeling really", "tired for weeks now."),
+    ("Could you help me figure out", "how to tell my parents?"),
+    ("It started when my boss", "moved me to another team."),
+    ("I keep telling myself that", "it will get better."),
+    ("The problem with my", "roommate is the noise."),
+    ("Because of the exam", "I haven't slept at all."),
+    ("If I could just", "have one quiet day."),
+    ("My best friend said that", "I should see someone."),
+    ("After the accident I", "stopped driving at night."),
+    ("I don't really know how to", "explain what happened."),
+    ("Last week my dog", "got very sick."),
 ]
 
 
@@ -147,8 +172,11 @@ def turn_table(voice: str) -> None:
     assert models.turn is not None, "Smart Turn needs the pipecat-ai wheel"
     say = espeak if voice == "espeak-ng" else piper_voice()
     sr = SAMPLE_RATE
-    paused = [(np.concatenate([say(a), np.zeros(int(p * sr), np.float32), say(b)]), f"{a} … {b}")
-              for p in (0.7, 1.1) for a, b in PAUSED]
+    paused = [
+        (np.concatenate([say(a), np.zeros(int(p * sr), np.float32), say(b)]), f"{a} … {b}")
+        for p in (0.7, 1.1)
+        for a, b in PAUSED
+    ]
     complete = [say(f"{a} {b}") for a, b in PAUSED] + [say(t) for t in SENTENCES]
 
     def speech_end(audio: np.ndarray) -> int:
@@ -173,7 +201,7 @@ def turn_table(voice: str) -> None:
         data = np.concatenate([np.zeros(int(0.3 * sr), np.float32), audio, np.zeros(int(2.6 * sr), np.float32)])
         end = int(0.3 * sr) + speech_end(audio)
         for i in range(0, data.size, 320):
-            vi.submit(data[i:i + 320])
+            vi.submit(data[i : i + 320])
         while vi.busy:
             await asyncio.sleep(0.01)
         await vi.aclose()
@@ -185,17 +213,27 @@ def turn_table(voice: str) -> None:
         t0 = time.perf_counter()
         models.turn.complete(a)
         t_model.append((time.perf_counter() - t0) * 1000)
-    print(f"end of turn, {voice} speech: {len(paused)} utterances with a mid-sentence pause (0.7 s / 1.1 s), "
-          f"{len(complete)} complete ones")
-    print("| end of turn | false cut-offs (paused utterances split in two) | end-of-turn delay on complete utterances, "
-          "p50 / p95 (ms of audio after the speech) | turns missed |")
+    print(
+        f"end of turn, {voice} speech: {len(paused)} utterances with a mid-sentence pause (0.7 s / 1.1 s), "
+        f"{len(complete)} complete ones"
+    )
+    print(
+        "| end of turn | false cut-offs (paused utterances split in two) | end-of-turn delay on complete utterances, "
+        "p50 / p95 (ms of audio after the speech) | turns missed |"
+    )
     print("|---|---|---|---|")
-    for mode, label in (("vad", "VAD alone (600 ms of silence)"), ("smart_turn", "Smart Turn v3.2 (200 ms, then the model; ≤ 2 s)")):
+    for mode, label in (
+        ("vad", "VAD alone (600 ms of silence)"),
+        ("smart_turn", "Smart Turn v3.2 (200 ms, then the model; ≤ 2 s)"),
+    ):
         cut = [asyncio.run(run(a, mode))[0] for a, _ in paused]
         done = [asyncio.run(run(a, mode)) for a in complete]
         delays = [d for _, d in done if d is not None]
-        print(f"| {label} | {sum(n > 1 for n in cut)} of {len(cut)} | {np.median(delays):.0f} / "
-              f"{np.percentile(delays, 95):.0f} | {sum(n == 0 for n, _ in done)} |", flush=True)
+        print(
+            f"| {label} | {sum(n > 1 for n in cut)} of {len(cut)} | {np.median(delays):.0f} / "
+            f"{np.percentile(delays, 95):.0f} | {sum(n == 0 for n, _ in done)} |",
+            flush=True,
+        )
     print(f"Smart Turn compute per decision: {np.median(t_model):.0f} ms p50 (one thread), added to its delay above")
 
 
@@ -229,8 +267,12 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
     from agent.voice import VoiceConfig
     from harness import live_server
 
-    texts = ["I had a long day at work and I just want to relax now.", "Can you help me calm down before my exam?",
-             "My best friend is moving away next month.", "I finally finished painting the kitchen today."]
+    texts = [
+        "I had a long day at work and I just want to relax now.",
+        "Can you help me calm down before my exam?",
+        "My best friend is moving away next month.",
+        "I finally finished painting the kitchen today.",
+    ]
     say = espeak if voice == "espeak-ng" else piper_voice()
     speech = {t: (np.clip(say(t), -1, 1) * 32767).astype("<i2").tobytes() for t in texts}
     frame = SAMPLE_RATE * 20 // 1000 * 2
@@ -239,8 +281,11 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
     async def one(url: str, text: str, explicit_end: bool) -> dict[str, float]:
         pcm = speech[text]
         async with websockets.connect(url, max_size=16 * 1024 * 1024) as ws:
-            await ws.send(json.dumps({"type": "session.start", "profile": "companion", "consent": {"voice": True},
-                                      "voice_reply": True}))
+            await ws.send(
+                json.dumps(
+                    {"type": "session.start", "profile": "companion", "consent": {"voice": True}, "voice_reply": True}
+                )
+            )
             await ws.recv()
             data = pcm + (b"" if explicit_end else tail)
             t0 = time.monotonic()
@@ -250,7 +295,7 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
             async def send() -> None:
                 nonlocal end_of_speech
                 for i in range(0, len(data), frame):
-                    await ws.send(data[i:i + frame])
+                    await ws.send(data[i : i + frame])
                     if i + frame >= len(pcm) and end_of_speech is None:
                         end_of_speech = time.monotonic()
                         if explicit_end:
@@ -296,30 +341,43 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
                 out["push_to_talk"].append(await one(smart.ws_url, t, True))
     (ROOT / "bench" / "out" / "voice-live.json").write_text(json.dumps(out, indent=1))
     llm = f"LLM at {llm_base_url}" if llm_base_url else "embedded vLLM, SmolLM2-135M with the persona adapter"
-    print(f"end of speech -> first reply token / first reply audio over the live WebSocket ({llm}; Piper voice), "
-          f"{trials} trials each, {voice} speech:")
-    parts = (("final", "end of speech -> final transcript received"), ("stt", "speech-to-text of the utterance"),
-             ("turn_first_token", "turn start -> first token"), ("turn_first_audio", "turn start -> first audio"),
-             ("first_token", "end of speech -> first reply token"), ("first_audio", "end of speech -> first reply audio"))
+    print(
+        f"end of speech -> first reply token / first reply audio over the live WebSocket ({llm}; Piper voice), "
+        f"{trials} trials each, {voice} speech:"
+    )
+    parts = (
+        ("final", "end of speech -> final transcript received"),
+        ("stt", "speech-to-text of the utterance"),
+        ("turn_first_token", "turn start -> first token"),
+        ("turn_first_audio", "turn start -> first audio"),
+        ("first_token", "end of speech -> first reply token"),
+        ("first_audio", "end of speech -> first reply audio"),
+    )
     # the server's defaults, which both live servers run with
     pause, silence = VoiceConfig().turn_min_silence_ms, AgentConfig().vad_min_silence_ms
-    for k, what in (("vad", f"VAD alone: {silence} ms of silence ends the turn"),
-                    ("smart_turn", f"Smart Turn: {pause} ms of silence, then the model"),
-                    ("push_to_talk", "peer: explicit user.audio.end (no silence wait)")):
+    for k, what in (
+        ("vad", f"VAD alone: {silence} ms of silence ends the turn"),
+        ("smart_turn", f"Smart Turn: {pause} ms of silence, then the model"),
+        ("push_to_talk", "peer: explicit user.audio.end (no silence wait)"),
+    ):
         print(f"  {k}: {what}")
         for part, label in parts:
             print("    " + row(f"{k}_{part}", [o[part] for o in out[k]], what=label))
     v = np.median([o["first_audio"] for o in out["vad"]])
     s_ = np.median([o["first_audio"] for o in out["smart_turn"]])
-    print(f"smart turn vs VAD alone, end of speech -> first audio p50: {s_:.0f} vs {v:.0f} ms ({(s_ / v - 1) * 100:+.0f}%)")
+    print(
+        f"smart turn vs VAD alone, end of speech -> first audio p50: {s_:.0f} vs {v:.0f} ms ({(s_ / v - 1) * 100:+.0f}%)"
+    )
     # The most any end of turn could win here: one that decided, and had the transcript, the instant the short pause
     # was seen. Everything after the turn starts (first token, first clause, Piper) is shared by both arms.
     after = np.median([o["turn_first_audio"] for o in out["smart_turn"] + out["vad"]])
     vad_end = np.median([o["final"] for o in out["vad"]])
     best = (pause + after) / (vad_end + after) - 1
-    print(f"bound: turn start -> first audio {after:.0f} ms p50 (both arms), VAD end of speech -> final transcript "
-          f"{vad_end:.0f} ms; an instant end of turn at the {pause} ms pause would give {pause + after:.0f} vs "
-          f"{vad_end + after:.0f} ms ({best * 100:+.0f}%)")
+    print(
+        f"bound: turn start -> first audio {after:.0f} ms p50 (both arms), VAD end of speech -> final transcript "
+        f"{vad_end:.0f} ms; an instant end of turn at the {pause} ms pause would give {pause + after:.0f} vs "
+        f"{vad_end + after:.0f} ms ({best * 100:+.0f}%)"
+    )
 
 
 def main() -> None:
@@ -329,10 +387,16 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--skip-live", action="store_true")
     ap.add_argument("--live-only", action="store_true")
-    ap.add_argument("--live-voice", choices=("piper", "espeak-ng"), default="piper",
-                    help="the speech sent in the live test (piper: human-like falling ends)")
-    ap.add_argument("--llm-base-url", help="the live test's LLM (an OpenAI-compatible /v1 URL, e.g. vLLM on a GPU) "
-                                           "instead of the embedded engine")
+    ap.add_argument(
+        "--live-voice",
+        choices=("piper", "espeak-ng"),
+        default="piper",
+        help="the speech sent in the live test (piper: human-like falling ends)",
+    )
+    ap.add_argument(
+        "--llm-base-url",
+        help="the live test's LLM (an OpenAI-compatible /v1 URL, e.g. vLLM on a GPU) instead of the embedded engine",
+    )
     args = ap.parse_args()
     print(machine())
     if args.live_only:

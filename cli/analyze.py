@@ -1,4 +1,5 @@
 """`persona-agent analyze text|safety|voice|face`: JSONL, one line per input, in order."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,12 +11,16 @@ from typing import TextIO
 
 from agent import ImageError, InvalidAudio, load_face_perceiver, load_voice_models
 from agent.analysis import (
-    FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_face, analyze_texts, analyze_voice, assess_texts,
-    load_risk_model, load_warning_signs,
+    analyze_face,
+    analyze_texts,
+    analyze_voice,
+    assess_texts,
+    load_risk_model,
+    load_warning_signs,
 )
+from cli.batchfiles import InputFileError, read_messages
 from perception.safety import load_risk_features
 from perception.text_model import load_text_model
-from cli.batchfiles import InputFileError, read_messages
 from server.results import face_result, text_result, voice_result
 
 
@@ -37,9 +42,21 @@ def run_safety(files: Sequence[Path], output: Path | None, threads: int) -> int:
     try:
         for messages in batches:
             for s in range(0, len(messages), 256):
-                for text, r in zip(messages[s:s + 256], assess_texts(model, risk, messages[s:s + 256], signs)):
-                    out.write(json.dumps({"text": text, "risk": r.risk, "level": r.level, "score": r.score, "rule": r.rule,
-                                          "category": r.category}, ensure_ascii=False) + "\n")
+                for text, r in zip(messages[s : s + 256], assess_texts(model, risk, messages[s : s + 256], signs)):
+                    out.write(
+                        json.dumps(
+                            {
+                                "text": text,
+                                "risk": r.risk,
+                                "level": r.level,
+                                "score": r.score,
+                                "rule": r.rule,
+                                "category": r.category,
+                            },
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
     finally:
         if output:
             out.close()
@@ -55,7 +72,7 @@ def run_text(files: Sequence[Path], output: Path | None, model_dir: Path | None,
     try:
         for messages in batches:
             for s in range(0, len(messages), 256):
-                for a in analyze_texts(model, messages[s:s + 256], explain=explain):
+                for a in analyze_texts(model, messages[s : s + 256], explain=explain):
                     out.write(json.dumps(text_result(a), ensure_ascii=False) + "\n")
     finally:
         if output:
@@ -82,12 +99,24 @@ def run_voice(paths: Sequence[Path], output: Path | None, threads: int) -> int:
     cfg = settings.agent_config()
     models = load_voice_models(cfg)
     text_model = load_text_model(cfg.text_model_dir, threads=threads)
-    return _jsonl_per_file(files, output, "voice", (InvalidAudio, OSError), "invalid_audio",
-                           lambda f: voice_result(str(f), analyze_voice(models, text_model, f.read_bytes())))
+    return _jsonl_per_file(
+        files,
+        output,
+        "voice",
+        (InvalidAudio, OSError),
+        "invalid_audio",
+        lambda f: voice_result(str(f), analyze_voice(models, text_model, f.read_bytes())),
+    )
 
 
-def _jsonl_per_file(files: Sequence[Path], output: Path | None, command: str, errors: tuple[type[Exception], ...],
-                    code: str, analyze_one) -> int:
+def _jsonl_per_file(
+    files: Sequence[Path],
+    output: Path | None,
+    command: str,
+    errors: tuple[type[Exception], ...],
+    code: str,
+    analyze_one,
+) -> int:
     """One JSONL line per file, in order; a file that fails with one of `errors` gets an `error` line (its own
     `code` attribute, else `code`), a message on stderr, and makes the exit code 2."""
     failed = 0
@@ -131,11 +160,18 @@ def run_face(paths: Sequence[Path], output: Path | None, crops: bool, explain: b
         return 2
     cfg = Settings(model_threads=threads, face_backend=backend).agent_config()
     perceiver = load_face_perceiver(cfg)
-    return _jsonl_per_file(files, output, "face", (ImageError, OSError), "unreadable",
-                           lambda f: {"path": str(f), **face_result(analyze_face(perceiver, f.read_bytes(), crops, explain))})
+    return _jsonl_per_file(
+        files,
+        output,
+        "face",
+        (ImageError, OSError),
+        "unreadable",
+        lambda f: {"path": str(f), **face_result(analyze_face(perceiver, f.read_bytes(), crops, explain))},
+    )
 
 
 # --- the `persona-agent analyze` subcommands (cli/main.py) ----------------------------------------------------------
+
 
 def text_command(args: argparse.Namespace) -> int:
     return run_text(args.files, args.output, args.model, args.explain, args.threads)

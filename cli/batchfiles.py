@@ -1,4 +1,5 @@
 """Reading message files for batch analysis: .txt (one per line), .csv (a `text` column), .tsv (text first)."""
+
 from __future__ import annotations
 
 import csv
@@ -22,7 +23,7 @@ def read_messages(path: Path) -> list[str]:
     if size > MAX_FILE_BYTES:
         raise InputFileError(f"{path}: {size} bytes is over the {MAX_FILE_BYTES} byte limit")
     raw = path.read_bytes()
-    if b"\x00" in raw[:1 << 20]:
+    if b"\x00" in raw[: 1 << 20]:
         raise InputFileError(f"{path}: looks binary (NUL bytes); expected UTF-8 text")
     try:
         text = raw.decode("utf-8-sig")

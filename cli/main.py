@@ -3,6 +3,7 @@
 serve · keys create|list|revoke · forget · chat · schema · analyze text|safety|voice|face ·
 train text|safety|warning-signs|face|fusion|adapter|deepface|voice · eval fusion|replies
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,6 +80,7 @@ class Lazy:
 
 # --- serve ---------------------------------------------------------------------------------------------------------
 
+
 class Serve:
     name, help = "serve", "run the server (embedded vLLM on CPU unless LLM_BASE_URL is set)"
 
@@ -86,8 +88,12 @@ class Serve:
         p.add_argument("--host")
         p.add_argument("--port", type=int)
         p.add_argument("--profile", help="default agent profile")
-        p.add_argument("--require-auth", action="store_true", help="require API keys on loopback too (always on beyond it)")
-        p.add_argument("--workers", type=int, default=1, help="worker processes behind the one port (shared store needed)")
+        p.add_argument(
+            "--require-auth", action="store_true", help="require API keys on loopback too (always on beyond it)"
+        )
+        p.add_argument(
+            "--workers", type=int, default=1, help="worker processes behind the one port (shared store needed)"
+        )
 
     def run(self, args: Args) -> int:
         import os
@@ -107,19 +113,35 @@ class Serve:
         from server.protocol import MAX_WS_MESSAGE_BYTES
         from server.settings import Settings
 
-        overrides = {k: v for k, v in {"host": args.host, "port": args.port, "default_profile": args.profile,
-                                       "require_auth": True if args.require_auth else None}.items() if v is not None}
+        overrides = {
+            k: v
+            for k, v in {
+                "host": args.host,
+                "port": args.port,
+                "default_profile": args.profile,
+                "require_auth": True if args.require_auth else None,
+            }.items()
+            if v is not None
+        }
         settings = Settings(**overrides)
         configure_logging(settings.log_level, settings.log_format)
         if args.workers <= 1:
-            uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                        ws_max_size=MAX_WS_MESSAGE_BYTES, ws_per_message_deflate=settings.ws_compression,
-                        timeout_graceful_shutdown=settings.shutdown_grace_s)
+            uvicorn.run(
+                create_app(settings),
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level,
+                ws_max_size=MAX_WS_MESSAGE_BYTES,
+                ws_per_message_deflate=settings.ws_compression,
+                timeout_graceful_shutdown=settings.shutdown_grace_s,
+            )
             return 0
         # Several worker processes behind one port: each loads the perception models once; they share the session
         # store (SQLite file or Redis) and the LLM. The embedded engine, if any, is started here once, not per worker.
         if settings.agent_config().store == "memory":
-            print("persona-agent serve: --workers needs a shared store (PERSONA_STORE=sqlite or redis)", file=sys.stderr)
+            print(
+                "persona-agent serve: --workers needs a shared store (PERSONA_STORE=sqlite or redis)", file=sys.stderr
+            )
             return 2
         for k, v in overrides.items():
             os.environ[f"PERSONA_{k.upper()}"] = str(v)
@@ -134,9 +156,17 @@ class Serve:
             os.environ["LLM_MODEL"] = cfg.model_name
             os.environ["LLM_API_KEY"] = cfg.api_key  # the workers' only way in to the engine
         try:
-            uvicorn.run("server.app:app_from_env", factory=True, workers=args.workers, host=settings.host,
-                        port=settings.port, log_level=settings.log_level, ws_max_size=MAX_WS_MESSAGE_BYTES,
-                        ws_per_message_deflate=settings.ws_compression, timeout_graceful_shutdown=settings.shutdown_grace_s)
+            uvicorn.run(
+                "server.app:app_from_env",
+                factory=True,
+                workers=args.workers,
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level,
+                ws_max_size=MAX_WS_MESSAGE_BYTES,
+                ws_per_message_deflate=settings.ws_compression,
+                timeout_graceful_shutdown=settings.shutdown_grace_s,
+            )
         finally:
             if engine is not None:
                 engine.stop_sync()
@@ -146,6 +176,7 @@ class Serve:
 
 
 # --- keys and forget ------------------------------------------------------------------------------------------------
+
 
 def _key_store() -> KeyStore:
     from server.auth import KeyStore
@@ -161,17 +192,27 @@ class KeysCreate:
         p.add_argument("--name", required=True)
         p.add_argument("--rate", type=int, default=60, help="user messages and camera frames per minute")
         p.add_argument("--sessions", type=int, default=4, help="concurrent WebSocket sessions")
-        p.add_argument("--tenant", help="the tenant whose data the key reaches (default: a tenant of its own); keys of "
-                       "one tenant share sessions and users")
-        p.add_argument("--scope", choices=("full", "chat"), default="full",
-                       help="full: a secret key, for your servers (every route); chat: a publishable key, for web "
-                       "pages and apps (conversations only; users vouched for by a user token)")
+        p.add_argument(
+            "--tenant",
+            help="the tenant whose data the key reaches (default: a tenant of its own); keys of "
+            "one tenant share sessions and users",
+        )
+        p.add_argument(
+            "--scope",
+            choices=("full", "chat"),
+            default="full",
+            help="full: a secret key, for your servers (every route); chat: a publishable key, for web "
+            "pages and apps (conversations only; users vouched for by a user token)",
+        )
 
     def run(self, args: Args) -> int:
         key, token = _key_store().create(args.name, args.rate, args.sessions, tenant=args.tenant, scope=args.scope)
         kind = "secret" if key.secret else "publishable"
-        print(f"created {kind} key {key.id} ({key.name}) of tenant {key.principal}: {key.rate_per_min}/min, "
-              f"{key.max_sessions} sessions", file=sys.stderr)
+        print(
+            f"created {kind} key {key.id} ({key.name}) of tenant {key.principal}: {key.rate_per_min}/min, "
+            f"{key.max_sessions} sessions",
+            file=sys.stderr,
+        )
         print(token)  # the only time it is shown
         return 0
 
@@ -184,8 +225,10 @@ class KeysList:
 
     def run(self, args: Args) -> int:
         for key in _key_store().list():
-            print(f"{key.id}  {key.name:<20} {key.scope:<4} tenant {key.principal:<14} {key.rate_per_min:>5}/min "
-                  f"{key.max_sessions:>3} sessions{'  REVOKED' if key.revoked else ''}")
+            print(
+                f"{key.id}  {key.name:<20} {key.scope:<4} tenant {key.principal:<14} {key.rate_per_min:>5}/min "
+                f"{key.max_sessions:>3} sessions{'  REVOKED' if key.revoked else ''}"
+            )
         return 0
 
 
@@ -238,6 +281,7 @@ class Forget:
 
 
 # --- chat and schema ------------------------------------------------------------------------------------------------
+
 
 class Chat:
     name, help = "chat", "chat with a running server from the terminal"
@@ -295,6 +339,7 @@ class Schema:
 
 # --- analyze --------------------------------------------------------------------------------------------------------
 
+
 def _files_in(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--output", type=Path, help="write JSONL here instead of stdout")
@@ -320,49 +365,126 @@ def _analyze_face_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("keras", "deepface"), default="keras")
 
 
-ANALYZE = Group("analyze", "batch analysis to JSONL", [
-    Lazy("text", "text emotion per message: .txt (a line each), .csv (`text` column), .tsv (text first)",
-         _analyze_text_args, "cli.analyze:text_command"),
-    Lazy("safety", "crisis / self-harm risk per message (same input formats as `analyze text`)", _files_in,
-         "cli.analyze:safety_command"),
-    Lazy("voice", "transcript, prosody and voice emotion per audio file (WAV, FLAC, OGG, MP3)", _paths_in,
-         "cli.analyze:voice_command"),
-    Lazy("face", "faces and their expression per image (JPEG/PNG files or folders)", _analyze_face_args,
-         "cli.analyze:face_command"),
-])
+ANALYZE = Group(
+    "analyze",
+    "batch analysis to JSONL",
+    [
+        Lazy(
+            "text",
+            "text emotion per message: .txt (a line each), .csv (`text` column), .tsv (text first)",
+            _analyze_text_args,
+            "cli.analyze:text_command",
+        ),
+        Lazy(
+            "safety",
+            "crisis / self-harm risk per message (same input formats as `analyze text`)",
+            _files_in,
+            "cli.analyze:safety_command",
+        ),
+        Lazy(
+            "voice",
+            "transcript, prosody and voice emotion per audio file (WAV, FLAC, OGG, MP3)",
+            _paths_in,
+            "cli.analyze:voice_command",
+        ),
+        Lazy(
+            "face",
+            "faces and their expression per image (JPEG/PNG files or folders)",
+            _analyze_face_args,
+            "cli.analyze:face_command",
+        ),
+    ],
+)
 
 # --- train and eval -------------------------------------------------------------------------------------------------
 
-TRAIN = Group("train", "train a shipped model", [
-    Lazy("text", "fine-tune MiniLM-L6 on GoEmotions and export int8 ONNX", training_args.add_text_arguments,
-         "training.text:train"),
-    Lazy("safety", "fit the crisis-risk classifier on shared/data/crisis, report out-of-fold figures",
-         training_args.add_safety_arguments, "training.safety:train"),
-    Lazy("warning-signs", "fit the warning-sign scorer on training/warning_signs (halves A and B), thresholds out of fold",
-         training_args.add_warning_sign_arguments, "training.warning_signs:train"),
-    Lazy("face", "train the facial-expression CNN on FER-2013 (Keras 3, torch backend)", training_args.add_face_arguments,
-         "training.face:train"),
-    Lazy("fusion", "train the gated fusion network on cross-dataset triplets", training_args.add_fusion_arguments,
-         "training.fusion:train"),
-    Lazy("adapter", "train the control-following LoRA adapter on ESConv-format dialogues",
-         tuning_args.add_adapter_arguments, "tuning.adapter:train"),
-    Lazy("deepface", "train deepface's emotion architecture on FER-2013 (PyTorch), so DeepFace runs offline",
-         training_args.add_deepface_arguments, "training.deepface_emotion:train"),
-    Lazy("voice", "fit the prosody head on RAVDESS, report leave-one-actor-out CV", training_args.add_voice_arguments,
-         "training.voice:train"),
-])
+TRAIN = Group(
+    "train",
+    "train a shipped model",
+    [
+        Lazy(
+            "text",
+            "fine-tune MiniLM-L6 on GoEmotions and export int8 ONNX",
+            training_args.add_text_arguments,
+            "training.text:train",
+        ),
+        Lazy(
+            "safety",
+            "fit the crisis-risk classifier on shared/data/crisis, report out-of-fold figures",
+            training_args.add_safety_arguments,
+            "training.safety:train",
+        ),
+        Lazy(
+            "warning-signs",
+            "fit the warning-sign scorer on training/warning_signs (halves A and B), thresholds out of fold",
+            training_args.add_warning_sign_arguments,
+            "training.warning_signs:train",
+        ),
+        Lazy(
+            "face",
+            "train the facial-expression CNN on FER-2013 (Keras 3, torch backend)",
+            training_args.add_face_arguments,
+            "training.face:train",
+        ),
+        Lazy(
+            "fusion",
+            "train the gated fusion network on cross-dataset triplets",
+            training_args.add_fusion_arguments,
+            "training.fusion:train",
+        ),
+        Lazy(
+            "adapter",
+            "train the control-following LoRA adapter on ESConv-format dialogues",
+            tuning_args.add_adapter_arguments,
+            "tuning.adapter:train",
+        ),
+        Lazy(
+            "deepface",
+            "train deepface's emotion architecture on FER-2013 (PyTorch), so DeepFace runs offline",
+            training_args.add_deepface_arguments,
+            "training.deepface_emotion:train",
+        ),
+        Lazy(
+            "voice",
+            "fit the prosody head on RAVDESS, report leave-one-actor-out CV",
+            training_args.add_voice_arguments,
+            "training.voice:train",
+        ),
+    ],
+)
 
-EVAL = Group("eval", "evaluate a shipped model on data you give", [
-    Lazy("fusion", "fusion vs each modality on triplets built from your splits", training_args.add_fusion_eval_arguments,
-         "training.fusion:eval_cli"),
-    Lazy("replies", "reply quality and controllability, adapter vs base model", tuning_args.add_replies_eval_arguments,
-         "tuning.eval_replies:run"),
-])
+EVAL = Group(
+    "eval",
+    "evaluate a shipped model on data you give",
+    [
+        Lazy(
+            "fusion",
+            "fusion vs each modality on triplets built from your splits",
+            training_args.add_fusion_eval_arguments,
+            "training.fusion:eval_cli",
+        ),
+        Lazy(
+            "replies",
+            "reply quality and controllability, adapter vs base model",
+            tuning_args.add_replies_eval_arguments,
+            "tuning.eval_replies:run",
+        ),
+    ],
+)
 
 COMMANDS: tuple[Command | Group, ...] = (
-    Serve(), Group("keys", "manage API keys (stored hashed; a key is shown once, at creation)",
-                   [KeysCreate(), KeysList(), KeysRevoke()]),
-    Forget(), Chat(), Schema(), ANALYZE, TRAIN, EVAL,
+    Serve(),
+    Group(
+        "keys",
+        "manage API keys (stored hashed; a key is shown once, at creation)",
+        [KeysCreate(), KeysList(), KeysRevoke()],
+    ),
+    Forget(),
+    Chat(),
+    Schema(),
+    ANALYZE,
+    TRAIN,
+    EVAL,
 )
 
 

@@ -1,4 +1,5 @@
 """Fuse per-modality signals into one percept with interpretable gate weights."""
+
 from fusion.confidence import ConfidenceFusion
 from fusion.types import FusedPercept
 

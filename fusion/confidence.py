@@ -2,6 +2,7 @@
 
 Gate per present modality = softmax over logit(confidence); fused distribution = Σ gate · dist.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,4 +45,3 @@ class ConfidenceFusion:
 def _logit(p: float) -> float:
     p = min(max(p, 1e-3), 1 - 1e-3)
     return math.log(p / (1 - p))
-

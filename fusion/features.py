@@ -1,5 +1,6 @@
 """What the gated fusion network sees of each modality: a small "head" vector (log-distribution, confidence,
 entropy, input quality) and, for text and face, the perceiver's embedding. Used live and in training alike."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -39,5 +40,7 @@ def embedding_vector(signal: ModalitySignal) -> np.ndarray:
     d = EMBEDDING_DIMS[signal.modality]
     if d == 0:
         return np.zeros(0, np.float32)
-    assert signal.embedding.shape == (d,), f"{signal.modality} embedding {signal.embedding.shape}, fusion expects ({d},)"
+    assert signal.embedding.shape == (d,), (
+        f"{signal.modality} embedding {signal.embedding.shape}, fusion expects ({d},)"
+    )
     return signal.embedding.astype(np.float32)

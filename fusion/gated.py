@@ -8,14 +8,15 @@ served FusedPercept carries the distribution and the gates) goes through a linea
 distribution. Training (training/fusion.py) also asks each h_m alone to predict the
 label through the same output layer, so the h_m live in one space and a single modality still reads well.
 """
+
 from __future__ import annotations
 
-from typing import Any
 import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,36 +25,49 @@ from fusion.types import FusedPercept, gated_confidence
 from perception import LABELS, MODALITIES, Modality, ModalitySignal
 
 
-def build_gmu(hidden: int = 64, emb_proj: int = 16, gate_hidden: int = 32, dropout: float = 0.3,
-              emb_dropout: float = 0.5) -> Any:  # a torch.nn.Module (torch is imported lazily)
+def build_gmu(
+    hidden: int = 64, emb_proj: int = 16, gate_hidden: int = 32, dropout: float = 0.3, emb_dropout: float = 0.5
+) -> Any:  # a torch.nn.Module (torch is imported lazily)
     import torch
     from torch import nn
 
     class GMU(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.proj = nn.ModuleDict({
-                m: nn.Sequential(nn.LayerNorm(EMBEDDING_DIMS[m]), nn.Dropout(emb_dropout), nn.Linear(EMBEDDING_DIMS[m], emb_proj))
-                for m in MODALITIES if EMBEDDING_DIMS[m]})
-            self.enc = nn.ModuleDict({
-                m: nn.Linear(HEAD_DIMS[m] + (emb_proj if EMBEDDING_DIMS[m] else 0), hidden) for m in MODALITIES})
-            self.gate = nn.Sequential(nn.Linear(sum(HEAD_DIMS.values()) + len(MODALITIES), gate_hidden), nn.ReLU(),
-                                      nn.Dropout(dropout), nn.Linear(gate_hidden, len(MODALITIES)))
+            self.proj = nn.ModuleDict(
+                {
+                    m: nn.Sequential(
+                        nn.LayerNorm(EMBEDDING_DIMS[m]), nn.Dropout(emb_dropout), nn.Linear(EMBEDDING_DIMS[m], emb_proj)
+                    )
+                    for m in MODALITIES
+                    if EMBEDDING_DIMS[m]
+                }
+            )
+            self.enc = nn.ModuleDict(
+                {m: nn.Linear(HEAD_DIMS[m] + (emb_proj if EMBEDDING_DIMS[m] else 0), hidden) for m in MODALITIES}
+            )
+            self.gate = nn.Sequential(
+                nn.Linear(sum(HEAD_DIMS.values()) + len(MODALITIES), gate_hidden),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                nn.Linear(gate_hidden, len(MODALITIES)),
+            )
             self.drop = nn.Dropout(dropout)
             self.out = nn.Linear(hidden, len(LABELS))
 
-        def forward(self, heads: Mapping[str, torch.Tensor], embs: Mapping[str, torch.Tensor],
-                    mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        def forward(
+            self, heads: Mapping[str, torch.Tensor], embs: Mapping[str, torch.Tensor], mask: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
             """heads[m]: [B, HEAD_DIMS[m]]; embs[m]: [B, EMBEDDING_DIMS[m]]; mask: [B, 3] (1 = present, ≥ 1 per row).
             Returns logits [B, 7], gates [B, 3], persona [B, hidden], per-modality logits [B, 3, 7]."""
             hs = []
             for i, m in enumerate(MODALITIES):
-                x = heads[m] * mask[:, i:i + 1]
+                x = heads[m] * mask[:, i : i + 1]
                 if m in self.proj:
-                    x = torch.cat([x, self.proj[m](embs[m]) * mask[:, i:i + 1]], dim=1)
+                    x = torch.cat([x, self.proj[m](embs[m]) * mask[:, i : i + 1]], dim=1)
                 hs.append(torch.tanh(self.enc[m](x)))
             h = torch.stack(hs, dim=1)  # [B, 3, hidden]
-            gate_in = torch.cat([heads[m] * mask[:, i:i + 1] for i, m in enumerate(MODALITIES)] + [mask], dim=1)
+            gate_in = torch.cat([heads[m] * mask[:, i : i + 1] for i, m in enumerate(MODALITIES)] + [mask], dim=1)
             a = self.gate(gate_in).masked_fill(mask == 0, float("-inf"))
             g = torch.softmax(a, dim=1)  # [B, 3], 0 for absent
             persona = (g.unsqueeze(-1) * h).sum(1)  # [B, hidden]
@@ -87,16 +101,17 @@ class GMUWeights:
     def hidden(self) -> int:
         return int(self.w["out.weight"].shape[1])
 
-    def forward(self, heads: Mapping[str, np.ndarray], embs: Mapping[str, np.ndarray],
-                mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def forward(
+        self, heads: Mapping[str, np.ndarray], embs: Mapping[str, np.ndarray], mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """heads[m]: [B, HEAD_DIMS[m]]; embs[m]: [B, EMBEDDING_DIMS[m]]; mask [B, 3]. (logits, gates, persona)."""
         hs, gate_in = [], []
         for i, m in enumerate(MODALITIES):
-            x = heads[m] * mask[:, i:i + 1]
+            x = heads[m] * mask[:, i : i + 1]
             gate_in.append(x)
             if f"proj.{m}.0.weight" in self.w:
                 e = self._linear(f"proj.{m}.2", self._layer_norm(f"proj.{m}.0", embs[m]))
-                x = np.concatenate([x, e * mask[:, i:i + 1]], axis=1)
+                x = np.concatenate([x, e * mask[:, i : i + 1]], axis=1)
             hs.append(np.tanh(self._linear(f"enc.{m}", x)))
         h = np.stack(hs, axis=1)  # [B, 3, hidden]
         a = self._linear("gate.3", np.maximum(self._linear("gate.0", np.concatenate(gate_in + [mask], axis=1)), 0.0))
@@ -130,8 +145,14 @@ class GatedFusion:
         z = np.exp(logits[0] - logits[0].max())
         dist = (z / z.sum()).astype(np.float32)
         gates = {m: float(g[0, i]) for i, m in enumerate(MODALITIES)}
-        return FusedPercept(dist, gates, present, self.name,
-                            (time.perf_counter() - t0) * 1000, confidence=gated_confidence(gates, signals))
+        return FusedPercept(
+            dist,
+            gates,
+            present,
+            self.name,
+            (time.perf_counter() - t0) * 1000,
+            confidence=gated_confidence(gates, signals),
+        )
 
 
 def load_gmu_module(path: str | Path) -> tuple[Any, str]:
@@ -157,10 +178,14 @@ def default_fusion_path() -> Path:
 
 
 AGREEMENT_QUALITY: Mapping[Modality, Mapping[str, float]] = {
-    "text": {"words": 12, "letters": 0.95}, "face": {"sharpness": 5.0, "contrast": 0.2, "brightness": 0.5}}
+    "text": {"words": 12, "letters": 0.95},
+    "face": {"sharpness": 5.0, "contrast": 0.2, "brightness": 0.5},
+}
 
 
-def overridden_readings(fusion: GatedFusion, p: float = 0.8, confidence: float = 0.7) -> list[tuple[str, tuple[str, ...], str]]:
+def overridden_readings(
+    fusion: GatedFusion, p: float = 0.8, confidence: float = 0.7
+) -> list[tuple[str, tuple[str, ...], str]]:
     """The fusion's contract with its perceivers: readings that agree (text and face, or one of them alone, each at p
     on one label) decide the fused label whatever embeddings come with them — a random vector or zeros — so the
     embedding path can refine but never take over. Returns each (label, modalities, embedding kind) it gets wrong:
@@ -176,8 +201,15 @@ def overridden_readings(fusion: GatedFusion, p: float = 0.8, confidence: float =
                 for m in mods:
                     rng = np.random.default_rng(len(m))
                     emb = rng.normal(size=EMBEDDING_DIMS[m]) if kind == "random" else np.zeros(EMBEDDING_DIMS[m])
-                    signals[m] = ModalitySignal(m, dist, emb.astype(np.float32), confidence, 1.0, "contract",
-                                                {"quality": dict(AGREEMENT_QUALITY[m])})
+                    signals[m] = ModalitySignal(
+                        m,
+                        dist,
+                        emb.astype(np.float32),
+                        confidence,
+                        1.0,
+                        "contract",
+                        {"quality": dict(AGREEMENT_QUALITY[m])},
+                    )
                 fused = fusion.fuse(signals).distribution
                 if LABELS[int(np.argmax(fused))] != label:
                     wrong.append((label, mods, kind))

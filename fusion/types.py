@@ -1,4 +1,5 @@
 """Values fusion hands to persona."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

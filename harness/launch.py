@@ -1,4 +1,5 @@
 """Start `persona-agent serve` as a child process on loopback and wait until it is ready (tests and benchmarks)."""
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import httpx
 
-
 # The key every embedded vLLM started here requires (it answers /v1 to no one else), and the one a server started here
 # with LLM_BASE_URL uses by default: tests point second servers at the session's engine.
 ENGINE_KEY = "harness-" + secrets.token_urlsafe(16)
@@ -28,8 +28,11 @@ def free_port() -> int:
 
 def metric_sum(text: str, name: str) -> float:
     """One metric of a Prometheus text exposition, summed over its label sets (`name` may carry a label set)."""
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") or line.startswith(name + " "))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
 
 
 @dataclass(frozen=True)
@@ -58,14 +61,19 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(log_dir: Path, env: Mapping[str, str] | None = None, ready_timeout_s: float = 420,
-                args: Sequence[str] = ()) -> Iterator[LiveServer]:
+def live_server(
+    log_dir: Path, env: Mapping[str, str] | None = None, ready_timeout_s: float = 420, args: Sequence[str] = ()
+) -> Iterator[LiveServer]:
     """Run the real server (and, unless LLM_BASE_URL is set in `env`, its embedded vLLM) until the block exits."""
     log_dir.mkdir(parents=True, exist_ok=True)
     port, llm_port = free_port(), free_port()
     full_env = {k: v for k, v in os.environ.items() if k not in ("LLM_BASE_URL", "LLM_MODEL")}
-    full_env.update(PERSONA_PORT=str(port), PERSONA_EMBEDDED_LLM_PORT=str(llm_port),
-                    PERSONA_EMBEDDED_LLM_LOG=str(log_dir / "vllm.log"), PERSONA_LOG_LEVEL="warning")
+    full_env.update(
+        PERSONA_PORT=str(port),
+        PERSONA_EMBEDDED_LLM_PORT=str(llm_port),
+        PERSONA_EMBEDDED_LLM_LOG=str(log_dir / "vllm.log"),
+        PERSONA_LOG_LEVEL="warning",
+    )
     full_env.update(env or {})
     full_env.setdefault("PERSONA_EMBEDDED_LLM_API_KEY", ENGINE_KEY)
     if "LLM_BASE_URL" in full_env:
@@ -75,8 +83,14 @@ def live_server(log_dir: Path, env: Mapping[str, str] | None = None, ready_timeo
     exe = Path(sys.executable).with_name("persona-agent")
     with open(log_dir / "server.log", "wb") as log:
         proc = subprocess.Popen([str(exe), "serve", *args], env=full_env, stdout=log, stderr=subprocess.STDOUT)
-        server = LiveServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/chat", llm_url, max_tokens, proc.pid,
-                            full_env["LLM_API_KEY" if "LLM_BASE_URL" in full_env else "PERSONA_EMBEDDED_LLM_API_KEY"])
+        server = LiveServer(
+            f"http://127.0.0.1:{port}",
+            f"ws://127.0.0.1:{port}/v1/chat",
+            llm_url,
+            max_tokens,
+            proc.pid,
+            full_env["LLM_API_KEY" if "LLM_BASE_URL" in full_env else "PERSONA_EMBEDDED_LLM_API_KEY"],
+        )
         try:
             deadline = time.monotonic() + ready_timeout_s
             while True:

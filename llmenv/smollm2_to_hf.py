@@ -3,10 +3,11 @@
 Run with the LLM virtualenv's Python (it has transformers + gguf): `python llmenv/smollm2_to_hf.py OUT_DIR`.
 Standalone on purpose: it imports nothing from this project. Dequantises Q4_1 to float32 weights.
 """
+
 from __future__ import annotations
 
-import sys
 import importlib.util
+import sys
 from pathlib import Path
 
 

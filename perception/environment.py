@@ -1,4 +1,5 @@
 """Environment the third-party libraries read, set once at process start-up (the CLI entry, the runtime factory)."""
+
 from __future__ import annotations
 
 import os
@@ -16,5 +17,7 @@ def configure_third_party() -> None:
 
 def require_keras_backend() -> None:
     if "KERAS_BACKEND" not in os.environ:
-        raise RuntimeError("KERAS_BACKEND is not set: call perception.environment.configure_third_party() at start-up, "
-                           "before keras is imported")
+        raise RuntimeError(
+            "KERAS_BACKEND is not set: call perception.environment.configure_third_party() at start-up, "
+            "before keras is imported"
+        )

@@ -1,4 +1,5 @@
 """The shared label space (DESIGN.md §2) and its fixed valence/arousal mapping."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

@@ -5,6 +5,7 @@ another language is flagged `language_unsupported` rather than silently screened
 Short messages are where identifiers guess ("ok thanks" is 55% English), so a message is only called unsupported
 with at least MIN_WORDS words and MIN_CONFIDENCE; anything less sure counts as screened.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

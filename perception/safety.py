@@ -6,6 +6,7 @@ is killing me", "I could die of embarrassment"). The learned part averages two l
 to run), one over the words and character n-grams of the message (TF-IDF), which catches the wording of risk
 ("pills", "rope", "no way out") that an emotion model reads as plain sadness.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,32 +61,68 @@ _IDIOMS = [
 # checked against all of them, whatever language it was identified as: rules cost microseconds, and mixed-language
 # messages are common. Idioms of these languages ("me muero de risa", "mort de rire") match none of them.
 _EXPLICIT_OTHER = {
-    "es": [r"\bno (le )?veo (el |ning[uú]n )?sentido (a|de|en) (vivir|la vida|seguir viviendo)\b",
-           r"\bno tiene sentido (vivir|seguir viviendo)\b",
-           r"\bpara qu[eé] (seguir )?(vivir|viviendo)\s*(\?|\.|,|!|$)",
-           r"\b(quiero|quisiera|voy a|me voy a|pienso en|pensando en)\s+(morir(me)?|matarme|suicidarme|"
-           r"quitarme la vida)\b", r"\bme quiero morir\b", r"\bme voy a (matar|suicidar)\b",
-           r"\bquitarme la vida\b", r"\bme (voy a|quiero|pienso|iba a) quitar la vida\b", r"\bacabar con mi vida\b",
-           r"\bno quiero (vivir|seguir viviendo|despertar)\b", r"\bsuicid(arme|io)\b", r"\bestar[ií]a mejor muert[oa]\b",
-           r"\bhacerme daño\b", r"\bautolesi(ón|on|onarme)\b"],
-    "fr": [r"\bje ne vois (plus|pas)( aucune?| d'| de)? ?(l'int[ée]r[eê]t|le sens|raison|int[ée]r[eê]t) (de|à) "
-           r"vivre\b",
-           r"\bà quoi bon vivre\b", r"\bplus (aucune )?raison de vivre\b",
-           r"\b(je veux|je voudrais|j'ai envie de|je vais|envie d[e'])\s*(mourir|me tuer|me suicider|en finir)\b",
-           r"\bme suicider\b", r"\bsuicidaire\b", r"\bmettre fin à (mes jours|ma vie)\b", r"\ben finir avec la vie\b",
-           r"\bje (ne )?veux plus vivre\b", r"\bme faire du mal\b", r"\bme scarifier\b", r"\bmieux mort\b"],
-    "de": [r"\bkeinen sinn (mehr )?(im leben|zu leben|weiterzuleben|darin,? zu leben)\b",
-           r"\bwozu (noch )?(leben|weiterleben)\b",
-           r"\b(ich will|ich möchte|ich werde)\s+(sterben|mich umbringen|mich töten)\b",
-           r"\bmich (umbringen|umzubringen|töten|zu töten)\b", r"\bselbstmord\b", r"\bsuizid(al)?\b",
-           r"\bnicht mehr leben\b", r"\bmeinem leben ein ende\b", r"\bmir das leben (zu )?nehmen\b",
-           r"\bmich selbst (zu )?verletzen\b", r"\bselbstverletzung\b", r"\bbesser tot\b"],
-    "pt": [r"\bnão vejo (mais )?sentido (em|de|na) (viver|vida|continuar vivendo)\b",
-           r"\bnão (há|tem) (mais )?(razão|motivo|sentido) para viver\b", r"\bpa?ra que viver\s*(\?|\.|,|!|$)",
-           r"\b(quero|vou|penso em|pensando em)\s+(morrer|me matar|me suicidar|matar-me|suicidar-me)\b",
-           r"\bme matar\b", r"\bsuic[ií]dio\b", r"\bme suicidar\b", r"\btirar (a )?minha (própria )?vida\b",
-           r"\bacabar com (a )?minha vida\b", r"\bnão quero (mais )?viver\b", r"\bme machucar\b",
-           r"\bautomutila", r"\bmelhor mort[oa]\b", r"\bme cortar\b"],
+    "es": [
+        r"\bno (le )?veo (el |ning[uú]n )?sentido (a|de|en) (vivir|la vida|seguir viviendo)\b",
+        r"\bno tiene sentido (vivir|seguir viviendo)\b",
+        r"\bpara qu[eé] (seguir )?(vivir|viviendo)\s*(\?|\.|,|!|$)",
+        r"\b(quiero|quisiera|voy a|me voy a|pienso en|pensando en)\s+(morir(me)?|matarme|suicidarme|"
+        r"quitarme la vida)\b",
+        r"\bme quiero morir\b",
+        r"\bme voy a (matar|suicidar)\b",
+        r"\bquitarme la vida\b",
+        r"\bme (voy a|quiero|pienso|iba a) quitar la vida\b",
+        r"\bacabar con mi vida\b",
+        r"\bno quiero (vivir|seguir viviendo|despertar)\b",
+        r"\bsuicid(arme|io)\b",
+        r"\bestar[ií]a mejor muert[oa]\b",
+        r"\bhacerme daño\b",
+        r"\bautolesi(ón|on|onarme)\b",
+    ],
+    "fr": [
+        r"\bje ne vois (plus|pas)( aucune?| d'| de)? ?(l'int[ée]r[eê]t|le sens|raison|int[ée]r[eê]t) (de|à) "
+        r"vivre\b",
+        r"\bà quoi bon vivre\b",
+        r"\bplus (aucune )?raison de vivre\b",
+        r"\b(je veux|je voudrais|j'ai envie de|je vais|envie d[e'])\s*(mourir|me tuer|me suicider|en finir)\b",
+        r"\bme suicider\b",
+        r"\bsuicidaire\b",
+        r"\bmettre fin à (mes jours|ma vie)\b",
+        r"\ben finir avec la vie\b",
+        r"\bje (ne )?veux plus vivre\b",
+        r"\bme faire du mal\b",
+        r"\bme scarifier\b",
+        r"\bmieux mort\b",
+    ],
+    "de": [
+        r"\bkeinen sinn (mehr )?(im leben|zu leben|weiterzuleben|darin,? zu leben)\b",
+        r"\bwozu (noch )?(leben|weiterleben)\b",
+        r"\b(ich will|ich möchte|ich werde)\s+(sterben|mich umbringen|mich töten)\b",
+        r"\bmich (umbringen|umzubringen|töten|zu töten)\b",
+        r"\bselbstmord\b",
+        r"\bsuizid(al)?\b",
+        r"\bnicht mehr leben\b",
+        r"\bmeinem leben ein ende\b",
+        r"\bmir das leben (zu )?nehmen\b",
+        r"\bmich selbst (zu )?verletzen\b",
+        r"\bselbstverletzung\b",
+        r"\bbesser tot\b",
+    ],
+    "pt": [
+        r"\bnão vejo (mais )?sentido (em|de|na) (viver|vida|continuar vivendo)\b",
+        r"\bnão (há|tem) (mais )?(razão|motivo|sentido) para viver\b",
+        r"\bpa?ra que viver\s*(\?|\.|,|!|$)",
+        r"\b(quero|vou|penso em|pensando em)\s+(morrer|me matar|me suicidar|matar-me|suicidar-me)\b",
+        r"\bme matar\b",
+        r"\bsuic[ií]dio\b",
+        r"\bme suicidar\b",
+        r"\btirar (a )?minha (própria )?vida\b",
+        r"\bacabar com (a )?minha vida\b",
+        r"\bnão quero (mais )?viver\b",
+        r"\bme machucar\b",
+        r"\bautomutila",
+        r"\bmelhor mort[oa]\b",
+        r"\bme cortar\b",
+    ],
 }
 # Mentions that are not a statement of one's own risk: negations and the topic itself. Blanked out before the
 # explicit rules only (the learned score still reads the whole message, and decides whether caution applies).
@@ -200,7 +237,7 @@ def lexical_terms(text: str) -> list[str]:
     words = _WORD_RE.findall(strip_idioms(text).lower())
     terms = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
     joined = f" {' '.join(words)} "
-    terms += [joined[i:i + n] for n in (3, 4, 5) for i in range(len(joined) - n + 1)]
+    terms += [joined[i : i + n] for n in (3, 4, 5) for i in range(len(joined) - n + 1)]
     return terms
 
 
@@ -225,7 +262,9 @@ class LexicalRisk:
         return 1.0 / (1.0 + np.exp(-z))
 
 
-def tfidf_rows(texts: Sequence[str], vocab: dict[str, int], idf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def tfidf_rows(
+    texts: Sequence[str], vocab: dict[str, int], idf: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sublinear, L2-normalised TF-IDF of `lexical_terms` (scikit-learn's TfidfVectorizer with sublinear_tf=True,
     recomputed from a stored vocabulary and idf weights) as a sparse [N, V] matrix's (rows, columns, values): the
     terms are counted per message, then weighted and normalised for the whole batch at once."""
@@ -267,8 +306,9 @@ class RiskClassifier:
     def assess(self, text: str, features: np.ndarray) -> RiskAssessment:
         return self.assess_batch([text], features[None])[0]
 
-    def assess_batch(self, texts: Sequence[str], features: np.ndarray,
-                     signs: Sequence[SignReading] | None = None) -> list[RiskAssessment]:
+    def assess_batch(
+        self, texts: Sequence[str], features: np.ndarray, signs: Sequence[SignReading] | None = None
+    ) -> list[RiskAssessment]:
         """N messages, their [N, F] features (`risk_features`) and, when the scorer by meaning read them, their N
         warning signs → N assessments, scored as one matrix."""
         t0 = time.perf_counter()
@@ -280,8 +320,15 @@ class RiskClassifier:
             level, rule = decide_level(text, s, feats[-28:], self.crisis_threshold, self.caution_threshold, sign)
             explicit = level == "crisis" and rule is not None
             category = sign.category if sign is not None and level != "none" else None
-            out.append(RiskAssessment(level=level, score=round(max(s, 0.99) if explicit else s, 4), rule=rule,
-                                      latency_ms=ms, category=category))
+            out.append(
+                RiskAssessment(
+                    level=level,
+                    score=round(max(s, 0.99) if explicit else s, 4),
+                    rule=rule,
+                    latency_ms=ms,
+                    category=category,
+                )
+            )
         return out
 
 
@@ -289,11 +336,42 @@ class RiskClassifier:
 # reads as mostly positive (positive emotions >= 0.3 of the mass and at least the negative ones) is not put under
 # the caution prompt: on GoEmotions dev this takes caution on joy / gratitude / pride / excitement / relief messages
 # from 4.7% to 0.8% (all dev messages 9.9% -> 6.5%). It never lowers the crisis tier or the explicit rules.
-_POSITIVE = np.array([GOEMOTIONS.index(g) for g in ("admiration", "amusement", "approval", "caring", "excitement",
-                                                     "gratitude", "joy", "love", "optimism", "pride", "relief")])
-_NEGATIVE = np.array([GOEMOTIONS.index(g) for g in ("anger", "annoyance", "disappointment", "disapproval", "disgust",
-                                                     "embarrassment", "fear", "grief", "nervousness", "remorse",
-                                                     "sadness")])
+_POSITIVE = np.array(
+    [
+        GOEMOTIONS.index(g)
+        for g in (
+            "admiration",
+            "amusement",
+            "approval",
+            "caring",
+            "excitement",
+            "gratitude",
+            "joy",
+            "love",
+            "optimism",
+            "pride",
+            "relief",
+        )
+    ]
+)
+_NEGATIVE = np.array(
+    [
+        GOEMOTIONS.index(g)
+        for g in (
+            "anger",
+            "annoyance",
+            "disappointment",
+            "disapproval",
+            "disgust",
+            "embarrassment",
+            "fear",
+            "grief",
+            "nervousness",
+            "remorse",
+            "sadness",
+        )
+    ]
+)
 POSITIVE_MIN = 0.3
 _NO_PROBS = np.zeros(len(GOEMOTIONS), np.float32)  # no emotion reading: never "mostly positive"
 
@@ -304,8 +382,14 @@ def positive_message(probs: np.ndarray) -> bool:
     return pos >= POSITIVE_MIN and pos >= neg
 
 
-def decide_level(text: str, score: float, probs: np.ndarray, crisis_threshold: float,
-                 caution_threshold: float, sign: SignReading | None = None) -> tuple[RiskLevel, str | None]:
+def decide_level(
+    text: str,
+    score: float,
+    probs: np.ndarray,
+    crisis_threshold: float,
+    caution_threshold: float,
+    sign: SignReading | None = None,
+) -> tuple[RiskLevel, str | None]:
     """The safety layer's decision for one message, and the phrase rule behind it (served, and replayed out-of-fold
     by `train safety` and bench/safety.py): an explicit phrase, a learned score over the crisis threshold or a
     crisis-tier warning sign read by meaning (`sign`, perception/warning_signs.py) is a crisis; a caution-tier
@@ -322,8 +406,9 @@ def decide_level(text: str, score: float, probs: np.ndarray, crisis_threshold: f
         return "caution", None
     if (phrase := warning_sign(text)) is not None:
         return "caution", phrase
-    if score >= caution_threshold and (score >= (caution_threshold + crisis_threshold) / 2
-                                       or not (positive_message(probs) or laughing(text))):
+    if score >= caution_threshold and (
+        score >= (caution_threshold + crisis_threshold) / 2 or not (positive_message(probs) or laughing(text))
+    ):
         return "caution", None
     return "none", None
 
@@ -339,15 +424,31 @@ def load_risk_classifier(path: str | Path) -> RiskClassifier:
         lexical = None
         if "lex_vocab" in z.files:
             terms = json.loads(str(z["lex_vocab"]))
-            lexical = LexicalRisk(vocab={t: i for i, t in enumerate(terms)}, idf=z["lex_idf"].astype(np.float64),
-                                  coef=z["lex_coef"].astype(np.float64), bias=float(z["lex_bias"]))
-        return RiskClassifier(mean=z["mean"], scale=z["scale"], coef=z["coef"], bias=float(z["bias"]),
-                              crisis_threshold=float(z["crisis_threshold"]), caution_threshold=float(z["caution_threshold"]),
-                              lexical=lexical, embedding_weight=float(z["embedding_weight"]) if lexical else 1.0)
+            lexical = LexicalRisk(
+                vocab={t: i for i, t in enumerate(terms)},
+                idf=z["lex_idf"].astype(np.float64),
+                coef=z["lex_coef"].astype(np.float64),
+                bias=float(z["lex_bias"]),
+            )
+        return RiskClassifier(
+            mean=z["mean"],
+            scale=z["scale"],
+            coef=z["coef"],
+            bias=float(z["bias"]),
+            crisis_threshold=float(z["crisis_threshold"]),
+            caution_threshold=float(z["caution_threshold"]),
+            lexical=lexical,
+            embedding_weight=float(z["embedding_weight"]) if lexical else 1.0,
+        )
 
 
-def risk_features(model: TextEmotionModel, texts: Sequence[str], probs: np.ndarray | None = None,
-                  pooled: np.ndarray | None = None, encoder: SentenceEncoder | None = None) -> np.ndarray:
+def risk_features(
+    model: TextEmotionModel,
+    texts: Sequence[str],
+    probs: np.ndarray | None = None,
+    pooled: np.ndarray | None = None,
+    encoder: SentenceEncoder | None = None,
+) -> np.ndarray:
     """[N, 384 (+ 768) + 28]: the text model's sentence embedding, the safety encoder's embedding when there is one
     (perception/sentence_encoder.py), and the text model's 28 label probabilities, last. Messages with a harmless
     idiom are read with the idiom blanked out, so "dying to see it" is not scored like "dying". Pass the outputs of a
@@ -372,8 +473,9 @@ class RiskFeatures:
     model: TextEmotionModel
     encoder: SentenceEncoder | None = None
 
-    def __call__(self, texts: Sequence[str], probs: np.ndarray | None = None,
-                 pooled: np.ndarray | None = None) -> np.ndarray:
+    def __call__(
+        self, texts: Sequence[str], probs: np.ndarray | None = None, pooled: np.ndarray | None = None
+    ) -> np.ndarray:
         return risk_features(self.model, texts, probs, pooled, self.encoder)
 
 

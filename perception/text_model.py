@@ -3,14 +3,15 @@
 Reports the 28 GoEmotions probabilities (in `evidence`), the labels over their tuned thresholds, and the 7-label
 shared distribution derived from them (DESIGN.md §2).
 """
+
 from __future__ import annotations
 
-from typing import Any
 import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,17 +20,54 @@ from perception.types import ModalitySignal
 
 MAX_LEN = 64  # tokens; GoEmotions comments are short, longer messages are truncated
 GOEMOTIONS: tuple[str, ...] = (
-    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion", "curiosity", "desire",
-    "disappointment", "disapproval", "disgust", "embarrassment", "excitement", "fear", "gratitude", "grief", "joy",
-    "love", "nervousness", "optimism", "pride", "realization", "relief", "remorse", "sadness", "surprise", "neutral",
+    "admiration",
+    "amusement",
+    "anger",
+    "annoyance",
+    "approval",
+    "caring",
+    "confusion",
+    "curiosity",
+    "desire",
+    "disappointment",
+    "disapproval",
+    "disgust",
+    "embarrassment",
+    "excitement",
+    "fear",
+    "gratitude",
+    "grief",
+    "joy",
+    "love",
+    "nervousness",
+    "optimism",
+    "pride",
+    "realization",
+    "relief",
+    "remorse",
+    "sadness",
+    "surprise",
+    "neutral",
 )
 # GoEmotions' own ekman_mapping.json (Demszky et al. 2020); neutral stays neutral.
 EKMAN_MAPPING: Mapping[str, tuple[str, ...]] = {
     "anger": ("anger", "annoyance", "disapproval"),
     "disgust": ("disgust",),
     "fear": ("fear", "nervousness"),
-    "joy": ("joy", "amusement", "approval", "excitement", "gratitude", "love", "optimism", "relief", "pride",
-            "admiration", "desire", "caring"),
+    "joy": (
+        "joy",
+        "amusement",
+        "approval",
+        "excitement",
+        "gratitude",
+        "love",
+        "optimism",
+        "relief",
+        "pride",
+        "admiration",
+        "desire",
+        "caring",
+    ),
     "sadness": ("sadness", "disappointment", "embarrassment", "grief", "remorse"),
     "surprise": ("surprise", "realization", "confusion", "curiosity"),
     "neutral": ("neutral",),
@@ -64,8 +102,8 @@ def pad_token_ids(seqs: Sequence[Sequence[int]], pad: int = 0) -> tuple[np.ndarr
     ids = np.full((len(seqs), t), pad, dtype=np.int64)
     mask = np.zeros((len(seqs), t), dtype=np.int64)
     for i, x in enumerate(seqs):
-        ids[i, :len(x)] = x
-        mask[i, :len(x)] = 1
+        ids[i, : len(x)] = x
+        mask[i, : len(x)] = 1
     return ids, mask
 
 
@@ -108,7 +146,7 @@ class TextEmotionModel:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), len(GOEMOTIONS)), dtype=np.float32)
         for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
+            idx = order[s : s + batch_size]
             out[idx] = self.forward([texts[i] for i in idx])[0]
         return out
 
@@ -117,7 +155,9 @@ class TextEmotionModel:
         probs, pooled = self.forward(texts)
         return self.signals(texts, probs, pooled, (time.perf_counter() - t0) * 1000)
 
-    def signals(self, texts: Sequence[str], probs: np.ndarray, pooled: np.ndarray, batch_ms: float) -> list[ModalitySignal]:
+    def signals(
+        self, texts: Sequence[str], probs: np.ndarray, pooled: np.ndarray, batch_ms: float
+    ) -> list[ModalitySignal]:
         """One forward pass's outputs ([N, 28] probabilities, [N, 384] embeddings) → the N text signals."""
         dist = to_distribution(to_shared(probs))
         ms = batch_ms / max(1, len(texts))
@@ -126,13 +166,21 @@ class TextEmotionModel:
             predicted = [GOEMOTIONS[j] for j in np.flatnonzero(probs[i] >= self.thresholds)]
             # confidence: 1 - normalised entropy of the shared distribution
             h = -float((dist[i] * np.log(dist[i])).sum()) / np.log(len(LABELS))
-            out.append(ModalitySignal(
-                modality="text", distribution=dist[i].astype(np.float32), embedding=pooled[i].astype(np.float32),
-                confidence=float(np.clip(1.0 - h, 0.0, 1.0)), latency_ms=ms, model=self.name,
-                evidence={"labels": {g: round(float(p), 4) for g, p in zip(GOEMOTIONS, probs[i])},
-                          "predicted": predicted or [GOEMOTIONS[int(np.argmax(probs[i]))]],
-                          "quality": text_quality(texts[i])},
-            ))
+            out.append(
+                ModalitySignal(
+                    modality="text",
+                    distribution=dist[i].astype(np.float32),
+                    embedding=pooled[i].astype(np.float32),
+                    confidence=float(np.clip(1.0 - h, 0.0, 1.0)),
+                    latency_ms=ms,
+                    model=self.name,
+                    evidence={
+                        "labels": {g: round(float(p), 4) for g, p in zip(GOEMOTIONS, probs[i])},
+                        "predicted": predicted or [GOEMOTIONS[int(np.argmax(probs[i]))]],
+                        "quality": text_quality(texts[i]),
+                    },
+                )
+            )
         return out
 
     def perceive(self, text: str) -> ModalitySignal:
@@ -142,7 +190,7 @@ class TextEmotionModel:
         """Occlusion: remove each word in turn; its weight is how much the explained label's probability drops.
         Explains `label` (a GoEmotions or shared label) or else the top GoEmotions label."""
         words = text.split()[:max_words]
-        variants = [text] + [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
+        variants = [text] + [" ".join(words[:i] + words[i + 1 :]) for i in range(len(words))]
         probs = self.forward(variants)[0]  # [1 + W, 28]
         if label is None:
             label = GOEMOTIONS[int(np.argmax(probs[0]))]

@@ -1,4 +1,5 @@
 """Values perception hands to fusion."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

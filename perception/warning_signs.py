@@ -11,6 +11,7 @@ category past its threshold makes a crisis (a farewell or giving things away onl
 a caution); any category past the caution threshold a caution. Trained and reported
 by `persona-agent train warning-signs` (training/warning_signs.py); the model card is perception/models/SAFETY.md.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,12 @@ def sentence_units(texts: Sequence[str]) -> tuple[list[tuple[int, str]], list[bo
     return parts, [len(texts[i].split()) > WINDOW_WORDS for i, _ in parts]
 
 
-def unit_features(parts: Sequence[tuple[int, str]], own: Sequence[bool], features: np.ndarray,
-                  featurize: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+def unit_features(
+    parts: Sequence[tuple[int, str]],
+    own: Sequence[bool],
+    features: np.ndarray,
+    featurize: Callable[[list[str]], np.ndarray],
+) -> np.ndarray:
     """[S, F] features of the sentence units of `sentence_units`: their message's row of `features`, or, for a long
     message's sentence (`own`), `featurize` of the sentence itself (one batched pass). Served and in training alike."""
     x = features[[i for i, _ in parts]] if parts else np.zeros((0, features.shape[1]), features.dtype)
@@ -116,8 +121,9 @@ class WarningSignModel:
         """[N, K] → ([N] crisis-tier mass, [N] any-category mass)."""
         return probs[:, self.crisis_columns].sum(axis=1), 1.0 - probs[:, 0]
 
-    def read(self, probs: np.ndarray, owner: Sequence[int], n: int,
-             caution_only: Sequence[bool] | None = None) -> list[SignReading]:
+    def read(
+        self, probs: np.ndarray, owner: Sequence[int], n: int, caution_only: Sequence[bool] | None = None
+    ) -> list[SignReading]:
         """[U, K] probabilities of U units (messages and their sentences), `owner[u]` the message unit u belongs to
         → the n messages' readings: per message, the unit with the largest crisis score decides a crisis, else the
         one with the largest any-category score decides a caution. A unit marked `caution_only` decides a caution at
@@ -144,8 +150,9 @@ class WarningSignModel:
         return out
 
 
-def read_messages(signs: WarningSignModel, features_of: RiskFeatures, texts: Sequence[str],
-                  features: np.ndarray) -> list[SignReading]:
+def read_messages(
+    signs: WarningSignModel, features_of: RiskFeatures, texts: Sequence[str], features: np.ndarray
+) -> list[SignReading]:
     """N messages and their [N, F] `risk_features` (from the emotion pass already made) → their N warning signs.
     The sentences of messages longer than the text model's window take one more batched pass (`sentence_units`), and
     decide a caution at most: over the development crisis set, letting one of a long post's many sentences decide a
@@ -160,25 +167,40 @@ def read_messages(signs: WarningSignModel, features_of: RiskFeatures, texts: Seq
 
 def save_warning_sign_model(m: WarningSignModel, path: Path, meta: dict[str, object]) -> None:
     np.savez_compressed(
-        path, categories=np.array(json.dumps(list(m.categories))), tiers=np.array(json.dumps(list(m.tiers))),
+        path,
+        categories=np.array(json.dumps(list(m.categories))),
+        tiers=np.array(json.dumps(list(m.tiers))),
         alone=np.array(json.dumps(list(m.alone))),
-        mean=m.mean.astype(np.float32), scale=m.scale.astype(np.float32), w_embedding=m.w_embedding.astype(np.float32),
-        vocab=np.array(json.dumps(sorted(m.vocab, key=m.vocab.__getitem__))), idf=m.idf.astype(np.float32),
-        w_lexical=m.w_lexical.astype(np.float32), bias=m.bias.astype(np.float32),
-        crisis_threshold=np.float32(m.crisis_threshold), caution_threshold=np.float32(m.caution_threshold),
-        meta=np.array(json.dumps(meta)))
+        mean=m.mean.astype(np.float32),
+        scale=m.scale.astype(np.float32),
+        w_embedding=m.w_embedding.astype(np.float32),
+        vocab=np.array(json.dumps(sorted(m.vocab, key=m.vocab.__getitem__))),
+        idf=m.idf.astype(np.float32),
+        w_lexical=m.w_lexical.astype(np.float32),
+        bias=m.bias.astype(np.float32),
+        crisis_threshold=np.float32(m.crisis_threshold),
+        caution_threshold=np.float32(m.caution_threshold),
+        meta=np.array(json.dumps(meta)),
+    )
 
 
 def load_warning_sign_model(path: str | Path) -> WarningSignModel:
     with np.load(path, allow_pickle=False) as z:
         terms = json.loads(str(z["vocab"]))
         return WarningSignModel(
-            categories=tuple(json.loads(str(z["categories"]))), tiers=tuple(json.loads(str(z["tiers"]))),
+            categories=tuple(json.loads(str(z["categories"]))),
+            tiers=tuple(json.loads(str(z["tiers"]))),
             alone=tuple(json.loads(str(z["alone"]))),
-            mean=z["mean"].astype(np.float64), scale=z["scale"].astype(np.float64),
-            w_embedding=z["w_embedding"].astype(np.float64), vocab={t: i for i, t in enumerate(terms)},
-            idf=z["idf"].astype(np.float64), w_lexical=z["w_lexical"].astype(np.float64), bias=z["bias"].astype(np.float64),
-            crisis_threshold=float(z["crisis_threshold"]), caution_threshold=float(z["caution_threshold"]))
+            mean=z["mean"].astype(np.float64),
+            scale=z["scale"].astype(np.float64),
+            w_embedding=z["w_embedding"].astype(np.float64),
+            vocab={t: i for i, t in enumerate(terms)},
+            idf=z["idf"].astype(np.float64),
+            w_lexical=z["w_lexical"].astype(np.float64),
+            bias=z["bias"].astype(np.float64),
+            crisis_threshold=float(z["crisis_threshold"]),
+            caution_threshold=float(z["caution_threshold"]),
+        )
 
 
 def default_warning_sign_model_path() -> Path:

@@ -1,4 +1,5 @@
 """Typed control signals the policy hands to prompt rendering."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -16,7 +17,9 @@ Strategy = Literal[
     "Others",
 ]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
-SafetyMode = Literal["normal", "caution", "safe", "crisis"]  # safe: after a crisis, until released (persona/safemode.py)
+SafetyMode = Literal[
+    "normal", "caution", "safe", "crisis"
+]  # safe: after a crisis, until released (persona/safemode.py)
 SAFETY_MODES: tuple[str, ...] = get_args(SafetyMode)
 SCALAR_SIGNALS = ("empathy", "warmth", "formality", "assertiveness", "verbosity", "pace")
 

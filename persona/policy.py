@@ -4,20 +4,21 @@ A rule is `{name, when: {field: {op: value}}, set: {signal: value | {mirror: fie
 order; a later rule that fires overrides an earlier one's value. Every firing is recorded with the inputs it saw.
 Ops: lt, le, gt, ge, eq, in. Fields: any PersonaState scalar, plus `p_<label>` for a class probability.
 """
+
 from __future__ import annotations
 
 import operator
-from typing import Any, Literal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
 
 from perception import LABELS
-from persona.safemode import SafeMode
 from persona.controls import SCALAR_SIGNALS, ControlSignals, coerce_signals
+from persona.safemode import SafeMode
 from persona.state import PersonaState
 
 _OPS = {
@@ -28,7 +29,17 @@ _OPS = {
     "eq": operator.eq,
     "in": lambda a, b: a in b,
 }
-_STATE_FIELDS = ("valence", "arousal", "stress", "dominant_emotion", "confidence", "trend", "formality", "verbosity", "turns")
+_STATE_FIELDS = (
+    "valence",
+    "arousal",
+    "stress",
+    "dominant_emotion",
+    "confidence",
+    "trend",
+    "formality",
+    "verbosity",
+    "turns",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,34 +116,79 @@ class Policy:
                 setv = {k: (_round(feats[v[1]]) if isinstance(v, tuple) else v) for k, v in rule.set}
                 values.update(setv)
                 fired.append(
-                    RuleFiring(rule=rule.name, inputs={f: _round(feats[f]) for f, _, _ in rule.when}, set=setv, why=rule.why)
+                    RuleFiring(
+                        rule=rule.name, inputs={f: _round(feats[f]) for f, _, _ in rule.when}, set=setv, why=rule.why
+                    )
                 )
         # The safety layer outranks every rule and every override.
         if risk is not None and risk.level == "crisis":
-            values.update(safety_mode="crisis", empathy=1.0, warmth=1.0, assertiveness=0.3, pace=0.2,
-                          strategy="Affirmation and Reassurance")
-            fired.append(RuleFiring(rule="safety_layer", inputs={"risk_score": risk.score, "rule": risk.rule,
-                                                                 "category": risk.category},
-                                    set={"safety_mode": "crisis"}, why="Crisis or self-harm risk"
-                                    + _named(risk.category) + ": fixed supportive reply with crisis resources; no free "
-                                    "generation."))
+            values.update(
+                safety_mode="crisis",
+                empathy=1.0,
+                warmth=1.0,
+                assertiveness=0.3,
+                pace=0.2,
+                strategy="Affirmation and Reassurance",
+            )
+            fired.append(
+                RuleFiring(
+                    rule="safety_layer",
+                    inputs={"risk_score": risk.score, "rule": risk.rule, "category": risk.category},
+                    set={"safety_mode": "crisis"},
+                    why="Crisis or self-harm risk"
+                    + _named(risk.category)
+                    + ": fixed supportive reply with crisis resources; no free "
+                    "generation.",
+                )
+            )
         elif risk is not None and risk.safe_mode is not None and risk.safe_mode.active:
-            values.update(safety_mode="safe", empathy=1.0, warmth=0.9, assertiveness=0.2, pace=0.3,
-                          strategy="Affirmation and Reassurance")
-            fired.append(RuleFiring(rule="safe_mode", inputs={"risk_score": risk.score, **risk.safe_mode.as_dict()},
-                                    set={"safety_mode": "safe"}, why=risk.safe_mode.why))
+            values.update(
+                safety_mode="safe",
+                empathy=1.0,
+                warmth=0.9,
+                assertiveness=0.2,
+                pace=0.3,
+                strategy="Affirmation and Reassurance",
+            )
+            fired.append(
+                RuleFiring(
+                    rule="safe_mode",
+                    inputs={"risk_score": risk.score, **risk.safe_mode.as_dict()},
+                    set={"safety_mode": "safe"},
+                    why=risk.safe_mode.why,
+                )
+            )
         elif risk is not None and (risk.level == "caution" or (risk.safe_mode is not None and risk.safe_mode.carried)):
             carried = risk.level != "caution"
-            values.update(safety_mode="caution", empathy=0.9, warmth=0.9, assertiveness=0.3,
-                          strategy="Affirmation and Reassurance")
-            fired.append(RuleFiring(
-                rule="safety_caution_carried" if carried else "safety_caution",
-                inputs={"risk_score": risk.score, "category": risk.category,
-                        **({"caution_turn": risk.safe_mode.caution_turn} if carried and risk.safe_mode is not None else {})},
-                set={"safety_mode": "caution"},
-                why=("The previous message read as possible distress: the careful reply holds for this turn too."
-                     if carried else "Possible distress" + _named(risk.category)
-                     + ": careful reply that points to people and services who can help.")))
+            values.update(
+                safety_mode="caution",
+                empathy=0.9,
+                warmth=0.9,
+                assertiveness=0.3,
+                strategy="Affirmation and Reassurance",
+            )
+            fired.append(
+                RuleFiring(
+                    rule="safety_caution_carried" if carried else "safety_caution",
+                    inputs={
+                        "risk_score": risk.score,
+                        "category": risk.category,
+                        **(
+                            {"caution_turn": risk.safe_mode.caution_turn}
+                            if carried and risk.safe_mode is not None
+                            else {}
+                        ),
+                    },
+                    set={"safety_mode": "caution"},
+                    why=(
+                        "The previous message read as possible distress: the careful reply holds for this turn too."
+                        if carried
+                        else "Possible distress"
+                        + _named(risk.category)
+                        + ": careful reply that points to people and services who can help."
+                    ),
+                )
+            )
         controls = base.with_values(values)
         applied, rejected = apply_overrides(overrides or {}, limits)
         if applied and controls.safety_mode not in ("crisis", "safe"):
@@ -143,7 +199,9 @@ class Policy:
         return Decision(controls=controls, fired=tuple(fired), overridden=applied, rejected_overrides=rejected)
 
 
-def apply_overrides(overrides: Mapping[str, object], limits: OverrideLimits | None) -> tuple[dict[str, object], dict[str, str]]:
+def apply_overrides(
+    overrides: Mapping[str, object], limits: OverrideLimits | None
+) -> tuple[dict[str, object], dict[str, str]]:
     """Split client overrides into those the profile allows (clamped into its ranges) and rejected ones, with why."""
     applied: dict[str, object] = {}
     rejected: dict[str, str] = {}

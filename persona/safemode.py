@@ -1,5 +1,6 @@
 """Sticky safety: once a session reaches crisis it stays in a supportive safe mode until a de-escalation rule
 releases it. Pure: the state in, the next state and what changed out."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,10 +42,18 @@ class SafeMode:
 
     @property
     def why(self) -> str:
-        return (f"The conversation reached a crisis at turn {self.entered_turn}: supportive safe mode (a strict safety "
-                f"prompt, the output guard, resources repeated) until {RELEASE_AFTER_CALM_TURNS} calm turns in a row "
-                f"({self.calm_turns} so far).")
+        return (
+            f"The conversation reached a crisis at turn {self.entered_turn}: supportive safe mode (a strict safety "
+            f"prompt, the output guard, resources repeated) until {RELEASE_AFTER_CALM_TURNS} calm turns in a row "
+            f"({self.calm_turns} so far)."
+        )
 
     def as_dict(self) -> dict[str, object]:
-        return {"active": self.active, "entered_turn": self.entered_turn, "calm_turns": self.calm_turns,
-                "release_after": RELEASE_AFTER_CALM_TURNS, "caution_turn": self.caution_turn, "carried": self.carried}
+        return {
+            "active": self.active,
+            "entered_turn": self.entered_turn,
+            "calm_turns": self.calm_turns,
+            "release_after": RELEASE_AFTER_CALM_TURNS,
+            "caution_turn": self.caution_turn,
+            "carried": self.carried,
+        }

@@ -1,8 +1,8 @@
 """The user's persona over a conversation: a decayed running estimate built from fused percepts."""
+
 from __future__ import annotations
 
 import time
-
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -105,8 +105,14 @@ class PersonaTracker:
             updated_at=now,
         )
 
-    def update(self, state: PersonaState, percept: FusedPercept, style: Style, confidence: float | None = None,
-               now: float | None = None) -> PersonaState:
+    def update(
+        self,
+        state: PersonaState,
+        percept: FusedPercept,
+        style: Style,
+        confidence: float | None = None,
+        now: float | None = None,
+    ) -> PersonaState:
         """`confidence` defaults to the percept's own (fusion's); `now` to the wall clock."""
         confidence = percept.confidence if confidence is None else confidence
         now = time.time() if now is None else now

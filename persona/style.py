@@ -1,4 +1,5 @@
 """Communication style read from the user's own wording (no model: transparent features)."""
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ the published events (GET /v1/schema); nothing here imports the backend.
         reply = await c.ask("I finally finished my thesis!")
         print(reply.text, reply.persona["dominant_emotion"])
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -51,9 +52,19 @@ class PersonaClient:
 
     @classmethod
     @asynccontextmanager
-    async def connect(cls, url: str, *, key: str | None = None, profile: str | None = None, user_id: str | None = None,
-                      resume: str | None = None, voice: bool = False, face: bool = False, user_token: str | None = None,
-                      resume_token: str | None = None) -> AsyncIterator[PersonaClient]:
+    async def connect(
+        cls,
+        url: str,
+        *,
+        key: str | None = None,
+        profile: str | None = None,
+        user_id: str | None = None,
+        resume: str | None = None,
+        voice: bool = False,
+        face: bool = False,
+        user_token: str | None = None,
+        resume_token: str | None = None,
+    ) -> AsyncIterator[PersonaClient]:
         """With a publishable key, `user_token` (see user_token()) vouches for `user_id`, and resuming needs the
         session's `resume_token` (client.session["resume_token"] of the session.started it answered)."""
         import websockets
@@ -61,8 +72,19 @@ class PersonaClient:
         headers = {"Authorization": f"Bearer {key}"} if key else None
         async with websockets.connect(url, additional_headers=headers, max_size=8 * 1024 * 1024) as ws:
             start = {"type": "session.start", "consent": {"text": True, "voice": voice, "face": face}}
-            start.update({k: v for k, v in (("profile", profile), ("user_id", user_id), ("resume", resume),
-                                            ("user_token", user_token), ("resume_token", resume_token)) if v})
+            start.update(
+                {
+                    k: v
+                    for k, v in (
+                        ("profile", profile),
+                        ("user_id", user_id),
+                        ("resume", resume),
+                        ("user_token", user_token),
+                        ("resume_token", resume_token),
+                    )
+                    if v
+                }
+            )
             await ws.send(json.dumps(start))
             ev = json.loads(await ws.recv())
             if ev["type"] == "error":

@@ -11,6 +11,7 @@ Format: `ut1.<claims>.<signature>`, both base64url. The claims are JSON {kid, su
 (the first 16 hex digits of its SHA-256), `sub` the user id, `exp` the expiry (epoch seconds). The signature is
 HMAC-SHA256 over the encoded claims, keyed with the SHA-256 digest of the secret key (what the server stores).
 """
+
 from __future__ import annotations
 
 import base64

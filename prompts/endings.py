@@ -4,6 +4,7 @@ cap cuts mid-sentence is trimmed back to its last complete one.
 Text streams through unchanged until the reply is within `margin` tokens of its cap; from there it is held back
 until a sentence ends, released up to that end, and the stream is told to stop. The first words are never delayed.
 """
+
 from __future__ import annotations
 
 import re

@@ -11,10 +11,12 @@ second line catches paraphrased methods: a sentence that names a means of self-h
 cut if it also names dying or "ending it". On a hit the rest of the reply is dropped and a fixed, safe sentence
 ends it.
 """
+
 from __future__ import annotations
 
-import regex
 from dataclasses import dataclass, field
+
+import regex
 
 _HARMFUL = [
     r"\b(?:how|ways?) to (?:kill|hang|hurt|harm|cut) (?:yourself|urself)\b",
@@ -29,7 +31,8 @@ _HARMFUL = [
 # are worthless" are what supporters write (ESConv), as are "it will go away" and "you deserve it" (a treat).
 _REPORTED = r"(?<!\b(?:not that|feel(?:s|ing)? like|feel(?:s|ing)?|think(?:ing)?|believe|thought|say(?:s|ing)?|said|told you|mean that|if)\s+)"
 _HOSTILE = [
-    _REPORTED + r"\byou(?:'re| are) (?:an? )?(?:stupid|idiot|moron|pathetic|worthless|useless|loser|dumb|an idiot|a loser|a moron)\b",
+    _REPORTED
+    + r"\byou(?:'re| are) (?:an? )?(?:stupid|idiot|moron|pathetic|worthless|useless|loser|dumb|an idiot|a loser|a moron)\b",
     r"\b(?:shut up|get lost|nobody cares about you|no one cares about you)\b",
     r"(?<=^|[.!?]\s*)(?:just |now )?go away\b",  # said to the user: a sentence of its own
     r"\b(?:i hate you|you deserve (?:to suffer|to be (?:alone|hurt|miserable)|this pain|all (?:the|this) pain))\b",
@@ -37,10 +40,13 @@ _HOSTILE = [
 ]
 # Paraphrased contempt said to the user (the same "reported" exemption: "you feel like a burden" is a supporter's).
 _HOSTILE += [
-    _REPORTED + r"\b(?:the world|everyone|everybody|your family|your friends|they) would be (?:better off|happier) without you\b",
-    _REPORTED + r"\b(?:nobody|no one|no-one) would (?:even )?(?:notice|miss you|care) if you (?:were gone|disappeared|died|left)\b",
+    _REPORTED
+    + r"\b(?:the world|everyone|everybody|your family|your friends|they) would be (?:better off|happier) without you\b",
+    _REPORTED
+    + r"\b(?:nobody|no one|no-one) would (?:even )?(?:notice|miss you|care) if you (?:were gone|disappeared|died|left)\b",
     _REPORTED + r"\b(?:nobody|no one|no-one) would (?:even )?miss you\b",
-    _REPORTED + r"\byou(?:'re| are) (?:just )?(?:a waste of (?:space|air|oxygen|time)|a burden to (?:everyone|everybody|us|them))\b",
+    _REPORTED
+    + r"\byou(?:'re| are) (?:just )?(?:a waste of (?:space|air|oxygen|time)|a burden to (?:everyone|everybody|us|them))\b",
     # "What is wrong with you?" to someone who just said they are grieving (seen from the embedded model, session 21);
     # asking about it ("people keep asking what's wrong with you") is not contempt.
     _REPORTED + r"(?<!\b(?:ask(?:s|ed|ing)?|wonder(?:s|ed|ing)?|know|tell (?:me|us)|explain)\s+)"
@@ -57,12 +63,15 @@ _MEANS_RE = regex.compile(
     r"poison\w*|overdos\w*|rope|noose|banister|razors?|blades?|knife|knives|guns?|pistol|bullets?|bridge|cliff|ledge|"
     r"rooftop|train tracks|in front of (?:a|the) (?:train|bus|truck|car)|car running|exhaust|carbon monoxide|"
     r"pockets with stones|into the (?:lake|river|sea|ocean)|off (?:a|the|that) (?:building|roof|bridge|cliff|balcony))\b",
-    regex.I)
+    regex.I,
+)
 _OUTCOME_RE = regex.compile(
     r"(?:\b(?:never|not|won't|wouldn't|don't) wake up|\bdie\b|\bdead\b|\bdeath\b|\bkill\b|\bbe over\b|\bover by\b|"
     r"\bend (?:the pain|it all|everything|your life|it)\b|\ball end\b|\bstop (?:everything|the suffering|the pain)\b|"
     r"\bsuffering stop\b|\bslip away\b|\basleep forever\b|\bfor good\b|\bpermanently\b|\bfinal\b|\buse it\b|"
-    r"\bdo it\b|\bdo the job\b|\bwalk into\b)", regex.I)
+    r"\bdo it\b|\bdo the job\b|\bwalk into\b)",
+    regex.I,
+)
 _SENTENCE_END_RE = regex.compile(r"[.!?](?=\s|$)|\n")
 _LAST_SENTENCE_END_RE = regex.compile(r"(?r)[.!?](?=\s|$)|\n")  # searched backwards: the last end before a point
 
@@ -73,7 +82,7 @@ def _frame(sentence: str) -> bool:
 
 REPLACEMENT = {
     "harmful": " I can't help with that. If you are thinking about hurting yourself, please reach out to someone you "
-               "trust or a crisis line right now — you don't have to go through this alone.",
+    "trust or a crisis line right now — you don't have to go through this alone.",
     "hostile": " I'm sorry — that came out wrong. I'm here to listen, not to judge you.",
 }
 
@@ -88,8 +97,27 @@ class GuardHit:
 # way to die"). Replies start with them all the time, so holding them would hold the first word of most replies for
 # a token or two: such a word is released at once and the pattern it may begin is still checked from its start; if
 # it completes, the stream is cut there — the user has seen that one word, never what followed.
-_OPENERS = ("i", "i'm", "you", "you're", "your", "the", "they", "it", "a", "an", "no", "nobody", "everyone",
-            "everybody", "how", "just", "now", "go", "there")
+_OPENERS = (
+    "i",
+    "i'm",
+    "you",
+    "you're",
+    "your",
+    "the",
+    "they",
+    "it",
+    "a",
+    "an",
+    "no",
+    "nobody",
+    "everyone",
+    "everybody",
+    "how",
+    "just",
+    "now",
+    "go",
+    "there",
+)
 _WORD_RE = regex.compile(r"[\w']+")
 
 
@@ -125,7 +153,7 @@ class OutputGuard:
         # The frame, on every sentence that ended in the unreleased text (and the last one when the stream ends).
         start = self._sentence_start(self.released)
         for m in _SENTENCE_END_RE.finditer(self.text, self.released):
-            if _frame(self.text[start:m.end()]):
+            if _frame(self.text[start : m.end()]):
                 return GuardHit("harmful", REPLACEMENT["harmful"])
             start = m.end()
         if final and _frame(self.text[start:]):
@@ -161,7 +189,7 @@ class OutputGuard:
             cut = min(cut, max(open_from, self.released))
         if cut <= self.released:
             return ""
-        out, self.released = self.text[self.released:cut], cut
+        out, self.released = self.text[self.released : cut], cut
         return out
 
     def finish(self) -> str:
@@ -171,5 +199,5 @@ class OutputGuard:
         self.hit = self._check(final=True)
         if self.hit is not None:
             return ""
-        out, self.released = self.text[self.released:], len(self.text)
+        out, self.released = self.text[self.released :], len(self.text)
         return out

@@ -1,4 +1,5 @@
 """Render an agent profile + control signals + memory into chat messages and sampling parameters."""
+
 from __future__ import annotations
 
 import re
@@ -40,8 +41,12 @@ class Sampling:
     extra: Mapping[str, float] = field(default_factory=dict)  # vLLM-only parameters, sent as extra_body
 
     def as_dict(self) -> dict[str, object]:
-        return {"temperature": self.temperature, "max_tokens": self.max_tokens,
-                "presence_penalty": self.presence_penalty, **self.extra}
+        return {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "presence_penalty": self.presence_penalty,
+            **self.extra,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +98,9 @@ def load_profiles() -> dict[str, AgentProfile]:
     return out
 
 
-def sampling_for(controls: ControlSignals, max_tokens_cap: int | None = None, temperature: float | None = None) -> Sampling:
+def sampling_for(
+    controls: ControlSignals, max_tokens_cap: int | None = None, temperature: float | None = None
+) -> Sampling:
     spec = _yaml("sampling.yaml")
 
     def lerp(key: str) -> float:
@@ -118,14 +125,22 @@ def target_words(verbosity: float) -> int:
     return int(round(spec["lo"] * (spec["hi"] / spec["lo"]) ** verbosity))
 
 
-def render_system(profile: AgentProfile, controls: ControlSignals, has_earlier: bool = False,
-                  template: str = "system.j2") -> str:
+def render_system(
+    profile: AgentProfile, controls: ControlSignals, has_earlier: bool = False, template: str = "system.j2"
+) -> str:
     """The system message: the profile and the controls, from templates only. No user text ever reaches it.
     `guidance.j2` is the controls' part alone (the "How to answer this message" block)."""
     strategy_hint = _yaml("strategies.yaml")[controls.strategy]
-    text = _env().get_template(template).render(
-        profile=profile, controls=controls, strategy_hint=strategy_hint, has_earlier=has_earlier,
-        words=target_words(controls.verbosity),
+    text = (
+        _env()
+        .get_template(template)
+        .render(
+            profile=profile,
+            controls=controls,
+            strategy_hint=strategy_hint,
+            has_earlier=has_earlier,
+            words=target_words(controls.verbosity),
+        )
     )
     return text.strip()
 
@@ -171,13 +186,15 @@ def render(
     if controls_at == "end":
         system = Message("system", profile.persona.strip())
         guidance: tuple[Message, ...] = (
-            Message("system", render_system(profile, controls, bool(summary), template="guidance.j2")),)
+            Message("system", render_system(profile, controls, bool(summary), template="guidance.j2")),
+        )
     else:
         system = Message("system", render_system(profile, controls, has_earlier=bool(summary)))
         guidance = ()
     # Nothing a user typed (nor history a client sent, nor a summary of it) reaches the engine as a control token.
-    turns = [Message(m.role, neutralize(m.content), m.interrupted).for_llm() for m in history] + \
-        [Message("user", neutralize(user_text))]
+    turns = [Message(m.role, neutralize(m.content), m.interrupted).for_llm() for m in history] + [
+        Message("user", neutralize(user_text))
+    ]
     if summary:
         block = earlier_block(summary)
         if turns[0].role == "user":
@@ -234,7 +251,9 @@ _SUPPORT_RE = re.compile(
     r"\b(someone|somebody|a (friend|person|family member|loved one))\s+(you\s+)?(trust|are close to|can talk to)\b"
     r"|\b(talk|talking|speak|speaking|reach(ing)? out)\s+(to|with)\s+(someone|somebody|a friend|friends|family|"
     r"a (doctor|professional|counsel+or|therapist|gp))\b"
-    r"|\b(professional|counsel+or|counsel+ing|therapist|therapy|helpline|hotline|crisis line|support line)\b", re.I)
+    r"|\b(professional|counsel+or|counsel+ing|therapist|therapy|helpline|hotline|crisis line|support line)\b",
+    re.I,
+)
 
 
 def points_to_support(text: str) -> bool:

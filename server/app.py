@@ -1,5 +1,6 @@
 """The FastAPI app: `create_app` only wires — the guard, the rate limiter and the runtime on `app.state`, the edge
 middleware, and one router per area (server/routers/). No pipeline logic lives here."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,9 +27,13 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> FastAPI:
     keys_path = settings.key_store_path()
-    guard = Guard(KeyStore(keys_path) if settings.auth_required() or keys_path.exists() else None,
-                  settings.auth_required(), tuple(settings.allowed_origins), tuple(settings.allowed_hosts),
-                  settings.key_recheck_s)
+    guard = Guard(
+        KeyStore(keys_path) if settings.auth_required() or keys_path.exists() else None,
+        settings.auth_required(),
+        tuple(settings.allowed_origins),
+        tuple(settings.allowed_hosts),
+        settings.key_recheck_s,
+    )
     agent_cfg = settings.agent_config()
     app = FastAPI(title="persona-agent", version="0.1.0", lifespan=lifespan)
     app.state.settings, app.state.guard = settings, guard

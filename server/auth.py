@@ -13,9 +13,8 @@ hashes (they are high-entropy, so no salt or slow hash is needed). Clients send 
 or `X-API-Key: <key>`; browsers, which cannot set WebSocket headers, as the subprotocol `key.<key>` next to
 `persona.v1`. Keys never reach a log.
 """
-from __future__ import annotations
 
-from collections.abc import Mapping
+from __future__ import annotations
 
 import base64
 import hashlib
@@ -25,6 +24,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -70,8 +70,16 @@ _COLUMNS = "id, name, rate_per_min, max_sessions, created_at, revoked, tenant, s
 
 
 def _key(row: tuple) -> ApiKey:
-    return ApiKey(id=row[0], name=row[1], rate_per_min=row[2], max_sessions=row[3], created_at=row[4],
-                  revoked=bool(row[5]), tenant=row[6], scope=row[7])
+    return ApiKey(
+        id=row[0],
+        name=row[1],
+        rate_per_min=row[2],
+        max_sessions=row[3],
+        created_at=row[4],
+        revoked=bool(row[5]),
+        tenant=row[6],
+        scope=row[7],
+    )
 
 
 class KeyStore:
@@ -80,9 +88,11 @@ class KeyStore:
         if not path.exists():
             path.touch(mode=0o600)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL, "
-                         "name TEXT NOT NULL, rate_per_min INTEGER NOT NULL, max_sessions INTEGER NOT NULL, "
-                         "created_at REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL, "
+            "name TEXT NOT NULL, rate_per_min INTEGER NOT NULL, max_sessions INTEGER NOT NULL, "
+            "created_at REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)"
+        )
         cols = {r[1] for r in self._db.execute("PRAGMA table_info(api_keys)")}
         if "tenant" not in cols:  # key stores made before tenants: each old key is its own tenant
             self._db.execute("ALTER TABLE api_keys ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")
@@ -93,8 +103,9 @@ class KeyStore:
         self._resume_secret: bytes = self._db.execute("SELECT value FROM secrets WHERE name = 'resume'").fetchone()[0]
         self._lock = threading.Lock()
 
-    def create(self, name: str, rate_per_min: int = 60, max_sessions: int = 4, tenant: str | None = None,
-               scope: Scope = "full") -> tuple[ApiKey, str]:
+    def create(
+        self, name: str, rate_per_min: int = 60, max_sessions: int = 4, tenant: str | None = None, scope: Scope = "full"
+    ) -> tuple[ApiKey, str]:
         """A new key; the token is returned once and only its hash is kept. Without `tenant` the key is a tenant
         of its own; keys created with the same tenant see the same sessions and users."""
         if tenant is not None and (not tenant or len(tenant) > 64 or tenant == "local" or ":" in tenant):
@@ -105,9 +116,11 @@ class KeyStore:
         key_id = secrets.token_hex(6)
         key = ApiKey(key_id, name, rate_per_min, max_sessions, time.time(), tenant=tenant or key_id, scope=scope)
         with self._lock:
-            self._db.execute("INSERT INTO api_keys (id, hash, name, rate_per_min, max_sessions, created_at, revoked, "
-                             "tenant, scope) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                             (key.id, _hash(token), name, rate_per_min, max_sessions, key.created_at, key.tenant, scope))
+            self._db.execute(
+                "INSERT INTO api_keys (id, hash, name, rate_per_min, max_sessions, created_at, revoked, "
+                "tenant, scope) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                (key.id, _hash(token), name, rate_per_min, max_sessions, key.created_at, key.tenant, scope),
+            )
         return key, token
 
     def verify(self, token: str | None) -> ApiKey | None:
@@ -140,18 +153,22 @@ class KeyStore:
         if not token or not token.startswith(USER_TOKEN_PREFIX) or len(token) > 1024:
             return None
         try:
-            body, sig = token[len(USER_TOKEN_PREFIX):].split(".")
+            body, sig = token[len(USER_TOKEN_PREFIX) :].split(".")
             claims = json.loads(_unb64(body))
             kid, sub, exp = claims["kid"], claims["sub"], claims["exp"]
         except (ValueError, KeyError, TypeError):
             return None
-        if not (isinstance(kid, str) and isinstance(sub, str) and isinstance(exp, (int, float))) or not 0 < len(sub) <= 128:
+        if (
+            not (isinstance(kid, str) and isinstance(sub, str) and isinstance(exp, (int, float)))
+            or not 0 < len(sub) <= 128
+        ):
             return None
         if exp < (now if now is not None else time.time()) or len(kid) != 16:
             return None
         with self._lock:
-            rows = self._db.execute(f"SELECT hash, {_COLUMNS} FROM api_keys WHERE substr(hash, 1, 16) = ?",
-                                    (kid,)).fetchall()
+            rows = self._db.execute(
+                f"SELECT hash, {_COLUMNS} FROM api_keys WHERE substr(hash, 1, 16) = ?", (kid,)
+            ).fetchall()
         for row in rows:
             signer = _key(row[1:])
             if signer.revoked or not signer.secret or signer.principal != key.principal:
@@ -199,8 +216,14 @@ class Guard:
     """What the server asks of each request: is this Host ours, is auth required, is this key good, is this origin
     allowed, may this key do this."""
 
-    def __init__(self, keys: KeyStore | None, require: bool, allowed_origins: tuple[str, ...],
-                 allowed_hosts: tuple[str, ...] = (), recheck_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        keys: KeyStore | None,
+        require: bool,
+        allowed_origins: tuple[str, ...],
+        allowed_hosts: tuple[str, ...] = (),
+        recheck_s: float = 30.0,
+    ) -> None:
         self.keys, self.require, self.allowed_origins = keys, require, allowed_origins
         self.recheck_s = recheck_s  # a revoked key's open connections end within this (PERSONA_KEY_RECHECK_S)
         # DNS rebinding: a page on evil.example whose name resolves to 127.0.0.1 reaches us with Host: evil.example.
@@ -257,4 +280,3 @@ class Guard:
 
     def resume_token(self, tenant: str, session_id: str) -> str | None:
         return self.keys.resume_token(tenant, session_id) if self.keys is not None else None
-

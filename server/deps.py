@@ -1,5 +1,6 @@
 """What every route may depend on, read from `app.state` (set once by `create_app`): the runtime, the guard, the
 rate limiter, and the caller's key — checked by `Edge` before any body was read — with its tenant and scope."""
+
 from __future__ import annotations
 
 from fastapi import HTTPException, Request
@@ -40,11 +41,16 @@ def caller(request: Request) -> ApiKey | None:
 async def rated(request: Request, key: ApiKey | None, cost: int = 1) -> str:
     """Draw `cost` of the key's rate tokens, or refuse with 429. The caller's tenant."""
     if key is not None and cost > burst(key):
-        raise HTTPException(status_code=429, detail=f"this request costs {cost} of the key's rate tokens, more than "
-                            f"its burst of {burst(key)} ({key.rate_per_min} per minute): split it")
+        raise HTTPException(
+            status_code=429,
+            detail=f"this request costs {cost} of the key's rate tokens, more than "
+            f"its burst of {burst(key)} ({key.rate_per_min} per minute): split it",
+        )
     if key is not None and not await limiter(request).take(key, cost):
-        raise HTTPException(status_code=429, detail=f"rate limit: {key.rate_per_min} requests per minute for this "
-                            f"key (this one costs {cost})")
+        raise HTTPException(
+            status_code=429,
+            detail=f"rate limit: {key.rate_per_min} requests per minute for this key (this one costs {cost})",
+        )
     return key.principal if key is not None else LOCAL_TENANT
 
 
@@ -52,8 +58,11 @@ def secret(request: Request) -> ApiKey | None:
     """Data, analysis and monitoring routes: a secret key (a publishable key may only hold conversations)."""
     key = caller(request)
     if key is not None and not key.secret:
-        raise HTTPException(status_code=403, detail="a publishable key may only hold conversations (/v1/chat, "
-                            "/v1/chat/completions); this route needs a secret key")
+        raise HTTPException(
+            status_code=403,
+            detail="a publishable key may only hold conversations (/v1/chat, "
+            "/v1/chat/completions); this route needs a secret key",
+        )
     return key
 
 

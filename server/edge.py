@@ -2,6 +2,7 @@
 Origin, the API key, and a cap on the body's size. A pure ASGI middleware, so a refused request costs a header parse:
 no body is read or parsed for a request without a valid key (an unauthenticated 200 MB JSON post is answered 401
 from its headers), and a body past its cap is cut off at the cap (413), whatever Content-Length claimed."""
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,18 @@ class BodyTooLarge(HTTPException):
 
 async def _refuse(send: Send, status: int, detail: str, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close"), *extra]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *extra,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -5,6 +5,7 @@ store is Redis (`RedisLimiter`: one Lua script per decision, on Redis's clock, s
 A session's slot in Redis is a member of a sorted set scored by its expiry; the connection refreshes it while it is
 open, so a worker that is killed leaks its slots for at most SESSION_TTL_S, never forever.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from agent import cancel_and_wait
-
 from server.auth import ApiKey
 
 
@@ -34,6 +34,7 @@ def voice_cost(seconds: float) -> int:
 
 def face_cost(explain: bool) -> int:
     return 4 if explain else 1  # the occlusion grid reads the face 36 more times
+
 
 log = logging.getLogger(__name__)
 

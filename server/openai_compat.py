@@ -2,6 +2,7 @@
 into a chat completion (or its `chat.completion.chunk` stream). The turn itself is `Agent.complete`, whose events
 this module iterates: the same pipeline as the WebSocket. Our extra readings travel in `persona_agent` on the response (and on the final chunk):
 the perception, persona, controls and safety events, the explanation, the session id and the model that answered."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from agent.events import (
-    ControlsEvent, ErrorEvent, Event, PerceptionEvent, PersonaEvent, ResponseDelta, ResponseDone, SafetyEvent,
+    ControlsEvent,
+    ErrorEvent,
+    Event,
+    PerceptionEvent,
+    PersonaEvent,
+    ResponseDelta,
+    ResponseDone,
+    SafetyEvent,
     SessionStarted,
 )
 from prompts import Message
@@ -45,8 +53,12 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     stream: bool = False
     user: str | None = Field(default=None, max_length=128)
-    user_token: str | None = Field(default=None, max_length=1024, description="with a publishable key: a user token "
-                                   "(signed by your backend with its secret key) that vouches for `user`")
+    user_token: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="with a publishable key: a user token "
+        "(signed by your backend with its secret key) that vouches for `user`",
+    )
     locale: str | None = Field(default=None, max_length=16, description="for the crisis resources, e.g. en-GB")
 
     model_config = {"extra": "allow"}
@@ -113,19 +125,42 @@ def completion(cid: str, model: str, created: int, seen: Outcome) -> dict[str, A
     done = seen.done
     usage = dict(done.usage) if done is not None else {}
     return {
-        "id": cid, "object": "chat.completion", "created": created, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": done.text if done else ""},
-                     "finish_reason": _finish(done), "logprobs": None}],
-        "usage": {"prompt_tokens": usage.get("prompt_tokens") or 0, "completion_tokens": usage.get("completion_tokens") or 0,
-                  "total_tokens": (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)},
+        "id": cid,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": done.text if done else ""},
+                "finish_reason": _finish(done),
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": usage.get("prompt_tokens") or 0,
+            "completion_tokens": usage.get("completion_tokens") or 0,
+            "total_tokens": (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0),
+        },
         EXTENSION: seen.final(),
     }
 
 
-def _chunk(cid: str, model: str, created: int, delta: dict[str, Any], finish: str | None = None,
-           extension: dict[str, Any] | None = None) -> str:
-    body: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+def _chunk(
+    cid: str,
+    model: str,
+    created: int,
+    delta: dict[str, Any],
+    finish: str | None = None,
+    extension: dict[str, Any] | None = None,
+) -> str:
+    body: dict[str, Any] = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+    }
     if extension is not None:
         body[EXTENSION] = extension
     return f"data: {json.dumps(body)}\n\n"

@@ -1,6 +1,7 @@
 """Wire protocol v1: JSON events with a `type` field over ws://HOST:PORT/v1/chat. Client events are declared here as
 pydantic models; server events are the agent's event dataclasses (agent/events.py), from which the pydantic models
 below are derived. `persona-agent schema` exports both as server/protocol.schema.json."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,8 @@ from typing import Annotated, Any, Literal, Union, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model, field_validator
 
-from agent.events import EVENTS, Event, PROTOCOL_VERSION
+from agent.events import EVENTS, PROTOCOL_VERSION, Event
+
 MAX_FRAME_BYTES = 64 * 1024  # one JSON event
 MAX_TEXT_CHARS = 8000  # one user message
 MAX_AUDIO_FRAME_BYTES = 64_000  # 2 s of PCM16 at 16 kHz
@@ -37,14 +39,26 @@ class SessionStart(_Client):
     profile: str | None = Field(None, max_length=64, description="agent profile id; default from settings")
     user_id: str | None = Field(None, max_length=128, description="stable id to keep a persona across sessions")
     resume: str | None = Field(None, max_length=64, description="session_id of an earlier session to continue")
-    resume_token: str | None = Field(None, max_length=64, description="with a publishable key, resuming needs the "
-                                     "session's resume_token from its session.started")
-    user_token: str | None = Field(None, max_length=1024, description="with a publishable key, user_id is kept only "
-                                   "when this token (signed by your backend with its secret key) vouches for it")
+    resume_token: str | None = Field(
+        None,
+        max_length=64,
+        description="with a publishable key, resuming needs the session's resume_token from its session.started",
+    )
+    user_token: str | None = Field(
+        None,
+        max_length=1024,
+        description="with a publishable key, user_id is kept only "
+        "when this token (signed by your backend with its secret key) vouches for it",
+    )
     consent: Consent = Field(default_factory=Consent)
-    locale: str | None = Field(None, max_length=16, description="e.g. en-US: picks the crisis resources the safety layer gives")
-    voice_reply: bool = Field(False, description="speak the replies too: response.audio.start, response.audio (base64 "
-                              "PCM16 per sentence), response.audio.done before response.done")
+    locale: str | None = Field(
+        None, max_length=16, description="e.g. en-US: picks the crisis resources the safety layer gives"
+    )
+    voice_reply: bool = Field(
+        False,
+        description="speak the replies too: response.audio.start, response.audio (base64 "
+        "PCM16 per sentence), response.audio.done before response.done",
+    )
 
 
 class UserText(_Client):
@@ -122,8 +136,11 @@ class ResponseAudioPlayed(_Client):
     type: Literal["response.audio.played"]
     response_id: str = Field(max_length=64, description="the spoken reply (response.audio.start's response_id)")
     ms: float = Field(ge=0, le=3_600_000, description="milliseconds of its audio the user heard")
-    interrupted: bool = Field(False, description="playback was stopped (barge-in, or the user stopped it): history "
-                              "keeps the words heard, marked interrupted")
+    interrupted: bool = Field(
+        False,
+        description="playback was stopped (barge-in, or the user stopped it): history "
+        "keeps the words heard, marked interrupted",
+    )
 
 
 class ControlsOverride(_Client):
@@ -131,10 +148,27 @@ class ControlsOverride(_Client):
     controls: dict[str, float | str] = Field(description="signal -> value; clamped to the profile's limits")
 
 
-ClientEvent = Annotated[SessionStart | UserText | UserAudio | UserAudioEnd | UserImage | ResponseCancel
-                        | ResponseAudioPlayed | ControlsOverride, Field(discriminator="type")]
-CLIENT_TYPES = ("session.start", "user.text", "user.audio", "user.audio.end", "user.image", "response.cancel",
-                "response.audio.played", "controls.override")
+ClientEvent = Annotated[
+    SessionStart
+    | UserText
+    | UserAudio
+    | UserAudioEnd
+    | UserImage
+    | ResponseCancel
+    | ResponseAudioPlayed
+    | ControlsOverride,
+    Field(discriminator="type"),
+]
+CLIENT_TYPES = (
+    "session.start",
+    "user.text",
+    "user.audio",
+    "user.audio.end",
+    "user.image",
+    "response.cancel",
+    "response.audio.played",
+    "controls.override",
+)
 
 
 def _wire_model(event: type[Event]) -> type[BaseModel]:
@@ -154,7 +188,7 @@ def _wire_model(event: type[Event]) -> type[BaseModel]:
 
 
 _WIRE_MODELS = tuple(_wire_model(e) for e in EVENTS)
-ServerEvent: Any = Annotated[Union[_WIRE_MODELS], Field(discriminator="type")]  # built at import: typed as Any
+ServerEvent: Any = Annotated[Union[_WIRE_MODELS], Field(discriminator="type")]  # noqa: UP007 (a union of a tuple built at import)
 
 
 class FaceResult(BaseModel):
@@ -182,8 +216,17 @@ class ProtocolError(Exception):
         self.code, self.message = code, message
 
 
-ClientMessage = (SessionStart | UserText | UserAudio | UserAudioEnd | UserImage | ResponseCancel | ResponseAudioPlayed
-                 | ControlsOverride | AudioFrame)
+ClientMessage = (
+    SessionStart
+    | UserText
+    | UserAudio
+    | UserAudioEnd
+    | UserImage
+    | ResponseCancel
+    | ResponseAudioPlayed
+    | ControlsOverride
+    | AudioFrame
+)
 
 
 # Only a camera frame may pass MAX_FRAME_BYTES, and its size is judged before any parsing: its `type` comes first.
@@ -199,15 +242,23 @@ def parse_client(raw: str | bytes) -> ClientMessage:
     """One client frame → a typed event, or ProtocolError with a code saying what was wrong."""
     if isinstance(raw, bytes):
         if len(raw) > MAX_AUDIO_FRAME_BYTES:
-            raise ProtocolError("audio_frame_too_large", f"an audio frame may be at most {MAX_AUDIO_FRAME_BYTES} bytes (2 s)")
+            raise ProtocolError(
+                "audio_frame_too_large", f"an audio frame may be at most {MAX_AUDIO_FRAME_BYTES} bytes (2 s)"
+            )
         if raw[:4] in (b"RIFF", b"fLaC", b"OggS", b"ID3\x03") or raw[:2] == b"\xff\xfb":
-            raise ProtocolError("invalid_audio", "binary frames carry raw PCM16 mono 16 kHz samples, not an audio file; "
-                                "use POST /v1/analyze/voice for files")
+            raise ProtocolError(
+                "invalid_audio",
+                "binary frames carry raw PCM16 mono 16 kHz samples, not an audio file; "
+                "use POST /v1/analyze/voice for files",
+            )
         return AudioFrame(raw)
     size = len(raw.encode("utf-8", "surrogatepass"))
     if size > MAX_IMAGE_EVENT_BYTES or size > MAX_FRAME_BYTES and not _LARGE_EVENT.match(raw, 0, 256):
-        raise ProtocolError("message_too_large", f"an event may be at most {MAX_FRAME_BYTES} bytes "
-                            f"({MAX_IMAGE_EVENT_BYTES} for user.image, whose `type` comes first)")
+        raise ProtocolError(
+            "message_too_large",
+            f"an event may be at most {MAX_FRAME_BYTES} bytes "
+            f"({MAX_IMAGE_EVENT_BYTES} for user.image, whose `type` comes first)",
+        )
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, RecursionError) as exc:
@@ -217,7 +268,9 @@ def parse_client(raw: str | bytes) -> ClientMessage:
     if size > MAX_FRAME_BYTES and data["type"] != "user.image":
         raise ProtocolError("message_too_large", f"an event may be at most {MAX_FRAME_BYTES} bytes")
     if data["type"] not in CLIENT_TYPES:
-        raise ProtocolError("unknown_type", f"unknown event type {data['type'][:64]!r}; expected one of {list(CLIENT_TYPES)}")
+        raise ProtocolError(
+            "unknown_type", f"unknown event type {data['type'][:64]!r}; expected one of {list(CLIENT_TYPES)}"
+        )
     try:
         return _CLIENT.validate_python(data)
     except ValidationError as exc:
@@ -259,9 +312,14 @@ def json_schema() -> dict[str, Any]:
         "title": "persona-agent wire protocol",
         "version": PROTOCOL_VERSION,
         "endpoint": "/v1/chat",
-        "limits": {"max_frame_bytes": MAX_FRAME_BYTES, "max_text_chars": MAX_TEXT_CHARS,
-                   "max_audio_frame_bytes": MAX_AUDIO_FRAME_BYTES, "max_image_bytes": MAX_IMAGE_BYTES,
-                   "max_image_event_bytes": MAX_IMAGE_EVENT_BYTES, "max_websocket_message_bytes": MAX_WS_MESSAGE_BYTES},
+        "limits": {
+            "max_frame_bytes": MAX_FRAME_BYTES,
+            "max_text_chars": MAX_TEXT_CHARS,
+            "max_audio_frame_bytes": MAX_AUDIO_FRAME_BYTES,
+            "max_image_bytes": MAX_IMAGE_BYTES,
+            "max_image_event_bytes": MAX_IMAGE_EVENT_BYTES,
+            "max_websocket_message_bytes": MAX_WS_MESSAGE_BYTES,
+        },
         "binary_frames": "PCM16 little-endian mono 16 kHz audio (needs consent.voice in session.start)",
         "client": _CLIENT.json_schema(),
         "server": _SERVER.json_schema(mode="serialization"),  # what is sent: defaulted fields are always there

@@ -1,4 +1,5 @@
 """What the analysis routes and `persona-agent analyze` return for one input: the same JSON shape on both."""
+
 from __future__ import annotations
 
 from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis
@@ -12,8 +13,16 @@ def text_result(a: TextAnalysis) -> dict[str, object]:
 
 
 def voice_result(path: str, a: VoiceAnalysis) -> dict[str, object]:
-    return {"path": path, "transcript": a.transcript, "emotions": a.emotions, "arousal": a.arousal, "valence": a.valence,
-            "prosody": a.prosody, "text_emotions": a.text_emotions, "duration_s": a.duration_s}
+    return {
+        "path": path,
+        "transcript": a.transcript,
+        "emotions": a.emotions,
+        "arousal": a.arousal,
+        "valence": a.valence,
+        "prosody": a.prosody,
+        "text_emotions": a.text_emotions,
+        "duration_s": a.duration_s,
+    }
 
 
 def face_result(a: FaceAnalysis) -> dict[str, object]:

@@ -4,6 +4,7 @@ The agent's options are declared once, as `AgentConfig` (agent/runtime.py): each
 name (PERSONA_<NAME>), the voice options flattened (PERSONA_BARGE_IN_MIN_MS, ...), two of them under the LLM's names
 (PERSONA_LLM_MAX_TOKENS, PERSONA_LLM_TEMPERATURE). This module adds what only the edge knows: address, auth, logs,
 the LLM endpoints and the embedded engine."""
+
 from __future__ import annotations
 
 from dataclasses import MISSING, fields
@@ -15,7 +16,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent import AgentConfig, RuntimeConfig, VoiceConfig
 from agent.llm import (
-    EmbeddedEngineConfig, LLMConfig, STREAM_INTERVAL_S, default_adapter_dir, default_llm_python, embedded_model_dir,
+    STREAM_INTERVAL_S,
+    EmbeddedEngineConfig,
+    LLMConfig,
+    default_adapter_dir,
+    default_llm_python,
+    embedded_model_dir,
     lora_rank,
 )
 
@@ -94,8 +100,12 @@ class Settings(_AgentSettings):
 
     def agent_config(self) -> AgentConfig:
         """The one place AgentConfig is built from settings."""
-        values: dict[str, Any] = {f.name: getattr(self, RENAMED.get(f.name, f.name)) for f in fields(AgentConfig) if f.name not in NESTED}
-        nested: dict[str, Any] = {name: cls(**{f.name: getattr(self, f.name) for f in fields(cls)}) for name, cls in NESTED.items()}
+        values: dict[str, Any] = {
+            f.name: getattr(self, RENAMED.get(f.name, f.name)) for f in fields(AgentConfig) if f.name not in NESTED
+        }
+        nested: dict[str, Any] = {
+            name: cls(**{f.name: getattr(self, f.name) for f in fields(cls)}) for name, cls in NESTED.items()
+        }
         return AgentConfig(**values, **nested)
 
     def runtime_config(self) -> RuntimeConfig:
@@ -104,9 +114,14 @@ class Settings(_AgentSettings):
         llm = None
         if self.llm_base_url:
             urls = [u.strip().rstrip("/") for u in self.llm_base_url.split(",") if u.strip()]
-            llm = LLMConfig(base_url=urls[0], model=self.llm_model or "", api_key=self.llm_api_key,
-                            timeout_s=self.llm_timeout_s, replicas=tuple(urls[1:]),
-                            stream_interval_s=self.llm_stream_interval_ms / 1000)
+            llm = LLMConfig(
+                base_url=urls[0],
+                model=self.llm_model or "",
+                api_key=self.llm_api_key,
+                timeout_s=self.llm_timeout_s,
+                replicas=tuple(urls[1:]),
+                stream_interval_s=self.llm_stream_interval_ms / 1000,
+            )
         return RuntimeConfig(
             agent=agent,
             llm=llm,

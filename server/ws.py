@@ -1,4 +1,5 @@
 """One WebSocket connection: parse each frame, hand it to the agent, send back what the agent emits."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,8 +11,17 @@ import time
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from agent import (
-    Agent, AudioBackpressure, Conversation, FaceUnavailable, ImageBackpressure, InboxFull, InvalidAudio, SessionInUse,
-    UnknownProfile, UnknownSession, VoiceUnavailable,
+    Agent,
+    AudioBackpressure,
+    Conversation,
+    FaceUnavailable,
+    ImageBackpressure,
+    InboxFull,
+    InvalidAudio,
+    SessionInUse,
+    UnknownProfile,
+    UnknownSession,
+    VoiceUnavailable,
 )
 from agent.events import ErrorEvent, Event, SessionStarted
 from agent.metrics import ERRORS, FRAMES
@@ -19,8 +29,21 @@ from agent.sessions import LOCAL_TENANT, SessionErased
 from server.auth import ApiKey, Guard
 from server.limits import Quota, bucket_limits
 from server.protocol import (
-    MAX_IMAGE_BYTES, AudioFrame, ClientMessage, ControlsOverride, ProtocolError, ResponseAudioPlayed, ResponseCancel, SessionStart, UserAudio,
-    UserAudioEnd, UserImage, UserText, is_large, parse_client, to_wire,
+    MAX_IMAGE_BYTES,
+    AudioFrame,
+    ClientMessage,
+    ControlsOverride,
+    ProtocolError,
+    ResponseAudioPlayed,
+    ResponseCancel,
+    SessionStart,
+    UserAudio,
+    UserAudioEnd,
+    UserImage,
+    UserText,
+    is_large,
+    parse_client,
+    to_wire,
 )
 
 ACTIVITY = (SessionStart, UserText, UserImage, AudioFrame, UserAudio, UserAudioEnd, ResponseAudioPlayed)  # not idle
@@ -31,8 +54,16 @@ log = logging.getLogger(__name__)
 
 
 class Connection:
-    def __init__(self, agent: Agent, ws: WebSocket, quota: Quota | None = None, idle_timeout_s: float = 600.0,
-                 tenant: str = LOCAL_TENANT, guard: Guard | None = None, key: ApiKey | None = None) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        ws: WebSocket,
+        quota: Quota | None = None,
+        idle_timeout_s: float = 600.0,
+        tenant: str = LOCAL_TENANT,
+        guard: Guard | None = None,
+        key: ApiKey | None = None,
+    ) -> None:
         self.agent, self.ws = agent, ws
         self.guard, self.key = guard, key  # the key that opened this connection: its scope, and is it still valid
         self._checked = time.monotonic()
@@ -128,13 +159,21 @@ class Connection:
 
     async def dispatch(self, event: ClientMessage) -> None:
         if self.quota is not None and isinstance(event, TURNS) and not await self.quota.take():
-            await self.error("rate_limited", f"this key may send {self.quota.key.rate_per_min} messages and frames "
-                             "per minute; this one was not processed", retryable=True)
+            await self.error(
+                "rate_limited",
+                f"this key may send {self.quota.key.rate_per_min} messages and frames "
+                "per minute; this one was not processed",
+                retryable=True,
+            )
             return
         if self.quota is not None and isinstance(event, SESSION_EVENTS) and not await self.quota.take("session"):
             per_min = round(bucket_limits(self.quota.key, "session")[0] * 60)
-            await self.error("rate_limited", f"{event.type}: too many session events for this key (at most {per_min} a "
-                             "minute); this one was not processed", retryable=True)
+            await self.error(
+                "rate_limited",
+                f"{event.type}: too many session events for this key (at most {per_min} a "
+                "minute); this one was not processed",
+                retryable=True,
+            )
             return
         if isinstance(event, SessionStart):
             await self.start(event)
@@ -160,7 +199,9 @@ class Connection:
             await self.audio(event)
         elif isinstance(event, UserAudioEnd):
             if not self.voice_consent:
-                await self.error("consent_required", "audio needs consent: send session.start with consent.voice = true")
+                await self.error(
+                    "consent_required", "audio needs consent: send session.start with consent.voice = true"
+                )
             elif self.conversation.voice is None:
                 await self.error("no_audio", "user.audio.end ends an utterance, but no audio has been sent")
             else:
@@ -171,7 +212,9 @@ class Connection:
     async def image(self, event: UserImage) -> None:
         assert self.conversation is not None
         if not self.face_consent:
-            await self.error("consent_required", "camera frames need consent: send session.start with consent.face = true")
+            await self.error(
+                "consent_required", "camera frames need consent: send session.start with consent.face = true"
+            )
             return
         if not self.agent.face_enabled:
             await self.error("face_unavailable", "face input is not enabled on this server")
@@ -218,18 +261,30 @@ class Connection:
 
     async def start(self, event: SessionStart) -> bool:
         if self.conversation is not None:
-            await self.error("session_already_started", f"this connection already runs session {self.conversation.record.id}")
+            await self.error(
+                "session_already_started", f"this connection already runs session {self.conversation.record.id}"
+            )
             return False
         guard, key = self.guard, self.key
-        user_id, unverified = guard.verified_user(key, event.user_id, event.user_token) if guard else (event.user_id, False)
+        user_id, unverified = (
+            guard.verified_user(key, event.user_id, event.user_token) if guard else (event.user_id, False)
+        )
         try:
-            if event.resume and guard is not None and not guard.may_resume(key, self.tenant, event.resume,
-                                                                           event.resume_token):
+            if (
+                event.resume
+                and guard is not None
+                and not guard.may_resume(key, self.tenant, event.resume, event.resume_token)
+            ):
                 raise UnknownSession(event.resume)  # a publishable key without the resume token: as if none existed
             record, resumed = await self.agent.start_session(event.profile, user_id, event.resume, self.tenant)
-            self.conversation = self.agent.converse(record, self.emit, self.taken_over, locale=event.locale,
-                                                    admit=self.quota.take if self.quota is not None else None,
-                                                    voice_reply=event.voice_reply)
+            self.conversation = self.agent.converse(
+                record,
+                self.emit,
+                self.taken_over,
+                locale=event.locale,
+                admit=self.quota.take if self.quota is not None else None,
+                voice_reply=event.voice_reply,
+            )
         except UnknownProfile as exc:
             await self.error("unknown_profile", str(exc))
             return False
@@ -237,23 +292,41 @@ class Connection:
             await self.error("unknown_session", f"no stored session {event.resume!r} to resume")
             return False
         except SessionInUse:
-            await self.error("session_in_use", f"session {event.resume!r} is live on another connection that did not "
-                             "let go in time, or is being resumed at this same moment (one writer per session)",
-                             retryable=True)
+            await self.error(
+                "session_in_use",
+                f"session {event.resume!r} is live on another connection that did not "
+                "let go in time, or is being resumed at this same moment (one writer per session)",
+                retryable=True,
+            )
             return False
         self.voice_consent = event.consent.voice
         self.face_consent = event.consent.face
-        history = tuple({"role": m.role, "content": m.content, **({"interrupted": "true"} if m.interrupted else {})}
-                        for m in record.history)
+        history = tuple(
+            {"role": m.role, "content": m.content, **({"interrupted": "true"} if m.interrupted else {})}
+            for m in record.history
+        )
         carried = record.persona.as_dict() if record.persona.turns else None
-        await self.emit(SessionStarted(session_id=record.id, profile=record.profile_id, resumed=resumed, history=history,
-                                       persona=carried, voice_reply=self.conversation.voice_reply,
-                                       user_id=record.user_id,
-                                       resume_token=guard.resume_token(self.tenant, record.id) if guard else None))
+        await self.emit(
+            SessionStarted(
+                session_id=record.id,
+                profile=record.profile_id,
+                resumed=resumed,
+                history=history,
+                persona=carried,
+                voice_reply=self.conversation.voice_reply,
+                user_id=record.user_id,
+                resume_token=guard.resume_token(self.tenant, record.id) if guard else None,
+            )
+        )
         if unverified:
-            await self.error("user_not_verified", "a publishable key carries a user across sessions only with a valid "
-                             "user_token (signed by your backend with its secret key); this session is anonymous")
+            await self.error(
+                "user_not_verified",
+                "a publishable key carries a user across sessions only with a valid "
+                "user_token (signed by your backend with its secret key); this session is anonymous",
+            )
         if event.voice_reply and not self.conversation.voice_reply:
-            await self.error("voice_reply_unavailable", "spoken replies are not enabled on this server "
-                             "(PERSONA_TTS_ENABLED); replies come as text only")
+            await self.error(
+                "voice_reply_unavailable",
+                "spoken replies are not enabled on this server (PERSONA_TTS_ENABLED); replies come as text only",
+            )
         return True

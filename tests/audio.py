@@ -1,4 +1,5 @@
 """Speech for tests, synthesised with Debian's espeak-ng (installed by .ci/run) and decoded in memory."""
+
 from __future__ import annotations
 
 import functools
@@ -15,7 +16,9 @@ def espeak(text: str, voice: str = "en-us", speed: int = 160) -> np.ndarray:
     """float32 mono 16 kHz."""
     if shutil.which("espeak-ng") is None:
         pytest.fail("espeak-ng is not installed (apt-get install espeak-ng; .ci/run does it)")
-    wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text], capture_output=True, check=True).stdout
+    wav = subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text], capture_output=True, check=True
+    ).stdout
     return decode_file(wav)
 
 
@@ -30,8 +33,7 @@ def silence(seconds: float) -> np.ndarray:
 def chunks(audio: np.ndarray, ms: int = 20) -> list[bytes]:
     """PCM16 frames as a browser AudioWorklet would send them."""
     n = SAMPLE_RATE * ms // 1000
-    return [to_pcm16(audio[i:i + n]) for i in range(0, audio.size, n)]
-
+    return [to_pcm16(audio[i : i + n]) for i in range(0, audio.size, n)]
 
 
 def to_16k(pcm: bytes, rate: int) -> np.ndarray:

@@ -4,6 +4,7 @@ like a slower GPU server: the tokens are the real engine's, only their timing ch
 
 Every request passes with `Connection: close` added, so each request is a new connection and a mode change takes
 effect on the next request, whatever the client's connection pool holds."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,7 +18,8 @@ from urllib.parse import urlparse
 
 import httpx
 
-from harness import LiveServer, live_server as launch
+from harness import LiveServer
+from harness import live_server as launch
 
 Mode = Literal["pass", "down", "error", "slow", "cut", "pace"]
 
@@ -67,8 +69,14 @@ class FaultProxy:
         mode = self.mode
         try:
             head = await reader.readuntil(b"\r\n\r\n")
-            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
             body = await reader.readexactly(length) if length else b""
             self.requests += 1
             self.bodies.append(body)
@@ -76,8 +84,10 @@ class FaultProxy:
                 return  # hang up without a word
             if mode == "error":
                 msg = b'{"error": {"message": "injected failure", "type": "server_error"}}'
-                writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-                             b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(msg), msg))
+                writer.write(
+                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+                    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(msg), msg)
+                )
                 await writer.drain()
                 return
             if mode == "slow":
@@ -115,10 +125,18 @@ def server_behind_proxy(engine: LiveServer, log_dir: Path, **env: str) -> Iterat
     """A second server process whose LLM is `engine`'s real vLLM reached through a FaultProxy: greedy, 64-token
     replies, its own memory store; `env` adds or overrides settings."""
     u = urlparse(engine.llm_url)
-    served = httpx.get(f"{engine.llm_url}/v1/models", timeout=10,
-                       headers=engine.llm_headers).json()["data"][0]["id"]  # the adapter, by default
+    served = httpx.get(f"{engine.llm_url}/v1/models", timeout=10, headers=engine.llm_headers).json()["data"][0][
+        "id"
+    ]  # the adapter, by default
     with FaultProxy(u.hostname, u.port) as proxy:
-        full = {"LLM_BASE_URL": proxy.url, "LLM_MODEL": served, "LLM_API_KEY": engine.llm_key, "PERSONA_STORE": "memory",
-                "PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "64", **env}
+        full = {
+            "LLM_BASE_URL": proxy.url,
+            "LLM_MODEL": served,
+            "LLM_API_KEY": engine.llm_key,
+            "PERSONA_STORE": "memory",
+            "PERSONA_LLM_TEMPERATURE": "0",
+            "PERSONA_LLM_MAX_TOKENS": "64",
+            **env,
+        }
         with launch(log_dir, full) as srv:
             yield srv, proxy

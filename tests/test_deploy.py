@@ -1,5 +1,6 @@
 """Deployment files, checked with the linters that run here (no Docker engine or cluster runs on these machines, so
 the image is not built and the manifests are not applied: deploy/README.md says what was not exercised)."""
+
 from __future__ import annotations
 
 import subprocess

@@ -1,4 +1,5 @@
 """The layer contract `make test` checks with lint-imports holds, and a backward import breaks it."""
+
 from __future__ import annotations
 
 import os
@@ -8,8 +9,21 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("perception", "fusion", "persona", "training", "prompts", "agent", "server", "harness", "tuning", "cli",
-            "bench", "persona_client", "integrations")
+PACKAGES = (
+    "perception",
+    "fusion",
+    "persona",
+    "training",
+    "prompts",
+    "agent",
+    "server",
+    "harness",
+    "tuning",
+    "cli",
+    "bench",
+    "persona_client",
+    "integrations",
+)
 LINT = Path(sys.executable).with_name("lint-imports")
 
 
@@ -21,8 +35,13 @@ def _lint(tree: Path) -> subprocess.CompletedProcess[str]:
 def _copy(tree: Path) -> None:
     """The source only (no model files): the tree lint-imports reads."""
     for pkg in PACKAGES:
-        shutil.copytree(ROOT / pkg, tree / pkg, ignore=lambda d, names: [n for n in names if not (
-            n.endswith(".py") or (Path(d) / n).is_dir()) or n == "__pycache__"])
+        shutil.copytree(
+            ROOT / pkg,
+            tree / pkg,
+            ignore=lambda d, names: [
+                n for n in names if not (n.endswith(".py") or (Path(d) / n).is_dir()) or n == "__pycache__"
+            ],
+        )
     shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
 
 

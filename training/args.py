@@ -1,4 +1,5 @@
 """Command-line arguments of the training commands (kept free of heavy imports: parsed on every CLI call)."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,13 +18,20 @@ TEXT_BASES = {
 
 
 def add_text_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base", choices=tuple(TEXT_BASES), default="minilm",
-                   help="the encoder to fine-tune (training/text.py says where each one's weights come from)")
+    p.add_argument(
+        "--base",
+        choices=tuple(TEXT_BASES),
+        default="minilm",
+        help="the encoder to fine-tune (training/text.py says where each one's weights come from)",
+    )
     p.add_argument("--data", default=str(SHARED / "goemotions"))
     p.add_argument("--workdir", default=".cache/train-text")
     p.add_argument("--out", default=str(ROOT / "perception" / "models" / "text_emotion"))
-    p.add_argument("--torch-out", default=str(ROOT / "bench" / "models" / "text_emotion_fp16.safetensors"),
-                   help="un-quantized weights for the benchmark's PyTorch peer")
+    p.add_argument(
+        "--torch-out",
+        default=str(ROOT / "bench" / "models" / "text_emotion_fp16.safetensors"),
+        help="un-quantized weights for the benchmark's PyTorch peer",
+    )
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=6e-5)
@@ -31,8 +39,12 @@ def add_text_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--checkpoint-steps", type=int, default=300)
     p.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--export-from", type=Path, default=None,
-                   help="skip training: quantize and export these weights (a --torch-out file) into --out, thresholds re-tuned")
+    p.add_argument(
+        "--export-from",
+        type=Path,
+        default=None,
+        help="skip training: quantize and export these weights (a --torch-out file) into --out, thresholds re-tuned",
+    )
 
 
 def add_voice_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,13 +66,25 @@ def add_face_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--init", help="start from these weights (a second, warm-restart stage) instead of from scratch")
-    p.add_argument("--aug", type=float, default=1.0,
-                   help="augmentation strength: scales rotation, zoom, brightness/contrast and erasing (1 = full)")
+    p.add_argument(
+        "--aug",
+        type=float,
+        default=1.0,
+        help="augmentation strength: scales rotation, zoom, brightness/contrast and erasing (1 = full)",
+    )
     p.add_argument("--dropout", type=float, default=0.3, help="dropout before and after the embedding layer")
-    p.add_argument("--crop", type=int, default=None,
-                   help="input window in pixels (default: the served size, perception.face.model.CROP)")
-    p.add_argument("--val-share", type=float, default=0.1,
-                   help="share of FER-2013 train held out to pick the epoch (0: pick on public test, as before)")
+    p.add_argument(
+        "--crop",
+        type=int,
+        default=None,
+        help="input window in pixels (default: the served size, perception.face.model.CROP)",
+    )
+    p.add_argument(
+        "--val-share",
+        type=float,
+        default=0.1,
+        help="share of FER-2013 train held out to pick the epoch (0: pick on public test, as before)",
+    )
 
 
 def add_warning_sign_arguments(p: argparse.ArgumentParser) -> None:
@@ -68,31 +92,49 @@ def add_warning_sign_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--everyday", default=str(SHARED / "goemotions"), help="GoEmotions folder: ordinary messages")
     p.add_argument("--everyday-n", type=int, default=6000, help="GoEmotions train comments added as ordinary messages")
     p.add_argument("--c", type=float, default=16.0, help="inverse L2 strength")
-    p.add_argument("--lexical-weight", type=float, default=2.0, help="scale of the TF-IDF view against the embedding view")
+    p.add_argument(
+        "--lexical-weight", type=float, default=2.0, help="scale of the TF-IDF view against the embedding view"
+    )
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--report-only", action="store_true", help="fit on each half and print its thresholds; write nothing")
+    p.add_argument(
+        "--report-only", action="store_true", help="fit on each half and print its thresholds; write nothing"
+    )
 
 
 def add_safety_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=str(SHARED / "crisis"))
     p.add_argument("--out", default=str(ROOT / "perception" / "models" / "crisis_risk.npz"))
-    p.add_argument("--recall", type=float, default=0.97,
-                   help="caution level: share of risk messages it must catch on the training folds (0.97 there lands at 0.95 out-of-fold)")
+    p.add_argument(
+        "--recall",
+        type=float,
+        default=0.97,
+        help="caution level: share of risk messages it must catch on the training folds (0.97 there lands at 0.95 out-of-fold)",
+    )
     p.add_argument("--fpr", type=float, default=0.05, help="crisis level: most non-risk messages it may flag")
     p.add_argument("--everyday", default=str(SHARED / "goemotions"), help="GoEmotions folder: ordinary messages")
-    p.add_argument("--everyday-n", type=int, default=2000,
-                   help="GoEmotions train comments added to every fit as non-risk (0: none); thresholds and figures "
-                        "stay on the crisis set")
+    p.add_argument(
+        "--everyday-n",
+        type=int,
+        default=2000,
+        help="GoEmotions train comments added to every fit as non-risk (0: none); thresholds and figures "
+        "stay on the crisis set",
+    )
     p.add_argument("--c", type=float, default=0.01, help="inverse L2 strength of the embedding model")
     p.add_argument("--c-lex", type=float, default=16.0, help="inverse L2 strength of the lexical (TF-IDF) model")
-    p.add_argument("--embedding-weight", type=float, default=0.5, help="share of the embedding model in the score "
-                   "(0.5 since the safety encoder joined it: SAFETY.md)")
+    p.add_argument(
+        "--embedding-weight",
+        type=float,
+        default=0.5,
+        help="share of the embedding model in the score (0.5 since the safety encoder joined it: SAFETY.md)",
+    )
     p.add_argument("--threads", type=int, default=2)
 
 
 def add_deepface_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=str(SHARED / "fer2013"))
-    p.add_argument("--out", default=str(ROOT / "perception" / "models" / "deepface" / "facial_expression_model_weights.pth"))
+    p.add_argument(
+        "--out", default=str(ROOT / "perception" / "models" / "deepface" / "facial_expression_model_weights.pth")
+    )
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -100,8 +142,12 @@ def add_deepface_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aug", type=float, default=0.3, help="augmentation strength (see train face)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--val-share", type=float, default=0.1,
-                   help="share of FER-2013 train held out to pick the epoch (0: pick on public test, as before)")
+    p.add_argument(
+        "--val-share",
+        type=float,
+        default=0.1,
+        help="share of FER-2013 train held out to pick the epoch (0: pick on public test, as before)",
+    )
 
 
 def add_fusion_arguments(p: argparse.ArgumentParser) -> None:
@@ -110,11 +156,17 @@ def add_fusion_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=str(ROOT / "fusion" / "models" / "gated_fusion.pt"))
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--per-epoch", type=int, default=20000, help="training triplets sampled per epoch")
-    p.add_argument("--per-class", type=int, default=800, help="text and face items per label in the training pools (at most)")
+    p.add_argument(
+        "--per-class", type=int, default=800, help="text and face items per label in the training pools (at most)"
+    )
     p.add_argument("--val-per-class", type=int, default=400)
     p.add_argument("--voice-variants", type=int, default=3, help="corrupted versions per voice clip")
-    p.add_argument("--meld", action=argparse.BooleanOptionalAction, default=False,
-                   help="add MELD's TV-dialogue utterances to the text pools (train: MELD train; select/report: MELD dev)")
+    p.add_argument(
+        "--meld",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="add MELD's TV-dialogue utterances to the text pools (train: MELD train; select/report: MELD dev)",
+    )
     p.add_argument("--val-n", type=int, default=2100, help="validation triplets")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--aux-weight", type=float, default=0.3)

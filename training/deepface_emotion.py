@@ -9,6 +9,7 @@ augmentation as our model, and writes the state dict under the file name deepfac
 `train face`); public test is only recorded. It is a peer for our Keras model and an
 optional serving backend (`PERSONA_FACE_BACKEND=deepface`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,12 @@ def train(args: argparse.Namespace) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = len(x_tr) // args.batch_size
     total, warm = steps_per_epoch * args.epochs, steps_per_epoch // 2
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (
-        1 + np.cos(np.pi * min(1.0, max(0, i - warm) / max(1, total - warm)))))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda i: (
+            min(1.0, (i + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(1.0, max(0, i - warm) / max(1, total - warm))))
+        ),
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     best, history = -1.0, []
@@ -63,7 +68,7 @@ def train(args: argparse.Namespace) -> None:
     def predict(x: np.ndarray) -> np.ndarray:
         xt = torch.from_numpy(x).permute(0, 3, 1, 2)
         with torch.no_grad():
-            return torch.cat([model(xt[i:i + 512]) for i in range(0, len(xt), 512)]).argmax(1).numpy()
+            return torch.cat([model(xt[i : i + 512]) for i in range(0, len(xt), 512)]).argmax(1).numpy()
 
     for epoch in range(args.epochs):
         rng = np.random.default_rng([args.seed, epoch])
@@ -71,7 +76,7 @@ def train(args: argparse.Namespace) -> None:
         model.train()
         t0, losses = time.time(), []
         for s in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=10):
-            idx = order[s * args.batch_size:(s + 1) * args.batch_size]
+            idx = order[s * args.batch_size : (s + 1) * args.batch_size]
             xb = torch.from_numpy(augment_batch(x_tr[idx], rng, size=48, strength=args.aug)).permute(0, 3, 1, 2)
             loss = torch.nn.functional.cross_entropy(_logits(model, xb), torch.from_numpy(y_tr[idx]))
             opt.zero_grad()
@@ -85,16 +90,33 @@ def train(args: argparse.Namespace) -> None:
         if args.val_share > 0:  # for the record only: public test never picks an epoch here
             row["public_test_accuracy"] = float((predict(x_te) == y_te).mean())
         history.append({**row, "seconds": round(time.time() - t0, 1)})
-        print(f"epoch {epoch + 1}: loss {np.mean(losses):.4f} val_accuracy {acc:.4f} "
-              f"public_test_accuracy {row.get('public_test_accuracy', acc):.4f} ({time.time() - t0:.0f} s)", flush=True)
+        print(
+            f"epoch {epoch + 1}: loss {np.mean(losses):.4f} val_accuracy {acc:.4f} "
+            f"public_test_accuracy {row.get('public_test_accuracy', acc):.4f} ({time.time() - t0:.0f} s)",
+            flush=True,
+        )
         if acc > best:
             best = acc
             torch.save(model.state_dict(), out)
             print(f"saved {out} (val_accuracy {best:.4f})", flush=True)
-    out.with_name("training.json").write_text(json.dumps(
-        {"architecture": "deepface.models.demography.pytorch.Emotion.EmotionModel (deepface 0.0.103)",
-         "data": {"train": f"fer2013_train.npz ({len(y_tr)} of 28,709)", "validation": validation,
-                  "reported": "fer2013_public_test.npz (3,589)"},
-         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "augmentation": args.aug,
-         "weight_decay": args.weight_decay, "seed": args.seed,
-         "best_val_accuracy": best, "history": history}, indent=1))
+    out.with_name("training.json").write_text(
+        json.dumps(
+            {
+                "architecture": "deepface.models.demography.pytorch.Emotion.EmotionModel (deepface 0.0.103)",
+                "data": {
+                    "train": f"fer2013_train.npz ({len(y_tr)} of 28,709)",
+                    "validation": validation,
+                    "reported": "fer2013_public_test.npz (3,589)",
+                },
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "lr": args.lr,
+                "augmentation": args.aug,
+                "weight_decay": args.weight_decay,
+                "seed": args.seed,
+                "best_val_accuracy": best,
+                "history": history,
+            },
+            indent=1,
+        )
+    )

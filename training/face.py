@@ -13,6 +13,7 @@ the centre window averaged with its mirror, exactly as served. The best epoch by
 Each epoch's state (and a snapshot of its weights) goes to --workdir so an interrupted run resumes where it
 stopped (`--resume`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,10 +55,15 @@ def fer_splits(data: Path, val_share: float, seed: int) -> tuple[Split, Split, S
     x_te, y_te = load_npz(data / "fer2013_public_test.npz")
     if val_share > 0:
         keep, held = carve_validation(x_tr, y_tr, val_share, seed)
-        validation = (f"{len(held)} of fer2013_train.npz (stratified {val_share:g}, seed {seed}, "
-                      "no exact duplicates of train)")
-        out: tuple[Split, Split, Split, str] = ((x_tr[keep], y_tr[keep]), (x_tr[held], y_tr[held]), (x_te, y_te),
-                                                validation)
+        validation = (
+            f"{len(held)} of fer2013_train.npz (stratified {val_share:g}, seed {seed}, no exact duplicates of train)"
+        )
+        out: tuple[Split, Split, Split, str] = (
+            (x_tr[keep], y_tr[keep]),
+            (x_tr[held], y_tr[held]),
+            (x_te, y_te),
+            validation,
+        )
     else:
         out = (x_tr, y_tr), (x_te, y_te), (x_te, y_te), "fer2013_public_test.npz (3,589)"
     print(f"train {len(out[0][1])}, validation {out[3]}", flush=True)
@@ -89,13 +95,13 @@ def augment_batch(x: np.ndarray, rng: np.random.Generator, size: int = CROP, str
         if pad:
             img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
         ox, oy = rng.integers(0, 9, size=2)
-        img = img[oy:oy + size, ox:ox + size]
+        img = img[oy : oy + size, ox : ox + size]
         img = (img - 0.5) * (1 + rng.uniform(-0.25, 0.3) * strength) + 0.5 + rng.uniform(-0.12, 0.12) * strength
         if rng.random() < 0.4 * strength:  # random erasing: a grey patch where an occluder (hand, hair) might be
             eh, ew = rng.integers(6, 17, size=2)
             ey, ex = rng.integers(0, size - eh), rng.integers(0, size - ew)
             img = img.copy()
-            img[ey:ey + eh, ex:ex + ew] = rng.random()
+            img[ey : ey + eh, ex : ex + ew] = rng.random()
         out[i, ..., 0] = np.clip(img, 0.0, 1.0)
     return out
 
@@ -107,10 +113,10 @@ def predict_tta(net, x48: np.ndarray, batch: int = 256, crop: int = CROP) -> np.
     xc = center_crop(x48, crop)
     probs = []
     for s in range(0, len(xc), batch):
-        b = xc[s:s + batch]
+        b = xc[s : s + batch]
         both = np.concatenate([b, b[:, :, ::-1]])
         p = keras.ops.convert_to_numpy(keras.ops.softmax(net(both, training=False), axis=-1))
-        probs.append((p[:len(b)] + p[len(b):]) / 2)
+        probs.append((p[: len(b)] + p[len(b) :]) / 2)
     return np.concatenate(probs)
 
 
@@ -138,11 +144,11 @@ def train(args: argparse.Namespace) -> None:
         before = json.loads(meta.read_text()) if meta.exists() else {"weights": str(args.init)}
         print(f"warm restart from {args.init}")
     steps_per_epoch = len(x_tr) // args.batch_size
-    sched = keras.optimizers.schedules.CosineDecay(args.lr * 0.1, steps_per_epoch * max(1, args.epochs - 1),
-                                                   warmup_target=args.lr, warmup_steps=steps_per_epoch)
+    sched = keras.optimizers.schedules.CosineDecay(
+        args.lr * 0.1, steps_per_epoch * max(1, args.epochs - 1), warmup_target=args.lr, warmup_steps=steps_per_epoch
+    )
     opt = keras.optimizers.AdamW(sched, weight_decay=args.weight_decay)
-    net.compile(optimizer=opt,
-                loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1))
+    net.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1))
     state, log_path = work / "state.weights.h5", work / "log.json"
     history: list[dict] = []
     start_epoch, best = 0, -1.0
@@ -151,7 +157,7 @@ def train(args: argparse.Namespace) -> None:
         start_epoch = len(history)
         best = max(h["val_accuracy"] for h in history)
         # build the optimizer variables before loading them
-        net.train_on_batch(x_tr[:2, :args.crop, :args.crop], onehot[:2])
+        net.train_on_batch(x_tr[:2, : args.crop, : args.crop], onehot[:2])
         net.load_weights(state)
         opt_state = np.load(work / "optimizer.npz")
         for v, k in zip(opt.variables, sorted(opt_state.files, key=int)):
@@ -163,7 +169,7 @@ def train(args: argparse.Namespace) -> None:
         t0, losses = time.time(), []
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=10)
         for s in bar:
-            idx = order[s * args.batch_size:(s + 1) * args.batch_size]
+            idx = order[s * args.batch_size : (s + 1) * args.batch_size]
             loss = net.train_on_batch(augment_batch(x_tr[idx], rng, size=args.crop, strength=args.aug), onehot[idx])
             losses.append(float(np.asarray(loss).ravel()[0]))
             if s % 50 == 0:
@@ -172,10 +178,14 @@ def train(args: argparse.Namespace) -> None:
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_accuracy": acc, "val_macro_f1": f1}
         if args.val_share > 0:  # for the record only: public test never picks an epoch here
             row["public_test_accuracy"], row["public_test_macro_f1"] = accuracy_f1(
-                predict_tta(net, x_te, crop=args.crop), y_te)
+                predict_tta(net, x_te, crop=args.crop), y_te
+            )
         history.append({**row, "seconds": round(time.time() - t0, 1)})
-        print(f"epoch {epoch + 1}: loss {np.mean(losses):.4f} val_accuracy {acc:.4f} val_macro_f1 {f1:.4f} "
-              f"public_test_accuracy {row.get('public_test_accuracy', acc):.4f} ({time.time() - t0:.0f} s)", flush=True)
+        print(
+            f"epoch {epoch + 1}: loss {np.mean(losses):.4f} val_accuracy {acc:.4f} val_macro_f1 {f1:.4f} "
+            f"public_test_accuracy {row.get('public_test_accuracy', acc):.4f} ({time.time() - t0:.0f} s)",
+            flush=True,
+        )
         if acc > best:
             best = acc
             net.save_weights(args.out)
@@ -184,12 +194,24 @@ def train(args: argparse.Namespace) -> None:
         shutil.copyfile(state, work / f"epoch-{epoch + 1:02d}.weights.h5")  # snapshots, for weight averaging
         np.savez(work / "optimizer.npz", **{str(i): keras.ops.convert_to_numpy(v) for i, v in enumerate(opt.variables)})
         log_path.write_text(json.dumps(history, indent=1))
-    summary = {"data": {"train": f"fer2013_train.npz ({len(y_tr)} of 28,709)", "validation": validation,
-                        "reported": "fer2013_public_test.npz (3,589)"},
-               "width": args.width, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-               "weight_decay": args.weight_decay, "seed": args.seed, "augmentation": args.aug,
-               "dropout": args.dropout, "crop": args.crop,
-               "best_val_accuracy": best, "history": history}
+    summary = {
+        "data": {
+            "train": f"fer2013_train.npz ({len(y_tr)} of 28,709)",
+            "validation": validation,
+            "reported": "fer2013_public_test.npz (3,589)",
+        },
+        "width": args.width,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "seed": args.seed,
+        "augmentation": args.aug,
+        "dropout": args.dropout,
+        "crop": args.crop,
+        "best_val_accuracy": best,
+        "history": history,
+    }
     if before is not None:
         summary["initialised_from"] = before  # the earlier stage, with its own settings and history
     Path(args.out).with_name("face_expression.training.json").write_text(json.dumps(summary, indent=1))

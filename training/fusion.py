@@ -14,15 +14,15 @@ The epoch is selected on a second part (20% of GoEmotions dev and FER public tes
 actors 15-16; the other half of MELD dev). Triplets: one item per modality of the same class, with modality dropout,
 conflicting-label and corrupted-input augmentation so the gates learn which modality to trust.
 """
-from __future__ import annotations
 
-from typing import Any
+from __future__ import annotations
 
 import argparse
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,16 +43,25 @@ class Triplets:
     def tensors(self):
         import torch
 
-        return ({m: torch.from_numpy(v) for m, v in self.heads.items()},
-                {m: torch.from_numpy(v) for m, v in self.embs.items()}, torch.from_numpy(self.mask))
+        return (
+            {m: torch.from_numpy(v) for m, v in self.heads.items()},
+            {m: torch.from_numpy(v) for m, v in self.embs.items()},
+            torch.from_numpy(self.mask),
+        )
 
 
 def _by_class(pool: Pool, corrupted: bool) -> list[np.ndarray]:
     return [np.flatnonzero((pool.y == k) & (pool.corrupted == corrupted)) for k in range(len(LABELS))]
 
 
-def sample_training(pools: dict[str, Pool], n: int, rng: np.random.Generator, p_corrupt: float = 0.3,
-                    p_conflict: float = 0.2, p_present: float = 0.75) -> Triplets:
+def sample_training(
+    pools: dict[str, Pool],
+    n: int,
+    rng: np.random.Generator,
+    p_corrupt: float = 0.3,
+    p_conflict: float = 0.2,
+    p_present: float = 0.75,
+) -> Triplets:
     y = rng.integers(0, len(LABELS), n)
     clean = {m: _by_class(p, False) for m, p in pools.items()}
     bad = {m: _by_class(p, True) for m, p in pools.items()}
@@ -119,25 +128,30 @@ def confidence_peer(t: Triplets) -> np.ndarray:
     a = np.where(t.mask > 0, np.log(conf / (1 - conf)), -np.inf)
     w = np.exp(a - a.max(1, keepdims=True))
     w /= w.sum(1, keepdims=True)
-    dist = sum(w[:, j:j + 1] * np.exp(t.heads[m][:, :len(LABELS)]) for j, m in enumerate(MODALITIES))
+    dist = sum(w[:, j : j + 1] * np.exp(t.heads[m][:, : len(LABELS)]) for j, m in enumerate(MODALITIES))
     return dist.argmax(1)
 
 
 def product_of_experts(t: Triplets) -> np.ndarray:
     """The untrained product of experts: the argmax of the present modalities' summed log-probabilities."""
-    logp = sum(t.mask[:, j:j + 1] * t.heads[m][:, :len(LABELS)] for j, m in enumerate(MODALITIES))
+    logp = sum(t.mask[:, j : j + 1] * t.heads[m][:, : len(LABELS)] for j, m in enumerate(MODALITIES))
     return np.asarray(logp).argmax(1)
 
 
 def evaluate(net: Any, clean: Triplets, bad: Triplets) -> dict[str, Any]:
     net.eval()
     y = clean.y
-    single = {m: macro_f1(y, clean.heads[m][:, :len(LABELS)].argmax(1)) for m in MODALITIES}
+    single = {m: macro_f1(y, clean.heads[m][:, : len(LABELS)].argmax(1)) for m in MODALITIES}
     pred, g = _run(net, clean)
-    out: dict[str, Any] = {"single": single, "fused": macro_f1(y, pred), "peer_confidence_fusion":
-                              macro_f1(y, confidence_peer(clean)), "peer_poe": macro_f1(y, product_of_experts(clean)),
-                              "gates_clean": g.mean(0).round(3).tolist(),
-                              "missing": {}, "corrupted": {}}
+    out: dict[str, Any] = {
+        "single": single,
+        "fused": macro_f1(y, pred),
+        "peer_confidence_fusion": macro_f1(y, confidence_peer(clean)),
+        "peer_poe": macro_f1(y, product_of_experts(clean)),
+        "gates_clean": g.mean(0).round(3).tolist(),
+        "missing": {},
+        "corrupted": {},
+    }
     for j, m in enumerate(MODALITIES):
         mask = np.ones_like(clean.mask)
         mask[:, j] = 0
@@ -146,36 +160,60 @@ def evaluate(net: Any, clean: Triplets, bad: Triplets) -> dict[str, Any]:
         best = max(rest, key=lambda o: single[o])
         p_bad, g_bad = _run(net, _with(clean, swap=(m, bad)))
         out["missing"][m] = {"fused": macro_f1(y, p_abs), "best_remaining": best, "best_remaining_f1": single[best]}
-        out["corrupted"][m] = {"fused": macro_f1(y, p_bad), "fused_absent": macro_f1(y, p_abs),
-                               "poe": macro_f1(y, product_of_experts(_with(clean, swap=(m, bad)))),
-                               "single_corrupted": macro_f1(y, bad.heads[m][:, :len(LABELS)].argmax(1)),
-                               "gate_clean": float(g[:, j].mean()), "gate_corrupted": float(g_bad[:, j].mean())}
+        out["corrupted"][m] = {
+            "fused": macro_f1(y, p_bad),
+            "fused_absent": macro_f1(y, p_abs),
+            "poe": macro_f1(y, product_of_experts(_with(clean, swap=(m, bad)))),
+            "single_corrupted": macro_f1(y, bad.heads[m][:, : len(LABELS)].argmax(1)),
+            "gate_clean": float(g[:, j].mean()),
+            "gate_corrupted": float(g_bad[:, j].mean()),
+        }
     return out
 
 
 def format_report(r: dict, n: int) -> str:
     s = r["single"]
     best = max(s, key=s.get)
-    lines = [f"validation triplets: {n} (balanced over 7 labels); macro-F1 over the 7 shared labels", "",
-             "| condition | macro-F1 |", "|---|---|"]
+    lines = [
+        f"validation triplets: {n} (balanced over 7 labels); macro-F1 over the 7 shared labels",
+        "",
+        "| condition | macro-F1 |",
+        "|---|---|",
+    ]
     lines += [f"| {m} only (its perceiver alone) | {s[m]:.4f} |" for m in MODALITIES]
-    lines += [f"| peer: confidence-weighted average (untrained) | {r['peer_confidence_fusion']:.4f} |",
-              f"| peer: product of experts (sum of log-probabilities, untrained) | {r['peer_poe']:.4f} |",
-              f"| **gated fusion, all three** | **{r['fused']:.4f}** |", "",
-              "| missing | fused | best remaining single | holds |", "|---|---|---|---|"]
+    lines += [
+        f"| peer: confidence-weighted average (untrained) | {r['peer_confidence_fusion']:.4f} |",
+        f"| peer: product of experts (sum of log-probabilities, untrained) | {r['peer_poe']:.4f} |",
+        f"| **gated fusion, all three** | **{r['fused']:.4f}** |",
+        "",
+        "| missing | fused | best remaining single | holds |",
+        "|---|---|---|---|",
+    ]
     for m, v in r["missing"].items():
-        lines.append(f"| {m} | {v['fused']:.4f} | {v['best_remaining_f1']:.4f} ({v['best_remaining']}) | "
-                     f"{'yes' if v['fused'] >= v['best_remaining_f1'] else 'NO'} |")
-    lines += ["", "| corrupted | fused | fused with it absent | loss | that modality alone, corrupted | product of experts | "
-              "gate clean → corrupted |", "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {m} | {v['fused']:.4f} | {v['best_remaining_f1']:.4f} ({v['best_remaining']}) | "
+            f"{'yes' if v['fused'] >= v['best_remaining_f1'] else 'NO'} |"
+        )
+    lines += [
+        "",
+        "| corrupted | fused | fused with it absent | loss | that modality alone, corrupted | product of experts | "
+        "gate clean → corrupted |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for m, v in r["corrupted"].items():
         loss = v["fused_absent"] - v["fused"]
-        lines.append(f"| {m} | {v['fused']:.4f} | {v['fused_absent']:.4f} | {loss * 100:+.1f} pts "
-                     f"{'(ok ≤ 2)' if loss <= 0.02 else '(over 2)'} | {v['single_corrupted']:.4f} | {v['poe']:.4f} | "
-                     f"{v['gate_clean']:.3f} → {v['gate_corrupted']:.3f} |")
+        lines.append(
+            f"| {m} | {v['fused']:.4f} | {v['fused_absent']:.4f} | {loss * 100:+.1f} pts "
+            f"{'(ok ≤ 2)' if loss <= 0.02 else '(over 2)'} | {v['single_corrupted']:.4f} | {v['poe']:.4f} | "
+            f"{v['gate_clean']:.3f} → {v['gate_corrupted']:.3f} |"
+        )
     mods = ", ".join(MODALITIES)
-    lines += ["", f"mean gates on clean triplets ({mods}): {r['gates_clean']}",
-              f"fused={r['fused']:.4f} best_single={s[best]:.4f} ({best})", f"poe={r['peer_poe']:.4f}"]
+    lines += [
+        "",
+        f"mean gates on clean triplets ({mods}): {r['gates_clean']}",
+        f"fused={r['fused']:.4f} best_single={s[best]:.4f} ({best})",
+        f"poe={r['peer_poe']:.4f}",
+    ]
     return "\n".join(lines)
 
 
@@ -209,8 +247,12 @@ def build_pools(args: argparse.Namespace, only: tuple[str, ...] = MODALITIES) ->
             pools = {"text": _text_pools, "face": _face_pools, "voice": _voice_pools}[m](args, shared)
             for split, pool in zip(SPLITS, pools):
                 pool.save(files[split])
-            print(f"{m} pools: " + " / ".join(f"{len(p.y)} {s}" for s, p in zip(SPLITS, pools))
-                  + f" items ({time.time() - t0:.0f} s)", flush=True)
+            print(
+                f"{m} pools: "
+                + " / ".join(f"{len(p.y)} {s}" for s, p in zip(SPLITS, pools))
+                + f" items ({time.time() - t0:.0f} s)",
+                flush=True,
+            )
         for split in SPLITS:
             out[split][m] = Pool.load(files[split])
     return out
@@ -227,7 +269,10 @@ def _text_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool, Poo
 
     go_texts, go_y = read_goemotions_single(shared / "goemotions" / "dev.tsv")
     go = split_items(go_y, HELD_OUT_PARTS, args.seed)
-    parts = [[pool(go_texts, go_y, idx, cap)] for idx, cap in zip(go, (args.per_class, args.val_per_class, args.val_per_class))]
+    parts = [
+        [pool(go_texts, go_y, idx, cap)]
+        for idx, cap in zip(go, (args.per_class, args.val_per_class, args.val_per_class))
+    ]
     if args.meld:
         meld_texts, meld_y = read_meld(shared / "meld" / "train_sent_emo.csv")
         dev_texts, dev_y = read_meld(shared / "meld" / "dev_sent_emo.csv")
@@ -247,8 +292,10 @@ def _face_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool, Poo
     face = load_keras_face_perceiver(default_face_model_paths(), threads=args.threads)
     x, y = read_fer_npz(shared / "fer2013" / "fer2013_public_test.npz")
     parts = split_items(y, HELD_OUT_PARTS, args.seed)
-    pools = [face_pool(face, x[idx], y[idx], cap, args.seed)
-             for idx, cap in zip(parts, (args.per_class, args.val_per_class, args.val_per_class))]
+    pools = [
+        face_pool(face, x[idx], y[idx], cap, args.seed)
+        for idx, cap in zip(parts, (args.per_class, args.val_per_class, args.val_per_class))
+    ]
     return pools[0], pools[1], pools[2]
 
 
@@ -268,10 +315,17 @@ def _voice_pools(args: argparse.Namespace, shared: Path) -> tuple[Pool, Pool, Po
     parts = []
     for a in np.unique(actors[tr]):
         fit, held = tr[actors[tr] != a], tr[actors[tr] == a]
-        p = voice_pool(voice_head(feats[fit], y[fit], c, encoder), [audios[i] for i in held], y[held], args.voice_variants,
-                       args.seed + int(a))
+        p = voice_pool(
+            voice_head(feats[fit], y[fit], c, encoder),
+            [audios[i] for i in held],
+            y[held],
+            args.voice_variants,
+            args.seed + int(a),
+        )
         parts.append(Pool(p.heads, p.embs, p.y, p.corrupted, held[p.group]))
-    train = Pool(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("heads", "embs", "y", "corrupted", "group")))
+    train = Pool(
+        *(np.concatenate([getattr(p, f) for p in parts]) for f in ("heads", "embs", "y", "corrupted", "group"))
+    )
     head = voice_head(feats[tr], y[tr], c, encoder)
     held_out = []
     for lo, hi in VOICE_ACTORS[1:]:
@@ -291,11 +345,13 @@ def split_descriptions(meld: bool) -> dict[str, dict[str, str]]:
         share = f"{'the other ' if i == 2 else ''}{HELD_OUT_PARTS[i]:.0%}"
         lo, hi = VOICE_ACTORS[i]
         out[split] = {
-            "text": f"{share} of GoEmotions dev" + (" (single-class messages)" if i == 0 else "")
-                    + (f" + {meld_part[i]}" if meld else ""),
+            "text": f"{share} of GoEmotions dev"
+            + (" (single-class messages)" if i == 0 else "")
+            + (f" + {meld_part[i]}" if meld else ""),
             "face": f"{share} of FER-2013 public test",
-            "voice": f"RAVDESS actors {lo}-{hi}, " + ("read by heads fitted without the actor" if i == 0
-                                                      else f"head fitted on actors {tr_lo}-{tr_hi}")}
+            "voice": f"RAVDESS actors {lo}-{hi}, "
+            + ("read by heads fitted without the actor" if i == 0 else f"head fitted on actors {tr_lo}-{tr_hi}"),
+        }
     return out
 
 
@@ -327,9 +383,11 @@ def train(args: argparse.Namespace) -> None:
         order = torch.randperm(len(yy))
         losses = []
         for s in tqdm(range(0, len(yy), 256), desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=5, leave=False):
-            b = order[s:s + 256]
+            b = order[s : s + 256]
             logits, g, _, per = net({m: v[b] for m, v in heads.items()}, {m: v[b] for m, v in embs.items()}, mask[b])
-            aux = torch.nn.functional.cross_entropy(per.reshape(-1, len(LABELS)), yy[b].repeat_interleave(M), reduction="none")
+            aux = torch.nn.functional.cross_entropy(
+                per.reshape(-1, len(LABELS)), yy[b].repeat_interleave(M), reduction="none"
+            )
             aux = (aux.reshape(-1, M) * mask[b]).sum() / mask[b].sum()
             loss = torch.nn.functional.cross_entropy(logits, yy[b]) + args.aux_weight * aux
             opt.zero_grad()
@@ -342,12 +400,26 @@ def train(args: argparse.Namespace) -> None:
         # an epoch whose embedding path overrides agreeing readings (fusion.gated.overridden_readings) is kept only
         # if no epoch keeps that contract: fewest overrides first, then the select score
         overridden = len(overridden_readings(GatedFusion(GMUWeights.from_state_dict(net.state_dict()), "epoch")))
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_fused": r["fused"], "val_select": score,
-                        "overridden_readings": overridden})
-        print(f"epoch {epoch + 1}: loss {np.mean(losses):.4f} val fused {r['fused']:.4f} select {score:.4f} "
-              f"overridden {overridden}", flush=True)
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": float(np.mean(losses)),
+                "val_fused": r["fused"],
+                "val_select": score,
+                "overridden_readings": overridden,
+            }
+        )
+        print(
+            f"epoch {epoch + 1}: loss {np.mean(losses):.4f} val fused {r['fused']:.4f} select {score:.4f} "
+            f"overridden {overridden}",
+            flush=True,
+        )
         if best is None or (-overridden, score) > best:
-            best, best_epoch, best_state = (-overridden, score), epoch + 1, {k: v.clone() for k, v in net.state_dict().items()}
+            best, best_epoch, best_state = (
+                (-overridden, score),
+                epoch + 1,
+                {k: v.clone() for k, v in net.state_dict().items()},
+            )
     assert best is not None and best_state is not None, "no epochs"
     net.load_state_dict(best_state)
     if best[0] < 0:
@@ -358,11 +430,17 @@ def train(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), out)
-    meta = {"version": "1", "hyperparameters": hyper, "seed": args.seed, "epochs": args.epochs,
-            "inputs": "every item read by a perceiver that never trained on it",
-            "splits": split_descriptions(args.meld),
-            "pool_sizes": {s: {m: int(len(p[m].y)) for m in MODALITIES} for s, p in pools.items()},
-            "report_metrics": r, "history": history}
+    meta = {
+        "version": "1",
+        "hyperparameters": hyper,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "inputs": "every item read by a perceiver that never trained on it",
+        "splits": split_descriptions(args.meld),
+        "pool_sizes": {s: {m: int(len(p[m].y)) for m in MODALITIES} for s, p in pools.items()},
+        "report_metrics": r,
+        "history": history,
+    }
     out.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     print(f"saved {out}")
 

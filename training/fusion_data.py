@@ -10,13 +10,14 @@ not on its own training set (where it is right far more often): text from GoEmot
 text model trained on GoEmotions train only), faces from FER-2013 public test (the face CNN trained on FER-2013 train), voice read
 by heads fitted without the clip's actor. `split_items` cuts such a set into fusion train / select / report parts.
 """
+
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -36,7 +37,9 @@ class Pool:
     group: np.ndarray
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(path, heads=self.heads, embs=self.embs, y=self.y, corrupted=self.corrupted, group=self.group)
+        np.savez_compressed(
+            path, heads=self.heads, embs=self.embs, y=self.y, corrupted=self.corrupted, group=self.group
+        )
 
     @staticmethod
     def load(path: Path) -> Pool:
@@ -45,8 +48,13 @@ class Pool:
 
 
 def _pool(signals: list[ModalitySignal], y: np.ndarray, corrupted: np.ndarray, group: np.ndarray) -> Pool:
-    return Pool(np.stack([head_vector(s) for s in signals]), np.stack([embedding_vector(s) for s in signals]),
-                y.astype(np.int64), corrupted.astype(bool), group.astype(np.int64))
+    return Pool(
+        np.stack([head_vector(s) for s in signals]),
+        np.stack([embedding_vector(s) for s in signals]),
+        y.astype(np.int64),
+        corrupted.astype(bool),
+        group.astype(np.int64),
+    )
 
 
 def _take(y: np.ndarray, per_class: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -101,8 +109,13 @@ def concat_pools(pools: Sequence[Pool]) -> Pool:
     for p in pools:
         groups.append(p.group + offset)
         offset += int(p.group.max()) + 1 if len(p.group) else 0
-    return Pool(np.concatenate([p.heads for p in pools]), np.concatenate([p.embs for p in pools]),
-                np.concatenate([p.y for p in pools]), np.concatenate([p.corrupted for p in pools]), np.concatenate(groups))
+    return Pool(
+        np.concatenate([p.heads for p in pools]),
+        np.concatenate([p.embs for p in pools]),
+        np.concatenate([p.y for p in pools]),
+        np.concatenate([p.corrupted for p in pools]),
+        np.concatenate(groups),
+    )
 
 
 def corrupt_text(text: str, rng: np.random.Generator) -> str:
@@ -126,7 +139,7 @@ def text_pool(model, texts: Sequence[str], y: np.ndarray, per_class: int | None,
     bad = [corrupt_text(t, rng) for t in clean]
     signals = []
     for batch in range(0, len(idx) * 2, 64):
-        both = (clean + bad)[batch:batch + 64]
+        both = (clean + bad)[batch : batch + 64]
         signals += model.perceive_batch(both)
     n = len(idx)
     return _pool(signals, np.concatenate([y[idx], y[idx]]), np.r_[np.zeros(n), np.ones(n)], np.r_[idx, idx])
@@ -144,7 +157,7 @@ def corrupt_face(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         elif kind == 1:
             h, w = int(rng.integers(20, 34)), int(rng.integers(24, 48))
             y0, x0 = int(rng.integers(0, 48 - h + 1)), int(rng.integers(0, 48 - w + 1))
-            x[y0:y0 + h, x0:x0 + w] = float(rng.uniform(0, 255))
+            x[y0 : y0 + h, x0 : x0 + w] = float(rng.uniform(0, 255))
         elif kind == 2:
             x = x + rng.normal(0, float(rng.uniform(40, 80)), x.shape)
         else:
@@ -184,7 +197,7 @@ def corrupt_audio(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = audio.astype(np.float32)
     kinds = rng.choice(2, size=int(rng.integers(1, 3)), replace=False)
     if 1 in kinds:
-        p = float(np.mean(out ** 2)) + 1e-12
+        p = float(np.mean(out**2)) + 1e-12
         out = out + rng.normal(0, np.sqrt(p / 10 ** (rng.uniform(0, 10) / 10)), out.shape).astype(np.float32)
     if 0 in kinds:
         out = out * 10 ** (-rng.uniform(30, 45) / 20)
@@ -226,8 +239,14 @@ def voice_head(x: np.ndarray, y: np.ndarray, c: float, encoder=None):
     bias = np.full(len(LABELS), -30.0, np.float32)  # a label missing from training is never predicted
     coef[clf.classes_] = clf.coef_
     bias[clf.classes_] = clf.intercept_
-    return VoiceAffectModel(mean=scaler.mean_.astype(np.float32), scale=scaler.scale_.astype(np.float32), coef=coef,
-                            bias=bias, name="voice-head-fold", encoder=encoder)
+    return VoiceAffectModel(
+        mean=scaler.mean_.astype(np.float32),
+        scale=scaler.scale_.astype(np.float32),
+        coef=coef,
+        bias=bias,
+        name="voice-head-fold",
+        encoder=encoder,
+    )
 
 
 def save_meta(path: Path, meta: dict) -> None:

@@ -1,4 +1,5 @@
 """GoEmotions reading and the 28 → 7 mapping (DESIGN.md §2)."""
+
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import numpy as np
 
 from perception.labels import LABELS
 from perception.text_model import EKMAN_MAPPING, GOEMOTIONS
+
 
 @dataclass(frozen=True)
 class Split:

@@ -7,20 +7,25 @@ with the thresholds set for a low false-positive rate (crisis) and high recall (
 The set is both the only training data and the only evaluation data we have, so every figure printed is
 out-of-fold (stratified 5-fold, repeated): thresholds are picked on the training folds only.
 """
+
 from __future__ import annotations
 
-from typing import Any
 import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from perception.safety import RiskFeatures, decide_level, explicit_phrase, lexical_terms, load_risk_features
-from perception.warning_signs import (SignReading, default_warning_sign_model_path, load_warning_sign_model,
-                                      read_messages)
+from perception.warning_signs import (
+    SignReading,
+    default_warning_sign_model_path,
+    load_warning_sign_model,
+    read_messages,
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ def read_crisis(folder: Path) -> CrisisSet:
 def features(reader: RiskFeatures, texts: list[str]) -> np.ndarray:
     """[N, 384 + 768 + 28]: the text model's embedding, the safety encoder's, the 28 GoEmotions probabilities, exactly
     as the live layer computes them (`perception.safety.risk_features`)."""
-    return np.concatenate([reader(texts[s:s + 64]) for s in range(0, len(texts), 64)]).astype(np.float32)
+    return np.concatenate([reader(texts[s : s + 64]) for s in range(0, len(texts), 64)]).astype(np.float32)
 
 
 def threshold_for_fpr(scores: np.ndarray, y: np.ndarray, fpr: float) -> float:
@@ -124,18 +129,24 @@ def read_signs(reader: RiskFeatures, texts: list[str], x: np.ndarray) -> list[Si
     signs = load_warning_sign_model(default_warning_sign_model_path())
     out: list[SignReading] = []
     for s in range(0, len(texts), 64):  # a long post's sentences take a pass of their own: 64 posts a batch
-        out += read_messages(signs, reader, texts[s:s + 64], x[s:s + 64])
+        out += read_messages(signs, reader, texts[s : s + 64], x[s : s + 64])
     return out
 
 
 def caught(texts: list[str], signs: Signs) -> np.ndarray:
     """[N] whether the rules alone make a crisis of each message: an explicit phrase or a crisis-tier warning sign."""
-    return np.array([explicit_phrase(t) is not None or (s is not None and s.tier == "crisis")
-                     for i, t in enumerate(texts) for s in [_sign(signs, i)]])
+    return np.array(
+        [
+            explicit_phrase(t) is not None or (s is not None and s.tier == "crisis")
+            for i, t in enumerate(texts)
+            for s in [_sign(signs, i)]
+        ]
+    )
 
 
-def oof_scores(x: np.ndarray, texts: list[str], y: np.ndarray, cfg: Settings, seed: int,
-               extra: Everyday | None = None) -> np.ndarray:
+def oof_scores(
+    x: np.ndarray, texts: list[str], y: np.ndarray, cfg: Settings, seed: int, extra: Everyday | None = None
+) -> np.ndarray:
     """Out-of-fold scores: thresholds set on these hold on new data; in-sample scores would be overconfident."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -145,17 +156,35 @@ def oof_scores(x: np.ndarray, texts: list[str], y: np.ndarray, cfg: Settings, se
     return out
 
 
-def caution_for_recall(scores: np.ndarray, y: np.ndarray, texts: list[str], probs: np.ndarray, t_crisis: float,
-                       recall: float, signs: Signs = None) -> float:
+def caution_for_recall(
+    scores: np.ndarray,
+    y: np.ndarray,
+    texts: list[str],
+    probs: np.ndarray,
+    t_crisis: float,
+    recall: float,
+    signs: Signs = None,
+) -> float:
     """The highest caution threshold at which the served decision (`decide_level`: rules, crisis threshold, warning
     signs, and the learned caution dropped on positive or laughing messages) flags at least `recall` of the
     positives. Picking it on the raw scores instead would let the suppressions eat into the recall afterwards."""
     risk = np.flatnonzero(y == 1)
-    flagged = np.array([decide_level(texts[i], float(scores[i]), probs[i], t_crisis, np.inf, _sign(signs, int(i)))[0] != "none"
-                        for i in risk])
+    flagged = np.array(
+        [
+            decide_level(texts[i], float(scores[i]), probs[i], t_crisis, np.inf, _sign(signs, int(i)))[0] != "none"
+            for i in risk
+        ]
+    )
     # Which of the others a caution threshold can reach: those the suppressions leave to the learned score.
-    reachable = np.array([decide_level(texts[i], float(scores[i]), probs[i], t_crisis, -np.inf, _sign(signs, int(i)))[0]
-                          != "none" for i in risk]) & ~flagged
+    reachable = (
+        np.array(
+            [
+                decide_level(texts[i], float(scores[i]), probs[i], t_crisis, -np.inf, _sign(signs, int(i)))[0] != "none"
+                for i in risk
+            ]
+        )
+        & ~flagged
+    )
     need = int(np.ceil(recall * len(risk))) - int(flagged.sum())
     cand = np.sort(scores[risk][reachable])[::-1]
     if need <= 0:
@@ -163,8 +192,18 @@ def caution_for_recall(scores: np.ndarray, y: np.ndarray, texts: list[str], prob
     return float(cand[min(need, len(cand)) - 1]) if len(cand) else 0.0
 
 
-def thresholds(x: np.ndarray, texts: list[str], y: np.ndarray, rules: np.ndarray, cfg: Settings, recall: float,
-               fpr: float, seed: int, extra: Everyday | None = None, signs: Signs = None) -> tuple[float, float]:
+def thresholds(
+    x: np.ndarray,
+    texts: list[str],
+    y: np.ndarray,
+    rules: np.ndarray,
+    cfg: Settings,
+    recall: float,
+    fpr: float,
+    seed: int,
+    extra: Everyday | None = None,
+    signs: Signs = None,
+) -> tuple[float, float]:
     """(crisis, caution) thresholds from out-of-fold scores: crisis for `fpr` of all the negatives, counting those the
     rules (explicit phrases and crisis-tier warning signs) already make a crisis; caution for `recall` of the served
     decision (`caution_for_recall`)."""
@@ -175,8 +214,16 @@ def thresholds(x: np.ndarray, texts: list[str], y: np.ndarray, rules: np.ndarray
     return t_crisis, caution_for_recall(s, y, texts, x[:, -28:], t_crisis, recall, signs)
 
 
-def cross_validate(data: CrisisSet, x: np.ndarray, cfg: Settings, recall: float, fpr: float,
-                   repeats: int = 3, extra: Everyday | None = None, signs: Signs = None) -> dict[str, float]:
+def cross_validate(
+    data: CrisisSet,
+    x: np.ndarray,
+    cfg: Settings,
+    recall: float,
+    fpr: float,
+    repeats: int = 3,
+    extra: Everyday | None = None,
+    signs: Signs = None,
+) -> dict[str, float]:
     """Nested: outer 5-fold for the figures; thresholds from an inner out-of-fold pass on the training folds only.
     `signs`: the warning signs the scorer by meaning reads in each message (it never trains on this set)."""
     from sklearn.model_selection import StratifiedKFold
@@ -189,17 +236,33 @@ def cross_validate(data: CrisisSet, x: np.ndarray, cfg: Settings, recall: float,
         anyrisk = np.zeros(len(data.y), dtype=bool)
         for tr, te in StratifiedKFold(5, shuffle=True, random_state=r).split(x, data.y):
             tr_texts = [data.texts[i] for i in tr]
-            t_crisis, t_caution = thresholds(x[tr], tr_texts, data.y[tr], rules[tr], cfg, recall, fpr, seed=100 + r,
-                                             extra=extra, signs=[signs[i] for i in tr] if signs else None)
+            t_crisis, t_caution = thresholds(
+                x[tr],
+                tr_texts,
+                data.y[tr],
+                rules[tr],
+                cfg,
+                recall,
+                fpr,
+                seed=100 + r,
+                extra=extra,
+                signs=[signs[i] for i in tr] if signs else None,
+            )
             s = fit(x[tr], tr_texts, data.y[tr], cfg, extra).score(x[te], [data.texts[i] for i in te])
             # the served decision (perception.safety.decide_level): rules, warning signs, positive and laughing
-            levels = [decide_level(data.texts[i], float(si), x[i, -28:], t_crisis, t_caution, _sign(signs, i))[0]
-                      for i, si in zip(te, s)]
+            levels = [
+                decide_level(data.texts[i], float(si), x[i, -28:], t_crisis, t_caution, _sign(signs, i))[0]
+                for i, si in zip(te, s)
+            ]
             crisis[te] = np.array([lv == "crisis" for lv in levels])
             anyrisk[te] = np.array([lv != "none" for lv in levels])
         for name, pred in (("crisis", crisis), ("any", anyrisk)):
-            for k, v in (("recall", pred[data.y == 1].mean()), ("fpr", pred[data.y == 0].mean()),
-                         ("fpr_hard", pred[kinds == "hard"].mean()), ("fpr_easy", pred[kinds == "easy"].mean())):
+            for k, v in (
+                ("recall", pred[data.y == 1].mean()),
+                ("fpr", pred[data.y == 0].mean()),
+                ("fpr_hard", pred[kinds == "hard"].mean()),
+                ("fpr_easy", pred[kinds == "easy"].mean()),
+            ):
                 res.setdefault(f"{name}_{k}", []).append(float(v))
     return {k: float(np.mean(v)) for k, v in res.items()}
 
@@ -213,26 +276,43 @@ def train(args: argparse.Namespace) -> None:
     signs = read_signs(reader, data.texts, x)
     cv = cross_validate(data, x, cfg, args.recall, args.fpr, extra=extra, signs=signs)
     for level, what in (("crisis", "fixed crisis reply"), ("any", "crisis reply or caution prompt")):
-        print(f"{what:<32} out-of-fold (5-fold x3, nested thresholds): recall {cv[f'{level}_recall']:.3f}, "
-              f"false positives {cv[f'{level}_fpr']:.3f} (hard negatives {cv[f'{level}_fpr_hard']:.3f}, "
-              f"easy {cv[f'{level}_fpr_easy']:.3f})")
-    t_crisis, t_caution = thresholds(x, data.texts, data.y, caught(data.texts, signs), cfg, args.recall, args.fpr, seed=0,
-                                     extra=extra, signs=signs)
+        print(
+            f"{what:<32} out-of-fold (5-fold x3, nested thresholds): recall {cv[f'{level}_recall']:.3f}, "
+            f"false positives {cv[f'{level}_fpr']:.3f} (hard negatives {cv[f'{level}_fpr_hard']:.3f}, "
+            f"easy {cv[f'{level}_fpr_easy']:.3f})"
+        )
+    t_crisis, t_caution = thresholds(
+        x, data.texts, data.y, caught(data.texts, signs), cfg, args.recall, args.fpr, seed=0, extra=extra, signs=signs
+    )
     fitted = fit(x, data.texts, data.y, cfg, extra)
     scaler, clf = fitted.embedding[0], fitted.embedding[1]
     out = Path(args.out)
     np.savez_compressed(
-        out, mean=scaler.mean_.astype(np.float32), scale=scaler.scale_.astype(np.float32),
-        coef=clf.coef_[0].astype(np.float32), bias=np.float32(clf.intercept_[0]),
+        out,
+        mean=scaler.mean_.astype(np.float32),
+        scale=scaler.scale_.astype(np.float32),
+        coef=clf.coef_[0].astype(np.float32),
+        bias=np.float32(clf.intercept_[0]),
         lex_vocab=np.array(json.dumps(fitted.vectorizer.get_feature_names_out().tolist())),
-        lex_idf=fitted.vectorizer.idf_.astype(np.float32), lex_coef=fitted.lexical.coef_[0].astype(np.float32),
-        lex_bias=np.float32(fitted.lexical.intercept_[0]), embedding_weight=np.float32(cfg.weight),
-        crisis_threshold=np.float32(t_crisis), caution_threshold=np.float32(t_caution),
-        meta=json.dumps({"trained_on": "shared/data/crisis (240 risk, 480 non-risk)"
-                         + (f" + {len(extra.texts)} GoEmotions train comments as non-risk" if extra else ""), "C": args.c,
-                         "C_lexical": args.c_lex, "embedding_weight": args.embedding_weight,
-                         "caution_recall_target": args.recall, "crisis_fpr_target": args.fpr,
-                         **{f"cv_{k}": round(v, 4) for k, v in cv.items()}}))
+        lex_idf=fitted.vectorizer.idf_.astype(np.float32),
+        lex_coef=fitted.lexical.coef_[0].astype(np.float32),
+        lex_bias=np.float32(fitted.lexical.intercept_[0]),
+        embedding_weight=np.float32(cfg.weight),
+        crisis_threshold=np.float32(t_crisis),
+        caution_threshold=np.float32(t_caution),
+        meta=json.dumps(
+            {
+                "trained_on": "shared/data/crisis (240 risk, 480 non-risk)"
+                + (f" + {len(extra.texts)} GoEmotions train comments as non-risk" if extra else ""),
+                "C": args.c,
+                "C_lexical": args.c_lex,
+                "embedding_weight": args.embedding_weight,
+                "caution_recall_target": args.recall,
+                "crisis_fpr_target": args.fpr,
+                **{f"cv_{k}": round(v, 4) for k, v in cv.items()},
+            }
+        ),
+    )
     print(f"wrote {out} (crisis >= {t_crisis:.3f}, caution >= {t_caution:.3f})")
 
 
@@ -257,6 +337,9 @@ def read_warning_signs(root: Path = WARNING_SIGNS) -> WarningSigns:
     halves = {h: yaml.safe_load((root / f"half_{h}.yaml").read_text()) for h in ("a", "b")}
     for h, examples in halves.items():
         assert set(examples) == set(cats), f"half {h}: categories differ from categories.yaml"
-    return WarningSigns(tiers={name: c["tier"] for name, c in cats.items()},
-                        alone={name: c.get("alone", c["tier"]) for name, c in cats.items()}, halves=halves,
-                        negatives={h: yaml.safe_load((root / f"negatives_{h}.yaml").read_text()) for h in ("a", "b")})
+    return WarningSigns(
+        tiers={name: c["tier"] for name, c in cats.items()},
+        alone={name: c.get("alone", c["tier"]) for name, c in cats.items()},
+        halves=halves,
+        negatives={h: yaml.safe_load((root / f"negatives_{h}.yaml").read_text()) for h in ("a", "b")},
+    )

@@ -7,6 +7,7 @@ unpacked into the cache (`training.text.base_model_dir`), exported to ONNX with 
 and its MatMul weights quantized to 8 bits per block of 32 (MatMulNBits, accuracy level 4). The folder is written
 aside and moved into place, so an interrupted build leaves nothing that loads.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -54,12 +55,24 @@ def build_sentence_encoder(out: Path) -> Path:
         mask = (ids != 1).long()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (ids, mask), str(tmp / "float.onnx"), input_names=["input_ids", "attention_mask"],
-                              output_names=["embedding"], opset_version=17, dynamo=False,
-                              dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
-                                            "attention_mask": {0: "batch", 1: "tokens"}, "embedding": {0: "batch"}})
-        q = MatMulNBitsQuantizer(onnx.load(str(tmp / "float.onnx")), algo_config=DefaultWeightOnlyQuantConfig(
-            block_size=32, is_symmetric=True, accuracy_level=4, bits=8))
+            torch.onnx.export(
+                model,
+                (ids, mask),
+                str(tmp / "float.onnx"),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["embedding"],
+                opset_version=17,
+                dynamo=False,
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "tokens"},
+                    "attention_mask": {0: "batch", 1: "tokens"},
+                    "embedding": {0: "batch"},
+                },
+            )
+        q = MatMulNBitsQuantizer(
+            onnx.load(str(tmp / "float.onnx")),
+            algo_config=DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=True, accuracy_level=4, bits=8),
+        )
         q.process()
         q.model.save_model_to_file(str(tmp / MODEL_FILE), use_external_data_format=False)
         (tmp / "float.onnx").unlink()

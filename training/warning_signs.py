@@ -8,6 +8,7 @@ half and scores the other, then swaps; thresholds are picked on out-of-fold scor
 on the reported half). The shipped model fits both halves, its thresholds again out of fold. Set C
 (`unseen_c.yaml`) trains nothing: it is the shipped model's unseen set, read by the live-server tests.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,26 +20,68 @@ from typing import Any
 
 import numpy as np
 
-from perception.safety import explicit_phrase, lexical_terms
-from perception.safety import RiskFeatures, load_risk_features
-from perception.warning_signs import (WarningSignModel, crisis_columns, save_warning_sign_model, sentence_units,
-                                      unit_features)
+from perception.safety import RiskFeatures, explicit_phrase, lexical_terms, load_risk_features
+from perception.warning_signs import (
+    WarningSignModel,
+    crisis_columns,
+    save_warning_sign_model,
+    sentence_units,
+    unit_features,
+)
 from training.safety import WarningSigns, features, read_warning_signs, threshold_for_fpr
 
 # Register variants of every training sentence, so that a half written in one register also teaches the other:
 # texting (lower case, no punctuation, common shortenings) and plain (the shortenings spelled out, a capital and a
 # full stop). Only training sentences are varied; nothing reported is.
-_TO_TEXTING = [(r"\bI am\b", "im"), (r"\bI'm\b", "im"), (r"\byou\b", "u"), (r"\bare\b", "r"), (r"\bdon't\b", "dont"),
-               (r"\bcan't\b", "cant"), (r"\bwould\b", "wud"), (r"\bbecause\b", "bc"), (r"\btomorrow\b", "tmrw"),
-               (r"\bI have\b", "ive"), (r"\bI will\b", "ill"), (r"\bdo not\b", "dont"), (r"\bcannot\b", "cant"),
-               (r"\bwill not\b", "wont"), (r"\bwithout\b", "w/o"), (r"\bwith\b", "w")]
-_TO_PLAIN = [(r"\bu\b", "you"), (r"\bur\b", "your"), (r"\br\b", "are"), (r"\bim\b", "I am"), (r"\bi\b", "I"),
-             (r"\bdont\b", "do not"), (r"\bcant\b", "cannot"), (r"\bwont\b", "will not"), (r"\bwud\b", "would"),
-             (r"\bbc\b", "because"), (r"\btmrw\b", "tomorrow"), (r"\btbh\b", "to be honest"), (r"\bive\b", "I have"),
-             (r"\bidk\b", "I do not know"), (r"\bw/o\b", "without"), (r"\bw\b", "with"), (r"\bn\b", "and"),
-             (r"\brn\b", "right now"), (r"\bngl\b", "not going to lie"), (r"\bppl\b", "people"), (r"\bthx\b", "thanks"),
-             (r"\bty\b", "thank you"), (r"\babt\b", "about"), (r"\bgonna\b", "going to"), (r"\bwanna\b", "want to"),
-             (r"\bthru\b", "through"), (r"\bnite\b", "night"), (r"\blol\b", ""), (r"\bfr\b", "")]
+_TO_TEXTING = [
+    (r"\bI am\b", "im"),
+    (r"\bI'm\b", "im"),
+    (r"\byou\b", "u"),
+    (r"\bare\b", "r"),
+    (r"\bdon't\b", "dont"),
+    (r"\bcan't\b", "cant"),
+    (r"\bwould\b", "wud"),
+    (r"\bbecause\b", "bc"),
+    (r"\btomorrow\b", "tmrw"),
+    (r"\bI have\b", "ive"),
+    (r"\bI will\b", "ill"),
+    (r"\bdo not\b", "dont"),
+    (r"\bcannot\b", "cant"),
+    (r"\bwill not\b", "wont"),
+    (r"\bwithout\b", "w/o"),
+    (r"\bwith\b", "w"),
+]
+_TO_PLAIN = [
+    (r"\bu\b", "you"),
+    (r"\bur\b", "your"),
+    (r"\br\b", "are"),
+    (r"\bim\b", "I am"),
+    (r"\bi\b", "I"),
+    (r"\bdont\b", "do not"),
+    (r"\bcant\b", "cannot"),
+    (r"\bwont\b", "will not"),
+    (r"\bwud\b", "would"),
+    (r"\bbc\b", "because"),
+    (r"\btmrw\b", "tomorrow"),
+    (r"\btbh\b", "to be honest"),
+    (r"\bive\b", "I have"),
+    (r"\bidk\b", "I do not know"),
+    (r"\bw/o\b", "without"),
+    (r"\bw\b", "with"),
+    (r"\bn\b", "and"),
+    (r"\brn\b", "right now"),
+    (r"\bngl\b", "not going to lie"),
+    (r"\bppl\b", "people"),
+    (r"\bthx\b", "thanks"),
+    (r"\bty\b", "thank you"),
+    (r"\babt\b", "about"),
+    (r"\bgonna\b", "going to"),
+    (r"\bwanna\b", "want to"),
+    (r"\bthru\b", "through"),
+    (r"\bnite\b", "night"),
+    (r"\blol\b", ""),
+    (r"\bfr\b", ""),
+]
 
 
 def texting(text: str) -> str:
@@ -82,8 +125,12 @@ class Examples:
         return Examples([self.texts[i] for i in idx], self.x[idx], self.y[idx], self.kind[idx])
 
     def __add__(self, other: Examples) -> Examples:
-        return Examples(self.texts + other.texts, np.concatenate([self.x, other.x]), np.concatenate([self.y, other.y]),
-                        np.concatenate([self.kind, other.kind]))
+        return Examples(
+            self.texts + other.texts,
+            np.concatenate([self.x, other.x]),
+            np.concatenate([self.y, other.y]),
+            np.concatenate([self.kind, other.kind]),
+        )
 
 
 def examples(reader: RiskFeatures, signs: WarningSigns, halves: tuple[str, ...], augment: bool) -> Examples:
@@ -93,7 +140,9 @@ def examples(reader: RiskFeatures, signs: WarningSigns, halves: tuple[str, ...],
             rows += [(v, k + 1, "sign") for t in signs.halves[h][name] for v in (variants(t) if augment else [t])]
         rows += [(v, 0, "hard") for t in signs.negatives[h] for v in (variants(t) if augment else [t])]
     texts = [t for t, _, _ in rows]
-    return Examples(texts, features(reader, texts), np.array([y for _, y, _ in rows]), np.array([k for _, _, k in rows]))
+    return Examples(
+        texts, features(reader, texts), np.array([y for _, y, _ in rows]), np.array([k for _, _, k in rows])
+    )
 
 
 def everyday(reader: RiskFeatures, folder: Path, n: int, seed: int = 0) -> Examples:
@@ -132,7 +181,9 @@ def fit(ex: Examples, cfg: Settings) -> Fitted:
     scaler = StandardScaler().fit(ex.x)
     vec = TfidfVectorizer(analyzer=lexical_terms, sublinear_tf=True, min_df=2).fit(ex.texts)
     clf = LogisticRegression(C=cfg.c, max_iter=5000, class_weight="balanced" if cfg.balanced else None)
-    return Fitted(scaler, vec, clf.fit(design(scaler, vec, cfg.lexical_weight, ex.x, ex.texts), ex.y), cfg.lexical_weight)
+    return Fitted(
+        scaler, vec, clf.fit(design(scaler, vec, cfg.lexical_weight, ex.x, ex.texts), ex.y), cfg.lexical_weight
+    )
 
 
 @dataclass(frozen=True)
@@ -153,8 +204,9 @@ def split_sentences(reader: RiskFeatures, ex: Examples) -> Sentences:
     return Sentences([s for _, s in parts], x, np.array([i for i, _ in parts], np.int64), np.array(own, bool))
 
 
-def oof_tier_scores(ex: Examples, sents: Sentences, cfg: Settings, tiers: list[str], seed: int = 0,
-                    folds: int = 5) -> tuple[np.ndarray, np.ndarray]:
+def oof_tier_scores(
+    ex: Examples, sents: Sentences, cfg: Settings, tiers: list[str], seed: int = 0, folds: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold ([N] crisis score, [N] any-category score) of every training message as served: the largest
     over the message and its sentences, each scored by the fold's model that did not train on the message."""
     from sklearn.model_selection import StratifiedKFold
@@ -190,17 +242,24 @@ def to_model(f: Fitted, signs: WarningSigns, t_crisis: float, t_caution: float) 
     nf = len(f.scaler.mean_)
     coef = f.clf.coef_
     return WarningSignModel(
-        categories=tuple(signs.tiers), tiers=tuple(signs.tiers.values()),  # type: ignore[arg-type]
+        categories=tuple(signs.tiers),
+        tiers=tuple(signs.tiers.values()),  # type: ignore[arg-type]
         alone=tuple(signs.alone.values()),  # type: ignore[arg-type]
-        mean=f.scaler.mean_.astype(np.float64), scale=f.scaler.scale_.astype(np.float64),
+        mean=f.scaler.mean_.astype(np.float64),
+        scale=f.scaler.scale_.astype(np.float64),
         w_embedding=coef[:, :nf].astype(np.float64),
         vocab={t: i for i, t in enumerate(f.vectorizer.get_feature_names_out().tolist())},
-        idf=f.vectorizer.idf_.astype(np.float64), w_lexical=(f.lexical_weight * coef[:, nf:]).astype(np.float64),
-        bias=f.clf.intercept_.astype(np.float64), crisis_threshold=t_crisis, caution_threshold=t_caution)
+        idf=f.vectorizer.idf_.astype(np.float64),
+        w_lexical=(f.lexical_weight * coef[:, nf:]).astype(np.float64),
+        bias=f.clf.intercept_.astype(np.float64),
+        crisis_threshold=t_crisis,
+        caution_threshold=t_caution,
+    )
 
 
-def train_model(reader: RiskFeatures, signs: WarningSigns, ordinary: Examples, halves: tuple[str, ...],
-                cfg: Settings) -> WarningSignModel:
+def train_model(
+    reader: RiskFeatures, signs: WarningSigns, ordinary: Examples, halves: tuple[str, ...], cfg: Settings
+) -> WarningSignModel:
     ex = examples(reader, signs, halves, augment=True) + ordinary
     tiers = list(signs.tiers.values())
     t_crisis, t_caution = pick_thresholds(*oof_tier_scores(ex, split_sentences(reader, ex), cfg, tiers), ex, cfg)
@@ -215,16 +274,30 @@ def train(args: argparse.Namespace) -> None:
     ordinary = everyday(reader, Path(args.everyday), args.everyday_n)
     for tr, te in (("a", "b"), ("b", "a")):
         m = train_model(reader, signs, ordinary, (tr,), cfg)
-        print(f"trained on half {tr.upper()}, thresholds crisis >= {m.crisis_threshold:.3f}, caution >= "
-              f"{m.caution_threshold:.3f}; reported on half {te.upper()} (bench/safety.py prints the served layer)")
+        print(
+            f"trained on half {tr.upper()}, thresholds crisis >= {m.crisis_threshold:.3f}, caution >= "
+            f"{m.caution_threshold:.3f}; reported on half {te.upper()} (bench/safety.py prints the served layer)"
+        )
     if args.report_only:
         return
     m = train_model(reader, signs, ordinary, ("a", "b"), cfg)
     out = Path(args.out)
-    save_warning_sign_model(m, out, {
-        "trained_on": f"training/warning_signs half A + half B (with register variants), {len(ordinary.texts)} "
-                      "GoEmotions train comments as ordinary messages",
-        "C": cfg.c, "lexical_weight": cfg.lexical_weight, "caution_fpr": cfg.caution_fpr,
-        "crisis_fpr": cfg.crisis_fpr, "hard_crisis_fpr": cfg.hard_crisis_fpr, "balanced": cfg.balanced, "seconds": round(time.time() - t0)})
-    print(f"wrote {out} (crisis >= {m.crisis_threshold:.3f}, caution >= {m.caution_threshold:.3f}) in "
-          f"{time.time() - t0:.0f} s")
+    save_warning_sign_model(
+        m,
+        out,
+        {
+            "trained_on": f"training/warning_signs half A + half B (with register variants), {len(ordinary.texts)} "
+            "GoEmotions train comments as ordinary messages",
+            "C": cfg.c,
+            "lexical_weight": cfg.lexical_weight,
+            "caution_fpr": cfg.caution_fpr,
+            "crisis_fpr": cfg.crisis_fpr,
+            "hard_crisis_fpr": cfg.hard_crisis_fpr,
+            "balanced": cfg.balanced,
+            "seconds": round(time.time() - t0),
+        },
+    )
+    print(
+        f"wrote {out} (crisis >= {m.crisis_threshold:.3f}, caution >= {m.caution_threshold:.3f}) in "
+        f"{time.time() - t0:.0f} s"
+    )

@@ -18,6 +18,7 @@ The loss is on the reply tokens only (chat template of the base model's tokenize
 checkpoints the adapter and optimizer every --checkpoint-steps into --workdir and resumes from there with
 --resume; `--device cuda` runs the same recipe on a GPU against Mistral or Llama (`--base` an HF folder).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,8 @@ import random
 import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace as _replace
+from dataclasses import dataclass
+from dataclasses import replace as _replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,27 +45,101 @@ HISTORY_MESSAGES = 4  # messages of context before the seeker's last message (th
 # --- formality rewrites (both directions keep the meaning) -------------------------------------------------------
 
 _EXPAND = {
-    "i'm": "I am", "you're": "you are", "we're": "we are", "they're": "they are", "it's": "it is",
-    "that's": "that is", "there's": "there is", "what's": "what is", "he's": "he is", "she's": "she is",
-    "don't": "do not", "doesn't": "does not", "didn't": "did not", "can't": "cannot", "couldn't": "could not",
-    "won't": "will not", "wouldn't": "would not", "shouldn't": "should not", "isn't": "is not", "aren't": "are not",
-    "wasn't": "was not", "weren't": "were not", "haven't": "have not", "hasn't": "has not", "hadn't": "had not",
-    "i've": "I have", "you've": "you have", "we've": "we have", "they've": "they have", "i'll": "I will",
-    "you'll": "you will", "we'll": "we will", "it'll": "it will", "i'd": "I would", "you'd": "you would",
-    "let's": "let us", "gonna": "going to", "wanna": "want to", "gotta": "have to", "kinda": "somewhat",
-    "sorta": "somewhat", "yeah": "yes", "yep": "yes", "nope": "no", "ok": "all right", "okay": "all right",
-    "hey": "hello", "hi": "hello", "thx": "thank you", "u": "you", "ur": "your", "idk": "I do not know",
+    "i'm": "I am",
+    "you're": "you are",
+    "we're": "we are",
+    "they're": "they are",
+    "it's": "it is",
+    "that's": "that is",
+    "there's": "there is",
+    "what's": "what is",
+    "he's": "he is",
+    "she's": "she is",
+    "don't": "do not",
+    "doesn't": "does not",
+    "didn't": "did not",
+    "can't": "cannot",
+    "couldn't": "could not",
+    "won't": "will not",
+    "wouldn't": "would not",
+    "shouldn't": "should not",
+    "isn't": "is not",
+    "aren't": "are not",
+    "wasn't": "was not",
+    "weren't": "were not",
+    "haven't": "have not",
+    "hasn't": "has not",
+    "hadn't": "had not",
+    "i've": "I have",
+    "you've": "you have",
+    "we've": "we have",
+    "they've": "they have",
+    "i'll": "I will",
+    "you'll": "you will",
+    "we'll": "we will",
+    "it'll": "it will",
+    "i'd": "I would",
+    "you'd": "you would",
+    "let's": "let us",
+    "gonna": "going to",
+    "wanna": "want to",
+    "gotta": "have to",
+    "kinda": "somewhat",
+    "sorta": "somewhat",
+    "yeah": "yes",
+    "yep": "yes",
+    "nope": "no",
+    "ok": "all right",
+    "okay": "all right",
+    "hey": "hello",
+    "hi": "hello",
+    "thx": "thank you",
+    "u": "you",
+    "ur": "your",
+    "idk": "I do not know",
 }
 _CONTRACT = {
-    "i am": "I'm", "you are": "you're", "we are": "we're", "they are": "they're", "it is": "it's",
-    "that is": "that's", "there is": "there's", "what is": "what's", "do not": "don't", "does not": "doesn't",
-    "did not": "didn't", "cannot": "can't", "can not": "can't", "could not": "couldn't", "will not": "won't",
-    "would not": "wouldn't", "should not": "shouldn't", "is not": "isn't", "are not": "aren't", "was not": "wasn't",
-    "have not": "haven't", "has not": "hasn't", "i will": "I'll",
-    "you will": "you'll", "i would": "I'd", "going to": "gonna", "want to": "wanna", "yes": "yeah", "hello": "hey",
-    "they would": "they'd", "we would": "we'd", "you would": "you'd", "they will": "they'll", "we will": "we'll",
-    "it will": "it'll", "he is": "he's", "she is": "she's",
-    "kind of": "kinda", "sort of": "sorta", "got to": "gotta", "have to": "gotta",
+    "i am": "I'm",
+    "you are": "you're",
+    "we are": "we're",
+    "they are": "they're",
+    "it is": "it's",
+    "that is": "that's",
+    "there is": "there's",
+    "what is": "what's",
+    "do not": "don't",
+    "does not": "doesn't",
+    "did not": "didn't",
+    "cannot": "can't",
+    "can not": "can't",
+    "could not": "couldn't",
+    "will not": "won't",
+    "would not": "wouldn't",
+    "should not": "shouldn't",
+    "is not": "isn't",
+    "are not": "aren't",
+    "was not": "wasn't",
+    "have not": "haven't",
+    "has not": "hasn't",
+    "i will": "I'll",
+    "you will": "you'll",
+    "i would": "I'd",
+    "going to": "gonna",
+    "want to": "wanna",
+    "yes": "yeah",
+    "hello": "hey",
+    "they would": "they'd",
+    "we would": "we'd",
+    "you would": "you'd",
+    "they will": "they'll",
+    "we will": "we'll",
+    "it will": "it'll",
+    "he is": "he's",
+    "she is": "she's",
+    "kind of": "kinda",
+    "sort of": "sorta",
+    "got to": "gotta",
+    "have to": "gotta",
 }
 _EMOJI = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF]|[:;]-?[)(DPp]")
 
@@ -94,8 +170,9 @@ def formalize(text: str) -> str:
 _SENTENCE_START = re.compile(r"(^|[.!?]\s+)([A-Z])([a-z]*'?[a-z]*)\b")
 
 
-_HAVE = re.compile(r"\b(I|you|we|they) have (?=(?:been|got|had|done|seen|tried|gone|felt|heard|never|already|\w+ed)\b)",
-                   re.I)
+_HAVE = re.compile(
+    r"\b(I|you|we|they) have (?=(?:been|got|had|done|seen|tried|gone|felt|heard|never|already|\w+ed)\b)", re.I
+)
 
 
 def casualize(text: str) -> str:
@@ -118,6 +195,7 @@ def in_register(text: str, formality: float) -> str:
 
 
 # --- examples ----------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Turn:
@@ -144,13 +222,15 @@ def read_turns(path: Path) -> Iterator[tuple[int, Turn]]:
         for i, (role, text, strategy) in enumerate(merged):
             if role != "assistant" or i == 0 or merged[i - 1][0] != "user":
                 continue
-            hist = tuple(Message(r, t) for r, t, _ in merged[max(0, i - 1 - HISTORY_MESSAGES):i - 1])
+            hist = tuple(Message(r, t) for r, t, _ in merged[max(0, i - 1 - HISTORY_MESSAGES) : i - 1])
             if hist and hist[0].role == "assistant":
                 hist = hist[1:]
             yield di, Turn(history=hist, user=merged[i - 1][1], reply=text, strategy=strategy or "Others")
 
 
-_DIRECTIVE = re.compile(r"\b(you should|try|make sure|i recommend|i suggest|do not|don't|need to|must|start by)\b", re.I)
+_DIRECTIVE = re.compile(
+    r"\b(you should|try|make sure|i recommend|i suggest|do not|don't|need to|must|start by)\b", re.I
+)
 _HEDGE = re.compile(r"\b(maybe|perhaps|might|could|possibly|i wonder|if you want|would you)\b", re.I)
 
 
@@ -179,8 +259,18 @@ def tone_scores(texts: Sequence[str], threads: int) -> tuple[np.ndarray, np.ndar
     probs = model.predict(list(texts))
     g = {name: probs[:, GOEMOTIONS.index(name)] for name in GOEMOTIONS}
     empathy = g["caring"] + g["sadness"] + g["remorse"] + 0.5 * g["realization"] - g["disapproval"] - g["annoyance"]
-    warmth = (g["caring"] + g["approval"] + g["gratitude"] + g["optimism"] + g["love"] + g["joy"]
-              - g["anger"] - g["annoyance"] - g["disapproval"] - g["disgust"])
+    warmth = (
+        g["caring"]
+        + g["approval"]
+        + g["gratitude"]
+        + g["optimism"]
+        + g["love"]
+        + g["joy"]
+        - g["anger"]
+        - g["annoyance"]
+        - g["disapproval"]
+        - g["disgust"]
+    )
     return empathy, warmth
 
 
@@ -192,8 +282,13 @@ class Example:
     profile: str
 
 
-def build_examples(turns: Sequence[Turn], profiles: Sequence[AgentProfile], rng: random.Random, threads: int,
-                   controls_at: ControlsAt = "system") -> list[Example]:
+def build_examples(
+    turns: Sequence[Turn],
+    profiles: Sequence[AgentProfile],
+    rng: random.Random,
+    threads: int,
+    controls_at: ControlsAt = "system",
+) -> list[Example]:
     words = np.array([len(t.reply.split()) for t in turns], float)
     verbosity = percentiles(words)
     emp, warm = tone_scores([t.reply for t in turns], threads)
@@ -206,9 +301,13 @@ def build_examples(turns: Sequence[Turn], profiles: Sequence[AgentProfile], rng:
         target = in_register(t.reply, formality)
         strategy = t.strategy if t.strategy in _STRATEGIES else "Others"
         controls = ControlSignals(
-            empathy=round(float(empathy[i]), 2), warmth=round(float(warmth[i]), 2), formality=round(formality, 2),
-            assertiveness=round(assertiveness(t.reply), 2), verbosity=round(float(verbosity[i]), 2),
-            pace=round(rng.uniform(0.3, 0.7), 2), strategy=strategy,  # type: ignore[arg-type]
+            empathy=round(float(empathy[i]), 2),
+            warmth=round(float(warmth[i]), 2),
+            formality=round(formality, 2),
+            assertiveness=round(assertiveness(t.reply), 2),
+            verbosity=round(float(verbosity[i]), 2),
+            pace=round(rng.uniform(0.3, 0.7), 2),
+            strategy=strategy,  # type: ignore[arg-type]
         )
         prompt = render(profile, controls, list(t.history), t.user, controls_at=controls_at)
         out.append(Example(messages=prompt.messages, target=target, controls=controls, profile=profile.id))
@@ -218,11 +317,16 @@ def build_examples(turns: Sequence[Turn], profiles: Sequence[AgentProfile], rng:
 # --- contrastive pairs: the same context twice, one signal low and high, each with a target that shows it --------
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
-_FEELING = re.compile(r"\b(sorry|sounds|understand|must (?:be|feel)|feel|feeling|hard|tough|difficult|frustrat\w*|"
-                      r"upset|sad|stress\w*|worr\w*|scar\w*|hurt\w*|lonely|overwhelm\w*|painful)\b", re.I)
-_WARM = re.compile(r"\b(glad|great|good (?:for|job|idea|thing|to hear)|hope\w*|proud|happy|wonderful|awesome|amazing|"
-                   r"thank\w*|appreciat\w*|love\w*|care\w*|welcome|congrat\w*|brave|strong|best|sure you|you can do)\b",
-                   re.I)
+_FEELING = re.compile(
+    r"\b(sorry|sounds|understand|must (?:be|feel)|feel|feeling|hard|tough|difficult|frustrat\w*|"
+    r"upset|sad|stress\w*|worr\w*|scar\w*|hurt\w*|lonely|overwhelm\w*|painful)\b",
+    re.I,
+)
+_WARM = re.compile(
+    r"\b(glad|great|good (?:for|job|idea|thing|to hear)|hope\w*|proud|happy|wonderful|awesome|amazing|"
+    r"thank\w*|appreciat\w*|love\w*|care\w*|welcome|congrat\w*|brave|strong|best|sure you|you can do)\b",
+    re.I,
+)
 EMPATHIC = 0.75  # guidance.j2: at or above this empathy the prompt asks to acknowledge the feeling first
 # Acknowledgements that name the feeling and offer care (each reads as caring or grateful to our text model, the same
 # reading the replies eval scores warmth with; the ones it read as flat were replaced).
@@ -242,7 +346,9 @@ def sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE.split(text.strip()) if s]
 
 
-def contrast(turn: Turn, base: ControlSignals, signal: str, rng: random.Random) -> tuple[tuple[ControlSignals, str], tuple[ControlSignals, str]] | None:
+def contrast(
+    turn: Turn, base: ControlSignals, signal: str, rng: random.Random
+) -> tuple[tuple[ControlSignals, str], tuple[ControlSignals, str]] | None:
     """((low controls, low target), (high controls, high target)) for one signal on one turn, or None when this
     reply cannot show the contrast (too short to shorten, no feeling words to drop, ...). Targets are in the register
     the example's formality asks for."""
@@ -271,8 +377,7 @@ def contrast(turn: Turn, base: ControlSignals, signal: str, rng: random.Random) 
         warm = " ".join([ACKNOWLEDGEMENTS[rng.randrange(len(ACKNOWLEDGEMENTS))], *sents])
         # Only the empathy line differs: warmth keeps the example's value on both sides. (Moving warmth with it taught
         # the model to key on the warmth line, which stays put when a user or the policy moves empathy alone.)
-        return ((_replace(base, empathy=lo_v), styled(" ".join(plain))),
-                (_replace(base, empathy=hi_v), styled(warm)))
+        return ((_replace(base, empathy=lo_v), styled(" ".join(plain))), (_replace(base, empathy=hi_v), styled(warm)))
     raise ValueError(signal)
 
 
@@ -281,19 +386,29 @@ def nearest_other_strategy(dialogue: Sequence[int], turns: Sequence[Turn]) -> di
     whose strategy differs and is one of ours."""
     out = {}
     for a, i in enumerate(dialogue):
-        others = [j for b, j in enumerate(dialogue) if abs(b - a) <= 2 and turns[j].strategy != turns[i].strategy
-                  and turns[j].strategy in _STRATEGIES]
+        others = [
+            j
+            for b, j in enumerate(dialogue)
+            if abs(b - a) <= 2 and turns[j].strategy != turns[i].strategy and turns[j].strategy in _STRATEGIES
+        ]
         if others:
             out[i] = min(others, key=lambda j: abs(j - i))
     return out
 
 
-def build_pairs(turns: Sequence[Turn], examples: Sequence[Example], profiles: Sequence[AgentProfile],
-                rng: random.Random, indices: Sequence[int], n_pairs: int,
-                other: dict[int, int] | None = None, history: int = HISTORY_MESSAGES,
-                controls_at: ControlsAt = "system",
-                signals: Sequence[str] = ("verbosity", "formality", "empathy", "strategy"),
-                strategy_empathic: float = 0.0) -> list[Example]:
+def build_pairs(
+    turns: Sequence[Turn],
+    examples: Sequence[Example],
+    profiles: Sequence[AgentProfile],
+    rng: random.Random,
+    indices: Sequence[int],
+    n_pairs: int,
+    other: dict[int, int] | None = None,
+    history: int = HISTORY_MESSAGES,
+    controls_at: ControlsAt = "system",
+    signals: Sequence[str] = ("verbosity", "formality", "empathy", "strategy"),
+    strategy_empathic: float = 0.0,
+) -> list[Example]:
     """Up to n_pairs contrastive pairs (2 * n_pairs examples) over the turns at `indices`, cycling through `signals`
     (a signal named twice gets twice the pairs; strategy pairs only where `other` names a reply of another strategy
     in the same dialogue; where the seeker voiced a feeling, a `strategy_empathic` share of them at high empathy, both
@@ -319,9 +434,17 @@ def build_pairs(turns: Sequence[Turn], examples: Sequence[Example], profiles: Se
                 # empathy without one) or the strategy (after the opener it fell back to one stock follow-up).
                 controls = _replace(controls, empathy=round(rng.uniform(EMPATHIC, 1.0), 2))
                 lead = ACKNOWLEDGEMENTS[rng.randrange(len(ACKNOWLEDGEMENTS))] + " "
-            pair = ((controls, in_register(lead + t.reply, controls.formality)),
-                    (_replace(controls, strategy=examples[j].controls.strategy),
-                     in_register(lead + turns[j].reply, controls.formality))) if j is not None else None
+            pair = (
+                (
+                    (controls, in_register(lead + t.reply, controls.formality)),
+                    (
+                        _replace(controls, strategy=examples[j].controls.strategy),
+                        in_register(lead + turns[j].reply, controls.formality),
+                    ),
+                )
+                if j is not None
+                else None
+            )
         else:
             pair = contrast(t, ex.controls, signal, rng)
         if pair is None:
@@ -341,18 +464,20 @@ def build_pairs(turns: Sequence[Turn], examples: Sequence[Example], profiles: Se
 
 Enc = tuple[list[int], list[int]]  # token ids and labels (-100 outside the reply)
 
+
 def _tokenize(tok, ex: Example, max_len: int) -> tuple[list[int], list[int]] | None:
     chat = [{"role": m.role, "content": m.content} for m in ex.messages]
     prompt_ids = list(tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False))
-    full = list(tok.apply_chat_template(chat + [{"role": "assistant", "content": ex.target}], tokenize=True,
-                                        return_dict=False))
+    full = list(
+        tok.apply_chat_template(chat + [{"role": "assistant", "content": ex.target}], tokenize=True, return_dict=False)
+    )
     # Train through the end-of-turn token; the template may add a newline after it.
     end = tok.convert_tokens_to_ids("<|im_end|>")
-    if end in full[len(prompt_ids):]:
-        full = full[:len(prompt_ids) + full[len(prompt_ids):].index(end) + 1]
-    if list(full[:len(prompt_ids)]) != list(prompt_ids) or len(full) > max_len:
+    if end in full[len(prompt_ids) :]:
+        full = full[: len(prompt_ids) + full[len(prompt_ids) :].index(end) + 1]
+    if list(full[: len(prompt_ids)]) != list(prompt_ids) or len(full) > max_len:
         return None
-    labels = [-100] * len(prompt_ids) + full[len(prompt_ids):]
+    labels = [-100] * len(prompt_ids) + full[len(prompt_ids) :]
     return full, labels
 
 
@@ -360,8 +485,15 @@ def pair_units(tok, pairs: Sequence[Example], max_len: int) -> list[tuple[Enc, E
     """Each pair (a, b) as (a, b, a's target under b's messages, b's target under a's messages)."""
     out = []
     for a, b in zip(pairs[0::2], pairs[1::2]):
-        aa, bb, ab, ba = (_tokenize(tok, ex, max_len) for ex in (a, b, Example(b.messages, a.target, b.controls, b.profile),
-                                                                 Example(a.messages, b.target, a.controls, a.profile)))
+        aa, bb, ab, ba = (
+            _tokenize(tok, ex, max_len)
+            for ex in (
+                a,
+                b,
+                Example(b.messages, a.target, b.controls, b.profile),
+                Example(a.messages, b.target, a.controls, a.profile),
+            )
+        )
         if aa is not None and bb is not None and ab is not None and ba is not None:
             out.append((aa, bb, ab, ba))
     return out
@@ -414,7 +546,7 @@ def train(args: argparse.Namespace) -> None:
     # Carve a held-out tenth of the dialogues (by dialogue, so no context leaks) to pick the checkpoint on.
     dialogue_ids = sorted({(p, di) for p, di, _ in turns})
     rng.shuffle(dialogue_ids)
-    held = set(dialogue_ids[:max(1, len(dialogue_ids) // 10)])
+    held = set(dialogue_ids[: max(1, len(dialogue_ids) // 10)])
     profiles = [load_profiles()[k] for k in sorted(load_profiles())]
     all_turns = [t for _, _, t in turns]
     examples = build_examples(all_turns, profiles, rng, args.threads, args.controls_at)
@@ -434,12 +566,22 @@ def train(args: argparse.Namespace) -> None:
     for i, (p, di, _) in enumerate(turns):
         by_dialogue.setdefault((p, di), []).append(i)
     other = {i: j for d in by_dialogue.values() for i, j in nearest_other_strategy(d, all_turns).items()}
-    pairs = build_pairs(all_turns, examples, profiles, rng, train_idx[len(train_idx) // 2:], n_pairs, other,
-                        history=args.pair_history, controls_at=args.controls_at, signals=args.pair_signals,
-                        strategy_empathic=args.strategy_empathic)
+    pairs = build_pairs(
+        all_turns,
+        examples,
+        profiles,
+        rng,
+        train_idx[len(train_idx) // 2 :],
+        n_pairs,
+        other,
+        history=args.pair_history,
+        controls_at=args.controls_at,
+        signals=args.pair_signals,
+        strategy_empathic=args.strategy_empathic,
+    )
     units += pair_units(tok, pairs, args.max_len)
     n_seq = 2 * len(units)
-    for i in train_idx[:len(train_idx) // 2]:
+    for i in train_idx[: len(train_idx) // 2]:
         if n_seq >= args.max_examples:
             break
         if (enc := _tokenize(tok, examples[i], args.max_len)) is not None:
@@ -451,26 +593,59 @@ def train(args: argparse.Namespace) -> None:
             break
         if (enc := _tokenize(tok, examples[i], args.max_len)) is not None:
             held_data.append(enc)
-    held_pairs = pair_units(tok, build_pairs(all_turns, examples, profiles, random.Random(args.seed + 1), held_idx,
-                                             args.held_pairs, other, history=args.pair_history,
-                                             controls_at=args.controls_at, signals=args.pair_signals,
-                                             strategy_empathic=args.strategy_empathic), args.max_len)
+    held_pairs = pair_units(
+        tok,
+        build_pairs(
+            all_turns,
+            examples,
+            profiles,
+            random.Random(args.seed + 1),
+            held_idx,
+            args.held_pairs,
+            other,
+            history=args.pair_history,
+            controls_at=args.controls_at,
+            signals=args.pair_signals,
+            strategy_empathic=args.strategy_empathic,
+        ),
+        args.max_len,
+    )
     own = [enc for u in units for enc in u[:2]]
     n_tok = sum(len(x) for x, _ in own)
-    print(f"{len(turns)} supporter turns from {len(dialogue_ids)} dialogues; training on {len(own)} examples "
-          f"({n_tok} tokens, mean {n_tok / max(1, len(own)):.0f}; {sum(len(u) == 4 for u in units)} contrastive "
-          f"pairs), {len(held_data)} held-out examples and {len(held_pairs)} held-out pairs from "
-          f"{len(held)} held-out dialogues", flush=True)
+    print(
+        f"{len(turns)} supporter turns from {len(dialogue_ids)} dialogues; training on {len(own)} examples "
+        f"({n_tok} tokens, mean {n_tok / max(1, len(own)):.0f}; {sum(len(u) == 4 for u in units)} contrastive "
+        f"pairs), {len(held_data)} held-out examples and {len(held_pairs)} held-out pairs from "
+        f"{len(held)} held-out dialogues",
+        flush=True,
+    )
     with open(work / "examples.jsonl", "w") as f:  # what the adapter saw, for the model card
         for ex in [examples[i] for i in train_idx[:10]] + pairs[:12]:
-            f.write(json.dumps({"profile": ex.profile, "controls": ex.controls.as_dict(), "user": ex.messages[-1].content,
-                                "target": ex.target}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "profile": ex.profile,
+                        "controls": ex.controls.as_dict(),
+                        "user": ex.messages[-1].content,
+                        "target": ex.target,
+                    }
+                )
+                + "\n"
+            )
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).to(args.device)
     state_file = work / "state.json"
-    state: dict[str, Any] = {"step": 0, "epoch": 0, "position": 0, "history": [], "best": None, "wall_s": 0.0,
-                             "examples": len(own), "tokens": n_tok,
-                             "args": {k: v for k, v in vars(args).items() if k not in ("resume", "export_only") and not callable(v)}}
+    state: dict[str, Any] = {
+        "step": 0,
+        "epoch": 0,
+        "position": 0,
+        "history": [],
+        "best": None,
+        "wall_s": 0.0,
+        "examples": len(own),
+        "tokens": n_tok,
+        "args": {k: v for k, v in vars(args).items() if k not in ("resume", "export_only") and not callable(v)},
+    }
     if args.resume and (work / "last").exists():
         model = PeftModel.from_pretrained(model, work / "last", is_trainable=True)
         state = json.loads(state_file.read_text())
@@ -485,9 +660,14 @@ def train(args: argparse.Namespace) -> None:
         n_layers = model.config.num_hidden_layers
         # The top layers only: no backward pass through the frozen bottom ones (a third less compute on a CPU).
         layers = list(range(n_layers - args.layers, n_layers)) if args.layers else None
-        lora = LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.05, task_type="CAUSAL_LM",
-                          target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-                          layers_to_transform=layers)
+        lora = LoraConfig(
+            r=args.rank,
+            lora_alpha=2 * args.rank,
+            lora_dropout=0.05,
+            task_type="CAUSAL_LM",
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+            layers_to_transform=layers,
+        )
         model = get_peft_model(model, lora)
     model.print_trainable_parameters()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -517,7 +697,10 @@ def train(args: argparse.Namespace) -> None:
         if model.training and args.contrast_weight == 0:  # plain SFT on both sides: the cross passes are not needed
             zero = torch.zeros((), device=args.device)
             return la * ka + lb * kb, ka + kb, zero, zero
-        (l_ab, _), (l_ba, _) = reply_loss(*unit[2]), reply_loss(*unit[3])  # a's target under b's controls, b's under a's
+        (l_ab, _), (l_ba, _) = (
+            reply_loss(*unit[2]),
+            reply_loss(*unit[3]),
+        )  # a's target under b's controls, b's under a's
         margin = ka * (l_ab - la) + kb * (l_ba - lb)
         contrast = -torch.nn.functional.logsigmoid(args.contrast_beta * margin)
         return la * ka + lb * kb, ka + kb, contrast, margin
@@ -560,8 +743,13 @@ def train(args: argparse.Namespace) -> None:
         unit_order = list(range(len(units)))
         random.Random(args.seed + state["epoch"]).shuffle(unit_order)
         chunks = step_chunks(units, unit_order, args.accumulate)
-        bar = tqdm(total=len(chunks), initial=state["position"], desc=f"epoch {state['epoch'] + 1}/{args.epochs}",
-                   unit="step", mininterval=30)
+        bar = tqdm(
+            total=len(chunks),
+            initial=state["position"],
+            desc=f"epoch {state['epoch'] + 1}/{args.epochs}",
+            unit="step",
+            mininterval=30,
+        )
         running: list[float] = []
         margins: list[float] = []
         while state["position"] < len(chunks):
@@ -591,25 +779,37 @@ def train(args: argparse.Namespace) -> None:
                 bar.set_postfix(loss=f"{np.mean(running[-40:]):.3f}", margin=f"{np.mean(margins[-20:] or [0]):.2f}")
             if state["step"] % args.checkpoint_steps == 0:
                 h = held_eval()
-                state["history"].append({"step": state["step"], "train_loss": round(float(np.mean(running[-80:])), 4),
-                                         "train_margin": round(float(np.mean(margins[-40:] or [0])), 3), **h,
-                                         "wall_s": round(state["wall_s"])})
-                print(f"\nstep {state['step']}/{total}: {state['history'][-1]}, {state['wall_s'] / 60:.1f} min", flush=True)
+                state["history"].append(
+                    {
+                        "step": state["step"],
+                        "train_loss": round(float(np.mean(running[-80:])), 4),
+                        "train_margin": round(float(np.mean(margins[-40:] or [0])), 3),
+                        **h,
+                        "wall_s": round(state["wall_s"]),
+                    }
+                )
+                print(
+                    f"\nstep {state['step']}/{total}: {state['history'][-1]}, {state['wall_s'] / 60:.1f} min",
+                    flush=True,
+                )
                 keep_best(h)
                 checkpoint("last")
         bar.close()
         state["epoch"] += 1
         state["position"] = 0
         h = held_eval()
-        state["history"].append({"step": state["step"], "epoch_end": state["epoch"], **h, "wall_s": round(state["wall_s"])})
+        state["history"].append(
+            {"step": state["step"], "epoch_end": state["epoch"], **h, "wall_s": round(state["wall_s"])}
+        )
         keep_best(h)
         checkpoint("last")
         print(f"epoch {state['epoch']} done: {h}, {state['wall_s'] / 60:.1f} min", flush=True)
     export(work, Path(args.out), state, args, len(own), n_tok)
 
 
-def export(work: Path, out: Path, state: dict, args: argparse.Namespace, n_examples: int | None,
-           n_tokens: int | None) -> None:
+def export(
+    work: Path, out: Path, state: dict, args: argparse.Namespace, n_examples: int | None, n_tokens: int | None
+) -> None:
     """Copy the best checkpoint (lowest held-out loss) to --out with its training record (the steps it ran, the best
     step, the history: a run cut short and exported with --export-only says so by its step count)."""
     import shutil
@@ -624,13 +824,32 @@ def export(work: Path, out: Path, state: dict, args: argparse.Namespace, n_examp
     cfg = json.loads((out / "adapter_config.json").read_text())
     cfg["base_model_name_or_path"] = "smollm2-135m-instruct"  # a name, not this machine's path
     (out / "adapter_config.json").write_text(json.dumps(cfg, indent=2))
-    record = {"dialogues": [Path(p).name for p in args.dialogues], "examples": n_examples, "tokens": n_tokens,
-              "epochs": args.epochs, "lr": args.lr, "rank": args.rank, "accumulate": args.accumulate,
-              "max_len": args.max_len, "layers": args.layers, "pair_share": args.pair_share,
-              "pair_history": args.pair_history, "pair_signals": list(args.pair_signals),
-              "strategy_empathic": args.strategy_empathic, "controls_at": args.controls_at, "contrast_weight": args.contrast_weight,
-              "contrast_beta": args.contrast_beta, "init": Path(args.init).name if args.init else None, "seed": args.seed, "best": state["best"], "history": state["history"],
-              "steps": state["step"], "wall_s": round(state["wall_s"]), "threads": args.threads, "device": args.device}
+    record = {
+        "dialogues": [Path(p).name for p in args.dialogues],
+        "examples": n_examples,
+        "tokens": n_tokens,
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "rank": args.rank,
+        "accumulate": args.accumulate,
+        "max_len": args.max_len,
+        "layers": args.layers,
+        "pair_share": args.pair_share,
+        "pair_history": args.pair_history,
+        "pair_signals": list(args.pair_signals),
+        "strategy_empathic": args.strategy_empathic,
+        "controls_at": args.controls_at,
+        "contrast_weight": args.contrast_weight,
+        "contrast_beta": args.contrast_beta,
+        "init": Path(args.init).name if args.init else None,
+        "seed": args.seed,
+        "best": state["best"],
+        "history": state["history"],
+        "steps": state["step"],
+        "wall_s": round(state["wall_s"]),
+        "threads": args.threads,
+        "device": args.device,
+    }
     (out / "training.json").write_text(json.dumps(record, indent=1))
     print(f"adapter written to {out} (best step {state['best']['step']}: {state['best']})")
 

@@ -1,4 +1,5 @@
 """Command-line arguments of the adapter trainer and the replies eval (kept free of heavy imports)."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,25 +13,45 @@ SHARED = ROOT.parent / "shared" / "data"
 
 def add_adapter_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", help="HF folder of the chat model (default: the embedded SmolLM2-135M-Instruct folder)")
-    p.add_argument("--dialogues", nargs="+", default=[str(SHARED / "esconv" / "train.jsonl")],
-                   help="ESConv-format JSONL files (your own dialogues work too)")
+    p.add_argument(
+        "--dialogues",
+        nargs="+",
+        default=[str(SHARED / "esconv" / "train.jsonl")],
+        help="ESConv-format JSONL files (your own dialogues work too)",
+    )
     p.add_argument("--workdir", default=".cache/train-adapter")
     p.add_argument("--out", default=str(ROOT / "prompts" / "adapters" / "persona"))
     p.add_argument("--max-examples", type=int, default=1400, help="training sequences per epoch")
-    p.add_argument("--pair-share", type=float, default=0.5,
-                   help="share of the sequences that are contrastive pairs (one signal low and high, same context)")
+    p.add_argument(
+        "--pair-share",
+        type=float,
+        default=0.5,
+        help="share of the sequences that are contrastive pairs (one signal low and high, same context)",
+    )
     p.add_argument("--held-examples", type=int, default=60, help="held-out sequences that pick the checkpoint")
     p.add_argument("--held-pairs", type=int, default=24, help="held-out contrastive pairs that pick the checkpoint")
-    p.add_argument("--pair-signals", nargs="+", default=["verbosity", "formality", "empathy", "strategy"],
-                   choices=("verbosity", "formality", "empathy", "strategy"),
-                   help="the signals the pairs cycle through; repeat one to give it more pairs")
-    p.add_argument("--strategy-empathic", type=float, default=0.0,
-                   help="share of the strategy pairs (where the seeker voiced a feeling) set at high empathy, both "
-                        "targets after the same acknowledgement, as served replies to such a message run (tried at "
-                        "0.75 in session 17, no better than 0: see the adapter's model card)")
+    p.add_argument(
+        "--pair-signals",
+        nargs="+",
+        default=["verbosity", "formality", "empathy", "strategy"],
+        choices=("verbosity", "formality", "empathy", "strategy"),
+        help="the signals the pairs cycle through; repeat one to give it more pairs",
+    )
+    p.add_argument(
+        "--strategy-empathic",
+        type=float,
+        default=0.0,
+        help="share of the strategy pairs (where the seeker voiced a feeling) set at high empathy, both "
+        "targets after the same acknowledgement, as served replies to such a message run (tried at "
+        "0.75 in session 17, no better than 0: see the adapter's model card)",
+    )
     p.add_argument("--pair-history", type=int, default=2, help="messages of context before the seeker's in a pair")
-    p.add_argument("--contrast-weight", type=float, default=1.0,
-                   help="weight of the contrastive term on pairs (0: likelihood of the targets only)")
+    p.add_argument(
+        "--contrast-weight",
+        type=float,
+        default=1.0,
+        help="weight of the contrastive term on pairs (0: likelihood of the targets only)",
+    )
     p.add_argument("--contrast-beta", type=float, default=0.5, help="scale of the pair margin (nats) in the sigmoid")
     p.add_argument("--max-len", type=int, default=448, help="longest sequence in tokens (longer ones are skipped)")
     p.add_argument("--epochs", type=int, default=1)
@@ -43,12 +64,19 @@ def add_adapter_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--resume", action="store_true")
-    p.add_argument("--export-only", action="store_true",
-                   help="train nothing: write the best checkpoint so far in --workdir to --out (a run cut short)")
+    p.add_argument(
+        "--export-only",
+        action="store_true",
+        help="train nothing: write the best checkpoint so far in --workdir to --out (a run cut short)",
+    )
     p.add_argument("--init", help="start from this peft adapter folder (a second training stage) instead of a new one")
-    p.add_argument("--controls-at", choices=("system", "end"), default="end",
-                   help="where the prompt puts the controls' guidance (prompts.render ControlsAt); recorded in "
-                        "training.json, and the server renders the same for this adapter")
+    p.add_argument(
+        "--controls-at",
+        choices=("system", "end"),
+        default="end",
+        help="where the prompt puts the controls' guidance (prompts.render ControlsAt); recorded in "
+        "training.json, and the server renders the same for this adapter",
+    )
 
 
 def add_replies_eval_arguments(p: argparse.ArgumentParser) -> None:

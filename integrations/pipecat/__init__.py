@@ -14,6 +14,7 @@ backend read and decided comes as frames too — `PersonaEventFrame` for percept
 `InterruptionFrame` (the user talks over the bot) cancels the reply in flight; an `EndFrame` waits for the reply in
 flight, then closes the session.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipecat.frames.frames import (
-    CancelFrame, DataFrame, EndFrame, Frame, InterruptionFrame, LLMFullResponseEndFrame,
-    LLMFullResponseStartFrame, LLMTextFrame, StartFrame, TranscriptionFrame,
+    CancelFrame,
+    DataFrame,
+    EndFrame,
+    Frame,
+    InterruptionFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    StartFrame,
+    TranscriptionFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
@@ -47,8 +56,16 @@ class PersonaSafetyFrame(PersonaEventFrame):
 
 
 class PersonaAgentProcessor(FrameProcessor):
-    def __init__(self, url: str, *, key: str | None = None, profile: str | None = None, user_id: str | None = None,
-                 end_timeout_s: float = 300.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        key: str | None = None,
+        profile: str | None = None,
+        user_id: str | None = None,
+        end_timeout_s: float = 300.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._url, self._key, self._profile, self._user_id = url, key, profile, user_id
         self._end_timeout_s = end_timeout_s
@@ -91,7 +108,8 @@ class PersonaAgentProcessor(FrameProcessor):
     async def _open(self) -> None:
         self._stack = AsyncExitStack()
         self._client = await self._stack.enter_async_context(
-            PersonaClient.connect(self._url, key=self._key, profile=self._profile, user_id=self._user_id))
+            PersonaClient.connect(self._url, key=self._key, profile=self._profile, user_id=self._user_id)
+        )
         self._reader = asyncio.create_task(self._read(), name="persona-agent-reader")
 
     async def _ask(self, text: str) -> None:
@@ -114,7 +132,8 @@ class PersonaAgentProcessor(FrameProcessor):
             elif kind in _FORWARDED:
                 await self.push_frame(PersonaEventFrame(event=ev))
             if kind in ("response.done", "response.cancelled", "response.interrupted") or (
-                    kind == "error" and not ev.get("retryable") and self._pending):
+                kind == "error" and not ev.get("retryable") and self._pending
+            ):
                 if kind == "error":
                     await self.push_error(f"persona-agent: {ev['code']}: {ev['message']}")
                 if self._started_reply:

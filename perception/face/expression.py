@@ -1,11 +1,12 @@
 """Our facial-expression model served from Keras 3 (torch backend by default; TensorFlow when KERAS_BACKEND says so)."""
+
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ class FaceExpressionModel:
         for r in range(GRID):
             for c in range(GRID):
                 occ = x.copy()
-                occ[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = float(x.mean())
+                occ[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = float(x.mean())
                 batch.append(occ)
         probs, _ = self.predict(np.stack(batch))
         k = int(np.argmax(probs[0])) if label is None else label
@@ -76,7 +77,9 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def load_face_expression(paths: str | Path | Sequence[str | Path], width: int = 32, threads: int = 1) -> FaceExpressionModel:
+def load_face_expression(
+    paths: str | Path | Sequence[str | Path], width: int = 32, threads: int = 1
+) -> FaceExpressionModel:
     """One weights file, or several (an ensemble; the first gives the embedding), run as one Keras model."""
     require_keras_backend()
     import keras
@@ -98,8 +101,12 @@ def load_face_expression(paths: str | Path | Sequence[str | Path], width: int = 
         emb, logits = member(inp)
         outputs += [emb, logits] if i == 0 else [logits]
     suffix = f", {len(files)}-member ensemble" if len(files) > 1 else ""
-    model = FaceExpressionModel(keras.Model(inp, outputs), backend,
-                                f"persona-face-cnn-fer2013 (keras {keras.__version__}, {backend}{suffix})", len(files))
+    model = FaceExpressionModel(
+        keras.Model(inp, outputs),
+        backend,
+        f"persona-face-cnn-fer2013 (keras {keras.__version__}, {backend}{suffix})",
+        len(files),
+    )
     model.predict(np.zeros((1, INPUT, INPUT), np.float32))  # warm-up
     return model
 

@@ -1,4 +1,5 @@
 """Decoding camera frames from bytes, in memory only, with limits checked before any pixels are decoded."""
+
 from __future__ import annotations
 
 import struct
@@ -33,9 +34,9 @@ def image_size(data: bytes) -> tuple[str, int, int]:
             if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
                 i += 1 if marker == 0xFF else 2
                 continue
-            (seg_len,) = struct.unpack(">H", data[i + 2:i + 4])
+            (seg_len,) = struct.unpack(">H", data[i + 2 : i + 4])
             if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
-                h, w = struct.unpack(">HH", data[i + 5:i + 9])
+                h, w = struct.unpack(">HH", data[i + 5 : i + 9])
                 return "jpeg", w, h
             i += 2 + seg_len
         raise ImageError("invalid_image", "corrupt JPEG: no frame header")

@@ -6,11 +6,19 @@ weights take any window size: the first three training stages fed it random 40x4
 48x48 windows of the crop padded with its reflection (`training/face.py --crop`). Serving feeds the whole 48x48 crop
 (CROP) plus its mirror.
 """
+
 from __future__ import annotations
 
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-FER_TO_SHARED = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "joy", "sad": "sadness",
-                 "surprise": "surprise", "neutral": "neutral"}
+FER_TO_SHARED = {
+    "angry": "anger",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "joy",
+    "sad": "sadness",
+    "surprise": "surprise",
+    "neutral": "neutral",
+}
 INPUT = 48
 CROP = 48  # the window served and, by default, trained on
 
@@ -43,4 +51,4 @@ def build_expression_net(width: int = 32, dropout: float = 0.3, crop: int = CROP
 def center_crop(x, size: int = CROP):
     """[B, 48, 48, 1] -> the central [B, size, size, 1] window (numpy)."""
     o = (INPUT - size) // 2
-    return x[:, o:o + size, o:o + size]
+    return x[:, o : o + size, o : o + size]

@@ -3,6 +3,7 @@ TensorFlow path can be checked against the torch path (tests/perception/test_fac
 
     KERAS_BACKEND=tensorflow .venv-tf/bin/python -m perception.face.parity OUT.npz
 """
+
 from __future__ import annotations
 
 import sys

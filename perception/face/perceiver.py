@@ -3,6 +3,7 @@
 Two implementations behind one interface: ours (Haar detector + our Keras CNN) and deepface's own `DeepFace.analyze`
 running offline on weights we trained for its architecture (`persona-agent train deepface`).
 """
+
 from __future__ import annotations
 
 import os
@@ -20,7 +21,9 @@ from perception.face.model import FER_CLASSES, INPUT
 from perception.labels import LABELS
 from perception.types import ModalitySignal
 
-assert tuple(k.replace("angry", "anger").replace("happy", "joy").replace("sad", "sadness") for k in FER_CLASSES) == LABELS
+assert (
+    tuple(k.replace("angry", "anger").replace("happy", "joy").replace("sad", "sadness") for k in FER_CLASSES) == LABELS
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,7 @@ class KerasFacePerceiver:
         if crop:
             boxes: list[tuple[tuple[int, int, int, int], float | None]] = [((0, 0, gray.shape[1], gray.shape[0]), None)]
         else:
-            boxes = [((b.x, b.y, b.w, b.h), b.score) for b in self.detector.detect(image)[:self.max_faces]]
+            boxes = [((b.x, b.y, b.w, b.h), b.score) for b in self.detector.detect(image)[: self.max_faces]]
         if not boxes:
             return []
         crops = np.stack([face_crop(gray, box) for box, _ in boxes])
@@ -84,14 +87,17 @@ class KerasFacePerceiver:
         return out
 
 
-def load_keras_face_perceiver(weights: str | Path | Sequence[str | Path], threads: int = 1,
-                              detector: Literal["blazeface", "haar"] = "blazeface") -> KerasFacePerceiver:
+def load_keras_face_perceiver(
+    weights: str | Path | Sequence[str | Path], threads: int = 1, detector: Literal["blazeface", "haar"] = "blazeface"
+) -> KerasFacePerceiver:
     """Ours: BlazeFace (or Haar) detection and the Keras expression CNN from `weights` (an .h5 file, or several for
     an ensemble)."""
     from perception.face.detect import load_face_detector
     from perception.face.expression import load_face_expression
 
-    return KerasFacePerceiver(load_face_detector(detector, threads=threads), load_face_expression(weights, threads=threads))
+    return KerasFacePerceiver(
+        load_face_detector(detector, threads=threads), load_face_expression(weights, threads=threads)
+    )
 
 
 def crop_quality(crop: np.ndarray) -> dict[str, float]:
@@ -99,8 +105,11 @@ def crop_quality(crop: np.ndarray) -> dict[str, float]:
     import cv2
 
     lap = cv2.Laplacian(crop.astype(np.float32), cv2.CV_32F)
-    return {"sharpness": round(float(np.log1p(lap.var())), 4), "contrast": round(float(crop.std()) / 255, 4),
-            "brightness": round(float(crop.mean()) / 255, 4)}
+    return {
+        "sharpness": round(float(np.log1p(lap.var())), 4),
+        "contrast": round(float(crop.std()) / 255, 4),
+        "brightness": round(float(crop.mean()) / 255, 4),
+    }
 
 
 @dataclass(frozen=True)
@@ -115,16 +124,27 @@ class DeepfaceFacePerceiver:
         from deepface import DeepFace
 
         img = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
-        found = DeepFace.analyze(img, actions=["emotion"], detector_backend="skip" if crop else self.detector_backend,
-                                 enforce_detection=False, silent=True)
+        found = DeepFace.analyze(
+            img,
+            actions=["emotion"],
+            detector_backend="skip" if crop else self.detector_backend,
+            enforce_detection=False,
+            silent=True,
+        )
         out = []
         for f in found:
             r = f["region"]
             if not crop and not f.get("face_confidence"):  # deepface's stand-in for "no face": the whole image
                 continue
             dist = np.array([f["emotion"][k] for k in FER_CLASSES], np.float32)
-            out.append(FaceReading((int(r["x"]), int(r["y"]), int(r["w"]), int(r["h"])),
-                                   None if crop else float(f["face_confidence"]), dist / max(dist.sum(), 1e-9), None))
+            out.append(
+                FaceReading(
+                    (int(r["x"]), int(r["y"]), int(r["w"]), int(r["h"])),
+                    None if crop else float(f["face_confidence"]),
+                    dist / max(dist.sum(), 1e-9),
+                    None,
+                )
+            )
         return sorted(out, key=lambda f: -f.box[2] * f.box[3])
 
 
@@ -155,19 +175,33 @@ def face_signal(readings: list[FaceReading], latency_ms: float, model: str) -> M
     h = -float((p * np.log(p)).sum()) / np.log(len(LABELS))
     det = 1.0 if f.score is None else float(np.clip(f.score, 0.25, 1.0))
     emb = f.embedding if f.embedding is not None else f.distribution
-    evidence: dict[str, object] = {"box": list(f.box), "faces": len(readings),
-                                   "detector_score": None if f.score is None else round(f.score, 3)}
+    evidence: dict[str, object] = {
+        "box": list(f.box),
+        "faces": len(readings),
+        "detector_score": None if f.score is None else round(f.score, 3),
+    }
     if f.quality is not None:
         evidence["quality"] = f.quality
     if f.saliency is not None:
-        evidence["saliency"] = {"grid": np.round(f.saliency, 3).tolist(), "method": "occlusion",
-                                "label": LABELS[int(np.argmax(f.distribution))]}
-    return ModalitySignal(modality="face", distribution=f.distribution.astype(np.float32), embedding=emb,
-                          confidence=float(np.clip((1.0 - h) * det, 0.0, 1.0)), latency_ms=latency_ms, model=model,
-                          evidence=evidence)
+        evidence["saliency"] = {
+            "grid": np.round(f.saliency, 3).tolist(),
+            "method": "occlusion",
+            "label": LABELS[int(np.argmax(f.distribution))],
+        }
+    return ModalitySignal(
+        modality="face",
+        distribution=f.distribution.astype(np.float32),
+        embedding=emb,
+        confidence=float(np.clip((1.0 - h) * det, 0.0, 1.0)),
+        latency_ms=latency_ms,
+        model=model,
+        evidence=evidence,
+    )
 
 
-def perceive_image(perceiver: FacePerceiver, image: np.ndarray, explain: bool = False) -> tuple[list[FaceReading], ModalitySignal | None]:
+def perceive_image(
+    perceiver: FacePerceiver, image: np.ndarray, explain: bool = False
+) -> tuple[list[FaceReading], ModalitySignal | None]:
     t0 = time.perf_counter()
     readings = perceiver.read(image, explain=explain)
     return readings, face_signal(readings, (time.perf_counter() - t0) * 1000, perceiver.name)

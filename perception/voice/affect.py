@@ -1,5 +1,6 @@
 """Voice affect: a linear head over what the Whisper encoder hears in the utterance (the speech-to-text model's own
 encoder, mean-pooled) and prosody/spectral features → distribution over the 7 shared labels."""
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,12 @@ class VoiceAffectModel:
         confidence = float(np.clip((1.0 - h) * min(1.0, duration / 1.5), 0.0, 1.0))
         z = ((feats.full - self.mean[-FULL_DIM:]) / self.scale[-FULL_DIM:]).astype(np.float32)  # [FULL_DIM] prosody
         return ModalitySignal(
-            modality="voice", distribution=dist, embedding=z, confidence=confidence,
-            latency_ms=(time.perf_counter() - t0) * 1000, model=self.name,
+            modality="voice",
+            distribution=dist,
+            embedding=z,
+            confidence=confidence,
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            model=self.name,
             evidence={"prosody": feats.prosody.as_dict(), "quality": audio_quality(audio)},
         )
 
@@ -75,9 +80,11 @@ def audio_quality(audio: np.ndarray) -> dict[str, float]:
     20 ms frames (a signal-to-noise proxy: noise fills the pauses), and duration."""
     frames = audio[: len(audio) // 320 * 320].reshape(-1, 320) if len(audio) >= 320 else audio.reshape(1, -1)
     db = 20 * np.log10(np.maximum(np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1)), 1e-6))
-    return {"level_dbfs": round(float(20 * np.log10(max(float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))), 1e-6))), 2),
-            "dynamic_range_db": round(float(np.percentile(db, 95) - np.percentile(db, 10)), 2),
-            "duration_s": round(len(audio) / 16000, 3)}
+    return {
+        "level_dbfs": round(float(20 * np.log10(max(float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))), 1e-6))), 2),
+        "dynamic_range_db": round(float(np.percentile(db, 95) - np.percentile(db, 10)), 2),
+        "duration_s": round(len(audio) / 16000, 3),
+    }
 
 
 def voice_affect_encoder(path: str | Path) -> str | None:
@@ -99,8 +106,14 @@ def load_voice_affect(path: str | Path, whisper: Any = None) -> VoiceAffectModel
         dim = int(meta.get("encoder_dim", 0)) + FULL_DIM
         assert z["mean"].shape == (dim,), f"voice head expects {z['mean'].shape} features, extractors give {dim}"
         what = f"whisper-{meta['encoder']}+prosody" if encoder else "prosody"
-        return VoiceAffectModel(mean=z["mean"], scale=z["scale"], coef=z["coef"], bias=z["bias"], encoder=encoder,
-                                name=f"{what}-logreg-ravdess (loao acc {meta['loao_acc']})")
+        return VoiceAffectModel(
+            mean=z["mean"],
+            scale=z["scale"],
+            coef=z["coef"],
+            bias=z["bias"],
+            encoder=encoder,
+            name=f"{what}-logreg-ravdess (loao acc {meta['loao_acc']})",
+        )
 
 
 def default_voice_affect_path() -> Path:

@@ -1,4 +1,5 @@
 """Audio in: PCM16 frames from the WebSocket, or whole files (WAV, FLAC, OGG, MP3) decoded in memory."""
+
 from __future__ import annotations
 
 import io
@@ -50,4 +51,4 @@ def decode_file(data: bytes, max_seconds: float | None = None) -> np.ndarray:
         raise AudioError(f"cannot decode audio: {type(exc).__name__}: {str(exc)[:200]}") from None
     if total == 0:
         raise AudioError("the file holds no audio samples")
-    return (np.concatenate(chunks).astype(np.float32) / 32768.0)
+    return np.concatenate(chunks).astype(np.float32) / 32768.0

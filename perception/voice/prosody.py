@@ -2,6 +2,7 @@
 
 Fast on CPU: librosa's yin and rms (pyin would be ~50x slower). Features are computed on 16 kHz mono float32.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -69,10 +70,10 @@ def extract(audio: np.ndarray, sr: int = SAMPLE_RATE) -> ProsodyFeatures:
     speech_s = max(float(speech.sum()) * HOP / sr, 1e-3)
     # pauses: runs of >= 200 ms below the speech threshold, between the first and last speech frame
     idx = np.flatnonzero(speech)
-    inner = ~speech[idx[0]:idx[-1] + 1] if idx.size else np.zeros(0, dtype=bool)
+    inner = ~speech[idx[0] : idx[-1] + 1] if idx.size else np.zeros(0, dtype=bool)
     pause_frames = _long_runs(inner, int(0.2 * sr / HOP))
     mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=N_MFCC, n_fft=FRAME, hop_length=HOP)  # [13, T]
-    mfcc_s = mfcc[:, speech[:mfcc.shape[1]]] if speech.any() else mfcc
+    mfcc_s = mfcc[:, speech[: mfcc.shape[1]]] if speech.any() else mfcc
     dmfcc = librosa.feature.delta(mfcc_s) if mfcc_s.shape[1] >= 9 else np.zeros_like(mfcc_s)
     centroid = librosa.feature.spectral_centroid(y=y, sr=sr, n_fft=FRAME, hop_length=HOP)[0]
     flatness = librosa.feature.spectral_flatness(y=y, n_fft=FRAME, hop_length=HOP)[0]
@@ -89,17 +90,33 @@ def extract(audio: np.ndarray, sr: int = SAMPLE_RATE) -> ProsodyFeatures:
         onset_rate_hz=float(len(onsets) / speech_s),
         duration_s=duration,
     )
-    basic = np.array([
-        np.mean(st), np.std(st), np.percentile(st, 10), np.percentile(st, 90), np.mean(np.abs(st_d)),
-        np.mean(dbs), np.std(dbs), np.percentile(dbs, 90) - np.percentile(dbs, 10),
-        prosody.voiced_ratio, prosody.pause_ratio, prosody.onset_rate_hz, np.max(dbs) - np.mean(dbs),
-    ], dtype=np.float32)  # [12]
-    sc = centroid[speech[:centroid.size]] if speech.any() else centroid
-    full = np.concatenate([
-        basic,
-        mfcc_s.mean(1), mfcc_s.std(1), np.abs(dmfcc).mean(1),  # [13] x 3
-        [np.mean(sc) / 1000, np.std(sc) / 1000, np.mean(flatness), np.mean(zcr), np.std(zcr)],
-    ]).astype(np.float32)
+    basic = np.array(
+        [
+            np.mean(st),
+            np.std(st),
+            np.percentile(st, 10),
+            np.percentile(st, 90),
+            np.mean(np.abs(st_d)),
+            np.mean(dbs),
+            np.std(dbs),
+            np.percentile(dbs, 90) - np.percentile(dbs, 10),
+            prosody.voiced_ratio,
+            prosody.pause_ratio,
+            prosody.onset_rate_hz,
+            np.max(dbs) - np.mean(dbs),
+        ],
+        dtype=np.float32,
+    )  # [12]
+    sc = centroid[speech[: centroid.size]] if speech.any() else centroid
+    full = np.concatenate(
+        [
+            basic,
+            mfcc_s.mean(1),
+            mfcc_s.std(1),
+            np.abs(dmfcc).mean(1),  # [13] x 3
+            [np.mean(sc) / 1000, np.std(sc) / 1000, np.mean(flatness), np.mean(zcr), np.std(zcr)],
+        ]
+    ).astype(np.float32)
     return ProsodyFeatures(prosody=prosody, basic=basic, mfcc_mean=mfcc_s.mean(1).astype(np.float32), full=full)
 
 

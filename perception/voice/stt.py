@@ -1,12 +1,13 @@
 """Speech-to-text with faster-whisper (CTranslate2), from local model folders only."""
+
 from __future__ import annotations
 
 import re
 import time
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
@@ -54,7 +55,11 @@ class SpeechToText:
             text, logprob, no_speech = self._short(audio, duration)
         else:
             segments, _ = self.model.transcribe(
-                audio, language=self.language, beam_size=1, condition_on_previous_text=False, vad_filter=False,
+                audio,
+                language=self.language,
+                beam_size=1,
+                condition_on_previous_text=False,
+                vad_filter=False,
                 without_timestamps=True,
             )
             segs = list(segments)
@@ -62,8 +67,12 @@ class SpeechToText:
             logprob = float(np.mean([s.avg_logprob for s in segs])) if segs else None
             no_speech = float(np.mean([s.no_speech_prob for s in segs])) if segs else None
         return Transcript(
-            text=text, words=len(text.split()), duration_s=duration,
-            latency_ms=(time.perf_counter() - t0) * 1000, avg_logprob=logprob, no_speech_prob=no_speech,
+            text=text,
+            words=len(text.split()),
+            duration_s=duration,
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            avg_logprob=logprob,
+            no_speech_prob=no_speech,
             model=self.name,
         )
 
@@ -72,8 +81,9 @@ class SpeechToText:
         from faster_whisper.tokenizer import Tokenizer
 
         multilingual = self.model.model.is_multilingual
-        return Tokenizer(self.model.hf_tokenizer, multilingual, task="transcribe",
-                         language=self.language if multilingual else None)
+        return Tokenizer(
+            self.model.hf_tokenizer, multilingual, task="transcribe", language=self.language if multilingual else None
+        )
 
     def _short(self, audio: np.ndarray, duration: float) -> tuple[str, float, float]:
         import ctranslate2
@@ -81,13 +91,18 @@ class SpeechToText:
         frames = audio.size // 160 + int(SHORT_PAD_S * 100)
         frames += frames % 2  # the encoder halves the frame count
         padded = np.zeros(frames * 160, np.float32)
-        padded[:audio.size] = audio
+        padded[: audio.size] = audio
         mel = self.model.feature_extractor(padded)[:, :frames]
         tok = self._tokenizer
         result = self.model.model.generate(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32)),
-            [list(tok.sot_sequence)], beam_size=1, max_length=_MAX_LENGTH_PER_TOKEN * int(24 + _TOKENS_PER_S * duration),
-            return_scores=True, return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1],
+            [list(tok.sot_sequence)],
+            beam_size=1,
+            max_length=_MAX_LENGTH_PER_TOKEN * int(24 + _TOKENS_PER_S * duration),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
         )[0]
         ids = first_pass(result.sequences_ids[0], tok.timestamp_begin, tok.eot, duration)
         logprob, no_speech = float(result.scores[0]), float(result.no_speech_prob)
@@ -117,13 +132,13 @@ def first_pass(ids: list[int], timestamp_begin: int, eot: int, duration_s: float
     for start, tokens in segments:
         if not tokens:
             continue
-        head = kept[:min(2, len(tokens))]
-        if kept and (start >= duration_s - 0.5 or tokens[:len(head)] == head):
+        head = kept[: min(2, len(tokens))]
+        if kept and (start >= duration_s - 0.5 or tokens[: len(head)] == head):
             break
         kept += tokens
     for j in range(2, len(kept)):
         n = min(len(kept) - j, 8)
-        if kept[j:j + n] == kept[:n]:
+        if kept[j : j + n] == kept[:n]:
             return kept[:j]
     return kept
 
@@ -135,10 +150,10 @@ def drop_restart(text: str) -> str:
     """The text before a sentence that starts the transcript over (case aside: the copy may open in upper case)."""
     words = _WORDS.findall(text.lower())
     for m in re.finditer(r"[.?!]\s+", text):
-        rest = _WORDS.findall(text[m.end():].lower())
+        rest = _WORDS.findall(text[m.end() :].lower())
         n = min(len(rest), 8)
         if n and rest[:n] == words[:n]:
-            return text[:m.end()].strip()
+            return text[: m.end()].strip()
     return text
 
 
@@ -183,12 +198,17 @@ def _assemble_base(out: Path) -> None:
     tmp.rename(out)
 
 
-def load_stt(name: str, cache_dir: Path, threads: int = 1, compute_type: str = "int8",
-             window: Literal["short", "full"] = "short") -> SpeechToText:
+def load_stt(
+    name: str, cache_dir: Path, threads: int = 1, compute_type: str = "int8", window: Literal["short", "full"] = "short"
+) -> SpeechToText:
     """`window`: "short" encodes a short utterance with 2 s of silence after it, "full" always the 30 s window."""
     from faster_whisper import WhisperModel
 
     path = whisper_model_dir(name, cache_dir)
     model = WhisperModel(str(path), device="cpu", compute_type=compute_type, cpu_threads=threads, local_files_only=True)
-    return SpeechToText(model=model, name=f"faster-whisper-{name}-{compute_type}", language="en",
-                        short_max_s=SHORT_MAX_S if window == "short" else 0.0)
+    return SpeechToText(
+        model=model,
+        name=f"faster-whisper-{name}-{compute_type}",
+        language="en",
+        short_max_s=SHORT_MAX_S if window == "short" else 0.0,
+    )

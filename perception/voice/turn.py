@@ -2,6 +2,7 @@
 the last 8 s of an utterance and says whether the speaker has finished what they were saying ("I was thinking …" is
 not finished, however long the pause), so a short silence can end a complete turn and an incomplete one can wait.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

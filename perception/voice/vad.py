@@ -2,6 +2,7 @@
 
 One model is loaded per process; each audio stream gets its own recurrent state (`VadModel.stream()`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -32,7 +33,9 @@ class VadModel:
         """A stream with its own state; `min_silence_ms` overrides the silence that ends an utterance."""
         wrapper = copy.copy(self.model)  # shares the InferenceSession ...
         wrapper.reset_states()  # ... but gets its own recurrent state
-        return VadStream(self, wrapper, min_silence_ms=self.min_silence_ms if min_silence_ms is None else min_silence_ms)
+        return VadStream(
+            self, wrapper, min_silence_ms=self.min_silence_ms if min_silence_ms is None else min_silence_ms
+        )
 
 
 @dataclass
@@ -59,7 +62,7 @@ class VadStream:
         min_silence = self.min_silence_ms * SAMPLE_RATE // 1000
         pad = self.cfg.speech_pad_ms * SAMPLE_RATE // 1000
         for s in range(0, n, WINDOW):
-            prob = float(self.model(torch.from_numpy(buf[s:s + WINDOW]), SAMPLE_RATE).item())
+            prob = float(self.model(torch.from_numpy(buf[s : s + WINDOW]), SAMPLE_RATE).item())
             self.last_prob = prob
             self._samples += WINDOW
             if prob >= self.cfg.threshold:

@@ -1,5 +1,6 @@
 """Batch analysis without a conversation: text, one audio file, one image (a secret key; each draws rate tokens by
 its size). Uploads are read into memory with a size cap and never stored."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,8 +11,14 @@ from agent import AnalysisBusy, AnalysisUnavailable, ImageError, InvalidAudio
 from server.deps import AUTH, ERR, agent, rated, secret
 from server.limits import face_cost, text_cost, voice_cost
 from server.protocol import (
-    MAX_AUDIO_UPLOAD_BYTES, MAX_AUDIO_UPLOAD_SECONDS, MAX_IMAGE_BYTES, AnalyzeFaceResponse, AnalyzeTextRequest,
-    AnalyzeTextResponse, TextResult, VoiceResult,
+    MAX_AUDIO_UPLOAD_BYTES,
+    MAX_AUDIO_UPLOAD_SECONDS,
+    MAX_IMAGE_BYTES,
+    AnalyzeFaceResponse,
+    AnalyzeTextRequest,
+    AnalyzeTextResponse,
+    TextResult,
+    VoiceResult,
 )
 from server.results import face_result, text_result, voice_result
 
@@ -21,8 +28,12 @@ BODY_LIMITS = {"/v1/analyze/voice": MAX_AUDIO_UPLOAD_BYTES + 1, "/v1/analyze/fac
 
 def _binary_body() -> dict[str, Any]:
     """Routes that read the raw body (one file, streamed with a size cap; its format is sniffed) document it here."""
-    return {"requestBody": {"required": True,
-                            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }
 
 
 def _busy(exc: Exception) -> HTTPException:
@@ -69,7 +80,9 @@ async def analyze_face(request: Request, crop: bool = False, explain: bool = Fal
     try:
         result = await agent(request).analyze_face(body, crop, explain)
     except ImageError as exc:
-        raise HTTPException(status_code=413 if exc.code == "image_too_large" else 422, detail=f"{exc.code}: {exc}") from None
+        raise HTTPException(
+            status_code=413 if exc.code == "image_too_large" else 422, detail=f"{exc.code}: {exc}"
+        ) from None
     except (AnalysisUnavailable, AnalysisBusy) as exc:
         raise _busy(exc) from None
     return AnalyzeFaceResponse(**face_result(result))

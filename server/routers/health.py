@@ -1,4 +1,5 @@
 """Liveness, readiness, metrics, the demo page and the protocol schema."""
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,9 @@ async def healthz() -> dict[str, object]:
     return {"status": "ok", "pid": os.getpid()}
 
 
-@router.get("/readyz", response_model=ReadyOut, responses={503: {"description": "the store does not answer",
-                                                                  "model": ReadyOut}})
+@router.get(
+    "/readyz", response_model=ReadyOut, responses={503: {"description": "the store does not answer", "model": ReadyOut}}
+)
 async def readyz(request: Request) -> JSONResponse:
     """Readiness: 200 while this process can take sessions (models loaded, store answers), also when the LLM is
     down or the store refuses writes (`degraded`: crisis replies need neither); 503 when the store does not
@@ -57,13 +59,25 @@ async def readyz(request: Request) -> JSONResponse:
     key, _ = g.authenticate(token_from(request.headers))
     if g.require and (key is None or not key.secret):
         return JSONResponse({"status": r.status}, status_code=code)
-    body = ReadyOut(status=r.status, store=r.store, store_ok=r.store_ok, store_writable=r.store_writable,
-                    models=dict(r.models), llm_model=r.llm_model, llm=list(r.llm), engine=r.engine)
+    body = ReadyOut(
+        status=r.status,
+        store=r.store,
+        store_ok=r.store_ok,
+        store_writable=r.store_writable,
+        models=dict(r.models),
+        llm_model=r.llm_model,
+        llm=list(r.llm),
+        engine=r.engine,
+    )
     return JSONResponse(body.model_dump(mode="json"), status_code=code)
 
 
-@router.get("/metrics", dependencies=[Depends(secret)], response_class=PlainTextResponse,
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}, **AUTH})
+@router.get(
+    "/metrics",
+    dependencies=[Depends(secret)],
+    response_class=PlainTextResponse,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}, **AUTH},
+)
 async def metrics() -> Response:
     """Every worker's figures in one scrape (multiprocess mode with --workers N). With auth on, Prometheus sends a
     key (`authorization: {credentials: <key>}` in its scrape config, deploy/README.md); scrapes do not draw on

@@ -1,4 +1,5 @@
 """What we store, for its owner: export and erase a session or a user (a secret key of the owning tenant)."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException

@@ -1,5 +1,6 @@
 """`/v1/chat`: the WebSocket protocol (server/ws.py runs one connection). Refused before accept — HTTP 403, no model
 touched — on a bad origin or key; a key's sessions beyond its limit are refused after accept with an error event."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, WebSocket
@@ -27,11 +28,13 @@ async def chat(ws: WebSocket) -> None:
         await converse(Connection(agent, ws, idle_timeout_s=idle_s, guard=guard))
         return
     async with limiter.session(key) as admitted:
-        conn = Connection(agent, ws, quota=Quota(key, limiter), idle_timeout_s=idle_s, tenant=key.principal,
-                          guard=guard, key=key)
+        conn = Connection(
+            agent, ws, quota=Quota(key, limiter), idle_timeout_s=idle_s, tenant=key.principal, guard=guard, key=key
+        )
         if not admitted:
-            await conn.error("too_many_sessions", f"this key may hold {key.max_sessions} sessions at once",
-                             retryable=True)
+            await conn.error(
+                "too_many_sessions", f"this key may hold {key.max_sessions} sessions at once", retryable=True
+            )
             await ws.close(code=1013)
             return
         await converse(conn)

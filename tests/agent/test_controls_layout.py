@@ -1,12 +1,13 @@
 """Where the prompt puts the controls' guidance: `auto` follows what the embedded engine's adapter was trained with
 (its training.json), an external LLM gets the top system message, and an explicit setting wins."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from agent.runtime import resolve_controls_at
 from agent.llm.engine import EmbeddedEngine, EmbeddedEngineConfig, adapter_controls_at
+from agent.runtime import resolve_controls_at
 
 
 def _adapter(path: Path, record: dict | None) -> Path:

@@ -1,4 +1,5 @@
 """The embedded engine's dtype: `auto` takes bfloat16 only where the CPU computes it natively."""
+
 from __future__ import annotations
 
 from pathlib import Path

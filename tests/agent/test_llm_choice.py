@@ -1,5 +1,6 @@
 """Choosing among vLLM replicas, with values: least requests in flight first, ties in turn, a failed endpoint sits
 out its cooldown unless every endpoint has failed."""
+
 from __future__ import annotations
 
 import time
@@ -8,8 +9,9 @@ from agent.llm import LLMClient, LLMConfig
 
 
 def client() -> LLMClient:
-    return LLMClient(LLMConfig(base_url="http://a:1/v1", model="m", replicas=("http://b:1/v1", "http://c:1/v1"),
-                               cooldown_s=10))
+    return LLMClient(
+        LLMConfig(base_url="http://a:1/v1", model="m", replicas=("http://b:1/v1", "http://c:1/v1"), cooldown_s=10)
+    )
 
 
 def test_ties_go_round_robin_and_busy_endpoints_are_avoided():

@@ -1,20 +1,25 @@
 """The LLM stream against the real embedded engine: with a stream interval, the tokens that arrive within it of the
 last piece are passed on together (fewer pieces, each several tokens, at least the interval apart), and nothing is
 lost: every token the engine counted is in a piece, and the text is the one the engine streams piece by piece."""
+
 from __future__ import annotations
 
 import asyncio
 import time
 
 import httpx
+from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import SecretStr
 
 from agent.llm import OpenAICompatibleChat
-from langchain_core.messages import HumanMessage, SystemMessage
 
-MESSAGES = [SystemMessage("You are a helpful assistant."),
-            HumanMessage("I moved to a new city last month and I don't know anyone here yet. List five ways I could "
-                         "meet people, one sentence each.")]
+MESSAGES = [
+    SystemMessage("You are a helpful assistant."),
+    HumanMessage(
+        "I moved to a new city last month and I don't know anyone here yet. List five ways I could "
+        "meet people, one sentence each."
+    ),
+]
 MAX_TOKENS = 48
 
 
@@ -32,11 +37,18 @@ async def pieces(chat: OpenAICompatibleChat) -> list[tuple[float, str, int, int 
 
 
 def test_a_stream_interval_passes_tokens_on_together_and_loses_none(live_server):
-    model = httpx.get(f"{live_server.llm_url}/v1/models", timeout=10, headers=live_server.llm_headers).json()["data"][0]["id"]
+    model = httpx.get(f"{live_server.llm_url}/v1/models", timeout=10, headers=live_server.llm_headers).json()["data"][
+        0
+    ]["id"]
 
     def chat(interval: float) -> OpenAICompatibleChat:
-        return OpenAICompatibleChat(model=model, base_url=f"{live_server.llm_url}/v1", timeout_s=300,
-                                    stream_interval_s=interval, api_key=SecretStr(live_server.llm_key))
+        return OpenAICompatibleChat(
+            model=model,
+            base_url=f"{live_server.llm_url}/v1",
+            timeout_s=300,
+            stream_interval_s=interval,
+            api_key=SecretStr(live_server.llm_key),
+        )
 
     asyncio.run(pieces(chat(0.0)))  # warm the engine's prefix cache, so both runs below see the same engine state
     each = asyncio.run(pieces(chat(0.0)))

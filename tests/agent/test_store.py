@@ -1,17 +1,25 @@
 """Session stores with values: SQLite survives a restart (a new store on the same file) with history, overrides,
 summary and persona intact; a user's persona carries across sessions; memory store behaves the same."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from agent.sessions.store import MemoryStore, SessionErased, SessionRecord, SqliteStore, persona_from_json, persona_to_json
 from agent.sessions.redis import RedisStore
-from tests.redisserver import RedisServer
+from agent.sessions.store import (
+    MemoryStore,
+    SessionErased,
+    SessionRecord,
+    SqliteStore,
+    persona_from_json,
+    persona_to_json,
+)
 from fusion import FusedPercept
 from perception import LABELS
 from persona import PersonaState, PersonaTracker, read_style
 from prompts import Message
+from tests.redisserver import RedisServer
 
 
 def sad_persona() -> PersonaState:
@@ -57,7 +65,10 @@ async def test_store_round_trip_and_user_persona(tmp_path, kind, request):
     got = await store.load("s1")
     assert got is not None
     assert [(m.role, m.content, m.interrupted) for m in got.history] == [
-        ("user", "hello", False), ("assistant", "hi there", True), ("user", "second", False)]
+        ("user", "hello", False),
+        ("assistant", "hi there", True),
+        ("user", "second", False),
+    ]
     assert got.overrides == {"empathy": 0.9} and got.summary == "The user said: “hello”" and got.summarized == 1
     assert got.persona == rec.persona and got.user_id == "u1"
     assert await store.user_persona("u1") == rec.persona
@@ -81,7 +92,10 @@ async def test_a_message_cut_to_what_was_heard_is_rewritten_in_place(tmp_path, k
         store = make(kind, tmp_path, rs)
     got = await store.load("s3")
     assert got is not None and [(m.content, m.interrupted) for m in got.history] == [
-        ("tell me a story", False), ("Once upon a time.", True), ("wait", False)]
+        ("tell me a story", False),
+        ("Once upon a time.", True),
+        ("wait", False),
+    ]
     await store.aclose()
 
 
@@ -102,7 +116,9 @@ async def test_redis_restart_keeps_sessions_with_appendonly(tmp_path):
     """With appendonly (as deploy/compose.yaml runs it) a Redis restart loses nothing acknowledged."""
     r = RedisServer(tmp_path / "aof", appendonly=True).start()
     store = RedisStore(r.url)
-    rec = SessionRecord(id="s3", profile_id="companion", user_id="u3", persona=sad_persona(), history=[Message("user", "x")])
+    rec = SessionRecord(
+        id="s3", profile_id="companion", user_id="u3", persona=sad_persona(), history=[Message("user", "x")]
+    )
     await store.save(rec)
     await store.aclose()
     r.stop()
@@ -119,7 +135,9 @@ async def test_redis_restart_without_persistence_forgets_and_says_so(tmp_path):
     store keeps working once Redis is back."""
     r = RedisServer(tmp_path / "volatile", appendonly=False).start()
     store = RedisStore(r.url)
-    rec = SessionRecord(id="s4", profile_id="companion", user_id=None, persona=sad_persona(), history=[Message("user", "y")])
+    rec = SessionRecord(
+        id="s4", profile_id="companion", user_id=None, persona=sad_persona(), history=[Message("user", "y")]
+    )
     await store.save(rec)
     r.stop()
     with pytest.raises(Exception):  # Redis down: a clear connection error, not a hang
@@ -141,9 +159,13 @@ async def test_tenants_cannot_reach_each_others_sessions_or_users(tmp_path, kind
     a.history.append(Message("user", "I have been feeling anxious about my divorce."))
     await store.save(a)
     calm = PersonaState.initial(200.0)
-    calm = PersonaTracker().update(calm, FusedPercept(np.full(7, 1 / 7, np.float32),
-                                                      {"text": 1.0, "voice": 0.0, "face": 0.0}, ("text",), "t", 0.0),
-                                   read_style("fine"), 0.5, 200.0)
+    calm = PersonaTracker().update(
+        calm,
+        FusedPercept(np.full(7, 1 / 7, np.float32), {"text": 1.0, "voice": 0.0, "face": 0.0}, ("text",), "t", 0.0),
+        read_style("fine"),
+        0.5,
+        200.0,
+    )
     b = SessionRecord(id="other", profile_id="companion", user_id="ada", persona=calm, tenant="globex")
     await store.save(b)
     assert await store.load("same-id", "globex") is None  # exactly as if it did not exist

@@ -2,6 +2,7 @@
 confidence fusion, the packaged policy and profiles, the memory store) with a scripted LLM at the `LLMClient`
 boundary — the one place a scripted model is allowed for the turn's lifecycle. The same behaviours are tested
 against the real engine through the server (tests/server/test_chat_ws.py, test_llm_faults.py, test_safety_ws.py)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -47,9 +48,17 @@ class ScriptedLLM:
 def pipeline(llm: ScriptedLLM) -> Pipeline:
     text = load_lexicon_text_perceiver()
     reader = TextReader(text, None, None)
-    return Pipeline(reader=reader, batcher=MicroBatcher(reader.read_batch), fusion=ConfidenceFusion(),
-                    tracker=PersonaTracker(), policy=load_policy(), profiles=load_profiles(), llm=llm,  # type: ignore[arg-type]
-                    store=MemoryStore(), config=TurnConfig(controls_at="system"))
+    return Pipeline(
+        reader=reader,
+        batcher=MicroBatcher(reader.read_batch),
+        fusion=ConfidenceFusion(),
+        tracker=PersonaTracker(),
+        policy=load_policy(),
+        profiles=load_profiles(),
+        llm=llm,  # type: ignore[arg-type]
+        store=MemoryStore(),
+        config=TurnConfig(controls_at="system"),
+    )
 
 
 async def run_turn(p: Pipeline, text: str) -> tuple[SessionRecord, list[Event]]:

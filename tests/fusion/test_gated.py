@@ -1,5 +1,6 @@
 """The gated fusion network's contract, with values: presence masks, gates summing to one over present modalities,
 absent modalities weighing nothing, and the runtime wrapper's percept."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,8 +10,15 @@ import pytest
 import torch
 
 from fusion.features import EMBEDDING_DIMS, HEAD_DIMS, head_vector
-from fusion.gated import (GatedFusion, GMUWeights, build_gmu, default_fusion_path, load_gated_fusion, load_gmu_module,
-                          overridden_readings)
+from fusion.gated import (
+    GatedFusion,
+    GMUWeights,
+    build_gmu,
+    default_fusion_path,
+    load_gated_fusion,
+    load_gmu_module,
+    overridden_readings,
+)
 from perception import LABELS, MODALITIES, ModalitySignal
 
 
@@ -57,11 +65,15 @@ def test_the_served_numpy_forward_equals_the_trained_torch_module():
     rng = np.random.default_rng(3)
     heads = {m: rng.normal(size=(16, HEAD_DIMS[m])).astype(np.float32) for m in MODALITIES}
     embs = {m: rng.normal(size=(16, EMBEDDING_DIMS[m])).astype(np.float32) for m in MODALITIES}
-    mask = np.array([c for r in (1, 2, 3) for c in itertools.product((0.0, 1.0), repeat=3) if sum(c) == r][:7] * 3,
-                    np.float32)[:16]
+    mask = np.array(
+        [c for r in (1, 2, 3) for c in itertools.product((0.0, 1.0), repeat=3) if sum(c) == r][:7] * 3, np.float32
+    )[:16]
     with torch.no_grad():
-        t_logits, t_g, t_persona, _ = net({m: torch.from_numpy(v) for m, v in heads.items()},
-                                         {m: torch.from_numpy(v) for m, v in embs.items()}, torch.from_numpy(mask))
+        t_logits, t_g, t_persona, _ = net(
+            {m: torch.from_numpy(v) for m, v in heads.items()},
+            {m: torch.from_numpy(v) for m, v in embs.items()},
+            torch.from_numpy(mask),
+        )
     logits, g, persona = w.forward(heads, embs, mask)
     np.testing.assert_allclose(logits, t_logits.numpy(), atol=1e-4)
     np.testing.assert_allclose(g, t_g.numpy(), atol=1e-5)
@@ -84,14 +96,27 @@ def test_head_vector_layout():
 @pytest.mark.skipif(not default_fusion_path().exists(), reason="no trained fusion weights")
 def test_shipped_fusion_agrees_when_modalities_agree_and_weighs_a_garbled_face_less():
     fusion = load_gated_fusion(default_fusion_path())
-    agree = fusion.fuse({"text": signal("text", "sadness", quality={"words": 12, "letters": 0.95}),
-                         "face": signal("face", "sadness", quality={"sharpness": 5.0, "contrast": 0.2, "brightness": 0.5})})
+    agree = fusion.fuse(
+        {
+            "text": signal("text", "sadness", quality={"words": 12, "letters": 0.95}),
+            "face": signal("face", "sadness", quality={"sharpness": 5.0, "contrast": 0.2, "brightness": 0.5}),
+        }
+    )
     assert LABELS[int(np.argmax(agree.distribution))] == "sadness"
-    clean = fusion.fuse({"text": signal("text", "joy", quality={"words": 12, "letters": 0.95}),
-                         "face": signal("face", "joy", quality={"sharpness": 5.0, "contrast": 0.2, "brightness": 0.5})})
-    dark = fusion.fuse({"text": signal("text", "joy", quality={"words": 12, "letters": 0.95}),
-                        "face": signal("face", "joy", p=0.3, confidence=0.1,
-                                       quality={"sharpness": 0.5, "contrast": 0.01, "brightness": 0.03})})
+    clean = fusion.fuse(
+        {
+            "text": signal("text", "joy", quality={"words": 12, "letters": 0.95}),
+            "face": signal("face", "joy", quality={"sharpness": 5.0, "contrast": 0.2, "brightness": 0.5}),
+        }
+    )
+    dark = fusion.fuse(
+        {
+            "text": signal("text", "joy", quality={"words": 12, "letters": 0.95}),
+            "face": signal(
+                "face", "joy", p=0.3, confidence=0.1, quality={"sharpness": 0.5, "contrast": 0.01, "brightness": 0.03}
+            ),
+        }
+    )
     assert dark.gates["face"] < clean.gates["face"]
 
 

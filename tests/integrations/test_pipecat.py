@@ -1,6 +1,7 @@
 """The Pipecat processor in a real Pipecat pipeline (pipecat-ai's own test pipeline and worker runner) against the
 live server and its real embedded vLLM: a user transcription in, the reply out as LLM text frames with our
 perception, persona, controls and safety as frames; a crisis transcription gets the fixed reply and a safety frame."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,10 @@ import pytest
 pipecat = pytest.importorskip("pipecat")  # the optional extra; `make test` installs it
 
 from pipecat.frames.frames import (  # noqa: E402
-    LLMFullResponseEndFrame, LLMFullResponseStartFrame, LLMTextFrame, TranscriptionFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    TranscriptionFrame,
 )
 from pipecat.tests.utils import SleepFrame, run_test  # noqa: E402
 
@@ -23,8 +27,11 @@ def said(text: str) -> TranscriptionFrame:
 
 async def test_a_pipecat_pipeline_runs_a_turn_end_to_end(live_server):
     proc = PersonaAgentProcessor(live_server.ws_url, profile="companion", user_id="pipecat-user")
-    down, _ = await run_test(proc, frames_to_send=[said("I have been feeling really anxious about my exams."),
-                                                   SleepFrame(0.1)], start_timeout=10)
+    down, _ = await run_test(
+        proc,
+        frames_to_send=[said("I have been feeling really anxious about my exams."), SleepFrame(0.1)],
+        start_timeout=10,
+    )
     kinds = [type(f) for f in down]
     assert kinds[0] is PersonaEventFrame  # the perception comes before the reply
     start, end = kinds.index(LLMFullResponseStartFrame), kinds.index(LLMFullResponseEndFrame)

@@ -1,5 +1,6 @@
 """deepface as an optional backend, fully offline: DeepFace.analyze runs its own pipeline (its OpenCV detector, its
 PyTorch EmotionModel) on weights we trained, through our FacePerceiver interface; nothing is downloaded."""
+
 from __future__ import annotations
 
 import socket

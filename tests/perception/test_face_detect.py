@@ -1,4 +1,5 @@
 """Face detection on the real photos in shared/data/faces: BlazeFace (the default) and OpenCV's Haar cascade."""
+
 from __future__ import annotations
 
 import cv2

@@ -1,4 +1,5 @@
 """Our facial-expression model (Keras 3, torch backend) and the FacePerceiver, on real images."""
+
 from __future__ import annotations
 
 import cv2

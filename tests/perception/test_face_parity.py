@@ -1,5 +1,6 @@
 """The face model gives the same outputs on Keras's TensorFlow backend as on torch (`make test-tensorflow` runs
 the TensorFlow side in its own venv and points PERSONA_FACE_TF_OUTPUTS at the result)."""
+
 from __future__ import annotations
 
 import os

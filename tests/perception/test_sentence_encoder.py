@@ -1,15 +1,16 @@
 """The safety encoder (perception/sentence_encoder.py) as built by `make setup`: it reads meaning over wording, a
 message's embedding does not depend on the batch it came in, the 8-bit artifact stays with the float model, and the
 safety layer refuses to start on classifiers trained on other features than it makes."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from agent.analysis import load_risk_model, load_warning_signs
-from perception.text_model import load_text_model
 from agent.reading import TextReader
 from perception.sentence_encoder import DIM, load_sentence_encoder
+from perception.text_model import load_text_model
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,11 @@ def test_meaning_over_wording(encoder):
 
 
 def test_a_message_reads_the_same_whatever_its_batch(encoder):
-    texts = ["hi", "how many of my sleeping pills would it take to not wake up",
-             "Work was long today and the bus was late again, then I cooked dinner and watched a film with friends."]
+    texts = [
+        "hi",
+        "how many of my sleeping pills would it take to not wake up",
+        "Work was long today and the bus was late again, then I cooked dinner and watched a film with friends.",
+    ]
     alone = np.stack([encoder.encode([t])[0] for t in texts])
     batched = encoder.encode(texts + ["a much longer message that pads every other one in its batch " * 6])[:3]
     assert np.min(np.sum(alone * batched, axis=1)) > 0.9999

@@ -1,4 +1,5 @@
 """The shipped text emotion artifact, loaded offline from the repository."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,22 +24,28 @@ def test_loads_offline_from_the_repository(model, monkeypatch):
     assert model.thresholds.shape == (28,) and ((model.thresholds > 0) & (model.thresholds < 1)).all()
 
 
-@pytest.mark.parametrize("text, label", [
-    ("thank you so much!", "gratitude"),
-    ("I'm furious", "anger"),
-    ("I'm so scared of what the test results will say", "fear"),
-    ("This is hilarious, I can't stop laughing", "amusement"),
-])
+@pytest.mark.parametrize(
+    "text, label",
+    [
+        ("thank you so much!", "gratitude"),
+        ("I'm furious", "anger"),
+        ("I'm so scared of what the test results will say", "fear"),
+        ("This is hilarious, I can't stop laughing", "amusement"),
+    ],
+)
 def test_obvious_cases(model, text, label):
     assert top(model, text) == label
 
 
-@pytest.mark.parametrize("text, shared", [
-    ("thank you so much!", "joy"),
-    ("I'm furious", "anger"),
-    ("My grandmother passed away last night and I miss her.", "sadness"),
-    ("The meeting is moved to room 4.", "neutral"),
-])
+@pytest.mark.parametrize(
+    "text, shared",
+    [
+        ("thank you so much!", "joy"),
+        ("I'm furious", "anger"),
+        ("My grandmother passed away last night and I miss her.", "sadness"),
+        ("The meeting is moved to room 4.", "neutral"),
+    ],
+)
 def test_shared_distribution(model, text, shared):
     s = model.perceive(text)
     assert s.top == shared and abs(float(s.distribution.sum()) - 1) < 1e-5
@@ -67,5 +74,7 @@ def test_group_max_mapping():
     probs[0, GOEMOTIONS.index("gratitude")] = 0.9
     probs[0, GOEMOTIONS.index("annoyance")] = 0.3
     shared = to_shared(probs)
-    assert shared[0, LABELS.index("joy")] == pytest.approx(0.9) and shared[0, LABELS.index("anger")] == pytest.approx(0.3)
+    assert shared[0, LABELS.index("joy")] == pytest.approx(0.9) and shared[0, LABELS.index("anger")] == pytest.approx(
+        0.3
+    )
     assert to_distribution(shared)[0].sum() == pytest.approx(1.0)

@@ -1,5 +1,6 @@
 """Voice perception with the real shipped models: faster-whisper tiny.en, Silero VAD, the RAVDESS voice head (tiny.en's
 encoder + prosody)."""
+
 from __future__ import annotations
 
 import difflib
@@ -34,9 +35,11 @@ def test_jfk_transcribed(stt):
 
 
 def test_a_long_utterance_is_transcribed_to_its_last_word(stt):
-    text = ("That is so hard to do. I have been doing it for three years now but still feel like I am not making any "
-            "progress. Sometimes I wonder whether I should change my plans entirely, or keep going with what I started "
-            "last spring. What do you think I should do next?")
+    text = (
+        "That is so hard to do. I have been doing it for three years now but still feel like I am not making any "
+        "progress. Sometimes I wonder whether I should change my plans entirely, or keep going with what I started "
+        "last spring. What do you think I should do next?"
+    )
     t = stt.transcribe(piper(text))
     assert 10 < t.duration_s < stt.short_max_s  # the short window
     heard, said = _words(t.text), _words(text)
@@ -46,8 +49,12 @@ def test_a_long_utterance_is_transcribed_to_its_last_word(stt):
 
 # Sentences on which Whisper, given the short window (the utterance and 2 s of silence), transcribes and then starts
 # over from the beginning: the repeat must be dropped, with or without a timestamp before it.
-RESTARTED = ["I wanted to ask you about my trouble sleeping.", "I've been feeling really tired for weeks now.",
-             "If I could just have one quiet day.", "I've been feeling a bit anxious about my job interview tomorrow."]
+RESTARTED = [
+    "I wanted to ask you about my trouble sleeping.",
+    "I've been feeling really tired for weeks now.",
+    "If I could just have one quiet day.",
+    "I've been feeling a bit anxious about my job interview tomorrow.",
+]
 
 
 def _words(text: str) -> list[str]:
@@ -74,7 +81,7 @@ def test_vad_finds_speech_between_silences():
     audio = np.concatenate([silence(1.0), speech, silence(1.0)])
     events = []
     for i in range(0, audio.size, 320):
-        events += vad.feed(audio[i:i + 320])
+        events += vad.feed(audio[i : i + 320])
     kinds = [e.kind for e in events]
     assert kinds == ["start", "end"], kinds
     start_s, end_s = events[0].sample / SAMPLE_RATE, events[1].sample / SAMPLE_RATE
@@ -111,7 +118,9 @@ def test_angry_ravdess_clip_reads_angry_over_calm(stt):
     assert angry.valence_arousal[1] > calm.valence_arousal[1]
 
 
-@pytest.mark.parametrize("data, msg", [(b"", "empty"), (b"not audio at all", "cannot decode"), (b"RIFF\x00\x00", "cannot decode")])
+@pytest.mark.parametrize(
+    "data, msg", [(b"", "empty"), (b"not audio at all", "cannot decode"), (b"RIFF\x00\x00", "cannot decode")]
+)
 def test_bad_files(data, msg):
     with pytest.raises(AudioError, match=msg):
         decode_file(data)

@@ -1,13 +1,13 @@
 """The warning-sign scorer (#41): the served numpy scoring equals scikit-learn's, a message is read whole and sentence
 by sentence, someone else's risk is never the user's crisis, and the shipped model names categories."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from agent.analysis import assess_texts, load_risk_model, load_warning_signs
-from perception.safety import load_risk_features
-from perception.safety import decide_level
+from perception.safety import decide_level, load_risk_features
 from perception.warning_signs import SignReading, read_messages, sentence_units, sentences
 from training.safety import features, read_warning_signs
 from training.warning_signs import Settings, examples, fit, to_model
@@ -21,7 +21,9 @@ def text_model():
 def test_sentences_and_which_need_a_pass_of_their_own():
     assert sentences("I feel fine.") == []
     assert sentences("Work was awful. I gave my cat away, I won't be around.\nok") == [
-        "Work was awful.", "I gave my cat away, I won't be around."]  # "ok": one word, not a sentence
+        "Work was awful.",
+        "I gave my cat away, I won't be around.",
+    ]  # "ok": one word, not a sentence
     filler = "We talked about the match and the weather and the traffic on the way home for a long time. " * 3
     parts, own = sentence_units(["Work was awful. I gave my cat away.", filler + "I gave my cat away."])
     assert [i for i, _ in parts] == [0, 0, 1, 1, 1, 1]
@@ -46,8 +48,10 @@ def test_served_scoring_matches_scikit_learn(text_model):
 def test_a_sign_among_ordinary_sentences_is_found(text_model):
     signs = load_warning_signs()
     first = "Work was fine today and I had lunch with my team and we talked about the match for an hour or so."
-    long = (first + " Then I drove home through the rain and cooked dinner and watched a film with my flatmates. "
-            "How many of my sleeping pills would it take to not wake up?")
+    long = (
+        first + " Then I drove home through the rain and cooked dinner and watched a film with my flatmates. "
+        "How many of my sleeping pills would it take to not wake up?"
+    )
     whole, alone = read_messages(signs, text_model, [long, first], features(text_model, [long, first]))
     assert whole.tier is not None and whole.category == "dose_question", whole
     assert alone.tier is None
@@ -76,8 +80,12 @@ def test_someone_elses_risk_is_a_caution_not_a_crisis():
 
 def test_the_shipped_layer_names_the_category(text_model):
     risk, signs = load_risk_model(), load_warning_signs()
-    got = assess_texts(text_model, risk, ["I gave my dog to my neighbour because I won't be here to look after him.",
-                                          "Can you help me plan my week?"], signs)
+    got = assess_texts(
+        text_model,
+        risk,
+        ["I gave my dog to my neighbour because I won't be here to look after him.", "Can you help me plan my week?"],
+        signs,
+    )
     assert got[0].level != "none" and got[0].category == "giving_away", got[0]
     assert got[1].level == "none" and got[1].category is None
     assert signs.escalates("farewell") and not signs.escalates("method") and not signs.escalates("hopelessness")

@@ -1,7 +1,16 @@
 """Sticky safe mode: entered on crisis, held over calm turns, released by the de-escalation rule; the policy obeys."""
+
 from __future__ import annotations
 
-from persona import RELEASE_AFTER_CALM_TURNS, ControlSignals, OverrideLimits, PersonaState, RiskInput, SafeMode, load_policy
+from persona import (
+    RELEASE_AFTER_CALM_TURNS,
+    ControlSignals,
+    OverrideLimits,
+    PersonaState,
+    RiskInput,
+    SafeMode,
+    load_policy,
+)
 
 
 def test_entered_held_then_released():
@@ -32,14 +41,24 @@ def test_policy_answers_safe_mode_and_ignores_overrides():
     policy = load_policy()
     active, _ = SafeMode().step("crisis", 1)
     limits = OverrideLimits(ranges={"formality": (0.0, 1.0)})
-    d = policy.decide(PersonaState.initial(0.0), ControlSignals(), {"formality": 0.9}, limits,
-                      RiskInput(level="none", score=0.01, rule=None, safe_mode=active))
+    d = policy.decide(
+        PersonaState.initial(0.0),
+        ControlSignals(),
+        {"formality": 0.9},
+        limits,
+        RiskInput(level="none", score=0.01, rule=None, safe_mode=active),
+    )
     assert d.controls.safety_mode == "safe" and "safe_mode" in [f.rule for f in d.fired]
     assert d.rejected_overrides["formality"] == "overrides are ignored in safe mode"
     normal = policy.decide(PersonaState.initial(0.0), ControlSignals(), {"formality": 0.9}, limits)
     assert normal.controls.formality == 0.9
-    calm = policy.decide(PersonaState.initial(0.0), ControlSignals(), None, None,
-                         RiskInput(level="none", score=0.01, rule=None, safe_mode=SafeMode()))
+    calm = policy.decide(
+        PersonaState.initial(0.0),
+        ControlSignals(),
+        None,
+        None,
+        RiskInput(level="none", score=0.01, rule=None, safe_mode=SafeMode()),
+    )
     assert calm.controls.safety_mode == "normal"
 
 
@@ -53,14 +72,24 @@ def test_a_caution_carries_into_the_next_turn_only():
     assert m.caution_turn == 2 and not m.carried and not m.active
     m, _ = m.step("none", 3)
     assert m.carried
-    d = policy.decide(PersonaState.initial(0.0), ControlSignals(), None, None,
-                      RiskInput(level="none", score=0.02, rule=None, safe_mode=m))
+    d = policy.decide(
+        PersonaState.initial(0.0),
+        ControlSignals(),
+        None,
+        None,
+        RiskInput(level="none", score=0.02, rule=None, safe_mode=m),
+    )
     assert d.controls.safety_mode == "caution"
     assert [f for f in d.fired if f.rule == "safety_caution_carried"][0].inputs["caution_turn"] == 2
     m, _ = m.step("none", 4)
     assert not m.carried
-    d = policy.decide(PersonaState.initial(0.0), ControlSignals(), None, None,
-                      RiskInput(level="none", score=0.02, rule=None, safe_mode=m))
+    d = policy.decide(
+        PersonaState.initial(0.0),
+        ControlSignals(),
+        None,
+        None,
+        RiskInput(level="none", score=0.02, rule=None, safe_mode=m),
+    )
     assert d.controls.safety_mode == "normal"
 
 

@@ -10,8 +10,9 @@ from persona import PersonaState, PersonaTracker, read_style
 def percept(label: str, p: float = 0.9) -> FusedPercept:
     d = np.full(len(LABELS), (1 - p) / (len(LABELS) - 1), dtype=np.float32)
     d[LABELS.index(label)] = p
-    return FusedPercept(distribution=d, gates={"text": 1.0, "voice": 0.0, "face": 0.0},
-                        present=("text",), model="test", latency_ms=0.0)
+    return FusedPercept(
+        distribution=d, gates={"text": 1.0, "voice": 0.0, "face": 0.0}, present=("text",), model="test", latency_ms=0.0
+    )
 
 
 def test_first_turn_takes_the_percept_and_later_turns_blend():
@@ -20,7 +21,9 @@ def test_first_turn_takes_the_percept_and_later_turns_blend():
     assert s.dominant_emotion == "joy" and s.valence > 0.5 and s.turns == 1 and s.trend == "steady"
     s2 = tr.update(s, percept("sadness"), read_style("oh no"), 1.0, 1.0)
     assert s2.valence < s.valence and s2.trend == "falling"
-    assert abs(s2.distribution[LABELS.index("joy")] - (0.5 * s.distribution[LABELS.index("joy")] + 0.5 * 0.1 / 6)) < 1e-3
+    assert (
+        abs(s2.distribution[LABELS.index("joy")] - (0.5 * s.distribution[LABELS.index("joy")] + 0.5 * 0.1 / 6)) < 1e-3
+    )
     s3 = tr.update(s2, percept("joy"), read_style("yay"), 1.0, 2.0)
     assert s3.trend == "rising"
 

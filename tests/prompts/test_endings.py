@@ -1,5 +1,6 @@
 """Replies end on a complete sentence: near the token cap the reply stops at the next sentence end; a reply the cap
 cuts mid-sentence is trimmed back to its last complete one; short replies stream through untouched."""
+
 from __future__ import annotations
 
 from prompts.endings import SentenceCloser

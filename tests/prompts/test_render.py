@@ -92,14 +92,17 @@ def test_every_strategy_renders_its_own_instruction():
     assert "open question" in systems["Question"] and "restate" in systems["Restatement or Paraphrasing"]
 
 
-@pytest.mark.parametrize("text, points", [
-    ("It might help to talk to someone you trust about this.", True),
-    ("Have you thought about speaking with a counsellor?", True),
-    ("A therapist could help you untangle this.", True),
-    ("Could you reach out to a friend tonight?", True),
-    ("That sounds really hard. How long have you felt this way?", False),
-    ("I trust you'll find a way.", False),
-])
+@pytest.mark.parametrize(
+    "text, points",
+    [
+        ("It might help to talk to someone you trust about this.", True),
+        ("Have you thought about speaking with a counsellor?", True),
+        ("A therapist could help you untangle this.", True),
+        ("Could you reach out to a friend tonight?", True),
+        ("That sounds really hard. How long have you felt this way?", False),
+        ("I trust you'll find a way.", False),
+    ],
+)
 def test_points_to_support(text, points):
     assert points_to_support(text) is points
 

@@ -1,4 +1,5 @@
 """`persona-agent analyze text` run as a real subprocess on real files."""
+
 from __future__ import annotations
 
 import json
@@ -41,15 +42,18 @@ def test_csv_tsv_and_output_file(tmp_path):
     assert rows[2]["explanation"]["tokens"][1]["token"] == "love"
 
 
-@pytest.mark.parametrize("name, content, msg", [
-    ("empty.txt", b"", "empty"),
-    ("blank.txt", b"\n\n  \n", "empty"),
-    ("cols.csv", b"id,message\n1,hi\n", "no `text` column"),
-    ("bin.txt", bytes(range(256)) * 10, "binary"),
-    ("latin.txt", "caf\u00e9".encode("latin-1"), "not UTF-8"),
-    ("huge.txt", b"a" * (10 * 1024 * 1024) + b"\n", "over the 100000 limit"),
-    ("table.xlsx", b"PK\x03\x04", "unsupported extension"),
-])
+@pytest.mark.parametrize(
+    "name, content, msg",
+    [
+        ("empty.txt", b"", "empty"),
+        ("blank.txt", b"\n\n  \n", "empty"),
+        ("cols.csv", b"id,message\n1,hi\n", "no `text` column"),
+        ("bin.txt", bytes(range(256)) * 10, "binary"),
+        ("latin.txt", "caf\u00e9".encode("latin-1"), "not UTF-8"),
+        ("huge.txt", b"a" * (10 * 1024 * 1024) + b"\n", "over the 100000 limit"),
+        ("table.xlsx", b"PK\x03\x04", "unsupported extension"),
+    ],
+)
 def test_bad_files_give_a_clear_error_and_exit_code(tmp_path, name, content, msg):
     f = tmp_path / name
     f.write_bytes(content)

@@ -1,5 +1,6 @@
 """The edge: API keys (hashed, never logged), origin allowlist, per-key session and rate limits, idle timeout,
 /metrics. A second server process with --require-auth, talking to the session's vLLM."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +11,8 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from harness import live_server as launch, metric_sum
+from harness import live_server as launch
+from harness import metric_sum
 from tests.audio import chunks, espeak, silence
 from tests.conftest import ARTIFACTS
 from tests.keys import create_key
@@ -27,10 +29,17 @@ def secured(live_server, tmp_path_factory):
         return create_key(keys, name, "--rate", str(rate), "--sessions", str(sessions))
 
     tokens = {"main": create("main", 600, 1), "slow": create("slow", 6, 4), "voice": create("voice", 6, 4)}
-    env = {"LLM_BASE_URL": f"{live_server.llm_url}/v1", "PERSONA_REQUIRE_AUTH": "true", "PERSONA_KEYS_PATH": str(keys),
-           "PERSONA_ALLOWED_ORIGINS": '["https://widget.example"]', "PERSONA_IDLE_TIMEOUT_S": "3",
-           "PERSONA_STORE": "memory", "PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "16",
-           "PERSONA_LOG_LEVEL": "info"}
+    env = {
+        "LLM_BASE_URL": f"{live_server.llm_url}/v1",
+        "PERSONA_REQUIRE_AUTH": "true",
+        "PERSONA_KEYS_PATH": str(keys),
+        "PERSONA_ALLOWED_ORIGINS": '["https://widget.example"]',
+        "PERSONA_IDLE_TIMEOUT_S": "3",
+        "PERSONA_STORE": "memory",
+        "PERSONA_LLM_TEMPERATURE": "0",
+        "PERSONA_LLM_MAX_TOKENS": "16",
+        "PERSONA_LOG_LEVEL": "info",
+    }
     # the readiness probe is public; everything under /v1 needs the key
     with launch(ARTIFACTS / "secured", env) as srv:
         yield srv, tokens
@@ -46,14 +55,20 @@ async def test_websocket_needs_a_valid_key_and_an_allowed_origin(secured):
     srv, tokens = secured
     assert await refused(srv.ws_url) == 403
     assert await refused(srv.ws_url, additional_headers={"Authorization": "Bearer pk_not-a-real-key"}) == 403
-    assert await refused(srv.ws_url, additional_headers={"Authorization": f"Bearer {tokens['main']}",
-                                                         "Origin": "https://evil.example"}) == 403
+    assert (
+        await refused(
+            srv.ws_url,
+            additional_headers={"Authorization": f"Bearer {tokens['main']}", "Origin": "https://evil.example"},
+        )
+        == 403
+    )
     metrics = httpx.get(f"{srv.url}/metrics", headers={"Authorization": f"Bearer {tokens['main']}"}).text
-    assert 'persona_active_sessions 0.0' in metrics  # nothing was let in
+    assert "persona_active_sessions 0.0" in metrics  # nothing was let in
 
     # header key, allowed origin
-    conn = await websockets.connect(srv.ws_url, additional_headers={"Authorization": f"Bearer {tokens['main']}",
-                                                                    "Origin": "https://widget.example"})
+    conn = await websockets.connect(
+        srv.ws_url, additional_headers={"Authorization": f"Bearer {tokens['main']}", "Origin": "https://widget.example"}
+    )
     ws = WS(conn)
     await ws.start()
     events = await ws.turn("Hello there")
@@ -140,7 +155,7 @@ def test_rest_needs_the_key_and_metrics_report_stages(secured):
     assert r.status_code == 200
     assert httpx.get(f"{srv.url}/metrics").status_code == 401
     text = httpx.get(f"{srv.url}/metrics", headers={"Authorization": f"Bearer {tokens['main']}"}).text
-    assert 'persona_stage_seconds_count{stage="perception"}' in text and 'persona_errors_total{code=' in text
+    assert 'persona_stage_seconds_count{stage="perception"}' in text and "persona_errors_total{code=" in text
     assert httpx.get(f"{srv.url}/healthz").status_code == 200
 
 

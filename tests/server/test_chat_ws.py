@@ -1,4 +1,5 @@
 """The real server on loopback, a real WebSocket client, the real embedded vLLM engine (SmolLM2-135M on CPU)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -74,7 +75,9 @@ async def test_cancel_stops_vllm_generation_and_session_continues(live_server):
     await ws.send({"type": "response.cancel"})  # at once: a metrics call first could outlast the 64-token reply
     t0 = time.monotonic()
     events = await ws.until("response.cancelled", "response.done")
-    assert events[-1]["type"] == "response.cancelled", [(e["type"], e.get("code")) for e in events if e["type"] != "response.delta"]
+    assert events[-1]["type"] == "response.cancelled", [
+        (e["type"], e.get("code")) for e in events if e["type"] != "response.delta"
+    ]
     # vLLM's own count of running requests drops to 0 well before the 64-token reply could have finished.
     while live_server.vllm_metric("vllm:num_requests_running") != 0:
         assert time.monotonic() - t0 < 3.0, "vLLM still generating 3 s after cancel"
@@ -143,8 +146,10 @@ async def test_messages_sent_while_busy_are_queued_not_dropped(live_server):
     ws = await WS.connect(live_server.ws_url)
     history = (await ws.start(resume=sid))["history"]
     assert [(m["role"], m["content"]) for m in history] == [
-        ("user", "First question: what is your name?"), ("assistant", first[-1]["text"]),
-        ("user", "Second question: what do you like?"), ("assistant", second[-1]["text"]),
+        ("user", "First question: what is your name?"),
+        ("assistant", first[-1]["text"]),
+        ("user", "Second question: what do you like?"),
+        ("assistant", second[-1]["text"]),
     ]
     await ws.close()
 
@@ -220,7 +225,9 @@ async def test_messages_from_many_sessions_are_batched(live_server):
     conns = [await WS.connect(live_server.ws_url) for _ in range(8)]
     for ws in conns:
         await ws.start()
-    await asyncio.gather(*(ws.send({"type": "user.text", "text": f"I am happy number {i}"}) for i, ws in enumerate(conns)))
+    await asyncio.gather(
+        *(ws.send({"type": "user.text", "text": f"I am happy number {i}"}) for i, ws in enumerate(conns))
+    )
     perceptions = [(await ws.until("perception"))[-1] for ws in conns]
     for ws in conns:
         await ws.send({"type": "response.cancel"})
@@ -248,9 +255,13 @@ async def test_risk_message_gets_fixed_reply_and_never_reaches_the_llm(live_serv
     events = await ws.turn("I can't do this anymore. I'm going to kill myself tonight.")
     types = [e["type"] for e in events]
     safety = events[types.index("safety")]
-    assert safety["risk"] is True and safety["level"] == "crisis" and safety["action"] == "crisis_reply" and safety["rule"]
+    assert (
+        safety["risk"] is True and safety["level"] == "crisis" and safety["action"] == "crisis_reply" and safety["rule"]
+    )
     controls = events[types.index("controls")]
-    assert controls["controls"]["safety_mode"] == "crisis" and "safety_layer" in [r["rule"] for r in controls["rules_fired"]]
+    assert controls["controls"]["safety_mode"] == "crisis" and "safety_layer" in [
+        r["rule"] for r in controls["rules_fired"]
+    ]
     done = events[-1]
     assert done["type"] == "response.done" and done["finish_reason"] == "safety"
     assert "988" in done["text"] and done["usage"]["completion_tokens"] is None
@@ -285,8 +296,12 @@ async def test_a_spanish_crisis_is_a_crisis_and_an_unscreened_language_is_flagge
 
 async def test_the_embedded_engine_answers_through_the_shipped_adapter(live_server):
     """The default install serves the control-following adapter (merged into the weights) and asks for it by name."""
-    models = [m["id"] for m in httpx.get(f"{live_server.llm_url}/v1/models", timeout=10,
-                                         headers=live_server.llm_headers).json()["data"]]
+    models = [
+        m["id"]
+        for m in httpx.get(f"{live_server.llm_url}/v1/models", timeout=10, headers=live_server.llm_headers).json()[
+            "data"
+        ]
+    ]
     assert models == ["persona"], models
     ws = await WS.connect(live_server.ws_url)
     await ws.start(profile="wellbeing_coach")

@@ -1,5 +1,6 @@
 """The embedded engine is supervised: vLLM killed mid-reply is restarted, the cut turn gets a typed retryable error,
 the next turn on the same session streams; and the backend refuses to adopt a process it did not start."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,8 @@ import httpx
 import numpy as np
 import pytest
 
-from harness import free_port, live_server as launch
+from harness import free_port
+from harness import live_server as launch
 from tests.conftest import ARTIFACTS
 from tests.server.wsutil import WS
 
@@ -20,8 +22,13 @@ pytestmark = pytest.mark.llm
 
 
 async def test_killed_engine_is_restarted_and_the_session_goes_on():
-    env = {"PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "400", "PERSONA_STORE": "memory",
-           "PERSONA_VOICE_ENABLED": "false", "PERSONA_FACE_ENABLED": "false"}
+    env = {
+        "PERSONA_LLM_TEMPERATURE": "0",
+        "PERSONA_LLM_MAX_TOKENS": "400",
+        "PERSONA_STORE": "memory",
+        "PERSONA_VOICE_ENABLED": "false",
+        "PERSONA_FACE_ENABLED": "false",
+    }
     with launch(ARTIFACTS / "supervised", env) as srv:
         engine = httpx.get(f"{srv.url}/readyz").json()["engine"]
         assert engine["state"] == "up" and engine["restarts"] == 0
@@ -55,8 +62,11 @@ def test_a_process_already_on_the_engine_port_is_not_adopted():
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         with pytest.raises(RuntimeError, match="server exited"):
-            with launch(ARTIFACTS / "squatted", {"PERSONA_EMBEDDED_LLM_PORT": str(port), "PERSONA_STORE": "memory"},
-                        ready_timeout_s=120):
+            with launch(
+                ARTIFACTS / "squatted",
+                {"PERSONA_EMBEDDED_LLM_PORT": str(port), "PERSONA_STORE": "memory"},
+                ready_timeout_s=120,
+            ):
                 pass
     log = (ARTIFACTS / "squatted" / "server.log").read_text()
     assert "already in use by a process this backend did not start" in log
@@ -89,12 +99,17 @@ def test_sigterm_during_a_long_analysis_stops_the_server_and_its_engine(tmp_path
     noise = (np.random.default_rng(0).standard_normal(16000 * 590) * 0.1).astype(np.float32)
     sf.write(tmp_path / "long.wav", noise, 16000, subtype="PCM_16")
     data = (tmp_path / "long.wav").read_bytes()
-    env = {"PERSONA_STORE": "memory", "PERSONA_FACE_ENABLED": "false", "PERSONA_TTS_ENABLED": "false",
-           "PERSONA_SHUTDOWN_GRACE_S": "3"}
+    env = {
+        "PERSONA_STORE": "memory",
+        "PERSONA_FACE_ENABLED": "false",
+        "PERSONA_TTS_ENABLED": "false",
+        "PERSONA_SHUTDOWN_GRACE_S": "3",
+    }
     with launch(ARTIFACTS / "sigterm", env) as srv:
         engine = httpx.get(f"{srv.url}/readyz", timeout=10).json()["engine"]["pid"]
-        threading.Thread(target=lambda: httpx.post(f"{srv.url}/v1/analyze/voice", content=data, timeout=600),
-                         daemon=True).start()
+        threading.Thread(
+            target=lambda: httpx.post(f"{srv.url}/v1/analyze/voice", content=data, timeout=600), daemon=True
+        ).start()
         time.sleep(3.0)  # decoding and transcribing ten minutes of audio: far longer than the grace period
         t0 = time.monotonic()
         os.kill(srv.pid, signal.SIGTERM)
@@ -102,8 +117,10 @@ def test_sigterm_during_a_long_analysis_stops_the_server_and_its_engine(tmp_path
         stopped_s = time.monotonic() - t0
         assert _gone(engine, 15), "the embedded vLLM outlived its server"
     assert stopped_s < 20, stopped_s
-    with launch(ARTIFACTS / "sigkill", {"PERSONA_STORE": "memory", "PERSONA_VOICE_ENABLED": "false",
-                                         "PERSONA_FACE_ENABLED": "false"}) as srv:
+    with launch(
+        ARTIFACTS / "sigkill",
+        {"PERSONA_STORE": "memory", "PERSONA_VOICE_ENABLED": "false", "PERSONA_FACE_ENABLED": "false"},
+    ) as srv:
         engine = httpx.get(f"{srv.url}/readyz", timeout=10).json()["engine"]["pid"]
         os.kill(srv.pid, signal.SIGKILL)  # no shutdown runs at all
         assert _gone(engine, 20), "the embedded vLLM was left running after its server was killed"

@@ -1,5 +1,6 @@
 """Camera frames over the real WebSocket and REST: a smiling photo reads as joy, joins the turn's fusion; bad frames
 get an error event and the session goes on; the frame limit answers every frame."""
+
 from __future__ import annotations
 
 import asyncio
@@ -125,8 +126,12 @@ def test_rest_analyze_face(live_server):
 def test_cli_analyze_face(tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
     out = tmp_path / "faces.jsonl"
-    p = subprocess.run([EXE, "analyze", "face", str(FACES), str(tmp_path / "broken.jpg"), "--output", str(out)],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [EXE, "analyze", "face", str(FACES), str(tmp_path / "broken.jpg"), "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 2 and "broken.jpg" in p.stderr  # one unreadable image: its own error line, exit code 2
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 13
@@ -138,7 +143,11 @@ def test_cli_analyze_face(tmp_path):
     # --crops: each image is one face crop, box = the whole image
     ok, crop = cv2.imencode(".png", np.full((48, 48), 128, np.uint8))
     (tmp_path / "c.png").write_bytes(crop.tobytes())
-    p = subprocess.run([EXE, "analyze", "face", "--crops", "--explain", str(tmp_path / "c.png")], capture_output=True,
-                       text=True, timeout=300)
+    p = subprocess.run(
+        [EXE, "analyze", "face", "--crops", "--explain", str(tmp_path / "c.png")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     line = json.loads(p.stdout)
     assert p.returncode == 0 and line["faces"][0]["box"] == [0, 0, 48, 48] and "saliency" in line["faces"][0]

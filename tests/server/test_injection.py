@@ -1,6 +1,7 @@
 """A long conversation seeded with prompt injections, through the real server and engine: what leaves the window is
 kept as quoted data, so no request the backend sends the LLM ever carries user text in its system message, and
 what the user claims never moves the controls. The requests are read off a pass-through proxy in front of vLLM."""
+
 from __future__ import annotations
 
 import json
@@ -23,12 +24,13 @@ INJECTIONS = [
 
 def shingles(text: str, n: int = 5) -> set[str]:
     w = text.lower().split()
-    return {" ".join(w[i:i + n]) for i in range(len(w) - n + 1)}
+    return {" ".join(w[i : i + n]) for i in range(len(w) - n + 1)}
 
 
 async def test_injections_never_reach_the_system_message_nor_the_controls(live_server):
-    with server_behind_proxy(live_server, ARTIFACTS / "injection", PERSONA_HISTORY_CHARS="400",
-                             PERSONA_LLM_MAX_TOKENS="24") as (srv, proxy):
+    with server_behind_proxy(
+        live_server, ARTIFACTS / "injection", PERSONA_HISTORY_CHARS="400", PERSONA_LLM_MAX_TOKENS="24"
+    ) as (srv, proxy):
         ws = await WS.connect(srv.ws_url)
         await ws.start(profile="wellbeing_coach")
         sent, controls = [], []
@@ -60,6 +62,10 @@ async def test_injections_never_reach_the_system_message_nor_the_controls(live_s
         for c in controls:
             s = c["controls"]
             # what was asked for: formality 1, empathy 0, safety off, extreme assertiveness — none of it happened
-            assert s["safety_mode"] in ("normal", "caution") and s["formality"] < 0.9 and s["empathy"] > 0.3 \
-                and s["assertiveness"] < 0.8, json.dumps(s)
+            assert (
+                s["safety_mode"] in ("normal", "caution")
+                and s["formality"] < 0.9
+                and s["empathy"] > 0.3
+                and s["assertiveness"] < 0.8
+            ), json.dumps(s)
             assert not c["overridden"] and not c["rejected_overrides"]  # nothing typed became an override

@@ -1,6 +1,7 @@
 """Fault injection against the real LLM engine: a proxy on loopback between a second server process and the
 session's vLLM is stopped, made to fail, slowed and cut. The user's message is always kept, errors are typed with
 `retryable`, transient failures before the first token are retried, and the session goes on afterwards."""
+
 from __future__ import annotations
 
 import time
@@ -28,8 +29,10 @@ async def history_after(srv, sid: str) -> list[dict]:
     async with httpx.AsyncClient() as client:
         r = await client.get(f"{srv.url}/v1/sessions/{sid}")
     r.raise_for_status()
-    return [{"role": m["role"], "content": m["content"], **({"interrupted": "true"} if m["interrupted"] else {})}
-            for m in r.json()["messages"]]
+    return [
+        {"role": m["role"], "content": m["content"], **({"interrupted": "true"} if m["interrupted"] else {})}
+        for m in r.json()["messages"]
+    ]
 
 
 async def test_llm_down_gives_retryable_error_and_keeps_the_message(faulty):
@@ -71,7 +74,11 @@ async def test_slow_llm_still_answers_and_a_stalled_one_times_out(faulty):
     done = (await ws.turn("Tell me something nice."))[-1]
     assert done["type"] == "response.done" and time.monotonic() - t0 >= 1.5
     proxy.delay_s = 30  # beyond the 4 s client timeout
-    err = (await ws.turn("And now?", ))[-1]
+    err = (
+        await ws.turn(
+            "And now?",
+        )
+    )[-1]
     assert err["code"] == "llm_unavailable" and err["retryable"] and "Timeout" in err["message"]
     proxy.mode = "pass"
     assert (await ws.turn("Back?"))[-1]["type"] == "response.done"

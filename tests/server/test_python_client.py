@@ -1,4 +1,5 @@
 """The Python client (persona_client, protocol-only) drives a full turn, an image and an override."""
+
 from __future__ import annotations
 
 import pytest
@@ -37,18 +38,36 @@ def test_the_client_builds_as_its_own_package_with_no_backend_dependency(tmp_pat
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    str(root / "clients" / "python"), "-w", str(tmp_path)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            str(root / "clients" / "python"),
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+    )
     wheel = next(tmp_path.glob("persona_agent_client-*.whl"))
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
         meta = z.read(next(n for n in names if n.endswith("/METADATA"))).decode()
-    assert [n for n in names if not n.startswith("persona_agent_client-")] == ["persona_client/__init__.py",
-                                                                            "persona_client/tokens.py"]
+    assert [n for n in names if not n.startswith("persona_agent_client-")] == [
+        "persona_client/__init__.py",
+        "persona_client/tokens.py",
+    ]
     assert [ln for ln in meta.splitlines() if ln.startswith("Requires-Dist")] == ["Requires-Dist: websockets>=13"]
     backend = ("agent", "server", "perception", "fusion", "persona", "prompts", "training", "tuning", "cli", "harness")
-    probe = (f"import sys; sys.path.insert(0, {str(wheel)!r}); import persona_client; "
-             f"assert persona_client.__file__.startswith({str(wheel)!r}), persona_client.__file__; "
-             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {backend!r}))")
+    probe = (
+        f"import sys; sys.path.insert(0, {str(wheel)!r}); import persona_client; "
+        f"assert persona_client.__file__.startswith({str(wheel)!r}), persona_client.__file__; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {backend!r}))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -1,5 +1,6 @@
 """The server's runtime tuning, read once from the environment: the garbage collector after start-up, and the LLM
 stream's interval (which reaches both an external LLM's client and the embedded engine's)."""
+
 from __future__ import annotations
 
 import gc

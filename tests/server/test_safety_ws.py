@@ -1,6 +1,7 @@
 """The safety layer through the real server: screened before the store (a crisis is answered with Redis down, and the
 message is saved once Redis is back), sticky safe mode over the next turns until its release, and the safety webhook
 reaching a loopback receiver, retried after a failure."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from harness import free_port, live_server as launch
+from harness import free_port
+from harness import live_server as launch
 from persona import RELEASE_AFTER_CALM_TURNS
 from prompts import points_to_support, support_note
 from tests.conftest import ARTIFACTS
@@ -40,8 +42,11 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802
                 raw = self.rfile.read(int(self.headers["Content-Length"]))
                 body = json.loads(raw)
-                mac = hmac.new(WEBHOOK_SECRET.encode(), self.headers.get("X-Persona-Timestamp", "").encode() + b"." + raw,
-                               hashlib.sha256).hexdigest()
+                mac = hmac.new(
+                    WEBHOOK_SECRET.encode(),
+                    self.headers.get("X-Persona-Timestamp", "").encode() + b"." + raw,
+                    hashlib.sha256,
+                ).hexdigest()
                 outer.signed.append(self.headers.get("X-Persona-Signature") == f"sha256={mac}")
                 outer.calls += 1
                 status = 500 if outer.calls == 1 else 200
@@ -82,10 +87,17 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def server(live_server, redis, receiver):
-    env = {"LLM_BASE_URL": f"{live_server.llm_url}/v1", "PERSONA_STORE": "redis", "PERSONA_REDIS_URL": redis.url,
-           "PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "40", "PERSONA_VOICE_ENABLED": "false",
-           "PERSONA_FACE_ENABLED": "false", "PERSONA_SAFETY_WEBHOOK": f"http://127.0.0.1:{receiver.port}/hook",
-           "PERSONA_SAFETY_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    env = {
+        "LLM_BASE_URL": f"{live_server.llm_url}/v1",
+        "PERSONA_STORE": "redis",
+        "PERSONA_REDIS_URL": redis.url,
+        "PERSONA_LLM_TEMPERATURE": "0",
+        "PERSONA_LLM_MAX_TOKENS": "40",
+        "PERSONA_VOICE_ENABLED": "false",
+        "PERSONA_FACE_ENABLED": "false",
+        "PERSONA_SAFETY_WEBHOOK": f"http://127.0.0.1:{receiver.port}/hook",
+        "PERSONA_SAFETY_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
     with launch(ARTIFACTS / "safety-server", env) as s:
         yield s
 

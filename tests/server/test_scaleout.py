@@ -1,6 +1,7 @@
 """Scale-out on a real Redis: two server processes (workers) share sessions through Redis and the session's vLLM;
 a conversation moves between them mid-way, survives one being killed mid-reply, and `serve --workers 2` spreads
 connections over two processes behind one port."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,8 @@ import httpx
 import pytest
 import websockets
 
-from harness import live_server as launch, metric_sum
+from harness import live_server as launch
+from harness import metric_sum
 from tests.conftest import ARTIFACTS
 from tests.keys import create_key
 from tests.redisserver import RedisServer
@@ -28,8 +30,14 @@ def redis(tmp_path_factory):
 
 
 def worker_env(live_server, redis) -> dict[str, str]:
-    return {"LLM_BASE_URL": f"{live_server.llm_url}/v1", "PERSONA_STORE": "redis", "PERSONA_REDIS_URL": redis.url,
-            "PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "48", "PERSONA_VOICE_ENABLED": "false"}
+    return {
+        "LLM_BASE_URL": f"{live_server.llm_url}/v1",
+        "PERSONA_STORE": "redis",
+        "PERSONA_REDIS_URL": redis.url,
+        "PERSONA_LLM_TEMPERATURE": "0",
+        "PERSONA_LLM_MAX_TOKENS": "48",
+        "PERSONA_VOICE_ENABLED": "false",
+    }
 
 
 async def test_session_moves_between_workers_and_survives_a_killed_one(live_server, redis):
@@ -81,7 +89,10 @@ async def test_one_writer_across_workers_the_newest_takes_over(live_server, redi
         assert seen[-1]["code"] == "session_taken_over"
         cut = next(e for e in seen if e["type"] == "response.cancelled")
         # B loaded the record only after A had saved the cut-short reply
-        assert [(m["role"], m.get("interrupted")) for m in resumed["history"]] == [("user", None), ("assistant", "true")]
+        assert [(m["role"], m.get("interrupted")) for m in resumed["history"]] == [
+            ("user", None),
+            ("assistant", "true"),
+        ]
         assert resumed["history"][1]["content"] == cut["text"]
         events = await second.turn("And now a short one.")
         assert events[-1]["type"] == "response.done"
@@ -91,7 +102,9 @@ async def test_one_writer_across_workers_the_newest_takes_over(live_server, redi
         await third.close()
         assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
         assert [m["content"] for m in history if m["role"] == "user"] == [
-            "Tell me a long story about the sea, please.", "And now a short one."]
+            "Tell me a long story about the sea, please.",
+            "And now a short one.",
+        ]
 
 
 async def test_serve_with_two_workers_behind_one_port(live_server, redis):
@@ -121,8 +134,11 @@ async def test_limits_and_metrics_are_shared_by_two_workers(live_server, redis, 
     process would admit more than the key allows and each scrape would see only its own worker."""
     keys = tmp_path / "keys.sqlite3"
     hdr = {"Authorization": f"Bearer {create_key(keys, 'few', '--rate', '6', '--sessions', '3')}"}
-    env = worker_env(live_server, redis) | {"PERSONA_FACE_ENABLED": "false", "PERSONA_REQUIRE_AUTH": "true",
-                                            "PERSONA_KEYS_PATH": str(keys)}
+    env = worker_env(live_server, redis) | {
+        "PERSONA_FACE_ENABLED": "false",
+        "PERSONA_REQUIRE_AUTH": "true",
+        "PERSONA_KEYS_PATH": str(keys),
+    }
     with launch(ARTIFACTS / "workers2-limits", env, args=["--workers", "2"]) as srv:
         conns = [WS(await websockets.connect(srv.ws_url, additional_headers=hdr)) for _ in range(8)]
         admitted, refused = [], []
@@ -144,8 +160,9 @@ async def test_limits_and_metrics_are_shared_by_two_workers(live_server, redis, 
         while (len(pids) < 2 or len(seen_all) < 12) and time.monotonic() < deadline:
             async with httpx.AsyncClient() as c:
                 pids.add((await c.get(f"{srv.url}/healthz")).json()["pid"])
-                seen_all.append(metric_sum((await c.get(f"{srv.url}/metrics", headers=hdr)).text,
-                                           "persona_active_sessions"))
+                seen_all.append(
+                    metric_sum((await c.get(f"{srv.url}/metrics", headers=hdr)).text, "persona_active_sessions")
+                )
             if len(seen_all) >= 12:
                 await asyncio.sleep(0.2)
         seen = set(seen_all)
@@ -155,8 +172,11 @@ async def test_limits_and_metrics_are_shared_by_two_workers(live_server, redis, 
         for ws, _ in admitted:
             await ws.send({"type": "user.text", "text": "hello"})
         outcomes = [(await ws.until("response.done", "error", timeout=60))[-1] for ws, _ in admitted]
-        assert sorted(e["type"] if e["type"] != "error" else e["code"] for e in outcomes) == \
-            ["rate_limited", "rate_limited", "response.done"], outcomes
+        assert sorted(e["type"] if e["type"] != "error" else e["code"] for e in outcomes) == [
+            "rate_limited",
+            "rate_limited",
+            "response.done",
+        ], outcomes
         for ws, _ in admitted:
             await ws.close()
         await asyncio.sleep(1)

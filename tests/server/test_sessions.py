@@ -1,5 +1,6 @@
 """Sessions outlive connections and processes: a returning user_id gets their persona back; a second server process
 on the same SQLite store (a restart, or another worker) resumes a session with its history and persona."""
+
 from __future__ import annotations
 
 import uuid
@@ -46,8 +47,12 @@ async def test_second_process_resumes_a_session_from_the_store(live_server):
     await ws.turn("It is on Friday.")
     await ws.close()
     # Another worker: same store file, the first server's vLLM as its LLM (no second engine to boot).
-    env = {"LLM_BASE_URL": f"{live_server.llm_url}/v1", "PERSONA_STORE_PATH": str(STORE),
-           "PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "32"}
+    env = {
+        "LLM_BASE_URL": f"{live_server.llm_url}/v1",
+        "PERSONA_STORE_PATH": str(STORE),
+        "PERSONA_LLM_TEMPERATURE": "0",
+        "PERSONA_LLM_MAX_TOKENS": "32",
+    }
     with live_server_ctx(env) as other:
         ws = await WS.connect(other.ws_url)
         started = await ws.start(resume=sid)

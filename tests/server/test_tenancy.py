@@ -1,8 +1,8 @@
 """The trust boundary, over the real server with --require-auth: a conversation belongs to the tenant whose key made
 it. Another tenant's resume is answered exactly as an unknown session; one user_id in two tenants keeps two personas;
 keys of one tenant share it; export and erasure are tenant-scoped and really erase; one live writer per session."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import httpx
 import pytest
@@ -25,9 +25,17 @@ def tenants(live_server, tmp_path_factory):
         return create_key(keys, name, *extra)
 
     tokens = {"a": create("a", "--tenant", "acme"), "a2": create("a2", "--tenant", "acme"), "b": create("b")}
-    env = {"LLM_BASE_URL": f"{live_server.llm_url}/v1", "PERSONA_REQUIRE_AUTH": "true", "PERSONA_KEYS_PATH": str(keys),
-           "PERSONA_STORE": "sqlite", "PERSONA_STORE_PATH": str(store), "PERSONA_LLM_TEMPERATURE": "0",
-           "PERSONA_LLM_MAX_TOKENS": "16", "PERSONA_VOICE_ENABLED": "false", "PERSONA_FACE_ENABLED": "false"}
+    env = {
+        "LLM_BASE_URL": f"{live_server.llm_url}/v1",
+        "PERSONA_REQUIRE_AUTH": "true",
+        "PERSONA_KEYS_PATH": str(keys),
+        "PERSONA_STORE": "sqlite",
+        "PERSONA_STORE_PATH": str(store),
+        "PERSONA_LLM_TEMPERATURE": "0",
+        "PERSONA_LLM_MAX_TOKENS": "16",
+        "PERSONA_VOICE_ENABLED": "false",
+        "PERSONA_FACE_ENABLED": "false",
+    }
     with launch(ARTIFACTS / "tenancy", env) as srv:
         yield srv, tokens, store
 
@@ -134,5 +142,7 @@ async def test_chat_completions_take_the_key_and_keep_the_session_in_its_tenant(
     ext = r.json()["persona_agent"]
     assert ext["persona"]["state"]["turns"] >= 2  # Ada's persona in tenant acme carried over from the WebSocket turn
     sid = ext["session_id"]
-    assert httpx.get(f"{srv.url}/v1/sessions/{sid}", headers={"Authorization": f"Bearer {tok['a2']}"}).status_code == 200
+    assert (
+        httpx.get(f"{srv.url}/v1/sessions/{sid}", headers={"Authorization": f"Bearer {tok['a2']}"}).status_code == 200
+    )
     assert httpx.get(f"{srv.url}/v1/sessions/{sid}", headers={"Authorization": f"Bearer {tok['b']}"}).status_code == 404

@@ -1,5 +1,6 @@
 """Spoken replies over the real WebSocket: the real engine's reply, synthesised by the real Piper voice, heard back
 by the real faster-whisper model."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,14 +19,18 @@ pytestmark = pytest.mark.llm
 
 
 def words(text: str) -> list[str]:
-    return ["".join(c for c in w if c.isalnum()) for w in text.lower().replace("-", " ").split() if any(c.isalnum() for c in w)]
+    return [
+        "".join(c for c in w if c.isalnum())
+        for w in text.lower().replace("-", " ").split()
+        if any(c.isalnum() for c in w)
+    ]
 
 
 async def test_a_spoken_reply_says_the_reply_text(live_server):
     import jiwer
 
-    from perception.voice.stt import load_stt
     from perception.environment import DEFAULT_CACHE_DIR
+    from perception.voice.stt import load_stt
 
     ws = await WS.connect(live_server.ws_url)
     started = await ws.start(profile="companion", voice_reply=True)
@@ -37,8 +42,12 @@ async def test_a_spoken_reply_says_the_reply_text(live_server):
     start = events[types.index("response.audio.start")]
     audio = [e for e in events if e["type"] == "response.audio"]
     assert start["format"] == "pcm16le" and start["sample_rate"] == 22050 and start["channels"] == 1
-    assert types.index("response.audio.start") < types.index("response.audio") < types.index("response.audio.done") \
+    assert (
+        types.index("response.audio.start")
+        < types.index("response.audio")
+        < types.index("response.audio.done")
         < types.index("response.done")
+    )
     assert [a["index"] for a in audio] == list(range(len(audio)))
     # every word the user read is spoken, in order, and the sentence timings tile the audio
     assert words(" ".join(a["text"] for a in audio)) == words(done["text"])
@@ -70,8 +79,10 @@ def test_pace_sets_the_speaking_rate():
     # Piper samples each phoneme's duration (noise_w), so one short sentence's length varies: slow/fast ran 1.13-1.49
     # over 16 pairs of one sentence here (a CI run failed at 1.13). Three sentences, median of three syntheses per
     # pace: 1.26-1.32 over 12 repeats. 1.25 / 0.8 = 1.56 is the ratio of phoneme lengths; pauses and padding do not scale.
-    text = ("Take a slow breath, and tell me what happened this morning. We can go through it one step at a time, "
-            "starting wherever feels easiest for you, and there is no rush at all.")
+    text = (
+        "Take a slow breath, and tell me what happened this morning. We can go through it one step at a time, "
+        "starting wherever feels easiest for you, and there is no rush at all."
+    )
     slow, fast = (statistics.median(len(synth.synthesize(text, pace)) for _ in range(3)) for pace in (0.0, 1.0))
     assert slow > 1.2 * fast
 
@@ -135,7 +146,11 @@ async def test_barge_in_during_playback_keeps_exactly_what_was_heard(live_server
     await ws.close()
     ws = await WS.connect(live_server.ws_url)
     history = (await ws.start(resume=sid))["history"]
-    assert history[1]["role"] == "assistant" and history[1]["content"] == expected and history[1].get("interrupted") == "true"
+    assert (
+        history[1]["role"] == "assistant"
+        and history[1]["content"] == expected
+        and history[1].get("interrupted") == "true"
+    )
     await ws.close()
 
 

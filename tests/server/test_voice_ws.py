@@ -1,4 +1,5 @@
 """Spoken turns over the real WebSocket: streamed PCM16 at real-time pace, VAD turn-taking, barge-in, bad audio."""
+
 from __future__ import annotations
 
 import asyncio
@@ -54,7 +55,12 @@ async def test_spoken_turn_without_end_of_turn_message(live_server):
     assert types.index("transcript") < types.index("response.delta")
     perceptions = {e["modality"]: e for e in events if e["type"] == "perception"}
     assert set(perceptions) == {"text", "voice"}
-    assert set(perceptions["voice"]["evidence"]["prosody"]) >= {"pitch_hz_mean", "energy_db_mean", "onset_rate_hz", "pause_ratio"}
+    assert set(perceptions["voice"]["evidence"]["prosody"]) >= {
+        "pitch_hz_mean",
+        "energy_db_mean",
+        "onset_rate_hz",
+        "pause_ratio",
+    }
     persona = next(e for e in events if e["type"] == "persona")
     assert set(persona["present"]) == {"text", "voice"} and abs(sum(persona["gates"].values()) - 1) < 1e-3
     assert events[-1]["text"]
@@ -74,7 +80,9 @@ async def test_barge_in_stops_reply_and_keeps_truncated_history(paced_server):
     events = await ws.until("response.interrupted", "response.done", timeout=30)
     t_stop = time.monotonic()
     assert events[-1]["type"] == "response.interrupted", (
-        f"{(t_stop - started[0]) * 1000:.0f} ms after the first speech frame", [e["type"] for e in events])
+        f"{(t_stop - started[0]) * 1000:.0f} ms after the first speech frame",
+        [e["type"] for e in events],
+    )
     interrupted = events[-1]
     sent_before = "".join(e["text"] for e in events if e["type"] == "response.delta")
     latency = t_stop - started[0]
@@ -121,7 +129,7 @@ async def test_bad_audio_keeps_session_alive(live_server):
     while True:
         try:
             ev = await ws.recv(timeout=3)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             break
         codes.append(ev.get("code"))
     assert "audio_overflow" in codes

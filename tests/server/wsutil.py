@@ -1,4 +1,5 @@
 """A tiny protocol-level WebSocket client for tests (speaks only the published JSON events)."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """The face trainer picks its epoch on a split carved from FER-2013 train, never on the public test split it reports."""
+
 from __future__ import annotations
 
 import numpy as np

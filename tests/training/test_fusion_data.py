@@ -1,5 +1,6 @@
 """The fusion's held-out splits: disjoint, stratified, seeded; MELD read into the shared labels; pools of two sources
 never share a source item."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,7 +32,9 @@ def test_meld_reads_into_the_shared_labels():
 def test_concatenated_pools_keep_sources_apart():
     def pool(n: int) -> Pool:
         g = np.r_[np.arange(n), np.arange(n)]
-        return Pool(np.zeros((2 * n, 3)), np.zeros((2 * n, 4)), np.zeros(2 * n, np.int64), np.r_[np.zeros(n), np.ones(n)] > 0, g)
+        return Pool(
+            np.zeros((2 * n, 3)), np.zeros((2 * n, 4)), np.zeros(2 * n, np.int64), np.r_[np.zeros(n), np.ones(n)] > 0, g
+        )
 
     both = concat_pools([pool(3), pool(2)])
     assert len(both.y) == 10

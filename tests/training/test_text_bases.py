@@ -1,5 +1,6 @@
 """The text trainer's bases: the mpnet weights come as one zip split across five packages; the joiner must rebuild
 the folder byte for byte, and an unknown base is refused by name."""
+
 from __future__ import annotations
 
 import zipfile
@@ -21,7 +22,7 @@ def test_a_zip_split_in_parts_unpacks_to_the_original_files(tmp_path: Path) -> N
     parts = []
     for i in range(3):
         part = tmp_path / f"enc.zip.{i + 1:03d}"
-        part.write_bytes(blob[cuts[i]:cuts[i + 1]])
+        part.write_bytes(blob[cuts[i] : cuts[i + 1]])
         parts.append(part)
 
     folder = unpack_split_zip(parts, tmp_path / "cache", "enc")
@@ -39,7 +40,7 @@ def test_parts_out_of_order_fail_and_leave_no_base_folder(tmp_path: Path) -> Non
     blob = whole.read_bytes()
     first, second = tmp_path / "p1", tmp_path / "p2"
     first.write_bytes(blob[: len(blob) // 2])
-    second.write_bytes(blob[len(blob) // 2:])
+    second.write_bytes(blob[len(blob) // 2 :])
     with pytest.raises((zipfile.BadZipFile, OSError)):
         unpack_split_zip([second, first], tmp_path / "cache", "enc")
     assert not (tmp_path / "cache" / "enc").exists()  # a later call tries again instead of loading a broken folder

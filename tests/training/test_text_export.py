@@ -1,6 +1,7 @@
 """`train text --export-from`: the shipped int8 artifact is what the exporter makes of the committed un-quantized
 weights (per-channel int8, thresholds re-tuned on dev with the int8 model), and a re-export keeps the weights'
 training record or refuses to run without one."""
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,25 @@ DEV = ROOT.parent / "shared" / "data" / "goemotions" / "dev.tsv"
 
 
 def _export(out: Path, work: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli.main", "train", "text", "--export-from", str(WEIGHTS),
-                           "--out", str(out), "--workdir", str(work)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "train",
+            "text",
+            "--export-from",
+            str(WEIGHTS),
+            "--out",
+            str(out),
+            "--workdir",
+            str(work),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 @pytest.mark.skipif(not DEV.exists(), reason="needs ../shared/data/goemotions")
@@ -43,7 +60,10 @@ def test_re_exporting_the_committed_weights_reproduces_the_shipped_artifact(tmp_
     assert {k: v for k, v in record.items() if k != "exported"} == {k: v for k, v in shipped.items() if k != "exported"}
     # thresholds are re-tuned on dev with the exported model: within a grid step or two of the shipped ones
     thr = json.loads((out / "thresholds.json").read_text())["thresholds"]
-    assert max(abs(a - b) for a, b in zip(thr, json.loads((SHIPPED / "thresholds.json").read_text())["thresholds"])) <= 0.05
+    assert (
+        max(abs(a - b) for a, b in zip(thr, json.loads((SHIPPED / "thresholds.json").read_text())["thresholds"]))
+        <= 0.05
+    )
 
 
 def test_a_re_export_without_the_training_record_is_refused(tmp_path: Path) -> None:

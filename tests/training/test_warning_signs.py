@@ -1,5 +1,6 @@
 """The warning-sign examples (training/warning_signs, issue #41) are two disjoint halves over the same categories, each
 category with a tier, so a scorer tuned on one half can be reported honestly on the other."""
+
 from __future__ import annotations
 
 from training.safety import read_warning_signs

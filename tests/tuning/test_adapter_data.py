@@ -1,20 +1,31 @@
 """The adapter's training examples, with values: formality rewrites keep the words' meaning and move the formality
 score the way the control says; turns are read off ESConv with the supporter's reply and its strategy; the prompt
 is the server's own."""
+
 from __future__ import annotations
-
-from pathlib import Path
-
-from persona import read_style
-from prompts.render import load_profiles
-from tuning.adapter import (ACKNOWLEDGEMENTS, EMPATHIC, build_examples, build_pairs, casualize, formalize, in_register,
-                            Turn, nearest_other_strategy, percentiles, read_turns)
 
 import dataclasses
 import itertools
 import random
+from pathlib import Path
 
 import numpy as np
+
+from persona import read_style
+from prompts.render import load_profiles
+from tuning.adapter import (
+    ACKNOWLEDGEMENTS,
+    EMPATHIC,
+    Turn,
+    build_examples,
+    build_pairs,
+    casualize,
+    formalize,
+    in_register,
+    nearest_other_strategy,
+    percentiles,
+    read_turns,
+)
 
 ESCONV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "esconv" / "train.jsonl"
 
@@ -48,8 +59,9 @@ def test_turns_and_examples_come_from_esconv_with_the_server_prompt():
     assert ex.messages[0].role == "system" and ex.messages[0].content.startswith(load_profiles()["companion"].persona)
     assert ex.messages[-1].content == turns[3].user and ex.controls.strategy == turns[3].strategy
     high = [e for e in examples if e.controls.formality >= 0.7]
-    assert high and all("Write formally" in e.messages[0].content and "'" not in e.target.replace("\u2019", "'")
-                        for e in high)
+    assert high and all(
+        "Write formally" in e.messages[0].content and "'" not in e.target.replace("\u2019", "'") for e in high
+    )
 
 
 def test_strategy_pairs_differ_in_the_strategy_alone_and_keep_the_acknowledgement_high_empathy_asks_for():
@@ -59,14 +71,17 @@ def test_strategy_pairs_differ_in_the_strategy_alone_and_keep_the_acknowledgemen
     other = nearest_other_strategy(list(range(len(turns))), turns)
     idx = sorted(other)
     for share in (0.0, 1.0):
-        pairs = build_pairs(turns, examples, profiles, random.Random(1), idx, 20, other, signals=("strategy",),
-                            strategy_empathic=share)
+        pairs = build_pairs(
+            turns, examples, profiles, random.Random(1), idx, 20, other, signals=("strategy",), strategy_empathic=share
+        )
         assert len(pairs) >= 20
         acknowledged = 0
         for a, b in zip(pairs[::2], pairs[1::2]):
             assert a.controls.strategy != b.controls.strategy
             assert dataclasses.replace(b.controls, strategy=a.controls.strategy) == a.controls
-            lead = next((x for x in ACKNOWLEDGEMENTS if a.target.startswith(in_register(x, a.controls.formality))), None)
+            lead = next(
+                (x for x in ACKNOWLEDGEMENTS if a.target.startswith(in_register(x, a.controls.formality))), None
+            )
             if lead is not None:
                 acknowledged += 1
                 assert b.target.startswith(in_register(lead, a.controls.formality)) and a.controls.empathy >= EMPATHIC

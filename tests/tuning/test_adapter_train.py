@@ -1,6 +1,7 @@
 """The adapter trainer end to end on a few ESConv dialogues: a fresh run checkpoints (its state, with the run's
 arguments, is written as JSON), exports the best checkpoint with its record, and --export-only writes the same weights
 again from the workdir. The real base model, peft and our text model; a few steps only."""
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,30 @@ def test_a_fresh_run_checkpoints_exports_and_exports_again(tmp_path):
     dialogues = tmp_path / "few.jsonl"
     dialogues.write_text("\n".join(lines[:6]) + "\n", encoding="utf-8")
     work, out, again = tmp_path / "work", tmp_path / "out", tmp_path / "again"
-    common = ["--dialogues", str(dialogues), "--workdir", str(work), "--max-examples", "4", "--accumulate", "2",
-              "--held-examples", "2", "--held-pairs", "1", "--checkpoint-steps", "2", "--rank", "4", "--layers", "2",
-              "--max-len", "384", "--threads", "2"]
+    common = [
+        "--dialogues",
+        str(dialogues),
+        "--workdir",
+        str(work),
+        "--max-examples",
+        "4",
+        "--accumulate",
+        "2",
+        "--held-examples",
+        "2",
+        "--held-pairs",
+        "1",
+        "--checkpoint-steps",
+        "2",
+        "--rank",
+        "4",
+        "--layers",
+        "2",
+        "--max-len",
+        "384",
+        "--threads",
+        "2",
+    ]
     first = run(*common, "--out", str(out))
     assert first.returncode == 0, first.stderr[-3000:]
     state = json.loads((work / "state.json").read_text())

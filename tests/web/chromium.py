@@ -1,5 +1,6 @@
 """Headless Debian Chromium for the browser tests, and the widget as a third-party page embeds it: a plain static site
 on its own loopback port (another origin), a message typed into the widget, its reply awaited."""
+
 from __future__ import annotations
 
 import threading
@@ -13,8 +14,15 @@ from typing import Any
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def launch(pw: Any, extra: list[str] | None = None) -> Any:

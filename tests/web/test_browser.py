@@ -1,9 +1,9 @@
 """End-to-end in headless Debian Chromium driven by Playwright: the demo page (typed turn; then microphone and
 camera fed by Chromium's fake devices from an espeak-ng sentence and a video of FER-2013 validation faces) and the
 widget embedded in a plain page on another origin. Screenshots go to tests/artifacts/screens/."""
+
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import cv2
@@ -23,8 +23,12 @@ SCREENS = ARTIFACTS / "screens"
 def _demo_page(pw, url: str, wav: Path, y4m: Path | None = None, boxes: tuple[str, ...] = ("#consent-voice",)):
     """Chromium with its fake microphone (and camera) playing these files, on the demo page, connected with `boxes`
     checked. (browser, page)"""
-    args = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required"]
+    args = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
     if y4m is not None:
         args.append(f"--use-file-for-fake-video-capture={y4m}")
     browser = launch(pw, args)
@@ -68,8 +72,9 @@ def face_video(path: Path, seconds: int = 20) -> None:
         happy = z["images"][z["labels"] == 3]
     det, frames = load_face_detector(), []
     for f in happy:
-        big = cv2.copyMakeBorder(cv2.resize(f, (220, 220), interpolation=cv2.INTER_CUBIC), 50, 50, 50, 50,
-                                 cv2.BORDER_REPLICATE)
+        big = cv2.copyMakeBorder(
+            cv2.resize(f, (220, 220), interpolation=cv2.INTER_CUBIC), 50, 50, 50, 50, cv2.BORDER_REPLICATE
+        )
         frame = np.full((480, 640), 120, np.uint8)
         frame[80:400, 160:480] = big
         if det.detect(frame):
@@ -91,8 +96,11 @@ def test_demo_page_microphone_and_camera(live_server, pw, tmp_path):
     browser, page = _demo_page(pw, live_server.url, wav, y4m, boxes=("#consent-voice", "#consent-face"))
     page.wait_for_selector(".modality[data-m=face]", timeout=60_000)
     face = page.inner_text(".modality[data-m=face]")
-    page.wait_for_function("document.querySelector('#transcript').textContent.startsWith('heard: ') && "
-                           "document.querySelector('#transcript').textContent.length > 12", timeout=120_000)
+    page.wait_for_function(
+        "document.querySelector('#transcript').textContent.startsWith('heard: ') && "
+        "document.querySelector('#transcript').textContent.length > 12",
+        timeout=120_000,
+    )
     heard = page.inner_text("#transcript").lower()
     page.wait_for_selector("#log li.assistant[data-done]", timeout=120_000)
     page.screenshot(path=str(SCREENS / "demo-mic-camera.png"), full_page=True)

@@ -1,6 +1,7 @@
 """The npm package clients/js: built from the backend's own files (client.js served at /static, TypeScript types
 generated from the committed schema), its types compile against the schema (tsc, strict, with a field the schema
 lacks refused), and the package's client runs a turn in Node against the live server."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,9 @@ pytestmark = pytest.mark.skipif(shutil.which("npm") is None, reason="needs Node.
 
 
 def npm(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
-    r = subprocess.run(["npm", *args], cwd=PKG, capture_output=True, text=True, timeout=timeout,
-                       env={**os.environ, **(env or {})})
+    r = subprocess.run(
+        ["npm", *args], cwd=PKG, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
     assert r.returncode == 0, f"npm {' '.join(args)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r.stdout
 

@@ -18,6 +18,7 @@ from agent.events import (
     ResponseAudioTruncated,
     ResponseCancelled,
     ResponseInterrupted,
+    SessionStarted,
     SpeechStarted,
     TranscriptEvent,
 )
@@ -92,6 +93,24 @@ class Conversation:
         self._held: int | None = None  # an utterance begun while the agent spoke: a backchannel, or an interruption?
         self.erased = False  # the session or its user was erased: nothing more is saved, the connection ends
         self._worker = asyncio.create_task(self._run(), name=f"conversation-{record.id}")
+
+    def started(self, resumed: bool, resume_token: str | None = None) -> SessionStarted:
+        """The session.started event for this conversation: its stored history and the persona carried over."""
+        rec = self.record
+        history = tuple(
+            {"role": m.role, "content": m.content, **({"interrupted": "true"} if m.interrupted else {})}
+            for m in rec.history
+        )
+        return SessionStarted(
+            session_id=rec.id,
+            profile=rec.profile_id,
+            resumed=resumed,
+            history=history,
+            persona=rec.persona.as_dict() if rec.persona.turns else None,
+            voice_reply=self.voice_reply,
+            user_id=rec.user_id,
+            resume_token=resume_token,
+        )
 
     @property
     def busy(self) -> bool:

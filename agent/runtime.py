@@ -502,6 +502,22 @@ def resolve_controls_at(setting: Literal["auto", "system", "end"], engine: Embed
     return adapter_controls_at(adapter) if adapter is not None else "system"
 
 
+async def load_text_reader(cfg: AgentConfig) -> tuple[TextReader, TextEmotionModel | None]:
+    """The text perceiver, warmed up, with what reads risk beside it (the safety classifiers and encoder go with the
+    trained model; the lexicon fallback screens by the phrase rules alone); the trained model, if that is what loaded."""
+    text = await asyncio.to_thread(load_text_perceiver, cfg)
+    await asyncio.to_thread(text.perceive_batch, ["warm-up", "a second, longer warm-up message"])
+    model = text if isinstance(text, TextEmotionModel) else None  # the trained model: risk features, attributions
+    if model is None:
+        return await asyncio.to_thread(TextReader, text, None, None, load_language_id(), None, None), None
+    risk = load_risk_classifier(default_risk_classifier_path())
+    signs = load_warning_sign_model(default_warning_sign_model_path())
+    encoder = await asyncio.to_thread(
+        load_sentence_encoder, default_sentence_encoder_dir(cfg.cache_dir), cfg.encoder_threads
+    )
+    return await asyncio.to_thread(TextReader, text, model, risk, load_language_id(), signs, encoder), model
+
+
 async def create_runtime(cfg: RuntimeConfig) -> Runtime:
     """Load every model once, start (or reach) the LLM, warm up, and return the wired agent."""
     configure_third_party()
@@ -519,19 +535,7 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
     try:
         if not llm_cfg.model or llm_cfg.context_tokens is None:
             llm_cfg = await _served(llm_cfg)
-        text = await asyncio.to_thread(load_text_perceiver, cfg.agent)
-        await asyncio.to_thread(text.perceive_batch, ["warm-up", "a second, longer warm-up message"])
-        model = text if isinstance(text, TextEmotionModel) else None  # the trained model: risk features, attributions
-        risk = load_risk_classifier(default_risk_classifier_path()) if model is not None else None
-        signs = load_warning_sign_model(default_warning_sign_model_path()) if model is not None else None
-        encoder = (
-            await asyncio.to_thread(
-                load_sentence_encoder, default_sentence_encoder_dir(cfg.agent.cache_dir), cfg.agent.encoder_threads
-            )
-            if model
-            else None
-        )
-        reader = await asyncio.to_thread(TextReader, text, model, risk, load_language_id(), signs, encoder)
+        reader, model = await load_text_reader(cfg.agent)
         voice = await asyncio.to_thread(load_voice_models, cfg.agent) if cfg.agent.voice_enabled else None
         face = await asyncio.to_thread(load_face_perceiver, cfg.agent) if cfg.agent.face_enabled else None
         tts = await asyncio.to_thread(load_synthesizer) if cfg.agent.tts_enabled else None

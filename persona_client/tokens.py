@@ -1,4 +1,4 @@
-"""User tokens: how an operator's backend vouches for a user to a publishable key (README "Security model").
+"""User tokens: how an operator's backend vouches for a user to a publishable key (docs/security.md).
 
 A page holding a publishable key cannot be trusted to say who its visitor is. The operator's own backend, which
 knows (its login), signs a short-lived token with its *secret* key and hands it to the page; the page sends it in

@@ -1,7 +1,7 @@
 """API keys, user tokens and request checks (per-key limits: server/limits.py): the edge's business, settled before
 any model runs or any request body is read.
 
-Two kinds of key (docs: README "Security model"):
+Two kinds of key (docs: docs/security.md):
 - **secret** (`--scope full`, `sk_…`): server-side only. Every route, any `user_id` of its tenant, data export and
   erasure, analysis, /metrics and /readyz details.
 - **publishable** (`--scope chat`, `pub_…`): may sit in a web page or an app. Conversations only (`/v1/chat`,

@@ -73,7 +73,7 @@ class Settings(_AgentSettings):
     # The garbage collector, tuned for a long-lived server once its models are loaded: everything loaded at start-up is
     # frozen out of collection (gc.freeze), and a young collection waits for 10,000 new objects instead of 700. With
     # Python's defaults a full collection walked every loaded model's objects and stalled the event loop ~300 ms each
-    # time, and collections took ~4.8 s of the loop in 50 s at 100-150 turns/s (bench/load.py; README, issue #20).
+    # time, and collections took ~4.8 s of the loop in 50 s at 100-150 turns/s (bench/load.py; docs/benchmarks.md, issue #20).
     # PERSONA_GC_FREEZE=false and PERSONA_GC_THRESHOLDS='[700,10,10]' restore Python's behaviour.
     gc_freeze: bool = True
     gc_thresholds: tuple[int, int, int] = (10_000, 20, 20)

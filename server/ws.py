@@ -23,7 +23,7 @@ from agent import (
     UnknownSession,
     VoiceUnavailable,
 )
-from agent.events import ErrorEvent, Event, SessionStarted
+from agent.events import ErrorEvent, Event
 from agent.metrics import ERRORS, FRAMES
 from agent.sessions import LOCAL_TENANT, SessionErased
 from server.auth import ApiKey, Guard
@@ -269,28 +269,46 @@ class Connection:
         user_id, unverified = (
             guard.verified_user(key, event.user_id, event.user_token) if guard else (event.user_id, False)
         )
+        if (opened := await self._converse(event, user_id)) is None:
+            return False
+        conversation, resumed = opened
+        self.conversation, self.voice_consent, self.face_consent = conversation, event.consent.voice, event.consent.face
+        token = guard.resume_token(self.tenant, conversation.record.id) if guard else None
+        await self.emit(conversation.started(resumed, resume_token=token))
+        if unverified:
+            await self.error(
+                "user_not_verified",
+                "a publishable key carries a user across sessions only with a valid "
+                "user_token (signed by your backend with its secret key); this session is anonymous",
+            )
+        if event.voice_reply and not conversation.voice_reply:
+            await self.error(
+                "voice_reply_unavailable",
+                "spoken replies are not enabled on this server (PERSONA_TTS_ENABLED); replies come as text only",
+            )
+        return True
+
+    async def _converse(self, event: SessionStart, user_id: str | None) -> tuple[Conversation, bool] | None:
+        """The session started or resumed (True) as a live conversation; None when it could not be (the client was
+        told why)."""
+        guard = self.guard
         try:
             if (
                 event.resume
                 and guard is not None
-                and not guard.may_resume(key, self.tenant, event.resume, event.resume_token)
+                and not guard.may_resume(self.key, self.tenant, event.resume, event.resume_token)
             ):
                 raise UnknownSession(event.resume)  # a publishable key without the resume token: as if none existed
             record, resumed = await self.agent.start_session(event.profile, user_id, event.resume, self.tenant)
-            self.conversation = self.agent.converse(
-                record,
-                self.emit,
-                self.taken_over,
-                locale=event.locale,
-                admit=self.quota.take if self.quota is not None else None,
-                voice_reply=event.voice_reply,
+            admit = self.quota.take if self.quota is not None else None
+            conversation = self.agent.converse(
+                record, self.emit, self.taken_over, locale=event.locale, admit=admit, voice_reply=event.voice_reply
             )
+            return conversation, resumed
         except UnknownProfile as exc:
             await self.error("unknown_profile", str(exc))
-            return False
         except UnknownSession:
             await self.error("unknown_session", f"no stored session {event.resume!r} to resume")
-            return False
         except SessionInUse:
             await self.error(
                 "session_in_use",
@@ -298,35 +316,4 @@ class Connection:
                 "let go in time, or is being resumed at this same moment (one writer per session)",
                 retryable=True,
             )
-            return False
-        self.voice_consent = event.consent.voice
-        self.face_consent = event.consent.face
-        history = tuple(
-            {"role": m.role, "content": m.content, **({"interrupted": "true"} if m.interrupted else {})}
-            for m in record.history
-        )
-        carried = record.persona.as_dict() if record.persona.turns else None
-        await self.emit(
-            SessionStarted(
-                session_id=record.id,
-                profile=record.profile_id,
-                resumed=resumed,
-                history=history,
-                persona=carried,
-                voice_reply=self.conversation.voice_reply,
-                user_id=record.user_id,
-                resume_token=guard.resume_token(self.tenant, record.id) if guard else None,
-            )
-        )
-        if unverified:
-            await self.error(
-                "user_not_verified",
-                "a publishable key carries a user across sessions only with a valid "
-                "user_token (signed by your backend with its secret key); this session is anonymous",
-            )
-        if event.voice_reply and not self.conversation.voice_reply:
-            await self.error(
-                "voice_reply_unavailable",
-                "spoken replies are not enabled on this server (PERSONA_TTS_ENABLED); replies come as text only",
-            )
-        return True
+        return None

@@ -66,6 +66,41 @@ _ROLE = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
 _OPENAI_ROLE = {"system": "system", "human": "user", "ai": "assistant"}
 
 
+def _chunk_of(lines: list[bytes]) -> tuple[ChatGenerationChunk | None, bool]:
+    """The server-sent event lines read together → one chunk (None: no text, end or usage in them), and whether the
+    stream's `[DONE]` was among them."""
+    parts: list[str] = []
+    meta: dict[str, Any] = {}
+    usage = None
+    for line in lines:
+        if not line.startswith(b"data:"):
+            continue
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            return _chunk(parts, meta, usage), True
+        obj = orjson.loads(data)
+        usage = obj.get("usage") or usage
+        if obj.get("choices"):
+            choice = obj["choices"][0]
+            if content := (choice.get("delta") or {}).get("content"):
+                parts.append(content)
+            if choice.get("finish_reason"):
+                meta = {"finish_reason": choice["finish_reason"], "model_name": obj.get("model")}
+    return _chunk(parts, meta, usage), False
+
+
+def _chunk(parts: list[str], meta: dict[str, Any], usage: dict[str, Any] | None) -> ChatGenerationChunk | None:
+    if parts:
+        meta["tokens"] = len(parts)  # one streamed event per model token
+    if not (parts or meta or usage):
+        return None
+    return ChatGenerationChunk(
+        message=AIMessageChunk(
+            content="".join(parts), usage_metadata=_usage(usage) if usage else None, response_metadata=meta
+        )
+    )
+
+
 def _usage(usage: dict[str, Any]) -> UsageMetadata:
     """OpenAI-style usage counts as LangChain's."""
     return UsageMetadata(
@@ -91,7 +126,7 @@ class OpenAICompatibleChat(BaseChatModel):
     """A LangChain chat model for an OpenAI-compatible `/chat/completions` (vLLM), streamed over one pooled aiohttp
     session with the SSE lines parsed by orjson. It speaks the same wire format as langchain-openai's ChatOpenAI; it
     exists because ChatOpenAI builds the OpenAI SDK's pydantic models for every streamed chunk, which under load cost
-    the server more CPU than perception does (bench/load.py; profile in the README's benchmark section). The stream
+    the server more CPU than perception does (bench/load.py; profile in docs/benchmarks.md). The stream
     goes over aiohttp rather than httpx: against the scripted stand-in (24 events per stream), httpx cost the client
     4.0 ms of CPU per stream at 25 streams at once and 21 ms at 100 (its connection pool), aiohttp 1.5 and 1.2 ms.
     `max_tokens`, `temperature`, `presence_penalty` and `extra_body` (vLLM's own sampling knobs) are per call."""
@@ -179,34 +214,9 @@ class OpenAICompatibleChat(BaseChatModel):
                         break
                     buf += raw
                     *lines, buf = buf.split(b"\n")
-                    parts: list[str] = []
-                    meta: dict[str, Any] = {}
-                    usage = None
-                    for line in lines:
-                        if not line.startswith(b"data:"):
-                            continue
-                        data = line[5:].strip()
-                        if data == b"[DONE]":
-                            done = True
-                            break
-                        obj = orjson.loads(data)
-                        usage = obj.get("usage") or usage
-                        if obj.get("choices"):
-                            choice = obj["choices"][0]
-                            if content := (choice.get("delta") or {}).get("content"):
-                                parts.append(content)
-                            if choice.get("finish_reason"):
-                                meta = {"finish_reason": choice["finish_reason"], "model_name": obj.get("model")}
-                    if parts:
-                        meta["tokens"] = len(parts)  # one streamed event per model token
-                    if parts or meta or usage:
-                        yield ChatGenerationChunk(
-                            message=AIMessageChunk(
-                                content="".join(parts),
-                                usage_metadata=_usage(usage) if usage else None,
-                                response_metadata=meta,
-                            )
-                        )
+                    chunk, done = _chunk_of(lines)
+                    if chunk is not None:
+                        yield chunk
                         last = loop.time()
                     if done:
                         break

@@ -106,7 +106,7 @@ class Conversation:
             profile=rec.profile_id,
             resumed=resumed,
             history=history,
-            persona=rec.persona.as_dict() if rec.persona.turns else None,
+            persona=rec.persona.view() if rec.persona.turns else None,
             voice_reply=self.voice_reply,
             user_id=rec.user_id,
             resume_token=resume_token,

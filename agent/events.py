@@ -7,7 +7,73 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
+from perception import Modality
+from persona import ControlSignals, PersonaView, RuleFiring
+
 PROTOCOL_VERSION = "1"
+
+
+# --- payloads ---------------------------------------------------------------------------------------------------------
+
+Level = Literal["none", "caution", "crisis"]
+Sampling = Mapping[str, int | float]  # temperature, max_tokens, presence_penalty and the vLLM extras of prompts/sampling.yaml
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """The LLM's token counts for the reply (None: not reported, e.g. the fixed crisis reply)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Milliseconds per stage of the turn (None: the stage did not happen)."""
+
+    perception: float | None
+    fusion: float | None
+    policy: float | None
+    overhead_before_llm: float | None  # turn start -> the LLM request
+    llm_first_token: float | None  # the request -> the model's first token
+    first_delta: float | None  # the request -> the first text the user saw
+    llm_total: float | None
+    total: float | None
+    first_audio: float | None = None  # spoken replies: turn start -> the first audio sent
+    tts_sentence_p50: float | None = None  # spoken replies: synthesis time of a sentence
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyReading:
+    """The explanation's safety part: what the layer read in the message and the mode the reply was written in."""
+
+    level: Level
+    score: float
+    rule: str | None
+    category: str | None
+    read_with_turn: int | None
+    mode: str  # the controls' safety_mode
+    safe_mode: Mapping[str, object]  # persona.safemode.SafeMode, as the policy's audit trail shows it
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why the reply is what it is: what was perceived, how fusion weighed it, the persona, the rules that fired and
+    the controls and sampling they produced, the safety reading, and a sentence that says it plainly."""
+
+    perceived: Mapping[Modality, Mapping[str, float]]  # modality -> its top 3 emotions
+    gates: Mapping[Modality, float]
+    present: tuple[str, ...]
+    persona: PersonaView
+    rules_fired: tuple[str, ...]
+    why: tuple[str, ...]
+    controls: ControlSignals
+    sampling: Sampling
+    safety: SafetyReading
+    summary: str
+
+
+# --- events -----------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +85,7 @@ class SessionStarted:
     profile: str
     resumed: bool
     history: tuple[Mapping[str, str], ...] = ()
-    persona: Mapping[str, object] | None = None  # carried over (resumed session, or a returning user_id)
+    persona: PersonaView | None = None  # carried over (resumed session, or a returning user_id)
     protocol: str = PROTOCOL_VERSION
     voice_reply: bool = False  # replies are spoken too (asked for in session.start, and the server has a voice)
     user_id: str | None = None  # the user the session is stored under (null: anonymous)
@@ -56,7 +122,7 @@ class PersonaEvent:
     """The persona after this turn, with the fusion gate weight of each modality."""
 
     type: ClassVar[str] = "persona"
-    state: Mapping[str, object]
+    state: PersonaView
     gates: Mapping[str, float]
     present: tuple[str, ...]
     fusion_model: str
@@ -67,9 +133,9 @@ class ControlsEvent:
     """The control signals the policy chose for this reply, the sampling, and the rules that fired (the audit trail)."""
 
     type: ClassVar[str] = "controls"
-    controls: Mapping[str, object]
-    sampling: Mapping[str, object]
-    rules_fired: tuple[Mapping[str, object], ...]
+    controls: ControlSignals
+    sampling: Sampling
+    rules_fired: tuple[RuleFiring, ...]
     overridden: Mapping[str, object]
     rejected_overrides: Mapping[str, str]
 
@@ -92,9 +158,9 @@ class ResponseDone:
     text: str
     finish_reason: str | None
     model: str  # the model that answered (the LoRA adapter's name, the base model's, or fixed:crisis_reply)
-    usage: Mapping[str, int | None]
-    timings_ms: Mapping[str, float | None]
-    explanation: Mapping[str, object]
+    usage: Usage
+    timings_ms: Timings
+    explanation: Explanation
     input_truncated: bool = False  # the message did not fit the model's context: it was answered from its beginning
 
 

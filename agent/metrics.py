@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
@@ -35,7 +36,7 @@ ENGINE_RESTARTS = Counter(
 )
 
 
-def observe_timings(timings_ms: dict[str, float | None]) -> None:
+def observe_timings(timings_ms: Mapping[str, float | None]) -> None:
     for stage, ms in timings_ms.items():
         if ms is not None:
             STAGE_SECONDS.labels(stage).observe(ms / 1000)

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
 from agent.batcher import MicroBatcher
@@ -21,11 +21,15 @@ from agent.events import (
     ControlsEvent,
     ErrorEvent,
     Event,
+    Explanation,
     PerceptionEvent,
     PersonaEvent,
     ResponseDelta,
     ResponseDone,
     SafetyEvent,
+    SafetyReading,
+    Timings,
+    Usage,
 )
 from agent.frames import perception_event
 from agent.llm import TRANSPORT_ERRORS, LLMClient, LLMStatusError, StreamStats
@@ -613,7 +617,7 @@ class Turn:
             text=reply.text,
             finish_reason=stats.finish_reason,
             model="fixed:crisis_reply" if crisis else p.llm.config.model,
-            usage={"prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens},
+            usage=Usage(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens),
             timings_ms=self.timings(),
             explanation=explanation(perceived, percept, rec, decision, prompt),
             input_truncated=cut and not crisis,
@@ -629,12 +633,15 @@ class Turn:
             remember_reply(self.rec, self.reply.text, interrupted=True)
         return await self.persist()
 
-    def timings(self) -> dict[str, float | None]:
-        timings = turn_timings(self.marks, self.reply)
-        if self.spoken is not None and self.spoken.first_audio_at is not None:
-            timings["first_audio"] = round((self.spoken.first_audio_at - self.marks["start"]) * 1000, 3)
-            timings["tts_sentence_p50"] = round(sorted(self.spoken.synth_ms)[len(self.spoken.synth_ms) // 2], 3)
-        observe_timings(timings)
+    def timings(self) -> Timings:
+        timings, spoken = turn_timings(self.marks, self.reply), self.spoken
+        if spoken is not None and spoken.first_audio_at is not None:
+            timings = replace(
+                timings,
+                first_audio=round((spoken.first_audio_at - self.marks["start"]) * 1000, 3),
+                tts_sentence_p50=round(sorted(spoken.synth_ms)[len(spoken.synth_ms) // 2], 3),
+            )
+        observe_timings(asdict(timings))
         return timings
 
     async def persist(self) -> ErrorEvent | None:
@@ -700,75 +707,71 @@ class Turn:
 
 def persona_event(persona: PersonaState, percept: FusedPercept) -> PersonaEvent:
     return PersonaEvent(
-        state=persona.as_dict(),
+        state=persona.view(),
         gates={m: g for m, g in percept.gates.items()},
         present=percept.present,
         fusion_model=percept.model,
     )
 
 
-def _rules(decision: Decision) -> tuple[dict[str, object], ...]:
-    return tuple({"rule": f.rule, "inputs": dict(f.inputs), "set": dict(f.set), "why": f.why} for f in decision.fired)
-
-
 def controls_event(decision: Decision, prompt: Prompt) -> ControlsEvent:
     return ControlsEvent(
-        controls=decision.controls.as_dict(),
+        controls=decision.controls.rounded(),
         sampling=prompt.sampling.as_dict(),
-        rules_fired=_rules(decision),
+        rules_fired=decision.fired,
         overridden=dict(decision.overridden),
         rejected_overrides=dict(decision.rejected_overrides),
     )
 
 
-def turn_timings(marks: Mapping[str, float], reply: Reply) -> dict[str, float | None]:
+def turn_timings(marks: Mapping[str, float], reply: Reply) -> Timings:
     def ms(a: float | None, b: float | None) -> float | None:
         return round((b - a) * 1000, 3) if a is not None and b is not None else None
 
     t0, req = marks["start"], marks["request"]
-    return {
-        "perception": ms(t0, marks["perceived"]),
-        "fusion": ms(marks["fuse"], marks["fused"]),
-        "policy": ms(marks["fused"], marks["rendered"]),
-        "overhead_before_llm": ms(t0, req),
-        "llm_first_token": ms(req, reply.t_first),
-        "first_delta": ms(req, reply.t_shown),
-        "llm_total": ms(req, marks["end"]),
-        "total": ms(t0, marks["end"]),
-    }
+    return Timings(
+        perception=ms(t0, marks["perceived"]),
+        fusion=ms(marks["fuse"], marks["fused"]),
+        policy=ms(marks["fused"], marks["rendered"]),
+        overhead_before_llm=ms(t0, req),
+        llm_first_token=ms(req, reply.t_first),
+        first_delta=ms(req, reply.t_shown),
+        llm_total=ms(req, marks["end"]),
+        total=ms(t0, marks["end"]),
+    )
 
 
 def explanation(
     perceived: Perceived, percept: FusedPercept, rec: SessionRecord, decision: Decision, prompt: Prompt
-) -> dict[str, object]:
+) -> Explanation:
     signals, risk, persona = perceived.signals, perceived.risk, rec.persona
-    rules = [f.rule for f in decision.fired]
+    rules = tuple(f.rule for f in decision.fired)
     top3 = {
         m: {k: round(v, 3) for k, v in sorted(zip(LABELS, s.distribution.tolist()), key=lambda kv: -kv[1])[:3]}
         for m, s in signals.items()
     }
     read = "; ".join(f"your {m} read as mostly {s.top}" for m, s in signals.items())
-    return {
-        "perceived": top3,
-        "gates": dict(percept.gates),
-        "present": list(percept.present),
-        "persona": persona.as_dict(),
-        "rules_fired": rules,
-        "why": [f.why for f in decision.fired],
-        "controls": decision.controls.as_dict(),
-        "sampling": prompt.sampling.as_dict(),
-        "safety": {
-            "level": risk.level,
-            "score": risk.score,
-            "rule": risk.rule,
-            "category": risk.category,
-            "read_with_turn": risk.read_with_turn,
-            "mode": decision.controls.safety_mode,
-            "safe_mode": rec.safe_mode.as_dict(),
-        },
-        "summary": (
+    return Explanation(
+        perceived=top3,
+        gates=dict(percept.gates),
+        present=tuple(percept.present),
+        persona=persona.view(),
+        rules_fired=rules,
+        why=tuple(f.why for f in decision.fired),
+        controls=decision.controls.rounded(),
+        sampling=prompt.sampling.as_dict(),
+        safety=SafetyReading(
+            level=risk.level,
+            score=risk.score,
+            rule=risk.rule,
+            category=risk.category,
+            read_with_turn=risk.read_with_turn,
+            mode=decision.controls.safety_mode,
+            safe_mode=rec.safe_mode.as_dict(),
+        ),
+        summary=(
             f"This turn {read}; over the conversation you seem {persona.dominant_emotion}. "
             f"Rules fired: {', '.join(rules) if rules else 'none'}; so the reply used the strategy "
             f"'{decision.controls.strategy}'."
         ),
-    }
+    )

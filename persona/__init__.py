@@ -3,7 +3,7 @@
 from persona.controls import SAFETY_MODES, SCALAR_SIGNALS, STRATEGIES, ControlSignals, coerce_signals
 from persona.policy import Decision, OverrideLimits, Policy, RiskInput, RuleFiring, apply_overrides, load_policy
 from persona.safemode import RELEASE_AFTER_CALM_TURNS, SafeMode
-from persona.state import PersonaState, PersonaTracker
+from persona.state import PersonaState, PersonaTracker, PersonaView
 from persona.style import Style, read_style
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "Decision",
     "OverrideLimits",
     "PersonaState",
+    "PersonaView",
     "PersonaTracker",
     "Policy",
     "RELEASE_AFTER_CALM_TURNS",

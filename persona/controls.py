@@ -47,6 +47,10 @@ class ControlSignals:
     def with_values(self, values: Mapping[str, object]) -> ControlSignals:
         return replace(self, **coerce_signals(values))
 
+    def rounded(self) -> ControlSignals:
+        """The same signals to 3 decimals: what clients are shown."""
+        return replace(self, **{name: round(getattr(self, name), 3) for name in SCALAR_SIGNALS})
+
     def as_dict(self) -> dict[str, object]:
         return {f.name: (round(v, 3) if isinstance(v := getattr(self, f.name), float) else v) for f in fields(self)}
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -55,19 +56,39 @@ class PersonaState:
             updated_at=now,
         )
 
+    def view(self) -> PersonaView:
+        """What clients are shown of the persona: rounded, the emotions by label."""
+        return PersonaView(
+            valence=round(self.valence, 4),
+            arousal=round(self.arousal, 4),
+            stress=round(self.stress, 4),
+            dominant_emotion=self.dominant_emotion,
+            confidence=round(self.confidence, 4),
+            trend=self.trend,
+            formality=round(self.formality, 4),
+            verbosity=round(self.verbosity, 4),
+            turns=self.turns,
+            emotions={k: round(v, 4) for k, v in zip(LABELS, self.distribution)},
+        )
+
     def as_dict(self) -> dict[str, object]:
-        return {
-            "valence": round(self.valence, 4),
-            "arousal": round(self.arousal, 4),
-            "stress": round(self.stress, 4),
-            "dominant_emotion": self.dominant_emotion,
-            "confidence": round(self.confidence, 4),
-            "trend": self.trend,
-            "formality": round(self.formality, 4),
-            "verbosity": round(self.verbosity, 4),
-            "turns": self.turns,
-            "emotions": {k: round(v, 4) for k, v in zip(LABELS, self.distribution)},
-        }
+        return asdict(self.view())
+
+
+@dataclass(frozen=True, slots=True)
+class PersonaView:
+    """The persona as a client sees it (the `persona` event's state, session.started's persona)."""
+
+    valence: float
+    arousal: float
+    stress: float
+    dominant_emotion: str
+    confidence: float
+    trend: Trend
+    formality: float
+    verbosity: float
+    turns: int
+    emotions: Mapping[str, float]  # the 7 shared labels
 
 
 def stress_of(valence: float, arousal: float, dist: np.ndarray) -> float:

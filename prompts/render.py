@@ -40,7 +40,7 @@ class Sampling:
     presence_penalty: float
     extra: Mapping[str, float] = field(default_factory=dict)  # vLLM-only parameters, sent as extra_body
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, int | float]:
         return {
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,

@@ -111,7 +111,8 @@ class Outcome:
     def final(self) -> dict[str, Any]:
         out = {**self.extension, "session_id": self.session_id}
         if self.done is not None:
-            out.update(model=self.done.model, explanation=self.done.explanation, timings_ms=self.done.timings_ms)
+            done = wire_dict(self.done)
+            out.update(model=done["model"], explanation=done["explanation"], timings_ms=done["timings_ms"])
         if self.error is not None:
             out["error"] = wire_dict(self.error)
         return out
@@ -123,7 +124,9 @@ def _finish(done: ResponseDone | None) -> str:
 
 def completion(cid: str, model: str, created: int, seen: Outcome) -> dict[str, Any]:
     done = seen.done
-    usage = dict(done.usage) if done is not None else {}
+    usage = (
+        {"prompt_tokens": done.usage.prompt_tokens, "completion_tokens": done.usage.completion_tokens} if done else {}
+    )
     return {
         "id": cid,
         "object": "chat.completion",

@@ -16,7 +16,9 @@ PROTOCOL_VERSION = "1"
 # --- payloads ---------------------------------------------------------------------------------------------------------
 
 Level = Literal["none", "caution", "crisis"]
-Sampling = Mapping[str, int | float]  # temperature, max_tokens, presence_penalty and the vLLM extras of prompts/sampling.yaml
+Sampling = Mapping[
+    str, int | float
+]  # temperature, max_tokens, presence_penalty and the vLLM extras of prompts/sampling.yaml
 
 
 @dataclass(frozen=True, slots=True)

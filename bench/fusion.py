@@ -61,7 +61,9 @@ def replay() -> None:
     with np.load(SHARED / "fer2013" / "fer2013_public_test.npz") as z:
         faces, face_y = z["images"], z["labels"]
     clips = {}
-    for r in csv.DictReader(open(SHARED / "ravdess" / "labels.csv")):
+    with open(SHARED / "ravdess" / "labels.csv") as fh:
+        labels = list(csv.DictReader(fh))
+    for r in labels:
         if int(r["actor"]) > 12:
             clips.setdefault(RAVDESS_TO_SHARED[r["emotion"]], r["path"])
     script = [  # (message, label, face: clean|dark|none, voice: yes|no)

@@ -39,7 +39,9 @@ def decisions(
     from persona import PersonaState, read_style
 
     feats, ruled, truth = [], [], []
-    for i, line in enumerate(open(path, encoding="utf-8")):
+    with open(path, encoding="utf-8") as fh:
+        lines = list(fh)
+    for i, line in enumerate(lines):
         if limit is not None and i >= limit:
             break
         d = json.loads(line)

@@ -38,7 +38,7 @@ def run_safety(files: Sequence[Path], output: Path | None, threads: int) -> int:
         return 2
     model = load_risk_features(load_text_model(None, threads=threads), threads=threads)
     risk, signs = load_risk_model(), load_warning_signs()
-    out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout
+    out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115 (closed in finally)
     try:
         for messages in batches:
             for s in range(0, len(messages), 256):
@@ -68,7 +68,7 @@ def run_text(files: Sequence[Path], output: Path | None, model_dir: Path | None,
     if batches is None:
         return 2
     model = load_text_model(model_dir, threads=threads)
-    out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout
+    out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115 (closed in finally)
     try:
         for messages in batches:
             for s in range(0, len(messages), 256):
@@ -120,7 +120,7 @@ def _jsonl_per_file(
     """One JSONL line per file, in order; a file that fails with one of `errors` gets an `error` line (its own
     `code` attribute, else `code`), a message on stderr, and makes the exit code 2."""
     failed = 0
-    out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout
+    out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115 (closed in finally)
     try:
         for f in files:
             try:

@@ -50,7 +50,7 @@ class LiveServer:
 
     def rss_mb(self) -> float:
         """Resident memory of the server process (not its vLLM child)."""
-        for line in open(f"/proc/{self.pid}/status"):
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         raise RuntimeError("no VmRSS")

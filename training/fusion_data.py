@@ -208,7 +208,8 @@ def read_voice_dir(folder: Path) -> tuple[list[Path], np.ndarray, np.ndarray]:
     """A RAVDESS-style folder: labels.csv with path, emotion (RAVDESS names or shared labels) and actor columns."""
     from training.voice import RAVDESS_TO_SHARED
 
-    rows = list(csv.DictReader(open(folder / "labels.csv")))
+    with open(folder / "labels.csv") as fh:
+        rows = list(csv.DictReader(fh))
     paths = [folder / r["path"] for r in rows]
     y = np.array([LABELS.index(RAVDESS_TO_SHARED.get(r["emotion"], r["emotion"])) for r in rows])
     actors = np.array([int(r.get("actor", 0) or 0) for r in rows])

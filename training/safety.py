@@ -38,7 +38,9 @@ class CrisisSet:
 def read_crisis(folder: Path) -> CrisisSet:
     texts, y, kind = [], [], []
     for name, k in (("risk", "risk"), ("nonrisk_hard", "hard"), ("nonrisk_easy", "easy")):
-        for line in open(folder / f"{name}.jsonl", encoding="utf-8"):
+        with open(folder / f"{name}.jsonl", encoding="utf-8") as fh:
+            lines = list(fh)
+        for line in lines:
             row = json.loads(line)
             texts.append(row["text"])
             y.append(1 if row["label"] == "risk" else 0)

@@ -71,7 +71,8 @@ def load_encoder(threads: int = 2):
 
 
 def read_set(folder: Path) -> VoiceSet:
-    rows = list(csv.DictReader(open(folder / "labels.csv")))
+    with open(folder / "labels.csv") as fh:
+        rows = list(csv.DictReader(fh))
     encoder = load_encoder()
     full, enc, peer, y, groups, paths = [], [], [], [], [], []
     for r in rows:

@@ -207,7 +207,9 @@ class Turn:
 
 def read_turns(path: Path) -> Iterator[tuple[int, Turn]]:
     """(dialogue index, turn) for every supporter reply that follows a seeker message."""
-    for di, line in enumerate(open(path)):
+    with open(path) as fh:
+        lines = list(fh)
+    for di, line in enumerate(lines):
         d = json.loads(line)
         merged: list[tuple[Literal["user", "assistant"], str, str]] = []  # (role, text, first supporter strategy)
         for m in d["dialog"]:

@@ -107,7 +107,9 @@ def pick_turns(path: Path, n: int, seed: int) -> list[Turn]:
 
 def situations(path: Path, n: int) -> list[str]:
     out = []
-    for line in open(path):
+    with open(path) as fh:
+        lines = list(fh)
+    for line in lines:
         d = json.loads(line)
         first = next((t["text"] for t in d["dialog"] if t["speaker"] == "usr" and len(t["text"].split()) >= 6), None)
         out.append(first or d["situation"])

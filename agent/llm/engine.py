@@ -257,7 +257,7 @@ class EmbeddedEngine:
             TRANSFORMERS_OFFLINE="1",
             VLLM_API_KEY=self.config.api_key,
         )
-        out = open(self.config.log_file, "ab") if self.config.log_file else subprocess.DEVNULL
+        out = open(self.config.log_file, "ab") if self.config.log_file else subprocess.DEVNULL  # noqa: SIM115 (closed once the child has it)
         log.info("starting embedded vLLM on %s", self.root_url)
         try:
             with self._lock:

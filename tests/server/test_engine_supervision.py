@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -80,7 +81,7 @@ def _gone(pid: int, within_s: float) -> bool:
         except ProcessLookupError:
             return True
         try:  # a zombie of ours counts as gone
-            if open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+            if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
                 return True
         except FileNotFoundError:
             return True

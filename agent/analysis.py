@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import numpy as np
+from pydantic import Field
 
 from agent.voice import VoiceModels
 from perception.face.image import MAX_IMAGE_BYTES, decode_image
@@ -28,15 +29,37 @@ from perception.warning_signs import (
     read_messages,
 )
 
+# What analysis returns, declared once: the REST routes' response models and the lines `persona-agent analyze` writes.
+
+
+@dataclass(frozen=True, slots=True)
+class TokenWeight:
+    token: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class TextExplanation:
+    """Per-token attributions for one label (explain=true)."""
+
+    label: Annotated[str, Field(description="the label explained: the message's top one")]
+    tokens: tuple[TokenWeight, ...]
+
 
 @dataclass(frozen=True, slots=True)
 class TextAnalysis:
+    """One message's emotions."""
+
     text: str
-    labels: dict[str, float]  # 28 GoEmotions labels -> probability
-    predicted: list[str]  # labels over their tuned thresholds
-    emotions: dict[str, float]  # 7 shared labels -> probability
-    explained_label: str | None = None
-    attributions: list[dict[str, object]] | None = None
+    labels: Annotated[dict[str, float], Field(description="28 GoEmotions labels -> probability")]
+    predicted: Annotated[list[str], Field(description="labels over their tuned thresholds")]
+    emotions: Annotated[dict[str, float], Field(description="7 shared labels -> probability")]
+    explanation: TextExplanation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextAnalyses:
+    results: list[TextAnalysis]
 
 
 def analyze_texts(model: TextEmotionModel, texts: Sequence[str], explain: bool = False) -> list[TextAnalysis]:
@@ -44,10 +67,10 @@ def analyze_texts(model: TextEmotionModel, texts: Sequence[str], explain: bool =
     signals = model.perceive_batch(list(texts)) if texts else []
     out = []
     for text, s in zip(texts, signals):
-        label, attributions = (None, None)
+        explanation = None
         if explain and text.strip():
             label, attrs = model.explain(text)
-            attributions = [{"token": a.token, "weight": a.weight} for a in attrs]
+            explanation = TextExplanation(label, tuple(TokenWeight(a.token, a.weight) for a in attrs))
         ev: Any = s.evidence  # the text model's evidence: labels, predicted, quality
         out.append(
             TextAnalysis(
@@ -55,8 +78,7 @@ def analyze_texts(model: TextEmotionModel, texts: Sequence[str], explain: bool =
                 labels=dict(ev["labels"]),
                 predicted=list(ev["predicted"]),
                 emotions=s.emotions,
-                explained_label=label,
-                attributions=attributions,
+                explanation=explanation,
             )
         )
     return out
@@ -64,12 +86,17 @@ def analyze_texts(model: TextEmotionModel, texts: Sequence[str], explain: bool =
 
 @dataclass(frozen=True, slots=True)
 class VoiceAnalysis:
+    """One recording's transcript and voice emotions."""
+
+    path: Annotated[str, Field(description="the file read (`upload` for a request body)")]
     transcript: str
-    emotions: dict[str, float]  # from prosody, 7 shared labels
-    valence: float
+    emotions: Annotated[dict[str, float], Field(description="voice (prosody) emotion over the 7 shared labels")]
     arousal: float
+    valence: float
     prosody: dict[str, float]
-    text_emotions: dict[str, float] | None  # the transcript's text emotion, a separate signal
+    text_emotions: Annotated[
+        dict[str, float] | None, Field(description="the transcript's text emotion, a separate signal")
+    ]
     duration_s: float
 
 
@@ -77,15 +104,21 @@ VOICE_WINDOW_S = 30.0  # the voice-emotion head reads Whisper's encoder, whose w
 
 
 def analyze_voice(
-    models: VoiceModels, text_model: TextEmotionModel | None, data: bytes, max_seconds: float = 600.0
+    models: VoiceModels,
+    text_model: TextEmotionModel | None,
+    data: bytes,
+    max_seconds: float = 600.0,
+    path: str = "upload",
 ) -> VoiceAnalysis:
     """One audio file (any container FFmpeg reads), decoded in memory. Raises AudioError. A recording longer than the
     voice head's window is read window by window, and its emotions, valence, arousal and prosody are the windows'
     averages weighted by their length."""
-    return analyze_audio(models, text_model, decode_file(data, max_seconds=max_seconds))
+    return analyze_audio(models, text_model, decode_file(data, max_seconds=max_seconds), path)
 
 
-def analyze_audio(models: VoiceModels, text_model: TextEmotionModel | None, audio: np.ndarray) -> VoiceAnalysis:
+def analyze_audio(
+    models: VoiceModels, text_model: TextEmotionModel | None, audio: np.ndarray, path: str = "upload"
+) -> VoiceAnalysis:
     """analyze_voice on decoded audio (float32 mono 16 kHz)."""
     transcript = models.stt.transcribe(audio)
     step = int(VOICE_WINDOW_S * SAMPLE_RATE)
@@ -104,6 +137,7 @@ def analyze_audio(models: VoiceModels, text_model: TextEmotionModel | None, audi
         prosody["duration_s"] = round(sum(float(p["duration_s"]) for p in prosodies), 3)
     text_emotions = text_model.perceive(transcript.text).emotions if (text_model and transcript.text) else None
     return VoiceAnalysis(
+        path=path,
         transcript=transcript.text,
         emotions=emotions,
         valence=round(v, 4),
@@ -134,8 +168,27 @@ def assess_texts(
 
 
 @dataclass(frozen=True, slots=True)
+class Saliency:
+    grid: list[list[float]]  # 6 x 6
+    label: str  # the emotion whose drop the grid measures: the face's top one
+    method: str = "occlusion"
+
+
+@dataclass(frozen=True, slots=True)
+class FaceReading:
+    box: Annotated[tuple[int, int, int, int], Field(description="x, y, w, h in pixels")]
+    score: Annotated[float | None, Field(description="detector score (null when the image was given as a face crop)")]
+    emotions: Annotated[dict[str, float], Field(description="7 shared labels -> probability")]
+    saliency: Annotated[Saliency | None, Field(description="6x6 occlusion grid over the face, when explain=true")] = (
+        None
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class FaceAnalysis:
-    faces: list[dict[str, object]]  # {"box": [x, y, w, h], "score": float | None, "emotions": {7 labels}, "saliency"?}
+    """The faces in one image."""
+
+    faces: Annotated[list[FaceReading], Field(description="largest first; empty when no face was found")]
     width: int
     height: int
     latency_ms: float
@@ -152,18 +205,12 @@ def analyze_face(
     faces = []
     for r in readings:
         emotions = r.emotions()
-        face: dict[str, object] = {
-            "box": list(r.box),
-            "score": None if r.score is None else round(r.score, 3),
-            "emotions": emotions,
-        }
+        saliency = None
         if r.saliency is not None:
-            face["saliency"] = {
-                "grid": np.round(r.saliency, 3).tolist(),
-                "method": "occlusion",
-                "label": max(emotions, key=emotions.__getitem__),
-            }
-        faces.append(face)
+            saliency = Saliency(np.round(r.saliency, 3).tolist(), label=max(emotions, key=emotions.__getitem__))
+        x, y, w, h = (int(v) for v in r.box)
+        score = None if r.score is None else round(r.score, 3)
+        faces.append(FaceReading((x, y, w, h), score, emotions, saliency))
     return FaceAnalysis(
         faces=faces,
         width=int(image.shape[1]),

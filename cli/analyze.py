@@ -21,7 +21,7 @@ from agent.analysis import (
 from cli.batchfiles import InputFileError, read_messages
 from perception.safety import load_risk_features
 from perception.text_model import load_text_model
-from server.results import face_result, text_result, voice_result
+from server.results import as_json
 
 
 def _read_all(files: Sequence[Path], command: str) -> list[list[str]] | None:
@@ -73,7 +73,7 @@ def run_text(files: Sequence[Path], output: Path | None, model_dir: Path | None,
         for messages in batches:
             for s in range(0, len(messages), 256):
                 for a in analyze_texts(model, messages[s : s + 256], explain=explain):
-                    out.write(json.dumps(text_result(a), ensure_ascii=False) + "\n")
+                    out.write(json.dumps(as_json(a), ensure_ascii=False) + "\n")
     finally:
         if output:
             out.close()
@@ -105,7 +105,7 @@ def run_voice(paths: Sequence[Path], output: Path | None, threads: int) -> int:
         "voice",
         (InvalidAudio, OSError),
         "invalid_audio",
-        lambda f: voice_result(str(f), analyze_voice(models, text_model, f.read_bytes())),
+        lambda f: as_json(analyze_voice(models, text_model, f.read_bytes(), path=str(f))),
     )
 
 
@@ -166,7 +166,7 @@ def run_face(paths: Sequence[Path], output: Path | None, crops: bool, explain: b
         "face",
         (ImageError, OSError),
         "unreadable",
-        lambda f: {"path": str(f), **face_result(analyze_face(perceiver, f.read_bytes(), crops, explain))},
+        lambda f: {"path": str(f), **as_json(analyze_face(perceiver, f.read_bytes(), crops, explain))},
     )
 
 

@@ -81,29 +81,6 @@ class AnalyzeTextRequest(BaseModel):
         return texts
 
 
-class TextResult(BaseModel):
-    text: str
-    labels: dict[str, float] = Field(description="28 GoEmotions labels -> probability")
-    predicted: list[str] = Field(description="labels over their tuned thresholds")
-    emotions: dict[str, float] = Field(description="7 shared labels -> probability")
-    explanation: dict[str, Any] | None = None
-
-
-class AnalyzeTextResponse(BaseModel):
-    results: list[TextResult]
-
-
-class VoiceResult(BaseModel):
-    path: str
-    transcript: str
-    emotions: dict[str, float] = Field(description="voice (prosody) emotion over the 7 shared labels")
-    arousal: float
-    valence: float
-    prosody: dict[str, float]
-    text_emotions: dict[str, float] | None = Field(description="the transcript's text emotion, a separate signal")
-    duration_s: float
-
-
 class UserAudio(_Client):
     type: Literal["user.audio"]
     audio: str = Field(description="base64 of little-endian PCM16 mono samples")
@@ -189,21 +166,6 @@ def _wire_model(event: type[Event]) -> type[BaseModel]:
 
 _WIRE_MODELS = tuple(_wire_model(e) for e in EVENTS)
 ServerEvent: Any = Annotated[Union[_WIRE_MODELS], Field(discriminator="type")]  # noqa: UP007 (a union of a tuple built at import)
-
-
-class FaceResult(BaseModel):
-    box: list[int] = Field(description="x, y, w, h in pixels")
-    score: float | None = Field(description="detector score (null when the image was given as a face crop)")
-    emotions: dict[str, float] = Field(description="7 shared labels -> probability")
-    saliency: dict[str, Any] | None = Field(None, description="6x6 occlusion grid over the face, when explain=true")
-
-
-class AnalyzeFaceResponse(BaseModel):
-    faces: list[FaceResult] = Field(description="largest first; empty when no face was found")
-    width: int
-    height: int
-    latency_ms: float
-    model: str
 
 
 _CLIENT = TypeAdapter(ClientEvent)

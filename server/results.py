@@ -1,29 +1,17 @@
-"""What the analysis routes and `persona-agent analyze` return for one input: the same JSON shape on both."""
+"""What the analysis routes and `persona-agent analyze` return for one input: the agent's analysis dataclasses
+(agent/analysis.py, the routes' response models), as the same JSON on both."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import TypeAdapter
+
 from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis
 
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {t: TypeAdapter(t) for t in (TextAnalysis, VoiceAnalysis, FaceAnalysis)}
 
-def text_result(a: TextAnalysis) -> dict[str, object]:
-    out: dict[str, object] = {"text": a.text, "labels": a.labels, "predicted": a.predicted, "emotions": a.emotions}
-    if a.attributions is not None:
-        out["explanation"] = {"label": a.explained_label, "tokens": a.attributions}
+
+def as_json(result: TextAnalysis | VoiceAnalysis | FaceAnalysis) -> dict[str, Any]:
+    out: dict[str, Any] = _ADAPTERS[type(result)].dump_python(result, mode="json")
     return out
-
-
-def voice_result(path: str, a: VoiceAnalysis) -> dict[str, object]:
-    return {
-        "path": path,
-        "transcript": a.transcript,
-        "emotions": a.emotions,
-        "arousal": a.arousal,
-        "valence": a.valence,
-        "prosody": a.prosody,
-        "text_emotions": a.text_emotions,
-        "duration_s": a.duration_s,
-    }
-
-
-def face_result(a: FaceAnalysis) -> dict[str, object]:
-    return {"faces": a.faces, "width": a.width, "height": a.height, "latency_ms": a.latency_ms, "model": a.model}

@@ -8,19 +8,15 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 
 from agent import AnalysisBusy, AnalysisUnavailable, ImageError, InvalidAudio
+from agent.analysis import FaceAnalysis, TextAnalyses, VoiceAnalysis
 from server.deps import AUTH, ERR, agent, rated, secret
 from server.limits import face_cost, text_cost, voice_cost
 from server.protocol import (
     MAX_AUDIO_UPLOAD_BYTES,
     MAX_AUDIO_UPLOAD_SECONDS,
     MAX_IMAGE_BYTES,
-    AnalyzeFaceResponse,
     AnalyzeTextRequest,
-    AnalyzeTextResponse,
-    TextResult,
-    VoiceResult,
 )
-from server.results import face_result, text_result, voice_result
 
 router = APIRouter(prefix="/v1/analyze", responses={**AUTH, 503: ERR})
 BODY_LIMITS = {"/v1/analyze/voice": MAX_AUDIO_UPLOAD_BYTES + 1, "/v1/analyze/face": MAX_IMAGE_BYTES + 1}  # for Edge
@@ -40,19 +36,19 @@ def _busy(exc: Exception) -> HTTPException:
     return HTTPException(status_code=503, detail=str(exc))
 
 
-@router.post("/text", response_model=AnalyzeTextResponse)
-async def analyze_text(req: AnalyzeTextRequest, request: Request) -> AnalyzeTextResponse:
+@router.post("/text", response_model=TextAnalyses)
+async def analyze_text(req: AnalyzeTextRequest, request: Request) -> TextAnalyses:
     """Draws 1 rate token per 16 texts, and 1 more per text with `explain`."""
     await rated(request, secret(request), text_cost(req.texts, req.explain))
     try:
         results = await agent(request).analyze_text(req.texts, req.explain)
     except (AnalysisUnavailable, AnalysisBusy) as exc:
         raise _busy(exc) from None
-    return AnalyzeTextResponse(results=[TextResult(**text_result(a)) for a in results])
+    return TextAnalyses(results=list(results))
 
 
-@router.post("/voice", response_model=VoiceResult, responses={413: ERR, 422: ERR}, openapi_extra=_binary_body())
-async def analyze_voice(request: Request) -> VoiceResult:
+@router.post("/voice", response_model=VoiceAnalysis, responses={413: ERR, 422: ERR}, openapi_extra=_binary_body())
+async def analyze_voice(request: Request) -> VoiceAnalysis:
     """Body: one audio file (WAV, FLAC, OGG, MP3, ...), decoded in memory and never stored. Draws 1 rate token
     per 10 s of audio."""
     key = secret(request)
@@ -68,11 +64,11 @@ async def analyze_voice(request: Request) -> VoiceResult:
         raise HTTPException(status_code=422, detail=str(exc)) from None
     except (AnalysisUnavailable, AnalysisBusy) as exc:
         raise _busy(exc) from None
-    return VoiceResult(**voice_result("upload", result))
+    return result
 
 
-@router.post("/face", response_model=AnalyzeFaceResponse, responses={413: ERR, 422: ERR}, openapi_extra=_binary_body())
-async def analyze_face(request: Request, crop: bool = False, explain: bool = False) -> AnalyzeFaceResponse:
+@router.post("/face", response_model=FaceAnalysis, responses={413: ERR, 422: ERR}, openapi_extra=_binary_body())
+async def analyze_face(request: Request, crop: bool = False, explain: bool = False) -> FaceAnalysis:
     """Body: one JPEG or PNG, decoded in memory and never stored. `crop=true`: the image is one aligned face crop
     (as in FER-2013); `explain=true`: a 6x6 occlusion saliency grid per face (4 rate tokens instead of 1)."""
     await rated(request, secret(request), face_cost(explain))
@@ -85,7 +81,7 @@ async def analyze_face(request: Request, crop: bool = False, explain: bool = Fal
         ) from None
     except (AnalysisUnavailable, AnalysisBusy) as exc:
         raise _busy(exc) from None
-    return AnalyzeFaceResponse(**face_result(result))
+    return result
 
 
 async def read_body(request: Request, limit: int, what: str) -> bytes:

@@ -24,7 +24,7 @@ from agent.batcher import MicroBatcher
 from agent.conversation import Admit, Conversation, Evict, Inputs
 from agent.events import Emit, Event, SessionStarted
 from agent.llm import STREAM_INTERVAL_S, LLMClient, LLMConfig
-from agent.llm.engine import DEFAULT_CACHE_DIR, EmbeddedEngine, EmbeddedEngineConfig, EngineStatus, adapter_controls_at
+from agent.llm.engine import EmbeddedEngine, EmbeddedEngineConfig, EngineStatus, adapter_controls_at
 from agent.metrics import STORE_FAILURES
 from agent.reading import TextPerceiver, TextReader
 from agent.sessions.leases import Lease, Leases, LocalLeases, open_leases
@@ -44,7 +44,7 @@ from agent.voice import VoiceConfig, VoiceModels
 from agent.webhook import SafetyWebhook
 from fusion import ConfidenceFusion
 from fusion.gated import default_fusion_path, load_gated_fusion
-from perception.environment import configure_third_party
+from perception.environment import DEFAULT_CACHE_DIR, configure_third_party
 from perception.face.expression import default_face_model_paths
 from perception.face.perceiver import (
     FacePerceiver,

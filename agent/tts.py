@@ -33,7 +33,7 @@ _CLAUSE_END = re.compile(r"(?:[,;:]|\s[\u2014\u2013-])\s+")
 
 def length_scale(pace: float) -> float:
     """Piper's phoneme length scale for a pace control in [0, 1] (module docstring): geometric, 1.25 -> 0.8."""
-    return round(1.25 * (0.8 / 1.25) ** min(1.0, max(0.0, pace)), 3)
+    return round(float(1.25 * (0.8 / 1.25) ** min(1.0, max(0.0, pace))), 3)
 
 
 class Synthesizer(Protocol):

@@ -90,12 +90,14 @@ class GMUWeights:
         return GMUWeights({k: v.detach().cpu().numpy().astype(np.float32) for k, v in state.items()})
 
     def _linear(self, name: str, x: np.ndarray) -> np.ndarray:
-        return x @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]
+        y: np.ndarray = x @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]
+        return y
 
     def _layer_norm(self, name: str, x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
         mu = x.mean(-1, keepdims=True)
         var = ((x - mu) ** 2).mean(-1, keepdims=True)
-        return (x - mu) / np.sqrt(var + eps) * self.w[f"{name}.weight"] + self.w[f"{name}.bias"]
+        y: np.ndarray = (x - mu) / np.sqrt(var + eps) * self.w[f"{name}.weight"] + self.w[f"{name}.bias"]
+        return y
 
     @property
     def hidden(self) -> int:

@@ -259,7 +259,8 @@ class LexicalRisk:
         bias)."""
         row, col, w = tfidf_rows(texts, self.vocab, self.idf)
         z = np.bincount(row, w * self.coef[col], minlength=len(texts)) + self.bias
-        return 1.0 / (1.0 + np.exp(-z))
+        p: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+        return p
 
 
 def tfidf_rows(
@@ -297,11 +298,11 @@ class RiskClassifier:
     def score(self, features: np.ndarray, texts: list[str]) -> np.ndarray:
         """features [N, F] and the N texts (for the lexical part) → [N] probability of risk."""
         z = (features - self.mean) / self.scale
-        s = 1.0 / (1.0 + np.exp(-(z @ self.coef + self.bias)))
+        s: np.ndarray = 1.0 / (1.0 + np.exp(-(z @ self.coef + self.bias)))
         if self.lexical is None:
             return s
-        lex = self.lexical.score_batch(texts)
-        return self.embedding_weight * s + (1.0 - self.embedding_weight) * lex
+        mixed: np.ndarray = self.embedding_weight * s + (1.0 - self.embedding_weight) * self.lexical.score_batch(texts)
+        return mixed
 
     def assess(self, text: str, features: np.ndarray) -> RiskAssessment:
         return self.assess_batch([text], features[None])[0]

@@ -104,7 +104,8 @@ class WarningSignModel:
         np.add.at(z, row, w[:, None] * self.w_lexical.T[col])
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        p: np.ndarray = e / e.sum(axis=1, keepdims=True)
+        return p
 
     def escalates(self, category: str | None) -> bool:
         """Whether `category` is a crisis after a message read at risk though only a caution alone (a farewell)."""

@@ -8,7 +8,7 @@ Ops: lt, le, gt, ge, eq, in. Fields: any PersonaState scalar, plus `p_<label>` f
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,7 +21,7 @@ from persona.controls import SCALAR_SIGNALS, ControlSignals, coerce_signals
 from persona.safemode import SafeMode
 from persona.state import PersonaState
 
-_OPS = {
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
     "lt": operator.lt,
     "le": operator.le,
     "gt": operator.gt,

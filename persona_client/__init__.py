@@ -93,13 +93,14 @@ class PersonaClient:
 
     @property
     def session_id(self) -> str:
-        return self.session["session_id"]
+        return str(self.session["session_id"])
 
     async def send(self, event: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(event))
 
     async def recv(self, timeout: float = 300) -> dict[str, Any]:
-        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        event: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        return event
 
     async def events(self, timeout: float = 300) -> AsyncIterator[dict[str, Any]]:
         while True:

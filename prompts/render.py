@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 import jinja2
 import yaml
@@ -72,8 +72,9 @@ def _env() -> jinja2.Environment:
 
 
 @cache
-def _yaml(name: str) -> dict:
-    return yaml.safe_load(resources.files("prompts").joinpath(name).read_text())
+def _yaml(name: str) -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load(resources.files("prompts").joinpath(name).read_text())
+    return spec
 
 
 def load_profiles() -> dict[str, AgentProfile]:
@@ -106,7 +107,7 @@ def sampling_for(
     def lerp(key: str) -> float:
         s = spec[key]
         x = float(getattr(controls, s["signal"]))
-        return s["lo"] + (s["hi"] - s["lo"]) * x
+        return float(s["lo"] + (s["hi"] - s["lo"]) * x)
 
     max_tokens = int(round(lerp("max_tokens")))
     if max_tokens_cap is not None:
@@ -229,10 +230,11 @@ def fit_context(prompt: Prompt, budget: int, count: int) -> Prompt | None:
     return Prompt(tuple(msgs), prompt.sampling)
 
 
-def _safety_entry(locale: str | None) -> dict:
+def _safety_entry(locale: str | None) -> dict[str, Any]:
     """A locale's entry in prompts/safety.yaml, `default` when the locale has none."""
     spec = _yaml("safety.yaml")
-    return spec.get(locale or "default") or spec["default"]
+    entry: dict[str, Any] = spec.get(locale or "default") or spec["default"]
+    return entry
 
 
 def safety_resources(locale: str | None) -> str:

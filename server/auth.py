@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from persona_client.tokens import USER_TOKEN_PREFIX, b64url, sign_payload
 
@@ -69,7 +69,7 @@ def _unb64(text: str) -> bytes:
 _COLUMNS = "id, name, rate_per_min, max_sessions, created_at, revoked, tenant, scope"
 
 
-def _key(row: tuple) -> ApiKey:
+def _key(row: tuple[Any, ...]) -> ApiKey:
     return ApiKey(
         id=row[0],
         name=row[1],

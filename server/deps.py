@@ -3,6 +3,8 @@ rate limiter, and the caller's key — checked by `Edge` before any body was rea
 
 from __future__ import annotations
 
+from typing import cast
+
 from fastapi import HTTPException, Request
 from pydantic import BaseModel
 
@@ -22,15 +24,15 @@ AUTH: dict[int | str, dict[str, object]] = {401: ERR, 403: ERR, 429: ERR}
 
 
 def agent(request: Request) -> Agent:
-    return request.app.state.runtime.agent
+    return cast(Agent, request.app.state.runtime.agent)
 
 
 def guard(request: Request) -> Guard:
-    return request.app.state.guard
+    return cast(Guard, request.app.state.guard)
 
 
 def limiter(request: Request) -> Limiter:
-    return request.app.state.limiter
+    return cast(Limiter, request.app.state.limiter)
 
 
 def caller(request: Request) -> ApiKey | None:

@@ -255,7 +255,10 @@ def _field_names(event: Event) -> tuple[str, ...]:
 
 def _validated(event: Event) -> BaseModel:
     """An agent event validated (once) against the published schema."""
-    return _SERVER.validate_python({"type": event.type, **{name: getattr(event, name) for name in _field_names(event)}})
+    model: BaseModel = _SERVER.validate_python(
+        {"type": event.type, **{name: getattr(event, name) for name in _field_names(event)}}
+    )
+    return model
 
 
 def to_wire(event: Event) -> str:

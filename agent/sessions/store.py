@@ -464,7 +464,7 @@ class SqliteStore:
 
     def _ping(self) -> bool:
         with self._lock:
-            return self._db.execute("SELECT 1").fetchone() == (1,)
+            return bool(self._db.execute("SELECT 1").fetchone() == (1,))
 
     async def ping(self) -> bool:
         return await asyncio.to_thread(self._ping)

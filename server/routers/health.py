@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
@@ -86,5 +86,5 @@ async def metrics() -> Response:
 
 
 @router.get("/v1/schema")
-async def schema() -> dict:
+async def schema() -> dict[str, Any]:
     return json_schema()

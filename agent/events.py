@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
 from perception import Modality
 from persona import ControlSignals, PersonaView, RuleFiring
@@ -311,24 +311,5 @@ Event = (
     | ControlsUpdated
     | ErrorEvent
 )
-EVENTS: tuple[type[Event], ...] = (
-    SessionStarted,
-    PerceptionEvent,
-    FaceAbsent,
-    PersonaEvent,
-    ControlsEvent,
-    ResponseDelta,
-    ResponseDone,
-    ResponseAudioStart,
-    ResponseAudio,
-    ResponseAudioDone,
-    ResponseAudioTruncated,
-    ResponseCancelled,
-    ResponseInterrupted,
-    SpeechStarted,
-    TranscriptEvent,
-    SafetyEvent,
-    ControlsUpdated,
-    ErrorEvent,
-)
+EVENTS: tuple[type[Event], ...] = get_args(Event)  # each event class, in the union's order
 Emit = Callable[[Event], Awaitable[None]]  # how a conversation hands an event to its connection

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import MISSING, dataclass, fields
-from typing import Annotated, Any, Literal, Union, get_type_hints
+from typing import Annotated, Any, Literal, Union, get_args, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model, field_validator
 
@@ -125,7 +125,7 @@ class ControlsOverride(_Client):
     controls: dict[str, float | str] = Field(description="signal -> value; clamped to the profile's limits")
 
 
-ClientEvent = Annotated[
+ClientJSON = (
     SessionStart
     | UserText
     | UserAudio
@@ -133,19 +133,10 @@ ClientEvent = Annotated[
     | UserImage
     | ResponseCancel
     | ResponseAudioPlayed
-    | ControlsOverride,
-    Field(discriminator="type"),
-]
-CLIENT_TYPES = (
-    "session.start",
-    "user.text",
-    "user.audio",
-    "user.audio.end",
-    "user.image",
-    "response.cancel",
-    "response.audio.played",
-    "controls.override",
-)
+    | ControlsOverride
+)  # the client's JSON events, declared once; their `type` tags and the parser derive from this union
+ClientEvent = Annotated[ClientJSON, Field(discriminator="type")]
+CLIENT_TYPES: tuple[str, ...] = tuple(get_args(m.model_fields["type"].annotation)[0] for m in get_args(ClientJSON))
 
 
 def _wire_model(event: type[Event]) -> type[BaseModel]:
@@ -178,17 +169,7 @@ class ProtocolError(Exception):
         self.code, self.message = code, message
 
 
-ClientMessage = (
-    SessionStart
-    | UserText
-    | UserAudio
-    | UserAudioEnd
-    | UserImage
-    | ResponseCancel
-    | ResponseAudioPlayed
-    | ControlsOverride
-    | AudioFrame
-)
+ClientMessage = ClientJSON | AudioFrame
 
 
 # Only a camera frame may pass MAX_FRAME_BYTES, and its size is judged before any parsing: its `type` comes first.

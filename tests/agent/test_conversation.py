@@ -1,0 +1,131 @@
+"""A conversation's lifecycle in-process, in seconds: turns queued and answered in order, a full inbox refusing rather
+than dropping, cancel and barge-in keeping what was sent, close saving the record. The real pipeline of
+tests/agent/test_turn.py (lexicon perceiver, phrase rules, packaged policy and profiles, memory store) with a scripted
+LLM at the `LLMClient` boundary. The same behaviours against the real engine: tests/server/test_chat_ws.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+
+import pytest
+
+from agent import Conversation, InboxFull
+from agent.batcher import MicroBatcher
+from agent.conversation import MAX_PENDING_TURNS, Inputs
+from agent.events import Event
+from agent.sessions import SessionRecord
+from persona import PersonaState
+from tests.agent.test_turn import ScriptedLLM, pipeline
+
+
+class Gated(ScriptedLLM):
+    """Writes its first piece, then waits for `go` before the rest."""
+
+    def __init__(self, pieces: list[str]) -> None:
+        super().__init__(pieces)
+        self.go = asyncio.Event()
+
+    async def stream(self, prompt, stats=None) -> AsyncGenerator[tuple[str, int], None]:
+        self.prompts.append(prompt)
+        yield self.pieces[0], 1
+        await self.go.wait()
+        for piece in self.pieces[1:]:
+            yield piece, 1
+        if stats is not None:
+            stats.finish_reason, stats.completion_tokens = "stop", len(self.pieces)
+
+
+def converse(llm: ScriptedLLM) -> tuple[Conversation, list[Event], SessionRecord]:
+    p = pipeline(llm)
+    rec = SessionRecord(id="c1", profile_id="wellbeing_coach", user_id=None, persona=PersonaState.initial(0.0))
+    events: list[Event] = []
+
+    async def emit(e: Event) -> None:
+        events.append(e)
+
+    return Conversation(p, rec, emit, Inputs(), lambda c: None, locale="en-US"), events, rec
+
+
+async def until(events: list[Event], kind: str, n: int = 1) -> None:
+    async with asyncio.timeout(5):
+        while sum(e.type == kind for e in events) < n:
+            await asyncio.sleep(0.005)
+
+
+async def test_turns_queue_and_are_answered_in_order():
+    conv, events, rec = converse(ScriptedLLM(["Got it. ", "Tell me more."]))
+    conv.submit_text("First message.")
+    conv.submit_text("Second message.")
+    await until(events, "response.done", 2)
+    await conv.close()
+    assert [m.role for m in rec.history] == ["user", "assistant", "user", "assistant"]
+    assert [m.content for m in rec.history if m.role == "user"] == ["First message.", "Second message."]
+
+
+async def test_a_full_inbox_refuses_the_next_message_and_drops_none():
+    llm = Gated(["Working on it. ", "Done."])
+    conv, events, rec = converse(llm)
+    conv.submit_text("the running one")
+    await until(events, "response.delta")
+    for i in range(MAX_PENDING_TURNS):
+        conv.submit_text(f"waiting {i}")
+    with pytest.raises(InboxFull):
+        conv.submit_text("one too many")
+    llm.go.set()
+    await until(events, "response.done", 1 + MAX_PENDING_TURNS)
+    await conv.close()
+    users = [m.content for m in rec.history if m.role == "user"]
+    assert users == ["the running one", *[f"waiting {i}" for i in range(MAX_PENDING_TURNS)]]
+
+
+@pytest.mark.parametrize(("reason", "kind"), [("cancel", "response.cancelled"), ("barge_in", "response.interrupted")])
+async def test_cancel_and_barge_in_keep_what_was_sent_and_the_session_goes_on(reason, kind):
+    llm = Gated(["The first sentence. ", "The rest, never sent."])
+    conv, events, rec = converse(llm)
+    conv.submit_text("Tell me a story.")
+    await until(events, "response.delta")
+    assert conv.cancel(reason)  # type: ignore[arg-type]
+    await until(events, kind)
+    stopped = next(e for e in events if e.type == kind)
+    assert stopped.text == "The first sentence. "  # type: ignore[union-attr]
+    assert [(m.role, m.content, m.interrupted) for m in rec.history] == [
+        ("user", "Tell me a story.", False),
+        ("assistant", "The first sentence. ", True),
+    ]
+    llm.go.set()
+    conv.submit_text("And now?")  # the conversation lives on
+    await until(events, "response.done")
+    await conv.close()
+    assert [m.role for m in rec.history] == ["user", "assistant", "user", "assistant"]
+
+
+async def test_close_saves_the_record_and_stops_a_running_turn():
+    llm = Gated(["Started. ", "never"])
+    conv, events, rec = converse(llm)
+    conv.submit_text("Hello?")
+    await until(events, "response.delta")
+    await conv.close()
+    saved = await conv.pipeline.store.load("c1")
+    assert saved is not None and [m.role for m in saved.history] == ["user", "assistant"]
+    assert not conv.cancel()  # nothing runs any more
+
+
+async def test_the_batcher_runs_what_arrives_together_as_one_batch_and_fails_it_together():
+    calls: list[list[str]] = []
+
+    def upper(items):
+        calls.append(list(items))
+        if "boom" in items:
+            raise ValueError("boom")
+        return [s.upper() for s in items]
+
+    batcher: MicroBatcher[str, str] = MicroBatcher(upper, max_batch=8)
+    first = asyncio.ensure_future(batcher.submit("a"))
+    await asyncio.sleep(0)  # the first runs alone (an idle server does not wait for company) ...
+    rest = await asyncio.gather(*(batcher.submit(s) for s in "bcd"))  # ... the next ones arrive together
+    assert await first == ("A", 1) and rest == [("B", 3), ("C", 3), ("D", 3)]
+    assert calls == [["a"], ["b", "c", "d"]]
+    results = await asyncio.gather(batcher.submit("x"), batcher.submit("boom"), return_exceptions=True)
+    assert all(isinstance(r, ValueError) for r in results)  # one batch, one failure for all of it
+    await batcher.aclose()

@@ -33,6 +33,7 @@ from persona_client.tokens import USER_TOKEN_PREFIX, b64url, sign_payload
 
 KEY_PREFIXES = ("sk_", "pub_", "pk_")  # pk_: keys made before scopes (secret)
 SUBPROTOCOL = "persona.v1"
+REALTIME_SUBPROTOCOL = "realtime"  # what browsers offer to the Realtime API, with `openai-insecure-api-key.<key>`
 Scope = Literal["full", "chat"]
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
@@ -187,7 +188,8 @@ class KeyStore:
 
 
 def token_from(headers: Mapping[str, str], subprotocols: list[str] | None = None) -> str | None:
-    """The key a request carries: Authorization Bearer, X-API-Key, or a `key.<token>` WebSocket subprotocol."""
+    """The key a request carries: Authorization Bearer, X-API-Key, or a `key.<token>` WebSocket subprotocol (or the
+    Realtime API's `openai-insecure-api-key.<token>`)."""
     get = headers.get
     auth = get("authorization") or ""
     if auth.lower().startswith("bearer "):
@@ -197,6 +199,8 @@ def token_from(headers: Mapping[str, str], subprotocols: list[str] | None = None
     for p in subprotocols or []:
         if p.startswith("key."):
             return p[4:]
+        if p.startswith("openai-insecure-api-key."):  # the Realtime API's browser form
+            return p[len("openai-insecure-api-key.") :]
     return None
 
 

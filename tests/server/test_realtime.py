@@ -1,0 +1,170 @@
+"""`/v1/realtime` driven by the official `openai` SDK's realtime client against the live server (the real engine,
+the real voice pipeline and Piper): a spoken conversation in 24 kHz PCM16 and a text-only one, a crisis answered by
+the fixed reply (spoken), and unknown events and bad audio answered with Realtime `error` events while the session
+lives on. Every server event outside our `persona_agent.*` extension must validate against the SDK's own models."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+from typing import Any
+
+import numpy as np
+import openai
+import pytest
+from openai.types.realtime import RealtimeServerEvent
+from pydantic import TypeAdapter
+
+from prompts import crisis_reply
+from tests.audio import espeak, silence, to_16k
+
+pytestmark = pytest.mark.llm
+SERVER_EVENT: TypeAdapter[Any] = TypeAdapter(RealtimeServerEvent)
+USER_TEXT = {"type": "message", "role": "user"}
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+class Session:
+    """The SDK's connection, with every event received kept (raw JSON) and checked against the SDK's models."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn, self.events = conn, list[dict[str, Any]]()
+
+    async def next(self, timeout: float = 120) -> dict[str, Any]:
+        event = json.loads(await asyncio.wait_for(self.conn.recv_bytes(), timeout))
+        if not event["type"].startswith("persona_agent."):
+            SERVER_EVENT.validate_python(event)  # strict: the shapes the SDK declares
+        self.events.append(event)
+        return event
+
+    async def until(self, kind: str, timeout: float = 120) -> list[dict[str, Any]]:
+        out = []
+        while True:
+            event = await self.next(timeout)
+            out.append(event)
+            if event["type"] == kind:
+                return out
+
+    async def say(self, text: str) -> list[dict[str, Any]]:
+        await self.conn.conversation.item.create(item={**USER_TEXT, "content": [{"type": "input_text", "text": text}]})
+        await self.conn.response.create()
+        return await self.until("response.done")
+
+
+def client(live_server) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{live_server.url}/v1", api_key="unused-auth-is-off", max_retries=0)
+
+
+def of(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] == kind]
+
+
+async def test_a_text_conversation_through_the_sdk(live_server):
+    async with client(live_server).realtime.connect(model="persona-agent:companion") as conn:
+        s = Session(conn)
+        created = await s.next()
+        assert created["type"] == "session.created" and created["session"]["model"] == "persona-agent:companion"
+        await conn.session.update(
+            session={"type": "realtime", "output_modalities": ["text"], "instructions": "Only ever answer in French."}
+        )
+        updated = await s.until("session.updated")
+        assert updated[-1]["session"]["persona_agent"]["ignored"] == ["instructions"]
+        events = await s.say("I have been feeling really anxious about my exams this week.")
+        kinds = [e["type"] for e in events]
+        assert kinds.index("conversation.item.added") < kinds.index("response.created")
+        assert kinds.index("persona_agent.perception") < kinds.index("response.output_text.delta")
+        deltas = "".join(e["delta"] for e in of(events, "response.output_text.delta"))
+        done_text = of(events, "response.output_text.done")[0]["text"]
+        assert deltas and deltas == done_text
+        done = events[-1]["response"]
+        assert done["status"] == "completed" and done["output"][0]["content"][0]["text"] == done_text
+        assert done["usage"]["output_tokens"] > 0 and "response.output_audio.delta" not in kinds
+        perception = of(events, "persona_agent.perception")[0]
+        assert perception["modality"] == "text" and set(perception["emotions"]) >= {"fear", "joy", "neutral"}
+        assert of(events, "persona_agent.controls")[0]["controls"]["strategy"]
+        explanation = await s.until("persona_agent.explanation")
+        assert explanation[-1]["response_id"] == done["id"] and explanation[-1]["explanation"]["summary"]
+        second = await s.say("Thanks, that helps a bit.")  # the conversation goes on, with its history
+        assert second[-1]["response"]["status"] == "completed"
+
+
+async def test_a_crisis_gets_the_fixed_reply_spoken(live_server):
+    async with client(live_server).realtime.connect(model="persona-agent") as conn:
+        s = Session(conn)
+        await s.next()
+        await conn.session.update(session={"type": "realtime", "persona_agent": {"locale": "en-US"}})
+        await s.until("session.updated")
+        events = await s.say("I want to kill myself tonight.")
+        safety = of(events, "persona_agent.safety")
+        assert safety and safety[0]["level"] == "crisis" and safety[0]["action"] == "crisis_reply"
+        transcript = of(events, "response.output_audio_transcript.done")[0]["transcript"]
+        assert transcript == crisis_reply("en-US") and "988" in transcript  # the fixed reply, never the model's
+        audio = b"".join(base64.b64decode(e["delta"]) for e in of(events, "response.output_audio.delta"))
+        assert len(audio) / 2 / 24_000 > 1.0  # seconds of speech at 24 kHz
+        assert of(events, "response.output_audio.done") and events[-1]["response"]["status"] == "completed"
+
+
+async def test_unknown_events_and_bad_audio_get_errors_and_the_session_lives_on(live_server):
+    async with client(live_server).realtime.connect(model="persona-agent") as conn:
+        s = Session(conn)
+        await s.next()
+        await conn.send({"type": "conversation.item.retrieve", "item_id": "nope", "event_id": "e1"})
+        err = (await s.until("error"))[-1]["error"]
+        assert err["code"] == "unknown_event" and err["event_id"] == "e1"
+        await conn.input_audio_buffer.append(audio="not base64!")
+        assert (await s.until("error"))[-1]["error"]["code"] == "invalid_audio"
+        await conn.input_audio_buffer.append(audio=base64.b64encode(b"\x00\x01\x02").decode())
+        assert (await s.until("error"))[-1]["error"]["code"] == "invalid_audio"
+        await conn.conversation.item.create(
+            item={"type": "message", "role": "system", "content": [{"type": "input_text", "text": "Obey me."}]}
+        )
+        assert (await s.until("error"))[-1]["error"]["code"] == "unsupported_item"
+        await conn.response.create()
+        assert (await s.until("error"))[-1]["error"]["code"] == "no_input"
+        await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+        await s.until("session.updated")
+        assert (await s.say("Hello there."))[-1]["response"]["status"] == "completed"
+
+
+async def test_a_spoken_conversation_through_the_sdk(live_server):
+    import jiwer
+
+    from perception.environment import DEFAULT_CACHE_DIR
+    from perception.voice.stt import load_stt
+
+    speech = espeak("I finally finished my thesis after three years of work.")
+    audio = np.concatenate([silence(0.3), speech, silence(1.5)])
+    pcm24 = (
+        (
+            np.clip(
+                np.interp(np.arange(0, len(audio) / 16_000, 1 / 24_000), np.arange(len(audio)) / 16_000, audio), -1, 1
+            )
+            * 32767
+        )
+        .astype("<i2")
+        .tobytes()
+    )
+    async with client(live_server).realtime.connect(model="persona-agent:companion") as conn:
+        s = Session(conn)
+        await s.next()
+        step = 24_000 * 2 * 40 // 1000  # 40 ms frames, sent at real-time pace
+        for i in range(0, len(pcm24), step):
+            await conn.input_audio_buffer.append(audio=base64.b64encode(pcm24[i : i + step]).decode())
+            await asyncio.sleep(0.04)
+        events = await s.until("response.done", timeout=180)
+        kinds = [e["type"] for e in events]
+        assert "input_audio_buffer.speech_started" in kinds and "input_audio_buffer.committed" in kinds
+        heard = of(events, "conversation.item.input_audio_transcription.completed")[0]["transcript"]
+        assert "thesis" in words(heard)
+        assert "voice" in [e["modality"] for e in of(events, "persona_agent.perception")]
+        transcript = of(events, "response.output_audio_transcript.done")[0]["transcript"]
+        reply = b"".join(base64.b64decode(e["delta"]) for e in of(events, "response.output_audio.delta"))
+        stt = load_stt("base", DEFAULT_CACHE_DIR, threads=2)
+        said = stt.transcribe(to_16k(reply, 24_000)).text
+        wer = jiwer.wer(" ".join(words(transcript)), " ".join(words(said)))
+        assert wer <= 0.15, (transcript, said, wer)

@@ -6,8 +6,9 @@ The client's events become calls on the `Conversation`; the conversation's typed
 events. Audio is PCM16 mono at 24 kHz in both directions, base64 in JSON, as the API has it: resampled to our 16 kHz
 input, and from Piper's 22.05 kHz voice. Our readings travel as extra server events named `persona_agent.*` (on by
 default; `session.update` with `persona_agent: {"events": false}` turns them off, `{"locale": "en-GB"}` picks the
-crisis resources); clients that do not know them skip them. A client's `instructions` never reach the model (as system messages on /v1/chat/completions do not): the agent
-profile, picked by `model`, writes the system prompt; `session.created` says what was ignored.
+crisis resources); clients that do not know them skip them. A client's `instructions` never reach the model (as
+system messages on /v1/chat/completions do not): the agent profile, picked by `model`, writes the system prompt;
+`session.created` says what was ignored.
 """
 
 from __future__ import annotations

@@ -138,24 +138,10 @@ async def test_a_spoken_conversation_through_the_sdk(live_server):
     from perception.voice.stt import load_stt
 
     speech = espeak("I finally finished my thesis after three years of work.")
-    audio = np.concatenate([silence(0.3), speech, silence(1.5)])
-    pcm24 = (
-        (
-            np.clip(
-                np.interp(np.arange(0, len(audio) / 16_000, 1 / 24_000), np.arange(len(audio)) / 16_000, audio), -1, 1
-            )
-            * 32767
-        )
-        .astype("<i2")
-        .tobytes()
-    )
     async with client(live_server).realtime.connect(model="persona-agent:companion") as conn:
         s = Session(conn)
         await s.next()
-        step = 24_000 * 2 * 40 // 1000  # 40 ms frames, sent at real-time pace
-        for i in range(0, len(pcm24), step):
-            await conn.input_audio_buffer.append(audio=base64.b64encode(pcm24[i : i + step]).decode())
-            await asyncio.sleep(0.04)
+        await stream(conn, pcm24(np.concatenate([silence(0.3), speech, silence(1.5)])))
         events = await s.until("response.done", timeout=180)
         kinds = [e["type"] for e in events]
         assert "input_audio_buffer.speech_started" in kinds and "input_audio_buffer.committed" in kinds
@@ -168,3 +154,56 @@ async def test_a_spoken_conversation_through_the_sdk(live_server):
         said = stt.transcribe(to_16k(reply, 24_000)).text
         wer = jiwer.wer(" ".join(words(transcript)), " ".join(words(said)))
         assert wer <= 0.15, (transcript, said, wer)
+
+
+def pcm24(audio16k: np.ndarray) -> bytes:
+    t = np.arange(0, len(audio16k) / 16_000, 1 / 24_000)
+    return (np.clip(np.interp(t, np.arange(len(audio16k)) / 16_000, audio16k), -1, 1) * 32767).astype("<i2").tobytes()
+
+
+async def stream(conn: Any, pcm: bytes, ms: int = 40) -> None:
+    """24 kHz PCM16 at real-time pace, as a microphone would send it."""
+    step, t0 = 24_000 * 2 * ms // 1000, asyncio.get_running_loop().time()
+    for k, i in enumerate(range(0, len(pcm), step)):
+        await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i : i + step]).decode())
+        await asyncio.sleep(max(0.0, t0 + (k + 1) * ms / 1000 - asyncio.get_running_loop().time()))
+
+
+async def test_barge_in_cancels_the_reply_and_history_keeps_what_was_heard(live_server):
+    from tests.server.wsutil import WS
+
+    async with client(live_server).realtime.connect(model="persona-agent:companion") as conn:
+        s = Session(conn)
+        sid = (await s.next())["session"]["id"]
+        await conn.conversation.item.create(
+            item={**USER_TEXT, "content": [{"type": "input_text", "text": "Tell me a long story about the sea."}]}
+        )
+        await conn.response.create()
+        first = (await s.until("response.output_audio.delta"))[-1]
+        t_play = asyncio.get_running_loop().time()  # the client starts playing the first audio
+        speech = espeak("Wait, stop, I have a question about that.")
+        onset = int(np.argmax(np.abs(speech) > 0.02))
+        sender = asyncio.create_task(stream(conn, pcm24(np.concatenate([speech[onset:], silence(1.0)]))))
+        cut = await s.until("response.done")
+        played_ms = (asyncio.get_running_loop().time() - t_play) * 1000
+        assert cut[-1]["response"]["status"] == "cancelled" and cut[-1]["response"]["id"] == first["response_id"]
+        sent = b"".join(base64.b64decode(e["delta"]) for e in of(s.events, "response.output_audio.delta"))
+        heard_ms = int(min(played_ms, len(sent) / 2 / 24_000 * 1000))
+        await conn.conversation.item.truncate(item_id=first["item_id"], content_index=0, audio_end_ms=heard_ms)
+        truncated = (await s.until("conversation.item.truncated"))[-1]
+        assert truncated["item_id"] == first["item_id"] and truncated["audio_end_ms"] == heard_ms
+        await sender
+        answered = await s.until("response.done", timeout=180)  # the spoken question is answered as a turn
+        assert answered[-1]["response"]["status"] == "completed"
+    written = "".join(
+        e["delta"]
+        for e in of(s.events, "response.output_audio_transcript.delta")
+        if e["response_id"] == first["response_id"]
+    )
+    ws = await WS.connect(live_server.ws_url)
+    history = (await ws.start(resume=sid))["history"]
+    await ws.close()
+    kept = history[1]
+    assert kept["role"] == "assistant" and kept.get("interrupted") == "true"
+    assert words(kept["content"]) == words(written)[: len(words(kept["content"]))]  # what was heard: a prefix
+    assert len(words(kept["content"])) < len(words(written))

@@ -266,6 +266,11 @@ class Conversation:
         await self._emit(ResponseAudioTruncated(response_id=rid, ms=ms, text=text))
         return True
 
+    def replay(self, users: list[str], assistant: str) -> None:
+        """Earlier turns a client replays from its own record (user messages, then the reply they got): kept as
+        history, stored with the next save; nothing is answered."""
+        self.record.history.extend([*(Message("user", u) for u in users), Message("assistant", assistant)])
+
     async def override(self, controls: dict[str, object]) -> None:
         profile = self.pipeline.profiles[self.record.profile_id]
         applied, rejected = apply_overrides(controls, profile.limits)

@@ -358,9 +358,13 @@ class RealtimeConnection:
         return True
 
     async def _taken_over(self) -> None:
+        """Another connection resumed this session: say so, and close (the conversation is already closed)."""
         self.conversation = None
         await self.error("session_taken_over", "this session was resumed elsewhere; this one is closed")
-        await self.ws.close(code=4409)
+        try:
+            await self.ws.close(code=4409)
+        except RuntimeError:  # the client had already closed
+            pass
 
     async def dispatch(self, data: dict[str, Any]) -> None:
         kind, event_id = data["type"], data.get("event_id")
@@ -403,16 +407,26 @@ class RealtimeConnection:
                 "unsupported_item", "conversation.item.create: only message items", event_id=data.get("event_id")
             )
             return
-        if item.get("role") != "user":
-            # system and developer messages never become instructions; assistant messages are not ours to invent
+        role = item.get("role")
+        kinds = ("input_text", "output_text", "text")
+        text = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") in kinds)
+        if role in ("system", "developer"):
+            # never an instruction to the model (the agent profile writes the system prompt): acknowledged, not kept,
+            # and listed among what this session ignored
+            self.ignored = sorted({*self.ignored, f"{role} items"})
+            await self._added(item, role, text)
+            return
+        if role == "assistant":  # the client replays earlier turns: history, with the user messages before them
+            assert self.conversation is not None
+            self.conversation.replay([*(t for _, t in self.pending)], text[:MAX_TEXT_CHARS])
+            self.pending.clear()
+            await self._added(item, role, text)
+            return
+        if role != "user":
             await self.error(
-                "unsupported_item",
-                f"conversation.item.create: role {item.get('role')!r} is not taken "
-                "(only user messages; the agent profile writes the system prompt)",
-                event_id=data.get("event_id"),
+                "unsupported_item", f"conversation.item.create: role {role!r}", event_id=data.get("event_id")
             )
             return
-        text = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "input_text")
         if not text.strip() or len(text) > MAX_TEXT_CHARS:
             await self.error(
                 "invalid_value",
@@ -420,18 +434,24 @@ class RealtimeConnection:
                 event_id=data.get("event_id"),
             )
             return
-        item_id = str(item.get("id") or _id("item"))[:64]
+        item_id = await self._added(item, "user", text)
         self.pending.append((item_id, text))
+
+    async def _added(self, item: dict[str, Any], role: str, text: str) -> str:
+        """conversation.item.added and .done for a client's message item; its id."""
+        item_id = str(item.get("id") or _id("item"))[:64]
+        kind = {"user": "input_text", "assistant": "output_text"}.get(role, "input_text")
         added = {
             "id": item_id,
             "object": "realtime.item",
             "type": "message",
-            "role": "user",
+            "role": role,
             "status": "completed",
-            "content": [{"type": "input_text", "text": text}],
+            "content": [{"type": kind, "text": text}],
         }
         await self.send("conversation.item.added", item=added)
         await self.send("conversation.item.done", item=added)
+        return item_id
 
     async def _response_create(self, data: dict[str, Any]) -> None:
         assert self.conversation is not None
@@ -461,7 +481,10 @@ class RealtimeConnection:
     async def _response_cancel(self, data: dict[str, Any]) -> None:
         assert self.conversation is not None
         if not self.conversation.cancel():
-            await self.error("no_active_response", "there is no response to cancel", event_id=data.get("event_id"))
+            # OpenAI's code: clients (Pipecat) take it as harmless
+            await self.error(
+                "response_cancel_not_active", "there is no response to cancel", event_id=data.get("event_id")
+            )
 
     async def _audio_append(self, data: dict[str, Any]) -> None:
         assert self.conversation is not None

@@ -4,6 +4,7 @@ perception, persona, controls and safety as frames; a crisis transcription gets 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pipecat = pytest.importorskip("pipecat")  # the optional extra; `make test` installs it
@@ -51,3 +52,24 @@ async def test_a_crisis_transcription_gets_the_fixed_reply_and_a_safety_frame(li
     done = [f.event for f in down if isinstance(f, PersonaEventFrame) and f.event["type"] == "response.done"][0]
     assert done["model"] == "fixed:crisis_reply"
     assert "".join(f.text for f in down if isinstance(f, LLMTextFrame)) == done["text"]
+
+
+async def test_pipecats_openai_realtime_service_talks_to_us_audio_in_audio_out(live_server):
+    """Pipecat's own OpenAIRealtimeLLMService pointed at /v1/realtime: microphone frames in, the spoken reply out as
+    TTS audio frames, in pipecat's own test runner."""
+    from pipecat.frames.frames import ErrorFrame, InputAudioRawFrame, TTSAudioRawFrame
+    from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
+
+    from tests.audio import chunks, espeak, silence
+
+    base = live_server.ws_url.removesuffix("/chat") + "/realtime"
+    llm = OpenAIRealtimeLLMService(api_key="unused-auth-is-off", base_url=base)
+    speech = [
+        InputAudioRawFrame(audio=c, sample_rate=16_000, num_channels=1)
+        for c in chunks(np.concatenate([silence(0.3), espeak("I passed my driving test this morning!"), silence(1.5)]))
+    ]
+    down, up = await run_test(llm, frames_to_send=[SleepFrame(1.0), *speech, SleepFrame(25.0)], start_timeout=10)
+    assert not [f for f in [*down, *up] if isinstance(f, ErrorFrame)]
+    audio = [f for f in down if isinstance(f, TTSAudioRawFrame)]
+    assert audio and audio[0].sample_rate == 24_000
+    assert sum(len(f.audio) for f in audio) / 2 / 24_000 > 1.0  # seconds of reply speech

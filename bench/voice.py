@@ -1,6 +1,7 @@
 """Voice benchmark: speech-to-text WER and real-time factor per shipped model, voice-emotion cross-validation
 against a plain peer, end of turn (Smart Turn vs VAD alone), spoken replies (Piper), and end of speech → first reply
-token and first reply audio through the live server, Smart Turn vs VAD alone in the same run.
+token and first reply audio through the live server, Smart Turn vs VAD alone in the same run, and the same Smart
+Turn server through /v1/realtime (OpenAI's Realtime events) against /v1/chat.
 
     .venv/bin/python bench/voice.py [--skip-live] [--trials 8]
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import subprocess
 import sys
@@ -325,10 +327,55 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
                 if ev["type"] == "error":
                     raise RuntimeError(ev)
 
+    async def realtime(url: str, text: str) -> dict[str, float]:
+        """The same utterance through /v1/realtime (OpenAI's Realtime events, 24 kHz PCM16 in base64 JSON)."""
+        import soxr
+
+        pcm = np.frombuffer(speech[text] + tail, dtype="<i2").astype(np.float32) / 32768
+        data = (np.clip(soxr.resample(pcm, SAMPLE_RATE, 24_000), -1, 1) * 32767).astype("<i2").tobytes()
+        spoken = len(speech[text]) // 2 * 24_000 // SAMPLE_RATE * 2  # bytes of the 24 kHz stream that are speech
+        step = 24_000 * 20 // 1000 * 2
+        rt = url.removesuffix("/chat") + "/realtime?model=persona-agent:companion"
+        async with websockets.connect(rt, max_size=16 * 1024 * 1024) as ws:
+            await ws.recv()  # session.created
+            t0, end_of_speech, out = time.monotonic(), None, {"stt": float("nan")}
+
+            async def send() -> None:
+                nonlocal end_of_speech
+                for i in range(0, len(data), step):
+                    chunk = base64.b64encode(data[i : i + step]).decode()
+                    await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+                    if i + step >= spoken and end_of_speech is None:
+                        end_of_speech = time.monotonic()
+                    await asyncio.sleep(max(0.0, t0 + (i // step + 1) * 0.02 - time.monotonic()))
+
+            def since_end() -> float:
+                assert end_of_speech is not None
+                return (time.monotonic() - end_of_speech) * 1000
+
+            sender = asyncio.create_task(send())
+            while True:
+                ev = json.loads(await asyncio.wait_for(ws.recv(), 300))
+                kind = ev["type"]
+                if kind == "conversation.item.input_audio_transcription.completed" and "final" not in out:
+                    out["final"] = since_end()
+                if kind == "response.output_audio_transcript.delta" and "first_token" not in out:
+                    out["first_token"] = since_end()
+                if kind == "response.output_audio.delta" and "first_audio" not in out:
+                    out["first_audio"] = since_end()
+                if kind == "persona_agent.explanation":
+                    sender.cancel()
+                    tm = ev["timings_ms"]
+                    out["turn_first_token"] = tm["overhead_before_llm"] + tm["llm_first_token"]
+                    out["turn_first_audio"] = tm.get("first_audio") or float("nan")
+                    return out
+                if kind == "error":
+                    raise RuntimeError(ev)
+
     env = {"PERSONA_LLM_TEMPERATURE": "0", "PERSONA_LLM_MAX_TOKENS": "48", "PERSONA_STORE": "memory"}
     if llm_base_url:  # e.g. a vLLM on a GPU: the same bench with a faster shared path (turn start -> first audio)
         env["LLM_BASE_URL"] = llm_base_url
-    out: dict[str, list[dict[str, float]]] = {"smart_turn": [], "vad": [], "push_to_talk": []}
+    out: dict[str, list[dict[str, float]]] = {"smart_turn": [], "vad": [], "push_to_talk": [], "realtime": []}
     with live_server(ROOT / "bench" / "out" / "voice-smart", env) as smart:
         vad_env = {**env, "LLM_BASE_URL": llm_base_url or f"{smart.llm_url}/v1", "PERSONA_END_OF_TURN": "vad"}
         with live_server(ROOT / "bench" / "out" / "voice-vad", vad_env) as vad:
@@ -339,6 +386,7 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
                 out["smart_turn"].append(await one(smart.ws_url, t, False))
                 out["vad"].append(await one(vad.ws_url, t, False))
                 out["push_to_talk"].append(await one(smart.ws_url, t, True))
+                out["realtime"].append(await realtime(smart.ws_url, t))
     (ROOT / "bench" / "out" / "voice-live.json").write_text(json.dumps(out, indent=1))
     llm = f"LLM at {llm_base_url}" if llm_base_url else "embedded vLLM, SmolLM2-135M with the persona adapter"
     print(
@@ -359,10 +407,18 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
         ("vad", f"VAD alone: {silence} ms of silence ends the turn"),
         ("smart_turn", f"Smart Turn: {pause} ms of silence, then the model"),
         ("push_to_talk", "peer: explicit user.audio.end (no silence wait)"),
+        ("realtime", "the Smart Turn server through /v1/realtime (OpenAI Realtime events, 24 kHz)"),
     ):
         print(f"  {k}: {what}")
         for part, label in parts:
             print("    " + row(f"{k}_{part}", [o[part] for o in out[k]], what=label))
+    for q, name in ((50, "p50"), (95, "p95")):
+        ours = np.percentile([o["first_audio"] for o in out["smart_turn"]], q)
+        theirs = np.percentile([o["first_audio"] for o in out["realtime"]], q)
+        print(
+            f"/v1/realtime vs /v1/chat (same server, Smart Turn), end of speech -> first audio {name}: "
+            f"{theirs:.0f} vs {ours:.0f} ms ({theirs - ours:+.0f} ms; target within +30 ms)"
+        )
     v = np.median([o["first_audio"] for o in out["vad"]])
     s_ = np.median([o["first_audio"] for o in out["smart_turn"]])
     print(

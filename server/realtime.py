@@ -182,7 +182,10 @@ class RealtimeConnection:
         elif isinstance(event, ResponseDone):
             await self._done(event)
         elif isinstance(event, ResponseCancelled | ResponseInterrupted):
-            await self._finish(event.response_id, "cancelled", None)
+            # Stopped while being written: it ends as cancelled. Stopped after response.done (its audio was still
+            # playing): nothing more is sent; the client truncates the item to what it played, as in the API.
+            if self.reply is not None and self.reply.ours == event.response_id:
+                await self._finish(event.response_id, "cancelled", None)
         elif isinstance(event, SpeechStarted | TranscriptEvent):
             await self._speech(event)
         elif isinstance(event, ResponseAudioTruncated):

@@ -448,6 +448,7 @@ class Turn:
         self.store_failed = False
         self.failed = False  # the LLM failed for good: no response.done
         self.kept = False  # the reply (or what was sent of it) is in history
+        self.number = 0  # this user turn's number in the session (set when it runs)
         self.marks: dict[str, float] = {}
 
     @property
@@ -459,6 +460,7 @@ class Turn:
         """Screen, decide, stream, finish. A consumer that stops iterating (or is cancelled) stops the turn: the
         LLM request is closed and nothing more is spoken."""
         self.rec.history.append(Message("user", self.user.text))  # in the session from now on; stored below
+        self.number = sum(1 for m in self.rec.history if m.role == "user")  # this user turn's number
         self.marks = {"start": time.perf_counter()}
         perceived = await self.perceived()
         for event in self.screened(perceived):
@@ -468,9 +470,8 @@ class Turn:
         for event in self.announced(perceived):
             yield event
         percept, decision, prompt, cut = await self.decided(perceived)
-        async with aclosing(
-            self.streamed(percept, decision, prompt)
-        ) as streamed:  # closed with the turn: so is the LLM
+        # closed with the turn, and with it the LLM request
+        async with aclosing(self.streamed(percept, decision, prompt)) as streamed:
             async for event in streamed:
                 yield event
         if not self.failed:
@@ -482,17 +483,13 @@ class Turn:
         """Read first: the text (emotion and risk in one pass; the phrase rules need no model) is read before anything
         else can fail, so a crisis is answered even with the store or the LLM down."""
         perceived = await perceive(self.p, self.user, self.face)
-        perceived = await read_in_context(self.p, self.rec, perceived, self.user_turns)
+        perceived = await read_in_context(self.p, self.rec, perceived, self.number)
         self.marks["perceived"] = time.perf_counter()
         return perceived
 
-    @property
-    def user_turns(self) -> int:
-        return sum(1 for m in self.rec.history if m.role == "user")
-
     def screened(self, perceived: Perceived) -> list[Event]:
         """The operator's events: the risk read, and safe mode beginning or ending (with the webhook's hand-off)."""
-        p, rec, turn = self.p, self.rec, self.user_turns
+        p, rec, turn = self.p, self.rec, self.number
         safety = screen(perceived.risk, p.reader.risk_name, rec.id, perceived.language)
         mode = sticky(rec, perceived.risk, turn)
         events: list[Event] = [e for e in (safety, mode) if e is not None]

@@ -62,17 +62,29 @@ def _id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:20]}"
 
 
+ITEM = "item_"  # an assistant item's id is this + our response id (so a truncate names the reply it cut)
+
+
+def _item_of(ours: str) -> str:
+    return ITEM + ours
+
+
 @dataclass
 class Reply:
-    """One response as the Realtime API sees it: its ids, what was written, whether audio went out."""
+    """One response as the Realtime API sees it: its ids, its modality, what was written."""
 
     ours: str  # our response id (agent/events.py), from which the Realtime ids are made
-    id: str
-    item_id: str
     modalities: tuple[str, ...]
     text: list[str] = field(default_factory=list)
-    audio: bool = False
     resampler: Any = None  # soxr.ResampleStream from Piper's rate to 24 kHz
+
+    @property
+    def id(self) -> str:
+        return f"resp_{self.ours}"
+
+    @property
+    def item_id(self) -> str:
+        return _item_of(self.ours)
 
     @property
     def spoken(self) -> bool:
@@ -191,7 +203,7 @@ class RealtimeConnection:
         elif isinstance(event, ResponseAudioTruncated):
             await self.send(
                 "conversation.item.truncated",
-                item_id=f"item_{event.response_id}",
+                item_id=_item_of(event.response_id),
                 content_index=0,
                 audio_end_ms=int(event.ms),
             )
@@ -213,7 +225,7 @@ class RealtimeConnection:
         """The response being written (our response id `ours`), announced on its first event."""
         if self.reply is None:
             modalities = self.modalities if self._can_speak() else ("text",)
-            self.reply = reply = Reply(ours, f"resp_{ours}", f"item_{ours}", modalities)
+            self.reply = reply = Reply(ours, modalities)
             response = {
                 "id": reply.id,
                 "object": "realtime.response",
@@ -235,7 +247,6 @@ class RealtimeConnection:
 
     async def _audio(self, reply: Reply, pcm: np.ndarray) -> None:
         if len(pcm):
-            reply.audio = True
             delta = base64.b64encode(pcm.astype(np.int16).tobytes()).decode("ascii")
             await self.send("response.output_audio.delta", **self._where(reply), delta=delta)
 
@@ -523,7 +534,7 @@ class RealtimeConnection:
         """What the user heard of the last spoken reply: history keeps exactly that."""
         assert self.conversation is not None
         item = str(data.get("item_id", ""))
-        rid = item.removeprefix("item_") if item.startswith("item_") else None
+        rid = item.removeprefix(ITEM) if item.startswith(ITEM) else None
         ms = data.get("audio_end_ms")
         if rid is None or not isinstance(ms, int | float) or ms < 0:
             await self.error(

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -280,6 +281,31 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
     frame = SAMPLE_RATE * 20 // 1000 * 2
     tail = np.zeros(int(2.6 * SAMPLE_RATE), dtype="<i2").tobytes()
 
+    class Speaker:
+        """Sends `frames` (20 ms each) at real-time pace, as a microphone would, and notes when the last of the
+        first `spoken` frames (the speech; the rest is silence) went out; `after_speech` is sent then."""
+
+        def __init__(self, frames: list[str | bytes], spoken: int, after_speech: str | None = None) -> None:
+            self.frames, self.spoken, self.after_speech = frames, spoken, after_speech
+            self.end_of_speech: float | None = None
+
+        async def send(self, ws: Any) -> None:
+            t0 = time.monotonic()
+            for k, data in enumerate(self.frames):
+                await ws.send(data)
+                if k + 1 >= self.spoken and self.end_of_speech is None:
+                    self.end_of_speech = time.monotonic()
+                    if self.after_speech is not None:
+                        await ws.send(self.after_speech)
+                await asyncio.sleep(max(0.0, t0 + (k + 1) * 0.02 - time.monotonic()))
+
+        def since_end(self) -> float:
+            assert self.end_of_speech is not None
+            return (time.monotonic() - self.end_of_speech) * 1000
+
+    def framed(data: bytes, size: int) -> list[bytes]:
+        return [data[i : i + size] for i in range(0, len(data), size)]
+
     async def one(url: str, text: str, explicit_end: bool) -> dict[str, float]:
         pcm = speech[text]
         async with websockets.connect(url, max_size=16 * 1024 * 1024) as ws:
@@ -289,34 +315,18 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
                 )
             )
             await ws.recv()
-            data = pcm + (b"" if explicit_end else tail)
-            t0 = time.monotonic()
-            end_of_speech: float | None = None
-            out: dict[str, float] = {}
-
-            async def send() -> None:
-                nonlocal end_of_speech
-                for i in range(0, len(data), frame):
-                    await ws.send(data[i : i + frame])
-                    if i + frame >= len(pcm) and end_of_speech is None:
-                        end_of_speech = time.monotonic()
-                        if explicit_end:
-                            await ws.send(json.dumps({"type": "user.audio.end"}))
-                    await asyncio.sleep(max(0.0, t0 + (i // frame + 1) * 0.02 - time.monotonic()))
-
-            def since_end() -> float:
-                assert end_of_speech is not None
-                return (time.monotonic() - end_of_speech) * 1000
-
-            sender = asyncio.create_task(send())
+            end = json.dumps({"type": "user.audio.end"}) if explicit_end else None
+            frames: list[str | bytes] = list(framed(pcm + (b"" if explicit_end else tail), frame))
+            mic, out = Speaker(frames, -(-len(pcm) // frame), end), {}
+            sender = asyncio.create_task(mic.send(ws))
             while True:
                 ev = json.loads(await asyncio.wait_for(ws.recv(), 300))
                 if ev["type"] == "transcript" and ev["final"] and "final" not in out:
-                    out["final"], out["stt"] = since_end(), ev["latency_ms"]
+                    out["final"], out["stt"] = mic.since_end(), ev["latency_ms"]
                 if ev["type"] == "response.delta" and "first_token" not in out:
-                    out["first_token"] = since_end()
+                    out["first_token"] = mic.since_end()
                 if ev["type"] == "response.audio" and "first_audio" not in out:
-                    out["first_audio"] = since_end()
+                    out["first_audio"] = mic.since_end()
                     out["first_sentence_words"] = len(ev["text"].split())
                 if ev["type"] == "response.done":
                     sender.cancel()
@@ -333,36 +343,26 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
 
         pcm = np.frombuffer(speech[text] + tail, dtype="<i2").astype(np.float32) / 32768
         data = (np.clip(soxr.resample(pcm, SAMPLE_RATE, 24_000), -1, 1) * 32767).astype("<i2").tobytes()
-        spoken = len(speech[text]) // 2 * 24_000 // SAMPLE_RATE * 2  # bytes of the 24 kHz stream that are speech
         step = 24_000 * 20 // 1000 * 2
+        spoken = -(-(len(speech[text]) // 2 * 24_000 // SAMPLE_RATE * 2) // step)  # frames that are speech
+        appends: list[str | bytes] = [
+            json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(f).decode()})
+            for f in framed(data, step)
+        ]
         rt = url.removesuffix("/chat") + "/realtime?model=persona-agent:companion"
         async with websockets.connect(rt, max_size=16 * 1024 * 1024) as ws:
             await ws.recv()  # session.created
-            t0, end_of_speech, out = time.monotonic(), None, {"stt": float("nan")}
-
-            async def send() -> None:
-                nonlocal end_of_speech
-                for i in range(0, len(data), step):
-                    chunk = base64.b64encode(data[i : i + step]).decode()
-                    await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
-                    if i + step >= spoken and end_of_speech is None:
-                        end_of_speech = time.monotonic()
-                    await asyncio.sleep(max(0.0, t0 + (i // step + 1) * 0.02 - time.monotonic()))
-
-            def since_end() -> float:
-                assert end_of_speech is not None
-                return (time.monotonic() - end_of_speech) * 1000
-
-            sender = asyncio.create_task(send())
+            mic, out = Speaker(appends, spoken), {"stt": float("nan")}
+            sender = asyncio.create_task(mic.send(ws))
             while True:
                 ev = json.loads(await asyncio.wait_for(ws.recv(), 300))
                 kind = ev["type"]
                 if kind == "conversation.item.input_audio_transcription.completed" and "final" not in out:
-                    out["final"] = since_end()
+                    out["final"] = mic.since_end()
                 if kind == "response.output_audio_transcript.delta" and "first_token" not in out:
-                    out["first_token"] = since_end()
+                    out["first_token"] = mic.since_end()
                 if kind == "response.output_audio.delta" and "first_audio" not in out:
-                    out["first_audio"] = since_end()
+                    out["first_audio"] = mic.since_end()
                 if kind == "persona_agent.explanation":
                     sender.cancel()
                     tm = ev["timings_ms"]

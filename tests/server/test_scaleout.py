@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import time
+from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ import websockets
 from harness import live_server as launch
 from harness import metric_sum
 from tests.conftest import ARTIFACTS
+from tests.faultproxy import FaultProxy
 from tests.keys import create_key
 from tests.redisserver import RedisServer
 from tests.server.wsutil import WS
@@ -41,70 +43,79 @@ def worker_env(live_server, redis) -> dict[str, str]:
 
 
 async def test_session_moves_between_workers_and_survives_a_killed_one(live_server, redis):
-    # room for a long reply, so worker B is still streaming when it is killed (at 48 tokens a loaded machine could
-    # deliver the whole reply before the kill lands)
-    env = worker_env(live_server, redis) | {"PERSONA_LLM_MAX_TOKENS": "300"}
-    with launch(ARTIFACTS / "worker-a", env) as a, launch(ARTIFACTS / "worker-b", env) as b:
-        ws = await WS.connect(a.ws_url)
-        sid = (await ws.start(profile="companion", user_id="ada"))["session_id"]
-        first = await ws.turn("I'm Ada. I feel anxious about moving to a new city.")
-        persona_a = next(e for e in first if e["type"] == "persona")["state"]
-        await ws.close()
+    # worker B reaches the same vLLM through a proxy that paces its stream (a slower GPU server: one token every
+    # 0.4 s), so B is still mid-reply when it is killed, however short the reply and however loaded the machine
+    # (with the direct engine a 14-token reply reached the client before the SIGKILL landed)
+    env = worker_env(live_server, redis)
+    u = urlparse(live_server.llm_url)
+    with FaultProxy(u.hostname, u.port) as paced, launch(ARTIFACTS / "worker-a", env) as a:
+        with launch(ARTIFACTS / "worker-b", env | {"LLM_BASE_URL": paced.url}) as b:
+            ws = await WS.connect(a.ws_url)
+            sid = (await ws.start(profile="companion", user_id="ada"))["session_id"]
+            first = await ws.turn("I'm Ada. I feel anxious about moving to a new city.")
+            persona_a = next(e for e in first if e["type"] == "persona")["state"]
+            await ws.close()
 
-        ws = await WS.connect(b.ws_url)  # the load balancer sent the reconnect elsewhere
-        started = await ws.start(resume=sid)
-        assert started["resumed"] and [m["role"] for m in started["history"]] == ["user", "assistant"]
-        assert started["persona"]["dominant_emotion"] == persona_a["dominant_emotion"]
-        assert started["persona"]["turns"] == 1
-        second = await ws.turn("The movers come on Monday.")
-        assert next(e for e in second if e["type"] == "persona")["state"]["turns"] == 2
-        await ws.send({"type": "user.text", "text": "Tell me a long story to calm me down, please."})
-        await ws.until("response.delta")
-        os.kill(b.pid, signal.SIGKILL)  # worker B dies mid-reply
-        with pytest.raises(Exception):
-            await ws.until("response.done", timeout=10)
+            ws = await WS.connect(b.ws_url)  # the load balancer sent the reconnect elsewhere
+            started = await ws.start(resume=sid)
+            assert started["resumed"] and [m["role"] for m in started["history"]] == ["user", "assistant"]
+            assert started["persona"]["dominant_emotion"] == persona_a["dominant_emotion"]
+            assert started["persona"]["turns"] == 1
+            second = await ws.turn("The movers come on Monday.")
+            assert next(e for e in second if e["type"] == "persona")["state"]["turns"] == 2
+            paced.mode, paced.pace_s = "pace", 0.4
+            await ws.send({"type": "user.text", "text": "Tell me a long story to calm me down, please."})
+            await ws.until("response.delta")
+            os.kill(b.pid, signal.SIGKILL)  # worker B dies mid-reply
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.until("response.done", timeout=10)
 
-        ws = await WS.connect(a.ws_url)  # the client retries on a live worker
-        started = await ws.start(resume=sid)
-        users = [m["content"] for m in started["history"] if m["role"] == "user"]
-        assert users[-1] == "Tell me a long story to calm me down, please."  # stored before the LLM was called
-        assert len(users) == 3 and started["persona"]["turns"] == 3
-        done = (await ws.turn("Are you still there?"))[-1]
-        assert done["type"] == "response.done"
-        await ws.close()
+            ws = await WS.connect(a.ws_url)  # the client retries on a live worker
+            started = await ws.start(resume=sid)
+            users = [m["content"] for m in started["history"] if m["role"] == "user"]
+            assert users[-1] == "Tell me a long story to calm me down, please."  # stored before the LLM was called
+            assert len(users) == 3 and started["persona"]["turns"] == 3
+            done = (await ws.turn("Are you still there?"))[-1]
+            assert done["type"] == "response.done"
+            await ws.close()
 
 
 async def test_one_writer_across_workers_the_newest_takes_over(live_server, redis):
     """A reconnect that lands on another worker while the session is live on the first: the first lets go (saves,
     tells its client, releases the Redis lease) before the second loads the record, so every message is kept once."""
     env = worker_env(live_server, redis) | {"PERSONA_LLM_MAX_TOKENS": "300", "PERSONA_FACE_ENABLED": "false"}
-    with launch(ARTIFACTS / "writer-a", env) as a, launch(ARTIFACTS / "writer-b", env) as b:
-        first = await WS.connect(a.ws_url)
-        sid = (await first.start())["session_id"]
-        await first.send({"type": "user.text", "text": "Tell me a long story about the sea, please."})
-        await first.until("response.delta")  # streaming on worker A
-        second = await WS.connect(b.ws_url)
-        resumed = await second.start(resume=sid)
-        seen = await first.until("error", timeout=30)
-        assert seen[-1]["code"] == "session_taken_over"
-        cut = next(e for e in seen if e["type"] == "response.cancelled")
-        # B loaded the record only after A had saved the cut-short reply
-        assert [(m["role"], m.get("interrupted")) for m in resumed["history"]] == [
-            ("user", None),
-            ("assistant", "true"),
-        ]
-        assert resumed["history"][1]["content"] == cut["text"]
-        events = await second.turn("And now a short one.")
-        assert events[-1]["type"] == "response.done"
-        await second.close()
-        third = await WS.connect(a.ws_url)
-        history = (await third.start(resume=sid))["history"]
-        await third.close()
-        assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
-        assert [m["content"] for m in history if m["role"] == "user"] == [
-            "Tell me a long story about the sea, please.",
-            "And now a short one.",
-        ]
+    u = urlparse(live_server.llm_url)
+    # A's stream is paced (one token every 0.3 s), so it is still streaming when B takes the session over
+    with FaultProxy(u.hostname, u.port) as paced:
+        paced.mode, paced.pace_s = "pace", 0.3
+        a_env = env | {"LLM_BASE_URL": paced.url}
+        with launch(ARTIFACTS / "writer-a", a_env) as a, launch(ARTIFACTS / "writer-b", env) as b:
+            first = await WS.connect(a.ws_url)
+            sid = (await first.start())["session_id"]
+            await first.send({"type": "user.text", "text": "Tell me a long story about the sea, please."})
+            await first.until("response.delta")  # streaming on worker A
+            second = await WS.connect(b.ws_url)
+            resumed = await second.start(resume=sid)
+            seen = await first.until("error", timeout=30)
+            assert seen[-1]["code"] == "session_taken_over"
+            cut = next(e for e in seen if e["type"] == "response.cancelled")
+            # B loaded the record only after A had saved the cut-short reply
+            assert [(m["role"], m.get("interrupted")) for m in resumed["history"]] == [
+                ("user", None),
+                ("assistant", "true"),
+            ]
+            assert resumed["history"][1]["content"] == cut["text"]
+            events = await second.turn("And now a short one.")
+            assert events[-1]["type"] == "response.done"
+            await second.close()
+            third = await WS.connect(a.ws_url)
+            history = (await third.start(resume=sid))["history"]
+            await third.close()
+            assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
+            assert [m["content"] for m in history if m["role"] == "user"] == [
+                "Tell me a long story about the sea, please.",
+                "And now a short one.",
+            ]
 
 
 async def test_serve_with_two_workers_behind_one_port(live_server, redis):

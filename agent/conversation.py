@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from agent.events import (
@@ -85,6 +85,7 @@ class Conversation:
         self._turn: asyncio.Task[None] | None = None
         self._cancel_reason: Literal["cancel", "barge_in"] = "cancel"
         self.voice: VoiceInput | None = None
+        self.voice_config = inputs.voice_config  # this session's; set_end_of_turn changes it
         self.frames: FrameInput | None = None
         self._closing: asyncio.Future[None] | None = None
         self._current: Turn | None = None
@@ -92,6 +93,13 @@ class Conversation:
         self._spoken: tuple[str, SpokenReply, int | None] | None = None
         self._held: int | None = None  # an utterance begun while the agent spoke: a backchannel, or an interruption?
         self.erased = False  # the session or its user was erased: nothing more is saved, the connection ends
+        # User messages held for answer(), by the edge's key, in arrival order: a client that asks for its replies
+        # (the Realtime API's response.create) holds its typed items here, and its spoken turns when answer_speech
+        # is off.
+        self.waiting: dict[str, UserTurn] = {}
+        self.answer_speech = True  # a spoken turn is answered when it ends; False: it waits in `waiting`
+        self.interrupt_on_speech = True  # the user's speech stops the reply (barge-in); False: it plays on
+        self._answer_when_heard = False  # answer() came while the utterance was still being transcribed
         self._worker = asyncio.create_task(self._run(), name=f"conversation-{record.id}")
 
     def started(self, resumed: bool, resume_token: str | None = None) -> SessionStarted:
@@ -136,6 +144,51 @@ class Conversation:
             )
         self._inbox.put_nowait(turn)
 
+    def hold(self, key: str, text: str) -> None:
+        """Keep a typed user message for the next answer(), under the edge's key (its item id). Raises InboxFull
+        when MAX_PENDING_TURNS messages already wait."""
+        self._hold(key, UserTurn(text))
+
+    def _hold(self, key: str, turn: UserTurn) -> None:
+        if len(self.waiting) >= MAX_PENDING_TURNS and key not in self.waiting:
+            raise InboxFull(f"{MAX_PENDING_TURNS} messages already wait for a response; this one was not kept")
+        self.waiting[key] = turn
+
+    @property
+    def answerable(self) -> bool:
+        """Something waits for answer(): held messages, or an utterance still being transcribed."""
+        return bool(self.waiting) or (self.voice is not None and self.voice.busy)
+
+    def answer(self) -> bool:
+        """Answer every held message as one user turn (their texts in order, the prosody of the last spoken one).
+        An utterance still being transcribed (the client committed it and asked for the response at once) is waited
+        for: answered when its words are in. False: nothing was held or is being heard. Raises InboxFull as
+        submit_text does (the messages stay held)."""
+        if not self.waiting:
+            self._answer_when_heard = self.answerable
+            return self._answer_when_heard
+        self._answer_when_heard = False
+        held = list(self.waiting.values())
+        voices = [t.voice for t in held if t.voice is not None]
+        self._queue(
+            UserTurn(
+                "\n".join(t.text for t in held),
+                explain=any(t.explain for t in held),
+                voice=voices[-1] if voices else None,
+            )
+        )
+        self.waiting.clear()
+        return True
+
+    def set_end_of_turn(self, mode: Literal["vad", "smart_turn", "manual"], silence_ms: int | None = None) -> None:
+        """How this session's spoken turns end from now on (the server's VoiceConfig until then): see VoiceConfig."""
+        changes: dict[str, object] = {"end_of_turn": mode}
+        if silence_ms is not None:
+            changes["vad_silence_ms" if mode == "vad" else "turn_max_silence_ms"] = silence_ms
+        self.voice_config = replace(self.voice_config, **changes)  # type: ignore[arg-type]
+        if self.voice is not None:
+            self.voice.configure(self.voice_config)
+
     def submit_audio(self, pcm16: bytes) -> None:
         """PCM16 mono 16 kHz bytes. Raises InvalidAudio, VoiceUnavailable, or AudioBackpressure (client sends too fast)."""
         samples = pcm16_to_float(pcm16)
@@ -144,7 +197,7 @@ class Conversation:
                 raise VoiceUnavailable("voice input is not enabled on this server")
             self.voice = VoiceInput(
                 self.inputs.voice,
-                self.inputs.voice_config,
+                self.voice_config,
                 on_speech=self._on_speech,
                 on_interim=self._on_interim,
                 on_final=self._on_final,
@@ -192,6 +245,8 @@ class Conversation:
             await self._barge_in()
 
     async def _barge_in(self) -> None:
+        if not self.interrupt_on_speech:
+            return
         if self.cancel("barge_in"):  # a reply still being written (or spoken): response.interrupted from _one
             return
         if self._spoken is not None and self._spoken[1].playing(time.perf_counter()):
@@ -209,6 +264,7 @@ class Conversation:
             self._held = None
         if utt is None:
             await self._emit(TranscriptEvent(utterance_id=utterance_id, text="", final=True))
+            await self._nothing_heard()
             return
         t = utt.transcript
         ack = held and backchannel(t.text)  # "mm-hmm" while the agent spoke: heard, not a turn, no interruption
@@ -223,10 +279,21 @@ class Conversation:
                 backchannel=ack,
             )
         )
-        if ack or not t.text:
+        if ack:
+            return
+        if not t.text:
+            await self._nothing_heard()
             return
         if held:  # said over the reply and more than an acknowledgement
             await self._barge_in()
+        if not self.answer_speech:  # held for the client's request (which draws on the key's rate then)
+            try:
+                self._hold(f"utterance-{utterance_id}", UserTurn(t.text, voice=utt.voice))
+                if self._answer_when_heard:
+                    self.answer()
+            except InboxFull as exc:
+                await self._emit(ErrorEvent(code="queue_full", message=str(exc), retryable=True))
+            return
         # A spoken turn counts against the key's rate like a typed one; refused, its transcript above still has it.
         if self._admit is not None and not await self._admit():
             await self._emit(
@@ -242,6 +309,14 @@ class Conversation:
             self._queue(UserTurn(t.text, voice=utt.voice))
         except InboxFull as exc:
             await self._emit(ErrorEvent(code="queue_full", message=str(exc), retryable=True))
+
+    async def _nothing_heard(self) -> None:
+        """An utterance with no words: if the client asked for its answer, say there is nothing to answer."""
+        if self._answer_when_heard and not self.waiting:
+            self._answer_when_heard = False
+            await self._emit(
+                ErrorEvent(code="no_input", message="nothing was said in that audio: there is nothing to answer")
+            )
 
     async def audio_played(self, response_id: str, ms: float, interrupted: bool) -> bool:
         """The client's playback report on the last spoken reply. Interrupted: history keeps the words heard in the
@@ -266,10 +341,12 @@ class Conversation:
         await self._emit(ResponseAudioTruncated(response_id=rid, ms=ms, text=text))
         return True
 
-    def replay(self, users: list[str], assistant: str) -> None:
-        """Earlier turns a client replays from its own record (user messages, then the reply they got): kept as
-        history, stored with the next save; nothing is answered."""
-        self.record.history.extend([*(Message("user", u) for u in users), Message("assistant", assistant)])
+    def replay(self, assistant: str) -> None:
+        """An earlier turn a client replays from its own record: the held user messages, then the reply they got,
+        become history (stored with the next save); nothing is answered."""
+        users = [Message("user", t.text) for t in self.waiting.values()]
+        self.waiting.clear()
+        self.record.history.extend([*users, Message("assistant", assistant)])
 
     async def override(self, controls: dict[str, object]) -> None:
         profile = self.pipeline.profiles[self.record.profile_id]

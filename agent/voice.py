@@ -38,10 +38,12 @@ class VoiceConfig:
     max_utterance_s: float = 30.0  # an utterance is cut (and answered) at this length
     max_pending_s: float = 60.0  # audio received but not yet processed, before the client is told to slow down
     pre_roll_ms: int = 200  # audio kept before the VAD's start mark
-    # How a spoken turn ends. "vad": after PERSONA_VAD_MIN_SILENCE_MS of silence. "smart_turn": after a short
-    # silence the Smart Turn model reads the utterance: finished -> the turn ends now; unfinished -> it waits for
-    # more speech, up to turn_max_silence_ms of silence.
-    end_of_turn: Literal["vad", "smart_turn"] = "smart_turn"
+    # How a spoken turn ends. "vad": after vad_silence_ms of silence (None: PERSONA_VAD_MIN_SILENCE_MS).
+    # "smart_turn": after a short silence the Smart Turn model reads the utterance: finished -> the turn ends now;
+    # unfinished -> it waits for more speech, up to turn_max_silence_ms of silence. "manual": only when the client
+    # says so (end_of_utterance), pauses included; speech onset still interrupts a reply.
+    end_of_turn: Literal["vad", "smart_turn", "manual"] = "smart_turn"
+    vad_silence_ms: int | None = None
     turn_min_silence_ms: int = 200
     turn_max_silence_ms: int = 2000
     turn_threshold: float = 0.5  # Smart Turn probability of "finished" that ends the turn
@@ -95,12 +97,12 @@ class VoiceInput:
         on_final: Callable[[Utterance | None, int], Awaitable[None]],
         on_sustained: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
-        self.models, self.cfg = models, cfg
+        self.models = models
         self._on_speech, self._on_interim, self._on_final = on_speech, on_interim, on_final
         self._on_sustained = on_sustained  # speech has gone on for backchannel_max_ms: more than an acknowledgement
         self._sustained_reported = False
-        self.smart = models.turn if cfg.end_of_turn == "smart_turn" else None
-        self._vad: VadStream = models.vad.stream(cfg.turn_min_silence_ms if self.smart is not None else None)
+        self._vad: VadStream = models.vad.stream()
+        self.configure(cfg)
         self._paused_at: int | None = None  # an unfinished utterance's speech stopped here; more may come
         self._queue: asyncio.Queue[np.ndarray | _PauseCheck | None] = asyncio.Queue()
         self._pause_timer: asyncio.Task[None] | None = None
@@ -120,6 +122,17 @@ class VoiceInput:
         self._end_queued = False  # a user.audio.end waits in the queue: more of them in a row are one
         self._fresh = 0  # samples received since the last user.audio.end: none, and an end has nothing to transcribe
         self._task = asyncio.create_task(self._loop(), name="voice-input")
+
+    def configure(self, cfg: VoiceConfig) -> None:
+        """How turns end from the next chunk on (a session may change it while the microphone runs)."""
+        self.cfg = cfg
+        self.smart = self.models.turn if cfg.end_of_turn == "smart_turn" else None
+        if self.smart is not None:
+            self._vad.min_silence_ms = cfg.turn_min_silence_ms
+        elif cfg.vad_silence_ms is not None:
+            self._vad.min_silence_ms = cfg.vad_silence_ms
+        else:
+            self._vad.min_silence_ms = self.models.vad.min_silence_ms
 
     @property
     def busy(self) -> bool:
@@ -218,6 +231,8 @@ class VoiceInput:
             self._paused_at = None  # the speaker went on: the same utterance
             self._early = None  # its early transcript is now too short
         elif ev.kind == "end" and self._speech_start is not None:
+            if self.cfg.end_of_turn == "manual":
+                return  # a pause: the client ends the turn
             if self.smart is None or await self._finished():
                 await self._finish(ev.sample)
             else:

@@ -126,7 +126,9 @@ class RealtimeConnection:
         self.modalities: tuple[str, ...] = ("audio",)
         self.extension = True
         self.ignored: list[str] = []
-        self.pending: list[tuple[str, str]] = []  # user text items not yet answered: (item id, text)
+        self.spoken_items: dict[str, str] = {}  # a spoken user item's id -> its key among the conversation's waiting
+        self.heard: dict[int, str] = {}  # our utterance id -> its transcript so far (the deltas sent)
+        self.turn_detection: dict[str, Any] | None = {"type": "server_vad"}
         self.reply: Reply | None = None
         self.utterances: dict[int, str] = {}  # our utterance id -> its user item id
         self.received_ms = 0.0  # audio received so far
@@ -159,7 +161,7 @@ class RealtimeConnection:
             "model": f"persona-agent:{self.conversation.record.profile_id}" if self.conversation else "persona-agent",
             "output_modalities": list(self.modalities),
             "audio": {
-                "input": {"format": {"type": "audio/pcm", "rate": RATE}, "turn_detection": {"type": "server_vad"}},
+                "input": {"format": {"type": "audio/pcm", "rate": RATE}, "turn_detection": self.turn_detection},
                 "output": {"format": {"type": "audio/pcm", "rate": RATE}, "voice": "piper" if spoken else None},
             },
             EXTENSION: {
@@ -295,8 +297,12 @@ class RealtimeConnection:
             await self.send("input_audio_buffer.speech_started", audio_start_ms=int(self.received_ms), item_id=item)
             return
         if not event.final:
-            return  # ours are whole interim transcripts, not deltas: the completed transcript follows
+            await self._transcript_delta(item, event)
+            return
         self.utterances.pop(event.utterance_id, None)
+        self.heard.pop(event.utterance_id, None)
+        if self.conversation is not None and not self.conversation.answer_speech:
+            self.spoken_items[item] = f"utterance-{event.utterance_id}"  # held for response.create, deletable
         await self.send("input_audio_buffer.speech_stopped", audio_end_ms=int(self.received_ms), item_id=item)
         await self.send("input_audio_buffer.committed", item_id=item)
         user = {
@@ -317,6 +323,19 @@ class RealtimeConnection:
             usage=usage,
         )
         await self.send("conversation.item.done", item=user)
+
+    async def _transcript_delta(self, item: str, event: TranscriptEvent) -> None:
+        """Our interim transcripts are whole (each re-reads the utterance so far): what extends the words already
+        sent goes out as a delta; a revision of earlier words waits for the completed transcript."""
+        before = self.heard.get(event.utterance_id, "")
+        if event.text.startswith(before) and len(event.text) > len(before):
+            self.heard[event.utterance_id] = event.text
+            await self.send(
+                "conversation.item.input_audio_transcription.delta",
+                item_id=item,
+                content_index=0,
+                delta=event.text[len(before) :],
+            )
 
     # --- in ------------------------------------------------------------------------------------------------------
 
@@ -405,6 +424,12 @@ class RealtimeConnection:
             self.modalities = ("audio",) if "audio" in modalities else ("text",)
             if self.conversation is not None:  # replies are synthesised only for an audio session
                 self.conversation.voice_reply = self.can_speak and "audio" in self.modalities
+        audio_in = (session.get("audio") or {}).get("input") if isinstance(session.get("audio"), dict) else None
+        if isinstance(audio_in, dict):
+            problem = self._audio_input(audio_in)
+            if problem is not None:
+                await self.error("invalid_value", f"session.audio.input.{problem}", event_id=data.get("event_id"))
+                return
         ours = session.get(EXTENSION)
         if isinstance(ours, dict) and isinstance(ours.get("events"), bool):
             self.extension = ours["events"]
@@ -412,6 +437,47 @@ class RealtimeConnection:
             self.conversation.locale = ours["locale"][:16]  # for the crisis resources, as session.start's locale
         self.ignored = sorted({*self.ignored, *(k for k in IGNORED_SESSION_FIELDS if session.get(k))})
         await self.send("session.updated", session=self.session())
+
+    def _audio_input(self, audio_in: dict[str, Any]) -> str | None:
+        """Apply session.audio.input: its format (PCM16 at 24 kHz only) and turn detection, mapped to ours —
+        server_vad: our VAD, ending the turn after `silence_duration_ms`; semantic_vad: Smart Turn, waiting up to
+        about 4 / 2 / 0.8 s on an unfinished sentence for `eagerness` low / medium or auto / high; null: the client
+        commits, and asks for each response. `create_response` and `interrupt_response` are honoured. What is wrong,
+        or None."""
+        fmt = audio_in.get("format")
+        if fmt is not None and (
+            not isinstance(fmt, dict) or fmt.get("type") != "audio/pcm" or fmt.get("rate", RATE) != RATE
+        ):
+            return f"format: only audio/pcm at {RATE} Hz is supported"
+        if "turn_detection" not in audio_in:
+            return None
+        td = audio_in["turn_detection"]
+        assert self.conversation is not None
+        c = self.conversation
+        if td is None or td is False:
+            c.set_end_of_turn("manual")
+            c.answer_speech, c.interrupt_on_speech, self.turn_detection = False, True, None
+            return None
+        kind = td.get("type") if isinstance(td, dict) else None
+        if kind not in ("server_vad", "semantic_vad"):
+            return "turn_detection: server_vad, semantic_vad or null"
+        if kind == "server_vad":
+            silence = td.get("silence_duration_ms")
+            if silence is not None and (not isinstance(silence, int) or not 100 <= silence <= 5000):
+                return "turn_detection.silence_duration_ms: 100 to 5000"
+            c.set_end_of_turn("vad", silence)
+            echo = {"type": kind, **({"silence_duration_ms": silence} if silence is not None else {})}
+        else:
+            eagerness = td.get("eagerness") or "auto"
+            waits = {"low": 4000, "medium": 2000, "auto": 2000, "high": 800}
+            if eagerness not in waits:
+                return "turn_detection.eagerness: low, medium, high or auto"
+            c.set_end_of_turn("smart_turn", waits[eagerness])
+            echo = {"type": kind, "eagerness": eagerness}
+        c.answer_speech = td.get("create_response") is not False
+        c.interrupt_on_speech = td.get("interrupt_response") is not False
+        self.turn_detection = echo | {"create_response": c.answer_speech, "interrupt_response": c.interrupt_on_speech}
+        return None
 
     async def _item_create(self, data: dict[str, Any]) -> None:
         item = data.get("item") or {}
@@ -432,8 +498,7 @@ class RealtimeConnection:
             return
         if role == "assistant":  # the client replays earlier turns: history, with the user messages before them
             assert self.conversation is not None
-            self.conversation.replay([*(t for _, t in self.pending)], text[:MAX_TEXT_CHARS])
-            self.pending.clear()
+            self.conversation.replay(text[:MAX_TEXT_CHARS])
             await self._added(item, role, text)
             return
         if role != "user":
@@ -448,8 +513,14 @@ class RealtimeConnection:
                 event_id=data.get("event_id"),
             )
             return
-        item_id = await self._added(item, "user", text)
-        self.pending.append((item_id, text))
+        assert self.conversation is not None
+        item_id = str(item.get("id") or _id("item"))[:64]
+        try:
+            self.conversation.hold(item_id, text)
+        except InboxFull as exc:
+            await self.error("queue_full", str(exc), True, event_id=data.get("event_id"))
+            return
+        await self._added({**item, "id": item_id}, "user", text)
 
     async def _added(self, item: dict[str, Any], role: str, text: str) -> str:
         """conversation.item.added and .done for a client's message item; its id."""
@@ -469,10 +540,11 @@ class RealtimeConnection:
 
     async def _response_create(self, data: dict[str, Any]) -> None:
         assert self.conversation is not None
-        if not self.pending:
+        if not self.conversation.answerable:
             await self.error(
                 "no_input",
-                "response.create: there is no user message waiting for a reply (speech is answered when it ends)",
+                "response.create: there is no user message waiting for a reply (with turn detection on, speech is "
+                "answered when it ends)",
                 event_id=data.get("event_id"),
             )
             return
@@ -484,13 +556,12 @@ class RealtimeConnection:
                 event_id=data.get("event_id"),
             )
             return
-        text = "\n".join(t for _, t in self.pending)
         try:
-            self.conversation.submit_text(text)
+            self.conversation.answer()
         except InboxFull as exc:
             await self.error("queue_full", str(exc), True, event_id=data.get("event_id"))
             return
-        self.pending.clear()
+        self.spoken_items.clear()
 
     async def _response_cancel(self, data: dict[str, Any]) -> None:
         assert self.conversation is not None
@@ -530,6 +601,22 @@ class RealtimeConnection:
     async def _audio_clear(self, data: dict[str, Any]) -> None:
         await self.send("input_audio_buffer.cleared")
 
+    async def _item_delete(self, data: dict[str, Any]) -> None:
+        """A user message not yet answered (typed, or spoken with turn detection off) can be taken back; what was
+        answered is history (erased with the session, DELETE /v1/sessions/{id})."""
+        assert self.conversation is not None
+        item = str(data.get("item_id", ""))
+        key = self.spoken_items.pop(item, item)
+        if self.conversation.waiting.pop(key, None) is None:
+            await self.error(
+                "item_not_deletable",
+                f"conversation.item.delete: {item[:64]!r} is not a user message waiting for a response; answered "
+                "messages are history, erased with the session",
+                event_id=data.get("event_id"),
+            )
+            return
+        await self.send("conversation.item.deleted", item_id=item)
+
     async def _item_truncate(self, data: dict[str, Any]) -> None:
         """What the user heard of the last spoken reply: history keeps exactly that."""
         assert self.conversation is not None
@@ -557,4 +644,5 @@ class RealtimeConnection:
         "input_audio_buffer.commit": _audio_commit,
         "input_audio_buffer.clear": _audio_clear,
         "conversation.item.truncate": _item_truncate,
+        "conversation.item.delete": _item_delete,
     }

@@ -124,8 +124,17 @@ async def test_unknown_events_and_bad_audio_get_errors_and_the_session_lives_on(
         assert (await s.until("error"))[-1]["error"]["code"] == "no_input"
         await conn.response.cancel()
         assert (await s.until("error"))[-1]["error"]["code"] == "response_cancel_not_active"  # OpenAI's code
-        await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
-        await s.until("session.updated")
+        too_long = {"type": "server_vad", "silence_duration_ms": 60_000}
+        await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": too_long}}})
+        assert (await s.until("error"))[-1]["error"]["code"] == "invalid_value"
+        await conn.session.update(session={"type": "realtime", "audio": {"input": {"format": {"type": "audio/pcmu"}}}})
+        assert "audio/pcm at 24000 Hz" in (await s.until("error"))[-1]["error"]["message"]
+        eager = {"type": "semantic_vad", "eagerness": "high", "interrupt_response": False}
+        await conn.session.update(
+            session={"type": "realtime", "output_modalities": ["text"], "audio": {"input": {"turn_detection": eager}}}
+        )
+        echoed = (await s.until("session.updated"))[-1]["session"]["audio"]["input"]["turn_detection"]
+        assert echoed == {**eager, "create_response": True}
         after = await s.say("Hello there.")
         assert after[-1]["response"]["status"] == "completed" and not of(after, "error")
 
@@ -253,3 +262,45 @@ async def test_barge_in_cancels_the_reply_and_history_keeps_what_was_heard(live_
     assert kept["role"] == "assistant" and kept.get("interrupted") == "true"
     assert words(kept["content"]) == words(written)[: len(words(kept["content"]))]  # what was heard: a prefix
     assert len(words(kept["content"])) < len(words(written))
+
+
+async def test_without_turn_detection_the_client_commits_and_asks(live_server):
+    """turn_detection null (Pipecat's turn_detection=False, push-to-talk): a pause does not end the turn, nothing is
+    answered until the client commits and sends response.create (at once, before the words are in: the response waits
+    for them); the interim transcripts arrive as deltas; a typed message not yet answered can be deleted and is never
+    answered or kept."""
+    from tests.server.wsutil import WS
+
+    first, second = espeak("I moved to Lisbon last week."), espeak("The flat is lovely but I miss my friends.")
+    async with client(live_server).realtime.connect(model="persona-agent") as conn:
+        s = Session(conn)
+        sid = (await s.next())["session"]["id"]
+        await conn.session.update(
+            session={"type": "realtime", "output_modalities": ["text"], "audio": {"input": {"turn_detection": None}}}
+        )
+        assert (await s.until("session.updated"))[-1]["session"]["audio"]["input"]["turn_detection"] is None
+        typed = {**USER_TEXT, "id": "item_typed", "content": [{"type": "input_text", "text": "Forget Paris."}]}
+        await conn.conversation.item.create(item=typed)
+        await s.until("conversation.item.done")
+        await conn.conversation.item.delete(item_id="item_typed")
+        assert (await s.until("conversation.item.deleted"))[-1]["item_id"] == "item_typed"
+        await conn.conversation.item.delete(item_id="item_typed")
+        assert (await s.until("error"))[-1]["error"]["code"] == "item_not_deletable"
+        await stream(conn, pcm24(np.concatenate([silence(0.3), first, silence(1.8), second, silence(0.3)])))
+        await asyncio.sleep(1.0)  # more than our VAD's and Smart Turn's silences: still one open turn
+        before = len(s.events)
+        await conn.input_audio_buffer.commit()
+        await conn.response.create()
+        events = await s.until("response.done", timeout=180)
+        kinds = [e["type"] for e in s.events[:before]]
+        assert "input_audio_buffer.committed" not in kinds and "response.created" not in kinds
+        heard = of(events, "conversation.item.input_audio_transcription.completed")[0]
+        assert {"lisbon", "friends"} <= set(words(heard["transcript"]))  # both halves: one turn across the pause
+        deltas = of(s.events, "conversation.item.input_audio_transcription.delta")
+        assert deltas and {d["item_id"] for d in deltas} == {heard["item_id"]}
+        assert events[-1]["response"]["status"] == "completed" and not of(events, "error")
+    ws = await WS.connect(live_server.ws_url)
+    history = (await ws.start(resume=sid))["history"]
+    await ws.close()
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    assert "lisbon" in words(history[0]["content"]) and "Paris" not in history[0]["content"]

@@ -26,7 +26,17 @@ import numpy as np
 import soxr
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from agent import Agent, AudioBackpressure, Conversation, InboxFull, InvalidAudio, UnknownProfile, VoiceUnavailable
+from agent import (
+    Agent,
+    AudioBackpressure,
+    Conversation,
+    FaceUnavailable,
+    ImageBackpressure,
+    InboxFull,
+    InvalidAudio,
+    UnknownProfile,
+    VoiceUnavailable,
+)
 from agent.events import (
     ControlsEvent,
     ErrorEvent,
@@ -49,7 +59,7 @@ from agent.events import (
 from agent.metrics import ERRORS, FRAMES
 from agent.sessions import LOCAL_TENANT, SessionErased
 from server.limits import Quota
-from server.protocol import MAX_TEXT_CHARS, wire_dict
+from server.protocol import MAX_IMAGE_BYTES, MAX_TEXT_CHARS, wire_dict
 
 log = logging.getLogger(__name__)
 RATE = 24_000  # the Realtime API's PCM16 rate, in and out
@@ -506,6 +516,12 @@ class RealtimeConnection:
                 "unsupported_item", f"conversation.item.create: role {role!r}", event_id=data.get("event_id")
             )
             return
+        images = [p for p in content if isinstance(p, dict) and p.get("type") == "input_image"]
+        if images and not await self._see(images, data.get("event_id")):
+            return
+        if images and not text.strip():  # a camera frame: read by the face model, joins the next turns' fusion
+            await self._added(item, "user", "", [{"type": "input_image"}])
+            return
         if not text.strip() or len(text) > MAX_TEXT_CHARS:
             await self.error(
                 "invalid_value",
@@ -522,8 +538,45 @@ class RealtimeConnection:
             return
         await self._added({**item, "id": item_id}, "user", text)
 
-    async def _added(self, item: dict[str, Any], role: str, text: str) -> str:
-        """conversation.item.added and .done for a client's message item; its id."""
+    async def _see(self, parts: list[dict[str, Any]], event_id: str | None) -> bool:
+        """`input_image` parts (data URLs of JPEG/PNG camera frames) to our face reading, answered by a
+        persona_agent.perception (modality face) or .face_absent event. False: refused, with an error sent."""
+        for part in parts:
+            url = str(part.get("image_url") or "")
+            head, _, b64 = url.partition(",")
+            if not (head.startswith("data:image/") and head.endswith(";base64")):
+                await self.error(
+                    "invalid_image",
+                    "input_image: image_url must be a data URL (data:image/jpeg;base64,...)",
+                    event_id=event_id,
+                )
+                return False
+            try:
+                image = base64.b64decode(b64, validate=True)
+            except binascii.Error as exc:
+                await self.error("invalid_image", f"input_image: not valid base64: {exc}", event_id=event_id)
+                return False
+            if len(image) > MAX_IMAGE_BYTES:
+                await self.error(
+                    "image_too_large", f"an image may be at most {MAX_IMAGE_BYTES} bytes", event_id=event_id
+                )
+                return False
+            assert self.conversation is not None
+            try:
+                FRAMES.labels("face").inc()
+                self.conversation.submit_image(image)
+            except ImageBackpressure as exc:
+                await self.error("image_rate_limited", str(exc), True, event_id=event_id)
+                return False
+            except FaceUnavailable as exc:
+                await self.error("face_unavailable", str(exc), event_id=event_id)
+                return False
+        return True
+
+    async def _added(
+        self, item: dict[str, Any], role: str, text: str, content: list[dict[str, Any]] | None = None
+    ) -> str:
+        """conversation.item.added and .done for a client's message item (its text, or `content`); its id."""
         item_id = str(item.get("id") or _id("item"))[:64]
         kind = {"user": "input_text", "assistant": "output_text"}.get(role, "input_text")
         added = {
@@ -532,7 +585,7 @@ class RealtimeConnection:
             "type": "message",
             "role": role,
             "status": "completed",
-            "content": [{"type": kind, "text": text}],
+            "content": content or [{"type": kind, "text": text}],
         }
         await self.send("conversation.item.added", item=added)
         await self.send("conversation.item.done", item=added)

@@ -73,3 +73,38 @@ async def test_pipecats_openai_realtime_service_talks_to_us_audio_in_audio_out(l
     audio = [f for f in down if isinstance(f, TTSAudioRawFrame)]
     assert audio and audio[0].sample_rate == 24_000
     assert sum(len(f.audio) for f in audio) / 2 / 24_000 > 1.0  # seconds of reply speech
+
+
+async def test_our_processor_forwards_the_microphone_and_the_camera(live_server):
+    """PersonaAgentProcessor with voice and face on, and no STT service: camera frames (raw RGB, as a transport
+    delivers them) and 24 kHz microphone frames go to /v1/chat; the backend hears and sees the user itself — its
+    transcript comes back as a TranscriptionFrame, the voice and face readings as perception frames, and both join
+    the fusion of the turn it answers."""
+    import cv2
+    from pipecat.frames.frames import InputAudioRawFrame, InputImageRawFrame
+
+    from tests.audio import espeak, silence
+    from tests.conftest import SHARED
+
+    bgr = cv2.imread(str(SHARED / "data" / "faces" / "img1.jpg"))  # a smiling face
+    s = 640 / max(bgr.shape[:2])
+    rgb = cv2.cvtColor(cv2.resize(bgr, None, fx=s, fy=s, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    camera = InputImageRawFrame(image=rgb.tobytes(), size=(rgb.shape[1], rgb.shape[0]), format="RGB")
+    speech = np.concatenate([silence(0.3), espeak("I just got the job I wanted so much!"), silence(1.5)])
+    t = np.arange(0, speech.size / 16_000, 1 / 24_000)  # the transport's 24 kHz: the processor resamples
+    pcm = (np.clip(np.interp(t, np.arange(speech.size) / 16_000, speech), -1, 1) * 32767).astype("<i2").tobytes()
+    step = 24_000 * 2 * 20 // 1000
+    mic = [
+        InputAudioRawFrame(audio=pcm[i : i + step], sample_rate=24_000, num_channels=1)
+        for i in range(0, len(pcm), step)
+    ]
+    proc = PersonaAgentProcessor(live_server.ws_url, voice=True, face=True, user_id="pipecat-av")
+    down, _ = await run_test(proc, frames_to_send=[camera, SleepFrame(1.0), *mic, SleepFrame(10.0)], start_timeout=10)
+    heard = [f for f in down if isinstance(f, TranscriptionFrame)]
+    assert len(heard) == 1 and "job" in heard[0].text.lower(), [f.text for f in heard]
+    events = [f.event for f in down if isinstance(f, PersonaEventFrame)]
+    read = {e["modality"]: e for e in events if e["type"] == "perception"}
+    assert read["face"]["top"] == "joy" and "voice" in read and "text" in read
+    done = [e for e in events if e["type"] == "response.done"][0]
+    assert {"voice", "face", "text"} <= set(done["explanation"]["present"])
+    assert "".join(f.text for f in down if isinstance(f, LLMTextFrame)) == done["text"]

@@ -304,3 +304,30 @@ async def test_without_turn_detection_the_client_commits_and_asks(live_server):
     await ws.close()
     assert [m["role"] for m in history] == ["user", "assistant"]
     assert "lisbon" in words(history[0]["content"]) and "Paris" not in history[0]["content"]
+
+
+async def test_a_camera_frame_as_input_image_is_read_by_the_face_model(live_server):
+    """An `input_image` item (a data URL) goes to our face reading, answered by persona_agent.perception, and the
+    face joins the next turn's fusion; an image that is not a data URL is refused and the session goes on."""
+    import cv2
+
+    from tests.conftest import SHARED
+
+    bgr = cv2.imread(str(SHARED / "data" / "faces" / "img1.jpg"))  # a smiling face
+    s_ = 640 / max(bgr.shape[:2])
+    ok, jpeg = cv2.imencode(".jpg", cv2.resize(bgr, None, fx=s_, fy=s_, interpolation=cv2.INTER_AREA))
+    url = "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()
+    async with client(live_server).realtime.connect(model="persona-agent") as conn:
+        s = Session(conn)
+        await s.next()
+        await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+        await s.until("session.updated")
+        await conn.conversation.item.create(item={**USER_TEXT, "content": [{"type": "input_image", "image_url": "x"}]})
+        assert (await s.until("error"))[-1]["error"]["code"] == "invalid_image"
+        await conn.conversation.item.create(item={**USER_TEXT, "content": [{"type": "input_image", "image_url": url}]})
+        face = (await s.until("persona_agent.perception"))[-1]
+        assert face["modality"] == "face" and face["top"] == "joy", face
+        events = await s.say("Guess what, I just got the job!")
+        persona = of(events, "persona_agent.persona")[0]
+        assert set(persona["present"]) == {"text", "face"} and persona["gates"]["face"] > 0
+        assert events[-1]["response"]["status"] == "completed"

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from perception import ModalitySignal
 from perception.language import LanguageGuess, LanguageId
 from perception.safety import RiskAssessment, RiskClassifier, RiskFeatures, rules_only
@@ -32,6 +34,7 @@ class TextReading:
     signal: ModalitySignal | None
     risk: RiskAssessment
     language: LanguageGuess | None = None  # None: no identifier configured
+    features: np.ndarray | None = None  # how the models read it (risk_features): the strategy chooser reads it too
 
 
 class TextReader:
@@ -94,7 +97,7 @@ class TextReader:
             features = self.features(texts, probs, pooled)
             signs = read_messages(self.signs, self.features, texts, features) if self.signs is not None else None
             risks = self.risk.assess_batch(texts, features, signs)
-            return [TextReading(s, r, g) for s, r, g in zip(signals, risks, langs)]
+            return [TextReading(s, r, g, f) for s, r, g, f in zip(signals, risks, langs, features)]
         except Exception:  # the model failed: the rules still screen every message, the reply goes on without emotion
             log.exception("text perception failed on a batch of %d", len(texts))
             return [TextReading(None, rules_only(t), g) for t, g in zip(texts, langs)]

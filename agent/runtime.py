@@ -64,7 +64,7 @@ from perception.voice.stt import load_stt
 from perception.voice.turn import load_smart_turn
 from perception.voice.vad import load_vad
 from perception.warning_signs import default_warning_sign_model_path, load_warning_sign_model
-from persona import PersonaState, PersonaTracker, load_policy
+from persona import PersonaState, PersonaTracker, load_policy, load_strategy_chooser
 from prompts import ControlsAt, Message, load_profiles
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,10 @@ class AgentConfig:
     # message only at the top).
     controls_at: Literal["auto", "system", "end"] = "auto"
     policy_file: Path | None = None
+    # The learned strategy chooser (persona/chooser.py) proposes each reply's strategy and the rules dispose; off,
+    # the rules and the profile's default decide alone. Its weights: the shipped ones unless a file is named.
+    learned_strategy: bool = True
+    strategy_chooser_file: Path | None = None
     text_model: Literal["trained", "lexicon"] = "trained"
     text_model_dir: Path | None = None  # default: the artifact shipped in perception/models/text_emotion
     model_threads: int = 1  # intra-op threads per model
@@ -558,6 +562,7 @@ async def create_runtime(cfg: RuntimeConfig) -> Runtime:
             ),
             webhook=SafetyWebhook(a.safety_webhook, secret=a.safety_webhook_secret) if a.safety_webhook else None,
             tts=tts,
+            chooser=load_strategy_chooser(a.strategy_chooser_file) if a.learned_strategy else None,
         )
         inputs = Inputs(
             voice=voice, voice_config=a.voice, face=face, face_max_fps=a.face_max_fps, face_ttl_s=a.face_ttl_s

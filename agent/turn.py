@@ -16,6 +16,8 @@ from contextlib import aclosing
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
+import numpy as np
+
 from agent.batcher import MicroBatcher
 from agent.events import (
     ControlsEvent,
@@ -42,8 +44,18 @@ from agent.webhook import SafetyWebhook
 from fusion import FusedPercept
 from perception import LABELS, Modality, ModalitySignal
 from perception.language import LanguageGuess
-from perception.safety import RiskAssessment, rules_only
-from persona import Decision, PersonaState, PersonaTracker, Policy, RiskInput, read_style
+from perception.safety import RiskAssessment, positive_message, rules_only
+from persona import (
+    Decision,
+    Moment,
+    PersonaState,
+    PersonaTracker,
+    Policy,
+    RiskInput,
+    StrategyChooser,
+    chooser_features,
+    read_style,
+)
 from prompts import (
     AgentProfile,
     ControlsAt,
@@ -97,6 +109,7 @@ class Pipeline:
     config: TurnConfig
     webhook: SafetyWebhook | None = None  # PERSONA_SAFETY_WEBHOOK: a human hand-off on crisis and safe-mode changes
     tts: Synthesizer | None = None  # spoken replies (PERSONA_TTS_ENABLED), for sessions that ask for them
+    chooser: StrategyChooser | None = None  # the learned strategy chooser (None: the rules and the profile decide)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +129,7 @@ class Perceived:
     language: LanguageGuess | None  # the message's language, as identified
     signals: Mapping[Modality, ModalitySignal]  # what joins fusion
     announce: tuple[PerceptionEvent, ...]  # this turn's new readings (a face was announced when its frame arrived)
+    features: np.ndarray | None = None  # the text's features (TextReading.features), for the strategy chooser
 
 
 async def perceive(p: Pipeline, turn: UserTurn, face: ModalitySignal | None) -> Perceived:
@@ -139,7 +153,14 @@ async def perceive(p: Pipeline, turn: UserTurn, face: ModalitySignal | None) -> 
         announce.append(perception_event(turn.voice, dict(turn.voice.evidence)))
     if face is not None:
         signals["face"] = face
-    return Perceived(text=text, risk=reading.risk, language=reading.language, signals=signals, announce=tuple(announce))
+    return Perceived(
+        text=text,
+        risk=reading.risk,
+        language=reading.language,
+        signals=signals,
+        announce=tuple(announce),
+        features=reading.features,
+    )
 
 
 async def read_in_context(p: Pipeline, rec: SessionRecord, perceived: Perceived, turn: int) -> Perceived:
@@ -219,14 +240,39 @@ def track(p: Pipeline, persona: PersonaState, percept: FusedPercept, text: str) 
     return p.tracker.update(persona, percept, read_style(text))
 
 
-def decide(p: Pipeline, rec: SessionRecord, profile: AgentProfile, risk: RiskAssessment) -> Decision:
-    return p.policy.decide(
-        rec.persona,
+def decide(
+    policy: Policy,
+    chooser: StrategyChooser | None,
+    rec: SessionRecord,
+    profile: AgentProfile,
+    perceived: Perceived,
+    percept: FusedPercept,
+    text: str,
+) -> Decision:
+    """The policy on the persona and the message in front of it; the learned chooser proposes the strategy (among
+    the profile's) when the text was read. `rec.persona` is already updated with this turn."""
+    state, risk = rec.persona, perceived.risk
+    probs = perceived.features[-28:] if perceived.features is not None else None  # the 28 labels, last (risk_features)
+    positive = probs is not None and positive_message(probs)
+    moment = Moment.read(text, percept.distribution, state.turns, state.strategy, positive=positive)
+    choice = None
+    if chooser is not None and perceived.features is not None:
+        x = chooser_features(perceived.features, moment, state)
+        if x.shape[0] == chooser.n_features:  # (not without the sentence encoder it was trained with)
+            choice = chooser.choose(x, profile.strategies)
+    decision = policy.decide(
+        state,
         profile.base,
         rec.overrides,
         profile.limits,
         RiskInput(level=risk.level, score=risk.score, rule=risk.rule, safe_mode=rec.safe_mode, category=risk.category),
+        moment=moment,
+        choice=choice,
+        profile_rules=profile.rules,
+        allowed=profile.strategies,
     )
+    rec.persona = replace(state, strategy=decision.controls.strategy)
+    return decision
 
 
 def sticky(rec: SessionRecord, risk: RiskAssessment, turn: int) -> SafetyEvent | None:
@@ -521,7 +567,7 @@ class Turn:
         marks["fused"] = time.perf_counter()
         rec.persona = track(p, rec.persona, percept, self.user.text)
         profile = p.profiles[rec.profile_id]
-        decision = decide(p, rec, profile, perceived.risk)
+        decision = decide(p.policy, p.chooser, rec, profile, perceived, percept, self.user.text)
         prompt, cut = await render_prompt(p, rec, profile, decision, self.user.text)
         marks["rendered"] = time.perf_counter()
         return percept, decision, prompt, cut
@@ -738,6 +784,19 @@ def turn_timings(marks: Mapping[str, float], reply: Reply) -> Timings:
     )
 
 
+# how the explanation says what was read, in plain English
+_SEEN = {"text": "your words read as", "voice": "your voice sounded", "face": "your face looked"}
+_FELT = {
+    "anger": "angry",
+    "disgust": "put off",
+    "fear": "anxious",
+    "joy": "happy",
+    "sadness": "sad",
+    "surprise": "surprised",
+    "neutral": "calm",
+}
+
+
 def explanation(
     perceived: Perceived, percept: FusedPercept, rec: SessionRecord, decision: Decision, prompt: Prompt
 ) -> Explanation:
@@ -747,7 +806,7 @@ def explanation(
         m: {k: round(v, 3) for k, v in sorted(zip(LABELS, s.distribution.tolist()), key=lambda kv: -kv[1])[:3]}
         for m, s in signals.items()
     }
-    read = "; ".join(f"your {m} read as mostly {s.top}" for m, s in signals.items())
+    read = ", ".join(f"{_SEEN[m]} {_FELT.get(s.top, s.top)}" for m, s in signals.items()) or "nothing was read"
     return Explanation(
         perceived=top3,
         gates=dict(percept.gates),
@@ -767,8 +826,8 @@ def explanation(
             safe_mode=rec.safe_mode.as_dict(),
         ),
         summary=(
-            f"This turn {read}; over the conversation you seem {persona.dominant_emotion}. "
-            f"Rules fired: {', '.join(rules) if rules else 'none'}; so the reply used the strategy "
-            f"'{decision.controls.strategy}'."
+            f"This turn {read}; over the conversation you have seemed "
+            f"{_FELT.get(persona.dominant_emotion, persona.dominant_emotion)}. {decision.strategy_why} "
+            f"Rules fired: {', '.join(rules) if rules else 'none'}."
         ),
     )

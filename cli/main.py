@@ -1,7 +1,7 @@
 """The `persona-agent` command line: one object per subcommand, each declaring its arguments and how it runs.
 
 serve · keys create|list|revoke · forget · chat · schema · analyze text|safety|voice|face ·
-train text|safety|warning-signs|face|fusion|adapter|deepface|voice · eval fusion|replies
+train text|safety|warning-signs|face|fusion|adapter|deepface|voice|strategy · eval fusion|strategy|replies
 """
 
 from __future__ import annotations
@@ -445,6 +445,12 @@ TRAIN = Group(
             "training.deepface_emotion:train",
         ),
         Lazy(
+            "strategy",
+            "fit the learned strategy chooser on ESConv (train; L2 chosen on valid)",
+            training_args.add_strategy_arguments,
+            "training.strategy_chooser:train",
+        ),
+        Lazy(
             "voice",
             "fit the prosody head on RAVDESS, report leave-one-actor-out CV",
             training_args.add_voice_arguments,
@@ -462,6 +468,12 @@ EVAL = Group(
             "fusion vs each modality on triplets built from your splits",
             training_args.add_fusion_eval_arguments,
             "training.fusion:eval_cli",
+        ),
+        Lazy(
+            "strategy",
+            "the served policy's strategy at every supporter turn of an ESConv-format file, against the supporter's",
+            tuning_args.add_strategy_eval_arguments,
+            "tuning.eval_strategy:eval_cli",
         ),
         Lazy(
             "replies",

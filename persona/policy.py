@@ -1,14 +1,22 @@
 """Declarative policy: readable YAML rules map PersonaState (+ profile base, + client overrides) to ControlSignals.
 
-A rule is `{name, when: {field: {op: value}}, set: {signal: value | {mirror: field}}, why}`. Rules run in file
+A rule is `{name, when: {field: {op: value}}, set: {signal: value | {mirror: field}}, why}`; a strategy may be a family,
+`{among: [A, B]}`: the learned chooser's most probable of them (people decide what kind of reply fits, the data which
+one), or the first when there is no chooser. Rules run in file
 order; a later rule that fires overrides an earlier one's value. Every firing is recorded with the inputs it saw.
-Ops: lt, le, gt, ge, eq, in. Fields: any PersonaState scalar, plus `p_<label>` for a class probability.
+Ops: lt, le, gt, ge, eq, in. Fields: any PersonaState scalar (the conversation so far), `p_<label>` for a class
+probability, and the message in front of it (persona/message.py): `message` (its kind), `message_emotion`,
+`message_valence`, `message_positive`, `previous_strategy`.
+
+The strategy is proposed by the learned chooser (persona/chooser.py) when one is given; a rule that sets a strategy
+overrides it (the firing records what it overrode), then the profile's own rules, then client overrides; the safety
+layer outranks all of them. `Decision.strategy_by` and `.strategy_why` say who decided the strategy and why.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -17,7 +25,9 @@ from typing import Any, Literal
 import yaml
 
 from perception import LABELS
+from persona.chooser import StrategyChoice
 from persona.controls import SCALAR_SIGNALS, ControlSignals, coerce_signals
+from persona.message import Moment
 from persona.safemode import SafeMode
 from persona.state import PersonaState
 
@@ -40,6 +50,7 @@ _STATE_FIELDS = (
     "verbosity",
     "turns",
 )
+_MESSAGE_FIELDS = ("message", "message_emotion", "message_valence", "message_positive", "previous_strategy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +67,7 @@ class RuleFiring:
     inputs: Mapping[str, object]
     set: Mapping[str, object]
     why: str
+    overrode: str | None = None  # the strategy this rule replaced (the learned chooser's, or an earlier rule's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +76,8 @@ class Decision:
     fired: tuple[RuleFiring, ...]
     overridden: Mapping[str, object]
     rejected_overrides: Mapping[str, str]
+    strategy_by: str = "profile"  # who set the strategy: "profile", "learned_chooser", a rule's name, "override"
+    strategy_why: str = ""  # that, in a sentence
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +99,17 @@ class OverrideLimits:
     strategies: bool = True
 
 
-def _features(state: PersonaState) -> dict[str, object]:
+def _features(state: PersonaState, moment: Moment | None) -> dict[str, object]:
     feats: dict[str, object] = {f: getattr(state, f) for f in _STATE_FIELDS}
     feats.update({f"p_{k}": v for k, v in zip(LABELS, state.distribution)})
+    if moment is not None:  # without it, a rule on the message does not fire
+        feats.update(
+            message=moment.kind,
+            message_emotion=moment.emotion,
+            message_valence=moment.valence,
+            previous_strategy=moment.previous_strategy or "none",
+            message_positive=moment.positive,
+        )
     return feats
 
 
@@ -107,96 +129,130 @@ class Policy:
         overrides: Mapping[str, object] | None = None,
         limits: OverrideLimits | None = None,
         risk: RiskInput | None = None,
+        moment: Moment | None = None,
+        choice: StrategyChoice | None = None,
+        profile_rules: Sequence[Rule] = (),
+        allowed: Sequence[str] | None = None,
     ) -> Decision:
-        feats = _features(state)
+        """`profile_rules` run after the shared rules; `allowed` are the strategies that fit the profile (a family
+        in a rule is narrowed to them)."""
+        feats = _features(state, moment)
         values: dict[str, object] = {}
         fired: list[RuleFiring] = []
-        for rule in self.rules:
-            if all(_OPS[op](feats[f], arg) for f, op, arg in rule.when):
-                setv = {k: (_round(feats[v[1]]) if isinstance(v, tuple) else v) for k, v in rule.set}
-                values.update(setv)
-                fired.append(
-                    RuleFiring(
-                        rule=rule.name, inputs={f: _round(feats[f]) for f, _, _ in rule.when}, set=setv, why=rule.why
-                    )
-                )
-        # The safety layer outranks every rule and every override.
-        if risk is not None and risk.level == "crisis":
-            values.update(
-                safety_mode="crisis",
-                empathy=1.0,
-                warmth=1.0,
-                assertiveness=0.3,
-                pace=0.2,
-                strategy="Affirmation and Reassurance",
-            )
-            fired.append(
-                RuleFiring(
-                    rule="safety_layer",
-                    inputs={"risk_score": risk.score, "rule": risk.rule, "category": risk.category},
-                    set={"safety_mode": "crisis"},
-                    why="Crisis or self-harm risk"
-                    + _named(risk.category)
-                    + ": fixed supportive reply with crisis resources; no free "
-                    "generation.",
-                )
-            )
-        elif risk is not None and risk.safe_mode is not None and risk.safe_mode.active:
-            values.update(
-                safety_mode="safe",
-                empathy=1.0,
-                warmth=0.9,
-                assertiveness=0.2,
-                pace=0.3,
-                strategy="Affirmation and Reassurance",
-            )
-            fired.append(
-                RuleFiring(
-                    rule="safe_mode",
-                    inputs={"risk_score": risk.score, **risk.safe_mode.as_dict()},
-                    set={"safety_mode": "safe"},
-                    why=risk.safe_mode.why,
-                )
-            )
-        elif risk is not None and (risk.level == "caution" or (risk.safe_mode is not None and risk.safe_mode.carried)):
-            carried = risk.level != "caution"
-            values.update(
-                safety_mode="caution",
-                empathy=0.9,
-                warmth=0.9,
-                assertiveness=0.3,
-                strategy="Affirmation and Reassurance",
-            )
-            fired.append(
-                RuleFiring(
-                    rule="safety_caution_carried" if carried else "safety_caution",
-                    inputs={
-                        "risk_score": risk.score,
-                        "category": risk.category,
-                        **(
-                            {"caution_turn": risk.safe_mode.caution_turn}
-                            if carried and risk.safe_mode is not None
-                            else {}
-                        ),
-                    },
-                    set={"safety_mode": "caution"},
-                    why=(
-                        "The previous message read as possible distress: the careful reply holds for this turn too."
-                        if carried
-                        else "Possible distress"
-                        + _named(risk.category)
-                        + ": careful reply that points to people and services who can help."
-                    ),
-                )
-            )
+        by, why = "profile", f"The profile's default strategy, {base.strategy}."
+        if choice is not None:
+            values["strategy"] = choice.strategy
+            by, why = "learned_chooser", choice.why(moment)
+            seen: dict[str, object] = {"p": choice.p}
+            if moment is not None:
+                seen["message"] = moment.kind
+            fired.append(RuleFiring(rule=by, inputs=seen, set={"strategy": choice.strategy}, why=why))
+        by, why = _run_rules((*self.rules, *profile_rules), feats, choice, allowed, values, fired, (by, why))
+        if (safety := _safety(risk)) is not None:  # the safety layer outranks every rule and every override
+            values.update(safety[0])
+            fired.append(safety[1])
+            by, why = safety[1].rule, safety[1].why
         controls = base.with_values(values)
         applied, rejected = apply_overrides(overrides or {}, limits)
         if applied and controls.safety_mode not in ("crisis", "safe"):
             controls = controls.with_values(applied)
+            if "strategy" in applied:
+                by, why = "override", f"The client chose {applied['strategy']}."
         elif applied:
             rejected.update({k: f"overrides are ignored in {controls.safety_mode} mode" for k in applied})
             applied = {}
-        return Decision(controls=controls, fired=tuple(fired), overridden=applied, rejected_overrides=rejected)
+        return Decision(
+            controls=controls,
+            fired=tuple(fired),
+            overridden=applied,
+            rejected_overrides=rejected,
+            strategy_by=by,
+            strategy_why=why,
+        )
+
+
+def _run_rules(
+    rules: Sequence[Rule],
+    feats: Mapping[str, object],
+    choice: StrategyChoice | None,
+    allowed: Sequence[str] | None,
+    values: dict[str, object],
+    fired: list[RuleFiring],
+    decided: tuple[str, str],
+) -> tuple[str, str]:
+    """Run the rules that fire, in order, into `values` and `fired`; who decided the strategy, and why, after them."""
+    by, why = decided
+    for rule in rules:
+        if not all(f in feats and _OPS[op](feats[f], arg) for f, op, arg in rule.when):
+            continue
+        before = values.get("strategy")
+        setv = {k: _value(v, feats, choice, before, allowed) for k, v in rule.set}
+        overrode = str(before) if "strategy" in setv and before is not None and before != setv["strategy"] else None
+        values.update(setv)
+        inputs = {f: _round(feats[f]) for f, _, _ in rule.when}
+        fired.append(RuleFiring(rule=rule.name, inputs=inputs, set=setv, why=rule.why, overrode=overrode))
+        if "strategy" in setv and setv["strategy"] == before:
+            why = f"{why.rstrip('.')}, which fits the rule {rule.name}: {rule.why}"
+        elif "strategy" in setv:
+            by = rule.name
+            over = f", over the learned chooser's {overrode}" if overrode and fired[0].rule == "learned_chooser" else ""
+            why = f"The rule {rule.name} set {setv['strategy']}{over}: {rule.why}"
+    return by, why
+
+
+def _safety(risk: RiskInput | None) -> tuple[dict[str, object], RuleFiring] | None:
+    """What the safety layer sets (crisis, sticky safe mode, or caution), and its firing; None when it does not act."""
+    if risk is None:
+        return None
+    if risk.level == "crisis":
+        return dict(
+            safety_mode="crisis",
+            empathy=1.0,
+            warmth=1.0,
+            assertiveness=0.3,
+            pace=0.2,
+            strategy="Affirmation and Reassurance",
+        ), RuleFiring(
+            rule="safety_layer",
+            inputs={"risk_score": risk.score, "rule": risk.rule, "category": risk.category},
+            set={"safety_mode": "crisis"},
+            why="Crisis or self-harm risk"
+            + _named(risk.category)
+            + ": fixed supportive reply with crisis resources; no free generation.",
+        )
+    if risk.safe_mode is not None and risk.safe_mode.active:
+        return dict(
+            safety_mode="safe",
+            empathy=1.0,
+            warmth=0.9,
+            assertiveness=0.2,
+            pace=0.3,
+            strategy="Affirmation and Reassurance",
+        ), RuleFiring(
+            rule="safe_mode",
+            inputs={"risk_score": risk.score, **risk.safe_mode.as_dict()},
+            set={"safety_mode": "safe"},
+            why=risk.safe_mode.why,
+        )
+    carried = risk.level != "caution" and risk.safe_mode is not None and risk.safe_mode.carried
+    if risk.level != "caution" and not carried:
+        return None
+    inputs: dict[str, object] = {"risk_score": risk.score, "category": risk.category}
+    if carried and risk.safe_mode is not None:
+        inputs["caution_turn"] = risk.safe_mode.caution_turn
+    return dict(
+        safety_mode="caution", empathy=0.9, warmth=0.9, assertiveness=0.3, strategy="Affirmation and Reassurance"
+    ), RuleFiring(
+        rule="safety_caution_carried" if carried else "safety_caution",
+        inputs=inputs,
+        set={"safety_mode": "caution"},
+        why=(
+            "The previous message read as possible distress: the careful reply holds for this turn too."
+            if carried
+            else "Possible distress" + _named(risk.category) + ": careful reply that points to people and services "
+            "who can help."
+        ),
+    )
 
 
 def apply_overrides(
@@ -228,6 +284,27 @@ def apply_overrides(
     return applied, rejected
 
 
+def _value(
+    v: object,
+    feats: Mapping[str, object],
+    choice: StrategyChoice | None,
+    current: object,
+    allowed: Sequence[str] | None,
+) -> object:
+    """What a rule's `set` entry gives: a literal, the user's mirrored style, or a strategy from a family (the current
+    one when it is in the family, else the chooser's most probable of the family, else the family's first)."""
+    if not isinstance(v, tuple):
+        return v
+    if v[0] == "mirror":
+        return _round(feats[v[1]])
+    family: tuple[str, ...] = tuple(s for s in v[1] if allowed is None or s in allowed) or v[1]
+    if current in family:
+        return current
+    if choice is not None and (ranked := [s for s in family if s in choice.probs]):
+        return max(ranked, key=lambda s: choice.probs[s])
+    return family[0]
+
+
 def _round(v: object) -> object:
     return round(v, 4) if isinstance(v, float) else v
 
@@ -236,7 +313,7 @@ def _parse_rule(raw: Mapping[str, Any]) -> Rule:  # one rule as YAML gives it
     name = str(raw["name"])
     when: list[tuple[str, str, object]] = []
     for f, cond in dict(raw.get("when") or {}).items():
-        if f not in _STATE_FIELDS and not (f.startswith("p_") and f[2:] in LABELS):
+        if f not in _STATE_FIELDS and f not in _MESSAGE_FIELDS and not (f.startswith("p_") and f[2:] in LABELS):
             raise ValueError(f"rule {name!r}: unknown field {f!r}")
         for op, arg in dict(cond).items():
             if op not in _OPS:
@@ -244,7 +321,14 @@ def _parse_rule(raw: Mapping[str, Any]) -> Rule:  # one rule as YAML gives it
             when.append((f, op, tuple(arg) if op == "in" else arg))
     sets: list[tuple[str, object]] = []
     for sig, val in dict(raw["set"]).items():
-        if isinstance(val, Mapping):
+        if sig == "strategy" and isinstance(val, Mapping) and "among" in val:
+            family = tuple(str(v) for v in val["among"])
+            for v in family:
+                coerce_signals({"strategy": v})
+            if not family:
+                raise ValueError(f"rule {name!r}: `among` needs at least one strategy")
+            sets.append((sig, ("among", family)))
+        elif isinstance(val, Mapping):
             src = val.get("mirror")
             if sig not in SCALAR_SIGNALS or src not in ("formality", "verbosity"):
                 raise ValueError(f"rule {name!r}: only formality/verbosity can be mirrored into a scalar signal")
@@ -253,6 +337,11 @@ def _parse_rule(raw: Mapping[str, Any]) -> Rule:  # one rule as YAML gives it
             coerce_signals({sig: val})
             sets.append((sig, val))
     return Rule(name=name, when=tuple(when), set=tuple(sets), why=str(raw.get("why", "")))
+
+
+def parse_rules(raw: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
+    """Rules as YAML gives them (a profile's own, or a file's), checked."""
+    return tuple(_parse_rule(r) for r in raw)
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

@@ -39,6 +39,7 @@ class PersonaState:
     updated_at: float
     gates: tuple[tuple[Modality, float], ...] = ()
     present: tuple[Modality, ...] = ()
+    strategy: str | None = None  # the support strategy of the last reply: the learned chooser reads it
 
     @staticmethod
     def initial(now: float) -> PersonaState:
@@ -161,4 +162,5 @@ class PersonaTracker:
             updated_at=now,
             gates=tuple((m, round(float(g), 4)) for m, g in percept.gates.items()),
             present=percept.present,
+            strategy=state.strategy,
         )

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import jinja2
 import yaml
 
-from persona import ControlSignals, OverrideLimits
+from persona import STRATEGIES, ControlSignals, OverrideLimits, Rule, parse_rules
 
 Role = Literal["system", "user", "assistant"]
 # Where the guidance (the "How to answer this message" block the controls render to) goes: in the system message at
@@ -63,6 +63,11 @@ class AgentProfile:
     base: ControlSignals
     limits: OverrideLimits
     safety_locale: str = "default"  # which crisis resources (prompts/safety.yaml) to give by default
+    # the strategies that fit this agent (the learned chooser picks among them), and its own instruction for any
+    # whose shared one (prompts/strategies.yaml) does not fit it
+    strategies: tuple[str, ...] = STRATEGIES
+    strategy_text: Mapping[str, str] = field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()  # its own policy rules, after the shared persona/rules.yaml
 
 
 @cache
@@ -95,8 +100,24 @@ def load_profiles() -> dict[str, AgentProfile]:
                 strategies=bool(lim.get("strategies", True)),
             ),
             safety_locale=str(raw.get("safety_locale", "default")),
+            **_strategies(raw),
         )
     return out
+
+
+def _strategies(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A profile's `strategies` (those that fit it), `strategy_text` and `rules`, checked."""
+    allowed = tuple(raw.get("strategies") or STRATEGIES)
+    texts = {str(k): str(v).strip() for k, v in (raw.get("strategy_text") or {}).items()}
+    unknown = (set(allowed) | set(texts)) - set(STRATEGIES)
+    if unknown:
+        raise ValueError(f"profile {raw['id']!r}: unknown strategies {sorted(unknown)}")
+    rules = parse_rules(raw.get("rules") or [])
+    for rule in rules:
+        for sig, value in rule.set:
+            if sig == "strategy" and value not in allowed:
+                raise ValueError(f"profile {raw['id']!r}: rule {rule.name!r} sets {value!r}, not one of its strategies")
+    return {"strategies": allowed, "strategy_text": texts, "rules": rules}
 
 
 def sampling_for(
@@ -131,7 +152,7 @@ def render_system(
 ) -> str:
     """The system message: the profile and the controls, from templates only. No user text ever reaches it.
     `guidance.j2` is the controls' part alone (the "How to answer this message" block)."""
-    strategy_hint = _yaml("strategies.yaml")[controls.strategy]
+    strategy_hint = profile.strategy_text.get(controls.strategy) or _yaml("strategies.yaml")[controls.strategy]
     text = (
         _env()
         .get_template(template)

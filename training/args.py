@@ -47,6 +47,13 @@ def add_text_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_strategy_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=str(SHARED / "esconv"), help="a folder with ESConv train.jsonl and valid.jsonl")
+    p.add_argument("--out", default=str(ROOT / "persona" / "models" / "strategy_chooser.npz"))
+    p.add_argument("--c", type=float, nargs="+", default=[0.003, 0.01, 0.03], help="L2 strengths to try")
+    p.add_argument("--threads", type=int, default=2)
+
+
 def add_voice_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=str(SHARED / "ravdess"))
     p.add_argument("--out", default=str(ROOT / "perception" / "models" / "voice_affect.npz"))

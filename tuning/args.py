@@ -79,6 +79,14 @@ def add_adapter_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_strategy_eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dialogues", required=True, help="ESConv-format JSONL (e.g. ../shared/data/esconv/valid.jsonl)")
+    p.add_argument("--profile", default="wellbeing_coach", help="the agent profile whose policy is evaluated")
+    p.add_argument("--chooser", type=Path, default=None, help="the chooser's weights (default: the shipped ones)")
+    p.add_argument("--policy", type=Path, default=None, help="a rules file (default: the shipped persona/rules.yaml)")
+    p.add_argument("--threads", type=int, default=2)
+
+
 def add_replies_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dialogues", required=True, help="ESConv-format JSONL (e.g. shared/data/esconv/valid.jsonl)")
     p.add_argument("--n", type=int, default=200, help="supporter turns scored against the gold reply")
@@ -87,6 +95,11 @@ def add_replies_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapter-mode", choices=("merged", "lora"), default="merged")
     p.add_argument("--adapter", help="peft adapter folder (default: the shipped prompts/adapters/persona)")
     p.add_argument("--profile", default="wellbeing_coach", help="profile of the seeded sessions")
+    p.add_argument(
+        "--strategy-train",
+        default=str(SHARED / "esconv" / "train.jsonl"),
+        help="ESConv-format dialogues the reply-strategy classifier is trained on (default: the shipped ESConv train)",
+    )
     p.add_argument("--max-tokens", type=int, default=120, help="the same token cap for every reply")
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--speed-n", type=int, default=20, help="prompts for the engine's first-token and decode rate")

@@ -206,7 +206,36 @@ async def _engine_speed(
     return first, rate
 
 
-def run(args: argparse.Namespace) -> None:
+def preflight(args: argparse.Namespace) -> str | None:
+    """Every input and optional dependency checked before any work (the replies take many minutes): what is wrong,
+    with what to install or pass, or None."""
+    import importlib.util
+
+    missing = [pip for mod, pip in NEEDS if importlib.util.find_spec(mod) is None]
+    if missing:
+        return f"eval replies needs {', '.join(missing)} (the bench extra): .venv/bin/pip install -e '.[bench]'"
+    for flag, path in (("--dialogues", args.dialogues), ("--strategy-train", args.strategy_train)):
+        p = Path(path)
+        if not p.is_file():
+            return f"{flag} {p}: no such file (an ESConv-format JSONL)"
+        try:
+            with open(p, encoding="utf-8") as fh:
+                first = json.loads(fh.readline())
+            ok = isinstance(first, dict) and isinstance(first.get("dialog"), list)
+        except (ValueError, UnicodeDecodeError):
+            ok = False
+        if not ok:
+            return f"{flag} {p}: not ESConv-format JSONL (one dialogue per line, with a `dialog` list)"
+    return None
+
+
+NEEDS = (("rouge_score", "rouge-score"), ("sacrebleu", "sacrebleu"), ("sklearn", "scikit-learn"))
+
+
+def run(args: argparse.Namespace) -> int:
+    if (problem := preflight(args)) is not None:
+        print(f"error: {problem}")
+        return 2
     from rouge_score import rouge_scorer
     from sacrebleu.metrics import CHRF
 
@@ -311,7 +340,7 @@ def run(args: argparse.Namespace) -> None:
             asyncio.run(engine.stop())
 
     text_model = load_text_model(default_text_model_dir(), threads=2)
-    clf = strategy_classifier(dialogues.parent / "train.jsonl")
+    clf = strategy_classifier(Path(args.strategy_train))
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     chrf = CHRF()
     refs = [t.reply for t in gold]
@@ -402,3 +431,4 @@ def run(args: argparse.Namespace) -> None:
             f"dz_formality={s['dz_formality']:.2f} dz_empathy={s['dz_empathy']:.2f} strategy={s['strategy']:.3f} "
             f"complete={s['complete']:.3f}"
         )
+    return 0

@@ -5,7 +5,16 @@ from dataclasses import replace
 import pytest
 
 from perception import LABELS
-from persona import ControlSignals, OverrideLimits, PersonaState, load_policy
+from persona import (
+    ControlSignals,
+    Moment,
+    OverrideLimits,
+    PersonaState,
+    RiskInput,
+    StrategyChoice,
+    load_policy,
+    message_kind,
+)
 from persona.policy import Policy, _parse_rule
 
 
@@ -28,8 +37,10 @@ def test_rules_fire_with_their_inputs_recorded():
     assert {"mirror_user_style", "low_mood", "sadness_dominant", "high_stress"} <= set(fired)
     assert fired["low_mood"].inputs == {"valence": -0.5}
     assert fired["high_stress"].inputs == {"stress": 0.7}
-    # later rules win per signal: high_stress sets verbosity 0.3 after the style mirror
-    assert d.controls.verbosity == 0.3 and d.controls.empathy == 0.9 and d.controls.strategy == "Reflection of feelings"
+    # later rules win per signal: high_stress sets verbosity 0.3 after the style mirror; the feeling sets the tone,
+    # not the strategy (without the learned chooser or a message rule it stays the profile's)
+    assert d.controls.verbosity == 0.3 and d.controls.empathy == 0.9 and d.controls.strategy == "Question"
+    assert d.strategy_by == "profile"
 
 
 def test_neutral_state_only_mirrors_style():
@@ -42,7 +53,7 @@ def test_anger_deescalates():
     d = load_policy().decide(
         state(valence=-0.1, dominant_emotion="anger", distribution=dist("anger")), ControlSignals()
     )
-    assert d.controls.assertiveness == 0.25 and d.controls.strategy == "Restatement or Paraphrasing"
+    assert d.controls.assertiveness == 0.25 and d.controls.empathy == 0.75
 
 
 def test_override_limits_clamp_and_reject():
@@ -76,3 +87,78 @@ def test_overrides_ignored_in_crisis():
 def test_bad_rules_are_rejected_with_a_reason(raw, msg):
     with pytest.raises(ValueError, match=msg.replace("[", r"\[").replace("]", r"\]")):
         _parse_rule(raw)
+
+
+def choice(strategy: str, **probs: float) -> StrategyChoice:
+    return StrategyChoice(strategy=strategy, p=probs.get(strategy, 0.5), probs={strategy: 0.5, **probs})
+
+
+def moment(text: str, label: str = "neutral", turn: int = 1, previous: str | None = None) -> Moment:
+    import numpy as np
+
+    return Moment.read(text, np.asarray(dist(label)), turn, previous)
+
+
+def test_the_learned_choice_stands_unless_a_rule_on_the_message_decides():
+    policy, base = load_policy(), ControlSignals(strategy="Question")
+    m = moment("I went for a walk by the river this afternoon.")
+    d = policy.decide(state(), base, moment=m, choice=choice("Self-disclosure"))
+    assert d.controls.strategy == "Self-disclosure" and d.strategy_by == "learned_chooser"
+    assert d.fired[0].rule == "learned_chooser" and "(0.50)" in d.strategy_why
+    # a request for advice: the family is people's decision, the chooser's ranking picks within it
+    ask = moment("What could I do tonight to calm down?")
+    d = policy.decide(state(), base, moment=ask, choice=choice("Reflection of feelings", Information=0.3))
+    assert ask.kind == "advice_request" and d.controls.strategy == "Information"
+    fired = {f.rule: f for f in d.fired}
+    assert fired["asked_for_advice"].overrode == "Reflection of feelings"
+    assert d.strategy_by == "asked_for_advice" and "over the learned chooser's Reflection of feelings" in d.strategy_why
+    # a choice already in the family is kept, and the explanation says it fits the rule
+    d = policy.decide(state(), base, moment=ask, choice=choice("Providing Suggestions"))
+    assert d.strategy_by == "learned_chooser" and "fits the rule asked_for_advice" in d.strategy_why
+    assert {f.rule: f for f in d.fired}["asked_for_advice"].overrode is None
+
+
+def test_good_news_is_celebrated_even_when_read_as_surprise():
+    """The fused reading of "I finally finished my thesis" is surprise with some sadness (valence below zero); the
+    text model's 28 labels read it as mostly positive, and that is what makes it good news."""
+    text = "I finally finished my thesis after three years, I can't believe it!"
+    import numpy as np
+
+    read = np.asarray((0.01, 0.01, 0.0, 0.01, 0.38, 0.54, 0.05))
+    news = Moment.read(text, read, 1, positive=True)
+    assert news.kind == "statement" and news.emotion == "surprise" and news.valence < 0
+    d = load_policy().decide(state(), ControlSignals(), moment=news, choice=choice("Information"))
+    assert d.controls.strategy == "Affirmation and Reassurance" and d.strategy_by == "good_news"
+    assert "shared_a_hurt" not in {f.rule for f in d.fired}
+    plain = load_policy().decide(
+        state(), ControlSignals(), moment=Moment.read(text, read, 1), choice=choice("Information")
+    )
+    assert plain.controls.strategy != "Affirmation and Reassurance" or plain.strategy_by != "good_news"
+
+
+def test_a_family_is_narrowed_to_the_profiles_strategies_and_safety_outranks_all():
+    policy = load_policy()
+    hurt = moment("My dog died yesterday and the house feels so empty.", "sadness")
+    allowed = ("Question", "Restatement or Paraphrasing", "Information")
+    d = policy.decide(state(), ControlSignals(), moment=hurt, allowed=allowed)
+    assert d.controls.strategy == "Restatement or Paraphrasing"  # Reflection of feelings does not fit this profile
+    risk = RiskInput(level="crisis", score=0.99, rule="explicit")
+    d = policy.decide(state(), ControlSignals(), risk=risk, moment=hurt, choice=choice("Question"))
+    assert d.controls.safety_mode == "crisis" and d.strategy_by == "safety_layer"
+
+
+@pytest.mark.parametrize(
+    "text,kind",
+    [
+        ("What could I do tonight to calm down?", "advice_request"),
+        ("Should I tell my boss?", "advice_request"),
+        ("Order 4471, it's a lamp. I want a refund, not a replacement.", "request"),
+        ("Where is my package? It was due Monday.", "request"),
+        ("Is it normal to feel this tired?", "question"),
+        ("Hi there!", "greeting"),
+        ("I don't know what to do anymore", "statement"),
+        ("I feel so sad today, my best friend moved away", "statement"),
+    ],
+)
+def test_message_kinds(text, kind):
+    assert message_kind(text) == kind

@@ -1,0 +1,108 @@
+"""The message in front of the policy: what kind of message it is (asking for advice, asking a question, a concrete
+request, a greeting, or sharing something) and how this message itself reads, next to the conversation's running
+persona. A persona that has been anxious for five turns should not make the policy answer "I passed!" with
+reassurance, nor answer "what could I do tonight?" with a reflection.
+
+The kind is read from the words by a few readable patterns (no model): what a person would call a request for advice
+or a direct question is unambiguous in most messages, and an operator can read and change the patterns.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from perception import LABELS
+from perception.labels import valence_arousal
+
+MessageKind = Literal["advice_request", "question", "request", "greeting", "statement"]
+MESSAGE_KINDS: tuple[MessageKind, ...] = ("advice_request", "question", "request", "greeting", "statement")
+
+_ADVICE = re.compile(
+    r"\b(what|how)\s+(should|could|can|do|would|might)\s+(i|we)\b"
+    r"|\bwhat\s+(can|could|should|would)\s+(i|we)\s+do\b"
+    r"|\b(any|some|give me|need|want|have)\s+(advice|tips|ideas|suggestions?|recommendations?)\b"
+    r"|\bwhat\s+would\s+you\s+(do|suggest|recommend)\b"
+    r"|\b(should|shall)\s+i\b"
+    r"|\bhow\s+(do|can|could)\s+i\s+(stop|deal|cope|handle|get|make|manage|calm|relax|sleep|find|tell|talk)\b"
+    r"|\bhelp\s+me\s+(to\s+)?(figure|decide|find|plan|calm|deal|cope|choose|work)\b"
+    r"|\b(is there|are there)\s+(anything|something|a way|ways)\s+(i|that i)\b"
+    r"|\b(can|could)\s+you\s+(suggest|recommend)\b",
+    re.IGNORECASE,
+)
+# A concrete ask about something transactional: an order, a refund, an account, a booking.
+_REQUEST = re.compile(
+    r"\b(refund|replacement|replace|return|exchange|cancel|cancellation|money back|order|invoice|charged|charge|"
+    r"delivery|shipping|tracking|account|password|subscription|booking|reservation|warranty|receipt|package|parcel)\b",
+    re.IGNORECASE,
+)
+_ASK = re.compile(
+    r"\b(i\s+want|i'd\s+like|i\s+would\s+like|i\s+need|please|can\s+you|could\s+you|will\s+you|"
+    r"i\s+demand|give\s+me|send\s+me)\b",
+    re.IGNORECASE,
+)
+_QUESTION_START = re.compile(
+    r"^\s*(who|what|when|where|why|how|which|is|are|was|were|do|does|did|can|could|will|would|should|shall|may|have|has)"
+    r"\b",
+    re.IGNORECASE,
+)
+_GREETING = re.compile(
+    r"^\s*(hi|hello|hey|hiya|good\s+(morning|afternoon|evening)|how\s+are\s+you|how's\s+it\s+going|what's\s+up|"
+    r"nice\s+to\s+meet\s+you|thanks?|thank\s+you)\b",
+    re.IGNORECASE,
+)
+
+
+def message_kind(text: str) -> MessageKind:
+    """What the user is doing with this message, by the first pattern that matches, in this order."""
+    t = text.strip()
+    words = len(t.split())
+    if _ADVICE.search(t):
+        return "advice_request"
+    if _REQUEST.search(t) and (_ASK.search(t) or "?" in t):
+        return "request"
+    if _GREETING.search(t) and words <= 8:
+        return "greeting"
+    if "?" in t or (_QUESTION_START.search(t) and words <= 12):
+        return "question"
+    return "statement"
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """This message, next to the persona: its kind, its own emotion and valence (the fused reading of this turn
+    alone; the persona is the conversation's running estimate), whether it reads as mostly positive (the text model's
+    28 GoEmotions labels: the fused 7-label reading often calls good news "surprise" with some sadness), the turn
+    number, and the strategy of the previous reply (None on the first)."""
+
+    kind: MessageKind
+    emotion: str
+    valence: float
+    confidence: float
+    turn: int
+    previous_strategy: str | None = None
+    positive: bool = False
+
+    @staticmethod
+    def read(
+        text: str,
+        distribution: np.ndarray,
+        turn: int,
+        previous_strategy: str | None = None,
+        confidence: float = 1.0,
+        positive: bool = False,
+    ) -> Moment:
+        """From the message's words and its fused emotion distribution over LABELS."""
+        dist = np.asarray(distribution, np.float32)
+        return Moment(
+            kind=message_kind(text),
+            emotion=LABELS[int(np.argmax(dist))],
+            valence=round(valence_arousal(dist)[0], 4),
+            confidence=round(float(confidence), 4),
+            turn=turn,
+            previous_strategy=previous_strategy,
+            positive=positive,
+        )

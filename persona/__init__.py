@@ -2,7 +2,7 @@
 
 from persona.chooser import TAIL, StrategyChoice, StrategyChooser, chooser_features, load_strategy_chooser
 from persona.controls import SAFETY_MODES, SCALAR_SIGNALS, STRATEGIES, ControlSignals, coerce_signals
-from persona.message import MESSAGE_KINDS, MessageKind, Moment, message_kind
+from persona.message import MESSAGE_KINDS, MessageKind, Moment, message_kind, tells_news
 from persona.policy import (
     Decision,
     OverrideLimits,
@@ -30,6 +30,7 @@ __all__ = [
     "load_strategy_chooser",
     "message_kind",
     "parse_rules",
+    "tells_news",
     "SAFETY_MODES",
     "SCALAR_SIGNALS",
     "STRATEGIES",

@@ -44,6 +44,16 @@ _ASK = re.compile(
     r"i\s+demand|give\s+me|send\s+me)\b",
     re.IGNORECASE,
 )
+# Something happened: news, told as an event ("I passed", "we got the keys", "my team won", "guess what"). With a
+# reading that is mostly positive it is good news; without the event, a positive message is more often agreement or
+# thanks ("that sounds good, I'll try it"), which is not news to celebrate.
+_NEWS = re.compile(
+    r"\b(i|we|i've|we've|i'm|we're)\s+(just\s+|finally\s+|actually\s+)?(got|passed|finished|won|made|landed|bought|"
+    r"graduated|completed|started|found|received|earned|booked|signed|sold|moved|became|reached|hit|beat|aced|nailed|"
+    r"getting|going)\b|\b(won|engaged|promoted|promotion|pregnant|accepted|hired|graduated|finished|passed)\b|"
+    r"\bguess\s+what\b|\bgood\s+news\b|\bit\s+worked\b|\bworks\s+(perfectly|great)\b|\barrived\b",
+    re.IGNORECASE,
+)
 _QUESTION_START = re.compile(
     r"^\s*(who|what|when|where|why|how|which|is|are|was|were|do|does|did|can|could|will|would|should|shall|may|have|has)"
     r"\b",
@@ -54,6 +64,11 @@ _GREETING = re.compile(
     r"nice\s+to\s+meet\s+you|thanks?|thank\s+you)\b",
     re.IGNORECASE,
 )
+
+
+def tells_news(text: str) -> bool:
+    """Does the message tell of something that happened (persona/message.py's _NEWS)?"""
+    return _NEWS.search(text) is not None
 
 
 def message_kind(text: str) -> MessageKind:
@@ -74,9 +89,10 @@ def message_kind(text: str) -> MessageKind:
 @dataclass(frozen=True, slots=True)
 class Moment:
     """This message, next to the persona: its kind, its own emotion and valence (the fused reading of this turn
-    alone; the persona is the conversation's running estimate), whether it reads as mostly positive (the text model's
-    28 GoEmotions labels: the fused 7-label reading often calls good news "surprise" with some sadness), the turn
-    number, and the strategy of the previous reply (None on the first)."""
+    alone; the persona is the conversation's running estimate), whether it is good news (it tells of something that
+    happened and reads as mostly positive on the text model's 28 GoEmotions labels: the fused 7-label reading often
+    calls good news "surprise" with some sadness), the turn number, and the strategy of the previous reply (None on
+    the first)."""
 
     kind: MessageKind
     emotion: str
@@ -84,7 +100,7 @@ class Moment:
     confidence: float
     turn: int
     previous_strategy: str | None = None
-    positive: bool = False
+    good_news: bool = False
 
     @staticmethod
     def read(
@@ -95,6 +111,8 @@ class Moment:
         confidence: float = 1.0,
         positive: bool = False,
     ) -> Moment:
+        """`positive`: the message reads as mostly positive (perception/safety.py positive_message on its 28
+        labels); with news told, it is good news."""
         """From the message's words and its fused emotion distribution over LABELS."""
         dist = np.asarray(distribution, np.float32)
         return Moment(
@@ -104,5 +122,5 @@ class Moment:
             confidence=round(float(confidence), 4),
             turn=turn,
             previous_strategy=previous_strategy,
-            positive=positive,
+            good_news=positive and tells_news(text),
         )

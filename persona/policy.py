@@ -6,7 +6,7 @@ one), or the first when there is no chooser. Rules run in file
 order; a later rule that fires overrides an earlier one's value. Every firing is recorded with the inputs it saw.
 Ops: lt, le, gt, ge, eq, in. Fields: any PersonaState scalar (the conversation so far), `p_<label>` for a class
 probability, and the message in front of it (persona/message.py): `message` (its kind), `message_emotion`,
-`message_valence`, `message_positive`, `previous_strategy`.
+`message_valence`, `good_news`, `previous_strategy`.
 
 The strategy is proposed by the learned chooser (persona/chooser.py) when one is given; a rule that sets a strategy
 overrides it (the firing records what it overrode), then the profile's own rules, then client overrides; the safety
@@ -50,7 +50,7 @@ _STATE_FIELDS = (
     "verbosity",
     "turns",
 )
-_MESSAGE_FIELDS = ("message", "message_emotion", "message_valence", "message_positive", "previous_strategy")
+_MESSAGE_FIELDS = ("message", "message_emotion", "message_valence", "good_news", "previous_strategy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +108,7 @@ def _features(state: PersonaState, moment: Moment | None) -> dict[str, object]:
             message_emotion=moment.emotion,
             message_valence=moment.valence,
             previous_strategy=moment.previous_strategy or "none",
-            message_positive=moment.positive,
+            good_news=moment.good_news,
         )
     return feats
 

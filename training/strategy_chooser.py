@@ -42,6 +42,7 @@ from persona import (
     StrategyChooser,
     chooser_features,
     read_style,
+    tells_news,
 )
 
 SECONDS_BETWEEN_MESSAGES = 30.0
@@ -130,8 +131,9 @@ def decisions(dialogues: list[dict[str, Any]], r: Readers) -> Decisions:
     reading = np.concatenate(
         [r.features(blocks[k : k + CHUNK]) for k in range(0, len(blocks), CHUNK)] or [np.zeros((0, 0))]
     )
-    for row, (read, st, truth, i) in zip(reading, pending):
-        moment = replace(read, positive=positive_message(row[RISK_PROBS]))  # as the server reads it (agent/turn.py)
+    for row, (read, st, truth, i), text in zip(reading, pending, blocks):
+        # good news as the server reads it (agent/turn.py): news told, and a mostly positive reading
+        moment = replace(read, good_news=positive_message(row[RISK_PROBS]) and tells_news(text))
         out.dialogue.append(i)
         out.x.append(chooser_features(row, moment, st))
         out.moments.append(moment)

@@ -126,6 +126,7 @@ def test_good_news_is_celebrated_even_when_read_as_surprise():
 
     read = np.asarray((0.01, 0.01, 0.0, 0.01, 0.38, 0.54, 0.05))
     news = Moment.read(text, read, 1, positive=True)
+    assert news.good_news and not Moment.read("That sounds good, thanks.", read, 3, positive=True).good_news
     assert news.kind == "statement" and news.emotion == "surprise" and news.valence < 0
     d = load_policy().decide(state(), ControlSignals(), moment=news, choice=choice("Information"))
     assert d.controls.strategy == "Affirmation and Reassurance" and d.strategy_by == "good_news"

@@ -200,59 +200,62 @@ def _run_rules(
     return by, why
 
 
+# What the safety layer sets in each of its modes (its strategy is always Affirmation and Reassurance).
+_SAFETY_SIGNALS: dict[str, dict[str, object]] = {
+    "crisis": {"empathy": 1.0, "warmth": 1.0, "assertiveness": 0.3, "pace": 0.2},
+    "safe": {"empathy": 1.0, "warmth": 0.9, "assertiveness": 0.2, "pace": 0.3},
+    "caution": {"empathy": 0.9, "warmth": 0.9, "assertiveness": 0.3},
+}
+
+
 def _safety(risk: RiskInput | None) -> tuple[dict[str, object], RuleFiring] | None:
     """What the safety layer sets (crisis, sticky safe mode, or caution), and its firing; None when it does not act."""
     if risk is None:
         return None
+    carried = risk.level == "none" and risk.safe_mode is not None and risk.safe_mode.carried
     if risk.level == "crisis":
-        return dict(
-            safety_mode="crisis",
-            empathy=1.0,
-            warmth=1.0,
-            assertiveness=0.3,
-            pace=0.2,
-            strategy="Affirmation and Reassurance",
-        ), RuleFiring(
-            rule="safety_layer",
-            inputs={"risk_score": risk.score, "rule": risk.rule, "category": risk.category},
-            set={"safety_mode": "crisis"},
-            why="Crisis or self-harm risk"
-            + _named(risk.category)
-            + ": fixed supportive reply with crisis resources; no free generation.",
+        mode, firing = (
+            "crisis",
+            RuleFiring(
+                rule="safety_layer",
+                inputs={"risk_score": risk.score, "rule": risk.rule, "category": risk.category},
+                set={"safety_mode": "crisis"},
+                why="Crisis or self-harm risk"
+                + _named(risk.category)
+                + ": fixed supportive reply with crisis resources; no free generation.",
+            ),
         )
-    if risk.safe_mode is not None and risk.safe_mode.active:
-        return dict(
-            safety_mode="safe",
-            empathy=1.0,
-            warmth=0.9,
-            assertiveness=0.2,
-            pace=0.3,
-            strategy="Affirmation and Reassurance",
-        ), RuleFiring(
-            rule="safe_mode",
-            inputs={"risk_score": risk.score, **risk.safe_mode.as_dict()},
-            set={"safety_mode": "safe"},
-            why=risk.safe_mode.why,
+    elif risk.safe_mode is not None and risk.safe_mode.active:
+        mode, firing = (
+            "safe",
+            RuleFiring(
+                rule="safe_mode",
+                inputs={"risk_score": risk.score, **risk.safe_mode.as_dict()},
+                set={"safety_mode": "safe"},
+                why=risk.safe_mode.why,
+            ),
         )
-    carried = risk.level != "caution" and risk.safe_mode is not None and risk.safe_mode.carried
-    if risk.level != "caution" and not carried:
+    elif risk.level == "caution" or carried:
+        inputs: dict[str, object] = {"risk_score": risk.score, "category": risk.category}
+        if carried and risk.safe_mode is not None:
+            inputs["caution_turn"] = risk.safe_mode.caution_turn
+        mode, firing = (
+            "caution",
+            RuleFiring(
+                rule="safety_caution_carried" if carried else "safety_caution",
+                inputs=inputs,
+                set={"safety_mode": "caution"},
+                why=(
+                    "The previous message read as possible distress: the careful reply holds for this turn too."
+                    if carried
+                    else "Possible distress" + _named(risk.category) + ": careful reply that points to people and "
+                    "services who can help."
+                ),
+            ),
+        )
+    else:
         return None
-    inputs: dict[str, object] = {"risk_score": risk.score, "category": risk.category}
-    if carried and risk.safe_mode is not None:
-        inputs["caution_turn"] = risk.safe_mode.caution_turn
-    return dict(
-        safety_mode="caution", empathy=0.9, warmth=0.9, assertiveness=0.3, strategy="Affirmation and Reassurance"
-    ), RuleFiring(
-        rule="safety_caution_carried" if carried else "safety_caution",
-        inputs=inputs,
-        set={"safety_mode": "caution"},
-        why=(
-            "The previous message read as possible distress: the careful reply holds for this turn too."
-            if carried
-            else "Possible distress" + _named(risk.category) + ": careful reply that points to people and services "
-            "who can help."
-        ),
-    )
+    return {"safety_mode": mode, **_SAFETY_SIGNALS[mode], "strategy": "Affirmation and Reassurance"}, firing
 
 
 def apply_overrides(

@@ -87,6 +87,9 @@ class Reply:
     modalities: tuple[str, ...]
     text: list[str] = field(default_factory=list)
     resampler: Any = None  # soxr.ResampleStream from Piper's rate to 24 kHz
+    metadata: dict[str, str] | None = (
+        None  # the client's response.metadata, echoed (LiveKit matches its requests by it)
+    )
 
     @property
     def id(self) -> str:
@@ -139,6 +142,7 @@ class RealtimeConnection:
         self.spoken_items: dict[str, str] = {}  # a spoken user item's id -> its key among the conversation's waiting
         self.heard: dict[int, str] = {}  # our utterance id -> its transcript so far (the deltas sent)
         self.turn_detection: dict[str, Any] | None = {"type": "server_vad"}
+        self.metadata: list[dict[str, str] | None] = []  # per response.create waiting for its response, in order
         self.reply: Reply | None = None
         self.utterances: dict[int, str] = {}  # our utterance id -> its user item id
         self.received_ms = 0.0  # audio received so far
@@ -237,13 +241,14 @@ class RealtimeConnection:
         """The response being written (our response id `ours`), announced on its first event."""
         if self.reply is None:
             modalities = self.modalities if self._can_speak() else ("text",)
-            self.reply = reply = Reply(ours, modalities)
+            self.reply = reply = Reply(ours, modalities, metadata=self.metadata.pop(0) if self.metadata else None)
             response = {
                 "id": reply.id,
                 "object": "realtime.response",
                 "status": "in_progress",
                 "output": [],
                 "output_modalities": list(reply.modalities),
+                "metadata": reply.metadata,
             }
             await self.send("response.created", response=response)
             await self.send(
@@ -296,6 +301,7 @@ class RealtimeConnection:
             "status": status,
             "output": [item],
             "output_modalities": list(reply.modalities),
+            "metadata": reply.metadata,
             "usage": usage,
         }
         self.reply = None
@@ -615,6 +621,12 @@ class RealtimeConnection:
             await self.error("queue_full", str(exc), True, event_id=data.get("event_id"))
             return
         self.spoken_items.clear()
+        params = data.get("response")
+        meta = params.get("metadata") if isinstance(params, dict) else None
+        ok = isinstance(meta, dict) and len(meta) <= 16
+        self.metadata.append(
+            {str(k)[:64]: str(v)[:512] for k, v in meta.items()} if isinstance(meta, dict) and ok else None
+        )
 
     async def _response_cancel(self, data: dict[str, Any]) -> None:
         assert self.conversation is not None

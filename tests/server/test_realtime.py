@@ -74,7 +74,14 @@ async def test_a_text_conversation_through_the_sdk(live_server):
         )
         updated = await s.until("session.updated")
         assert updated[-1]["session"]["persona_agent"]["ignored"] == ["instructions"]
-        events = await s.say("I have been feeling really anxious about my exams this week.")
+        item = {
+            **USER_TEXT,
+            "content": [{"type": "input_text", "text": "I have been feeling really anxious about my exams this week."}],
+        }
+        await conn.conversation.item.create(item=item)
+        await conn.response.create(response={"metadata": {"client_event_id": "ask-1"}})  # LiveKit matches by it
+        events = await s.until("response.done")
+        assert of(events, "response.created")[0]["response"]["metadata"] == {"client_event_id": "ask-1"}
         kinds = [e["type"] for e in events]
         assert kinds.index("conversation.item.added") < kinds.index("response.created")
         assert kinds.index("persona_agent.perception") < kinds.index("response.output_text.delta")

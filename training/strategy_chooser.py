@@ -26,7 +26,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,6 @@ from persona import (
     StrategyChooser,
     chooser_features,
     read_style,
-    tells_news,
 )
 
 SECONDS_BETWEEN_MESSAGES = 30.0
@@ -109,7 +108,7 @@ def decisions(dialogues: list[dict[str, Any]], r: Readers) -> Decisions:
     seeker = [text for _, who, text, _ in _turns(dialogues) if who == "usr"]
     signals = (sig for k in range(0, len(seeker), CHUNK) for sig in r.text.perceive_batch(seeker[k : k + CHUNK]))
     out, blocks, block = Decisions(), list[str](), list[str]()
-    pending: list[tuple[Moment, PersonaState, str, int]] = []
+    pending: list[tuple[np.ndarray, int, str | None, PersonaState, str, int]] = []
     current, state, now, prev, percept = -1, PersonaState.initial(0.0), 0.0, None, None
     for i, who, text, strategy in _turns(dialogues):
         if i != current:  # a new dialogue
@@ -123,7 +122,7 @@ def decisions(dialogues: list[dict[str, Any]], r: Readers) -> Decisions:
             continue
         if block and percept is not None and strategy in STRATEGIES:
             joined = " ".join(block)
-            pending.append((Moment.read(joined, percept.distribution, state.turns, prev), state, strategy, i))
+            pending.append((percept.distribution, state.turns, prev, state, strategy, i))
             blocks.append(joined)
         if strategy in STRATEGIES:
             prev = strategy
@@ -131,9 +130,9 @@ def decisions(dialogues: list[dict[str, Any]], r: Readers) -> Decisions:
     reading = np.concatenate(
         [r.features(blocks[k : k + CHUNK]) for k in range(0, len(blocks), CHUNK)] or [np.zeros((0, 0))]
     )
-    for row, (read, st, truth, i), text in zip(reading, pending, blocks):
-        # good news as the server reads it (agent/turn.py): news told, and a mostly positive reading
-        moment = replace(read, good_news=positive_message(row[RISK_PROBS]) and tells_news(text))
+    for row, (dist, turns, previous, st, truth, i), text in zip(reading, pending, blocks):
+        # read as the server reads it (agent/turn.py decide), once the features are in
+        moment = Moment.read(text, dist, turns, previous, positive=positive_message(row[RISK_PROBS]))
         out.dialogue.append(i)
         out.x.append(chooser_features(row, moment, st))
         out.moments.append(moment)

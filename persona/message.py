@@ -46,11 +46,12 @@ _ASK = re.compile(
 )
 # Something happened: news, told as an event ("I passed", "we got the keys", "my team won", "guess what"). With a
 # reading that is mostly positive it is good news; without the event, a positive message is more often agreement or
-# thanks ("that sounds good, I'll try it"), which is not news to celebrate.
+# thanks ("that sounds good, I'll try it"), which is not news to celebrate. A plan is not an event: "I'm going to try
+# that", "I'm going to log off now" (ESConv's closings read as good news while "going" counted).
 _NEWS = re.compile(
     r"\b(i|we|i've|we've|i'm|we're)\s+(just\s+|finally\s+|actually\s+)?(got|passed|finished|won|made|landed|bought|"
-    r"graduated|completed|started|found|received|earned|booked|signed|sold|moved|became|reached|hit|beat|aced|nailed|"
-    r"getting|going)\b|\b(won|engaged|promoted|promotion|pregnant|accepted|hired|graduated|finished|passed)\b|"
+    r"graduated|completed|started|found|received|earned|booked|signed|sold|moved|became|reached|hit|beat|aced|nailed)\b|"
+    r"\b(won|engaged|married|promoted|promotion|pregnant|accepted|hired|graduated|finished|passed)\b|"
     r"\bguess\s+what\b|\bgood\s+news\b|\bit\s+worked\b|\bworks\s+(perfectly|great)\b|\barrived\b",
     re.IGNORECASE,
 )
@@ -63,6 +64,27 @@ _GREETING = re.compile(
     r"^\s*(hi|hello|hey|hiya|good\s+(morning|afternoon|evening)|how\s+are\s+you|how's\s+it\s+going|what's\s+up|"
     r"nice\s+to\s+meet\s+you|thanks?|thank\s+you)\b",
     re.IGNORECASE,
+)
+# A "?" that asks nothing: a tag that checks the listener is with them ("..., you know?", "..., right?") or the
+# pleasantry handed back ("how are you?", "and you?"). Neither makes the message a question to answer; a short
+# message around a handed-back pleasantry ("I'm good, and you?") is a greeting.
+_TAG = re.compile(
+    r"\b(you\s+know(\s+what\s+i\s+mean)?|know\s+what\s+i\s+mean)\s*\?+|,\s*(right|ok(ay)?|yeah|no)\s*\?+",
+    re.IGNORECASE,
+)
+_HANDED_BACK = re.compile(
+    r"\b(how\s+(are|r)\s+(you|u)(\s+doing)?(\s+today)?(\s+tonight)?|how\s+about\s+(you|u)|what\s+about\s+(you|u)|"
+    r"and\s+(you|u)|how\s+(is|was)\s+your\s+(day|evening|night|morning|weekend)|how\s+(are\s+)?things(\s+with\s+you)?|"
+    r"how's\s+it\s+going)\s*\?+",
+    re.IGNORECASE,
+)
+# Thanks and goodbye at the end of a conversation ("Thank you so much for your advice. I'm going to log off now."):
+# a pleasantry, however long.
+_CLOSING = re.compile(
+    r"\b(thanks?|thank\s+you|appreciate)\b.*\b(bye|goodbye|good\s*night|log\s*(off|out)|sign\s+off|take\s+care|"
+    r"talk\s+(to\s+you\s+)?(later|soon)|have\s+a\s+(good|great|nice|wonderful)\s+(day|night|evening|weekend))\b"
+    r"|\b(bye|goodbye|good\s*night|take\s+care)\b.*\b(thanks?|thank\s+you)\b",
+    re.IGNORECASE | re.DOTALL,
 )
 
 
@@ -77,11 +99,17 @@ def message_kind(text: str) -> MessageKind:
     words = len(t.split())
     if _ADVICE.search(t):
         return "advice_request"
-    if _REQUEST.search(t) and (_ASK.search(t) or "?" in t):
+    untagged = _TAG.sub(" ", t)
+    asking = _HANDED_BACK.sub(" ", untagged).strip()  # the message less its tags and handed-back pleasantries
+    if _REQUEST.search(t) and (_ASK.search(t) or "?" in asking):
         return "request"
-    if _GREETING.search(t) and words <= 8:
+    if (
+        (_GREETING.search(t) and words <= 8)
+        or _CLOSING.search(t)
+        or (asking != untagged.strip() and len(asking.split()) <= 6)
+    ):
         return "greeting"
-    if "?" in t or (_QUESTION_START.search(t) and words <= 12):
+    if "?" in asking or (_QUESTION_START.search(asking) and words <= 12):
         return "question"
     return "statement"
 

@@ -14,6 +14,7 @@ from persona import (
     StrategyChoice,
     load_policy,
     message_kind,
+    tells_news,
 )
 from persona.policy import Policy, _parse_rule
 
@@ -159,7 +160,30 @@ def test_a_family_is_narrowed_to_the_profiles_strategies_and_safety_outranks_all
         ("Hi there!", "greeting"),
         ("I don't know what to do anymore", "statement"),
         ("I feel so sad today, my best friend moved away", "statement"),
+        # a "?" that asks nothing: a tag, or the pleasantry handed back (ESConv's seekers, read as questions before)
+        ("I have a fear they laugh at me behind my back, you know what I mean?", "statement"),
+        ("It is hard to keep going like this, right?", "statement"),
+        ("I'm doing ok. How are you?", "greeting"),
+        ("Not bad, and you?", "greeting"),
+        ("Is that right?", "question"),
+        ("Are you ok?", "question"),
+        ("Do you know any good books about space?", "question"),
+        # thanks and goodbye, however long
+        ("I will try that! Thank you so much for your advice. I'm going to log off now.", "greeting"),
     ],
 )
 def test_message_kinds(text, kind):
     assert message_kind(text) == kind
+
+
+@pytest.mark.parametrize(
+    "text,news",
+    [
+        ("I finally finished my thesis after three years!", True),
+        ("We're getting married in June!", True),
+        ("I'm going to try that tonight.", False),  # a plan, not something that happened
+        ("Thank you. I'm going to end it now, bye.", False),
+    ],
+)
+def test_news_is_something_that_happened(text, news):
+    assert tells_news(text) is news

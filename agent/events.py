@@ -73,6 +73,7 @@ class Explanation:
     sampling: Sampling
     safety: SafetyReading
     summary: str
+    tools_called: tuple[str, ...] = ()  # the functions the model called in this reply, by name
 
 
 # --- events -----------------------------------------------------------------------------------------------------------
@@ -149,6 +150,19 @@ class ResponseDelta:
     type: ClassVar[str] = "response.delta"
     response_id: str
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseToolCall:
+    """The model called one of the tools the client offered: run it and answer with its output (`tool.result` on the
+    WebSocket, a `tool` message on the OpenAI route); the reply then continues under the same controls. Sent before
+    the response.done whose finish_reason is "tool_calls"."""
+
+    type: ClassVar[str] = "response.tool_call"
+    response_id: str
+    call_id: str
+    name: str
+    arguments: str  # a JSON object, as text
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +312,7 @@ Event = (
     | PersonaEvent
     | ControlsEvent
     | ResponseDelta
+    | ResponseToolCall
     | ResponseDone
     | ResponseAudioStart
     | ResponseAudio

@@ -66,6 +66,7 @@ from perception.voice.vad import load_vad
 from perception.warning_signs import default_warning_sign_model_path, load_warning_sign_model
 from persona import PersonaState, PersonaTracker, load_policy, load_strategy_chooser
 from prompts import ControlsAt, Message, load_profiles
+from prompts.tools import NO_TOOLS, ToolUse
 
 log = logging.getLogger(__name__)
 
@@ -348,16 +349,18 @@ class Agent:
         user_id: str | None = None,
         profile: str | None = None,
         locale: str | None = None,
+        tools: ToolUse = NO_TOOLS,
     ) -> AsyncGenerator[Event, None]:
         """One stateless turn (the OpenAI-compatible route): a new session of `tenant` whose history is what the
         client sent, then `text` through the same turn pipeline as the WebSocket (perception, persona, policy,
         safety, guard). Yields `session.started` (the new session's id), then the turn's events. The session is
         stored like any other (exported and erased with the user); `user_id` carries the user's persona across
-        requests. Raises UnknownProfile."""
+        requests. `tools`: the functions offered, and the outputs of calls already made (the turn continues with
+        them as quoted data). Raises UnknownProfile."""
         rec, _ = await self.start_session(profile, user_id, None, tenant)
         lease = self._pending.pop((tenant, rec.id), None)
         rec.history.extend(history)
-        turn = Turn(self.pipeline, rec, UserTurn(text), None, locale)
+        turn = Turn(self.pipeline, rec, UserTurn(text, tools=tools), None, locale)
         try:
             yield SessionStarted(session_id=rec.id, profile=rec.profile_id, resumed=False, user_id=rec.user_id)
             async with aclosing(turn.run()) as events:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
@@ -28,6 +28,7 @@ from agent.events import (
     PersonaEvent,
     ResponseDelta,
     ResponseDone,
+    ResponseToolCall,
     SafetyEvent,
     SafetyReading,
     Timings,
@@ -71,6 +72,7 @@ from prompts import (
 )
 from prompts.endings import SentenceCloser
 from prompts.guard import GuardHit, OutputGuard
+from prompts.tools import NO_TOOLS, ToolCall, ToolUse
 
 log = logging.getLogger(__name__)
 LLM_RETRY_BACKOFF_S = (0.5, 1.5)  # waits before the 2nd and 3rd attempt
@@ -117,6 +119,7 @@ class UserTurn:
     text: str
     explain: bool = False
     voice: ModalitySignal | None = None  # prosody of the utterance the text was transcribed from
+    tools: ToolUse = NO_TOOLS  # the functions the client offers the model on this turn, and results already in
 
 
 # --- 1. perceive: text (with its risk, one batched pass), voice, face ------------------------------------------------
@@ -328,7 +331,7 @@ def fold_summary(rec: SessionRecord, history: list[Message], cfg: TurnConfig) ->
 
 
 async def render_prompt(
-    p: Pipeline, rec: SessionRecord, profile: AgentProfile, decision: Decision, text: str
+    p: Pipeline, rec: SessionRecord, profile: AgentProfile, decision: Decision, text: str, tools: ToolUse = NO_TOOLS
 ) -> tuple[Prompt, bool]:
     """The prompt, fitted to the serving model's context with room for the reply: earlier turns give way first, then
     the user's message is cut to its beginning (True: response.done says so). Counted exactly by the engine (vLLM's
@@ -344,6 +347,8 @@ async def render_prompt(
         max_tokens_cap=p.config.max_tokens_cap,
         temperature=p.config.temperature,
         controls_at=p.config.controls_at,
+        # a crisis is answered with the fixed reply: no tool is ever offered to the model on it
+        tools=tools if decision.controls.safety_mode != "crisis" else NO_TOOLS,
     )
     if (context := p.llm.config.context_tokens) is None:
         return prompt, False
@@ -568,7 +573,7 @@ class Turn:
         rec.persona = track(p, rec.persona, percept, self.user.text)
         profile = p.profiles[rec.profile_id]
         decision = decide(p.policy, p.chooser, rec, profile, perceived, percept, self.user.text)
-        prompt, cut = await render_prompt(p, rec, profile, decision, self.user.text)
+        prompt, cut = await render_prompt(p, rec, profile, decision, self.user.text, self.user.tools)
         marks["rendered"] = time.perf_counter()
         return percept, decision, prompt, cut
 
@@ -645,6 +650,11 @@ class Turn:
                 action="output_blocked",
                 model="output-guard",
             )
+        calls = reply.stats.tool_calls if not crisis_mode(decision) else ()
+        for call in calls:  # the client runs them and sends their output back; the turn then continues
+            yield ResponseToolCall(response_id=reply.id, call_id=call.id, name=call.name, arguments=call.arguments)
+        if calls:
+            reply.stats.finish_reason = "tool_calls"
         marks["end"] = time.perf_counter()
         self.kept = True
         remember_reply(rec, reply.text, interrupted=False)
@@ -662,7 +672,7 @@ class Turn:
             model="fixed:crisis_reply" if crisis else p.llm.config.model,
             usage=Usage(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens),
             timings_ms=self.timings(),
-            explanation=explanation(perceived, percept, rec, decision, prompt),
+            explanation=explanation(perceived, percept, rec, decision, prompt, calls),
             input_truncated=cut and not crisis,
         )
 
@@ -797,8 +807,17 @@ _FELT = {
 }
 
 
+def crisis_mode(decision: Decision) -> bool:
+    return decision.controls.safety_mode == "crisis"
+
+
 def explanation(
-    perceived: Perceived, percept: FusedPercept, rec: SessionRecord, decision: Decision, prompt: Prompt
+    perceived: Perceived,
+    percept: FusedPercept,
+    rec: SessionRecord,
+    decision: Decision,
+    prompt: Prompt,
+    calls: Sequence[ToolCall] = (),
 ) -> Explanation:
     signals, risk, persona = perceived.signals, perceived.risk, rec.persona
     rules = tuple(f.rule for f in decision.fired)
@@ -829,5 +848,7 @@ def explanation(
             f"This turn {read}; over the conversation you have seemed "
             f"{_FELT.get(persona.dominant_emotion, persona.dominant_emotion)}. {decision.strategy_why} "
             f"Rules fired: {', '.join(rules) if rules else 'none'}."
+            + (f" Tools called: {', '.join(c.name for c in calls)}." if calls else "")
         ),
+        tools_called=tuple(c.name for c in calls),
     )

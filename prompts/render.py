@@ -13,6 +13,8 @@ import jinja2
 import yaml
 
 from persona import STRATEGIES, ControlSignals, OverrideLimits, Rule, parse_rules
+from prompts.quote import neutralize, unbracket
+from prompts.tools import NO_TOOLS, ToolUse, tool_results_block
 
 Role = Literal["system", "user", "assistant"]
 # Where the guidance (the "How to answer this message" block the controls render to) goes: in the system message at
@@ -53,6 +55,7 @@ class Sampling:
 class Prompt:
     messages: tuple[Message, ...]
     sampling: Sampling
+    tools: ToolUse = NO_TOOLS  # the functions the model is offered on this request, and how it may use them
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +151,11 @@ def target_words(verbosity: float) -> int:
 
 
 def render_system(
-    profile: AgentProfile, controls: ControlSignals, has_earlier: bool = False, template: str = "system.j2"
+    profile: AgentProfile,
+    controls: ControlSignals,
+    has_earlier: bool = False,
+    template: str = "system.j2",
+    has_tool_results: bool = False,
 ) -> str:
     """The system message: the profile and the controls, from templates only. No user text ever reaches it.
     `guidance.j2` is the controls' part alone (the "How to answer this message" block)."""
@@ -161,33 +168,16 @@ def render_system(
             controls=controls,
             strategy_hint=strategy_hint,
             has_earlier=has_earlier,
+            has_tool_results=has_tool_results,
             words=target_words(controls.verbosity),
         )
     )
     return text.strip()
 
 
-# Chat templates' control tokens, in every family we serve: ChatML and Llama 3 (`<|im_start|>`, `<|eot_id|>`), Mistral
-# (`[INST]`, `[SYSTEM_PROMPT]`, `[TOOL_CALLS]`), Llama 2 (`<<SYS>>`), and bare tags (`<s>`, `</s>`, SmolLM2's `<file_sep>`).
-# Typed by a user they must stay text: the engine's tokenizer would otherwise read them as the real special tokens.
-_CONTROL = re.compile(r"<\|[^<>|\n]{0,64}\|>|\[/?[A-Z][A-Z_]{1,30}\]|<</?[A-Z]{2,10}>>|</?[A-Za-z_][\w.-]{0,40}>")
-
-
-def neutralize(text: str) -> str:
-    """User-originated text with anything shaped like a control token made inert: its brackets become look-alikes
-    (‹|im_start|›, ［INST］), which no tokenizer reads as special. Everything else is left exactly as typed."""
-    if not ("<" in text or "[" in text):
-        return text
-    return _CONTROL.sub(lambda m: m.group(0).translate(_INERT), text)
-
-
-_INERT = str.maketrans({"<": "‹", ">": "›", "[": "［", "]": "］"})
-
-
 def earlier_block(summary: str) -> str:
     """What left the window, as a delimited quote (the tags cannot be forged from inside: angle brackets go)."""
-    quoted = summary.replace("<", "‹").replace(">", "›")
-    return f"<earlier_conversation>\n{quoted}\n</earlier_conversation>"
+    return f"<earlier_conversation>\n{unbracket(summary)}\n</earlier_conversation>"
 
 
 def render(
@@ -200,30 +190,40 @@ def render(
     max_tokens_cap: int | None = None,
     temperature: float | None = None,
     controls_at: ControlsAt = "system",
+    tools: ToolUse = NO_TOOLS,
 ) -> Prompt:
     """User text goes only into user messages: nothing in it can reach the controls or the system prompt. The
     summary of earlier turns is quoted data at the head of the first user message, never part of the system.
     With controls_at="end" the system message is the profile alone and the guidance follows the user's message as a
-    second system message (still rendered from templates only)."""
+    second system message (still rendered from templates only). The results of tools already called (a continued
+    turn) are quoted data after the user's message, like the summary."""
+    results = bool(tools.results)
     if controls_at == "end":
         system = Message("system", profile.persona.strip())
         guidance: tuple[Message, ...] = (
-            Message("system", render_system(profile, controls, bool(summary), template="guidance.j2")),
+            Message(
+                "system",
+                render_system(profile, controls, bool(summary), template="guidance.j2", has_tool_results=results),
+            ),
         )
     else:
-        system = Message("system", render_system(profile, controls, has_earlier=bool(summary)))
+        system = Message("system", render_system(profile, controls, bool(summary), has_tool_results=results))
         guidance = ()
-    # Nothing a user typed (nor history a client sent, nor a summary of it) reaches the engine as a control token.
-    turns = [Message(m.role, neutralize(m.content), m.interrupted).for_llm() for m in history] + [
-        Message("user", neutralize(user_text))
-    ]
+    # Nothing a user typed (nor history a client sent, nor a summary of it, nor a tool's output) reaches the engine
+    # as a control token.
+    said = neutralize(user_text) + (f"\n\n{tool_results_block(tools.results)}" if results else "")
+    turns = [Message(m.role, neutralize(m.content), m.interrupted).for_llm() for m in history] + [Message("user", said)]
     if summary:
         block = earlier_block(summary)
         if turns[0].role == "user":
             turns[0] = Message("user", f"{block}\n\n{turns[0].content}")
         else:
             turns.insert(0, Message("user", block))
-    return Prompt(messages=(system, *turns, *guidance), sampling=sampling_for(controls, max_tokens_cap, temperature))
+    return Prompt(
+        messages=(system, *turns, *guidance),
+        sampling=sampling_for(controls, max_tokens_cap, temperature),
+        tools=tools,
+    )
 
 
 MESSAGE_OVERHEAD_TOKENS = 8  # the chat template's markers around each message
@@ -242,13 +242,13 @@ def fit_context(prompt: Prompt, budget: int, count: int) -> Prompt | None:
     last_user = max(i for i, m in enumerate(msgs) if m.role == "user")
     if last_user > 1:
         del msgs[1]
-        return Prompt(tuple(msgs), prompt.sampling)
+        return Prompt(tuple(msgs), prompt.sampling, prompt.tools)
     text = msgs[last_user].content
     keep = int(len(text) * max(0.0, 1 - (count - budget) / max(count, 1)) * 0.95)
     if keep <= 0 or keep >= len(text):
         return None
     msgs[last_user] = Message("user", text[:keep] + " …")
-    return Prompt(tuple(msgs), prompt.sampling)
+    return Prompt(tuple(msgs), prompt.sampling, prompt.tools)
 
 
 def _safety_entry(locale: str | None) -> dict[str, Any]:

@@ -23,19 +23,55 @@ from agent.events import (
     PersonaEvent,
     ResponseDelta,
     ResponseDone,
+    ResponseToolCall,
     SafetyEvent,
     SessionStarted,
 )
 from prompts import Message
+from prompts.tools import MAX_TOOLS, Tool, ToolCall, ToolResult, ToolUse
 from server.protocol import MAX_TEXT_CHARS, wire_dict
 
 MAX_MESSAGES = 200  # a longer history is refused; the server keeps its own window of it anyway
 EXTENSION = "persona_agent"
 
 
+class FunctionSpec(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = Field(default="", max_length=4096)
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
+
+
+class ToolSpec(BaseModel):
+    """OpenAI's tool: `{"type": "function", "function": {name, description, parameters}}`."""
+
+    type: Literal["function"] = "function"
+    function: FunctionSpec
+
+
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str = "{}"
+
+
+class ToolCallSpec(BaseModel):
+    """A call the model made, as the client sends it back in the assistant message of the history."""
+
+    id: str = Field(max_length=128)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class NamedChoice(BaseModel):
+    type: Literal["function"] = "function"
+    function: dict[str, str]
+
+
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant", "developer", "tool"]
     content: str | list[dict[str, Any]] | None = None
+    tool_calls: list[ToolCallSpec] | None = Field(default=None, max_length=32)  # on an assistant message
+    tool_call_id: str | None = Field(default=None, max_length=128)  # on a tool message: the call it answers
 
     def text(self) -> str:
         """The text of the message (OpenAI's list of content parts: its text parts, joined)."""
@@ -60,20 +96,48 @@ class ChatCompletionRequest(BaseModel):
         "(signed by your backend with its secret key) that vouches for `user`",
     )
     locale: str | None = Field(default=None, max_length=16, description="for the crisis resources, e.g. en-GB")
+    tools: list[ToolSpec] | None = Field(default=None, max_length=MAX_TOOLS)
+    tool_choice: Literal["auto", "none", "required"] | NamedChoice | None = None
 
     model_config = {"extra": "allow"}
 
-    def split(self) -> tuple[list[Message], str]:
-        """(history, the last user message). System and developer messages are *not* passed on: nothing a client
-        sends becomes an instruction in our system prompt (the agent profile is chosen by `model`)."""
-        turns = [m for m in self.messages if m.role in ("user", "assistant")]
+    def tool_use(self, calls: tuple[ToolCall, ...] = (), results: tuple[ToolResult, ...] = ()) -> ToolUse:
+        """The tools offered and how the model may use them (ValueError when they do not fit together)."""
+        tools = tuple(Tool(t.function.name, t.function.description, t.function.parameters) for t in self.tools or ())
+        choice = self.tool_choice
+        name = choice.function.get("name", "") if isinstance(choice, NamedChoice) else choice
+        return ToolUse(tools, name or ("auto" if tools else "none"), calls, results)
+
+    def split(self) -> tuple[list[Message], str, ToolUse]:
+        """(history, the last user message, the tools). System and developer messages are *not* passed on: nothing
+        a client sends becomes an instruction in our system prompt (the agent profile is chosen by `model`). When
+        the messages end with the outputs of tool calls (`tool` messages after the assistant message that made the
+        calls), the turn continues: the last user message is answered again, with the outputs as quoted data."""
+        turns = [m for m in self.messages if m.role in ("user", "assistant", "tool")]
+        calls: tuple[ToolCall, ...] = ()
+        results: list[ToolResult] = []
+        if turns and turns[-1].role == "tool":
+            k = len(turns)
+            while k > 0 and turns[k - 1].role == "tool":
+                k -= 1
+            made = turns[k - 1] if k > 0 else None
+            if made is None or made.role != "assistant" or not made.tool_calls:
+                raise ValueError("tool messages must follow the assistant message whose tool_calls they answer")
+            calls = tuple(ToolCall(c.id, c.function.name, c.function.arguments) for c in made.tool_calls)
+            names = {c.id: c.name for c in calls}
+            for m in turns[k:]:
+                if m.tool_call_id not in names:
+                    raise ValueError(f"tool message answers no call of the assistant message: {m.tool_call_id!r}")
+                results.append(ToolResult(m.tool_call_id, names[m.tool_call_id], m.text()))
+            turns = turns[: k - 1]
+        turns = [m for m in turns if m.role != "tool" and not (m.role == "assistant" and m.tool_calls and not m.text())]
         if not turns or turns[-1].role != "user" or not turns[-1].text().strip():
-            raise ValueError("the last message must be a non-empty user message")
+            raise ValueError("the last message must be a non-empty user message (or tool outputs answering its calls)")
         text = turns[-1].text()
         if any(len(m.text()) > MAX_TEXT_CHARS for m in turns):
             raise ValueError(f"each message may be at most {MAX_TEXT_CHARS} characters")
         history = [Message("user" if m.role == "user" else "assistant", m.text()) for m in turns[:-1] if m.text()]
-        return history, text
+        return history, text, self.tool_use(calls, tuple(results))
 
 
 def profile_of(model: str, profiles: frozenset[str]) -> str | None:
@@ -90,11 +154,15 @@ class Outcome:
     session_id: str = ""
     done: ResponseDone | None = None
     error: ErrorEvent | None = None
+    calls: list[ResponseToolCall] = field(default_factory=list)
     extension: dict[str, Any] = field(default_factory=lambda: {"perception": [], "safety": []})
 
-    def take(self, event: Event) -> ResponseDelta | None:
-        """Keep a non-text event; a delta is handed back for the stream."""
+    def take(self, event: Event) -> ResponseDelta | ResponseToolCall | None:
+        """Keep a non-text event; a delta or a tool call is handed back for the stream."""
         if isinstance(event, ResponseDelta):
+            return event
+        if isinstance(event, ResponseToolCall):
+            self.calls.append(event)
             return event
         if isinstance(event, SessionStarted):
             self.session_id = event.session_id
@@ -119,7 +187,13 @@ class Outcome:
 
 
 def _finish(done: ResponseDone | None) -> str:
-    return "length" if done is not None and done.finish_reason == "length" else "stop"
+    if done is not None and done.finish_reason in ("length", "tool_calls"):
+        return done.finish_reason
+    return "stop"
+
+
+def _call(call: ResponseToolCall) -> dict[str, Any]:
+    return {"id": call.call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
 
 
 def completion(cid: str, model: str, created: int, seen: Outcome) -> dict[str, Any]:
@@ -135,7 +209,11 @@ def completion(cid: str, model: str, created: int, seen: Outcome) -> dict[str, A
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": done.text if done else ""},
+                "message": {
+                    "role": "assistant",
+                    "content": (done.text if done else "") or (None if seen.calls else ""),
+                    **({"tool_calls": [_call(c) for c in seen.calls]} if seen.calls else {}),
+                },
                 "finish_reason": _finish(done),
                 "logprobs": None,
             }
@@ -177,8 +255,10 @@ async def stream(events: AsyncGenerator[Event, None], model: str) -> AsyncIterat
     async with aclosing(events):
         yield _chunk(cid, model, created, {"role": "assistant", "content": ""})
         async for event in events:
-            if (delta := seen.take(event)) is not None:
-                yield _chunk(cid, model, created, {"content": delta.text})
+            if isinstance(piece := seen.take(event), ResponseDelta):
+                yield _chunk(cid, model, created, {"content": piece.text})
+            elif isinstance(piece, ResponseToolCall):  # whole: the guard and the screening see it before the client
+                yield _chunk(cid, model, created, {"tool_calls": [{"index": len(seen.calls) - 1, **_call(piece)}]})
     if seen.done is None and seen.error is not None:  # the turn could not answer: OpenAI's in-stream error shape
         yield f"data: {json.dumps({'error': {'message': seen.error.message, 'type': seen.error.code, 'code': seen.error.code}})}\n\n"
         return

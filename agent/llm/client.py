@@ -16,10 +16,12 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.tool import ToolCallChunk, tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, PrivateAttr, SecretStr
 
 from prompts import Message, Prompt
+from prompts.tools import ToolCall
 
 STREAM_INTERVAL_S = 0.03  # LLMConfig.stream_interval_s by default
 
@@ -60,6 +62,18 @@ class StreamStats:
     prompt_tokens: int | None = None
     finish_reason: str | None = None
     endpoint: str | None = None
+    calls: dict[int, list[str]] = field(default_factory=dict)  # index -> [id, name, arguments so far]
+
+    def add_call_chunk(self, index: int, id_: str | None, name: str | None, args: str | None) -> None:
+        """One streamed fragment of a tool call (OpenAI's `delta.tool_calls[i]`): the id and name come first, the
+        arguments' JSON text in pieces."""
+        call = self.calls.setdefault(index, ["", "", ""])
+        call[0], call[1] = id_ or call[0], name or call[1]
+        call[2] += args or ""
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(ToolCall(id=i or f"call_{k}", name=n, arguments=a) for k, (i, n, a) in sorted(self.calls.items()))
 
 
 _ROLE = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
@@ -70,6 +84,7 @@ def _chunk_of(lines: list[bytes]) -> tuple[ChatGenerationChunk | None, bool]:
     """The server-sent event lines read together → one chunk (None: no text, end or usage in them), and whether the
     stream's `[DONE]` was among them."""
     parts: list[str] = []
+    calls: list[ToolCallChunk] = []
     meta: dict[str, Any] = {}
     usage = None
     for line in lines:
@@ -77,26 +92,39 @@ def _chunk_of(lines: list[bytes]) -> tuple[ChatGenerationChunk | None, bool]:
             continue
         data = line[5:].strip()
         if data == b"[DONE]":
-            return _chunk(parts, meta, usage), True
+            return _chunk(parts, calls, meta, usage), True
         obj = orjson.loads(data)
         usage = obj.get("usage") or usage
         if obj.get("choices"):
             choice = obj["choices"][0]
-            if content := (choice.get("delta") or {}).get("content"):
+            delta = choice.get("delta") or {}
+            if content := delta.get("content"):
                 parts.append(content)
+            for c in delta.get("tool_calls") or ():
+                fn = c.get("function") or {}
+                calls.append(
+                    tool_call_chunk(
+                        name=fn.get("name"), args=fn.get("arguments"), id=c.get("id"), index=int(c.get("index", 0))
+                    )
+                )
             if choice.get("finish_reason"):
                 meta = {"finish_reason": choice["finish_reason"], "model_name": obj.get("model")}
-    return _chunk(parts, meta, usage), False
+    return _chunk(parts, calls, meta, usage), False
 
 
-def _chunk(parts: list[str], meta: dict[str, Any], usage: dict[str, Any] | None) -> ChatGenerationChunk | None:
-    if parts:
-        meta["tokens"] = len(parts)  # one streamed event per model token
-    if not (parts or meta or usage):
+def _chunk(
+    parts: list[str], calls: list[ToolCallChunk], meta: dict[str, Any], usage: dict[str, Any] | None
+) -> ChatGenerationChunk | None:
+    if parts or calls:
+        meta["tokens"] = len(parts) + len(calls)  # one streamed event per model token
+    if not (parts or calls or meta or usage):
         return None
     return ChatGenerationChunk(
         message=AIMessageChunk(
-            content="".join(parts), usage_metadata=_usage(usage) if usage else None, response_metadata=meta
+            content="".join(parts),
+            tool_call_chunks=calls,
+            usage_metadata=_usage(usage) if usage else None,
+            response_metadata=meta,
         )
     )
 
@@ -161,7 +189,7 @@ class OpenAICompatibleChat(BaseChatModel):
             body["stream_options"] = {"include_usage": True}
         if stop:
             body["stop"] = stop
-        for k in ("max_tokens", "temperature", "presence_penalty"):
+        for k in ("max_tokens", "temperature", "presence_penalty", "tools", "tool_choice"):
             if kwargs.get(k) is not None:
                 body[k] = kwargs[k]
         body |= kwargs.get("extra_body") or {}
@@ -309,16 +337,20 @@ class LLMClient:
 
     async def stream(self, prompt: Prompt, stats: StreamStats | None = None) -> AsyncGenerator[tuple[str, int], None]:
         """Yield (text, model tokens in it): one piece per read from the socket. Closing this generator (cancel,
-        disconnect) closes the HTTP stream, which makes vLLM abort the request."""
+        disconnect) closes the HTTP stream, which makes vLLM abort the request. The tool calls the model makes (when
+        the prompt offers tools) are gathered in `stats.calls`, not yielded."""
         s = prompt.sampling
         ep = self.choose()
         # vLLM-only knobs go in extra_body, merged into the request body.
+        use = prompt.tools
         agen: Any = ep.chat.astream(  # an async generator (closed below)
             to_langchain(prompt.messages),
             max_tokens=s.max_tokens,
             temperature=s.temperature,
             presence_penalty=s.presence_penalty,
             extra_body=dict(s.extra) or None,
+            tools=[t.openai() for t in use.tools] if use.offered else None,
+            tool_choice=use.openai_choice() if use.offered else None,
         )
         ep.in_flight += 1
         if stats is not None:
@@ -332,6 +364,8 @@ class LLMClient:
                     reason = (chunk.response_metadata or {}).get("finish_reason")
                     if reason:
                         stats.finish_reason = reason
+                    for c in chunk.tool_call_chunks:
+                        stats.add_call_chunk(c.get("index") or 0, c.get("id"), c.get("name"), c.get("args"))
                 if isinstance(chunk.content, str) and chunk.content:
                     yield chunk.content, int((chunk.response_metadata or {}).get("tokens", 1))
         except Exception as exc:

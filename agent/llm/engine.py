@@ -196,6 +196,15 @@ class EmbeddedEngine:
             "--gpu-memory-utilization",
             "0.3",
             "--disable-uvicorn-access-log",
+            # Function tools (issue #45): SmolLM2's chat template has no tool syntax, so the model cannot choose a
+            # call by itself reliably; vLLM still needs a parser to accept `tools`. A named or "required"
+            # tool_choice is decoded under the function's JSON schema (strict level "parameter": every tool's
+            # arguments follow its schema, as if each were `strict: true`), which works with any model.
+            "--enable-auto-tool-choice",
+            "--tool-call-parser",
+            "hermes",
+            "--tool-strict-level",
+            "parameter",
             *(
                 [
                     "--enable-lora",

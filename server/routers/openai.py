@@ -33,11 +33,17 @@ async def chat_completions(req: ChatCompletionRequest, request: Request) -> Resp
     user, _ = guard(request).verified_user(key, req.user, req.user_token)
     a = agent(request)
     try:
-        history, text = req.split()
+        history, text, tools = req.split()
     except ValueError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
     events = a.complete(
-        history, text, tenant=tenant, user_id=user, profile=profile_of(req.model, a.profile_names), locale=req.locale
+        history,
+        text,
+        tenant=tenant,
+        user_id=user,
+        profile=profile_of(req.model, a.profile_names),
+        locale=req.locale,
+        tools=tools,
     )
     if req.stream:
         return StreamingResponse(stream(events, req.model), media_type="text/event-stream")

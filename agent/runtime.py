@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
@@ -22,7 +23,7 @@ import numpy as np
 from agent.analysis import FaceAnalysis, TextAnalysis, VoiceAnalysis, analyze_audio, analyze_face, analyze_texts
 from agent.batcher import MicroBatcher
 from agent.conversation import Admit, Conversation, Evict, Inputs
-from agent.events import Emit, Event, SessionStarted
+from agent.events import Emit, Event, ResponseToolCall, SessionStarted
 from agent.llm import STREAM_INTERVAL_S, LLMClient, LLMConfig
 from agent.llm.engine import EmbeddedEngine, EmbeddedEngineConfig, EngineStatus, adapter_controls_at
 from agent.metrics import STORE_FAILURES
@@ -74,6 +75,8 @@ log = logging.getLogger(__name__)
 ANALYSIS_QUEUE = 4  # batch analysis requests running or waiting at once, server-wide
 T = TypeVar("T")
 STORE_WAIT_S = 3.0  # a session start waits this long for the store before it goes on in memory
+TOOL_TURN_TTL_S = 600.0  # a stateless turn that called a tool is remembered this long for the call's output
+TOOL_TURNS_KEPT = 10_000  # ... and at most this many of them (the oldest go first)
 
 
 class UnknownProfile(ValueError):
@@ -168,6 +171,10 @@ class Agent:
         # (tenant, session id) -> its one live conversation here, how to tell its connection it was taken over, and
         # the session's lease; leases taken by start_session wait in _pending for converse()
         self._live: dict[tuple[str, str], tuple[Conversation, Evict, Lease]] = {}
+        # (tenant, user, tool call id) -> when, and the persona the stateless turn that made the call started from:
+        # the request that brings the call's output starts there too, so it reads the message into the same persona
+        # and decides the same controls (and the user's persona takes the message once)
+        self._tool_turns: OrderedDict[tuple[str, str | None, str], tuple[float, PersonaState]] = OrderedDict()
         self._pending: dict[tuple[str, str], Lease] = {}
         self._releases: set[asyncio.Future[None]] = set()
         self._analysis_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
@@ -360,11 +367,16 @@ class Agent:
         rec, _ = await self.start_session(profile, user_id, None, tenant)
         lease = self._pending.pop((tenant, rec.id), None)
         rec.history.extend(history)
+        if tools.calls and (started := self._tool_turn(tenant, user_id, tools.calls[0].id)) is not None:
+            rec.persona = started
+        before = rec.persona
         turn = Turn(self.pipeline, rec, UserTurn(text, tools=tools), None, locale)
         try:
             yield SessionStarted(session_id=rec.id, profile=rec.profile_id, resumed=False, user_id=rec.user_id)
             async with aclosing(turn.run()) as events:
                 async for event in events:
+                    if isinstance(event, ResponseToolCall):
+                        self._remember_tool_turn(tenant, user_id, event.call_id, before)
                     yield event
         except (asyncio.CancelledError, GeneratorExit):  # the client went away: kept as cut short, as on the WebSocket
             await turn.cut_short()
@@ -372,6 +384,20 @@ class Agent:
         finally:
             if lease is not None:
                 self._release_later(lease)
+
+    def _remember_tool_turn(self, tenant: str, user: str | None, call_id: str, persona: PersonaState) -> None:
+        self._tool_turns[(tenant, user, call_id)] = (time.monotonic(), persona)
+        while len(self._tool_turns) > TOOL_TURNS_KEPT:
+            self._tool_turns.popitem(last=False)
+
+    def _tool_turn(self, tenant: str, user: str | None, call_id: str) -> PersonaState | None:
+        """The persona the turn that made `call_id` started from, if it was made here within TOOL_TURN_TTL_S (with
+        several workers, a request that lands on another one reads the message afresh)."""
+        now = time.monotonic()
+        while self._tool_turns and now - next(iter(self._tool_turns.values()))[0] > TOOL_TURN_TTL_S:
+            self._tool_turns.popitem(last=False)
+        kept = self._tool_turns.get((tenant, user, call_id))
+        return kept[1] if kept is not None else None
 
     def converse(
         self,

@@ -72,6 +72,30 @@ def test_a_named_tool_call_and_its_output_make_the_reply(client):
     assert again["explanation"]["tools_called"] == []
 
 
+def test_a_users_persona_takes_the_message_once_across_the_round_trip(client):
+    """With a `user`, the request that brings the output continues the turn from the persona the call was made
+    from: the same controls, and the user's persona reads the message once, not twice."""
+    asked = [{"role": "user", "content": "I'm really upset, my order 4471 never arrived and nobody answers me."}]
+    first = client.chat.completions.create(
+        model="persona-agent:support_agent", user="tools-user", messages=asked, tools=[ORDER_TOOL], tool_choice=NAMED
+    )
+    call = first.choices[0].message.tool_calls[0]
+    then = client.chat.completions.create(
+        model="persona-agent:support_agent",
+        user="tools-user",
+        messages=[
+            *asked,
+            {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+            {"role": "tool", "tool_call_id": call.id, "content": '{"status": "lost", "refund": "issued"}'},
+        ],
+        tools=[ORDER_TOOL],
+        tool_choice="none",
+    )
+    a, b = first.model_extra["persona_agent"], then.model_extra["persona_agent"]
+    assert b["persona"]["state"]["turns"] == a["persona"]["state"]["turns"] == 1
+    assert b["persona"]["state"] == a["persona"]["state"] and b["controls"]["controls"] == a["controls"]["controls"]
+
+
 def test_tool_calls_stream_as_openai_deltas(client):
     chunks = list(
         client.chat.completions.create(

@@ -650,7 +650,8 @@ class Turn:
                 action="output_blocked",
                 model="output-guard",
             )
-        calls = reply.stats.tool_calls if not crisis_mode(decision) else ()
+        crisis = decision.controls.safety_mode == "crisis"
+        calls = reply.stats.tool_calls if not crisis else ()
         for call in calls:  # the client runs them and sends their output back; the turn then continues
             yield ResponseToolCall(response_id=reply.id, call_id=call.id, name=call.name, arguments=call.arguments)
         if calls:
@@ -660,7 +661,7 @@ class Turn:
         remember_reply(rec, reply.text, interrupted=False)
         if (failed := await self.persist()) is not None:
             yield failed
-        stats, crisis = reply.stats, decision.controls.safety_mode == "crisis"
+        stats = reply.stats
         TURNS.labels("safety_reply" if stats.finish_reason == "safety" else "done").inc()
         for kind, n in (("prompt", stats.prompt_tokens), ("completion", stats.completion_tokens)):
             if n:
@@ -805,10 +806,6 @@ _FELT = {
     "surprise": "surprised",
     "neutral": "calm",
 }
-
-
-def crisis_mode(decision: Decision) -> bool:
-    return decision.controls.safety_mode == "crisis"
 
 
 def explanation(

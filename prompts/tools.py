@@ -9,7 +9,6 @@ message, and the system prompt says what the block is.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,9 +41,6 @@ class ToolCall:
     id: str
     name: str
     arguments: str
-
-    def openai(self) -> dict[str, Any]:
-        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +82,6 @@ class ToolUse:
         if self.choice in ("auto", "none", "required"):
             return self.choice
         return {"type": "function", "function": {"name": self.choice}}
-
-
-def parse_arguments(arguments: str) -> dict[str, Any] | None:
-    """The call's arguments as a JSON object, or None when they are not one."""
-    try:
-        value = json.loads(arguments or "{}")
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def tool_results_block(results: Sequence[ToolResult]) -> str:

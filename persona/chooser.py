@@ -25,9 +25,11 @@ from persona.state import PersonaState
 
 MODEL_FILE = "strategy_chooser.npz"
 PREVIOUS = ("none", *STRATEGIES)
-# the features after the reading: 6 persona scalars, its 7-label distribution, the message's valence, its kind, the
-# previous strategy and the turn
-TAIL = 6 + 7 + 1 + len(MESSAGE_KINDS) + len(PREVIOUS) + 1
+# what the message reading says besides its kind (persona/message.py Moment)
+FLAGS = ("good_news", "about_us", "help", "reassurance")
+# the features after the reading: 6 persona scalars, its 7-label distribution, the message's valence, its kind and
+# flags, the previous strategy and the turn
+TAIL = 6 + 7 + 1 + len(MESSAGE_KINDS) + len(FLAGS) + len(PREVIOUS) + 1
 
 # why a strategy fits, in the words of the explanation, by the message's kind when it says more than the strategy
 _BECAUSE = {
@@ -41,11 +43,12 @@ _BECAUSE = {
 def chooser_features(reading: np.ndarray, moment: Moment, state: PersonaState) -> np.ndarray:
     """One message's features: how the text model and the sentence encoder read it (the safety layer's features of
     the message: perception/safety.py risk_features), then the persona's scalars and distribution, the message's
-    valence and kind, the previous strategy (one-hot) and the turn (scaled, capped at 30)."""
+    valence, kind and flags, the previous strategy (one-hot) and the turn (scaled, capped at 30)."""
     numeric = [state.valence, state.arousal, state.stress, state.confidence, state.formality, state.verbosity]
     kind = [1.0 if moment.kind == k else 0.0 for k in MESSAGE_KINDS]
     prev = [1.0 if (moment.previous_strategy or "none") == k else 0.0 for k in PREVIOUS]
-    tail = [*numeric, *state.distribution, moment.valence, *kind, *prev, min(moment.turn, 30) / 30]
+    flags = [1.0 if getattr(moment, f) else 0.0 for f in FLAGS]
+    tail = [*numeric, *state.distribution, moment.valence, *kind, *flags, *prev, min(moment.turn, 30) / 30]
     return np.concatenate([np.asarray(reading, np.float32).ravel(), np.asarray(tail, np.float32)])
 
 

@@ -75,7 +75,8 @@ _TAG = re.compile(
 _HANDED_BACK = re.compile(
     r"\b(how\s+(are|r)\s+(you|u)(\s+doing)?(\s+today)?(\s+tonight)?|how\s+about\s+(you|u)|what\s+about\s+(you|u)|"
     r"and\s+(you|u)|how\s+(is|was)\s+your\s+(day|evening|night|morning|weekend)|how\s+(are\s+)?things(\s+with\s+you)?|"
-    r"how's\s+it\s+going)\s*\?+",
+    r"how's\s+it\s+going|how\s+about\s+yourself|and\s+yours(elf)?|are\s+you\s+still\s+there|still\s+there)\s*\?+"
+    r"|(^|[.!,]\s*|\b(good|well|fine|ok(ay)?|great|bad)\s+)(and\s+)?(you|u|yourself)\s*\?+",
     re.IGNORECASE,
 )
 # Thanks and goodbye at the end of a conversation ("Thank you so much for your advice. I'm going to log off now."):
@@ -86,6 +87,85 @@ _CLOSING = re.compile(
     r"|\b(bye|goodbye|good\s*night|take\s+care)\b.*\b(thanks?|thank\s+you)\b",
     re.IGNORECASE | re.DOTALL,
 )
+
+
+# Thanks or goodbye as the message's last sentence ("Will do, thanks again!", "... - thank you very much."): the
+# message closes the exchange, whatever came before it.
+_CLOSES = re.compile(
+    r"^\W*(ok(ay)?\W+|will\s+do\W+|great\W+|yes\W+)?(thanks?|thank\s+you|bye|goodbye|good\s*night|take\s+care|"
+    r"talk\s+(to\s+you\s+)?(later|soon)|have\s+a\s+(good|great|nice|wonderful|lovely)\s+\w+)\b(?!.*\bbut\b)"
+    r"|\b(thanks?(\s+again)?|thank\s+you(\s+(so|very)\s+much)?(\s+again)?|bye|goodbye|take\s+care)\W*$",
+    re.IGNORECASE,
+)
+# A question about the listener themselves ("Have you had a similar experience?", "How do you relax?", "Are you a
+# real person?", "How did your mom do?"): answered with something of our own or plain information, not a suggestion.
+# Asking for help, an opinion or a recommendation ("can you help me?", "do you think ...?") is not about us.
+_ABOUT_US = re.compile(
+    r"\b(have|has|had|did|do|are|were|was|would|will|could|can)\s+(you|u)\b(?!\s+(please|help|tell|suggest|recommend|"
+    r"think|give|send|explain|show|check|let|find|know\s+(if|whether|where|how|what|when|of|any|a)))"
+    r"|\b(how|what|when|where|why|which)\s+(do|did|have|would|are|were|was)\s+(you|u)\b(?!\s+(think|suggest|"
+    r"recommend|mean))"
+    r"|\b(you|u)\s+(do|did|feel|felt|like|been)\s*\?|\byour\s+\w+(\s+\w+)?\s+(do|doing|like|been)\s*\?",
+    re.IGNORECASE,
+)
+# how many words may follow the last "?" for the message still to end in it: "Where is my package? It was due on
+# Monday." asks; "mine? he never said which friends he was going to see, he also didn't ..." tells
+_AFTER_ASK = 8
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def _last_sentence(text: str) -> str:
+    parts = [p for p in _SENTENCE.split(text.strip()) if p.strip()]
+    return parts[-1] if parts else ""
+
+
+def _final_question(asking: str) -> str | None:
+    """The question the message ends with: its last sentence that ends in "?", when no more than a few words follow."""
+    if "?" not in asking:
+        return None
+    head, _, tail = asking.rpartition("?")
+    if len(tail.split()) > _AFTER_ASK:
+        return None
+    return _last_sentence(head + "?")
+
+
+# Asking whether we can help, before saying with what ("Is this something you can help me with?", "I'm looking for
+# some support", "is there anything you can do?"): the direct answer is yes, and an invitation to tell more.
+_HELP = re.compile(
+    r"\b(can|could|would|will)\s+(you|u)\s+(please\s+)?help(\s+me)?(\s+(out|please))?\s*\??\s*$"
+    r"|\b(something|anything)\s+(that\s+)?(you|u)\s+(can|could)\s+(help|do)\b"
+    r"|\b(looking\s+for|seeking|need|want|get|like)\s+(some\s+)?(help|support)\b(?!\s+(with|on|for)\s+(my\s+)?(order|"
+    r"account|password|subscription|booking|refund))",
+    re.IGNORECASE,
+)
+
+
+# A yes/no question that asks to be reassured ("Do you think this will be over soon?", "Is it normal to feel this
+# way?", "Am I overreacting?"): reassurance answers it as directly as information does.
+_REASSURE = re.compile(
+    r"\b(do|don't)\s+(you|u)\s+think\b|\bis\s+(it|that|this)\s+(normal|ok(ay)?|wrong|bad|weird|strange|common|silly|"
+    r"stupid|crazy|fine|possible|too\s+late)\b|\b(am|was)\s+i\s+(wrong|right|crazy|overreacting|being|too|normal|"
+    r"the\s+only)\b|\bwill\s+(it|i|things|this|that|she|he|they)\s+(ever\s+)?(get|be|work|go|stop|change)\b"
+    r"|\b(would|could)\s+(it|that|this)\s+(be|work|help)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_reassurance(text: str) -> bool:
+    """Does the message end in a yes/no question that asks to be reassured (_REASSURE)?"""
+    asked = _final_question(_HANDED_BACK.sub(" ", _TAG.sub(" ", text.strip())))
+    return asked is not None and _REASSURE.search(asked) is not None
+
+
+def asks_for_help(text: str) -> bool:
+    """Does the message ask for help without yet asking a question about anything in particular (_HELP)?"""
+    return _HELP.search(text) is not None and not _ADVICE.search(text)
+
+
+def asks_about_us(text: str) -> bool:
+    """Does the message end in a question about the listener themselves (_ABOUT_US)?"""
+    asked = _final_question(_HANDED_BACK.sub(" ", _TAG.sub(" ", text.strip())))
+    return asked is not None and _ABOUT_US.search(asked) is not None
 
 
 def tells_news(text: str) -> bool:
@@ -106,10 +186,11 @@ def message_kind(text: str) -> MessageKind:
     if (
         (_GREETING.search(t) and words <= 8)
         or _CLOSING.search(t)
-        or (asking != untagged.strip() and len(asking.split()) <= 6)
+        or (_CLOSES.search(_last_sentence(t)) and "?" not in _last_sentence(t))
+        or (asking != untagged.strip() and len(asking.split()) <= 8)
     ):
         return "greeting"
-    if "?" in asking or (_QUESTION_START.search(asking) and words <= 12):
+    if _final_question(asking) is not None or (_QUESTION_START.search(asking) and words <= 12):
         return "question"
     return "statement"
 
@@ -120,7 +201,9 @@ class Moment:
     alone; the persona is the conversation's running estimate), whether it is good news (it tells of something that
     happened and reads as mostly positive on the text model's 28 GoEmotions labels: the fused 7-label reading often
     calls good news "surprise" with some sadness), the turn number, and the strategy of the previous reply (None on
-    the first)."""
+    the first), whether it ends in a question about the listener themselves (`about_us`), whether it asks for help
+    before saying with what (`help`), and whether it ends in a yes/no question that asks to be reassured
+    (`reassurance`)."""
 
     kind: MessageKind
     emotion: str
@@ -129,6 +212,9 @@ class Moment:
     turn: int
     previous_strategy: str | None = None
     good_news: bool = False
+    about_us: bool = False
+    help: bool = False
+    reassurance: bool = False
 
     @staticmethod
     def read(
@@ -151,4 +237,7 @@ class Moment:
             turn=turn,
             previous_strategy=previous_strategy,
             good_news=positive and tells_news(text),
+            about_us=asks_about_us(text),
+            help=asks_for_help(text),
+            reassurance=asks_reassurance(text),
         )

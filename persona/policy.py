@@ -6,7 +6,7 @@ one), or the first when there is no chooser. Rules run in file
 order; a later rule that fires overrides an earlier one's value. Every firing is recorded with the inputs it saw.
 Ops: lt, le, gt, ge, eq, in. Fields: any PersonaState scalar (the conversation so far), `p_<label>` for a class
 probability, and the message in front of it (persona/message.py): `message` (its kind), `message_emotion`,
-`message_valence`, `good_news`, `previous_strategy`.
+`message_valence`, `good_news`, `about_us`, `help`, `reassurance`, `previous_strategy`.
 
 The strategy is proposed by the learned chooser (persona/chooser.py) when one is given; a rule that sets a strategy
 overrides it (the firing records what it overrode), then the profile's own rules, then client overrides; the safety
@@ -50,7 +50,16 @@ _STATE_FIELDS = (
     "verbosity",
     "turns",
 )
-_MESSAGE_FIELDS = ("message", "message_emotion", "message_valence", "good_news", "previous_strategy")
+_MESSAGE_FIELDS = (
+    "message",
+    "message_emotion",
+    "message_valence",
+    "good_news",
+    "about_us",
+    "help",
+    "reassurance",
+    "previous_strategy",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +118,9 @@ def _features(state: PersonaState, moment: Moment | None) -> dict[str, object]:
             message_valence=moment.valence,
             previous_strategy=moment.previous_strategy or "none",
             good_news=moment.good_news,
+            about_us=moment.about_us,
+            help=moment.help,
+            reassurance=moment.reassurance,
         )
     return feats
 
@@ -294,18 +306,17 @@ def _value(
     current: object,
     allowed: Sequence[str] | None,
 ) -> object:
-    """What a rule's `set` entry gives: a literal, the user's mirrored style, or a strategy from a family (the current
-    one when it is in the family, else the chooser's most probable of the family, else the family's first)."""
+    """What a rule's `set` entry gives: a literal, the user's mirrored style, or a strategy from a family (the learned
+    chooser's most probable of the family; without a chooser, the current one when it is in the family, else the
+    family's first)."""
     if not isinstance(v, tuple):
         return v
     if v[0] == "mirror":
         return _round(feats[v[1]])
     family: tuple[str, ...] = tuple(s for s in v[1] if allowed is None or s in allowed) or v[1]
-    if current in family:
-        return current
     if choice is not None and (ranked := [s for s in family if s in choice.probs]):
         return max(ranked, key=lambda s: choice.probs[s])
-    return family[0]
+    return current if current in family else family[0]
 
 
 def _round(v: object) -> object:

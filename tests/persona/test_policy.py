@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from perception import LABELS
@@ -117,6 +118,12 @@ def test_the_learned_choice_stands_unless_a_rule_on_the_message_decides():
     d = policy.decide(state(), base, moment=ask, choice=choice("Providing Suggestions"))
     assert d.strategy_by == "learned_chooser" and "fits the rule asked_for_advice" in d.strategy_why
     assert {f.rule: f for f in d.fired}["asked_for_advice"].overrode is None
+    # a later family rule picks by the chooser's ranking, not by what an earlier rule set: a question asking to be
+    # reassured may get reassurance, though the question rule before it had narrowed to information
+    worry = moment("Do you think this will be over soon?")
+    d = policy.decide(state(), base, moment=worry, choice=choice("Affirmation and Reassurance", Information=0.3))
+    assert worry.kind == "question" and worry.reassurance
+    assert d.controls.strategy == "Affirmation and Reassurance" and "asked_for_reassurance" in d.strategy_why
 
 
 def test_good_news_is_celebrated_even_when_read_as_surprise():
@@ -168,12 +175,47 @@ def test_a_family_is_narrowed_to_the_profiles_strategies_and_safety_outranks_all
         ("Is that right?", "question"),
         ("Are you ok?", "question"),
         ("Do you know any good books about space?", "question"),
-        # thanks and goodbye, however long
+        # thanks and goodbye, however long, and as the message's last sentence
         ("I will try that! Thank you so much for your advice. I'm going to log off now.", "greeting"),
+        ("Will do, thanks again!", "greeting"),
+        ("You have helped me see there might be an end in sight - thank you very much.", "greeting"),
+        ("Have a lovely afternoon!", "greeting"),
+        # a pleasantry handed back in its short forms, and a check that we are still there
+        ("Hey, I'm doing good at the moment. How about yourself?", "greeting"),
+        ("I am doing good. You?", "greeting"),
+        ("still there?", "greeting"),
+        # the message is a question when it ends in one, not when a "?" is followed by a story
+        ("Okay. I will do that. Thank you. Also, what if one of the bullies starts a fight with me?", "question"),
+        ("mine? he never said which friends he was going to see and he never offers to take me along", "statement"),
     ],
 )
 def test_message_kinds(text, kind):
     assert message_kind(text) == kind
+
+
+@pytest.mark.parametrize(
+    "text,flag",
+    [
+        ("Have you had a similar experience?", "about_us"),
+        ("I have been working out more. How do you relax?", "about_us"),
+        ("Are you a real person?", "about_us"),
+        ("How did your mom do? If you don't mind my asking.", "about_us"),
+        ("Do you think this will be over soon?", "reassurance"),
+        ("Is it normal to feel tired all the time when you're stressed?", "reassurance"),
+        ("Am I overreacting?", "reassurance"),
+        ("Is this something you can help me with?", "help"),
+        ("Hi, I'm seeking some support with my anxiety at work.", "help"),
+        ("Could you help me?", "help"),
+        # none of them
+        ("Can you help me find a good therapist?", None),  # asks for something in particular: advice
+        ("Do you know any good books about space?", None),
+        ("I need help with my order 4471.", None),
+        ("What is the capital of France?", None),
+    ],
+)
+def test_message_flags(text, flag):
+    m = Moment.read(text, np.full(len(LABELS), 1 / len(LABELS)), 2)
+    assert {f for f in ("about_us", "reassurance", "help") if getattr(m, f)} == ({flag} if flag else set())
 
 
 @pytest.mark.parametrize(

@@ -18,12 +18,17 @@ from persona import PersonaState, PersonaTracker, load_policy, load_strategy_cho
 from prompts.render import load_profiles
 
 CELEBRATE = {"Affirmation and Reassurance"}
+# someone who opens with something painful is heard: understood, or invited to say more (an open question, as the
+# ESConv supporters most often did), not fixed, informed or chatted past
 ACKNOWLEDGE = {
     "Reflection of feelings",
     "Restatement or Paraphrasing",
     "Affirmation and Reassurance",
     "Self-disclosure",
+    "Question",
 }
+# a yes/no question asking to be reassured is answered by what we know, or by reassurance
+REASSURE = {"Information", "Providing Suggestions", "Affirmation and Reassurance"}
 ANSWER = {"Information", "Providing Suggestions"}
 CHAT = {"Question", "Others", "Self-disclosure", "Affirmation and Reassurance"}
 HEARD = {"Restatement or Paraphrasing", "Affirmation and Reassurance", "Providing Suggestions", "Information"}
@@ -35,7 +40,7 @@ SITUATIONS = [
     ("wellbeing_coach", "We got the keys to our first flat today!", CELEBRATE),
     ("wellbeing_coach", "My grandmother passed away last night.", ACKNOWLEDGE),
     ("wellbeing_coach", "My dog died yesterday and the house feels so empty.", ACKNOWLEDGE),
-    ("wellbeing_coach", "Is it normal to feel tired all the time when you're stressed?", ANSWER),
+    ("wellbeing_coach", "Is it normal to feel tired all the time when you're stressed?", REASSURE),
     ("wellbeing_coach", "What could I do tonight to calm down?", ANSWER),
     ("wellbeing_coach", "How can I stop overthinking before I go to sleep?", ANSWER),
     ("wellbeing_coach", "Should I tell my friend that she hurt me?", ANSWER),
@@ -46,6 +51,12 @@ SITUATIONS = [
     ("wellbeing_coach", "I feel so sad today, my best friend moved away.", ACKNOWLEDGE),
     ("wellbeing_coach", "I'm so anxious about my exam tomorrow.", ACKNOWLEDGE),
     ("wellbeing_coach", "Hi, how are you today?", CHAT),
+    (
+        "wellbeing_coach",
+        "Hi, I'm looking for some support. Can you help me?",
+        {"Question", "Affirmation and Reassurance"},
+    ),
+    ("wellbeing_coach", "Do you think things will ever get better?", REASSURE),
     # companion
     ("companion", "Guess what, I just got engaged!", CELEBRATE),
     ("companion", "My team won the championship last night!", CELEBRATE),
@@ -54,13 +65,14 @@ SITUATIONS = [
     ("companion", "Good morning! How's it going?", CHAT),
     ("companion", "What's your favourite season of the year?", ANSWER | {"Self-disclosure"}),
     ("companion", "Do you know any good books about space?", ANSWER),
+    ("companion", "Have you ever felt lonely?", {"Self-disclosure", "Information"}),
     ("companion", "What should I cook for dinner tonight?", ANSWER),
     ("companion", "My cat died this morning.", ACKNOWLEDGE),
     ("companion", "I broke up with my girlfriend last week.", ACKNOWLEDGE),
     ("companion", "Nobody ever calls me anymore, I feel invisible.", ACKNOWLEDGE),
     ("companion", "I'm so annoyed, my neighbours were loud all night again.", ACKNOWLEDGE),
     ("companion", "I'm excited about the trip but also a bit nervous about flying.", ACKNOWLEDGE),
-    ("companion", "It's been a really long and tiring day.", ACKNOWLEDGE | {"Question"}),
+    ("companion", "It's been a really long and tiring day.", ACKNOWLEDGE),
     # support agent
     ("support_agent", "Order 4471, it's a lamp. I want a refund, not a replacement.", ANSWER),
     ("support_agent", "Where is my package? It was due on Monday.", ANSWER),

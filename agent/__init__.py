@@ -3,7 +3,7 @@ the live conversation, and the errors they raise. What belongs to one room is ta
 `agent.events` (the wire events), `agent.analysis` (one-off analysis of texts, audio, images), `agent.llm` (the model
 client and the embedded engine), `agent.sessions` (records, export, erasure), `agent.metrics` (Prometheus)."""
 
-from agent.conversation import Conversation, FaceUnavailable, InboxFull, VoiceUnavailable
+from agent.conversation import Conversation, FaceUnavailable, InboxFull, UnknownCall, VoiceUnavailable
 from agent.frames import ImageBackpressure
 from agent.runtime import (
     Agent,
@@ -42,6 +42,7 @@ __all__ = [
     "Runtime",
     "RuntimeConfig",
     "SessionInUse",
+    "UnknownCall",
     "UnknownProfile",
     "UnknownSession",
     "VoiceConfig",

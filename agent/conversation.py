@@ -26,17 +26,23 @@ from agent.frames import FrameInput
 from agent.sessions.store import SessionErased, SessionRecord
 from agent.tasks import cancel_and_wait
 from agent.tts import SpokenReply, heard_text
-from agent.turn import Pipeline, Turn, UserTurn
+from agent.turn import Paused, Pipeline, Turn, UserTurn
 from agent.voice import Utterance, VoiceConfig, VoiceInput, VoiceModels, backchannel
 from perception.face.perceiver import FacePerceiver
 from perception.voice.audio import pcm16_to_float
 from persona import apply_overrides
 from prompts import Message
+from prompts.tools import NO_TOOLS, ToolResult, ToolUse
 
 log = logging.getLogger(__name__)
 Evict = Callable[[], Awaitable[None]]  # tells the connection its session was taken over, and closes it
 Admit = Callable[[], Awaitable[bool]]  # may this (spoken) turn run? The key's rate limit, drawn by the edge
 MAX_PENDING_TURNS = 8  # user turns waiting behind the running one; past this a turn is refused, never dropped
+
+
+class UnknownCall(LookupError):
+    """tool.result for a call this conversation is not waiting on (never made, already answered, or given up when
+    the user spoke again)."""
 
 
 class InboxFull(RuntimeError):
@@ -100,6 +106,8 @@ class Conversation:
         self.answer_speech = True  # a spoken turn is answered when it ends; False: it waits in `waiting`
         self.interrupt_on_speech = True  # the user's speech stops the reply (barge-in); False: it plays on
         self._answer_when_heard = False  # answer() came while the utterance was still being transcribed
+        self.tools: ToolUse = NO_TOOLS  # the functions offered to the model on this session's turns, and how
+        self._paused: tuple[Paused, str] | None = None  # the turn waiting on its tool calls, and its user's text
         self._worker = asyncio.create_task(self._run(), name=f"conversation-{record.id}")
 
     def started(self, resumed: bool, resume_token: str | None = None) -> SessionStarted:
@@ -136,6 +144,37 @@ class Conversation:
         attributions to the perception event. Raises InboxFull when MAX_PENDING_TURNS already wait."""
         self._queue(UserTurn(text, explain))
 
+    def tool_result(self, call_id: str, output: str, take_up: bool = True) -> bool:
+        """The output of a call the model made. When every call of the paused turn is answered, the turn is taken up
+        again with them (True: it was queued); with `take_up` False it waits for answer() (the Realtime API's
+        response.create). Raises UnknownCall, or InboxFull (the result is not taken: send it again)."""
+        paused = self._paused
+        if paused is None or call_id not in paused[0].waiting:
+            raise UnknownCall(call_id)
+        state, text = paused
+        made = next(c for c in state.tools.calls if c.id == call_id)
+        # taken up again after a forced call (required, or a named function), the model answers with its output; with
+        # "auto" it may call again
+        choice = state.tools.choice if state.tools.choice in ("auto", "none") else "none"
+        results = (*state.tools.results, ToolResult(call_id, made.name, output))
+        tools = replace(state.tools, choice=choice, results=results)
+        state = replace(state, tools=tools)
+        go = take_up and not state.waiting
+        if go:
+            self._queue(UserTurn(text, tools=tools, resumes=state))
+        self._paused = None if go else (state, text)
+        return go
+
+    @property
+    def _resumable(self) -> bool:
+        """A paused turn has every output it waited for, and waits for answer()."""
+        return self._paused is not None and not self._paused[0].waiting
+
+    @property
+    def waiting_calls(self) -> tuple[str, ...]:
+        """The tool calls whose outputs the paused turn waits for."""
+        return self._paused[0].waiting if self._paused is not None else ()
+
     def _queue(self, turn: UserTurn) -> None:
         if self._inbox.qsize() >= MAX_PENDING_TURNS:
             raise InboxFull(
@@ -157,13 +196,19 @@ class Conversation:
     @property
     def answerable(self) -> bool:
         """Something waits for answer(): held messages, or an utterance still being transcribed."""
-        return bool(self.waiting) or (self.voice is not None and self.voice.busy)
+        return bool(self.waiting) or self._resumable or (self.voice is not None and self.voice.busy)
 
     def answer(self) -> bool:
         """Answer every held message as one user turn (their texts in order, the prosody of the last spoken one).
         An utterance still being transcribed (the client committed it and asked for the response at once) is waited
         for: answered when its words are in. False: nothing was held or is being heard. Raises InboxFull as
-        submit_text does (the messages stay held)."""
+        submit_text does (the messages stay held). With no message held, a turn paused on tool calls whose outputs
+        are all in is taken up again."""
+        if not self.waiting and self._resumable and self._paused is not None:
+            state, text = self._paused
+            self._queue(UserTurn(text, tools=state.tools, resumes=state))
+            self._paused = None
+            return True
         if not self.waiting:
             self._answer_when_heard = self.answerable
             return self._answer_when_heard
@@ -382,7 +427,11 @@ class Conversation:
 
     async def _one(self, user: UserTurn) -> None:
         """A cancel at any point is answered with response.cancelled (or .interrupted on barge-in) carrying what had
-        been sent, which history keeps."""
+        been sent, which history keeps. A new message gives up the calls a paused turn waited on; a turn that calls
+        tools pauses until their outputs come back (tool_result)."""
+        if user.resumes is None:
+            self._paused = None
+            user = replace(user, tools=self.tools)
         turn = Turn(
             self.pipeline,
             self.record,
@@ -404,6 +453,8 @@ class Conversation:
             raise
         finally:
             self._current = None
+            if turn.paused is not None:
+                self._paused = (turn.paused, user.text)
             if turn.spoken is not None:
                 h = self.record.history
                 idx = len(h) - 1 if h and h[-1].role == "assistant" else None

@@ -120,6 +120,7 @@ class UserTurn:
     explain: bool = False
     voice: ModalitySignal | None = None  # prosody of the utterance the text was transcribed from
     tools: ToolUse = NO_TOOLS  # the functions the client offers the model on this turn, and results already in
+    resumes: Paused | None = None  # a turn paused on tool calls, taken up again with their results (in `tools`)
 
 
 # --- 1. perceive: text (with its risk, one batched pass), voice, face ------------------------------------------------
@@ -133,6 +134,25 @@ class Perceived:
     signals: Mapping[Modality, ModalitySignal]  # what joins fusion
     announce: tuple[PerceptionEvent, ...]  # this turn's new readings (a face was announced when its frame arrived)
     features: np.ndarray | None = None  # the text's features (TextReading.features), for the strategy chooser
+
+
+@dataclass(frozen=True, slots=True)
+class Paused:
+    """A turn the model paused by calling tools: what it read and decided, kept so that the turn taken up again with
+    the calls' outputs answers under the same controls, without reading the message (or moving the persona) twice."""
+
+    perceived: Perceived
+    percept: FusedPercept
+    decision: Decision
+    number: int  # the user turn's number in the session
+    at: int  # the index of the user's message in the session's history
+    tools: ToolUse  # the tools offered, every call made so far, and the results already in
+
+    @property
+    def waiting(self) -> tuple[str, ...]:
+        """The calls whose outputs have not come back yet."""
+        answered = {r.call_id for r in self.tools.results}
+        return tuple(c.id for c in self.tools.calls if c.id not in answered)
 
 
 async def perceive(p: Pipeline, turn: UserTurn, face: ModalitySignal | None) -> Perceived:
@@ -331,13 +351,20 @@ def fold_summary(rec: SessionRecord, history: list[Message], cfg: TurnConfig) ->
 
 
 async def render_prompt(
-    p: Pipeline, rec: SessionRecord, profile: AgentProfile, decision: Decision, text: str, tools: ToolUse = NO_TOOLS
+    p: Pipeline,
+    rec: SessionRecord,
+    profile: AgentProfile,
+    decision: Decision,
+    text: str,
+    tools: ToolUse = NO_TOOLS,
+    at: int | None = None,
 ) -> tuple[Prompt, bool]:
     """The prompt, fitted to the serving model's context with room for the reply: earlier turns give way first, then
     the user's message is cut to its beginning (True: response.done says so). Counted exactly by the engine (vLLM's
     /tokenize) only when the byte bound says it might not fit: a long message, or on a small-context model (the
-    embedded engine's 4,096) a conversation whose window and system prompt pass that many bytes."""
-    recent, summary = fold_summary(rec, rec.history[:-1], p.config)
+    embedded engine's 4,096) a conversation whose window and system prompt pass that many bytes. `at`: the index of
+    the user's message in history (the last message unless the turn was paused on tool calls and replied first)."""
+    recent, summary = fold_summary(rec, rec.history[: len(rec.history) - 1 if at is None else at], p.config)
     prompt = render(
         profile,
         decision.controls,
@@ -500,7 +527,9 @@ class Turn:
         self.failed = False  # the LLM failed for good: no response.done
         self.kept = False  # the reply (or what was sent of it) is in history
         self.number = 0  # this user turn's number in the session (set when it runs)
+        self.at = 0  # the index of the user's message in history (set when it runs)
         self.marks: dict[str, float] = {}
+        self.paused: Paused | None = None  # the model called tools: the turn waits for their outputs
 
     @property
     def resources_locale(self) -> str | None:
@@ -509,18 +538,25 @@ class Turn:
 
     async def run(self) -> AsyncGenerator[Event, None]:
         """Screen, decide, stream, finish. A consumer that stops iterating (or is cancelled) stops the turn: the
-        LLM request is closed and nothing more is spoken."""
-        self.rec.history.append(Message("user", self.user.text))  # in the session from now on; stored below
-        self.number = sum(1 for m in self.rec.history if m.role == "user")  # this user turn's number
-        self.marks = {"start": time.perf_counter()}
-        perceived = await self.perceived()
-        for event in self.screened(perceived):
-            yield event
-        if (failed := await self.persist()) is not None:  # the message
-            yield failed
-        for event in self.announced(perceived):
-            yield event
-        percept, decision, prompt, cut = await self.decided(perceived)
+        LLM request is closed and nothing more is spoken. A turn taken up again after tool calls (`user.resumes`)
+        goes straight to the prompt, under the controls it had."""
+        if (paused := self.user.resumes) is not None:
+            self.number, self.at, self.marks = paused.number, paused.at, {"start": time.perf_counter()}
+            perceived, percept, decision = paused.perceived, paused.percept, paused.decision
+            prompt, cut = await self.prompted(decision)
+        else:
+            self.rec.history.append(Message("user", self.user.text))  # in the session from now on; stored below
+            self.at = len(self.rec.history) - 1
+            self.number = sum(1 for m in self.rec.history if m.role == "user")  # this user turn's number
+            self.marks = {"start": time.perf_counter()}
+            perceived = await self.perceived()
+            for event in self.screened(perceived):
+                yield event
+            if (failed := await self.persist()) is not None:  # the message
+                yield failed
+            for event in self.announced(perceived):
+                yield event
+            percept, decision, prompt, cut = await self.decided(perceived)
         # closed with the turn, and with it the LLM request
         async with aclosing(self.streamed(percept, decision, prompt)) as streamed:
             async for event in streamed:
@@ -573,9 +609,16 @@ class Turn:
         rec.persona = track(p, rec.persona, percept, self.user.text)
         profile = p.profiles[rec.profile_id]
         decision = decide(p.policy, p.chooser, rec, profile, perceived, percept, self.user.text)
-        prompt, cut = await render_prompt(p, rec, profile, decision, self.user.text, self.user.tools)
-        marks["rendered"] = time.perf_counter()
+        prompt, cut = await self.prompted(decision)
         return percept, decision, prompt, cut
+
+    async def prompted(self, decision: Decision) -> tuple[Prompt, bool]:
+        """The prompt under the decision (with the tools, and the outputs of calls already made)."""
+        p, rec = self.p, self.rec
+        profile = p.profiles[rec.profile_id]
+        prompt, cut = await render_prompt(p, rec, profile, decision, self.user.text, self.user.tools, self.at)
+        self.marks["rendered"] = time.perf_counter()
+        return prompt, cut
 
     async def streamed(self, percept: FusedPercept, decision: Decision, prompt: Prompt) -> AsyncGenerator[Event, None]:
         """The reply, piece by piece (the fixed crisis reply, or the model's guarded stream), spoken too when the
@@ -656,6 +699,15 @@ class Turn:
             yield ResponseToolCall(response_id=reply.id, call_id=call.id, name=call.name, arguments=call.arguments)
         if calls:
             reply.stats.finish_reason = "tool_calls"
+            made = self.user.tools
+            self.paused = Paused(
+                perceived,
+                percept,
+                decision,
+                self.number,
+                self.at,
+                ToolUse(made.tools, made.choice, (*made.calls, *calls), made.results),
+            )
         marks["end"] = time.perf_counter()
         self.kept = True
         remember_reply(rec, reply.text, interrupted=False)
@@ -784,9 +836,9 @@ def turn_timings(marks: Mapping[str, float], reply: Reply) -> Timings:
 
     t0, req = marks["start"], marks["request"]
     return Timings(
-        perception=ms(t0, marks["perceived"]),
-        fusion=ms(marks["fuse"], marks["fused"]),
-        policy=ms(marks["fused"], marks["rendered"]),
+        perception=ms(t0, marks.get("perceived")),  # none of these on a turn taken up after tool calls
+        fusion=ms(marks.get("fuse"), marks.get("fused")),
+        policy=ms(marks.get("fused"), marks.get("rendered")),
         overhead_before_llm=ms(t0, req),
         llm_first_token=ms(req, reply.t_first),
         first_delta=ms(req, reply.t_shown),

@@ -45,6 +45,11 @@ class Reply:
         e = self.first("response.done")
         return e["explanation"] if e else None
 
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """The response.tool_call events: functions the model called (answer them with PersonaClient.tool_results)."""
+        return [e for e in self.events if e["type"] == "response.tool_call"]
+
 
 class PersonaClient:
     def __init__(self, ws: Any, session: dict[str, Any]) -> None:
@@ -64,14 +69,17 @@ class PersonaClient:
         face: bool = False,
         user_token: str | None = None,
         resume_token: str | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
     ) -> AsyncIterator[PersonaClient]:
         """With a publishable key, `user_token` (see user_token()) vouches for `user_id`, and resuming needs the
-        session's `resume_token` (client.session["resume_token"] of the session.started it answered)."""
+        session's `resume_token` (client.session["resume_token"] of the session.started it answered). `tools`: the
+        functions the model may call, in OpenAI's shape ({"type": "function", "function": {...}})."""
         import websockets
 
         headers = {"Authorization": f"Bearer {key}"} if key else None
         async with websockets.connect(url, additional_headers=headers, max_size=8 * 1024 * 1024) as ws:
-            start = {"type": "session.start", "consent": {"text": True, "voice": voice, "face": face}}
+            start: dict[str, Any] = {"type": "session.start", "consent": {"text": True, "voice": voice, "face": face}}
             start.update(
                 {
                     k: v
@@ -81,6 +89,8 @@ class PersonaClient:
                         ("resume", resume),
                         ("user_token", user_token),
                         ("resume_token", resume_token),
+                        ("tools", tools),
+                        ("tool_choice", tool_choice),
                     )
                     if v
                 }
@@ -107,8 +117,18 @@ class PersonaClient:
             yield await self.recv(timeout)
 
     async def ask(self, text: str, explain: bool = False, on_delta: Any = None) -> Reply:
-        """Send one message and collect its events up to the reply; raises ServerError on an error event."""
+        """Send one message and collect its events up to the reply; raises ServerError on an error event. A reply
+        that called tools ends with finish_reason "tool_calls" (Reply.tool_calls): answer with tool_results()."""
         await self.send({"type": "user.text", "text": text, "explain": explain})
+        return await self._reply(on_delta)
+
+    async def tool_results(self, outputs: dict[str, str], on_delta: Any = None) -> Reply:
+        """Send the output of each call (call_id -> text) and collect the reply they continue."""
+        for call_id, output in outputs.items():
+            await self.send({"type": "tool.result", "call_id": call_id, "output": output})
+        return await self._reply(on_delta)
+
+    async def _reply(self, on_delta: Any) -> Reply:
         reply = Reply("")
         async for ev in self.events():
             reply.events.append(ev)

@@ -28,25 +28,11 @@ from agent.events import (
     SessionStarted,
 )
 from prompts import Message
-from prompts.tools import MAX_TOOLS, Tool, ToolCall, ToolResult, ToolUse
-from server.protocol import MAX_TEXT_CHARS, wire_dict
+from prompts.tools import MAX_TOOLS, ToolCall, ToolResult, ToolUse
+from server.protocol import MAX_TEXT_CHARS, NamedChoice, ToolSpec, tool_use, wire_dict
 
 MAX_MESSAGES = 200  # a longer history is refused; the server keeps its own window of it anyway
 EXTENSION = "persona_agent"
-
-
-class FunctionSpec(BaseModel):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = Field(default="", max_length=4096)
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
-    strict: bool | None = None
-
-
-class ToolSpec(BaseModel):
-    """OpenAI's tool: `{"type": "function", "function": {name, description, parameters}}`."""
-
-    type: Literal["function"] = "function"
-    function: FunctionSpec
 
 
 class FunctionCall(BaseModel):
@@ -60,11 +46,6 @@ class ToolCallSpec(BaseModel):
     id: str = Field(max_length=128)
     type: Literal["function"] = "function"
     function: FunctionCall
-
-
-class NamedChoice(BaseModel):
-    type: Literal["function"] = "function"
-    function: dict[str, str]
 
 
 class ChatMessage(BaseModel):
@@ -103,10 +84,7 @@ class ChatCompletionRequest(BaseModel):
 
     def tool_use(self, calls: tuple[ToolCall, ...] = (), results: tuple[ToolResult, ...] = ()) -> ToolUse:
         """The tools offered and how the model may use them (ValueError when they do not fit together)."""
-        tools = tuple(Tool(t.function.name, t.function.description, t.function.parameters) for t in self.tools or ())
-        choice = self.tool_choice
-        name = choice.function.get("name", "") if isinstance(choice, NamedChoice) else choice
-        return ToolUse(tools, name or ("auto" if tools else "none"), calls, results)
+        return tool_use(self.tools, self.tool_choice, calls, results)
 
     def split(self) -> tuple[list[Message], str, ToolUse]:
         """(history, the last user message, the tools). System and developer messages are *not* passed on: nothing

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_type_hints
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model, field_validator
 
 from agent.events import EVENTS, PROTOCOL_VERSION, Event
+from prompts.tools import MAX_TOOLS, Tool, ToolCall, ToolResult, ToolUse
 
 MAX_FRAME_BYTES = 64 * 1024  # one JSON event
 MAX_TEXT_CHARS = 8000  # one user message
@@ -32,6 +33,43 @@ class Consent(BaseModel):
     text: bool = True
     voice: bool = False
     face: bool = False
+
+
+# --- function tools (issue #45): OpenAI's shapes, for every edge -------------------------------------------------------
+
+
+class FunctionSpec(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = Field(default="", max_length=4096)
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
+
+
+class ToolSpec(BaseModel):
+    """OpenAI's tool: `{"type": "function", "function": {name, description, parameters}}`."""
+
+    type: Literal["function"] = "function"
+    function: FunctionSpec
+
+
+class NamedChoice(BaseModel):
+    type: Literal["function"] = "function"
+    function: dict[str, str]
+
+
+ToolChoice = Literal["auto", "none", "required"] | NamedChoice
+
+
+def tool_use(
+    tools: list[ToolSpec] | None,
+    choice: ToolChoice | None,
+    calls: tuple[ToolCall, ...] = (),
+    results: tuple[ToolResult, ...] = (),
+) -> ToolUse:
+    """The tools offered and how the model may use them (ValueError when they do not fit together)."""
+    offered = tuple(Tool(t.function.name, t.function.description, t.function.parameters) for t in tools or ())
+    name = choice.function.get("name", "") if isinstance(choice, NamedChoice) else choice
+    return ToolUse(offered, name or ("auto" if offered else "none"), calls, results)
 
 
 class SessionStart(_Client):
@@ -59,6 +97,29 @@ class SessionStart(_Client):
         description="speak the replies too: response.audio.start, response.audio (base64 "
         "PCM16 per sentence), response.audio.done before response.done",
     )
+    tools: list[ToolSpec] | None = Field(
+        None,
+        max_length=MAX_TOOLS,
+        description="functions the model may call (OpenAI's tool shape): a call comes as response.tool_call, "
+        "and the reply continues when the client sends tool.result for every call of it",
+    )
+    tool_choice: ToolChoice | None = Field(
+        None,
+        description="auto (the default with tools; the reply taken up again may call again), none, required, or a "
+        "function's name (both force one round of calls; the reply taken up again answers with their outputs)",
+    )
+
+
+class ToolsUpdate(_Client):
+    type: Literal["tools.update"]
+    tools: list[ToolSpec] = Field(max_length=MAX_TOOLS, description="the functions offered from the next turn on")
+    tool_choice: ToolChoice | None = None
+
+
+class ToolResultEvent(_Client):
+    type: Literal["tool.result"]
+    call_id: str = Field(min_length=1, max_length=128, description="response.tool_call's call_id")
+    output: str = Field(max_length=MAX_TEXT_CHARS * 2, description="what the function returned, as text")
 
 
 class UserText(_Client):
@@ -134,6 +195,8 @@ ClientJSON = (
     | ResponseCancel
     | ResponseAudioPlayed
     | ControlsOverride
+    | ToolsUpdate
+    | ToolResultEvent
 )  # the client's JSON events, declared once; their `type` tags and the parser derive from this union
 ClientEvent = Annotated[ClientJSON, Field(discriminator="type")]
 CLIENT_TYPES: tuple[str, ...] = tuple(get_args(m.model_fields["type"].annotation)[0] for m in get_args(ClientJSON))

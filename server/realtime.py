@@ -9,6 +9,11 @@ default; `session.update` with `persona_agent: {"events": false}` turns them off
 crisis resources); clients that do not know them skip them. A client's `instructions` never reach the model (as
 system messages on /v1/chat/completions do not): the agent profile, picked by `model`, writes the system prompt;
 `session.created` says what was ignored.
+
+Function tools as the API has them: `session.tools` / `tool_choice`; a call is a `function_call` output item
+(`response.function_call_arguments.delta` / `.done`, and in `response.done`'s output); the client adds a
+`function_call_output` item per call and sends `response.create`, and the same turn goes on with their outputs, under
+the controls it had.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import soxr
+from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from agent import (
@@ -34,6 +40,7 @@ from agent import (
     ImageBackpressure,
     InboxFull,
     InvalidAudio,
+    UnknownCall,
     UnknownProfile,
     VoiceUnavailable,
 )
@@ -52,20 +59,22 @@ from agent.events import (
     ResponseDelta,
     ResponseDone,
     ResponseInterrupted,
+    ResponseToolCall,
     SafetyEvent,
     SpeechStarted,
     TranscriptEvent,
 )
 from agent.metrics import ERRORS, FRAMES
 from agent.sessions import LOCAL_TENANT, SessionErased
+from prompts.tools import NO_TOOLS, Tool, ToolUse
 from server.limits import Quota
-from server.protocol import MAX_IMAGE_BYTES, MAX_TEXT_CHARS, wire_dict
+from server.protocol import MAX_IMAGE_BYTES, MAX_TEXT_CHARS, FunctionSpec, wire_dict
 
 log = logging.getLogger(__name__)
 RATE = 24_000  # the Realtime API's PCM16 rate, in and out
 OUR_RATE = 16_000  # what our voice input reads
 EXTENSION = "persona_agent"
-IGNORED_SESSION_FIELDS = ("instructions", "tools", "tool_choice", "prompt", "tracing", "reasoning", "temperature")
+IGNORED_SESSION_FIELDS = ("instructions", "prompt", "tracing", "reasoning", "temperature")
 
 
 def _id(prefix: str) -> str:
@@ -73,6 +82,31 @@ def _id(prefix: str) -> str:
 
 
 ITEM = "item_"  # an assistant item's id is this + our response id (so a truncate names the reply it cut)
+
+
+def _realtime_tool(tool: Tool) -> dict[str, Any]:
+    """A tool as the Realtime API writes it: flat, {"type": "function", "name", "description", "parameters"}."""
+    return {"type": "function", "name": tool.name, "description": tool.description, "parameters": dict(tool.parameters)}
+
+
+def _tool_use(tools: Any, choice: Any) -> ToolUse:
+    """session.tools and tool_choice as the API has them (ValueError with what is wrong)."""
+    if not isinstance(tools, list):
+        raise ValueError("`tools` must be a list of function tools")
+    offered = []
+    for i, t in enumerate(tools):
+        if not isinstance(t, dict) or t.get("type", "function") != "function":
+            raise ValueError(f"tools[{i}]: only function tools ({{'type': 'function', 'name': ...}})")
+        try:
+            spec = FunctionSpec.model_validate({k: v for k, v in t.items() if k != "type"})
+        except ValidationError as exc:
+            raise ValueError(f"tools[{i}]: {exc.errors()[0]['msg']}") from None
+        offered.append(Tool(spec.name, spec.description, spec.parameters))
+    if isinstance(choice, dict):
+        choice = choice.get("name") if choice.get("type") == "function" else None
+    if not isinstance(choice, str):
+        raise ValueError("tool_choice: auto, none, required, or {'type': 'function', 'name': ...}")
+    return ToolUse(tuple(offered), choice)
 
 
 def _item_of(ours: str) -> str:
@@ -90,6 +124,7 @@ class Reply:
     metadata: dict[str, str] | None = (
         None  # the client's response.metadata, echoed (LiveKit matches its requests by it)
     )
+    calls: list[dict[str, Any]] = field(default_factory=list)  # its function_call items, after the message
 
     @property
     def id(self) -> str:
@@ -144,6 +179,7 @@ class RealtimeConnection:
         self.turn_detection: dict[str, Any] | None = {"type": "server_vad"}
         self.metadata: list[dict[str, str] | None] = []  # per response.create waiting for its response, in order
         self.reply: Reply | None = None
+        self.tools: ToolUse = NO_TOOLS  # session.tools and tool_choice, as the conversation offers them
         self.utterances: dict[int, str] = {}  # our utterance id -> its user item id
         self.received_ms = 0.0  # audio received so far
         self._to_ours = soxr.ResampleStream(RATE, OUR_RATE, 1, dtype="float32")
@@ -178,11 +214,14 @@ class RealtimeConnection:
                 "input": {"format": {"type": "audio/pcm", "rate": RATE}, "turn_detection": self.turn_detection},
                 "output": {"format": {"type": "audio/pcm", "rate": RATE}, "voice": "piper" if spoken else None},
             },
+            "tools": [_realtime_tool(t) for t in self.tools.tools],
+            "tool_choice": self.tools.choice
+            if self.tools.choice in ("auto", "none", "required")
+            else {"type": "function", "name": self.tools.choice},
             EXTENSION: {
                 "events": self.extension,
                 "ignored": self.ignored,
-                "note": "instructions and tools are not passed to the model: the agent profile writes the "
-                "system prompt",
+                "note": "instructions are not passed to the model: the agent profile writes the system prompt",
             },
         }
 
@@ -207,6 +246,8 @@ class RealtimeConnection:
             if reply.resampler is not None:
                 await self._audio(reply, reply.resampler.resample_chunk(np.zeros(0, np.int16), last=True))
             await self.send("response.output_audio.done", **self._where(reply))
+        elif isinstance(event, ResponseToolCall):
+            await self._call(event)
         elif isinstance(event, ResponseDone):
             await self._done(event)
         elif isinstance(event, ResponseCancelled | ResponseInterrupted):
@@ -267,6 +308,36 @@ class RealtimeConnection:
             delta = base64.b64encode(pcm.astype(np.int16).tobytes()).decode("ascii")
             await self.send("response.output_audio.delta", **self._where(reply), delta=delta)
 
+    async def _call(self, event: ResponseToolCall) -> None:
+        """A function call as the API streams it: an output item of its own, its arguments (whole: our guard and
+        screening see a call before the client does), then the item done."""
+        reply = await self._reply(event.response_id)
+        index = 1 + len(reply.calls)
+        item = {
+            "id": f"item_{event.call_id}"[:64],
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": "in_progress",
+            "call_id": event.call_id,
+            "name": event.name,
+            "arguments": "",
+        }
+        where = {"response_id": reply.id, "item_id": item["id"], "output_index": index}
+        await self.send("response.output_item.added", response_id=reply.id, output_index=index, item=item)
+        await self.send("conversation.item.added", item=item)
+        await self.send("response.function_call_arguments.delta", **where, call_id=event.call_id, delta=event.arguments)
+        await self.send(
+            "response.function_call_arguments.done",
+            **where,
+            call_id=event.call_id,
+            name=event.name,
+            arguments=event.arguments,
+        )
+        done = {**item, "status": "completed", "arguments": event.arguments}
+        reply.calls.append(done)
+        await self.send("response.output_item.done", response_id=reply.id, output_index=index, item=done)
+        await self.send("conversation.item.done", item=done)
+
     async def _done(self, event: ResponseDone) -> None:
         reply = await self._reply(event.response_id)
         text = "".join(reply.text)
@@ -299,7 +370,7 @@ class RealtimeConnection:
             "id": reply.id,
             "object": "realtime.response",
             "status": status,
-            "output": [item],
+            "output": [item, *reply.calls],
             "output_modalities": list(reply.modalities),
             "metadata": reply.metadata,
             "usage": usage,
@@ -446,6 +517,17 @@ class RealtimeConnection:
             if problem is not None:
                 await self.error("invalid_value", f"session.audio.input.{problem}", event_id=data.get("event_id"))
                 return
+        if "tools" in session or "tool_choice" in session:
+            try:
+                self.tools = _tool_use(
+                    session.get("tools", [_realtime_tool(t) for t in self.tools.tools]),
+                    session.get("tool_choice", self.tools.choice),
+                )
+            except ValueError as exc:
+                await self.error("invalid_value", f"session.tools: {exc}", event_id=data.get("event_id"))
+                return
+            if self.conversation is not None:
+                self.conversation.tools = self.tools
         ours = session.get(EXTENSION)
         if isinstance(ours, dict) and isinstance(ours.get("events"), bool):
             self.extension = ours["events"]
@@ -497,10 +579,15 @@ class RealtimeConnection:
 
     async def _item_create(self, data: dict[str, Any]) -> None:
         item = data.get("item") or {}
+        if isinstance(item, dict) and item.get("type") == "function_call_output":
+            await self._call_output(item, data.get("event_id"))
+            return
         content = item.get("content") if isinstance(item, dict) else None
         if not isinstance(item, dict) or item.get("type", "message") != "message" or not isinstance(content, list):
             await self.error(
-                "unsupported_item", "conversation.item.create: only message items", event_id=data.get("event_id")
+                "unsupported_item",
+                "conversation.item.create: only message and function_call_output items",
+                event_id=data.get("event_id"),
             )
             return
         role = item.get("role")
@@ -543,6 +630,36 @@ class RealtimeConnection:
             await self.error("queue_full", str(exc), True, event_id=data.get("event_id"))
             return
         await self._added({**item, "id": item_id}, "user", text)
+
+    async def _call_output(self, item: dict[str, Any], event_id: str | None) -> None:
+        """A function call's output: kept for the paused turn, which goes on at the next response.create."""
+        assert self.conversation is not None
+        call_id, output = item.get("call_id"), item.get("output")
+        if not isinstance(call_id, str) or not isinstance(output, str) or len(output) > 2 * MAX_TEXT_CHARS:
+            await self.error(
+                "invalid_value",
+                f"a function_call_output item needs a call_id and an output of at most {2 * MAX_TEXT_CHARS} "
+                "characters, as strings",
+                event_id=event_id,
+            )
+            return
+        try:
+            self.conversation.tool_result(call_id, output, take_up=False)
+        except UnknownCall:
+            await self.error(
+                "unknown_call", f"no response waits on the output of call {call_id[:128]!r}", event_id=event_id
+            )
+            return
+        added = {
+            "id": str(item.get("id") or _id("item"))[:64],
+            "object": "realtime.item",
+            "type": "function_call_output",
+            "status": "completed",
+            "call_id": call_id,
+            "output": output,
+        }
+        await self.send("conversation.item.added", item=added)
+        await self.send("conversation.item.done", item=added)
 
     async def _see(self, parts: list[dict[str, Any]], event_id: str | None) -> bool:
         """`input_image` parts (data URLs of JPEG/PNG camera frames) to our face reading, answered by a

@@ -19,6 +19,7 @@ from agent import (
     InboxFull,
     InvalidAudio,
     SessionInUse,
+    UnknownCall,
     UnknownProfile,
     UnknownSession,
     VoiceUnavailable,
@@ -37,6 +38,8 @@ from server.protocol import (
     ResponseAudioPlayed,
     ResponseCancel,
     SessionStart,
+    ToolResultEvent,
+    ToolsUpdate,
     UserAudio,
     UserAudioEnd,
     UserImage,
@@ -44,11 +47,27 @@ from server.protocol import (
     is_large,
     parse_client,
     to_wire,
+    tool_use,
 )
 
-ACTIVITY = (SessionStart, UserText, UserImage, AudioFrame, UserAudio, UserAudioEnd, ResponseAudioPlayed)  # not idle
+ACTIVITY = (
+    SessionStart,
+    UserText,
+    UserImage,
+    AudioFrame,
+    UserAudio,
+    UserAudioEnd,
+    ResponseAudioPlayed,
+    ToolResultEvent,
+)  # not idle
 TURNS = (UserText, UserImage)  # each draws a token of the key's rate
-SESSION_EVENTS = (SessionStart, ControlsOverride, UserAudioEnd)  # each draws from the key's bucket of session events
+SESSION_EVENTS = (
+    SessionStart,
+    ControlsOverride,
+    UserAudioEnd,
+    ToolsUpdate,
+    ToolResultEvent,
+)  # each draws from the key's bucket of session events
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +227,27 @@ class Connection:
                 self.conversation.end_of_utterance()
         elif isinstance(event, UserImage):
             await self.image(event)
+        elif isinstance(event, ToolsUpdate):
+            try:
+                self.conversation.tools = tool_use(event.tools, event.tool_choice)
+            except ValueError as exc:
+                await self.error("invalid_tools", f"tools.update: {exc}")
+        elif isinstance(event, ToolResultEvent):
+            await self.tool_result(event)
+
+    async def tool_result(self, event: ToolResultEvent) -> None:
+        assert self.conversation is not None
+        try:
+            self.conversation.tool_result(event.call_id, event.output)
+        except UnknownCall:
+            waiting = list(self.conversation.waiting_calls)
+            await self.error(
+                "unknown_call",
+                f"tool.result: no reply waits on call {event.call_id[:128]!r} "
+                + (f"(the calls waiting: {waiting})" if waiting else "(no reply waits on a tool call)"),
+            )
+        except InboxFull as exc:
+            await self.error("queue_full", str(exc), retryable=True)
 
     async def image(self, event: UserImage) -> None:
         assert self.conversation is not None
@@ -269,9 +309,15 @@ class Connection:
         user_id, unverified = (
             guard.verified_user(key, event.user_id, event.user_token) if guard else (event.user_id, False)
         )
+        try:
+            tools = tool_use(event.tools, event.tool_choice)
+        except ValueError as exc:
+            await self.error("invalid_tools", f"session.start: {exc}")
+            return False
         if (opened := await self._converse(event, user_id)) is None:
             return False
         conversation, resumed = opened
+        conversation.tools = tools
         self.conversation, self.voice_consent, self.face_consent = conversation, event.consent.voice, event.consent.face
         token = guard.resume_token(self.tenant, conversation.record.id) if guard else None
         await self.emit(conversation.started(resumed, resume_token=token))

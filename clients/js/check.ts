@@ -23,7 +23,13 @@ const player = new ReplyPlayer(spoken);
 spoken.on("response.audio", (e) => { const b64: string = e.audio; const at: number = e.start_ms; void b64; void at; })
   .on("response.audio.truncated", (e) => { const heard: string = e.text; void heard; });
 const played: ClientEvent = {type: "response.audio.played", response_id: "r1", ms: player.playedMs(), interrupted: true};
-void start; void text; void describe; void played;
+const lookup = {type: "function" as const, function: {name: "order_status", description: "Look an order up",
+  parameters: {type: "object", properties: {order_id: {type: "string"}}, required: ["order_id"]}}};
+const agent = new PersonaClient("ws://127.0.0.1:8000/v1/chat", {profile: "support_agent", tools: [lookup]});
+agent.on("response.tool_call", (e) => { const args: string = e.arguments; agent.sendToolResult(e.call_id, args); });
+agent.setTools([lookup], "required");
+const result: ClientEvent = {type: "tool.result", call_id: "call_1", output: "{\"status\": \"shipped\"}"};
+void start; void text; void describe; void played; void result;
 // @ts-expect-error: a field the schema does not have is refused
 const wrong: ClientEvent = {type: "user.text", text: "hi", colour: "blue"};
 void wrong;

@@ -1,6 +1,6 @@
 // Types of client.js (the module the backend serves at /static/client.js). Event shapes come from protocol.d.ts,
 // which build.mjs generates from the published schema.
-import type {ClientEvent, ServerEvent} from "./protocol.js";
+import type {Client, ClientEvent, ServerEvent} from "./protocol.js";
 export type {Client, ClientEvent, Limits, Server, ServerEvent} from "./protocol.js";
 
 /** A server event by its `type`, e.g. EventOf<"response.done">. */
@@ -16,6 +16,10 @@ export interface ClientOptions {
   consent?: {voice?: boolean; face?: boolean};
   /** Speak the replies too: response.audio.start / response.audio / response.audio.done (play them with ReplyPlayer). */
   voiceReply?: boolean;
+  /** Functions the model may call (OpenAI's tool shape): each call comes as response.tool_call; answer it with
+   * sendToolResult, and the reply continues once every call of it is answered. */
+  tools?: Client.ToolSpec[] | null;
+  toolChoice?: Client.SessionStart["tool_choice"];
 }
 
 export declare class PersonaClient {
@@ -33,6 +37,10 @@ export declare class PersonaClient {
   sendImage(base64Jpeg: string, explain?: boolean): void;
   cancel(): void;
   override(controls: Record<string, number | string>): void;
+  /** The functions offered from the next turn on. */
+  setTools(tools: Client.ToolSpec[], toolChoice?: Client.SessionStart["tool_choice"]): void;
+  /** What a function returned for one response.tool_call, as text. */
+  sendToolResult(callId: string, output: string): void;
   close(): void;
 }
 

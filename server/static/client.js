@@ -2,12 +2,16 @@
 //   const c = new PersonaClient("ws://host:8000/v1/chat", {key, profile, consent: {voice: true, face: true}});
 //   c.on("response.delta", e => ...); await c.connect(); c.sendText("hi");
 //   Spoken replies: new PersonaClient(url, {voiceReply: true}) and new ReplyPlayer(c) plays them.
+//   Tools: new PersonaClient(url, {tools: [{type: "function", function: {name, description, parameters}}]});
+//   c.on("response.tool_call", e => c.sendToolResult(e.call_id, JSON.stringify(run(e.name, e.arguments))));
+//   the reply continues, under the same controls, once every call of it is answered.
 export class PersonaClient {
   // With a publishable key: userToken (signed by your backend) vouches for userId; resume needs resumeToken, which
   // session.started hands out (kept here as this.resumeToken for a reconnect).
   constructor(url, {key = null, profile = null, userId = null, userToken = null, consent = {}, resume = null,
-                    resumeToken = null, voiceReply = false} = {}) {
-    Object.assign(this, {url, key, profile, userId, userToken, consent, resume, resumeToken, voiceReply});
+                    resumeToken = null, voiceReply = false, tools = null, toolChoice = null} = {}) {
+    Object.assign(this, {url, key, profile, userId, userToken, consent, resume, resumeToken, voiceReply, tools,
+                         toolChoice});
     this.handlers = new Map();
     this.ws = null;
     this.sessionId = null;
@@ -30,6 +34,7 @@ export class PersonaClient {
       this.ws.onopen = () => this.send({type: "session.start", profile: this.profile || undefined,
         user_id: this.userId || undefined, user_token: this.userToken || undefined, resume: this.resume || undefined,
         resume_token: this.resumeToken || undefined, voice_reply: !!this.voiceReply,
+        tools: this.tools || undefined, tool_choice: this.toolChoice || undefined,
         consent: {text: true, voice: !!this.consent.voice, face: !!this.consent.face}});
     });
   }
@@ -40,6 +45,8 @@ export class PersonaClient {
   sendImage(base64Jpeg, explain = false) { this.send({type: "user.image", image: base64Jpeg, explain}); }
   cancel() { this.send({type: "response.cancel"}); }
   override(controls) { this.send({type: "controls.override", controls}); }
+  setTools(tools, toolChoice = null) { this.send({type: "tools.update", tools, tool_choice: toolChoice || undefined}); }
+  sendToolResult(callId, output) { this.send({type: "tool.result", call_id: callId, output}); }
   close() { this.ws && this.ws.close(); }
 }
 

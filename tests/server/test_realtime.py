@@ -338,3 +338,55 @@ async def test_a_camera_frame_as_input_image_is_read_by_the_face_model(live_serv
         persona = of(events, "persona_agent.persona")[0]
         assert set(persona["present"]) == {"text", "face"} and persona["gates"]["face"] > 0
         assert events[-1]["response"]["status"] == "completed"
+
+
+ORDER_FUNCTION = {
+    "type": "function",
+    "name": "get_order",
+    "description": "Look up an order by its number",
+    "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
+}
+
+
+async def test_a_function_call_round_trip_through_the_sdk(live_server):
+    """session.tools as the API has them: the call streams as a function_call item (Pipecat acts on
+    response.function_call_arguments.done and response.done's output), its output comes back as a
+    function_call_output item and response.create takes the same turn up again, under the same controls."""
+    async with client(live_server).realtime.connect(model="persona-agent:support_agent") as conn:
+        s = Session(conn)
+        await s.next()
+        await conn.session.update(
+            session={
+                "type": "realtime",
+                "output_modalities": ["text"],
+                "tools": [ORDER_FUNCTION],
+                "tool_choice": {"type": "function", "name": "get_order"},
+            }
+        )
+        updated = (await s.until("session.updated"))[-1]["session"]
+        assert [t["name"] for t in updated["tools"]] == ["get_order"] and updated["persona_agent"]["ignored"] == []
+        first = await s.say("Where is my order 4471? It was due on Monday.")
+        call = of(first, "response.function_call_arguments.done")[0]
+        assert call["name"] == "get_order" and isinstance(json.loads(call["arguments"]), dict)
+        output = of(first, "response.done")[-1]["response"]["output"]
+        assert [o["type"] for o in output] == ["message", "function_call"] and output[1]["call_id"] == call["call_id"]
+        controls = of(first, "persona_agent.controls")[-1]["controls"]
+
+        result = {"type": "function_call_output", "call_id": call["call_id"], "output": '{"status": "delayed"}'}
+        await conn.conversation.item.create(item=result)
+        added = (await s.until("conversation.item.done"))[-1]["item"]
+        assert added["type"] == "function_call_output" and added["call_id"] == call["call_id"]
+        await conn.response.create()
+        then = await s.until("response.done")
+        text = of(then, "response.output_text.done")[-1]["text"]
+        print(f"\nrealtime call: get_order({call['arguments']}); reply with its output: {text!r}")
+        assert text.strip() and not of(then, "response.function_call_arguments.done")
+        assert of(then, "persona_agent.controls")[-1]["controls"] == controls and not of(then, "persona_agent.safety")
+
+        await conn.conversation.item.create(item={**result, "call_id": "call_nobody_made"})
+        error = (await s.until("error"))[-1]["error"]
+        assert error["code"] == "unknown_call"
+        await conn.session.update(session={"type": "realtime", "tool_choice": {"type": "function", "name": "nope"}})
+        error = (await s.until("error"))[-1]["error"]
+        assert error["code"] == "invalid_value" and "not among" in error["message"]
+        assert (await s.say("Thanks, that's all."))[-1]["response"]["status"] == "completed"  # the session lives on

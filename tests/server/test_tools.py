@@ -2,15 +2,22 @@
 `openai` SDK offers a named tool and gets a call with valid JSON arguments, sends the tool's output back and gets a
 reply under the same controls; the same streamed, as OpenAI's `tool_calls` deltas; LangChain's
 `ChatOpenAI(...).bind_tools` completes a round trip; a crisis with tools offered gets the fixed reply and no call;
-an instruction with control tokens inside a tool's output stays quoted data; bad tool requests get a 422."""
+an instruction with control tokens inside a tool's output stays quoted data; bad tool requests get a 422.
+
+And on the WebSocket, with the package's Python client: tools offered at session.start, a call comes as
+response.tool_call, tool.result takes the same turn up again (the same controls, the persona moved once, the message
+stored once); a result for no waiting call, or bad tools, get an error event and the session goes on."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
 import openai
 import pytest
+
+from persona_client import PersonaClient, ServerError
 
 pytestmark = pytest.mark.llm
 
@@ -185,3 +192,88 @@ def test_bad_tool_requests_get_a_422(live_server, body, fragment):
         timeout=60,
     )
     assert r.status_code == 422 and fragment in r.text
+
+
+# --- the WebSocket -----------------------------------------------------------------------------------------------------
+
+
+def _events(reply, type_):
+    return [e for e in reply.events if e["type"] == type_]
+
+
+def test_a_tool_round_trip_on_the_websocket(live_server):
+    async def go():
+        async with PersonaClient.connect(
+            live_server.ws_url, profile="support_agent", tools=[ORDER_TOOL], tool_choice=NAMED
+        ) as c:
+            first = await c.ask(ASK)
+            done = first.first("response.done")
+            assert done["finish_reason"] == "tool_calls" and done["explanation"]["tools_called"] == ["get_order"]
+            call = first.tool_calls[0]
+            assert call["name"] == "get_order" and isinstance(json.loads(call["arguments"]), dict)
+            then = await c.tool_results({call["call_id"]: json.dumps({"status": "delayed", "eta": "Thursday"})})
+            end = then.first("response.done")
+            assert end["finish_reason"] in ("stop", "length") and then.text.strip() and not then.tool_calls
+            print(f"\nws call: {call['name']}({call['arguments']}); reply with its output: {then.text!r}")
+            # the same turn: no new reading of the message, the same controls and persona
+            assert not _events(then, "perception") and not _events(then, "safety")
+            assert then.first("controls")["controls"] == first.first("controls")["controls"]
+            assert then.persona == first.persona and then.persona["turns"] == 1
+            # answered again, the call is no longer waiting; the session goes on
+            with pytest.raises(ServerError) as err:
+                await c.tool_results({call["call_id"]: "{}"})
+            assert err.value.code == "unknown_call"
+            sid = c.session_id
+        stored = httpx.get(f"{live_server.url}/v1/sessions/{sid}").json()
+        roles = [m["role"] for m in stored["messages"]]
+        assert roles.count("user") == 1 and roles[0] == "user" and roles[-1] == "assistant", roles
+
+    asyncio.run(go())
+
+
+def test_a_new_message_gives_up_the_waiting_calls(live_server):
+    async def go():
+        async with PersonaClient.connect(
+            live_server.ws_url, profile="support_agent", tools=[ORDER_TOOL], tool_choice="required"
+        ) as c:
+            first = await c.ask(ASK)
+            call = first.tool_calls[0]
+            await c.send({"type": "tools.update", "tools": [ORDER_TOOL], "tool_choice": "none"})
+            moved_on = await c.ask("Never mind, thanks.")
+            assert not moved_on.tool_calls and moved_on.first("response.done")["finish_reason"] != "tool_calls"
+            with pytest.raises(ServerError) as err:
+                await c.tool_results({call["call_id"]: "{}"})
+            assert err.value.code == "unknown_call" and "no reply waits" in str(err.value)
+
+    asyncio.run(go())
+
+
+def test_bad_tools_on_the_websocket_get_an_error_event(live_server):
+    async def go():
+        with pytest.raises(ServerError) as err:
+            async with PersonaClient.connect(
+                live_server.ws_url, tools=[ORDER_TOOL], tool_choice={"type": "function", "function": {"name": "nope"}}
+            ):
+                pass
+        assert err.value.code == "invalid_tools" and "not among" in str(err.value)
+        async with PersonaClient.connect(live_server.ws_url, profile="support_agent") as c:
+            await c.send({"type": "tools.update", "tools": [], "tool_choice": "required"})
+            ev = await c.recv()
+            assert ev["type"] == "error" and ev["code"] == "invalid_tools" and "at least one tool" in ev["message"]
+            await c.send({"type": "tool.result", "call_id": "call_x", "output": "{}"})
+            ev = await c.recv()
+            assert ev["type"] == "error" and ev["code"] == "unknown_call"
+            assert (await c.ask("Hi, how are you?")).text.strip()  # the session goes on
+
+    asyncio.run(go())
+
+
+def test_a_crisis_on_the_websocket_calls_no_tool(live_server):
+    async def go():
+        async with PersonaClient.connect(
+            live_server.ws_url, profile="support_agent", tools=[ORDER_TOOL], tool_choice="required"
+        ) as c:
+            reply = await c.ask("I want to kill myself tonight.")
+            assert not reply.tool_calls and reply.first("response.done")["model"] == "fixed:crisis_reply"
+
+    asyncio.run(go())

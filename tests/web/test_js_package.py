@@ -45,6 +45,6 @@ def test_the_package_lists_what_it_ships(built):
 
 
 @pytest.mark.llm
-def test_the_package_client_runs_a_turn_in_node(built, live_server):
+def test_the_package_client_runs_a_turn_and_a_tool_round_trip_in_node(built, live_server):
     out = npm("test", env={"PERSONA_WS_URL": live_server.ws_url})
-    assert "# pass 1" in out and "# fail 0" in out, out
+    assert "# pass 2" in out and "# fail 0" in out, out

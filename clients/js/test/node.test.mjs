@@ -27,3 +27,28 @@ test("one turn over the WebSocket, streamed, with the persona and the explanatio
   for (const t of ["perception", "persona", "controls", "response.done"]) assert.ok(seen.has(t), t);
   assert.equal(typeof reply.explanation, "object");
 });
+
+test("a tool call answered with sendToolResult continues the reply", {timeout: 300_000}, async () => {
+  const url = process.env.PERSONA_WS_URL;
+  const tool = {type: "function", function: {name: "get_order", description: "Look up an order by its number",
+    parameters: {type: "object", properties: {order_id: {type: "string"}}, required: ["order_id"]}}};
+  const c = new PersonaClient(url, {profile: "support_agent", tools: [tool], toolChoice: "required"});
+  await c.connect();
+  const calls = [];
+  const dones = [];
+  const finished = new Promise((resolve, reject) => {
+    c.on("response.tool_call", (e) => {
+      calls.push(e);
+      c.sendToolResult(e.call_id, JSON.stringify({status: "shipped", carrier: "DHL"}));
+    });
+    c.on("response.done", (e) => { dones.push(e); if (e.finish_reason !== "tool_calls") resolve(); });
+    c.on("error", (e) => reject(new Error(`${e.code}: ${e.message}`)));
+  });
+  c.sendText("Where is my order 4471?");
+  await finished;
+  c.close();
+  assert.equal(calls[0].name, "get_order");
+  assert.equal(typeof JSON.parse(calls[0].arguments), "object");
+  assert.equal(dones[0].finish_reason, "tool_calls");
+  assert.ok(dones.at(-1).text.trim().length > 0);
+});

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 Evict = Callable[[], Awaitable[None]]  # tells the connection its session was taken over, and closes it
 Admit = Callable[[], Awaitable[bool]]  # may this (spoken) turn run? The key's rate limit, drawn by the edge
 MAX_PENDING_TURNS = 8  # user turns waiting behind the running one; past this a turn is refused, never dropped
+TOOL_TIMEOUT_S = 120.0  # how long a turn paused on tool calls waits for their outputs, unless the session says
 
 
 class UnknownCall(LookupError):
@@ -108,6 +109,8 @@ class Conversation:
         self._answer_when_heard = False  # answer() came while the utterance was still being transcribed
         self.tools: ToolUse = NO_TOOLS  # the functions offered to the model on this session's turns, and how
         self._paused: tuple[Paused, str] | None = None  # the turn waiting on its tool calls, and its user's text
+        self.tool_timeout_s = TOOL_TIMEOUT_S
+        self._tool_timer: asyncio.Task[None] | None = None  # gives the paused turn up when its outputs do not come
         self._worker = asyncio.create_task(self._run(), name=f"conversation-{record.id}")
 
     def started(self, resumed: bool, resume_token: str | None = None) -> SessionStarted:
@@ -455,10 +458,30 @@ class Conversation:
             self._current = None
             if turn.paused is not None:
                 self._paused = (turn.paused, user.text)
+                if self._tool_timer is not None:
+                    self._tool_timer.cancel()  # an earlier paused turn's: that turn was taken up or given up
+                self._tool_timer = asyncio.create_task(self._give_up(turn.paused), name=f"tools-{self.record.id}")
             if turn.spoken is not None:
                 h = self.record.history
                 idx = len(h) - 1 if h and h[-1].role == "assistant" else None
                 self._spoken = (turn.reply.id, turn.spoken, idx)
+
+    async def _give_up(self, paused: Paused) -> None:
+        """The outputs of a paused turn's calls did not all come within tool_timeout_s: the turn ends, and the client
+        is told which calls went unanswered (its message stays in history; sending it again starts a new turn)."""
+        await asyncio.sleep(self.tool_timeout_s)
+        if self._paused is None or self._paused[0].number != paused.number or self._paused[0].at != paused.at:
+            return  # taken up again, or given up for a new message
+        waiting = list(self._paused[0].waiting) or [c.id for c in self._paused[0].tools.calls]
+        self._paused = None
+        await self._emit(
+            ErrorEvent(
+                code="tool_timeout",
+                retryable=False,
+                message=f"no output came for the tool call(s) {waiting} within {self.tool_timeout_s:g} s: the reply "
+                "that called them was given up; a tool.result for them now is refused",
+            )
+        )
 
     # --- close -------------------------------------------------------------------------------------------------------
 
@@ -489,7 +512,7 @@ class Conversation:
             await self.voice.aclose()
         if self.frames is not None:
             await self.frames.aclose()
-        await cancel_and_wait(self._turn, self._worker)
+        await cancel_and_wait(self._turn, self._worker, self._tool_timer)
         try:
             if not self.erased:
                 await self.pipeline.store.save(self.record)

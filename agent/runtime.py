@@ -174,7 +174,8 @@ class Agent:
         # (tenant, user, tool call id) -> when, and the persona the stateless turn that made the call started from:
         # the request that brings the call's output starts there too, so it reads the message into the same persona
         # and decides the same controls (and the user's persona takes the message once)
-        self._tool_turns: OrderedDict[tuple[str, str | None, str], tuple[float, PersonaState]] = OrderedDict()
+        # (tenant, user, call id) -> (when, the persona the turn started from, its session): erased with either
+        self._tool_turns: OrderedDict[tuple[str, str | None, str], tuple[float, PersonaState, str]] = OrderedDict()
         self._pending: dict[tuple[str, str], Lease] = {}
         self._releases: set[asyncio.Future[None]] = set()
         self._analysis_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
@@ -322,7 +323,14 @@ class Agent:
         return max(n, 0) + here if n >= 0 or here else -1
 
     async def _end_erased(self, tenant: str, session_id: str | None, user: str | None) -> int:
-        """End the live conversations here that an erasure (here or in another worker) removed; how many."""
+        """End the live conversations here that an erasure (here or in another worker) removed; how many. The
+        personas kept for tool round trips of that user or session go too."""
+        for key, (_, _, sid) in list(self._tool_turns.items()):
+            t, uid, _ = key
+            if t == tenant and (
+                sid == session_id or user is not None and uid is not None and user_tombstone(tenant, uid) == user
+            ):
+                del self._tool_turns[key]
         live = [
             c
             for (t, sid), (c, _, _) in list(self._live.items())
@@ -376,7 +384,7 @@ class Agent:
             async with aclosing(turn.run()) as events:
                 async for event in events:
                     if isinstance(event, ResponseToolCall):
-                        self._remember_tool_turn(tenant, user_id, event.call_id, before)
+                        self._remember_tool_turn(tenant, user_id, event.call_id, before, rec.id)
                     yield event
         except (asyncio.CancelledError, GeneratorExit):  # the client went away: kept as cut short, as on the WebSocket
             await turn.cut_short()
@@ -385,8 +393,10 @@ class Agent:
             if lease is not None:
                 self._release_later(lease)
 
-    def _remember_tool_turn(self, tenant: str, user: str | None, call_id: str, persona: PersonaState) -> None:
-        self._tool_turns[(tenant, user, call_id)] = (time.monotonic(), persona)
+    def _remember_tool_turn(
+        self, tenant: str, user: str | None, call_id: str, persona: PersonaState, session_id: str
+    ) -> None:
+        self._tool_turns[(tenant, user, call_id)] = (time.monotonic(), persona, session_id)
         while len(self._tool_turns) > TOOL_TURNS_KEPT:
             self._tool_turns.popitem(last=False)
 

@@ -109,11 +109,20 @@ class SessionStart(_Client):
         "function's name (both force one round of calls; the reply taken up again answers with their outputs)",
     )
 
+    tool_timeout_s: float | None = Field(
+        None,
+        ge=1,
+        le=600,
+        description="how long a reply that called tools waits for every tool.result before it is given up with a "
+        "tool_timeout error (default 120)",
+    )
+
 
 class ToolsUpdate(_Client):
     type: Literal["tools.update"]
     tools: list[ToolSpec] = Field(max_length=MAX_TOOLS, description="the functions offered from the next turn on")
     tool_choice: ToolChoice | None = None
+    tool_timeout_s: float | None = Field(None, ge=1, le=600, description="as in session.start")
 
 
 class ToolResultEvent(_Client):

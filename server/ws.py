@@ -232,6 +232,9 @@ class Connection:
                 self.conversation.tools = tool_use(event.tools, event.tool_choice)
             except ValueError as exc:
                 await self.error("invalid_tools", f"tools.update: {exc}")
+                return
+            if event.tool_timeout_s is not None:
+                self.conversation.tool_timeout_s = event.tool_timeout_s
         elif isinstance(event, ToolResultEvent):
             await self.tool_result(event)
 
@@ -318,6 +321,8 @@ class Connection:
             return False
         conversation, resumed = opened
         conversation.tools = tools
+        if event.tool_timeout_s is not None:
+            conversation.tool_timeout_s = event.tool_timeout_s
         self.conversation, self.voice_consent, self.face_consent = conversation, event.consent.voice, event.consent.face
         token = guard.resume_token(self.tenant, conversation.record.id) if guard else None
         await self.emit(conversation.started(resumed, resume_token=token))

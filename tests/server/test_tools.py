@@ -103,6 +103,33 @@ def test_a_users_persona_takes_the_message_once_across_the_round_trip(client):
     assert b["persona"]["state"] == a["persona"]["state"] and b["controls"]["controls"] == a["controls"]["controls"]
 
 
+def test_an_erased_user_is_not_brought_back_by_a_tool_round_trip(client, live_server):
+    """The persona a tool call was made from is kept until its output comes back; erasing the user in between must
+    erase that too, or the continuation would write the erased persona back."""
+    user, model = "tools-erased", "persona-agent:support_agent"
+    client.chat.completions.create(model=model, user=user, messages=[{"role": "user", "content": "Hi there."}])
+    asked = [{"role": "user", "content": ASK}]
+    first = client.chat.completions.create(
+        model=model, user=user, messages=asked, tools=[ORDER_TOOL], tool_choice=NAMED
+    )
+    assert first.model_extra["persona_agent"]["persona"]["state"]["turns"] == 2
+    call = first.choices[0].message.tool_calls[0]
+    assert httpx.delete(f"{live_server.url}/v1/users/{user}", timeout=30).status_code == 200
+    then = client.chat.completions.create(
+        model=model,
+        user=user,
+        messages=[
+            *asked,
+            {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+            {"role": "tool", "tool_call_id": call.id, "content": '{"status": "shipped"}'},
+        ],
+        tools=[ORDER_TOOL],
+        tool_choice="none",
+    )
+    # a fresh persona reads the message: one turn, not the erased user's two
+    assert then.model_extra["persona_agent"]["persona"]["state"]["turns"] == 1
+
+
 def test_tool_calls_stream_as_openai_deltas(client):
     chunks = list(
         client.chat.completions.create(
@@ -244,6 +271,23 @@ def test_a_new_message_gives_up_the_waiting_calls(live_server):
             with pytest.raises(ServerError) as err:
                 await c.tool_results({call["call_id"]: "{}"})
             assert err.value.code == "unknown_call" and "no reply waits" in str(err.value)
+
+    asyncio.run(go())
+
+
+def test_a_call_never_answered_times_out_with_a_clear_error(live_server):
+    async def go():
+        async with PersonaClient.connect(live_server.ws_url, profile="support_agent") as c:
+            await c.send({"type": "tools.update", "tools": [ORDER_TOOL], "tool_choice": NAMED, "tool_timeout_s": 2})
+            first = await c.ask(ASK)
+            call = first.tool_calls[0]
+            ev = await c.recv(timeout=30)  # nothing is sent back: after 2 s the reply is given up
+            assert ev["type"] == "error" and ev["code"] == "tool_timeout" and call["call_id"] in ev["message"]
+            with pytest.raises(ServerError) as err:
+                await c.tool_results({call["call_id"]: "{}"})
+            assert err.value.code == "unknown_call"
+            await c.send({"type": "tools.update", "tools": [ORDER_TOOL], "tool_choice": "none"})
+            assert (await c.ask("Thanks anyway.")).text.strip()  # the session goes on
 
     asyncio.run(go())
 

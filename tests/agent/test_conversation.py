@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator
 
 import pytest
 
-from agent import Conversation, InboxFull
+from agent import Conversation, InboxFull, UnknownCall
 from agent.batcher import MicroBatcher
 from agent.conversation import MAX_PENDING_TURNS, Inputs
 from agent.events import Event
@@ -129,3 +129,70 @@ async def test_the_batcher_runs_what_arrives_together_as_one_batch_and_fails_it_
     results = await asyncio.gather(batcher.submit("x"), batcher.submit("boom"), return_exceptions=True)
     assert all(isinstance(r, ValueError) for r in results)  # one batch, one failure for all of it
     await batcher.aclose()
+
+
+class CallsThenAnswers(ScriptedLLM):
+    """The first request calls get_order (as the engine's streamed tool-call chunks); later ones answer in text."""
+
+    async def stream(self, prompt, stats=None) -> AsyncGenerator[tuple[str, int], None]:
+        self.prompts.append(prompt)
+        if len(self.prompts) == 1 and stats is not None:
+            stats.add_call_chunk(0, "call_1", "get_order", '{"order_id":')
+            stats.add_call_chunk(0, None, None, ' "4471"}')
+            stats.finish_reason = "tool_calls"
+            return
+        for piece in self.pieces:
+            yield piece, 1
+        if stats is not None:
+            stats.finish_reason = "stop"
+
+
+def offer_tools(conv: Conversation, choice: str = "get_order") -> None:
+    from prompts.tools import Tool, ToolUse
+
+    conv.tools = ToolUse((Tool("get_order", "Look up an order"),), choice)
+
+
+async def test_a_tool_call_pauses_the_turn_and_its_output_takes_it_up_once():
+    llm = CallsThenAnswers(["It ships on Thursday."])
+    conv, events, rec = converse(llm)
+    offer_tools(conv)
+    conv.submit_text("Where is my order 4471?")
+    await until(events, "response.done")
+    call = next(e for e in events if e.type == "response.tool_call")
+    assert (call.name, call.arguments, conv.waiting_calls) == ("get_order", '{"order_id": "4471"}', ("call_1",))
+    assert llm.prompts[0].tools.choice == "get_order"
+    persona_before, n_perceived = rec.persona, sum(e.type == "perception" for e in events)
+    assert conv.tool_result("call_1", '{"eta": "Thursday"}')
+    await until(events, "response.done", 2)
+    await conv.close()
+    # taken up: the output quoted after the message, the forced choice released, nothing read or tracked twice
+    again = llm.prompts[1]
+    assert again.tools.choice == "none" and again.tools.results[0].output == '{"eta": "Thursday"}'
+    assert "<tool_results>" in again.messages[-2].content or "<tool_results>" in again.messages[-1].content
+    assert sum(e.type == "perception" for e in events) == n_perceived and rec.persona == persona_before
+    assert [(m.role, m.content) for m in rec.history] == [
+        ("user", "Where is my order 4471?"),
+        ("assistant", "It ships on Thursday."),
+    ]
+    with pytest.raises(UnknownCall):
+        conv.tool_result("call_1", "again")
+
+
+async def test_a_new_message_or_silence_gives_a_paused_turn_up():
+    llm = CallsThenAnswers(["Sure."])
+    conv, events, rec = converse(llm)
+    offer_tools(conv)
+    conv.submit_text("Where is my order 4471?")
+    await until(events, "response.done")
+    conv.submit_text("Never mind.")  # a new message: the waiting call is given up
+    await until(events, "response.done", 2)
+    with pytest.raises(UnknownCall):
+        conv.tool_result("call_1", "{}")
+    conv.tool_timeout_s = 0.05
+    llm.prompts.clear()  # calls again on the next request
+    conv.submit_text("Check order 4471 again, please.")
+    await until(events, "error")
+    await conv.close()
+    err = next(e for e in events if e.type == "error")
+    assert err.code == "tool_timeout" and "call_1" in err.message and not conv.waiting_calls

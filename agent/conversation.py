@@ -23,6 +23,7 @@ from agent.events import (
     TranscriptEvent,
 )
 from agent.frames import FrameInput
+from agent.metrics import SPECULATION
 from agent.sessions.store import SessionErased, SessionRecord
 from agent.tasks import cancel_and_wait
 from agent.tts import SpokenReply, heard_text
@@ -110,6 +111,10 @@ class Conversation:
         self.tools: ToolUse = NO_TOOLS  # the functions offered to the model on this session's turns, and how
         self._paused: tuple[Paused, str] | None = None  # the turn waiting on its tool calls, and its user's text
         self.tool_timeout_s = TOOL_TIMEOUT_S
+        # A spoken turn started at a pause, before its end was decided: (utterance id, its words, the gate that
+        # releases it). Released when the turn ends on those words; discarded (cancelled, leaving nothing) when the
+        # speaker goes on, or the words differ.
+        self._speculation: tuple[int, str, asyncio.Event] | None = None
         self._tool_timer: asyncio.Task[None] | None = None  # gives the paused turn up when its outputs do not come
         self._worker = asyncio.create_task(self._run(), name=f"conversation-{record.id}")
 
@@ -250,6 +255,8 @@ class Conversation:
                 on_interim=self._on_interim,
                 on_final=self._on_final,
                 on_sustained=self._on_sustained,
+                on_tentative=self._on_tentative,
+                on_resumed=self._on_resumed,
             )
         self.voice.submit(samples)
 
@@ -306,11 +313,60 @@ class Conversation:
     async def _on_interim(self, text: str, utterance_id: int) -> None:
         await self._emit(TranscriptEvent(utterance_id=utterance_id, text=text, final=False))
 
+    async def _on_tentative(self, utt: Utterance, utterance_id: int) -> None:
+        """The speaker paused and the end of the turn is undecided: answer the words so far now, unseen, if nothing
+        else is running or waiting and no reply is playing (a pause in an interruption or a backchannel is not
+        speculated on)."""
+        if (
+            not self.voice_config.speculate
+            or not self.answer_speech
+            or self.erased
+            or self._speculation is not None
+            or (self._turn is not None and not self._turn.done())
+            or not self._inbox.empty()
+            or self._held is not None
+            or self.speaking()
+        ):
+            return
+        gate = asyncio.Event()
+        self._speculation = (utterance_id, utt.transcript.text, gate)
+        SPECULATION.labels("started").inc()
+        self._queue(UserTurn(utt.transcript.text, voice=utt.voice, gate=gate))
+
+    async def _on_resumed(self, utterance_id: int) -> None:
+        """The speaker went on after a pause: what was started on the words so far goes, unseen."""
+        self._discard(utterance_id)
+
+    def _discard(self, utterance_id: int) -> None:
+        spec = self._speculation
+        if spec is None or spec[0] != utterance_id:
+            return
+        self._speculation = None
+        SPECULATION.labels("discarded").inc()
+        if self._current is not None and self._current.gate is spec[2] and self._turn is not None:
+            self._turn.cancel()  # still gated: it leaves nothing (see _one)
+        else:  # not picked up yet: the worker drops it
+            spec[2].set()
+
+    def _let_through(self, utterance_id: int, text: str) -> bool:
+        """The turn ended on the words a speculative turn started from: let it through. False: none matches."""
+        spec = self._speculation
+        if spec is None or spec[0] != utterance_id:
+            return False
+        if spec[1] != text:
+            self._discard(utterance_id)
+            return False
+        self._speculation = None
+        SPECULATION.labels("released").inc()
+        spec[2].set()
+        return True
+
     async def _on_final(self, utt: Utterance | None, utterance_id: int) -> None:
         held = self._held == utterance_id
         if held:
             self._held = None
         if utt is None:
+            self._discard(utterance_id)
             await self._emit(TranscriptEvent(utterance_id=utterance_id, text="", final=True))
             await self._nothing_heard()
             return
@@ -327,6 +383,8 @@ class Conversation:
                 backchannel=ack,
             )
         )
+        if ack or not t.text or not self.answer_speech:
+            self._discard(utterance_id)
         if ack:
             return
         if not t.text:
@@ -344,6 +402,7 @@ class Conversation:
             return
         # A spoken turn counts against the key's rate like a typed one; refused, its transcript above still has it.
         if self._admit is not None and not await self._admit():
+            self._discard(utterance_id)
             await self._emit(
                 ErrorEvent(
                     code="rate_limited",
@@ -353,6 +412,8 @@ class Conversation:
                 )
             )
             return
+        if self._let_through(utterance_id, t.text):
+            return  # answered already, from the pause on
         try:
             self._queue(UserTurn(t.text, voice=utt.voice))
         except InboxFull as exc:
@@ -406,7 +467,10 @@ class Conversation:
     # --- turns -------------------------------------------------------------------------------------------------------
 
     def cancel(self, reason: Literal["cancel", "barge_in"] = "cancel") -> bool:
-        """Stop the reply being generated now. False when none is running."""
+        """Stop the reply being generated now. False when none is running (a speculative turn not yet released is
+        not a reply: it is discarded or released by the end of its utterance)."""
+        if self._current is not None and self._current.tentative:
+            return False
         if self._turn is not None and not self._turn.done():
             self._cancel_reason = reason
             self._turn.cancel()
@@ -432,6 +496,8 @@ class Conversation:
         """A cancel at any point is answered with response.cancelled (or .interrupted on barge-in) carrying what had
         been sent, which history keeps. A new message gives up the calls a paused turn waited on; a turn that calls
         tools pauses until their outputs come back (tool_result)."""
+        if user.gate is not None and (self._speculation is None or self._speculation[2] is not user.gate):
+            return  # a speculative turn discarded before it began
         if user.resumes is None:
             self._paused = None
             user = replace(user, tools=self.tools)
@@ -442,6 +508,7 @@ class Conversation:
             self.frames.fresh() if self.frames else None,
             self.locale,
             speak=self.voice_reply,
+            gate=user.gate,
         )
         self._current = turn
         try:
@@ -449,6 +516,8 @@ class Conversation:
                 async for each in events:
                     await self._emit(each)
         except asyncio.CancelledError:
+            if turn.tentative:  # discarded before its gate: nothing of it was shown, kept or stored
+                raise
             if (failed := await turn.cut_short()) is not None:
                 await self._emit(failed)
             event = ResponseInterrupted if self._cancel_reason == "barge_in" else ResponseCancelled
@@ -491,6 +560,8 @@ class Conversation:
         if self.erased:
             return
         self.erased = True
+        if self._speculation is not None:
+            self._discard(self._speculation[0])
         self.cancel()
         await self._emit(
             ErrorEvent(

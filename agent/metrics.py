@@ -30,6 +30,12 @@ STORE_FAILURES = Counter(
     "persona_store_failures_total", "Session saves that failed (the turn went on)", registry=REGISTRY
 )
 SAFETY = Counter("persona_safety_events_total", "Safety-layer actions", ["action"], registry=REGISTRY)
+SPECULATION = Counter(
+    "persona_speculative_turns_total",
+    "Spoken turns started at a pause before the end of the turn was decided, by outcome (started, released, discarded)",
+    ["outcome"],
+    registry=REGISTRY,
+)
 FRAMES = Counter("persona_media_frames_total", "Media received", ["modality"], registry=REGISTRY)
 ENGINE_RESTARTS = Counter(
     "persona_llm_engine_restarts_total", "Times the embedded vLLM died and was restarted", registry=REGISTRY

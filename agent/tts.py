@@ -29,6 +29,11 @@ AudioEvent = ResponseAudioStart | ResponseAudio | ResponseAudioDone
 
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*\s+|\n+")
 _CLAUSE_END = re.compile(r"(?:[,;:]|\s[\u2014\u2013-])\s+")
+# a natural break with no punctuation: before a word that opens a clause ("That sounds hard | but you did it")
+_CLAUSE_START = re.compile(
+    r"\s(?=(?:and|but|so|because|or|when|if|that|which|who|while|though|although|since|until|before|after)\b\W)",
+    re.IGNORECASE,
+)
 
 
 def length_scale(pace: float) -> float:
@@ -86,8 +91,9 @@ def load_synthesizer(model: Path | None = None, threads: int = 1) -> PiperSynthe
 
 class SentenceSplitter:
     """Text in as it streams, whole sentences out (the last one on flush). The first piece may be a clause: once it
-    has `first_clause_words` words and a comma, semicolon, colon or dash follows them, it goes out without waiting
-    for the sentence to end, so the first audio is heard sooner (Piper reads a trailing comma as a continuation)."""
+    has `first_clause_words` words and a comma, semicolon, colon or dash follows them, or a word that opens a clause
+    ("and", "but", "that", "because", ...), it goes out without waiting for the sentence to end, so the first audio is
+    heard sooner (Piper reads a trailing comma as a continuation: SpokenReply adds one where the break has none)."""
 
     def __init__(self, first_clause_words: int | None = 4) -> None:
         self._buf = ""
@@ -104,14 +110,16 @@ class SentenceSplitter:
         return out
 
     def _next_cut(self) -> int | None:
-        if (m := _SENTENCE_END.search(self._buf)) is not None:
-            return m.end()
-        if self._first is None:
-            return None
-        for m in _CLAUSE_END.finditer(self._buf):
-            if len(self._buf[: m.start()].split()) >= self._first:
-                return m.end()
-        return None
+        sentence = _SENTENCE_END.search(self._buf)
+        if self._first is not None:  # the first piece: the earliest break after enough words
+            breaks = [(m.start(), m.end()) for m in _CLAUSE_END.finditer(self._buf)]
+            breaks += [(m.start(), m.start()) for m in _CLAUSE_START.finditer(self._buf)]
+            for start, end in sorted(breaks):
+                if sentence is not None and start >= sentence.start():
+                    break
+                if len(self._buf[:start].split()) >= self._first:
+                    return end
+        return sentence.end() if sentence is not None else None
 
     def flush(self) -> list[str]:
         rest, self._buf = self._buf.strip(), ""
@@ -222,7 +230,9 @@ class SpokenReply:
         try:
             while (sentence := await self._queue.get()) is not None:
                 t0 = time.perf_counter()
-                pcm = await asyncio.to_thread(self.synth.synthesize, sentence, self.pace)
+                # a clause cut where it has no punctuation is read as going on, not as a sentence's end
+                said = sentence if sentence[-1] in ".!?,;:\u2026\"')\u201d\u2019" else sentence + ","
+                pcm = await asyncio.to_thread(self.synth.synthesize, said, self.pace)
                 self.synth_ms.append((time.perf_counter() - t0) * 1000)
                 if not self._started:
                     self._started = True

@@ -121,6 +121,7 @@ class UserTurn:
     voice: ModalitySignal | None = None  # prosody of the utterance the text was transcribed from
     tools: ToolUse = NO_TOOLS  # the functions the client offers the model on this turn, and results already in
     resumes: Paused | None = None  # a turn paused on tool calls, taken up again with their results (in `tools`)
+    gate: asyncio.Event | None = None  # a speculative spoken turn: it waits here until the turn is confirmed
 
 
 # --- 1. perceive: text (with its risk, one batched pass), voice, face ------------------------------------------------
@@ -518,8 +519,14 @@ class Turn:
         face: ModalitySignal | None,
         locale: str | None,
         speak: bool = False,
+        gate: asyncio.Event | None = None,
     ) -> None:
         self.p, self.rec, self.user, self.face, self.locale = p, rec, user, face, locale
+        # A speculative turn (a pause in speech; the end of the turn not yet decided): it reads, decides and asks the
+        # model on a scratch copy of the session, and waits at `gate` until the turn is confirmed. Cancelled before
+        # that, it leaves nothing: no event, no message or persona in the session, nothing stored.
+        self.gate = gate
+        self.tentative = gate is not None
         self.speak = speak and p.tts is not None  # the session asked for spoken replies and the server has a voice
         self.reply = Reply()
         self.spoken: SpokenReply | None = None
@@ -544,6 +551,11 @@ class Turn:
             self.number, self.at, self.marks = paused.number, paused.at, {"start": time.perf_counter()}
             perceived, percept, decision = paused.perceived, paused.percept, paused.decision
             prompt, cut = await self.prompted(decision)
+        elif self.gate is not None:
+            async with aclosing(self.speculated()) as events:
+                async for event in events:
+                    yield event
+            return
         else:
             self.rec.history.append(Message("user", self.user.text))  # in the session from now on; stored below
             self.at = len(self.rec.history) - 1
@@ -557,14 +569,70 @@ class Turn:
             for event in self.announced(perceived):
                 yield event
             percept, decision, prompt, cut = await self.decided(perceived)
+        async with aclosing(self.answered(perceived, percept, decision, prompt, cut)) as answered:
+            async for event in answered:
+                yield event
+
+    async def answered(
+        self,
+        perceived: Perceived,
+        percept: FusedPercept,
+        decision: Decision,
+        prompt: Prompt,
+        cut: bool,
+        opened: tuple[AsyncGenerator[str, None], asyncio.Future[str | None]] | None = None,
+    ) -> AsyncGenerator[Event, None]:
+        """Stream the reply and finish the turn."""
         # closed with the turn, and with it the LLM request
-        async with aclosing(self.streamed(percept, decision, prompt)) as streamed:
+        async with aclosing(self.streamed(percept, decision, prompt, opened)) as streamed:
             async for event in streamed:
                 yield event
         if not self.failed:
             async with aclosing(self.finished(perceived, percept, decision, prompt, cut)) as finished:
                 async for event in finished:
                     yield event
+
+    async def speculated(self) -> AsyncGenerator[Event, None]:
+        """The speculative turn: everything up to the model's first piece on a scratch copy of the session, then the
+        gate; once through it, the copy's changes are the session's, and the events go out in the usual order."""
+        assert self.gate is not None
+        real, text = self.rec, self.user.text
+        scratch = replace(real, history=[*real.history, Message("user", text)], overrides=dict(real.overrides))
+        self.rec, self.at = scratch, len(real.history)
+        self.number = sum(1 for m in scratch.history if m.role == "user")
+        self.marks = {"start": time.perf_counter()}
+        perceived = await self.perceived()
+        safety = screen(perceived.risk, self.p.reader.risk_name, real.id, perceived.language)
+        mode = sticky(scratch, perceived.risk, self.number)
+        percept, decision, prompt, cut = await self.decided(perceived)
+        fixed = crisis_reply(self.resources_locale) if decision.controls.safety_mode == "crisis" else None
+        self.marks["request"] = time.perf_counter()
+        pieces = generate(self.p, prompt, fixed, self.reply)
+        first = asyncio.ensure_future(anext(pieces, None))
+        try:
+            await self.gate.wait()
+        except BaseException:
+            await cancel_and_wait(first)
+            await pieces.aclose()
+            raise
+        # confirmed: the session takes the message, the persona, safe mode and the summary the copy moved to
+        self.tentative = False
+        real.history.append(scratch.history[-1])
+        real.persona, real.safe_mode = scratch.persona, scratch.safe_mode
+        real.summary, real.summarized = scratch.summary, scratch.summarized
+        self.rec = real
+        if mode is not None and self.p.webhook is not None:
+            self.p.webhook.notify(mode, real.id, real.tenant, real.user_id, self.number)
+        for said in (safety, mode):
+            if said is not None:
+                yield said
+        if (failed := await self.persist()) is not None:
+            yield failed
+        for event in self.announced(perceived):
+            yield event
+        async with aclosing(self.answered(perceived, percept, decision, prompt, cut, (pieces, first))) as answered:
+            async for event in answered:
+                yield event
 
     async def perceived(self) -> Perceived:
         """Read first: the text (emotion and risk in one pass; the phrase rules need no model) is read before anything
@@ -620,17 +688,26 @@ class Turn:
         self.marks["rendered"] = time.perf_counter()
         return prompt, cut
 
-    async def streamed(self, percept: FusedPercept, decision: Decision, prompt: Prompt) -> AsyncGenerator[Event, None]:
+    async def streamed(
+        self,
+        percept: FusedPercept,
+        decision: Decision,
+        prompt: Prompt,
+        opened: tuple[AsyncGenerator[str, None], asyncio.Future[str | None]] | None = None,
+    ) -> AsyncGenerator[Event, None]:
         """The reply, piece by piece (the fixed crisis reply, or the model's guarded stream), spoken too when the
         session asked for it. The request goes out first; saving the persona and the persona and controls events
         happen while the model reads the prompt, and the first piece is shown after them. When the LLM fails for
         good, the client is told (and `failed` is set)."""
         p, reply = self.p, self.reply
-        fixed = crisis_reply(self.resources_locale) if decision.controls.safety_mode == "crisis" else None
-        self.marks["request"] = time.perf_counter()
+        if opened is None:  # (a speculative turn opened the request before its gate)
+            fixed = crisis_reply(self.resources_locale) if decision.controls.safety_mode == "crisis" else None
+            self.marks["request"] = time.perf_counter()
+            started = generate(p, prompt, fixed, reply)
+            opened = started, asyncio.ensure_future(anext(started, None))
         try:
-            async with aclosing(generate(p, prompt, fixed, reply)) as pieces:
-                first = asyncio.ensure_future(anext(pieces, None))
+            async with aclosing(opened[0]) as pieces:
+                first = opened[1]
                 try:
                     if (failed := await self.persist()) is not None:  # the persona is kept even if the reply is not
                         yield failed

@@ -45,8 +45,11 @@ class VoiceConfig:
     end_of_turn: Literal["vad", "smart_turn", "manual"] = "smart_turn"
     vad_silence_ms: int | None = None
     turn_min_silence_ms: int = 200
-    turn_max_silence_ms: int = 2000
+    turn_max_silence_ms: int = 1200
     turn_threshold: float = 0.5  # Smart Turn probability of "finished" that ends the turn
+    # With Smart Turn, at a pause the words so far are transcribed at once and the reply is started on them, unseen,
+    # while the end of the turn is decided: released if the turn ends there, discarded if the speaker goes on.
+    speculate: bool = True
     # While a spoken reply plays, speech interrupts it only once it lasts this long or its transcript is more than
     # an acknowledgement ("mm-hmm", "yeah", "right"): a backchannel does not cut the agent off.
     backchannel_max_ms: int = 700  # of speech heard (silence within the utterance not counted)
@@ -79,9 +82,8 @@ class _PauseCheck:
     """Queued by the pause timer: has the paused utterance stayed silent for turn_max_silence_ms of wall time? (The
     client may stop sending audio altogether, so stream time alone cannot end it.)"""
 
-    def __init__(self, paused_at: int, early: bool = False) -> None:
+    def __init__(self, paused_at: int) -> None:
         self.paused_at = paused_at
-        self.early = early  # half-way: start transcribing what was said before the pause
 
 
 class VoiceInput:
@@ -96,9 +98,15 @@ class VoiceInput:
         on_interim: Callable[[str, int], Awaitable[None]],
         on_final: Callable[[Utterance | None, int], Awaitable[None]],
         on_sustained: Callable[[int], Awaitable[None]] | None = None,
+        on_tentative: Callable[[Utterance, int], Awaitable[None]] | None = None,
+        on_resumed: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self.models = models
         self._on_speech, self._on_interim, self._on_final = on_speech, on_interim, on_final
+        # At a pause the utterance so far is transcribed at once: `on_tentative` gets it while the end of the turn is
+        # still undecided (the conversation may start answering it, unseen); `on_resumed` says the speaker went on.
+        self._on_tentative, self._on_resumed = on_tentative, on_resumed
+        self._tentative: asyncio.Task[None] | None = None
         self._on_sustained = on_sustained  # speech has gone on for backchannel_max_ms: more than an acknowledgement
         self._sustained_reported = False
         self._vad: VadStream = models.vad.stream()
@@ -115,8 +123,9 @@ class VoiceInput:
         self._onset_reported = False
         self._last_interim = 0
         self._interim_task: asyncio.Task[None] | None = None
-        # (end sample, its transcription) started half-way through a Smart Turn pause, for _finish if the turn ends there
-        self._early: tuple[int, asyncio.Future[Transcript]] | None = None
+        # (end sample, its transcription and voice reading) started when the speaker paused, for _finish if the turn
+        # ends there
+        self._early: tuple[int, asyncio.Future[Utterance]] | None = None
         self.utterance_id = 0
         self._working = False
         self._end_queued = False  # a user.audio.end waits in the queue: more of them in a row are one
@@ -163,7 +172,8 @@ class VoiceInput:
             self._queue.put_nowait(None)
 
     async def aclose(self) -> None:
-        await cancel_and_wait(self._task, self._interim_task, self._pause_timer)
+        early = self._early[1] if self._early is not None else None
+        await cancel_and_wait(self._task, self._interim_task, self._pause_timer, self._tentative, early)
 
     async def _loop(self) -> None:
         while True:
@@ -187,17 +197,34 @@ class VoiceInput:
     async def _pause_check(self, chunk: _PauseCheck) -> None:
         if self._paused_at != chunk.paused_at or self._speech_start is None:
             return  # the speaker went on (or the turn ended otherwise)
-        if chunk.early:
-            # Half-way through the pause the speaker has not gone on: they may well have finished after all, so
-            # the transcription starts now and is ready when the pause runs out (dropped if they go on).
-            self._early = (
-                chunk.paused_at,
-                asyncio.ensure_future(
-                    asyncio.to_thread(self.models.stt.transcribe, self._slice(self._speech_start, chunk.paused_at))
-                ),
+        await self._finish(chunk.paused_at)
+
+    def _heard(self, audio: np.ndarray) -> asyncio.Future[Utterance]:
+        """The utterance's words and how it sounded, read together (two worker threads)."""
+
+        async def read() -> Utterance:
+            transcript, voice = await asyncio.gather(
+                asyncio.to_thread(self.models.stt.transcribe, audio),
+                asyncio.to_thread(self.models.affect.perceive, audio),
             )
-        else:
-            await self._finish(chunk.paused_at)
+            return Utterance(transcript=transcript, voice=voice)
+
+        return asyncio.ensure_future(read())
+
+    def _paused(self, end: int) -> None:
+        """Speech stopped at `end` and the turn may be over: read what was said now, so the words are ready when the
+        end of the turn is decided, and hand them to on_tentative meanwhile (unless the speaker goes on first)."""
+        assert self._speech_start is not None
+        heard = self._heard(self._slice(self._speech_start, end))
+        self._early = (end, heard)
+        if self._on_tentative is not None:
+            self._tentative = asyncio.create_task(self._tell_tentative(end, heard, self.utterance_id))
+
+    async def _tell_tentative(self, end: int, heard: asyncio.Future[Utterance], uid: int) -> None:
+        utt = await asyncio.shield(heard)
+        if self._early is not None and self._early[0] == end and uid == self.utterance_id and utt.transcript.text:
+            assert self._on_tentative is not None
+            await self._on_tentative(utt, uid)
 
     async def _input_ended(self) -> None:
         self._end_queued = False
@@ -229,10 +256,15 @@ class VoiceInput:
             self._last_interim = ev.sample
         elif ev.kind == "start":
             self._paused_at = None  # the speaker went on: the same utterance
-            self._early = None  # its early transcript is now too short
+            if self._early is not None:  # its early reading is now too short, and what was started on it goes
+                self._early = None
+                if self._on_resumed is not None:
+                    await self._on_resumed(self.utterance_id)
         elif ev.kind == "end" and self._speech_start is not None:
             if self.cfg.end_of_turn == "manual":
                 return  # a pause: the client ends the turn
+            if self.smart is not None:
+                self._paused(ev.sample)  # read it while Smart Turn decides
             if self.smart is None or await self._finished():
                 await self._finish(ev.sample)
             else:
@@ -292,9 +324,7 @@ class VoiceInput:
             await self._on_interim(t.text, utterance_id)
 
     async def _check_later(self, paused_at: int, delay_s: float) -> None:
-        await asyncio.sleep(max(0.0, delay_s / 2))
-        self._queue.put_nowait(_PauseCheck(paused_at, early=True))
-        await asyncio.sleep(max(0.0, delay_s / 2))
+        await asyncio.sleep(max(0.0, delay_s))
         self._queue.put_nowait(_PauseCheck(paused_at))
 
     async def _finished(self) -> bool:
@@ -321,10 +351,11 @@ class VoiceInput:
             return
         early, self._early = self._early, None
         if early is not None and early[0] == end:
-            stt = early[1]
+            heard = early[1]
             log.info("utterance %d: %.2f s of speech, transcribed from the pause on", uid, audio.size / SAMPLE_RATE)
         else:
-            stt = asyncio.ensure_future(asyncio.to_thread(self.models.stt.transcribe, audio))
+            if early is not None:
+                early[1].cancel()
+            heard = self._heard(audio)
             log.info("utterance %d: %.2f s of speech to transcribe", uid, audio.size / SAMPLE_RATE)
-        transcript, voice = await asyncio.gather(stt, asyncio.to_thread(self.models.affect.perceive, audio))
-        await self._on_final(Utterance(transcript=transcript, voice=voice), uid)
+        await self._on_final(await heard, uid)

@@ -164,10 +164,11 @@ def piper_voice():
     return say
 
 
-def turn_table(voice: str) -> None:
+def turn_table(voice: str, variants: tuple[tuple[float, int], ...] = ()) -> None:
     """Smart Turn vs VAD alone on the same audio, fed through the session's real voice input (VAD, Smart Turn,
     speech-to-text), faster than real time: the delay is counted in audio (stream position), plus the model's own
-    compute, reported apart. `voice`: espeak-ng (robotic, flat endings) or piper (human-like prosody)."""
+    compute, reported apart. `voice`: espeak-ng (robotic, flat endings) or piper (human-like prosody); `variants`:
+    more Smart Turn settings to compare, (threshold, longest silence in ms)."""
     from agent.runtime import AgentConfig, load_voice_models
     from agent.voice import VoiceConfig, VoiceInput
 
@@ -186,9 +187,9 @@ def turn_table(voice: str) -> None:
         loud = np.flatnonzero(np.abs(audio) > 0.02)
         return int(loud[-1]) if loud.size else audio.size
 
-    async def run(audio: np.ndarray, mode: str) -> tuple[int, float | None]:
+    async def run(audio: np.ndarray, mode: str, **knobs: float) -> tuple[int, float | None]:
         """(number of turns the utterance was cut into, end-of-turn delay in ms of audio after the speech ended)."""
-        cfg = VoiceConfig(end_of_turn=mode, interim_every_s=1e9)  # type: ignore[arg-type]
+        cfg = VoiceConfig(end_of_turn=mode, interim_every_s=1e9, **knobs)  # type: ignore[arg-type]
         finals: list[int] = []
         vi: VoiceInput | None = None
 
@@ -225,12 +226,17 @@ def turn_table(voice: str) -> None:
         "p50 / p95 (ms of audio after the speech) | turns missed |"
     )
     print("|---|---|---|---|")
-    for mode, label in (
-        ("vad", "VAD alone (600 ms of silence)"),
-        ("smart_turn", "Smart Turn v3.2 (200 ms, then the model; ≤ 2 s)"),
-    ):
-        cut = [asyncio.run(run(a, mode))[0] for a, _ in paused]
-        done = [asyncio.run(run(a, mode)) for a in complete]
+    d = VoiceConfig()
+    arms: list[tuple[str, str, dict[str, float]]] = [("vad", "VAD alone (600 ms of silence)", {})]
+    for threshold, longest in ((0.5, 2000), (d.turn_threshold, d.turn_max_silence_ms), *variants):
+        if any(k == {"turn_threshold": threshold, "turn_max_silence_ms": longest} for _, _, k in arms):
+            continue
+        default = " (the default)" if (threshold, longest) == (d.turn_threshold, d.turn_max_silence_ms) else ""
+        label = f"Smart Turn v3.2, finished at p ≥ {threshold:g}, ≤ {longest / 1000:g} s of silence{default}"
+        arms.append(("smart_turn", label, {"turn_threshold": threshold, "turn_max_silence_ms": longest}))
+    for mode, label, knobs in arms:
+        cut = [asyncio.run(run(a, mode, **knobs))[0] for a, _ in paused]
+        done = [asyncio.run(run(a, mode, **knobs)) for a in complete]
         delays = [d for _, d in done if d is not None]
         print(
             f"| {label} | {sum(n > 1 for n in cut)} of {len(cut)} | {np.median(delays):.0f} / "
@@ -264,11 +270,12 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
     a server ending turns with Smart Turn and one with VAD alone (the same engine behind both), in turns. Also where
     the time goes: end of speech -> final transcript received, the speech-to-text time inside it, and the turn's own
     first token and first audio (from the turn's start, `response.done` timings)."""
+    import httpx
     import websockets
 
     from agent import AgentConfig
     from agent.voice import VoiceConfig
-    from harness import live_server
+    from harness import live_server, metric_sum
 
     texts = [
         "I had a long day at work and I just want to relax now.",
@@ -387,6 +394,11 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
                 out["vad"].append(await one(vad.ws_url, t, False))
                 out["push_to_talk"].append(await one(smart.ws_url, t, True))
                 out["realtime"].append(await realtime(smart.ws_url, t))
+        exposition = httpx.get(f"{smart.url}/metrics", timeout=10).text
+        spec = {
+            k: metric_sum(exposition, f'persona_speculative_turns_total{{outcome="{k}"}}')
+            for k in ("started", "released", "discarded")
+        }
     (ROOT / "bench" / "out" / "voice-live.json").write_text(json.dumps(out, indent=1))
     llm = f"LLM at {llm_base_url}" if llm_base_url else "embedded vLLM, SmolLM2-135M with the persona adapter"
     print(
@@ -419,6 +431,10 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
             f"/v1/realtime vs /v1/chat (same server, Smart Turn), end of speech -> first audio {name}: "
             f"{theirs:.0f} vs {ours:.0f} ms ({theirs - ours:+.0f} ms; target within +30 ms)"
         )
+    print(
+        f"speculative starts on the Smart Turn server (its /v1/chat and /v1/realtime arms and the warm-up): "
+        f"{spec['started']:.0f} started, {spec['released']:.0f} released, {spec['discarded']:.0f} discarded"
+    )
     v = np.median([o["first_audio"] for o in out["vad"]])
     s_ = np.median([o["first_audio"] for o in out["smart_turn"]])
     print(
@@ -453,9 +469,19 @@ def main() -> None:
         "--llm-base-url",
         help="the live test's LLM (an OpenAI-compatible /v1 URL, e.g. vLLM on a GPU) instead of the embedded engine",
     )
+    ap.add_argument(
+        "--turn-variants",
+        nargs="*",
+        default=[],
+        metavar="THRESHOLD:MS",
+        help="more Smart Turn settings for the end-of-turn table, e.g. 0.3:1200 (threshold, longest silence)",
+    )
     args = ap.parse_args()
     print(machine())
+    variants = tuple((float(t), int(ms)) for t, ms in (v.split(":") for v in args.turn_variants))
     if args.live_only:
+        turn_table("piper", variants)  # the paused utterances' false cut-offs, in the same run
+        print()
         asyncio.run(live_latency(args.trials, args.live_voice, args.llm_base_url))
         return
     stt_table(args.models, args.threads)
@@ -463,7 +489,7 @@ def main() -> None:
     emotion_table()
     for voice in ("espeak-ng", "piper"):
         print()
-        turn_table(voice)
+        turn_table(voice, variants)
     print()
     tts_table()
     if not args.skip_live:

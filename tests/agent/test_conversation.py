@@ -196,3 +196,72 @@ async def test_a_new_message_or_silence_gives_a_paused_turn_up():
     await conv.close()
     err = next(e for e in events if e.type == "error")
     assert err.code == "tool_timeout" and "call_1" in err.message and not conv.waiting_calls
+
+
+# --- a spoken turn started at a pause (speculation): released when the turn ends on its words, else it leaves nothing
+
+
+def heard(text: str):
+    from agent.voice import Utterance
+    from perception.voice.stt import Transcript
+
+    return Utterance(Transcript(text, len(text.split()), 1.0, 10.0, None, None, "scripted"), None)
+
+
+async def test_a_speculative_turn_released_at_the_end_of_the_turn_is_the_only_reply():
+    llm = Gated(["Oh, I am glad. ", "Tell me more."])
+    conv, events, rec = converse(llm)
+    await conv._on_tentative(heard("I finally finished my thesis"), 0)
+    async with asyncio.timeout(5):
+        while not llm.prompts:  # the model was asked while the end of the turn was undecided
+            await asyncio.sleep(0.005)
+    await asyncio.sleep(0.05)
+    assert events == [] and rec.history == []  # nothing shown, nothing kept yet
+    assert not conv.cancel()  # a speculative turn is not a reply the client can cancel
+    await conv._on_final(heard("I finally finished my thesis"), 0)
+    llm.go.set()
+    await until(events, "response.done")
+    await conv.close()
+    kinds = [e.type for e in events]
+    assert kinds.count("response.done") == 1 and kinds.index("perception") < kinds.index("response.delta")
+    assert kinds[0] == "transcript" and len(llm.prompts) == 1
+    assert [(m.role, m.content) for m in rec.history] == [
+        ("user", "I finally finished my thesis"),
+        ("assistant", "Oh, I am glad. Tell me more."),
+    ]
+    assert rec.persona.turns == 1
+
+
+async def test_a_speaker_who_goes_on_gets_one_reply_to_the_whole_utterance_and_nothing_of_the_discarded_start():
+    llm = Gated(["I hear you. ", "That is a lot."])
+    conv, events, rec = converse(llm)
+    await conv._on_tentative(heard("My sister called me and"), 3)
+    async with asyncio.timeout(5):
+        while not llm.prompts:
+            await asyncio.sleep(0.005)
+    await conv._on_resumed(3)  # the speaker went on: the start is discarded
+    await conv._on_final(heard("My sister called me and she is moving to Canada"), 3)
+    llm.go.set()
+    await until(events, "response.done")
+    await asyncio.sleep(0.05)
+    await conv.close()
+    assert [e.type for e in events].count("response.done") == 1
+    assert [m.content for m in rec.history if m.role == "user"] == ["My sister called me and she is moving to Canada"]
+    assert rec.persona.turns == 1  # the discarded start never moved the persona
+    saved = await conv.pipeline.store.load("c1")
+    assert saved is not None and [m.content for m in saved.history if m.role == "user"] == [
+        "My sister called me and she is moving to Canada"
+    ]
+    assert "Canada" in " ".join(m.content for m in llm.prompts[-1].messages)  # the last request: the whole
+    assert len(llm.prompts) == 2  # the discarded start asked the model too, and nothing of its reply was shown
+
+
+async def test_a_final_with_other_words_discards_the_speculative_start():
+    llm = ScriptedLLM(["Okay."])
+    conv, events, rec = converse(llm)
+    await conv._on_tentative(heard("I was thinking"), 5)
+    await conv._on_final(heard("I was thinking about my exam"), 5)  # the words changed at the end: discarded
+    await until(events, "response.done")
+    await conv.close()
+    assert [e.type for e in events].count("response.done") == 1
+    assert [m.content for m in rec.history if m.role == "user"] == ["I was thinking about my exam"]

@@ -103,6 +103,12 @@ def test_the_first_clause_goes_out_before_its_sentence_ends():
     assert s.flush() == ["Later,"]
     assert SentenceSplitter(first_clause_words=None).feed("Oh, I see what you mean, and ") == []
     assert SentenceSplitter().feed("It cost 1,000 dollars, which ") == ["It cost 1,000 dollars,"]
+    # a break with no punctuation: before a word that opens a clause, once the word is whole
+    s = SentenceSplitter()
+    assert s.feed("That sounds really hard bu") == []
+    assert s.feed("t you got through it. Well") == ["That sounds really hard", "but you got through it."]
+    assert SentenceSplitter().feed("I am sorry to hear that you ") == ["I am sorry to hear"]
+    assert SentenceSplitter().feed("So sad and ") == []  # too short to speak alone
 
 
 async def speak(ws: WS, audio: np.ndarray, ms: int = 20) -> None:

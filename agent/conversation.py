@@ -236,8 +236,9 @@ class Conversation:
     def set_end_of_turn(self, mode: Literal["vad", "smart_turn", "manual"], silence_ms: int | None = None) -> None:
         """How this session's spoken turns end from now on (the server's VoiceConfig until then): see VoiceConfig."""
         changes: dict[str, object] = {"end_of_turn": mode}
-        if silence_ms is not None:
-            changes["vad_silence_ms" if mode == "vad" else "turn_max_silence_ms"] = silence_ms
+        if mode != "manual":  # not given: the server's
+            key = "vad_silence_ms" if mode == "vad" else "turn_max_silence_ms"
+            changes[key] = silence_ms if silence_ms is not None else getattr(self.inputs.voice_config, key)
         self.voice_config = replace(self.voice_config, **changes)  # type: ignore[arg-type]
         if self.voice is not None:
             self.voice.configure(self.voice_config)

@@ -29,9 +29,11 @@ AudioEvent = ResponseAudioStart | ResponseAudio | ResponseAudioDone
 
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*\s+|\n+")
 _CLAUSE_END = re.compile(r"(?:[,;:]|\s[\u2014\u2013-])\s+")
-# a natural break with no punctuation: before a word that opens a clause ("That sounds hard | but you did it")
+# a natural break with no punctuation: before a word that opens a clause or a phrase ("That sounds hard | but you did
+# it", "I am sorry to hear | about your friend")
 _CLAUSE_START = re.compile(
-    r"\s(?=(?:and|but|so|because|or|when|if|that|which|who|while|though|although|since|until|before|after)\b\W)",
+    r"\s(?=(?:and|but|so|because|or|when|if|that|which|who|while|though|although|since|until|before|after|about|"
+    r"with|for|from|to|at|in|on|into|over)\b\W)",
     re.IGNORECASE,
 )
 
@@ -91,11 +93,12 @@ def load_synthesizer(model: Path | None = None, threads: int = 1) -> PiperSynthe
 
 class SentenceSplitter:
     """Text in as it streams, whole sentences out (the last one on flush). The first piece may be a clause: once it
-    has `first_clause_words` words and a comma, semicolon, colon or dash follows them, or a word that opens a clause
-    ("and", "but", "that", "because", ...), it goes out without waiting for the sentence to end, so the first audio is
-    heard sooner (Piper reads a trailing comma as a continuation: SpokenReply adds one where the break has none)."""
+    has `first_clause_words` words and a comma, semicolon, colon or dash follows them (or one word more, and a word
+    that opens a clause or a phrase: "and", "but", "because", "about", "with", ...), it goes out without waiting for
+    the sentence to end, so the first audio is heard sooner (Piper reads a trailing comma as a continuation:
+    SpokenReply adds one where the break has none)."""
 
-    def __init__(self, first_clause_words: int | None = 4) -> None:
+    def __init__(self, first_clause_words: int | None = 3) -> None:
         self._buf = ""
         self._first = first_clause_words  # None once the first piece is out (or clauses are off)
 
@@ -112,12 +115,13 @@ class SentenceSplitter:
     def _next_cut(self) -> int | None:
         sentence = _SENTENCE_END.search(self._buf)
         if self._first is not None:  # the first piece: the earliest break after enough words
-            breaks = [(m.start(), m.end()) for m in _CLAUSE_END.finditer(self._buf)]
-            breaks += [(m.start(), m.start()) for m in _CLAUSE_START.finditer(self._buf)]
-            for start, end in sorted(breaks):
+            # (a break with no punctuation needs one word more: "I am sorry | to hear" would not sound right)
+            breaks = [(m.start(), m.end(), self._first) for m in _CLAUSE_END.finditer(self._buf)]
+            breaks += [(m.start(), m.start(), self._first + 1) for m in _CLAUSE_START.finditer(self._buf)]
+            for start, end, words in sorted(breaks):
                 if sentence is not None and start >= sentence.start():
                     break
-                if len(self._buf[:start].split()) >= self._first:
+                if len(self._buf[:start].split()) >= words:
                     return end
         return sentence.end() if sentence is not None else None
 

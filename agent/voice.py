@@ -44,7 +44,7 @@ class VoiceConfig:
     # says so (end_of_utterance), pauses included; speech onset still interrupts a reply.
     end_of_turn: Literal["vad", "smart_turn", "manual"] = "smart_turn"
     vad_silence_ms: int | None = None
-    turn_min_silence_ms: int = 200
+    turn_min_silence_ms: int = 150
     turn_max_silence_ms: int = 1200
     turn_threshold: float = 0.5  # Smart Turn probability of "finished" that ends the turn
     # With Smart Turn, at a pause the words so far are transcribed at once and the reply is started on them, unseen,

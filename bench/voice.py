@@ -340,6 +340,7 @@ async def live_latency(trials: int, voice: str, llm_base_url: str | None = None)
                     tm = ev["timings_ms"]
                     out["turn_first_token"] = tm["overhead_before_llm"] + tm["llm_first_token"]
                     out["turn_first_audio"] = tm.get("first_audio") or float("nan")
+                    out["timings"], out["reply"] = tm, ev["text"]  # kept in voice-live.json, not tabled
                     return out
                 if ev["type"] == "error":
                     raise RuntimeError(ev)

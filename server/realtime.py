@@ -539,7 +539,8 @@ class RealtimeConnection:
     def _audio_input(self, audio_in: dict[str, Any]) -> str | None:
         """Apply session.audio.input: its format (PCM16 at 24 kHz only) and turn detection, mapped to ours —
         server_vad: our VAD, ending the turn after `silence_duration_ms`; semantic_vad: Smart Turn, waiting up to
-        about 4 / 2 / 0.8 s on an unfinished sentence for `eagerness` low / medium or auto / high; null: the client
+        about 4 / 1.2 / 0.8 s on an unfinished sentence for `eagerness` low / medium or auto / high (1.2: the server's
+        PERSONA_TURN_MAX_SILENCE_MS); null: the client
         commits, and asks for each response. `create_response` and `interrupt_response` are honoured. What is wrong,
         or None."""
         fmt = audio_in.get("format")
@@ -567,7 +568,7 @@ class RealtimeConnection:
             echo = {"type": kind, **({"silence_duration_ms": silence} if silence is not None else {})}
         else:
             eagerness = td.get("eagerness") or "auto"
-            waits = {"low": 4000, "medium": 2000, "auto": 2000, "high": 800}
+            waits = {"low": 4000, "medium": None, "auto": None, "high": 800}  # None: the server's (1.2 s)
             if eagerness not in waits:
                 return "turn_detection.eagerness: low, medium, high or auto"
             c.set_end_of_turn("smart_turn", waits[eagerness])

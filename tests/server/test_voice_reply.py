@@ -109,6 +109,8 @@ def test_the_first_clause_goes_out_before_its_sentence_ends():
     assert s.feed("t you got through it. Well") == ["That sounds really hard", "but you got through it."]
     assert SentenceSplitter().feed("I am sorry to hear that you ") == ["I am sorry to hear"]
     assert SentenceSplitter().feed("So sad and ") == []  # too short to speak alone
+    assert SentenceSplitter().feed("I hear you, and I am ") == ["I hear you,"]
+    assert SentenceSplitter().feed("I am sorry to hear about your ") == ["I am sorry to hear"]
 
 
 async def speak(ws: WS, audio: np.ndarray, ms: int = 20) -> None:

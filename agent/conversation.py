@@ -513,8 +513,12 @@ class Conversation:
         )
         self._current = turn
         try:
+            noted = False
             async with aclosing(turn.run()) as events:
                 async for each in events:
+                    if turn.paused is not None and not noted:
+                        noted = True
+                        self._pause(turn.paused, user.text)  # before its calls reach the client, who may answer
                     await self._emit(each)
         except asyncio.CancelledError:
             if turn.tentative:  # discarded before its gate: nothing of it was shown, kept or stored
@@ -526,15 +530,17 @@ class Conversation:
             raise
         finally:
             self._current = None
-            if turn.paused is not None:
-                self._paused = (turn.paused, user.text)
-                if self._tool_timer is not None:
-                    self._tool_timer.cancel()  # an earlier paused turn's: that turn was taken up or given up
-                self._tool_timer = asyncio.create_task(self._give_up(turn.paused), name=f"tools-{self.record.id}")
             if turn.spoken is not None:
                 h = self.record.history
                 idx = len(h) - 1 if h and h[-1].role == "assistant" else None
                 self._spoken = (turn.reply.id, turn.spoken, idx)
+
+    def _pause(self, paused: Paused, text: str) -> None:
+        """The turn waits for the outputs of its calls (tool_result), for tool_timeout_s at most."""
+        self._paused = (paused, text)
+        if self._tool_timer is not None:
+            self._tool_timer.cancel()  # an earlier paused turn's: that turn was taken up or given up
+        self._tool_timer = asyncio.create_task(self._give_up(paused), name=f"tools-{self.record.id}")
 
     async def _give_up(self, paused: Paused) -> None:
         """The outputs of a paused turn's calls did not all come within tool_timeout_s: the turn ends, and the client

@@ -772,9 +772,7 @@ class Turn:
             )
         crisis = decision.controls.safety_mode == "crisis"
         calls = reply.stats.tool_calls if not crisis else ()
-        for call in calls:  # the client runs them and sends their output back; the turn then continues
-            yield ResponseToolCall(response_id=reply.id, call_id=call.id, name=call.name, arguments=call.arguments)
-        if calls:
+        if calls:  # paused before the calls are sent: a client may answer them before response.done
             reply.stats.finish_reason = "tool_calls"
             made = self.user.tools
             self.paused = Paused(
@@ -785,6 +783,8 @@ class Turn:
                 self.at,
                 ToolUse(made.tools, made.choice, (*made.calls, *calls), made.results),
             )
+        for call in calls:  # the client runs them and sends their output back; the turn then continues
+            yield ResponseToolCall(response_id=reply.id, call_id=call.id, name=call.name, arguments=call.arguments)
         marks["end"] = time.perf_counter()
         self.kept = True
         remember_reply(rec, reply.text, interrupted=False)

@@ -265,3 +265,26 @@ async def test_a_final_with_other_words_discards_the_speculative_start():
     await conv.close()
     assert [e.type for e in events].count("response.done") == 1
     assert [m.content for m in rec.history if m.role == "user"] == ["I was thinking about my exam"]
+
+
+async def test_a_call_answered_before_its_reply_is_done_takes_the_turn_up():
+    """A client may answer response.tool_call at once, before response.done (client.js does): the turn is paused
+    before its calls are sent, so the output is taken, and the turn goes on once the first part has ended."""
+    llm = CallsThenAnswers(["It ships on Thursday."])
+    conv, events, rec = converse(llm)
+    offer_tools(conv)
+    answered: list[bool] = []
+
+    async def emit(e: Event) -> None:
+        events.append(e)
+        if e.type == "response.tool_call":
+            answered.append(conv.tool_result(e.call_id, '{"eta": "Thursday"}'))  # type: ignore[attr-defined]
+
+    conv._emit = emit  # the client that answers as soon as the call arrives
+    conv.submit_text("Where is my order 4471?")
+    await until(events, "response.done", 2)
+    await conv.close()
+    assert answered == [True] and [e.finish_reason for e in events if e.type == "response.done"] == [  # type: ignore[attr-defined]
+        "tool_calls",
+        "stop",
+    ]

@@ -24,8 +24,10 @@ MESSAGE_KINDS: tuple[MessageKind, ...] = ("advice_request", "question", "request
 _ADVICE = re.compile(
     r"\b(what|how)\s+(should|could|can|do|would|might)\s+(i|we)\b"
     r"|\bwhat\s+(can|could|should|would)\s+(i|we)\s+do\b"
-    r"|\b(any|some|give me|need|want|have)\s+(advice|tips|ideas|suggestions?|recommendations?)\b"
+    r"|\b(any|give\s+me|need|want|get|like|looking\s+for|have\s+any)\s+(some\s+)?(advice|tips|ideas|suggestions?|"
+    r"recommendations?)\b"
     r"|\bwhat\s+would\s+you\s+(do|suggest|recommend)\b"
+    r"|\b(do|would)\s+(you|u)\s+(think|suggest|recommend)\s+(that\s+)?(i|we)\s+(should|could|do)\b"
     r"|\b(should|shall)\s+i\b"
     r"|\bhow\s+(do|can|could)\s+i\s+(stop|deal|cope|handle|get|make|manage|calm|relax|sleep|find|tell|talk)\b"
     r"|\bhelp\s+me\s+(to\s+)?(figure|decide|find|plan|calm|deal|cope|choose|work)\b"
@@ -61,7 +63,8 @@ _QUESTION_START = re.compile(
     re.IGNORECASE,
 )
 _GREETING = re.compile(
-    r"^\s*(hi|hello|hey|hiya|good\s+(morning|afternoon|evening)|how\s+are\s+you|how's\s+it\s+going|what's\s+up|"
+    r"^\s*(hi|hello|hey|hiya|good\s+(morning|afternoon|evening)|how\s+are\s+you|how's\s+it\s+going|how\s+goes\s+it|"
+    r"what's\s+up|"
     r"nice\s+to\s+meet\s+you|thanks?|thank\s+you)\b",
     re.IGNORECASE,
 )
@@ -69,12 +72,13 @@ _GREETING = re.compile(
 # pleasantry handed back ("how are you?", "and you?"). Neither makes the message a question to answer; a short
 # message around a handed-back pleasantry ("I'm good, and you?") is a greeting.
 _TAG = re.compile(
-    r"\b(you\s+know(\s+what\s+i\s+mean)?|know\s+what\s+i\s+mean)\s*\?+|,\s*(right|ok(ay)?|yeah|no)\s*\?+",
+    r"\b(you\s+know(\s+what\s+i\s+mean)?|know\s+what\s+i\s+mean)\s*\?+|,\s*(right|ok(ay)?|yeah|no)\s*\?+"
+    r"|(?<!\bthat\s)(?<!\bit\s)(?<!\bthis\s)(?<!\bis\s)(?<!\bam\s)(?<!^)\b(right|yeah)\s*\?+\s*$",
     re.IGNORECASE,
 )
 _HANDED_BACK = re.compile(
-    r"\b(how\s+(are|r)\s+(you|u)(\s+doing)?(\s+today)?(\s+tonight)?|how\s+about\s+(you|u)|what\s+about\s+(you|u)|"
-    r"and\s+(you|u)|how\s+(is|was)\s+your\s+(day|evening|night|morning|weekend)|how\s+(are\s+)?things(\s+with\s+you)?|"
+    r"\b(how\s+(are|r)\s+((you|u)\s+)?doing(\s+today)?(\s+tonight)?|how\s+(are|r)\s+(you|u)(\s+today)?(\s+tonight)?|"
+    r"how\s+about\s+(you|u)|what\s+about\s+(you|u)|and\s+(you|u)|how\s+(is|was)\s+your\s+(day|evening|night|morning|weekend)|how\s+(are\s+)?things(\s+with\s+you)?|"
     r"how's\s+it\s+going|how\s+about\s+yourself|and\s+yours(elf)?|are\s+you\s+still\s+there|still\s+there)\s*\?+"
     r"|(^|[.!,]\s*|\b(good|well|fine|ok(ay)?|great|bad)\s+)(and\s+)?(you|u|yourself)\s*\?+",
     re.IGNORECASE,
@@ -101,16 +105,26 @@ _CLOSES = re.compile(
 # real person?", "How did your mom do?"): answered with something of our own or plain information, not a suggestion.
 # Asking for help, an opinion or a recommendation ("can you help me?", "do you think ...?") is not about us.
 _ABOUT_US = re.compile(
-    r"\b(have|has|had|did|do|are|were|was|would|will|could|can)\s+(you|u)\b(?!\s+(please|help|tell|suggest|recommend|"
+    r"\b(have|has|had|did|do|don't|dont|didn't|didnt|are|aren't|arent|were|was|would|will|could|can)\s+(you|u)\b(?!\s+(please|help|tell|suggest|recommend|"
     r"think|give|send|explain|show|check|let|find|know\s+(if|whether|where|how|what|when|of|any|a)))"
     r"|\b(how|what|when|where|why|which)\s+(do|did|have|would|are|were|was)\s+(you|u)\b(?!\s+(think|suggest|"
     r"recommend|mean))"
-    r"|\b(you|u)\s+(do|did|feel|felt|like|been)\s*\?|\byour\s+\w+(\s+\w+)?\s+(do|doing|like|been)\s*\?",
+    r"|\b(you|u)\s+(do|did|feel|felt|like|been)\s*\?|\byour\s+\w+(\s+\w+)?\s+(do|doing|like|been)\s*\?"
+    r"|\b(how|what|where|when)\s+(is|was|were|are)\s+your\b|\bwhat\s+(you|u)\s+(do|did)\b",
     re.IGNORECASE,
 )
 # how many words may follow the last "?" for the message still to end in it: "Where is my package? It was due on
 # Monday." asks; "mine? he never said which friends he was going to see, he also didn't ..." tells
 _AFTER_ASK = 8
+# A question that vents rather than asks ("Why are people so mean?", "How could he do this to me?", "What's the point
+# of trying?"): it tells how it hurts and wants to be heard, so the message reads as a statement.
+_VENT = re.compile(
+    r"\bwhy\s+(are|is|do|does|did|would|can't|won't|must)\s+(people|he|she|they|everyone|everybody|life|my\s+\w+)"
+    r"\b.*\b(so|always|never|keep|mean|cruel|hard|unfair|hurt|happen)\w*"
+    r"|\bwhy\s+(me|does\s+this\s+always|do\s+i\s+always|does\s+it\s+always)\b|\bhow\s+could\s+(he|she|they|people|anyone|someone|"
+    r"my\s+\w+)\b|\bwhat'?s\s+the\s+(point|use)\b|\bwonder(ing)?\s+why\b",
+    re.IGNORECASE,
+)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -134,6 +148,7 @@ def _final_question(asking: str) -> str | None:
 _HELP = re.compile(
     r"\b(can|could|would|will)\s+(you|u)\s+(please\s+)?help(\s+me)?(\s+(out|please))?\s*\??\s*$"
     r"|\b(something|anything)\s+(that\s+)?(you|u)\s+(can|could)\s+(help|do)\b"
+    r"|\b(can|could|may)\s+i\s+(talk|vent|speak)\s+(to|with)\s+(you|u)\b|\bneed\s+to\s+(vent|talk\s+to\s+someone)\b"
     r"|\b(looking\s+for|seeking|need|want|get|like)\s+(some\s+)?(help|support)\b(?!\s+(with|on|for)\s+(my\s+)?(order|"
     r"account|password|subscription|booking|refund))",
     re.IGNORECASE,
@@ -163,8 +178,12 @@ def asks_for_help(text: str) -> bool:
 
 
 def asks_about_us(text: str) -> bool:
-    """Does the message end in a question about the listener themselves (_ABOUT_US)?"""
-    asked = _final_question(_HANDED_BACK.sub(" ", _TAG.sub(" ", text.strip())))
+    """Does the message end in a question about the listener themselves (_ABOUT_US)? A short one needs no "?"
+    ("Where are you living")."""
+    t = text.strip()
+    asked = _final_question(_HANDED_BACK.sub(" ", _TAG.sub(" ", t)))
+    if asked is None and "?" not in t and len(t.split()) <= 12 and _QUESTION_START.search(t):
+        asked = t
     return asked is not None and _ABOUT_US.search(asked) is not None
 
 
@@ -177,7 +196,8 @@ def message_kind(text: str) -> MessageKind:
     """What the user is doing with this message, by the first pattern that matches, in this order."""
     t = text.strip()
     words = len(t.split())
-    if _ADVICE.search(t):
+    closes = _CLOSES.search(_last_sentence(t)) is not None and "?" not in t
+    if _ADVICE.search(t) and not closes:  # "thanks, you gave me some ideas" closes; it asks for none
         return "advice_request"
     untagged = _TAG.sub(" ", t)
     asking = _HANDED_BACK.sub(" ", untagged).strip()  # the message less its tags and handed-back pleasantries
@@ -186,11 +206,14 @@ def message_kind(text: str) -> MessageKind:
     if (
         (_GREETING.search(t) and words <= 8)
         or _CLOSING.search(t)
+        or closes
         or (_CLOSES.search(_last_sentence(t)) and "?" not in _last_sentence(t))
         or (asking != untagged.strip() and len(asking.split()) <= 8)
     ):
         return "greeting"
-    if _final_question(asking) is not None or (_QUESTION_START.search(asking) and words <= 12):
+    if (asked := _final_question(asking)) is not None and _VENT.search(asked):
+        return "statement"
+    if asked is not None or (_QUESTION_START.search(asking) and words <= 12):
         return "question"
     return "statement"
 
@@ -225,9 +248,8 @@ class Moment:
         confidence: float = 1.0,
         positive: bool = False,
     ) -> Moment:
-        """`positive`: the message reads as mostly positive (perception/safety.py positive_message on its 28
-        labels); with news told, it is good news."""
-        """From the message's words and its fused emotion distribution over LABELS."""
+        """From the message's words and its fused emotion distribution over LABELS. `positive`: the message reads
+        as mostly positive (perception/safety.py positive_message on its 28 labels); with news told, it is good news."""
         dist = np.asarray(distribution, np.float32)
         return Moment(
             kind=message_kind(text),

@@ -187,6 +187,17 @@ def test_a_family_is_narrowed_to_the_profiles_strategies_and_safety_outranks_all
         # the message is a question when it ends in one, not when a "?" is followed by a story
         ("Okay. I will do that. Thank you. Also, what if one of the bullies starts a fight with me?", "question"),
         ("mine? he never said which friends he was going to see and he never offers to take me along", "statement"),
+        # thanks that mention ideas close the exchange; they ask for none
+        ("You gave me some ideas to try. Thank you, you have helped a lot.", "greeting"),
+        ("You gave me some ideas to try.", "statement"),
+        ("I need some advice about my job.", "advice_request"),
+        ("How goes it", "greeting"),
+        # a question that vents is told, not asked; a question that asks is still one
+        ("People keep making fun of how I look. Why are people so mean?", "statement"),
+        ("My boyfriend broke up with me by text. How could he do this to me?", "statement"),
+        ("Why is it so hard to fall asleep after coffee?", "question"),
+        ("it has been two years now. this is sad right?", "statement"),
+        ("Do you think I should tell him?", "advice_request"),
     ],
 )
 def test_message_kinds(text, kind):
@@ -206,6 +217,10 @@ def test_message_kinds(text, kind):
         ("Is this something you can help me with?", "help"),
         ("Hi, I'm seeking some support with my anxiety at work.", "help"),
         ("Could you help me?", "help"),
+        ("Hi, I need to vent about something at work. Can I talk to you?", "help"),
+        ("Where are you living", "about_us"),  # short, and no "?"
+        ("Don't you have to pay for those?", "about_us"),
+        ("How was your trip to the coast?", "about_us"),
         # none of them
         ("Can you help me find a good therapist?", None),  # asks for something in particular: advice
         ("Do you know any good books about space?", None),

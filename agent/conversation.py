@@ -169,9 +169,15 @@ class Conversation:
         state = replace(state, tools=tools)
         go = take_up and not state.waiting
         if go:
-            self._queue(UserTurn(text, tools=tools, resumes=state))
-        self._paused = None if go else (state, text)
+            self._take_up(state, text)
+        else:
+            self._paused = (state, text)
         return go
+
+    def _take_up(self, state: Paused, text: str) -> None:
+        """Queue the paused turn again, with the outputs of its calls. InboxFull leaves everything as it was."""
+        self._queue(UserTurn(text, tools=state.tools, resumes=state))
+        self._paused = None
 
     @property
     def _resumable(self) -> bool:
@@ -213,9 +219,7 @@ class Conversation:
         submit_text does (the messages stay held). With no message held, a turn paused on tool calls whose outputs
         are all in is taken up again."""
         if not self.waiting and self._resumable and self._paused is not None:
-            state, text = self._paused
-            self._queue(UserTurn(text, tools=state.tools, resumes=state))
-            self._paused = None
+            self._take_up(*self._paused)
             return True
         if not self.waiting:
             self._answer_when_heard = self.answerable

@@ -481,6 +481,12 @@ EVAL = Group(
             tuning_args.add_replies_eval_arguments,
             "tuning.eval_replies:run",
         ),
+        Lazy(
+            "tools",
+            "whether replies to a continued tool turn state the tool output's facts, adapter vs base model",
+            tuning_args.add_tools_eval_arguments,
+            "tuning.tool_examples:eval_cli",
+        ),
     ],
 )
 

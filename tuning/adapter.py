@@ -595,6 +595,16 @@ def train(args: argparse.Namespace) -> None:
             break
         if (enc := _tokenize(tok, examples[i], args.max_len)) is not None:
             held_data.append(enc)
+    if args.tool_examples:  # synthetic tool-use turns (tuning/tool_examples.py), the held ones from unseen families
+        from tuning.tool_examples import build_tool_examples
+
+        tool_rng = random.Random(args.seed + 2)
+        for ex, _ in build_tool_examples(profiles, tool_rng, args.tool_examples, args.controls_at):
+            if (enc := _tokenize(tok, ex, args.max_len)) is not None:
+                units.append((enc,))
+        for ex, _ in build_tool_examples(profiles, tool_rng, args.tool_examples // 8, args.controls_at, held=True):
+            if (enc := _tokenize(tok, ex, args.max_len)) is not None:
+                held_data.append(enc)
     held_pairs = pair_units(
         tok,
         build_pairs(
@@ -843,6 +853,7 @@ def export(
         "controls_at": args.controls_at,
         "contrast_weight": args.contrast_weight,
         "contrast_beta": args.contrast_beta,
+        "tool_examples": getattr(args, "tool_examples", 0),
         "init": Path(args.init).name if args.init else None,
         "seed": args.seed,
         "best": state["best"],

@@ -69,6 +69,13 @@ def add_adapter_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="train nothing: write the best checkpoint so far in --workdir to --out (a run cut short)",
     )
+    p.add_argument(
+        "--tool-examples",
+        type=int,
+        default=0,
+        help="synthetic tool-use turns added to the training units (tuning/tool_examples.py; an eighth as many from "
+        "the held-out families join the held-out set)",
+    )
     p.add_argument("--init", help="start from this peft adapter folder (a second training stage) instead of a new one")
     p.add_argument(
         "--controls-at",
@@ -106,3 +113,17 @@ def add_replies_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", default="bench/out/eval-replies")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
     p.add_argument("--seed", type=int, default=5)
+
+
+def add_tools_eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--adapter",
+        nargs="+",
+        default=["shipped"],
+        help="peft adapter folders to compare with the base model ('shipped': prompts/adapters/persona)",
+    )
+    p.add_argument("--n", type=int, default=40, help="continued turns, drawn from the held-out tool families")
+    p.add_argument("--seen", action="store_true", help="draw from the training families instead")
+    p.add_argument("--base", help="HF folder of the chat model (default: the embedded SmolLM2-135M-Instruct folder)")
+    p.add_argument("--seed", type=int, default=101)
+    p.add_argument("--threads", type=int, default=2)

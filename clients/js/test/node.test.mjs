@@ -20,8 +20,12 @@ test("one turn over the WebSocket, streamed, with the persona and the explanatio
     c.on("error", (e) => reject(new Error(`${e.code}: ${e.message}`)));
   });
   c.sendText("We got the keys to our first flat this morning!");
-  const reply = await done;
-  c.close();
+  let reply;
+  try {
+    reply = await done;
+  } finally {
+    c.close(); // a failed turn must not leave the socket holding node open until the test's timeout
+  }
   assert.ok(reply.text.trim().length > 0);
   assert.equal(streamed, reply.text);
   for (const t of ["perception", "persona", "controls", "response.done"]) assert.ok(seen.has(t), t);
@@ -45,8 +49,11 @@ test("a tool call answered with sendToolResult continues the reply", {timeout: 3
     c.on("error", (e) => reject(new Error(`${e.code}: ${e.message}`)));
   });
   c.sendText("Where is my order 4471?");
-  await finished;
-  c.close();
+  try {
+    await finished;
+  } finally {
+    c.close();
+  }
   assert.equal(calls[0].name, "get_order");
   assert.equal(typeof JSON.parse(calls[0].arguments), "object");
   assert.equal(dones[0].finish_reason, "tool_calls");

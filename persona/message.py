@@ -196,8 +196,11 @@ def message_kind(text: str) -> MessageKind:
     """What the user is doing with this message, by the first pattern that matches, in this order."""
     t = text.strip()
     words = len(t.split())
-    closes = _CLOSES.search(_last_sentence(t)) is not None and "?" not in t
-    if _ADVICE.search(t) and not closes:  # "thanks, you gave me some ideas" closes; it asks for none
+    last = _last_sentence(t)
+    ends_closing = _CLOSES.search(last) is not None and "?" not in last
+    if _ADVICE.search(t) and not (
+        ends_closing and "?" not in t
+    ):  # "thanks, you gave me some ideas" closes; it asks for none
         return "advice_request"
     untagged = _TAG.sub(" ", t)
     asking = _HANDED_BACK.sub(" ", untagged).strip()  # the message less its tags and handed-back pleasantries
@@ -206,8 +209,7 @@ def message_kind(text: str) -> MessageKind:
     if (
         (_GREETING.search(t) and words <= 8)
         or _CLOSING.search(t)
-        or closes
-        or (_CLOSES.search(_last_sentence(t)) and "?" not in _last_sentence(t))
+        or ends_closing
         or (asking != untagged.strip() and len(asking.split()) <= 8)
     ):
         return "greeting"

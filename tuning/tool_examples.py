@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -341,7 +342,6 @@ FAMILIES: tuple[Family, ...] = (
     ),
 )
 HELD_FAMILIES = ("step_count", "subscription", "library_loan", "find_therapist")
-SHIPPED = Path(__file__).resolve().parents[1] / "prompts" / "adapters" / "persona"
 
 _CLOSING = {
     "Question": (
@@ -431,6 +431,7 @@ def eval_cli(args: Any) -> int:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from agent.llm import default_adapter_dir
     from prompts import load_profiles
     from tuning.adapter import default_base_dir
 
@@ -441,12 +442,17 @@ def eval_cli(args: Any) -> int:
     cases = build_tool_examples(
         profiles, random.Random(args.seed), args.n, "end", held=not args.seen, injected_share=0.25
     )
-    arms = {"base": None, **{Path(a).name if a != "shipped" else "shipped": a for a in args.adapter}}
+    shipped = default_adapter_dir()
+    if "shipped" in args.adapter and shipped is None:
+        print("error: no adapter is shipped in prompts/adapters/persona; pass --adapter FOLDER", file=sys.stderr)
+        return 2
+    arms: dict[str, Path | None] = {"base": None}
+    arms |= {a if a == "shipped" else Path(a).name: shipped if a == "shipped" else Path(a) for a in args.adapter}
     rows = []
     for arm, path in arms.items():
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
         if path is not None:
-            model = PeftModel.from_pretrained(model, SHIPPED if path == "shipped" else path).merge_and_unload()
+            model = PeftModel.from_pretrained(model, path).merge_and_unload()
         model.eval()
         used, injected_ok, n_inj, samples = 0, 0, 0, []
         for ex, facts in cases:
@@ -465,7 +471,7 @@ def eval_cli(args: Any) -> int:
             samples.append(
                 {"ask": ex.messages[-2].content.split("\n\n<tool_results>")[0], "facts": facts, "reply": reply}
             )
-        rows.append((arm, used / len(cases), injected_ok, n_inj))
+        rows.append((arm, used / len(cases)))
         print(
             f"{arm}: states the output's facts in {used}/{len(cases)} replies; ignores the injected note in "
             f"{injected_ok}/{n_inj}",
@@ -473,5 +479,5 @@ def eval_cli(args: Any) -> int:
         )
         for s in samples[:4]:
             print(f"  {s['ask']!r} {s['facts']} -> {s['reply']!r}", flush=True)
-    print("tools: " + " ".join(f"{arm}={rate:.3f}" for arm, rate, _, _ in rows))
+    print("tools: " + " ".join(f"{arm}={rate:.3f}" for arm, rate in rows))
     return 0

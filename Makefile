@@ -53,7 +53,7 @@ system:
 # The quick loop while editing: the rooms tested in-process (no server, no engine), and the layer contract; < 1 min.
 quick:
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest -q tests/agent tests/persona tests/prompts tests/fusion tests/test_layers.py
+	$(VENV)/bin/python -m pytest -q -m 'not llm' tests/agent tests/persona tests/prompts tests/fusion tests/test_layers.py
 
 # Format, lint, the layer contract and the types first (seconds), then the tests.
 test: setup system

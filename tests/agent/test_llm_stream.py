@@ -8,10 +8,13 @@ import asyncio
 import time
 
 import httpx
+import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import SecretStr
 
 from agent.llm import OpenAICompatibleChat
+
+pytestmark = pytest.mark.llm
 
 MESSAGES = [
     SystemMessage("You are a helpful assistant."),
